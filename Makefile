@@ -1,0 +1,33 @@
+# netlens developer targets. `make demo` and `make test` are the README's two commands.
+PY ?= python3
+PYTEST ?= $(PY) -m pytest
+
+.PHONY: setup demo test unit integration lint typecheck bench screenshots clean-host
+
+setup:
+	@bash .ci/setup.sh
+
+demo: setup
+	netlens demo
+
+test: setup lint typecheck
+	$(PYTEST) -m "not bench" -q
+
+unit: setup
+	$(PYTEST) -m "unit" -q
+
+integration: setup
+	$(PYTEST) -m "integration" -q
+
+lint:
+	$(PY) -m ruff check netlens runtime tests
+	$(PY) -m ruff format --check netlens runtime tests
+
+typecheck:
+	$(PY) -m mypy
+
+bench: setup
+	$(PYTEST) -m bench -s -q tests/bench
+
+screenshots: setup
+	$(PY) tests/tui/make_screenshots.py

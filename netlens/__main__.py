@@ -1,0 +1,7 @@
+"""Allow ``python -m netlens``."""
+
+import sys
+
+from netlens.cli import main
+
+sys.exit(main())

@@ -1,0 +1,71 @@
+"""The ``netlens`` command line: one entry point for the inspector and the runtime.
+
+Start-up time matters (``netlens run`` must finish in well under 150 ms), so this
+module imports only argparse; every command module imports its heavy libraries
+(pyroute2, networkx, textual) inside its handler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Sequence
+
+from netlens import __version__
+from netlens.errors import NetlensError
+from runtime.errors import RuntimeFailure
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argparse tree: inspector commands plus the runtime's verbs."""
+    from netlens.commands import dashboard, dump, stats, view
+    from runtime import cli as runtime_cli
+
+    parser = argparse.ArgumentParser(
+        prog="netlens",
+        description="See and measure what containers did to this host's network.",
+    )
+    parser.add_argument("--version", action="version", version=f"netlens {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="debug logging to the log file"
+    )
+    dashboard.add_arguments(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    dump.add_parser(sub)
+    stats.add_parser(sub)
+    view.add_parser(sub)
+    runtime_cli.add_commands(sub)
+    parser.set_defaults(func=dashboard.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments, run one command, map errors to one line and an exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if os.environ.get("NETLENS_NO_LOG") != "1":
+        from netlens.logsetup import setup_logging
+
+        setup_logging(verbose=args.verbose)
+    try:
+        rc = args.func(args)
+    except NetlensError as err:
+        print(f"netlens: {err}", file=sys.stderr)
+        return err.exit_code
+    except RuntimeFailure as err:
+        print(f"netlens: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `netlens dump --json | head` closes the pipe early; that is not an error.
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        return 0
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

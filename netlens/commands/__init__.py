@@ -1,0 +1,1 @@
+"""CLI command modules: each imports only argparse at module level (fast start)."""

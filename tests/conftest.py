@@ -1,0 +1,142 @@
+"""Shared test fixtures.
+
+Integration tests build real namespaces, links and bridges with iproute2 and
+remove them in finalizers that run also when the test fails. Every name carries
+a per-run random tag so parallel or aborted runs never collide, and a session
+fixture sweeps anything with this run's tag at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+RUN_TAG = secrets.token_hex(2)  # 4 hex chars: short, interface names max 15 bytes
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip root-only tests for non-root users; bench tests only with -m bench."""
+    markexpr = config.getoption("-m") or ""
+    for item in items:
+        if "integration" in item.keywords and not is_root():
+            item.add_marker(pytest.mark.skip(reason="needs root (creates namespaces)"))
+        if "bench" in item.keywords and "bench" not in markexpr:
+            item.add_marker(pytest.mark.skip(reason="benchmark: run with `make bench`"))
+
+
+def sh(cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run a shell command, capture output; raise with stderr when check fails."""
+    res = subprocess.run(cmd, shell=True, capture_output=True, text=True)
+    if check and res.returncode != 0:
+        raise RuntimeError(f"{cmd!r} failed ({res.returncode}): {res.stderr.strip()}")
+    return res
+
+
+class Lab:
+    """Builds named namespaces, veths and bridges and undoes all of it on close.
+
+    Names are prefixed with ``prefix`` + the run tag; ``name('a')`` gives the
+    real name to use. Cleanup order: processes, namespaces, host links.
+    """
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = f"{prefix}{RUN_TAG}"
+        self.netns: list[str] = []
+        self.links: list[str] = []
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.mounts: list[str] = []
+        self.cleanups: list[str] = []
+
+    def name(self, short: str) -> str:
+        full = f"{self.prefix}{short}"
+        assert len(full.encode()) <= 15, full
+        return full
+
+    def add_netns(self, short: str) -> str:
+        ns = self.name(short)
+        sh(f"ip netns add {ns}")
+        self.netns.append(ns)
+        sh(f"ip -n {ns} link set lo up")
+        return ns
+
+    def add_bridge(self, short: str) -> str:
+        br = self.name(short)
+        sh(f"ip link add {br} type bridge && ip link set {br} up")
+        self.links.append(br)
+        return br
+
+    def add_veth(self, a: str, b: str, ns_a: str | None = None, ns_b: str | None = None) -> None:
+        """Make a veth a<->b, then move each end into its namespace (None: host)."""
+        sh(f"ip link add {a} type veth peer name {b}")
+        if ns_a is None:
+            self.links.append(a)
+        else:
+            sh(f"ip link set {a} netns {ns_a}")
+        if ns_b is None:
+            self.links.append(b)
+        else:
+            sh(f"ip link set {b} netns {ns_b}")
+        for end, ns in ((a, ns_a), (b, ns_b)):
+            pre = f"ip -n {ns}" if ns else "ip"
+            sh(f"{pre} link set {end} up")
+
+    def spawn(self, argv: list[str]) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.procs.append(proc)
+        return proc
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        for cmd in reversed(self.cleanups):
+            sh(cmd, check=False)
+        for mnt in reversed(self.mounts):
+            sh(f"umount -l {mnt}", check=False)
+            if os.path.isfile(mnt):
+                os.unlink(mnt)
+        for ns in reversed(self.netns):
+            sh(f"ip netns del {ns}", check=False)
+        for link in reversed(self.links):
+            sh(f"ip link del {link}", check=False)
+
+
+@pytest.fixture
+def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
+    """A :class:`Lab` torn down after the test, pass or fail."""
+    if not is_root():
+        pytest.skip("needs root")
+    lb = Lab("nt")
+    try:
+        yield lb
+    finally:
+        lb.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sweep_run_tag() -> Iterator[None]:
+    """Last line of defence: remove any namespace or link carrying this run's tag."""
+    yield
+    if not is_root() or not shutil.which("ip"):
+        return
+    tag = RUN_TAG
+    for line in sh("ip netns list", check=False).stdout.splitlines():
+        name = line.split()[0] if line.split() else ""
+        if tag in name:
+            sh(f"ip netns del {name}", check=False)
+    for line in sh("ip -o link show", check=False).stdout.splitlines():
+        parts = line.split(": ")
+        if len(parts) > 1:
+            name = parts[1].split("@")[0]
+            if tag in name:
+                sh(f"ip link del {name}", check=False)
