@@ -20,7 +20,7 @@ from runtime.errors import RuntimeFailure
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the argparse tree: inspector commands plus the runtime's verbs."""
-    from netlens.commands import dashboard, dump, stats, view
+    from netlens.commands import dashboard, demo, dump, stats, view
     from runtime import cli as runtime_cli
 
     parser = argparse.ArgumentParser(
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     dump.add_parser(sub)
     stats.add_parser(sub)
     view.add_parser(sub)
+    demo.add_parser(sub)
     runtime_cli.add_commands(sub)
     parser.set_defaults(func=dashboard.run)
     return parser
