@@ -1,8 +1,23 @@
-"""Find every network namespace on the host (named, process-held, bind-mounted)."""
+"""Find every network namespace on the host (named, process-held, bind-mounted).
+
+A namespace lives as long as something holds it: a process or thread inside it
+(``/proc/PID/ns/net``, ``/proc/PID/task/TID/ns/net``) or an nsfs bind mount
+(``/run/netns/NAME`` for ``ip netns``, ``/run/docker/netns/<sandbox>``, podman's,
+or any custom path; all listed in ``/proc/self/mountinfo``). Every source is read
+as text or link targets only: nothing is opened, so nothing is created or kept
+alive. Identity is the nsfs (dev, inode) pair, which the link target
+``net:[INODE]`` and the mountinfo line both carry.
+
+``proc_root`` is a test seam: unit tests point it at a recorded tree whose
+``ns/net`` entries are dangling symlinks named ``net:[INODE]``.
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+
+NETNS_RUN_DIR = "/run/netns"
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,3 +41,175 @@ class NsHandle:
     def id(self) -> str:
         """The model's Netns.id."""
         return f"netns:{self.inode}"
+
+
+def _ns_inode(target: str) -> int | None:
+    """``net:[4026531833]`` -> 4026531833."""
+    if target.startswith("net:[") and target.endswith("]"):
+        try:
+            return int(target[5:-1])
+        except ValueError:
+            return None
+    return None
+
+
+def _readlink_inode(path: str) -> int | None:
+    try:
+        return _ns_inode(os.readlink(path))
+    except OSError:
+        return None
+
+
+def _unescape(field: str) -> str:
+    r"""mountinfo escapes space, tab, newline and backslash as ``\ooo``."""
+    if "\\" not in field:
+        return field
+    out = []
+    i = 0
+    while i < len(field):
+        code = field[i + 1 : i + 4]
+        if field[i] == "\\" and len(code) == 3 and code.isdigit():
+            out.append(chr(int(code, 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def parse_mountinfo(text: str) -> list[tuple[int, int, str]]:
+    """nsfs mounts of network namespaces: (dev, inode, mount point) per line."""
+    out: list[tuple[int, int, str]] = []
+    for line in text.splitlines():
+        if "net:[" not in line:
+            continue
+        left, sep, right = line.partition(" - ")
+        if not sep or not right.startswith("nsfs "):
+            continue
+        fields = left.split(" ")
+        if len(fields) < 5:
+            continue
+        inode = _ns_inode(fields[3])
+        if inode is None:
+            continue
+        major, _, minor = fields[2].partition(":")
+        try:
+            dev = os.makedev(int(major), int(minor))
+        except ValueError:
+            continue
+        out.append((dev, inode, _unescape(fields[4])))
+    return out
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+    except OSError:
+        return ""
+
+
+def host_namespace(proc_root: str = "/proc") -> tuple[int, str] | None:
+    """(inode, path) of the host namespace: PID 1's, ours when PID 1 is unreadable
+    (not root, or an init that hides itself)."""
+    for path in (f"{proc_root}/1/ns/net", f"{proc_root}/self/ns/net"):
+        inode = _readlink_inode(path)
+        if inode is not None:
+            return inode, path
+    return None
+
+
+def find_namespaces(proc_root: str = "/proc") -> list[NsHandle]:
+    """Every network namespace visible from here: host first, then by inode.
+
+    Sources: processes and their threads under ``proc_root``, and nsfs bind
+    mounts in ``proc_root/self/mountinfo``. Unreadable entries (other users'
+    processes when not root, processes that exit mid-scan) are skipped.
+    """
+    pids: dict[int, set[int]] = {}
+    first_path: dict[int, str] = {}
+    try:
+        entries = os.listdir(proc_root)
+    except OSError:
+        entries = []
+    readlink = os.readlink
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        base = f"{proc_root}/{entry}"
+        try:
+            inode = _ns_inode(readlink(f"{base}/ns/net"))
+        except OSError:
+            continue
+        pid = int(entry)
+        if inode is not None:
+            pids.setdefault(inode, set()).add(pid)
+            first_path.setdefault(inode, f"{base}/ns/net")
+        try:
+            tids = os.listdir(f"{base}/task")
+        except OSError:
+            continue
+        if len(tids) <= 1:
+            continue
+        for tid in tids:
+            if tid == entry:
+                continue
+            tpath = f"{base}/task/{tid}/ns/net"
+            tinode = _readlink_inode(tpath)
+            if tinode is not None and tinode != inode:
+                pids.setdefault(tinode, set()).add(pid)
+                first_path.setdefault(tinode, tpath)
+
+    mounts: dict[int, list[str]] = {}
+    devs: dict[int, int] = {}
+    for dev, inode, point in parse_mountinfo(_read(f"{proc_root}/self/mountinfo")):
+        lst = mounts.setdefault(inode, [])
+        if point not in lst:
+            lst.append(point)
+        devs.setdefault(inode, dev)
+
+    default_dev = _nsfs_dev(proc_root, devs)
+    found_host = host_namespace(proc_root)
+    host = found_host[0] if found_host else None
+    handles: list[NsHandle] = []
+    for inode in set(pids) | set(mounts) | ({host} if host is not None else set()):
+        points = sorted(mounts.get(inode, ()))
+        names = tuple(
+            p[len(NETNS_RUN_DIR) + 1 :]
+            for p in points
+            if p.startswith(NETNS_RUN_DIR + "/") and "/" not in p[len(NETNS_RUN_DIR) + 1 :]
+        )
+        if found_host and inode == host:
+            path = found_host[1]
+        elif names:
+            path = f"{NETNS_RUN_DIR}/{names[0]}"
+        elif points:
+            path = points[0]
+        elif inode in first_path:
+            path = first_path[inode]
+        else:
+            path = f"{proc_root}/self/ns/net"
+        handles.append(
+            NsHandle(
+                dev=devs.get(inode, default_dev),
+                inode=inode,
+                path=path,
+                is_host=inode == host,
+                names=names,
+                mounts=tuple(points),
+                pids=tuple(sorted(pids.get(inode, ()))),
+            )
+        )
+    handles.sort(key=lambda h: (not h.is_host, h.inode))
+    return handles
+
+
+def _nsfs_dev(proc_root: str, devs: dict[int, int]) -> int:
+    """The nsfs superblock's device number (one for all namespaces)."""
+    try:
+        return os.stat(f"{proc_root}/self/ns/net").st_dev
+    except OSError:
+        pass
+    for dev in devs.values():
+        return dev
+    return 0

@@ -1,0 +1,139 @@
+"""Docker: containers from ``<data-root>/containers/<id>/config.v2.json``.
+
+dockerd keeps every container's full state in that file (name, pid, sandbox
+path, image, labels, command) and rewrites it on each state change, so it is the
+cheapest source of truth and works while dockerd is down. A container's network
+namespace is bind-mounted at ``NetworkSettings.SandboxKey``
+(``/run/docker/netns/<12 hex>``, the sandbox id, not the container id), so we
+match by that mount, by pid, or by the ``docker-<id>`` / ``docker/<id>`` cgroup.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from netlens.discovery.engines import as_int, command_text, read_json, str_labels
+
+DEFAULT_ROOT = "/var/lib/docker"
+
+
+@dataclass(frozen=True, slots=True)
+class DockerContainer:
+    id: str
+    name: str
+    pid: int | None
+    state: str
+    sandbox_key: str | None
+    image: str | None
+    command: str | None
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def _norm_run(path: str) -> str:
+    """``/var/run`` is a symlink to ``/run``; mountinfo shows the real path."""
+    return "/run/" + path[len("/var/run/") :] if path.startswith("/var/run/") else path
+
+
+def _state(st: dict[str, object]) -> str:
+    if st.get("Dead"):
+        return "dead"
+    if st.get("RemovalInProgress"):
+        return "removing"
+    if st.get("Paused"):
+        return "paused"
+    if st.get("Restarting"):
+        return "restarting"
+    if st.get("Running"):
+        return "running"
+    started = str(st.get("StartedAt") or "")
+    return "exited" if started and not started.startswith("0001") else "created"
+
+
+def parse_config(data: dict[str, object], cid: str) -> DockerContainer:
+    """One container from a parsed config.v2.json (tolerant of missing keys)."""
+    st = data.get("State")
+    st = st if isinstance(st, dict) else {}
+    cfg = data.get("Config")
+    cfg = cfg if isinstance(cfg, dict) else {}
+    net = data.get("NetworkSettings")
+    net = net if isinstance(net, dict) else {}
+    args = data.get("Args")
+    path = data.get("Path")
+    argv = ([path] if isinstance(path, str) and path else []) + (
+        [str(a) for a in args] if isinstance(args, list) else []
+    )
+    sandbox = net.get("SandboxKey")
+    pid = as_int(st.get("Pid"))
+    return DockerContainer(
+        id=str(data.get("ID") or cid),
+        name=str(data.get("Name") or cid[:12]).lstrip("/"),
+        pid=pid if pid else None,
+        state=_state(st),
+        sandbox_key=_norm_run(sandbox) if isinstance(sandbox, str) and sandbox else None,
+        image=str(cfg.get("Image")) if cfg.get("Image") else None,
+        command=command_text(argv),
+        labels=str_labels(cfg.get("Labels")),
+    )
+
+
+class DockerIndex:
+    """Docker's containers, read lazily: by id on demand, all at once only when a
+    namespace must be matched by sandbox path or pid (the unusual case)."""
+
+    def __init__(self, root: str = DEFAULT_ROOT) -> None:
+        self.root = os.path.join(root, "containers")
+        self._by_id: dict[str, DockerContainer | None] = {}
+        self._all: list[DockerContainer] | None = None
+        self._by_sandbox: dict[str, DockerContainer] = {}
+        self._by_pid: dict[int, DockerContainer] = {}
+
+    def exists(self) -> bool:
+        return os.path.isdir(self.root)
+
+    def get(self, cid: str) -> DockerContainer | None:
+        """The container with full id ``cid`` (from a cgroup path), or None."""
+        if cid not in self._by_id:
+            data = read_json(os.path.join(self.root, cid, "config.v2.json"))
+            self._by_id[cid] = parse_config(data, cid) if data is not None else None
+        return self._by_id[cid]
+
+    def _load_all(self) -> None:
+        if self._all is not None:
+            return
+        self._all = []
+        try:
+            ids = os.listdir(self.root)
+        except OSError:
+            ids = []
+        for cid in sorted(ids):
+            ctr = self.get(cid)
+            if ctr is None:
+                continue
+            self._all.append(ctr)
+            if ctr.sandbox_key:
+                self._by_sandbox[ctr.sandbox_key] = ctr
+            if ctr.pid and ctr.state in ("running", "paused", "restarting"):
+                self._by_pid[ctr.pid] = ctr
+
+    def by_sandbox(self, paths: tuple[str, ...]) -> DockerContainer | None:
+        """The container whose SandboxKey is one of these nsfs mount paths."""
+        if not any("/docker/netns/" in p for p in paths):
+            return None
+        self._load_all()
+        for p in paths:
+            hit = self._by_sandbox.get(_norm_run(p))
+            if hit is not None:
+                return hit
+        return None
+
+    def by_pid(self, pids: tuple[int, ...]) -> DockerContainer | None:
+        """The running container whose init process is one of ``pids``."""
+        if not self.exists():
+            return None
+        self._load_all()
+        for pid in pids:
+            hit = self._by_pid.get(pid)
+            if hit is not None:
+                return hit
+        return None

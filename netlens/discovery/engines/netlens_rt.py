@@ -1,0 +1,83 @@
+"""netlens's own runtime: ``$NETLENS_STATE_DIR/containers/<name>.json``.
+
+The bundled runtime (``runtime/``) writes one small JSON file per container. The
+inspector reads those files like any other engine's state and never imports the
+runtime. Keys may be missing (older runtime, a file written half-way): every
+field is optional except a name.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from netlens.discovery.engines import as_int, command_text, read_json, str_labels
+
+DEFAULT_STATE_DIR = "/run/netlens"
+
+
+def default_state_dir() -> str:
+    """The runtime's state dir: ``$NETLENS_STATE_DIR`` or /run/netlens."""
+    return os.environ.get("NETLENS_STATE_DIR") or DEFAULT_STATE_DIR
+
+
+@dataclass(frozen=True, slots=True)
+class NetlensContainer:
+    id: str
+    name: str
+    pid: int | None
+    netns_inode: int | None
+    state: str | None
+    command: str | None
+    image: str | None
+    cgroup: str | None
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+class NetlensIndex:
+    """All runtime containers, indexed by namespace inode and by pid."""
+
+    def __init__(self, state_dir: str | None = None) -> None:
+        self.dir = os.path.join(state_dir or default_state_dir(), "containers")
+        self.by_inode: dict[int, NetlensContainer] = {}
+        self.by_pid: dict[int, NetlensContainer] = {}
+        try:
+            files = sorted(f for f in os.listdir(self.dir) if f.endswith(".json"))
+        except OSError:
+            files = []
+        for fname in files:
+            data = read_json(os.path.join(self.dir, fname))
+            if data is None:
+                continue
+            name = str(data.get("name") or fname[: -len(".json")])
+            ctr = NetlensContainer(
+                id=str(data.get("id") or name),
+                name=name,
+                pid=as_int(data.get("pid")),
+                netns_inode=as_int(data.get("netns_inode")),
+                state=str(data["state"]) if data.get("state") else None,
+                command=command_text(data.get("command")),
+                image=str(data.get("image") or data.get("rootfs") or "") or None,
+                cgroup=str(data["cgroup"]) if data.get("cgroup") else None,
+                labels=str_labels(data.get("labels")),
+            )
+            if ctr.netns_inode:
+                self.by_inode[ctr.netns_inode] = ctr
+            if ctr.pid:
+                self.by_pid[ctr.pid] = ctr
+
+    def match(self, inode: int, pids: tuple[int, ...]) -> NetlensContainer | None:
+        """The container of this namespace, by inode or by pid.
+
+        Namespace inodes are reused soon after a namespace dies, so a stale state
+        file's inode may now belong to someone else's namespace: an inode match
+        counts only when the recorded pid is inside (or either side has no pid).
+        """
+        hit = self.by_inode.get(inode)
+        if hit is not None and (hit.pid is None or not pids or hit.pid in pids):
+            return hit
+        for pid in pids:
+            hit = self.by_pid.get(pid)
+            if hit is not None:
+                return hit
+        return None

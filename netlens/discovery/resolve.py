@@ -1,0 +1,458 @@
+"""Turn raw replies into a :class:`~netlens.model.Snapshot`.
+
+Two phases, as in lxkns: first every namespace is parsed on its own (links,
+addresses, routes, rules, neighbours, FDB, sysctls); then cross-namespace
+relations are resolved: veth peers, lower devices in other namespaces, uplinks,
+l3mdev VRF members. Both read only a :class:`NetlinkSource` and a
+:class:`ProcSource`, so live hosts and recorded fixtures take the same path.
+
+Veth pairing is O(N). IFLA_LINK_NETNSID is numbered by the *dumping* namespace,
+so a host-side end is resolved with the host's numbering (asked once per
+namespace from the host socket). The remaining ends (peer in a non-host
+namespace) are matched through an index keyed by (ifindex, peer ifindex), and
+each candidate is confirmed by asking the end's own namespace which id it gives
+the candidate's namespace. Both ends may share an ifindex; the peer may sit in
+the same namespace (no LINK_NETNSID) or have vanished mid-walk (``peer=None``,
+``VethPair(a, None)``).
+"""
+
+from __future__ import annotations
+
+import errno
+import gc
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from netlens.discovery import netlink as nl
+from netlens.discovery.nsfind import NsHandle
+from netlens.discovery.server import is_physical, link_driver, link_speed, read_server
+from netlens.discovery.sources import NetlinkSource, ProcSource
+from netlens.errors import DiscoveryError
+from netlens.model import (
+    Address,
+    Container,
+    FdbEntry,
+    IfRef,
+    Interface,
+    L3Vrf,
+    NatRule,
+    Neighbour,
+    Netns,
+    Route,
+    Rule,
+    Snapshot,
+    VethPair,
+)
+
+_LOWER_KINDS = frozenset({"vlan", "macvlan", "macvtap", "ipvlan", "ipvtap", "vxlan"})
+_NEEDS_FDB = frozenset({"bridge", "vxlan"})
+
+
+@dataclass(slots=True)
+class NsData:
+    """Everything parsed from one namespace before cross-namespace resolution."""
+
+    handle: NsHandle
+    links: list[nl.LinkRec] = field(default_factory=list)
+    by_index: dict[int, nl.LinkRec] = field(default_factory=dict)
+    addrs: dict[int, list[Address]] = field(default_factory=dict)
+    routes: list[Route] = field(default_factory=list)
+    rules: list[Rule] = field(default_factory=list)
+    neighbours: list[Neighbour] = field(default_factory=list)
+    fdb: list[FdbEntry] = field(default_factory=list)
+    sysctls: dict[str, str] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    readable: bool = True
+
+
+FIRST_ROUND = ("rule", "neigh", nl.NETCONF, "link", "addr", "route")
+"""Requests per namespace, in the order that lets the kernel serve most of them
+from one send (short dumps that finish in one part first)."""
+
+
+def _replies(
+    src: NetlinkSource, ns: NsData, requests: Sequence[str]
+) -> dict[str, bytes | nl.Decoded]:
+    """Replies to ``requests``; failures become errors of the namespace. A dump the
+    kernel flags as changed mid-dump is asked once more."""
+    got = src.dumps(ns.handle.inode, requests)
+    retry = [r for r, d in got.items() if isinstance(d, nl.Interrupted)]
+    if retry:
+        again = src.dumps(ns.handle.inode, retry)
+        for r in retry:
+            data = again.get(r)
+            if isinstance(data, nl.Interrupted):
+                ns.errors.append(f"{r}: changed during the dump (may be inconsistent)")
+            if data is not None:
+                got[r] = data
+    out: dict[str, bytes | nl.Decoded] = {}
+    for r in requests:
+        data = got.get(r)
+        if isinstance(data, (bytes, nl.Decoded)):
+            out[r] = data
+        else:
+            err = data if data is not None else OSError(errno.EIO, "no reply")
+            ns.errors.append(f"{r}: {err.strerror or err}")
+    return out
+
+
+def read_namespaces(
+    handles: Sequence[NsHandle], src: NetlinkSource
+) -> tuple[list[NsData], dict[int, OSError]]:
+    """Open and dump every namespace. Vanished namespaces are dropped; those that
+    could not be entered for another reason stay, marked unreadable."""
+    failed = src.open(handles)
+    out: list[NsData] = []
+    for h in handles:
+        err = failed.get(h.inode)
+        if err is not None:
+            if err.errno == errno.ENOENT:
+                continue
+            out.append(NsData(h, errors=[str(err.strerror or err)], readable=False))
+            continue
+        out.append(NsData(h))
+    bridged: list[int] = []
+    src.prefetch([ns.handle.inode for ns in out if ns.readable], FIRST_ROUND)
+    for ns in out:
+        if not ns.readable:
+            continue
+        got = _replies(src, ns, FIRST_ROUND)
+        data = got.get("link")
+        if data is not None:
+            ns.links = nl.parse_links(data)
+            ns.by_index = {rec.ifindex: rec for rec in ns.links}
+        names = {rec.ifindex: rec.name for rec in ns.links}
+        raw = got.get(nl.NETCONF)
+        if isinstance(raw, bytes):
+            ns.sysctls = nl.parse_netconf(raw)
+        data = got.get("addr")
+        if data is not None:
+            ns.addrs = nl.parse_addrs(data)
+        data = got.get("route")
+        if data is not None:
+            ns.routes = nl.parse_routes(data, names)
+        raw = got.get("rule")
+        if isinstance(raw, bytes):
+            ns.rules = nl.parse_rules(raw)
+        raw = got.get("neigh")
+        if isinstance(raw, bytes):
+            ns.neighbours = nl.parse_neighbours(raw, names)
+        kinds = {rec.kind for rec in ns.links}
+        if "bridge" in kinds:
+            bridged.append(ns.handle.inode)
+        if kinds & _NEEDS_FDB:
+            raw = _replies(src, ns, ("fdb",)).get("fdb")
+            if isinstance(raw, bytes):
+                vx = frozenset(r.ifindex for r in ns.links if r.kind == "vxlan")
+                ns.fdb = nl.parse_fdb(raw, vx)
+    if bridged:
+        values = src.sysctls(bridged)
+        for ns in out:
+            ns.sysctls.update(values.get(ns.handle.inode, {}))
+    return out, failed
+
+
+class NsidMap:
+    """Translate (asking namespace, nsid) into a namespace inode.
+
+    The host's numbering is asked once for all namespaces; any other
+    namespace's numbering is asked lazily, only for the candidates a link
+    could point at, and cached.
+    """
+
+    def __init__(self, src: NetlinkSource, host: int | None, inodes: Sequence[int]) -> None:
+        self.src = src
+        self.host = host
+        self.inodes = set(inodes)
+        self.host_ids = src.host_nsids() if host is not None else {}
+        self.host_rev = {nsid: inode for inode, nsid in self.host_ids.items()}
+        self.asked: dict[tuple[int, int], int | None] = {}
+
+    def ask(self, asker: int, targets: Sequence[int]) -> None:
+        todo = [t for t in dict.fromkeys(targets) if (asker, t) not in self.asked]
+        if todo:
+            for t, n in zip(todo, self.src.ask_nsids(asker, todo), strict=True):
+                self.asked[(asker, t)] = n
+
+    def resolve(self, asker: int, nsid: int, candidates: Sequence[int]) -> int | None:
+        """Which of ``candidates`` namespace ``asker`` calls ``nsid``."""
+        if asker == self.host:
+            target = self.host_rev.get(nsid)
+            return target if target in candidates else None
+        self.ask(asker, candidates)
+        for c in candidates:
+            if self.asked.get((asker, c)) == nsid:
+                return c
+        return None
+
+
+def pair_veths(
+    spaces: Sequence[NsData], nsids: NsidMap
+) -> dict[tuple[int, int], tuple[int, int] | None]:
+    """Map each veth end (inode, ifindex) to its peer's, or None if it vanished."""
+    by_inode = {ns.handle.inode: ns for ns in spaces}
+    peer: dict[tuple[int, int], tuple[int, int] | None] = {}
+    index: dict[tuple[int, int], list[tuple[int, nl.LinkRec]]] = {}
+    ends: list[tuple[int, nl.LinkRec]] = []
+    for ns in spaces:
+        inode = ns.handle.inode
+        for rec in ns.links:
+            if rec.kind == "veth":
+                ends.append((inode, rec))
+                if rec.link:
+                    index.setdefault((rec.ifindex, rec.link), []).append((inode, rec))
+
+    def confirm(a_inode: int, a: nl.LinkRec, b_inode: int | None) -> None:
+        b = by_inode[b_inode].by_index.get(a.link or 0) if b_inode in by_inode else None
+        if b_inode is not None and b is not None and b.kind == "veth" and b.link == a.ifindex:
+            peer[(a_inode, a.ifindex)] = (b_inode, b.ifindex)
+            peer[(b_inode, b.ifindex)] = (a_inode, a.ifindex)
+        else:
+            peer[(a_inode, a.ifindex)] = None
+
+    host = nsids.host
+    pending: list[tuple[int, nl.LinkRec, list[int]]] = []
+    # Host ends first: the host numbering resolves them without asking anyone.
+    for inode, rec in ends:
+        if inode == host and (inode, rec.ifindex) not in peer:
+            if rec.link_netnsid is None:
+                confirm(inode, rec, inode)
+            else:
+                confirm(inode, rec, nsids.host_rev.get(rec.link_netnsid))
+    for inode, rec in ends:
+        key = (inode, rec.ifindex)
+        if key in peer:
+            continue
+        if not rec.link:
+            peer[key] = None
+        elif rec.link_netnsid is None:
+            confirm(inode, rec, inode)
+        else:
+            # Candidates not yet paired; a host end the host numbering could not
+            # place (its peer None so far) may still be confirmed from this side.
+            cands = [
+                c_inode
+                for c_inode, c in index.get((rec.link, rec.ifindex), ())
+                if c_inode != inode and peer.get((c_inode, c.ifindex)) is None
+            ]
+            if not cands:
+                peer[key] = None
+            else:
+                pending.append((inode, rec, cands))
+    # Ask each asking namespace about all its candidates in one batch.
+    by_asker: dict[int, list[int]] = {}
+    for inode, _rec, cands in pending:
+        by_asker.setdefault(inode, []).extend(cands)
+    for asker, targets in by_asker.items():
+        nsids.ask(asker, targets)
+    for inode, rec, cands in pending:
+        if (inode, rec.ifindex) in peer:
+            continue
+        assert rec.link_netnsid is not None
+        confirm(inode, rec, nsids.resolve(inode, rec.link_netnsid, cands))
+    return peer
+
+
+def _lower_ref(
+    ns: NsData, rec: nl.LinkRec, spaces: Sequence[NsData], nsids: NsidMap
+) -> IfRef | None:
+    """The device a vlan/macvlan/ipvlan/vxlan sits on, possibly in another namespace."""
+    inode = ns.handle.inode
+    lower = rec.vxlan.underlay if rec.vxlan is not None else rec.link
+    if not lower:
+        return None
+    if rec.link_netnsid is None:
+        return IfRef(ns.handle.id, lower) if lower != rec.ifindex else None
+    cands = [s.handle.inode for s in spaces if s.handle.inode != inode and lower in s.by_index]
+    host = nsids.host
+    if host is not None and host in cands:  # the usual case: a macvlan moved into a container
+        cands.remove(host)
+        cands.insert(0, host)
+    target = nsids.resolve(inode, rec.link_netnsid, cands)
+    return IfRef(f"netns:{target}", lower) if target is not None else None
+
+
+def _uplinks(ns: NsData, proc: ProcSource) -> set[int]:
+    """Host NICs with a bus device, plus bonds and VLANs stacked on them."""
+    up = {r.ifindex for r in ns.links if r.kind == "ether" and is_physical(proc, r.name)}
+    changed = True
+    while changed:
+        changed = False
+        for r in ns.links:
+            if r.ifindex in up:
+                continue
+            over = (r.kind == "vlan" and r.link in up and r.link_netnsid is None) or (
+                r.kind == "bond"
+                and any(m.master == r.ifindex and m.ifindex in up for m in ns.links)
+            )
+            if over:
+                up.add(r.ifindex)
+                changed = True
+    return up
+
+
+def build_snapshot(
+    handles: Sequence[NsHandle],
+    src: NetlinkSource,
+    proc: ProcSource,
+    *,
+    containers: Sequence[Container] = (),
+    nat: Mapping[int, tuple[NatRule, ...]] | None = None,
+    root: bool = True,
+    warnings: Sequence[str] = (),
+) -> Snapshot:
+    """Read every namespace in ``handles`` through ``src`` and resolve relations."""
+    taken_at = time.time()
+    # Discovery allocates tens of thousands of small acyclic objects; the cyclic
+    # collector would rescan them again and again (about a quarter of the time).
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _build(handles, src, proc, containers, nat, root, warnings, taken_at)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _build(
+    handles: Sequence[NsHandle],
+    src: NetlinkSource,
+    proc: ProcSource,
+    containers: Sequence[Container],
+    nat: Mapping[int, tuple[NatRule, ...]] | None,
+    root: bool,
+    warnings: Sequence[str],
+    taken_at: float,
+) -> Snapshot:
+    spaces, _failed = read_namespaces(handles, src)
+    readable = [ns for ns in spaces if ns.readable and ns.links]
+    if not readable:
+        raise DiscoveryError(
+            "could not read any network namespace (netlink refused); "
+            "run as root to enter other namespaces"
+        )
+    host = next((ns.handle.inode for ns in spaces if ns.handle.is_host and ns.readable), None)
+    nsids = NsidMap(src, host, [ns.handle.inode for ns in readable])
+    peers = pair_veths(readable, nsids)
+    server = read_server(proc)
+    by_ns_container = {c.netns: c for c in containers if c.netns}
+    nat = nat or {}
+
+    netns_list: list[Netns] = []
+    pairs: list[VethPair] = []
+    for ns in spaces:
+        h = ns.handle
+        uplinks = _uplinks(ns, proc) if h.is_host else set()
+        interfaces: list[Interface] = []
+        for rec in ns.links:
+            peer_ref: IfRef | None = None
+            if rec.kind == "veth":
+                p = peers.get((h.inode, rec.ifindex))
+                peer_ref = IfRef(f"netns:{p[0]}", p[1]) if p else None
+                me = IfRef(h.id, rec.ifindex)
+                if peer_ref is None:
+                    pairs.append(VethPair(me, None))
+                elif _first_end(me, peer_ref, host):
+                    pairs.append(VethPair(me, peer_ref))
+            lower = _lower_ref(ns, rec, readable, nsids) if rec.kind in _LOWER_KINDS else None
+            is_uplink = rec.ifindex in uplinks
+            interfaces.append(
+                Interface(
+                    netns=h.id,
+                    ifindex=rec.ifindex,
+                    name=rec.name,
+                    kind=rec.kind,
+                    operstate=rec.operstate,
+                    admin_up=bool(rec.flags & nl.IFF_UP),
+                    carrier=rec.carrier,
+                    mtu=rec.mtu,
+                    mac=rec.mac,
+                    alias=rec.alias,
+                    master=rec.master,
+                    link=rec.link,
+                    link_netnsid=rec.link_netnsid,
+                    addresses=tuple(ns.addrs.get(rec.ifindex, ())),
+                    peer=peer_ref,
+                    lower=lower,
+                    bridge=rec.bridge,
+                    port=rec.port,
+                    vxlan=rec.vxlan,
+                    vlan=rec.vlan,
+                    bond=rec.bond,
+                    macvlan=rec.macvlan,
+                    vrf_table=rec.vrf_table,
+                    uplink=is_uplink,
+                    speed_mbps=link_speed(proc, rec.name) if is_uplink else None,
+                    driver=link_driver(proc, rec.name) if is_uplink else None,
+                    counters=rec.counters,
+                )
+            )
+        vrfs = tuple(
+            L3Vrf(
+                r.ifindex,
+                r.name,
+                r.vrf_table or 0,
+                tuple(m.ifindex for m in ns.links if m.master == r.ifindex),
+            )
+            for r in ns.links
+            if r.kind == "vrf"
+        )
+        container = by_ns_container.get(h.id)
+        if h.is_host:
+            name = "host"
+        elif h.names:
+            name = h.names[0]
+        elif container is not None:
+            name = container.name
+        else:
+            name = h.id
+        netns_list.append(
+            Netns(
+                id=h.id,
+                inode=h.inode,
+                dev=h.dev,
+                is_host=h.is_host,
+                name=name,
+                names=h.names,
+                mounts=h.mounts,
+                pids=h.pids,
+                nsid=nsids.host_ids.get(h.inode),
+                container=container.id if container else None,
+                interfaces=tuple(interfaces),
+                routes=tuple(ns.routes),
+                rules=tuple(ns.rules),
+                neighbours=tuple(ns.neighbours),
+                fdb=tuple(ns.fdb),
+                vrfs=vrfs,
+                nat=nat.get(h.inode, ()),
+                sysctls=ns.sysctls,
+                complete=ns.readable and not ns.errors,
+                errors=tuple(ns.errors),
+            )
+        )
+    netns_list.sort(key=lambda n: (not n.is_host, n.name, n.inode))
+    pairs.sort(key=lambda p: p.a)
+    unreadable = sum(1 for ns in spaces if not ns.readable)
+    notes = list(warnings)
+    if unreadable and root:
+        notes.append(f"{unreadable} namespace(s) could not be entered")
+    return Snapshot(
+        server=server,
+        namespaces=tuple(netns_list),
+        containers=tuple(containers),
+        veth_pairs=tuple(pairs),
+        taken_at=taken_at,
+        root=root,
+        warnings=tuple(notes),
+    )
+
+
+def _first_end(me: IfRef, other: IfRef, host: int | None) -> bool:
+    """Each pair is listed once: from its host end, else from the smaller ref."""
+    host_id = f"netns:{host}" if host is not None else None
+    if me.netns == host_id and other.netns != host_id:
+        return True
+    if other.netns == host_id and me.netns != host_id:
+        return False
+    return me < other

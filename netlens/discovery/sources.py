@@ -1,0 +1,591 @@
+"""Where discovery's raw inputs come from: the live kernel, or a recorded fixture.
+
+The parsers and the resolver never touch a socket or a file. They ask a
+:class:`NetlinkSource` for raw netlink reply bytes per (namespace, request) and
+for namespace ids, and a :class:`ProcSource` for procfs/sysfs text. The live
+implementations read this host; the fixture implementations replay a directory
+written by ``python3 -m netlens.discovery.capture``; the recording wrappers sit on
+a live source and keep everything that was asked, which is how capture works.
+So unit tests run the exact resolver code on bytes captured from a real host.
+
+Fixture directory layout::
+
+    proc/                 recorded procfs subset (ns/net links are dangling symlinks)
+    sys/                  recorded sysfs subset (class/net/X/speed, device marker, ...)
+    netlink/<inode>/<request>.bin   raw dump replies (``link``, ``addr``, ...)
+    meta.json             {"sysctls": {inode: {...}}, "host_nsids": {inode: nsid},
+                           "nsids": [[asker, target, nsid], ...], "errors": {inode: text},
+                           "cpu_count": N}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import marshal
+import os
+import socket
+import struct
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from netlens.discovery import netlink, nsenter, wire
+from netlens.discovery.nsfind import NsHandle
+
+Reply = bytes | wire.Decoded | OSError
+"""One answer: raw reply bytes, rows the helper decoded, or the kernel's error."""
+
+BRIDGE_SYSCTLS: dict[str, str] = {
+    "net.bridge.bridge-nf-call-iptables": "/proc/sys/net/bridge/bridge-nf-call-iptables",
+    "net.bridge.bridge-nf-call-ip6tables": "/proc/sys/net/bridge/bridge-nf-call-ip6tables",
+}
+"""Per-namespace sysctls read from /proc/sys inside namespaces that have a bridge
+(whether bridged traffic crosses iptables). The forwarding and rp_filter family
+comes over netlink (``netlink.NETCONF``): with 1000 namespaces each /proc/sys/net
+read costs about 250 us, so procfs is kept to the few namespaces that need it."""
+
+
+class NetlinkSource(Protocol):
+    """Raw rtnetlink replies per namespace (keyed by nsfs inode)."""
+
+    def open(self, handles: Sequence[NsHandle]) -> dict[int, OSError]:
+        """Get ready to read ``handles``. Returns the ones that could not be read,
+        with why (ENOENT: vanished; EPERM: needs root)."""
+        ...
+
+    def prefetch(self, inodes: Sequence[int], requests: Sequence[str]) -> None:
+        """Hint: :meth:`dumps` will be called with ``requests`` for each of ``inodes``
+        in this order; a source may start fetching them in the background."""
+        ...
+
+    def dumps(self, inode: int, requests: Sequence[str]) -> dict[str, Reply]:
+        """Raw reply bytes per request (``netlink.REQUESTS`` names or
+        ``netlink.NETCONF``), or the error the kernel answered."""
+        ...
+
+    def sysctls(self, inodes: Sequence[int]) -> dict[int, dict[str, str]]:
+        """The :data:`BRIDGE_SYSCTLS` values as read inside each namespace."""
+        ...
+
+    def host_nsids(self) -> dict[int, int]:
+        """inode -> the id the host namespace gives it (only assigned ids)."""
+        ...
+
+    def ask_nsids(self, asker: int, targets: Sequence[int]) -> list[int | None]:
+        """The ids namespace ``asker`` gives each target (None: no id)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class ProcSource(Protocol):
+    """procfs and sysfs text, addressed by absolute path (``/proc/meminfo``)."""
+
+    proc_root: str
+
+    def read_text(self, path: str) -> str | None: ...
+
+    def exists(self, path: str) -> bool: ...
+
+    def readlink(self, path: str) -> str | None: ...
+
+
+# --- live -------------------------------------------------------------------------------------
+def _read_small(path: str) -> str | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, 256).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+_RCVTIMEO = struct.pack("@ll", 5, 0)  # struct timeval, native longs
+
+
+def _open_socket(_target: int | str) -> socket.socket:
+    """Runs inside the target namespace (worker thread). A kernel-side receive
+    timeout (no extra syscalls per read, unlike ``settimeout``) keeps one stuck
+    namespace from hanging the whole walk."""
+    sock = nsenter.netlink_socket(rcvbuf=1 << 18)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _RCVTIMEO)
+    return sock
+
+
+F_SETPIPE_SZ = 1031
+PUMP_MIN_NAMESPACES = 48
+"""Below this many namespaces the helper process costs more than it saves."""
+
+
+class _Pump:
+    """Runs the requests of many namespaces in a helper process (``wire.py``).
+
+    The helper gets the already-open sockets, runs each namespace's requests in
+    order and streams framed raw replies over a pipe. The parent parses one
+    namespace while the helper's kernel work for the next ones runs on the
+    other core. If the helper fails, :meth:`take` returns None and the caller
+    falls back to reading directly.
+    """
+
+    def __init__(self, requests: Sequence[str], socks: list[tuple[int, socket.socket]]) -> None:
+        self.requests = tuple(requests)
+        self.pos = {inode: i for i, (inode, _s) in enumerate(socks)}
+        self.done: dict[int, dict[str, Reply]] = {}
+        self.partial: dict[int, dict[str, Reply]] = {}
+        self.chunks: list[bytes] = []
+        self.avail = 0
+        self.need = wire.FRAME.size
+        self.failed = False
+        fds = [s.fileno() for _i, s in socks]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", wire.__file__, ",".join(self.requests), *map(str, fds)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            pass_fds=fds,
+        )
+        assert self.proc.stdout is not None
+        self.fd = self.proc.stdout.fileno()
+        with contextlib.suppress(OSError):  # fewer wake-ups for multi-megabyte replies
+            fcntl.fcntl(self.fd, F_SETPIPE_SZ, 1 << 20)
+
+    def take(self, inode: int) -> dict[str, Reply] | None:
+        pos = self.pos.pop(inode, None)
+        if pos is None:
+            return None
+        while pos not in self.done and not self.failed:
+            self._read()
+        return self.done.pop(pos, None)
+
+    def _read(self) -> None:
+        try:
+            chunk = os.read(self.fd, 1 << 18)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self.failed = True
+            return
+        self.chunks.append(chunk)
+        self.avail += len(chunk)
+        if self.avail < self.need:
+            return  # a large reply still arriving: join only once it is complete
+        data = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
+        off = 0
+        size = wire.FRAME.size
+        last = len(self.requests) - 1
+        unpack = wire.FRAME.unpack_from
+        self.need = size
+        while len(data) - off >= size:
+            pos, idx, status, length = unpack(data, off)
+            if len(data) - off - size < length:
+                self.need = size + length
+                break
+            payload = data[off + size : off + size + length]
+            off += size + length
+            value: Reply
+            if status == wire.STATUS_DECODED:
+                value = wire.Decoded(marshal.loads(payload))
+            elif status == wire.STATUS_ERROR:
+                code, _, text = payload.decode("utf-8", "replace").partition(":")
+                value = OSError(int(code) if code.isdigit() else errno.EIO, text)
+            elif status == wire.STATUS_INTERRUPTED:
+                value = wire.Interrupted(payload)
+            else:
+                value = payload
+            got = self.partial.setdefault(pos, {})
+            got[self.requests[idx]] = value
+            if idx == last:
+                self.done[pos] = self.partial.pop(pos)
+        rest = data[off:]
+        self.chunks = [rest] if rest else []
+        self.avail = len(rest)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def _read_sysctls(_target: int | str) -> dict[str, str]:
+    """Runs inside the target namespace: /proc/sys/net resolves against the
+    *calling thread's* namespace, so these are the target's values."""
+    values: dict[str, str] = {}
+    for key, path in BRIDGE_SYSCTLS.items():
+        val = _read_small(path)
+        if val is not None:
+            values[key] = val
+    return values
+
+
+class LiveNetlink:
+    """Reads the live host: one setns pass opens a socket in every namespace."""
+
+    def __init__(self) -> None:
+        self.socks: dict[int, socket.socket] = {}
+        self.fds: dict[int, int] = {}
+        self.host: int | None = None
+        self._host_nsids: dict[int, int] | None = None
+        self._pump: _Pump | None = None
+        self.use_pump = os.environ.get("NETLENS_DISCOVERY_HELPER", "1") != "0"
+
+    def open(self, handles: Sequence[NsHandle]) -> dict[int, OSError]:
+        nsenter.raise_fd_limit(2 * len(handles) + 256)
+        failed: dict[int, OSError] = {}
+        own = _own_inode()
+        todo: list[tuple[NsHandle, int]] = []
+        for h in handles:
+            if h.is_host:
+                self.host = h.inode
+            fd = nsenter.open_netns(h.path)
+            if fd is None:
+                err = errno.EACCES if _exists(h.path) else errno.ENOENT
+                failed[h.inode] = OSError(err, os.strerror(err))
+                continue
+            if os.fstat(fd).st_ino != h.inode:  # the path now names another namespace
+                os.close(fd)
+                failed[h.inode] = OSError(errno.ENOENT, "namespace vanished")
+                continue
+            self.fds[h.inode] = fd
+            if h.inode == own:
+                self.socks[h.inode] = _open_socket(fd)
+            else:
+                todo.append((h, fd))
+        if todo:
+            results = nsenter.run_in_netns([fd for _h, fd in todo], _open_socket)
+            for (h, _fd), res in zip(todo, results, strict=True):
+                if isinstance(res, OSError):
+                    failed[h.inode] = res
+                else:
+                    self.socks[h.inode] = res
+        return failed
+
+    def prefetch(self, inodes: Sequence[int], requests: Sequence[str]) -> None:
+        # The first namespace (the host: usually the largest) is read here directly
+        # while the helper starts up; the helper takes all the others.
+        socks = [(i, self.socks[i]) for i in inodes[1:] if i in self.socks]
+        if not self.use_pump or len(socks) < PUMP_MIN_NAMESPACES or self._pump is not None:
+            return
+        try:
+            self._pump = _Pump(requests, socks)
+        except OSError:
+            self._pump = None
+
+    def dumps(self, inode: int, requests: Sequence[str]) -> dict[str, Reply]:
+        pump = self._pump
+        if pump is not None and tuple(requests) == pump.requests and inode in pump.pos:
+            got = pump.take(inode)
+            if got is not None:
+                return got
+            self._reopen(inode)  # the helper failed: its half-read socket is unusable
+        sock = self.socks.get(inode)
+        if sock is None:
+            err = OSError(errno.ENOENT, "namespace not open")
+            return dict.fromkeys(requests, err)
+        try:
+            return dict(netlink.exchange(sock, requests))
+        except OSError as err:
+            self._reopen(inode)  # a timed-out dump may still be queued on that socket
+            return dict.fromkeys(requests, err)
+
+    def _reopen(self, inode: int) -> None:
+        old = self.socks.pop(inode, None)
+        if old is not None:
+            old.close()
+        fd = self.fds.get(inode)
+        if fd is not None:
+            res = nsenter.run_in_netns([fd], _open_socket)[0]
+            if not isinstance(res, OSError):
+                self.socks[inode] = res
+
+    def sysctls(self, inodes: Sequence[int]) -> dict[int, dict[str, str]]:
+        own = _own_inode()
+        out: dict[int, dict[str, str]] = {}
+        todo = [i for i in inodes if i in self.fds]
+        if own is not None and own in todo:
+            out[own] = _read_sysctls(own)
+            todo.remove(own)
+        results = nsenter.run_in_netns([self.fds[i] for i in todo], _read_sysctls)
+        for inode, res in zip(todo, results, strict=True):
+            if not isinstance(res, OSError):
+                out[inode] = res
+        return out
+
+    def host_nsids(self) -> dict[int, int]:
+        if self._host_nsids is None:
+            self._host_nsids = {}
+            if self.host is not None and self.host in self.socks:
+                inodes = [i for i in self.fds if i != self.host]
+                try:
+                    answers = netlink.ask_nsids(
+                        self.socks[self.host], [self.fds[i] for i in inodes]
+                    )
+                except OSError:
+                    self._reopen(self.host)
+                    return self._host_nsids
+                self._host_nsids = {
+                    i: n for i, n in zip(inodes, answers, strict=True) if n is not None
+                }
+        return self._host_nsids
+
+    def ask_nsids(self, asker: int, targets: Sequence[int]) -> list[int | None]:
+        sock = self.socks.get(asker)
+        fds = [self.fds.get(t) for t in targets]
+        if sock is None:
+            return [None] * len(targets)
+        known = [fd for fd in fds if fd is not None]
+        try:
+            answers = iter(netlink.ask_nsids(sock, known)) if known else iter(())
+        except OSError:
+            self._reopen(asker)
+            return [None] * len(targets)
+        return [next(answers) if fd is not None else None for fd in fds]
+
+    def close(self) -> None:
+        if self._pump is not None:
+            self._pump.close()
+            self._pump = None
+        for sock in self.socks.values():
+            sock.close()
+        for fd in self.fds.values():
+            os.close(fd)
+        self.socks.clear()
+        self.fds.clear()
+
+
+def _own_inode() -> int | None:
+    try:
+        return os.stat("/proc/thread-self/ns/net").st_ino
+    except OSError:
+        return None
+
+
+def _exists(path: str) -> bool:
+    try:
+        os.lstat(path)
+        return True
+    except OSError:
+        return False
+
+
+class LiveProc:
+    """The live procfs/sysfs; ``proc_root`` replaces ``/proc`` (a test seam)."""
+
+    def __init__(self, proc_root: str = "/proc", sys_root: str = "/sys") -> None:
+        self.proc_root = proc_root
+        self.sys_root = sys_root
+
+    def _map(self, path: str) -> str:
+        if path.startswith("/proc/"):
+            return self.proc_root + path[5:]
+        if path.startswith("/sys/"):
+            return self.sys_root + path[4:]
+        return path
+
+    def read_text(self, path: str) -> str | None:
+        try:
+            with open(self._map(path), encoding="utf-8", errors="replace") as fh:
+                return fh.read()
+        except OSError:
+            return None
+
+    def exists(self, path: str) -> bool:
+        return _exists(self._map(path))
+
+    def readlink(self, path: str) -> str | None:
+        try:
+            return os.readlink(self._map(path))
+        except OSError:
+            return None
+
+
+# --- fixtures (replay) ------------------------------------------------------------------------
+class FixtureNetlink:
+    """Replays a captured fixture directory (see the module docstring)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        meta: dict[str, Any] = json.loads((self.root / "meta.json").read_text())
+        self.meta = meta
+        self._sysctls = {int(k): dict(v) for k, v in meta.get("sysctls", {}).items()}
+        self._host = {int(k): int(v) for k, v in meta.get("host_nsids", {}).items()}
+        self._nsids = {(int(a), int(t)): n for a, t, n in meta.get("nsids", [])}
+        self._errors = {int(k): str(v) for k, v in meta.get("errors", {}).items()}
+
+    def open(self, handles: Sequence[NsHandle]) -> dict[int, OSError]:
+        failed: dict[int, OSError] = {}
+        for h in handles:
+            if h.inode in self._errors:
+                failed[h.inode] = OSError(errno.EPERM, self._errors[h.inode])
+            elif not (self.root / "netlink" / str(h.inode)).is_dir():
+                failed[h.inode] = OSError(errno.ENOENT, "namespace vanished")
+        return failed
+
+    def prefetch(self, inodes: Sequence[int], requests: Sequence[str]) -> None:
+        pass
+
+    def dumps(self, inode: int, requests: Sequence[str]) -> dict[str, Reply]:
+        out: dict[str, Reply] = {}
+        for request in requests:
+            path = self.root / "netlink" / str(inode) / f"{request}.bin"
+            try:
+                out[request] = path.read_bytes()
+            except FileNotFoundError:
+                out[request] = OSError(errno.ENOENT, f"no recorded {request} reply for {inode}")
+        return out
+
+    def sysctls(self, inodes: Sequence[int]) -> dict[int, dict[str, str]]:
+        return {i: self._sysctls[i] for i in inodes if i in self._sysctls}
+
+    def host_nsids(self) -> dict[int, int]:
+        return dict(self._host)
+
+    def ask_nsids(self, asker: int, targets: Sequence[int]) -> list[int | None]:
+        return [self._nsids.get((asker, t)) for t in targets]
+
+    def close(self) -> None:
+        pass
+
+
+class FixtureProc:
+    """Replays recorded procfs/sysfs text: ``/proc/x`` is ``ROOT/proc/x``."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.proc_root = str(self.root / "proc")
+
+    def _map(self, path: str) -> Path:
+        return self.root / path.lstrip("/")
+
+    def read_text(self, path: str) -> str | None:
+        try:
+            return self._map(path).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return None
+
+    def exists(self, path: str) -> bool:
+        p = self._map(path)
+        return p.exists() or p.is_symlink()
+
+    def readlink(self, path: str) -> str | None:
+        try:
+            return os.readlink(self._map(path))
+        except OSError:
+            return None
+
+
+# --- recording (capture) ----------------------------------------------------------------------
+class RecordingNetlink:
+    """Wraps a source and keeps every answer, to be written as a fixture."""
+
+    def __init__(self, inner: NetlinkSource) -> None:
+        self.inner = inner
+        self.replies: dict[tuple[int, str], bytes] = {}
+        self.nsids: dict[tuple[int, int], int | None] = {}
+        self.sysctl_values: dict[int, dict[str, str]] = {}
+        self.errors: dict[int, str] = {}
+        self.host: dict[int, int] = {}
+
+    def open(self, handles: Sequence[NsHandle]) -> dict[int, OSError]:
+        failed = self.inner.open(handles)
+        for inode, err in failed.items():
+            if err.errno != errno.ENOENT:
+                self.errors[inode] = str(err)
+        return failed
+
+    def prefetch(self, inodes: Sequence[int], requests: Sequence[str]) -> None:
+        self.inner.prefetch(inodes, requests)
+
+    def dumps(self, inode: int, requests: Sequence[str]) -> dict[str, Reply]:
+        replies = self.inner.dumps(inode, requests)
+        for request, data in replies.items():
+            if isinstance(data, bytes):
+                self.replies[(inode, request)] = data
+        return replies
+
+    def sysctls(self, inodes: Sequence[int]) -> dict[int, dict[str, str]]:
+        values = self.inner.sysctls(inodes)
+        self.sysctl_values.update(values)
+        return values
+
+    def host_nsids(self) -> dict[int, int]:
+        self.host = self.inner.host_nsids()
+        return self.host
+
+    def ask_nsids(self, asker: int, targets: Sequence[int]) -> list[int | None]:
+        answers = self.inner.ask_nsids(asker, targets)
+        for t, n in zip(targets, answers, strict=True):
+            self.nsids[(asker, t)] = n
+        return answers
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def write(self, root: Path, extra_meta: dict[str, Any]) -> None:
+        for (inode, request), data in self.replies.items():
+            d = root / "netlink" / str(inode)
+            d.mkdir(parents=True, exist_ok=True)
+            (d / f"{request}.bin").write_bytes(data)
+        meta: dict[str, Any] = {
+            "sysctls": {str(k): v for k, v in sorted(self.sysctl_values.items())},
+            "host_nsids": {str(k): v for k, v in sorted(self.host.items())},
+            "nsids": [[a, t, n] for (a, t), n in sorted(self.nsids.items()) if n is not None],
+            "errors": {str(k): v for k, v in sorted(self.errors.items())},
+            **extra_meta,
+        }
+        (root / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+
+
+class RecordingProc:
+    """Wraps a ProcSource and copies every file it reads into a fixture tree."""
+
+    def __init__(self, inner: ProcSource) -> None:
+        self.inner = inner
+        self.proc_root = inner.proc_root
+        self.texts: dict[str, str] = {}
+        self.present: set[str] = set()
+        self.links: dict[str, str] = {}
+
+    def read_text(self, path: str) -> str | None:
+        text = self.inner.read_text(path)
+        if text is not None:
+            self.texts[path] = text
+        return text
+
+    def exists(self, path: str) -> bool:
+        found = self.inner.exists(path)
+        if found:
+            self.present.add(path)
+        return found
+
+    def readlink(self, path: str) -> str | None:
+        target = self.inner.readlink(path)
+        if target is not None:
+            self.links[path] = target
+        return target
+
+    def write(self, root: Path) -> None:
+        for path, target in self.links.items():
+            p = root / path.lstrip("/")
+            p.parent.mkdir(parents=True, exist_ok=True)
+            if not p.is_symlink():
+                p.symlink_to(target)
+        for path, text in self.texts.items():
+            p = root / path.lstrip("/")
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(text)
+        for path in self.present:
+            p = root / path.lstrip("/")
+            if not p.exists() and not p.is_symlink():
+                p.parent.mkdir(parents=True, exist_ok=True)
+                p.write_text("")

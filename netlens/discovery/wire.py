@@ -1,0 +1,466 @@
+"""The netlink wire: requests out, raw reply bytes back, nothing parsed.
+
+Kept free of model imports (only ``os``, ``socket``, ``struct``, ``sys``) so it
+also runs as a tiny helper process: with hundreds of namespaces, discovery
+hands the already-open sockets to ``python3 -I -S wire.py`` which runs every
+namespace's requests and streams the raw replies back over a pipe, while the
+parent process parses them. Kernel dump work then runs on one core and Python
+parsing on the other, instead of one after the other.
+
+Run by the parent only: ``wire.py NAMES FD [FD ...]`` writes, for every FD in
+order and every request name, a frame ``=IHBI`` (fd position, name position,
+status 0 data / 1 interrupted dump / 2 error, length) plus that many bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import sys
+
+# The helper process must start in a few milliseconds: ``socket`` (via selectors
+# and enum) and ``collections`` cost tens of milliseconds to import, so the wire
+# uses the C module ``_socket`` and imports annotation-only names lazily.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from _socket import socket as Socket
+    from collections.abc import Callable, Iterator, Sequence
+    from typing import Any
+
+# --- netlink and rtnetlink numbers (linux/netlink.h, linux/rtnetlink.h) -----------------
+NLMSG_NOOP = 1
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
+NLM_F_REQUEST = 0x1
+NLM_F_MULTI = 0x2
+NLM_F_DUMP_INTR = 0x10
+NLM_F_DUMP = 0x300
+
+RTM_NEWLINK = 16
+RTM_GETLINK = 18
+RTM_NEWADDR = 20
+RTM_GETADDR = 22
+RTM_NEWROUTE = 24
+RTM_GETROUTE = 26
+RTM_NEWNEIGH = 28
+RTM_GETNEIGH = 30
+RTM_NEWRULE = 32
+RTM_GETRULE = 34
+RTM_NEWNETCONF = 80
+RTM_GETNETCONF = 82
+RTM_NEWNSID = 88
+RTM_GETNSID = 90
+
+AF_UNSPEC = 0
+AF_INET = 2
+AF_BRIDGE = 7
+AF_INET6 = 10
+
+IFF_UP = 0x1
+IFF_LOOPBACK = 0x8
+IFF_LOWER_UP = 0x10000
+
+NETNSA_NSID = 1
+NETNSA_FD = 3
+NETCONFA_IFINDEX = 1
+EBUSY = 16
+
+# The dumps discovery sends, by name. The name is also the fixture file name.
+REQUESTS: dict[str, tuple[int, int]] = {
+    "link": (RTM_GETLINK, AF_UNSPEC),
+    "addr": (RTM_GETADDR, AF_UNSPEC),
+    "route": (RTM_GETROUTE, AF_UNSPEC),
+    "rule": (RTM_GETRULE, AF_UNSPEC),
+    "neigh": (RTM_GETNEIGH, AF_UNSPEC),
+    "fdb": (RTM_GETNEIGH, AF_BRIDGE),
+}
+NETCONF = "netconf"
+"""Pseudo-request: three RTM_GETNETCONF gets (IPv4 all and default, IPv6 all).
+
+They carry the sysctls that matter (forwarding, rp_filter, proxy_arp). Reading
+them from /proc/sys/net costs about 250 us per file once a host has 1000
+namespaces (every namespace's sysctl dentries share one hash chain), netlink a
+few microseconds."""
+NETCONF_QUERIES = ((AF_INET, -1), (AF_INET, -2), (AF_INET6, -1))
+
+_HDR = struct.Struct("=IHHII")  # nlmsghdr: len, type, flags, seq, pid
+_LEN_TYPE = struct.Struct("=IH")
+_NLA = struct.Struct("=HH")
+_IFINFO = struct.Struct("=BxHiII")  # family, type, index, flags, change
+_IFADDR = struct.Struct("=BBBBI")  # family, prefixlen, flags, scope, index
+_RTMSG = struct.Struct("=BBBBBBBBI")  # family dst_len src_len tos table proto scope type flags
+_RULE = struct.Struct("=BBBBBBBBI")  # family dst_len src_len tos table res1 res2 action flags
+_NDMSG = struct.Struct("=BxxxiHBB")  # family, ifindex, state, flags, type
+_RTNH = struct.Struct("=HBBi")  # rtnexthop: len, flags, hops, ifindex
+_U8 = struct.Struct("=B")
+_U16 = struct.Struct("=H")
+_BE16 = struct.Struct(">H")
+_U32 = struct.Struct("=I")
+_I32 = struct.Struct("=i")
+_STATS8 = struct.Struct("=8Q")  # first 8 u64 of rtnl_link_stats64
+
+_DUMP_FLAGS = NLM_F_REQUEST | NLM_F_DUMP
+
+
+class NetlinkError(OSError):
+    """The kernel answered a request with an error (errno in ``.errno``)."""
+
+
+# --- request builders ----------------------------------------------------------------------
+def nla(atype: int, payload: bytes) -> bytes:
+    """One netlink attribute, padded to 4 bytes."""
+    data = _NLA.pack(4 + len(payload), atype) + payload
+    return data + b"\0" * (-len(data) % 4)
+
+
+def message(msg_type: int, flags: int, seq: int, body: bytes) -> bytes:
+    """One netlink message with header (pid 0: the kernel fills in ours)."""
+    return _HDR.pack(16 + len(body), msg_type, flags, seq, 0) + body
+
+
+def dump_request(name: str, seq: int = 1) -> bytes:
+    """The dump request for one of :data:`REQUESTS` (``link``, ``addr``, ...)."""
+    msg_type, family = REQUESTS[name]
+    if msg_type == RTM_GETLINK:
+        body = _IFINFO.pack(family, 0, 0, 0, 0)
+    elif msg_type == RTM_GETADDR:
+        body = _IFADDR.pack(family, 0, 0, 0, 0)
+    elif msg_type in (RTM_GETROUTE, RTM_GETRULE):
+        body = _RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)
+    else:
+        body = _NDMSG.pack(family, 0, 0, 0, 0)
+    return message(msg_type, _DUMP_FLAGS, seq, body)
+
+
+def netconf_request(family: int, ifindex: int, seq: int = 1) -> bytes:
+    """RTM_GETNETCONF for one device (-1: ``all``, -2: ``default``)."""
+    body = _U8.pack(family) + b"\0\0\0" + nla(NETCONFA_IFINDEX, _I32.pack(ifindex))
+    return message(RTM_GETNETCONF, NLM_F_REQUEST, seq, body)
+
+
+def nsid_request(target_fd: int, seq: int = 1) -> bytes:
+    """RTM_GETNSID: the id the asking socket's namespace gives ``target_fd``'s one.
+
+    Asking never allocates an id (the kernel answers -1 when none is assigned).
+    """
+    body = b"\0\0\0\0" + nla(NETNSA_FD, _U32.pack(target_fd))
+    return message(RTM_GETNSID, NLM_F_REQUEST, seq, body)
+
+
+# --- socket helpers (bytes only) ----------------------------------------------------------
+def iter_messages(data: bytes) -> Iterator[tuple[int, int, int, int]]:
+    """Yield (type, flags, start, end) for each message in ``data``; payload is
+    ``data[start:end]`` after the 16-byte header."""
+    off = 0
+    n = len(data)
+    unpack = _HDR.unpack_from
+    while off + 16 <= n:
+        ln, typ, flags, _seq, _pid = unpack(data, off)
+        if ln < 16:
+            break
+        yield typ, flags, off + 16, off + ln
+        off += (ln + 3) & ~3
+
+
+def _end_of_dump(chunk: bytes) -> int:
+    """0 when more is coming; 1 at NLMSG_DONE; -errno for an error reply."""
+    off = 0
+    n = len(chunk)
+    unpack = _LEN_TYPE.unpack_from
+    while off + 16 <= n:
+        ln, typ = unpack(chunk, off)
+        if typ == NLMSG_DONE:
+            return 1
+        if typ == NLMSG_ERROR:
+            err = _I32.unpack_from(chunk, off + 16)[0]
+            return err if err < 0 else 1
+        if ln < 16:
+            return 1
+        off += (ln + 3) & ~3
+    return 0
+
+
+def send_dump(sock: Socket, name: str, seq: int = 1) -> None:
+    """Start one dump; its first part is generated during the send."""
+    sock.send(dump_request(name, seq))
+
+
+def recv_dump(sock: Socket, bufsize: int = 65536) -> bytes:
+    """Read the replies of the dump in progress until NLMSG_DONE.
+
+    Returns the raw messages (DONE included). Raises :class:`NetlinkError` when the
+    kernel refused the dump (for example EOPNOTSUPP for a family it lacks).
+    """
+    chunks: list[bytes] = []
+    recv = sock.recv
+    while True:
+        chunk = recv(bufsize)
+        if not chunk:
+            break
+        end = _end_of_dump(chunk)
+        if end < 0:
+            raise NetlinkError(-end, f"netlink dump refused: errno {-end}")
+        chunks.append(chunk)
+        if end:
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def dump(sock: Socket, name: str, seq: int = 1) -> bytes:
+    """Send one dump request and collect its reply bytes."""
+    send_dump(sock, name, seq)
+    return recv_dump(sock)
+
+
+class Decoded(list):  # type: ignore[type-arg]
+    """Rows the helper process already decoded (:mod:`netlens.discovery.decode`)
+    in place of the raw reply bytes; the parsers accept either."""
+
+
+class Interrupted(bytes):
+    """Reply bytes of a dump the kernel flagged NLM_F_DUMP_INTR (the table changed
+    while it was being dumped): usable, but worth asking once more."""
+
+
+_DONE_HEAD = b"\x14\x00\x00\x00\x03\x00"  # a 20-byte NLMSG_DONE header's len and type
+_REQUEST_CACHE: dict[tuple[str, ...], tuple[bytes, dict[int, str]]] = {}
+
+
+def _requests(names: tuple[str, ...]) -> tuple[bytes, dict[int, str]]:
+    """The request bytes for ``names`` (seq 1..n) and which name each seq is."""
+    hit = _REQUEST_CACHE.get(names)
+    if hit is None:
+        msgs: list[bytes] = []
+        seq_name: dict[int, str] = {}
+        for name in names:
+            if name == NETCONF:
+                for fam, idx in NETCONF_QUERIES:
+                    seq = len(seq_name) + 1
+                    msgs.append(netconf_request(fam, idx, seq))
+                    seq_name[seq] = name
+            else:
+                seq = len(seq_name) + 1
+                msgs.append(dump_request(name, seq))
+                seq_name[seq] = name
+        hit = (b"".join(msgs), seq_name)
+        _REQUEST_CACHE[names] = hit
+    return hit
+
+
+def _any_interrupted(chunk: bytes) -> bool:
+    """Whether any message of a dump datagram carries NLM_F_DUMP_INTR (the kernel
+    flags the first message after the table changed, not the whole dump)."""
+    if len(chunk) & 3:
+        return False
+    mv = memoryview(chunk)
+    h = mv.cast("H")
+    w = mv.cast("I")
+    off = 0
+    n = len(chunk)
+    while off + 16 <= n:
+        if h[(off >> 1) + 3] & NLM_F_DUMP_INTR:
+            return True
+        ln = w[off >> 2]
+        if ln < 16:
+            break
+        off += (ln + 3) & -4
+    return False
+
+
+def exchange(sock: Socket, names: Sequence[str]) -> dict[str, bytes | OSError]:
+    """Run several requests (:data:`REQUESTS` names or :data:`NETCONF`) on one socket
+    with as few sends as the kernel allows.
+
+    All requests go out in one send. The kernel serves them in order; a dump whose
+    predecessor is still running is refused with EBUSY, and those are sent again,
+    together, in the next round. So a namespace whose short dumps (rules,
+    neighbours) come first and fit in one part costs three sends instead of six.
+
+    Each datagram holds one reply or one part of one dump, and a dump's NLMSG_DONE
+    is the last message of its last datagram, so a datagram is classified from its
+    first header and its last 20 bytes without walking the messages between.
+    Returns raw reply bytes per name (:class:`Interrupted` when the kernel flagged
+    the dump inconsistent), or the OSError the kernel answered.
+    """
+    out: dict[str, bytes | OSError] = {}
+    pending = tuple(dict.fromkeys(names))
+    recv = sock.recv
+    while pending:
+        request, seq_name = _requests(pending)
+        sock.send(request)
+        waiting = set(seq_name)
+        parts: dict[str, list[bytes]] = {}
+        busy: list[str] = []
+        interrupted: set[str] = set()
+        while waiting:
+            chunk = recv(65536)
+            if len(chunk) < 20:
+                raise NetlinkError(5, "short netlink reply")  # EIO
+            seq = int.from_bytes(chunk[8:12], "little")
+            name = seq_name.get(seq)
+            typ = chunk[4] | chunk[5] << 8
+            if name is None:
+                continue
+            if typ == NLMSG_ERROR:
+                waiting.discard(seq)
+                err = int.from_bytes(chunk[16:20], "little", signed=True)
+                if err == -EBUSY:
+                    busy.append(name)
+                elif err < 0 and name != NETCONF:
+                    out[name] = NetlinkError(-err, f"{name}: errno {-err}")
+                continue
+            parts.setdefault(name, []).append(chunk)
+            if typ == RTM_NEWNETCONF:
+                waiting.discard(seq)
+                continue
+            if _any_interrupted(chunk):
+                interrupted.add(name)
+            if chunk[-20:-14] == _DONE_HEAD and chunk[-12:-4] == chunk[8:16]:
+                waiting.discard(seq)
+        for name, chunks in parts.items():
+            if name not in out:
+                data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                out[name] = Interrupted(data) if name in interrupted else data
+        pending = tuple(name for name in dict.fromkeys(busy) if name not in out)
+        for name in names:
+            if name not in out and name not in pending:
+                out[name] = b""
+    return out
+
+
+NSID_SEQ_BASE = 1 << 20  # ask_nsids' sequence numbers never meet a dump's (1, 2, ...)
+
+
+def ask_nsids(sock: Socket, fds: list[int], batch: int = 64) -> list[int | None]:
+    """For each nsfs fd, the id ``sock``'s namespace gives it (None: no id or gone).
+
+    Requests go out in batches in one send each (the kernel answers them in order);
+    each answer is one datagram (an RTM_NEWNSID, or an error for a bad fd).
+    """
+    out: list[int | None] = []
+    for start in range(0, len(fds), batch):
+        part = fds[start : start + batch]
+        base = NSID_SEQ_BASE + start
+        reqs = b"".join(nsid_request(fd, base + i) for i, fd in enumerate(part))
+        sock.send(reqs)
+        got: dict[int, int | None] = {}
+        while len(got) < len(part):
+            data = sock.recv(65536)
+            if len(data) < 16:
+                raise NetlinkError(5, "short netlink reply")  # EIO
+            off = 0
+            while off + 16 <= len(data):
+                ln, typ, _fl, seq, _pid = _HDR.unpack_from(data, off)
+                if ln < 16:
+                    break
+                if base <= seq < base + len(part) and typ in (RTM_NEWNSID, NLMSG_ERROR):
+                    got[seq] = parse_nsid(typ, data, off + 16, off + ln)
+                off += (ln + 3) & ~3
+        out.extend(got.get(base + i) for i in range(len(part)))
+    return out
+
+
+def parse_nsid(typ: int, data: bytes, start: int, end: int) -> int | None:
+    """The NETNSA_NSID of one RTM_NEWNSID reply; None for errors and -1."""
+    if typ != RTM_NEWNSID:
+        return None
+    off = start + 4  # struct rtgenmsg, padded
+    while off + 8 <= end:
+        alen, atype = _NLA.unpack_from(data, off)
+        if alen < 4:
+            break
+        if atype & 0x3FFF == NETNSA_NSID:
+            nsid = int(_I32.unpack_from(data, off + 4)[0])
+            return nsid if nsid >= 0 else None
+        off += (alen + 3) & ~3
+    return None
+
+
+# --- helper process ---------------------------------------------------------------------------
+FRAME = struct.Struct("=IHBI")
+FIONREAD = 0x541B  # ioctl: bytes waiting in a pipe
+PARENT_BEHIND = 16384  # unread bytes in the pipe that mean the parent is the slower side
+STATUS_DATA, STATUS_INTERRUPTED, STATUS_ERROR, STATUS_DECODED = 0, 1, 2, 3
+
+
+def serve(
+    names: Sequence[str],
+    fds: Sequence[int],
+    out_fd: int = 1,
+    decoders: dict[str, Callable[[bytes], list[Any]]] | None = None,
+) -> None:
+    """Run ``names`` on each socket fd in order and stream framed replies to ``out_fd``.
+
+    Replies with a decoder (link, addr, route) are sent as ``marshal``-ed rows, so
+    the parent skips the attribute walk; an interrupted dump goes raw (the parent
+    asks again) and so does anything else.
+    """
+    import _socket
+    import fcntl
+    import marshal
+
+    pack = FRAME.pack
+    decoders = decoders or {}
+    for pos, fd in enumerate(fds):
+        frames: list[bytes] = []
+        # Balance the two cores: decode here only while the parent is behind (the
+        # pipe still holds unread replies); when it is waiting, raw is faster.
+        try:
+            unread = int.from_bytes(fcntl.ioctl(out_fd, FIONREAD, b"\0\0\0\0"), "little")
+        except OSError:
+            unread = PARENT_BEHIND
+        decode_now = unread >= PARENT_BEHIND
+        try:
+            sock = _socket.socket(fileno=fd)
+        except OSError as err:
+            replies: dict[str, bytes | OSError] = dict.fromkeys(names, err)
+        else:
+            try:
+                replies = exchange(sock, names)
+            except OSError as err:
+                replies = dict.fromkeys(names, err)
+            finally:
+                sock.detach()
+        for i, name in enumerate(names):
+            data = replies.get(name, b"")
+            if isinstance(data, OSError):
+                payload = f"{data.errno or 0}:{data.strerror or data}".encode()
+                frames.append(pack(pos, i, STATUS_ERROR, len(payload)) + payload)
+            elif isinstance(data, Interrupted):
+                frames.append(pack(pos, i, STATUS_INTERRUPTED, len(data)))
+                frames.append(data)
+            elif decode_now and name in decoders:
+                blob = marshal.dumps(decoders[name](data))
+                frames.append(pack(pos, i, STATUS_DECODED, len(blob)))
+                frames.append(blob)
+            else:
+                frames.append(pack(pos, i, STATUS_DATA, len(data)))
+                frames.append(data)
+        buf = b"".join(frames)
+        view = memoryview(buf)
+        while view:
+            view = view[os.write(out_fd, view) :]
+
+
+def main(argv: Sequence[str]) -> int:
+    """Helper entry point: ``wire.py NAMES FD...`` (NAMES comma-separated)."""
+    import importlib.util
+
+    # -I -S: nothing from site or the environment; load the decoder by path.
+    spec = importlib.util.spec_from_file_location(
+        "netlens_decode", os.path.join(os.path.dirname(os.path.abspath(__file__)), "decode.py")
+    )
+    decoders: dict[str, Callable[[bytes], list[Any]]] = {}
+    if spec is not None and spec.loader is not None:
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        decoders = dict(mod.DECODERS)
+    serve(argv[1].split(","), [int(a) for a in argv[2:]], decoders=decoders)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv))
+    except BrokenPipeError:  # the parent gave up (timeout, interrupt): just stop
+        sys.exit(1)

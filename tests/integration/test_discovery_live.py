@@ -1,0 +1,480 @@
+"""Discovery against real namespaces each test builds (and removes, pass or fail).
+
+Every namespace and link carries the ``nd`` prefix and this run's tag, and only
+those objects are asserted about: other engineers' tests run at the same time.
+Results are compared with what ``ip -j`` reports inside each namespace.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from conftest import RUN_TAG, Lab, is_root, sh
+
+from netlens.discovery import discover
+from netlens.discovery.nsfind import NsHandle, find_namespaces
+from netlens.discovery.resolve import build_snapshot
+from netlens.discovery.sources import LiveNetlink, LiveProc
+from netlens.model import Netns, Snapshot
+
+pytestmark = pytest.mark.integration
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "discovery"
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, FIXTURES / f"{name}.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+oracle = _load("iproute2_oracle")
+
+
+@pytest.fixture
+def ndlab() -> Iterator[Lab]:
+    if not is_root():
+        pytest.skip("needs root")
+    lab = Lab("nd")
+    try:
+        yield lab
+    finally:
+        lab.close()
+
+
+def _veth_into(lab: Lab, host_end: str, ns: str, peer: str = "eth0") -> None:
+    """A veth whose peer is born inside ``ns`` (the host may have its own eth0)."""
+    sh(f"ip link add {host_end} type veth peer name {peer} netns {ns}")
+    lab.links.append(host_end)
+    sh(f"ip link set {host_end} up && ip -n {ns} link set {peer} up")
+
+
+def _snap() -> Snapshot:
+    return discover(with_identity=False, with_nat=False)
+
+
+def _named(snap: Snapshot, name: str) -> Netns:
+    found = [ns for ns in snap.namespaces if name in ns.names]
+    assert len(found) == 1, name
+    return found[0]
+
+
+def _by_inode(snap: Snapshot, inode: int) -> Netns:
+    found = [ns for ns in snap.namespaces if ns.inode == inode]
+    assert len(found) == 1, inode
+    return found[0]
+
+
+def _held_namespace(lab: Lab) -> tuple[int, int]:
+    """An unnamed namespace held only by a process: (pid, inode)."""
+    proc = lab.spawn(["unshare", "--net", "sleep", "300"])
+    for _ in range(200):
+        try:
+            inode = os.stat(f"/proc/{proc.pid}/ns/net").st_ino
+            if inode != os.stat("/proc/self/ns/net").st_ino:
+                return proc.pid, inode
+        except OSError:
+            pass
+        time.sleep(0.01)
+    raise AssertionError("unshare did not enter a new namespace")
+
+
+def test_topology_matches_iproute2(ndlab: Lab) -> None:
+    lab = ndlab
+    a, b = lab.add_netns("a"), lab.add_netns("b")
+    br = lab.add_bridge("br")
+    ha, hc = lab.name("ha"), lab.name("hc")
+    _veth_into(lab, ha, a)
+    sh(f"ip link set {ha} master {br}")
+    sh(f"ip -n {a} addr add 10.232.0.2/24 dev eth0 && ip -n {a} route add default via 10.232.0.1")
+    x, y = lab.name("x"), lab.name("y")
+    lab.add_veth(x, y, a, b)
+    sh(f"ip -n {a} addr add 10.232.1.1/30 dev {x} && ip -n {b} addr add 10.232.1.2/30 dev {y}")
+    vx, mv = lab.name("vx"), lab.name("mv")
+    sh(f"ip -n {a} link add {vx} type vxlan id 777 remote 10.232.1.2 dstport 4789 dev {x}")
+    sh(f"ip -n {b} link add {mv} link {y} type macvlan mode bridge && ip -n {b} link set {mv} up")
+    sh(f"ip -n {a} rule add from 10.232.0.0/24 table 123 priority 1234")
+    sh(f"ip -n {a} route add 10.232.7.0/24 via 10.232.1.2 table 123")
+    # an unnamed namespace held by a process, also bind-mounted outside /run/netns
+    pid, c_inode = _held_namespace(lab)
+    mnt = f"/run/{lab.prefix}c"
+    Path(mnt).touch()
+    lab.mounts.append(mnt)
+    sh(f"mount --bind /proc/{pid}/ns/net {mnt}")
+    sh(f"ip link add {hc} type veth peer name eth0 netns {pid}")
+    lab.links.append(hc)
+    sh(f"ip link set {hc} master {br} up && nsenter --net={mnt} ip link set eth0 up")
+    sh(f"bridge fdb add 02:00:00:00:0d:01 dev {ha} master static")
+
+    # IPv6 autoconfiguration keeps adding link-local addresses and routes for a
+    # moment after links come up: compare a snapshot taken while iproute2 saw the
+    # same state before and after it.
+    paths = {None: None, a: f"/run/netns/{a}", b: f"/run/netns/{b}", "c": mnt}
+
+    def views() -> dict[str | None, Any]:
+        out = {k: oracle.live_oracle(p) for k, p in paths.items()}
+        host_view = out[None]  # the host is shared: only our objects count
+        host_view["link"] = [x for x in host_view["link"] if x["ifname"].startswith(lab.prefix)]
+        for view in out.values():  # bridge timers tick on their own
+            for lk in view["link"]:
+                for part in ("info_data", "info_slave_data"):
+                    data = lk.get("linkinfo", {}).get(part, {})
+                    for key in [k for k in data if k.endswith("timer")]:
+                        del data[key]
+        host_view["addr"] = [x for x in host_view["addr"] if x["ifname"].startswith(lab.prefix)]
+        for key in ("route4", "route6"):
+            host_view[key] = [r for r in host_view[key] if r.get("dev", "").startswith(lab.prefix)]
+        return out
+
+    for _attempt in range(20):
+        before = views()
+        snap = _snap()
+        after = views()
+        if before == after:
+            break
+        time.sleep(0.25)
+    else:
+        diff = [
+            (k, x)
+            for k in before
+            for x in ("link", "addr", "route4", "route6")
+            if before[k][x] != after[k][x]
+        ]
+        pytest.fail(f"the topology never settled: {diff}")
+    ns_a, ns_b, ns_c = _named(snap, a), _named(snap, b), _by_inode(snap, c_inode)
+    host = snap.host
+    assert host is not None and snap.namespaces[0] is host
+
+    diffs: list[str] = []
+    diffs += oracle.compare(host, after[None], lambda n: n.startswith(lab.prefix))
+    for ns, key in ((ns_a, a), (ns_b, b), (ns_c, "c")):
+        diffs += oracle.compare(ns, after[key])
+    assert diffs == []
+
+    # handles: bind mount outside /run/netns plus the holding process
+    assert mnt in ns_c.mounts and pid in ns_c.pids and ns_c.names == ()
+    # veths: host<->a, host<->c, a<->b
+    pairs = {frozenset((p.a, p.b)) for p in snap.veth_pairs}
+    h_ha, h_hc = host.by_name(ha), host.by_name(hc)
+    a_eth0, c_eth0 = ns_a.by_name("eth0"), ns_c.by_name("eth0")
+    a_x, b_y = ns_a.by_name(x), ns_b.by_name(y)
+    assert h_ha and h_hc and a_eth0 and c_eth0 and a_x and b_y
+    for e1, e2 in ((h_ha, a_eth0), (h_hc, c_eth0), (a_x, b_y)):
+        assert e1.peer == e2.ref and e2.peer == e1.ref
+        assert frozenset((e1.ref, e2.ref)) in pairs
+    # bridge ports and the MAC table
+    bridge = host.by_name(br)
+    assert bridge is not None and bridge.kind == "bridge"
+    assert h_ha.master == bridge.ifindex and h_ha.port is not None
+    assert any(f.mac == "02:00:00:00:0d:01" and f.ifindex == h_ha.ifindex for f in host.fdb)
+    # vxlan and macvlan lower devices, policy routing
+    v = ns_a.by_name(vx)
+    assert v is not None and v.vxlan is not None and v.vxlan.vni == 777 and v.lower == a_x.ref
+    m = ns_b.by_name(mv)
+    assert m is not None and m.lower == b_y.ref and m.macvlan is not None
+    assert any(r.priority == 1234 and r.table == 123 for r in ns_a.rules)
+    assert ns_a.default_gateways() == ("10.232.0.1",)
+    assert "net.ipv4.ip_forward" in ns_a.sysctls and ns_a.complete
+
+
+def test_same_ifindex_on_both_ends(ndlab: Lab) -> None:
+    a, b = ndlab.add_netns("a"), ndlab.add_netns("b")
+    p, q = ndlab.name("p"), ndlab.name("q")
+    sh(f"ip -n {a} link add {p} index 77 type veth peer name {q} index 77 netns {b}")
+    snap = _snap()
+    ep, eq = _named(snap, a).by_name(p), _named(snap, b).by_name(q)
+    assert ep is not None and eq is not None and ep.ifindex == eq.ifindex == 77
+    assert ep.peer == eq.ref and eq.peer == ep.ref
+
+
+def test_peer_in_same_namespace(ndlab: Lab) -> None:
+    a = ndlab.add_netns("a")
+    p, q = ndlab.name("p"), ndlab.name("q")
+    sh(f"ip -n {a} link add {p} type veth peer name {q}")
+    ns = _named(_snap(), a)
+    ep, eq = ns.by_name(p), ns.by_name(q)
+    assert ep is not None and eq is not None and ep.link_netnsid is None
+    assert ep.peer == eq.ref and eq.peer == ep.ref
+
+
+def test_macvlan_moved_into_a_namespace_keeps_its_host_lower(ndlab: Lab) -> None:
+    a = ndlab.add_netns("a")
+    lo_, lo2, mv = ndlab.name("l"), ndlab.name("l2"), ndlab.name("mv")
+    ndlab.add_veth(lo_, lo2)
+    sh(f"ip link add {mv} link {lo_} type macvlan mode bridge && ip link set {mv} netns {a}")
+    snap = _snap()
+    host = snap.host
+    assert host is not None
+    lower = host.by_name(lo_)
+    m = _named(snap, a).by_name(mv)
+    assert lower is not None and m is not None
+    assert m.link_netnsid is not None and m.lower == lower.ref
+
+
+class _Hooked(LiveNetlink):
+    """Live source that runs ``after_host`` once the host namespace was dumped."""
+
+    def __init__(self, after_host: list[str]) -> None:
+        super().__init__()
+        self.after_host = after_host
+        # The hook needs the host read strictly before the others; the helper
+        # process (used from 48 namespaces up) reads them concurrently.
+        self.use_pump = False
+
+    def dumps(self, inode: int, requests: Sequence[str]) -> dict[str, bytes | OSError]:
+        out = super().dumps(inode, requests)
+        if inode == self.host and self.after_host:
+            for cmd in self.after_host:
+                sh(cmd)
+            self.after_host = []
+        return out
+
+
+def _run(handles: list[NsHandle], src: LiveNetlink) -> Snapshot:
+    try:
+        return build_snapshot(handles, src, LiveProc())
+    finally:
+        src.close()
+
+
+def test_peer_vanishes_mid_walk(ndlab: Lab) -> None:
+    a = ndlab.add_netns("a")
+    h = ndlab.name("h")
+    _veth_into(ndlab, h, a)
+    handles = find_namespaces()
+    snap = _run(handles, _Hooked([f"ip -n {a} link del eth0"]))
+    host, ns_a = snap.host, _named(snap, a)
+    assert host is not None
+    end = host.by_name(h)
+    assert end is not None and end.peer is None  # seen in the host dump, peer gone after
+    assert ns_a.by_name("eth0") is None
+    assert any(p.a == end.ref and p.b is None for p in snap.veth_pairs)
+
+
+def test_namespace_deleted_during_discovery(ndlab: Lab) -> None:
+    gone, late, stays = ndlab.add_netns("g"), ndlab.add_netns("l"), ndlab.add_netns("s")
+    hg, hl = ndlab.name("hg"), ndlab.name("hl")
+    _veth_into(ndlab, hg, gone)
+    _veth_into(ndlab, hl, late)
+    handles = find_namespaces()
+    sh(f"ip netns del {gone}")  # between finding and reading
+    snap = _run(handles, _Hooked([f"ip netns del {late}"]))  # while reading
+    names = {n for ns in snap.namespaces for n in ns.names}
+    assert gone not in names and stays in names
+    late_inode = next(h.inode for h in handles if late in h.names)
+    for ns in snap.namespaces:
+        if ns.inode == late_inode:  # still held by our socket: read whole
+            assert ns.complete
+    refs = {ns.id for ns in snap.namespaces}
+    for itf in snap.interfaces():
+        assert itf.peer is None or itf.peer.netns in refs
+
+
+def test_discovery_survives_namespace_churn(ndlab: Lab) -> None:
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def churn() -> None:
+        i = 0
+        while not stop.is_set():
+            name = ndlab.name(f"c{i % 4}")
+            sh(f"ip netns add {name}", check=False)
+            sh(f"ip link add {name}v type veth peer name eth0 netns {name}", check=False)
+            sh(f"ip netns del {name}", check=False)
+            sh(f"ip link del {name}v", check=False)
+            i += 1
+
+    t = threading.Thread(target=churn)
+    t.start()
+    try:
+        for _ in range(15):
+            try:
+                snap = _snap()
+                assert snap.host is not None
+            except BaseException as exc:
+                errors.append(exc)
+    finally:
+        stop.set()
+        t.join()
+        for i in range(4):
+            sh(f"ip netns del {ndlab.name(f'c{i}')}", check=False)
+            sh(f"ip link del {ndlab.name(f'c{i}')}v", check=False)
+    assert errors == []
+
+
+def test_discovery_creates_nothing(ndlab: Lab) -> None:
+    a = ndlab.add_netns("a")
+    ghost = f"/run/netns/{ndlab.name('zz')}"
+    before = sorted(os.listdir("/run/netns"))
+    handles = find_namespaces()
+    handles.append(NsHandle(dev=handles[0].dev, inode=1, path=ghost))  # a name that vanished
+    snap = _run(handles, LiveNetlink())
+    assert not os.path.exists(ghost)
+    assert not any(ns.inode == 1 for ns in snap.namespaces)
+    after = sorted(os.listdir("/run/netns"))
+    assert [n for n in before if RUN_TAG in n] == [n for n in after if RUN_TAG in n] == [a]
+
+
+def test_server_facts() -> None:
+    if not is_root():
+        pytest.skip("needs root")
+    snap = _snap()
+    assert snap.server.kernel == os.uname().release
+    assert snap.server.hostname == os.uname().nodename
+    assert snap.server.cpu_count >= 1
+    mem = int(Path("/proc/meminfo").read_text().split()[1]) * 1024
+    assert snap.server.mem_total == mem
+    assert snap.root is True
+    host = snap.host
+    assert host is not None
+    for itf in host.interfaces:
+        if itf.uplink and itf.kind == "ether":
+            assert os.path.exists(f"/sys/class/net/{itf.name}/device")
+
+
+def test_not_root_reads_own_namespace_and_says_what_needs_root(ndlab: Lab) -> None:
+    ndlab.add_netns("a")
+    code = (
+        "import json; from netlens.discovery import discover;"
+        "s = discover(with_identity=False, with_nat=False);"
+        "print(json.dumps({'root': s.root, 'warnings': list(s.warnings),"
+        " 'host': len(s.host.interfaces) if s.host else 0,"
+        " 'others': [ns.complete for ns in s.namespaces if not ns.is_host]}))"
+    )
+    root = str(Path(__file__).resolve().parents[2])
+    res = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": root, "HOME": "/tmp"},
+        cwd="/tmp",
+    )
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["root"] is False and out["host"] >= 1
+    assert any("needs root" in w for w in out["warnings"])
+    assert out["others"] and not any(out["others"])  # listed, but not readable
+
+
+@pytest.fixture
+def many_namespaces(ndlab: Lab) -> Iterator[list[str]]:
+    """Enough namespaces (each with a veth to one bridge) for the helper process."""
+    from netlens.discovery.sources import PUMP_MIN_NAMESPACES
+
+    n = PUMP_MIN_NAMESPACES + 8
+    br = ndlab.add_bridge("mbr")
+    names = [ndlab.name(f"m{i}") for i in range(n)]
+    lines = []
+    for i, ns in enumerate(names):
+        lines += [
+            f"netns add {ns}",
+            f"link add {ndlab.name(f'v{i}')} master {br} type veth peer name eth0 netns {ns}",
+        ]
+        ndlab.netns.append(ns)
+        ndlab.links.append(ndlab.name(f"v{i}"))
+    batch = Path(f"/tmp/{ndlab.prefix}.batch")
+    batch.write_text("\n".join(lines) + "\n")
+    try:
+        sh(f"ip -batch {batch}")
+    finally:
+        batch.unlink()
+    yield names
+
+
+def _mine(snap: Snapshot, names: list[str]) -> list[tuple[object, ...]]:
+    wanted = set(names)
+    return [
+        (
+            ns.names,
+            ns.nsid,
+            [(i.name, i.ifindex, i.kind, i.peer, i.mac) for i in ns.interfaces],
+            ns.routes,
+            ns.rules,
+            ns.sysctls,
+        )
+        for ns in snap.namespaces
+        if set(ns.names) & wanted
+    ]
+
+
+def test_helper_process_gives_the_same_snapshot(
+    many_namespaces: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handles = [h for h in find_namespaces() if h.is_host or set(h.names) & set(many_namespaces)]
+    direct = LiveNetlink()
+    direct.use_pump = False
+    with_helper = LiveNetlink()
+    with_helper.use_pump = True
+    from netlens.discovery import sources
+
+    started: list[object] = []
+
+    class CountingPump(sources._Pump):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(sources, "_Pump", CountingPump)
+    a, b = _run(handles, direct), _run(handles, with_helper)
+    assert len(started) == 1  # the helper really ran for the second walk
+    assert len(_mine(a, many_namespaces)) == len(many_namespaces)
+    assert _mine(a, many_namespaces) == _mine(b, many_namespaces)
+    assert all(
+        i.peer is not None
+        for ns in b.namespaces
+        for i in ns.interfaces
+        if i.kind == "veth" and set(ns.names) & set(many_namespaces)
+    )
+    # a helper that dies at once: discovery falls back to reading directly
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    broken = LiveNetlink()
+    broken.use_pump = True
+    c = _run(handles, broken)
+    assert _mine(c, many_namespaces) == _mine(a, many_namespaces)
+
+
+def test_capture_replays_like_the_live_host(ndlab: Lab, tmp_path: Path) -> None:
+    """capture -> fixture directory -> replay gives what the live walk gave."""
+    from netlens.discovery.capture import main as capture_main
+    from netlens.discovery.sources import FixtureNetlink, FixtureProc
+
+    a, b = ndlab.add_netns("a"), ndlab.add_netns("b")
+    h = ndlab.name("h")
+    _veth_into(ndlab, h, a)
+    ndlab.add_veth(ndlab.name("x"), ndlab.name("y"), a, b)
+    sh(f"ip -n {a} addr add 10.233.0.1/24 dev eth0")
+    out = tmp_path / "fx"
+    assert capture_main([str(out), "--netns", a, "--netns", b]) == 0
+    replayed = build_snapshot(
+        find_namespaces(str(out / "proc")), FixtureNetlink(out), FixtureProc(out)
+    )
+    assert {n for ns in replayed.namespaces for n in ns.names} == {a, b}
+    recorded = json.loads((out / "iproute2.json").read_text())
+    diffs: list[str] = []
+    for ns in replayed.namespaces:
+        keep = (lambda n: n.startswith(ndlab.prefix)) if ns.is_host else (lambda _n: True)
+        diffs += oracle.compare(ns, recorded[str(ns.inode)], keep)
+    assert diffs == []
+    ra, rb = _named(replayed, a), _named(replayed, b)
+    rx, ry = ra.by_name(ndlab.name("x")), rb.by_name(ndlab.name("y"))
+    assert rx is not None and ry is not None and rx.peer == ry.ref
+    host = replayed.host
+    assert host is not None
+    he, a_eth0 = host.by_name(h), ra.by_name("eth0")
+    assert he is not None and a_eth0 is not None
+    assert he.peer == a_eth0.ref and a_eth0.peer == he.ref
+    assert capture_main([str(tmp_path / "no"), "--netns", ndlab.name("nope")]) == 2
