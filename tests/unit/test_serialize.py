@@ -1,0 +1,219 @@
+"""Snapshot <-> JSON: exact round trip, the documented shape, one-line errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fixtures.model.sample import sample_snapshot
+from fixtures.model.strategies import snapshots
+from hypothesis import HealthCheck, given, settings
+
+from netlens.errors import SnapshotFileError
+from netlens.model import types as T
+from netlens.model.serialize import (
+    dumps,
+    load_file,
+    loads,
+    snapshot_from_dict,
+    snapshot_to_dict,
+)
+
+pytestmark = pytest.mark.unit
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "model"
+
+
+def _reference(obj: Any) -> Any:
+    """An independent, slow conversion (dataclasses.fields walk) to check the fast one."""
+    if isinstance(obj, T.IfRef):
+        return obj.key
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _reference(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple):
+        return [_reference(x) for x in obj]
+    if isinstance(obj, dict):
+        return {k: _reference(obj[k]) for k in sorted(obj)}
+    return obj
+
+
+def test_round_trip_fixture_is_exact() -> None:
+    snap = sample_snapshot()
+    assert snapshot_from_dict(json.loads(dumps(snap))) == snap
+    assert loads(dumps(snap, pretty=True)) == snap
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(snapshots)
+def test_round_trip_property(snap: T.Snapshot) -> None:
+    assert loads(dumps(snap)) == snap
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(snapshots)
+def test_fast_writer_matches_reference_conversion(snap: T.Snapshot) -> None:
+    """The hand-written to_dict writes every field, nothing else, same values."""
+    doc = snapshot_to_dict(snap)
+    ref = _reference(snap)
+    assert doc == ref
+    # field order is the dataclass order (diff-friendly, documented)
+    assert list(doc) == [
+        "schema_version",
+        "taken_at",
+        "root",
+        "warnings",
+        "server",
+        "namespaces",
+        "containers",
+        "veth_pairs",
+    ]
+
+
+def test_every_model_field_is_written() -> None:
+    """A field added to types.py without a serializer change fails here."""
+    doc = snapshot_to_dict(sample_snapshot())
+    ns = doc["namespaces"][0]
+    itf = ns["interfaces"][1]
+    checks: list[tuple[type, dict[str, Any]]] = [
+        (T.Snapshot, doc),
+        (T.Server, doc["server"]),
+        (T.Netns, ns),
+        (T.Interface, itf),
+        (T.Address, itf["addresses"][0]),
+        (T.Counters, itf["counters"]),
+        (T.Route, ns["routes"][0]),
+        (T.NextHop, ns["routes"][3]["nexthops"][0]),
+        (T.Rule, ns["rules"][0]),
+        (T.Neighbour, ns["neighbours"][0]),
+        (T.FdbEntry, ns["fdb"][0]),
+        (T.NatRule, ns["nat"][0]),
+        (T.Container, doc["containers"][0]),
+        (T.VethPair, doc["veth_pairs"][0]),
+        (T.L3Vrf, doc["namespaces"][3]["vrfs"][0]),
+    ]
+    for cls, obj in checks:
+        assert set(obj) == {f.name for f in dataclasses.fields(cls)}, cls.__name__
+
+
+def test_dumps_is_deterministic_and_sorted() -> None:
+    a, b = sample_snapshot(), sample_snapshot()
+    assert dumps(a) == dumps(b)
+    doc = json.loads(dumps(a))
+    labels = doc["containers"][0]["labels"]
+    assert list(labels) == sorted(labels)
+    assert "\n" not in dumps(a)
+    assert dumps(a, pretty=True).startswith('{\n  "schema_version": "1.0"')
+
+
+def test_golden_snapshot_file_loads_to_fixture() -> None:
+    """tests/fixtures/model/snapshot.json is the fixture's dump (regenerate: see test_export)."""
+    path = FIXTURES / "snapshot.json"
+    if os.environ.get("NETLENS_REGEN_GOLDEN") == "1":
+        path.write_text(dumps(sample_snapshot(), pretty=True) + "\n")
+    assert load_file(path) == sample_snapshot()
+    assert path.read_text() == dumps(sample_snapshot(), pretty=True) + "\n"
+
+
+def test_ifref_written_as_key() -> None:
+    doc = snapshot_to_dict(sample_snapshot())
+    assert doc["veth_pairs"][0] == {"a": "netns:4026531840/10", "b": "netns:4026532300/2"}
+    assert doc["veth_pairs"][3]["b"] is None
+
+
+def test_nan_is_refused() -> None:
+    snap = dataclasses.replace(sample_snapshot(), taken_at=float("nan"))
+    with pytest.raises(ValueError):
+        dumps(snap)
+
+
+def _doc() -> dict[str, Any]:
+    return json.loads(dumps(sample_snapshot()))
+
+
+@pytest.mark.parametrize(
+    ("mutate", "needle"),
+    [
+        (lambda d: d.pop("schema_version"), "not a netlens dump"),
+        (lambda d: d.update(schema_version="2.0"), "schema version 2.0"),
+        (lambda d: d.pop("server"), "missing required key 'server'"),
+        (
+            lambda d: d["namespaces"][0].pop("id"),
+            "snapshot.namespaces[0]: missing required key 'id'",
+        ),
+        (
+            lambda d: d["namespaces"][1]["interfaces"][1].update(mtu="1500"),
+            "snapshot.namespaces[1].interfaces[1].mtu: expected an integer, got a string",
+        ),
+        (
+            lambda d: d["namespaces"][0].update(is_host=1),
+            "snapshot.namespaces[0].is_host: expected true or false, got an integer",
+        ),
+        (lambda d: d["namespaces"][0]["interfaces"][0].update(mtu=True), "expected an integer"),
+        (lambda d: d["veth_pairs"][0].update(a="eth0"), "interface key like"),
+        (lambda d: d["veth_pairs"][0].update(a="netns:1/x"), "interface key like"),
+        (lambda d: d["containers"][0].update(labels={"a": 1}), "labels.a: expected a string"),
+        (lambda d: d["namespaces"][0].update(pids=[1, "2"]), "pids[1]: expected an integer"),
+        (lambda d: d.update(namespaces={}), "snapshot.namespaces: expected a list"),
+        (lambda d: d["namespaces"].append(3), "snapshot.namespaces[5]: expected an object"),
+    ],
+)
+def test_bad_documents_give_one_line(mutate: Any, needle: str) -> None:
+    d = _doc()
+    mutate(d)
+    with pytest.raises(SnapshotFileError) as err:
+        snapshot_from_dict(d)
+    msg = str(err.value)
+    assert needle in msg
+    assert "\n" not in msg
+
+
+def test_newer_minor_is_read_and_unknown_keys_ignored() -> None:
+    d = _doc()
+    d["schema_version"] = "1.9"
+    d["future_top"] = {"x": 1}
+    d["namespaces"][0]["future_field"] = 3
+    d["rates"] = {"netns:1/2": {"rx_bps": 1.0}}
+    snap = snapshot_from_dict(d)
+    assert snap.schema_version == "1.9"
+    assert dataclasses.replace(snap, schema_version="1.0") == sample_snapshot()
+
+
+def test_absent_optional_keys_take_defaults() -> None:
+    d = _doc()
+    itf = d["namespaces"][0]["interfaces"][0]
+    for key in ("carrier", "alias", "counters", "addresses", "uplink", "mtu"):
+        itf.pop(key)
+    snap = snapshot_from_dict(d)
+    lo = snap.namespaces[0].interfaces[0]
+    assert (lo.carrier, lo.counters, lo.addresses, lo.uplink, lo.mtu) == (
+        None,
+        None,
+        (),
+        False,
+        1500,
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"[]", "expected an object"),
+        (b"\xff\xfe", "not valid JSON"),
+    ],
+)
+def test_load_file_errors(tmp_path: Path, content: bytes, needle: str) -> None:
+    p = tmp_path / "bad.json"
+    p.write_bytes(content)
+    with pytest.raises(SnapshotFileError) as err:
+        load_file(p)
+    assert needle in str(err.value)
+    assert str(p) in str(err.value)
+
+
+def test_load_file_missing(tmp_path: Path) -> None:
+    with pytest.raises(SnapshotFileError, match=r"cannot read .*nope\.json"):
+        load_file(tmp_path / "nope.json")
