@@ -1,0 +1,102 @@
+"""Public Python API of the bundled runtime: networks and containers.
+
+Used by lab files and by anyone scripting the runtime. The work is done in
+:mod:`runtime.core`; this module adds the dataclass specs. Every mutation holds
+the state lock, journals what it is about to make, and rolls back everything it
+made when a step fails, so a failed create leaves nothing behind and
+:func:`gc` finishes the job after a SIGKILL.
+
+State lives under ``$NETLENS_STATE_DIR`` (default /run/netlens):
+``containers/<name>.json`` (keys: name, id, pid, netns_inode, network, ip,
+rootfs, command, labels, created, state, cgroup, host_veth, ...),
+``networks/<name>.json``, ``logs/<name>.log``, ``pending/`` and ``lock``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime import core
+from runtime.core import (
+    connect,
+    gc,
+    get_container,
+    is_running,
+    list_containers,
+    list_networks,
+    remove_container,
+    remove_containers,
+    remove_network,
+    require_root,
+    stop_container,
+)
+
+__all__ = [
+    "ContainerSpec",
+    "NetworkSpec",
+    "connect",
+    "create_container",
+    "create_containers",
+    "create_network",
+    "gc",
+    "get_container",
+    "is_running",
+    "list_containers",
+    "list_networks",
+    "remove_container",
+    "remove_containers",
+    "remove_network",
+    "require_root",
+    "stop_container",
+]
+
+
+@dataclass
+class NetworkSpec:
+    """A bridge network: subnet and gateway are chosen by IPAM when None."""
+
+    name: str
+    subnet: str | None = None
+    gateway: str | None = None
+    nat: bool = True
+    mtu: int = 1500
+    bridge: str | None = None
+
+
+@dataclass
+class ContainerSpec:
+    """One container; ``network=None`` means no network (only lo)."""
+
+    name: str
+    command: list[str] = field(default_factory=lambda: ["sleep", "infinity"])
+    network: str | None = "default"
+    ip: str | None = None
+    memory: str | None = None
+    cpus: float | None = None
+    publish: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    cap_add: list[str] = field(default_factory=list)
+    rootfs: str | None = None
+    sysctls: dict[str, str] = field(default_factory=dict)
+    hostname: str | None = None
+
+
+def create_network(spec: NetworkSpec) -> dict[str, Any]:
+    """Create a bridge network and its rules; Conflict if name, bridge or subnet is taken."""
+    return core.create_network(spec)
+
+
+def create_container(spec: ContainerSpec, attach: bool = False) -> dict[str, Any]:
+    """Create and start one container; return its state record.
+
+    ``attach=True`` keeps its stdout/stderr on ours (``netlens run`` without -d);
+    its PID 1 is then our child, to ``os.waitpid``.
+    """
+    return core.create_container(spec, attach)
+
+
+def create_containers(specs: list[ContainerSpec]) -> list[dict[str, Any]]:
+    """Create and start many containers: one lock, one netlink batch, all or nothing."""
+    return core.create_containers(list(specs))

@@ -1,0 +1,898 @@
+"""The runtime's engine: networks and containers (public face: :mod:`runtime.api`).
+
+Used by ``netlens run/ps/rm/...`` and, through runtime.api, by lab files. It
+does not import ``dataclasses`` (whose ``inspect`` import costs ~10 ms of the
+150 ms budget of ``netlens run``); the API module adds the dataclass specs. Every mutation holds the
+state lock, journals what it is about to make (``pending/``), and rolls back
+everything it made when a step fails, so a failed create leaves nothing behind
+and ``gc`` can finish the job after a SIGKILL.
+
+Batch creation (:func:`create_containers`) is the fast path: one lock, all
+children cloned first (they set up their filesystems in parallel), one
+netlink batch for every host-side veth, one small batch per container
+namespace, one state commit and at most one ``nft`` call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import select
+import signal
+import time
+from typing import TYPE_CHECKING, Any
+
+from runtime import cgroups, ipam, names, nat, spawn, state
+from runtime.errors import BadInput, Conflict, NeedsRoot, NotFound, RuntimeFailure
+from runtime.netlink import Netlink, NetlinkError, ifindex
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class NetworkLike(Protocol):
+        """What network creation reads: api.NetworkSpec or :class:`NetworkArgs`."""
+
+        name: str
+        subnet: str | None
+        gateway: str | None
+        nat: bool
+        mtu: int
+        bridge: str | None
+
+    class ContainerLike(Protocol):
+        """What container creation reads: api.ContainerSpec or :class:`ContainerArgs`."""
+
+        name: str
+        command: list[str]
+        network: str | None
+        ip: str | None
+        memory: str | None
+        cpus: float | None
+        publish: list[str]
+        env: dict[str, str]
+        labels: dict[str, str]
+        cap_add: list[str]
+        rootfs: str | None
+        sysctls: dict[str, str]
+        hostname: str | None
+
+
+class NetworkArgs:
+    """Plain twin of api.NetworkSpec (no dataclasses import on the CLI's fast path)."""
+
+    def __init__(
+        self,
+        name: str,
+        subnet: str | None = None,
+        gateway: str | None = None,
+        nat: bool = True,
+        mtu: int = 1500,
+        bridge: str | None = None,
+    ) -> None:
+        self.name, self.subnet, self.gateway = name, subnet, gateway
+        self.nat, self.mtu, self.bridge = nat, mtu, bridge
+
+
+class ContainerArgs:
+    """Plain twin of api.ContainerSpec, same fields and defaults."""
+
+    def __init__(
+        self,
+        name: str,
+        command: list[str] | None = None,
+        network: str | None = "default",
+        ip: str | None = None,
+        memory: str | None = None,
+        cpus: float | None = None,
+        publish: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        labels: dict[str, str] | None = None,
+        cap_add: list[str] | None = None,
+        rootfs: str | None = None,
+        sysctls: dict[str, str] | None = None,
+        hostname: str | None = None,
+    ) -> None:
+        self.name = name
+        self.command = command if command is not None else ["sleep", "infinity"]
+        self.network, self.ip, self.memory, self.cpus = network, ip, memory, cpus
+        self.publish = publish or []
+        self.env = env or {}
+        self.labels = labels or {}
+        self.cap_add = cap_add or []
+        self.rootfs = rootfs
+        self.sysctls = sysctls or {}
+        self.hostname = hostname
+
+
+def require_root(what: str = "the netlens runtime") -> None:
+    if os.geteuid() != 0:
+        raise NeedsRoot(f"{what} needs root (it creates namespaces, links and cgroups)")
+
+
+def _now() -> str:
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+
+
+def _fault(point: str) -> None:
+    """Test hook: ``NETLENS_FAULT=<point>`` fails (or ``hang_<point>`` hangs) there."""
+    fault = os.environ.get("NETLENS_FAULT")
+    if not fault:
+        return
+    if fault == point:
+        raise RuntimeFailure(f"injected fault at {point}")
+    if fault == f"hang_{point}":
+        time.sleep(3600)
+
+
+# --- liveness -------------------------------------------------------------------
+
+
+def netns_inode(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino
+    except OSError:
+        return None
+
+
+def is_running(rec: dict[str, Any]) -> bool:
+    """The record's PID 1 is alive and still the same process (netns inode matches)."""
+    pid = rec.get("pid")
+    if not pid:
+        return False
+    ino = netns_inode(int(pid))
+    if ino is None or ino != rec.get("netns_inode"):
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+# --- networks -------------------------------------------------------------------
+
+
+def _taken(networks: dict[str, dict[str, Any]]) -> list[tuple[str, ipaddress.IPv4Network]]:
+    own = {ipaddress.IPv4Network(n["subnet"]) for n in networks.values()}
+    taken = [(f"network {k}", ipaddress.IPv4Network(n["subnet"])) for k, n in networks.items()]
+    taken += [("a host route", r) for r in ipam.host_routes() if r not in own]
+    return taken
+
+
+def _make_network(spec: NetworkLike, networks: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Create bridge, address, rules and record; caller holds the lock."""
+    names.validate_name(spec.name, "network")
+    if spec.name in networks:
+        raise Conflict(f"network {spec.name} already exists")
+    bridge = names.validate_ifname(spec.bridge or names.bridge_name(spec.name, state.scope()))
+    if os.path.exists(f"/sys/class/net/{bridge}"):
+        raise Conflict(f"interface {bridge} already exists")
+    if not 68 <= spec.mtu <= 65535:
+        raise BadInput(f"invalid mtu {spec.mtu}")
+    taken = _taken(networks)
+    if spec.subnet:
+        subnet = ipam.parse_subnet(spec.subnet)
+        ipam.check_free(subnet, taken)
+    else:
+        subnet = ipam.pick_subnet(taken)
+    gateway = ipam.gateway_for(subnet, spec.gateway)
+    rec: dict[str, Any] = {
+        "name": spec.name,
+        "bridge": bridge,
+        "subnet": str(subnet),
+        "gateway": gateway,
+        "nat": spec.nat,
+        "mtu": spec.mtu,
+        "created": _now(),
+        "allocations": {},
+        "published": {},
+    }
+    made_bridge = False
+    try:
+        with Netlink() as nl:
+            nl.add_bridge(bridge, spec.mtu)
+            nl.commit()
+            made_bridge = True
+            nl.add_addr(ifindex(bridge), f"{gateway}/{subnet.prefixlen}")
+            nl.commit()
+        with open(f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet", "w") as fh:
+            fh.write("1")  # lets published ports answer on 127.0.0.1
+        if spec.nat:
+            with open("/proc/sys/net/ipv4/ip_forward", "w") as fh:
+                fh.write("1")
+        state.write_json(state.network_path(spec.name), rec)
+        nat.sync([*networks.values(), rec])
+        rec["iptables_forward"] = nat.allow_forward(bridge)
+        state.write_json(state.network_path(spec.name), rec)
+    except BaseException:
+        state.remove_file(state.network_path(spec.name))
+        if made_bridge:
+            _del_links([bridge])
+        with contextlib.suppress(RuntimeFailure):
+            nat.sync(list(networks.values()))
+        nat.disallow_forward(bridge)
+        raise
+    networks[spec.name] = rec
+    return rec
+
+
+def _del_links(links: list[str]) -> None:
+    with contextlib.suppress(OSError), Netlink() as nl:
+        for link in links:
+            nl.del_link(link)
+        nl.commit(ignore=(19,))  # ENODEV: already gone
+
+
+def create_network(spec: NetworkLike) -> dict[str, Any]:
+    """Create a bridge network; Conflict if the name, bridge or subnet is taken."""
+    require_root("network create")
+    with state.locked():
+        return _make_network(spec, state.load_networks())
+
+
+def remove_network(name: str) -> None:
+    """Delete a network (bridge, rules, record); Conflict while containers use it."""
+    require_root("network rm")
+    with state.locked():
+        networks = state.load_networks()
+        net = networks.get(name)
+        if net is None:
+            raise NotFound(f"no network {name}")
+        users = sorted(set((net.get("allocations") or {}).values()))
+        users = [u for u in users if os.path.exists(state.container_path(u))]
+        if users:
+            raise Conflict(f"network {name} is used by containers: {', '.join(users[:5])}")
+        del networks[name]
+        _del_links([net["bridge"]])
+        nat.disallow_forward(net["bridge"])
+        nat.sync(list(networks.values()))
+        state.remove_file(state.network_path(name))
+
+
+def list_networks() -> list[dict[str, Any]]:
+    out = []
+    for net in state.load_networks().values():
+        net = dict(net)
+        net["containers"] = len(net.get("allocations") or {})
+        out.append(net)
+    return out
+
+
+# --- containers -----------------------------------------------------------------
+
+
+class _Job:
+    """One container being created: its validated inputs and what was made so far."""
+
+    def __init__(
+        self,
+        spec: ContainerLike,
+        plan: spawn.Plan,
+        memory: int | None,
+        cpus: float | None,
+        publish: list[dict[str, Any]],
+    ) -> None:
+        self.spec = spec
+        self.plan = plan
+        self.memory = memory
+        self.cpus = cpus
+        self.rootfs = plan.rootfs
+        self.publish = publish
+        self.net: dict[str, Any] | None = None
+        self.ip: str | None = None
+        self.host_veth: str | None = None
+        self.cgroup_dirs: list[str] = []
+        self.join_dirs: list[str] = []
+        self.child: spawn.Child | None = None
+        self.netns_inode = 0
+        self.record: dict[str, Any] | None = None
+
+
+def _prepare(spec: ContainerLike, attach: bool) -> _Job:
+    """Validate a spec and compute the child's plan (no side effects)."""
+    names.validate_name(spec.name)
+    if not spec.command:
+        raise BadInput("no command given")
+    memory = names.parse_memory(spec.memory) if spec.memory else None
+    cpus = names.parse_cpus(spec.cpus) if spec.cpus is not None else None
+    publish = [names.parse_publish(p) for p in spec.publish]
+    if publish and spec.network is None:
+        raise BadInput("--publish needs a network")
+    caps = names.cap_mask(spec.cap_add)
+    sysctls = [
+        ("/proc/sys/" + names.validate_sysctl(k).replace(".", "/"), str(v))
+        for k, v in spec.sysctls.items()
+    ]
+    rootfs: str | None = None
+    if spec.rootfs is not None:
+        rootfs = os.path.realpath(spec.rootfs)
+        if not os.path.isdir(rootfs) or rootfs == "/":
+            raise BadInput(f"--rootfs {spec.rootfs!r} is not a directory")
+        for sub in ("proc", "sys", "dev", "tmp"):
+            if not os.path.isdir(os.path.join(rootfs, sub)):
+                raise BadInput(f"--rootfs {spec.rootfs!r} has no /{sub} directory")
+    hostname = spec.hostname or spec.name
+    if len(hostname.encode()) > 64:
+        raise BadInput(f"hostname {hostname!r} is longer than 64 bytes")
+    env = {"PATH": spawn.DEFAULT_PATH, "HOSTNAME": hostname, "HOME": "/root"}
+    env.update(spec.env)
+    plan = spawn.Plan(
+        name=spec.name,
+        hostname=hostname,
+        argv=list(spec.command),
+        env=env,
+        caps=caps,
+        rootfs=rootfs,
+        log_path=None if attach else state.log_path(spec.name),
+        sysctls=sysctls,
+    )
+    return _Job(spec, plan, memory, cpus, publish)
+
+
+def create_container(spec: ContainerLike, attach: bool = False) -> dict[str, Any]:
+    """Create and start one container; return its state record.
+
+    ``attach=True`` keeps its stdout/stderr on ours (``netlens run`` without -d).
+    """
+    return _create([spec], attach)[0]
+
+
+def create_containers(specs: list[ContainerLike]) -> list[dict[str, Any]]:
+    """Create and start many containers at once; all or nothing."""
+    return _create(specs, False)
+
+
+def _create(specs: list[ContainerLike], attach: bool) -> list[dict[str, Any]]:
+    require_root("creating containers")
+    if not specs:
+        return []
+    jobs = [_prepare(s, attach) for s in specs]
+    seen: set[str] = set()
+    for job in jobs:
+        if job.spec.name in seen:
+            raise BadInput(f"container name {job.spec.name} given twice")
+        seen.add(job.spec.name)
+    with state.locked():
+        _gc_pending()
+        for job in jobs:
+            if os.path.exists(state.container_path(job.spec.name)):
+                raise Conflict(f"container {job.spec.name} already exists")
+        networks = state.load_networks()
+        touched: set[str] = set()
+        for job in jobs:
+            netname = job.spec.network
+            if netname is None:
+                continue
+            if netname not in networks:
+                if netname != names.DEFAULT_NETWORK:
+                    raise NotFound(f"no network {netname}")
+                _make_network(NetworkArgs(names.DEFAULT_NETWORK), networks)
+            job.net = networks[netname]
+            touched.add(netname)
+        _allocate(jobs, networks)
+        journal = state.write_pending([j.spec.name for j in jobs])
+        try:
+            records = _build(jobs)
+            for netname in touched:
+                state.write_json(state.network_path(netname), networks[netname])
+            if any(j.publish for j in jobs):
+                nat.sync(list(networks.values()))
+        except BaseException:
+            _rollback(jobs)
+            for netname in touched:  # undo allocations in memory and on disk
+                net = networks[netname]
+                for job in jobs:
+                    if job.ip:
+                        net["allocations"].pop(job.ip, None)
+                    net["published"].pop(job.spec.name, None)
+            with contextlib.suppress(OSError):
+                for netname in touched:
+                    state.write_json(state.network_path(netname), networks[netname])
+            raise
+        finally:
+            state.remove_file(journal)
+    return records
+
+
+def _allocate(jobs: list[_Job], networks: dict[str, dict[str, Any]]) -> None:
+    """Addresses for every job, honouring requested ones first."""
+    hints: dict[str, int] = {}
+    for job in sorted(jobs, key=lambda j: j.spec.ip is None):
+        net = job.net
+        if net is None:
+            continue
+        subnet = ipaddress.IPv4Network(net["subnet"])
+        used = net["allocations"]
+        start = hints.get(net["name"], 2)
+        job.ip = ipam.allocate(subnet, net["gateway"], used, job.spec.ip, start)
+        if job.spec.ip is None:
+            hints[net["name"]] = int(ipaddress.IPv4Address(job.ip)) - int(subnet.network_address)
+        used[job.ip] = job.spec.name
+        job.host_veth = names.host_veth_name(job.spec.name, state.scope())
+        for pub in job.publish:
+            pub["ip"] = job.ip
+        if job.publish:
+            _check_ports(job, networks)
+            net["published"][job.spec.name] = job.publish
+
+
+def _check_ports(job: _Job, networks: dict[str, dict[str, Any]]) -> None:
+    """A host port is published once per host, whatever the network."""
+    for other in networks.values():
+        for cname, pubs in (other.get("published") or {}).items():
+            for pub in pubs:
+                for mine in job.publish:
+                    if (pub["host_port"], pub["proto"]) == (mine["host_port"], mine["proto"]):
+                        raise Conflict(
+                            f"host port {mine['host_port']}/{mine['proto']} is already "
+                            f"published by {cname}"
+                        )
+
+
+def _raise_nofile(jobs: list[_Job]) -> None:
+    """Pipe ends per child stay open until exec: lift the soft fd limit if needed.
+
+    Two per child stay with us; the other two pass through the spawner. The
+    children get the old limit back before exec.
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = 4 * len(jobs) + 256
+    if need > soft and (hard == resource.RLIM_INFINITY or need <= hard):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+        for job in jobs:
+            job.plan.nofile = (soft, hard)
+
+
+SPAWNER_MIN = 24  # below this a helper process's start-up costs more than it saves
+
+
+def _use_spawner(jobs: list[_Job]) -> bool:
+    """Clone from a small helper (see spawn.start_many) for big batches without --rootfs.
+
+    NETLENS_SPAWNER=1 or 0 forces it on or off (tests use both paths).
+    """
+    forced = os.environ.get("NETLENS_SPAWNER")
+    if any(j.rootfs for j in jobs):
+        return False
+    if forced in ("0", "1"):
+        return forced == "1"
+    return len(jobs) >= SPAWNER_MIN
+
+
+def _build(jobs: list[_Job]) -> list[dict[str, Any]]:
+    """Make cgroups, PID 1s, links; release the children; write records."""
+    if 4 * len(jobs) + 256 > 1024:
+        _raise_nofile(jobs)
+    for job in jobs:
+        if job.net is not None:
+            prefix = ipaddress.IPv4Network(job.net["subnet"]).prefixlen
+            job.plan.addr = f"{job.ip}/{prefix}"
+            job.plan.gateway = job.net["gateway"]
+        spawn.prepare_netlink(job.plan)
+    tini_fd = spawn.open_tini()
+    template = spawn.Template() if sum(1 for j in jobs if not j.rootfs) > 1 else None
+    try:
+        v2_dirs: list[str | None] = []
+        for job in jobs:
+            leaf = names.cgroup_leaf(job.spec.name, state.scope())
+            job.cgroup_dirs = cgroups.create(leaf, job.memory, job.cpus)
+            v2, job.join_dirs = cgroups.split_v2(job.cgroup_dirs)
+            v2_dirs.append(v2)
+        if template is not None and _use_spawner(jobs):
+            children = spawn.start_many([j.plan for j in jobs], tini_fd, v2_dirs, template.fd)
+            for job, child in zip(jobs, children, strict=True):
+                job.child = child
+        else:
+            for job, v2 in zip(jobs, v2_dirs, strict=True):
+                cg_fd = os.open(v2, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) if v2 else -1
+                try:
+                    tfd = template.fd if template is not None and not job.rootfs else -1
+                    job.child = spawn.start(job.plan, tini_fd, cg_fd, tfd)
+                finally:
+                    if cg_fd >= 0:
+                        os.close(cg_fd)
+    finally:
+        os.close(tini_fd)
+        if template is not None:
+            template.close()
+    for job in jobs:  # each child made its own network namespace, in parallel
+        assert job.child is not None
+        err = job.child.wait_ready()
+        if err:
+            raise RuntimeFailure(err)
+        job.netns_inode = os.stat(f"/proc/{job.child.pid}/ns/net").st_ino
+    _fault("after_clone")
+    bridges: dict[str, int] = {}
+    with Netlink() as host:
+        stale = [j.host_veth for j in jobs if j.host_veth and _exists(j.host_veth)]
+        for link in stale:
+            host.del_link(link)
+        host.commit(ignore=(19,))
+        for job in jobs:
+            if job.net is None or job.host_veth is None or job.child is None:
+                continue
+            br = job.net["bridge"]
+            if br not in bridges:
+                bridges[br] = ifindex(br)
+            host.add_veth(
+                job.host_veth,
+                "eth0",
+                peer_netns_pid=job.child.pid,
+                master=bridges[br],
+                mtu=int(job.net.get("mtu") or 1500),
+                peer_index=2,
+            )
+        host.commit()
+    _fault("after_veth")
+    for job in jobs:
+        assert job.child is not None
+        cgroups.join(job.join_dirs, job.child.pid)
+    _fault("before_exec")
+    for job in jobs:
+        assert job.child is not None
+        job.child.release()
+    errors = []
+    for job in jobs:
+        assert job.child is not None
+        err = job.child.result()
+        if err:
+            errors.append(err)
+    if errors:
+        raise RuntimeFailure(errors[0] + (f" (and {len(errors) - 1} more)" if errors[1:] else ""))
+    _fault("after_exec")
+    records = []
+    created = _now()
+    for job in jobs:
+        assert job.child is not None
+        spec = job.spec
+        rec: dict[str, Any] = {
+            "name": spec.name,
+            "id": os.urandom(32).hex(),
+            "pid": job.child.pid,
+            "netns_inode": job.netns_inode,
+            "network": spec.network,
+            "ip": job.ip,
+            "gateway": job.net["gateway"] if job.net else None,
+            "bridge": job.net["bridge"] if job.net else None,
+            "rootfs": job.rootfs,
+            "command": list(spec.command),
+            "labels": dict(spec.labels),
+            "env": dict(spec.env),
+            "created": created,
+            "state": "running",
+            "cgroup": cgroups.cgroup_path(names.cgroup_leaf(spec.name, state.scope())),
+            "cgroup_dirs": job.cgroup_dirs,
+            "host_veth": job.host_veth if job.net else None,
+            "hostname": job.plan.hostname,
+            "memory": job.memory,
+            "cpus": job.cpus,
+            "publish": job.publish,
+            "cap_add": list(spec.cap_add),
+            "caps": job.plan.caps,
+            "sysctls": dict(spec.sysctls),
+            "log": job.plan.log_path,
+            "links": [],
+        }
+        job.record = rec
+        state.write_json(state.container_path(spec.name), rec)
+        records.append(rec)
+    _fault("after_commit")
+    return records
+
+
+def _exists(link: str) -> bool:
+    return os.path.exists(f"/sys/class/net/{link}")
+
+
+def _rollback(jobs: list[_Job]) -> None:
+    """Undo everything a failed create made, in reverse order."""
+    for job in jobs:
+        if job.child is not None:
+            job.child.abort()
+    # Host veths go with their namespaces (the kernel tears those down in one
+    # batch); deleting each by hand costs ~20 ms (an RCU grace period) apiece.
+    for job in jobs:
+        cgroups.remove(job.cgroup_dirs)
+        state.remove_file(state.container_path(job.spec.name))
+        if job.plan.log_path:
+            state.remove_file(job.plan.log_path)
+
+
+def _wait_dead(pids: list[int], timeout: float) -> list[int]:
+    """Wait until every pid has exited (reaping our own children); return survivors."""
+    fds: dict[int, int] = {}
+    for pid in pids:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        try:
+            fds[os.pidfd_open(pid)] = pid
+        except OSError:
+            continue
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    deadline = time.monotonic() + timeout
+    while fds:
+        left_ms = int((deadline - time.monotonic()) * 1000)
+        if left_ms <= 0:
+            break
+        for fd, _ in poller.poll(left_ms):
+            pid = fds.pop(fd)
+            poller.unregister(fd)
+            os.close(fd)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+    for fd in fds:
+        os.close(fd)
+    return list(fds.values())
+
+
+def _signal(recs: list[dict[str, Any]], sig: int) -> list[int]:
+    pids = []
+    for rec in recs:
+        if is_running(rec):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(rec["pid"]), sig)
+                pids.append(int(rec["pid"]))
+    return pids
+
+
+def stop_container(name: str, timeout: float = 10.0) -> None:
+    """SIGTERM to PID 1 (tini forwards it), SIGKILL after ``timeout`` seconds."""
+    require_root("stop")
+    with state.locked():
+        rec = state.load_container(name)
+        if rec is None:
+            raise NotFound(f"no container {name}")
+        pids = _signal([rec], signal.SIGTERM)
+        if _wait_dead(pids, timeout):
+            _signal([rec], signal.SIGKILL)
+            _wait_dead(pids, 5.0)
+        rec["state"] = "exited"
+        state.write_json(state.container_path(name), rec)
+
+
+def remove_container(name: str, force: bool = False) -> None:
+    remove_containers([name], force)
+
+
+def remove_containers(names_: list[str], force: bool = True) -> None:
+    """Kill (if ``force``) and remove containers; NotFound before touching any."""
+    require_root("rm")
+    with state.locked():
+        _gc_pending()
+        recs = []
+        for name in names_:
+            rec = state.load_container(name)
+            if rec is None:
+                raise NotFound(f"no container {name}")
+            recs.append(rec)
+        running = [r["name"] for r in recs if is_running(r)]
+        if running and not force:
+            raise Conflict(f"container {running[0]} is running: stop it first or use rm -f")
+        pids = _signal(recs, signal.SIGKILL)
+        left = _wait_dead(pids, 10.0)
+        if left:
+            raise RuntimeFailure(f"processes {left[:5]} did not exit after SIGKILL")
+        networks = state.load_networks()
+        touched: set[str] = set()
+        published = False
+        for rec in recs:
+            cgroups.remove(list(rec.get("cgroup_dirs") or []))
+            net = networks.get(str(rec.get("network")))
+            if net is not None:
+                if net["allocations"].get(rec.get("ip")) == rec["name"]:
+                    del net["allocations"][rec["ip"]]
+                if net["published"].pop(rec["name"], None):
+                    published = True
+                touched.add(net["name"])
+        for netname in touched:
+            state.write_json(state.network_path(netname), networks[netname])
+        if published:
+            nat.sync(list(networks.values()))
+        for rec in recs:
+            state.remove_file(state.container_path(rec["name"]))
+            state.remove_file(state.log_path(rec["name"]))
+
+
+def list_containers() -> list[dict[str, Any]]:
+    """Every container record, with ``state`` checked against the live process."""
+    out = []
+    for rec in state.load_containers().values():
+        if rec.get("state") == "running" and not is_running(rec):
+            rec["state"] = "exited"
+        out.append(rec)
+    return out
+
+
+def get_container(name: str) -> dict[str, Any]:
+    rec = state.load_container(name)
+    if rec is None:
+        raise NotFound(f"no container {name}")
+    if rec.get("state") == "running" and not is_running(rec):
+        rec["state"] = "exited"
+    return rec
+
+
+def _open_netns(rec: dict[str, Any]) -> int:
+    if not is_running(rec):
+        raise Conflict(f"container {rec['name']} is not running")
+    fd = os.open(f"/proc/{rec['pid']}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    if os.fstat(fd).st_ino != rec["netns_inode"]:
+        os.close(fd)
+        raise Conflict(f"container {rec['name']} is not running")
+    return fd
+
+
+def connect(
+    a: str,
+    a_ifname: str,
+    b: str,
+    b_ifname: str,
+    a_addr: str | None = None,
+    b_addr: str | None = None,
+    mtu: int | None = None,
+) -> None:
+    """A veth straight between two containers (``a_ifname`` in a, ``b_ifname`` in b).
+
+    Addresses are CIDR strings (``10.0.0.1/30``); the link dies with either
+    container. Recorded under ``links`` in both records.
+    """
+    require_root("connect")
+    names.validate_ifname(a_ifname)
+    names.validate_ifname(b_ifname)
+    for addr in (a_addr, b_addr):
+        if addr is not None:
+            try:
+                ipaddress.IPv4Interface(addr)
+            except ValueError:
+                raise BadInput(f"invalid address {addr!r}: use CIDR like 10.0.0.1/30") from None
+    if a == b:
+        raise BadInput("connect needs two different containers")
+    with state.locked():
+        ra, rb = state.load_container(a), state.load_container(b)
+        if ra is None or rb is None:
+            raise NotFound(f"no container {a if ra is None else b}")
+        fa = _open_netns(ra)
+        fb = _open_netns(rb)
+        try:
+            with Netlink() as host:
+                host.add_veth(a_ifname, b_ifname, netns_fd=fa, peer_netns_fd=fb, mtu=mtu, up=False)
+                try:
+                    host.commit()
+                except NetlinkError as err:
+                    raise Conflict(f"connect {a}:{a_ifname} - {b}:{b_ifname}: {err}") from None
+            try:
+                for fd, ifname, addr in ((fa, a_ifname, a_addr), (fb, b_ifname, b_addr)):
+                    with Netlink(fd) as nl:
+                        index = nl.get_index(ifname)
+                        nl.set_up(index)
+                        if addr is not None:
+                            nl.add_addr(index, addr)
+                        nl.commit()
+            except BaseException:
+                with contextlib.suppress(OSError), Netlink(fa) as nl:
+                    nl.del_link(a_ifname)
+                    nl.commit(ignore=(19,))
+                raise
+        finally:
+            os.close(fa)
+            os.close(fb)
+        for rec, ifname, peer, peer_if, addr in (
+            (ra, a_ifname, b, b_ifname, a_addr),
+            (rb, b_ifname, a, a_ifname, b_addr),
+        ):
+            rec.setdefault("links", []).append(
+                {"ifname": ifname, "peer": peer, "peer_ifname": peer_if, "addr": addr}
+            )
+            state.write_json(state.container_path(rec["name"]), rec)
+
+
+# --- garbage collection -----------------------------------------------------------
+
+
+def _pid_alive(pid: int) -> bool:
+    return os.path.exists(f"/proc/{pid}")
+
+
+def _undo_unrecorded(name: str, removed: list[str]) -> None:
+    """Remove what a killed create left for ``name``: processes, links, cgroups, log."""
+    dirs = cgroups.all_dirs().get(names.cgroup_leaf(name, state.scope()), [])
+    pids = sorted({p for d in dirs for p in cgroups.procs(d)})
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    _wait_dead(pids, 5.0)
+    link = names.host_veth_name(name, state.scope())
+    if _exists(link):
+        _del_links([link])
+        removed.append(f"link {link}")
+    for d in dirs:
+        if not cgroups.remove([d]):
+            removed.append(f"cgroup {d}")
+    if os.path.exists(state.log_path(name)):
+        state.remove_file(state.log_path(name))
+        removed.append(f"log {name}")
+    removed.append(f"container {name} (half-created)")
+
+
+def _gc_pending() -> list[str]:
+    """Finish creates whose process died (SIGKILL): cheap, run by run and rm."""
+    removed: list[str] = []
+    for path, journal in state.load_pending():
+        owner = int(journal.get("owner", 0))
+        if owner == os.getpid() or _pid_alive(owner):
+            continue
+        networks = state.load_networks()
+        for name in journal.get("names", []):
+            if os.path.exists(state.container_path(name)):
+                continue
+            _undo_unrecorded(name, removed)
+            for net in networks.values():
+                stale = [ip for ip, n in net["allocations"].items() if n == name]
+                for ip in stale:
+                    del net["allocations"][ip]
+                net["published"].pop(name, None)
+                if stale:
+                    state.write_json(state.network_path(net["name"]), net)
+        state.remove_file(path)
+        removed.append(f"journal {os.path.basename(path)}")
+    return removed
+
+
+def gc() -> list[str]:
+    """Remove leftovers of killed or failed commands; return what was removed.
+
+    Half-made containers from a killed create; address allocations whose
+    container record is gone; logs and temp files without a record; cgroups of
+    this host's ``netlens`` group that no record names and that are empty and
+    older than a minute (younger ones may belong to a create in progress in
+    another state directory); then the nft table is re-rendered from state.
+    """
+    require_root("gc")
+    with state.locked():
+        removed = _gc_pending()
+        recs = state.load_containers()
+        networks = state.load_networks()
+        for net in networks.values():
+            stale = [ip for ip, n in net["allocations"].items() if n not in recs]
+            for ip in stale:
+                del net["allocations"][ip]
+                removed.append(f"address {ip} on {net['name']}")
+            for cname in [c for c in net["published"] if c not in recs]:
+                del net["published"][cname]
+                removed.append(f"published ports of {cname}")
+            state.write_json(state.network_path(net["name"]), net)
+        for kind in ("containers", "networks", "logs"):
+            with contextlib.suppress(OSError):
+                for fname in os.listdir(state.sub(kind)):
+                    path = state.sub(kind, fname)
+                    if ".tmp" in fname or (kind == "logs" and fname[:-4] not in recs):
+                        state.remove_file(path)
+                        removed.append(f"file {path}")
+        now = time.time()
+        scope = state.scope()
+        leaves = {names.cgroup_leaf(n, scope) for n in recs}
+        for leaf, dirs in cgroups.all_dirs().items():
+            scoped = (
+                len(leaf) > 9
+                and leaf[-9] == "."
+                and all(c in "0123456789abcdef" for c in leaf[-8:])
+            )
+            mine = leaf.endswith(f".{scope}") if scope else not scoped
+            if leaf in leaves or not mine:
+                continue
+            for d in dirs:
+                try:
+                    old = now - os.stat(d).st_mtime > 60
+                except OSError:
+                    continue
+                if old and not cgroups.procs(d) and not cgroups.remove([d], wait=0):
+                    removed.append(f"cgroup {d}")
+        if networks:
+            nat.sync(list(networks.values()))
+        return removed

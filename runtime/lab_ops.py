@@ -1,0 +1,567 @@
+"""Labs: build a whole topology from one YAML file, and take it down again.
+
+The CLI verbs live in :mod:`runtime.lab`; this module is the API behind them.
+
+``lab up`` validates the file completely (:mod:`runtime.lab_spec`), then builds in
+this order, recording every step so a failure anywhere rolls back all of it:
+
+1. networks (``<lab>-<net>``), one by one;
+2. every node in one all-or-nothing batch (``create_containers``), named
+   ``<lab>-<node>`` and labelled ``netlens.lab=<lab>``;
+3. point-to-point links (``connect``);
+4. extra legs of multi-homed nodes (a host veth on another network's bridge);
+5. addresses of those legs and static routes: one rtnetlink batch per node,
+   sent on a socket opened inside the node's namespace (:mod:`runtime.lab_ns`).
+
+The lab's record (``$NETLENS_STATE_DIR/labs/<name>.json``) is written *before*
+anything is created, with everything the lab will own, so even a ``lab up`` killed
+half-way can be cleaned up with ``lab down``. The record is exclusive: a second
+``lab up`` of the same name is refused instead of fighting over objects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import ipaddress
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from runtime.errors import BadInput, Conflict, NeedsRoot, NotFound, RuntimeFailure
+from runtime.lab_spec import LabNode, LabSpec, bundled_lab
+
+if TYPE_CHECKING:
+    from runtime.lab_ns import NodeOp
+
+LAB_LABEL = "netlens.lab"
+NODE_LABEL = "netlens.lab.node"
+
+_fault: Callable[[str, str], None] | None = None
+"""Test seam: called as ``_fault(stage, name)`` before each step; a test makes it
+raise to check that a failure at that step rolls everything back."""
+
+
+def state_dir() -> str:
+    """The runtime's state directory (``$NETLENS_STATE_DIR``, default /run/netlens)."""
+    return os.environ.get("NETLENS_STATE_DIR") or "/run/netlens"
+
+
+def labs_dir() -> str:
+    return os.path.join(state_dir(), "labs")
+
+
+def node_name(lab: str, node: str) -> str:
+    """Runtime name of a lab node: node names are lab-scoped."""
+    return f"{lab}-{node}"
+
+
+def network_name(lab: str, net: str) -> str:
+    """Runtime name of a lab network."""
+    return f"{lab}-{net}"
+
+
+def host_ifname(container: str, ifname: str) -> str:
+    """Host end of a multi-homed node's extra leg: short, stable, unique (<= 15 bytes)."""
+    digest = hashlib.sha1(f"{container}/{ifname}".encode()).hexdigest()[:11]
+    return f"lx{digest}"
+
+
+def _require_root(what: str) -> None:
+    if os.geteuid() != 0:
+        raise NeedsRoot(f"{what} needs root: it creates namespaces, links and rules")
+
+
+# ------------------------------------------------------------------- records
+
+
+@dataclass
+class LabRecord:
+    """What a lab owns, as stored in ``labs/<name>.json``."""
+
+    name: str
+    file: str
+    status: str = "creating"
+    created: float = field(default_factory=time.time)
+    networks: list[str] = field(default_factory=list)
+    nodes: dict[str, str] = field(default_factory=dict)
+    """Lab-local node name -> runtime container name."""
+    addresses: dict[str, list[str]] = field(default_factory=dict)
+    """Lab-local node name -> its addresses (CIDR), for summaries and traffic."""
+    host_links: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "file": self.file,
+            "status": self.status,
+            "created": self.created,
+            "networks": self.networks,
+            "nodes": self.nodes,
+            "addresses": self.addresses,
+            "host_links": self.host_links,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LabRecord:
+        return cls(
+            name=str(data["name"]),
+            file=str(data.get("file", "")),
+            status=str(data.get("status", "up")),
+            created=float(data.get("created", 0.0)),
+            networks=[str(x) for x in data.get("networks", [])],
+            nodes={str(k): str(v) for k, v in data.get("nodes", {}).items()},
+            addresses={str(k): [str(a) for a in v] for k, v in data.get("addresses", {}).items()},
+            host_links=[str(x) for x in data.get("host_links", [])],
+        )
+
+
+def _record_path(name: str) -> str:
+    return os.path.join(labs_dir(), f"{name}.json")
+
+
+def _claim_record(rec: LabRecord) -> None:
+    """Create the record exclusively: refuse a lab that is already (being) built.
+
+    The record is written to a temporary file and hard-linked into place, which
+    fails if the name exists: readers never see a half-written record.
+    """
+    os.makedirs(labs_dir(), mode=0o755, exist_ok=True)
+    path = _record_path(rec.name)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as fh:
+        json.dump(rec.to_json(), fh, indent=1)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise Conflict(
+            f"lab {rec.name!r} is already up (run 'netlens lab down {rec.name}' first)"
+        ) from None
+    finally:
+        os.unlink(tmp)
+
+
+def _save_record(rec: LabRecord) -> None:
+    path = _record_path(rec.name)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as fh:
+        json.dump(rec.to_json(), fh, indent=1)
+    os.replace(tmp, path)
+
+
+def read_record(name: str) -> LabRecord | None:
+    """The record of lab ``name``, or None when no such lab is recorded."""
+    try:
+        with open(_record_path(name)) as fh:
+            return LabRecord.from_json(json.load(fh))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError) as exc:
+        raise RuntimeFailure(f"{_record_path(name)}: unreadable lab record: {exc}") from None
+
+
+def list_labs() -> list[LabRecord]:
+    """Every recorded lab, sorted by name."""
+    try:
+        entries = sorted(os.listdir(labs_dir()))
+    except FileNotFoundError:
+        return []
+    out = []
+    for entry in entries:
+        if entry.endswith(".json"):
+            rec = read_record(entry[: -len(".json")])
+            if rec is not None:
+                out.append(rec)
+    return out
+
+
+# ------------------------------------------------------------------- lab up
+
+
+def _addresses(spec: LabSpec, node: LabNode) -> list[str]:
+    out: list[str] = []
+    if node.network is not None and node.ip is not None:
+        subnet = spec.network(node.network).subnet
+        if subnet is not None:
+            out.append(f"{node.ip}/{ipaddress.ip_network(subnet).prefixlen}")
+    for iface in node.interfaces:
+        subnet = spec.network(iface.network).subnet
+        if iface.ip is not None and subnet is not None:
+            out.append(f"{iface.ip}/{ipaddress.ip_network(subnet).prefixlen}")
+    for link in spec.links:
+        if link.a == node.name and link.a_addr:
+            out.append(link.a_addr)
+        if link.b == node.name and link.b_addr:
+            out.append(link.b_addr)
+    return out
+
+
+def plan(spec: LabSpec) -> LabRecord:
+    """The record of everything ``spec`` will own, before anything exists."""
+    rec = LabRecord(name=spec.name, file=spec.path)
+    rec.networks = [network_name(spec.name, n.name) for n in spec.networks]
+    for node in spec.nodes:
+        rec.nodes[node.name] = node_name(spec.name, node.name)
+        rec.addresses[node.name] = _addresses(spec, node)
+        for iface in node.interfaces:
+            rec.host_links.append(host_ifname(rec.nodes[node.name], iface.ifname))
+    return rec
+
+
+def _container_spec(spec: LabSpec, node: LabNode) -> Any:
+    from runtime import api
+
+    labels = dict(node.labels)
+    labels[LAB_LABEL] = spec.name
+    labels[NODE_LABEL] = node.name
+    return api.ContainerSpec(
+        name=node_name(spec.name, node.name),
+        command=list(node.command),
+        network=network_name(spec.name, node.network) if node.network else None,
+        ip=node.ip,
+        memory=node.memory,
+        cpus=node.cpus,
+        publish=list(node.publish),
+        env=dict(node.env),
+        labels=labels,
+        cap_add=list(node.cap_add),
+        rootfs=node.rootfs,
+        sysctls=dict(node.sysctls),
+        hostname=node.hostname or node.name,
+    )
+
+
+def _step(stage: str, name: str) -> None:
+    if _fault is not None:
+        _fault(stage, name)
+
+
+def lab_up(spec: LabSpec, *, log: Callable[[str], None] | None = None) -> LabRecord:
+    """Build ``spec``; on any failure remove everything it made and re-raise."""
+    from runtime import api
+
+    _require_root("lab up")
+    rec = plan(spec)
+    _claim_record(rec)
+    made = LabRecord(name=spec.name, file=spec.path)
+    try:
+        # 0. name clashes with objects outside the lab: refuse before making anything
+        taken = {str(c.get("name")) for c in api.list_containers()}
+        taken |= {str(n.get("name")) for n in api.list_networks()}
+        clash = sorted(taken & {*rec.nodes.values(), *rec.networks})
+        if clash:
+            raise Conflict(f"lab {spec.name!r}: {clash[0]} already exists (another lab or run?)")
+        # 1. networks
+        bridges: dict[str, str] = {}
+        for net in spec.networks:
+            real = network_name(spec.name, net.name)
+            _step("network", real)
+            try:
+                info = api.create_network(
+                    api.NetworkSpec(
+                        name=real,
+                        subnet=net.subnet,
+                        gateway=net.gateway,
+                        nat=net.nat,
+                        mtu=net.mtu,
+                        bridge=net.bridge,
+                    )
+                )
+            except RuntimeFailure as exc:
+                # Point at the lab file: a subnet clash is a fix in that file.
+                where = f"{os.path.basename(spec.path)}:{net.line}: networks.{net.name}"
+                raise type(exc)(f"{where}: {exc}") from exc
+            made.networks.append(real)
+            bridges[net.name] = str(info.get("bridge") or "")
+        # 2. nodes, all or nothing
+        specs = [_container_spec(spec, n) for n in spec.nodes]
+        infos = api.create_containers(specs)
+        made.nodes = dict(rec.nodes)
+        pids = _pids(spec, infos)
+        # 3. point-to-point links
+        for link in spec.links:
+            _step("link", f"{link.a}:{link.a_ifname}-{link.b}:{link.b_ifname}")
+            api.connect(
+                node_name(spec.name, link.a),
+                link.a_ifname,
+                node_name(spec.name, link.b),
+                link.b_ifname,
+                a_addr=link.a_addr,
+                b_addr=link.b_addr,
+                mtu=link.mtu,
+            )
+        # 4. extra legs on other networks' bridges (host side)
+        host_cmds: list[str] = []
+        for node in spec.nodes:
+            for iface in node.interfaces:
+                bridge = bridges[iface.network]
+                if not bridge:
+                    raise RuntimeFailure(f"network {iface.network!r} reported no bridge")
+                hname = host_ifname(rec.nodes[node.name], iface.ifname)
+                mtu = spec.network(iface.network).mtu
+                host_cmds.append(
+                    f"link add {hname} mtu {mtu} type veth peer name {iface.ifname}"
+                    f" mtu {mtu} netns {pids[node.name]}"
+                )
+                host_cmds.append(f"link set {hname} master {bridge} up")
+                made.host_links.append(hname)
+        if host_cmds:
+            _run_host_batch(host_cmds)
+        # 5. inside each node: extra legs' addresses and routes (one netlink batch each)
+        work: list[tuple[str, list[NodeOp]]] = []
+        for node in spec.nodes:
+            _step("node", rec.nodes[node.name])
+            ops = _node_ops(spec, node)
+            if ops:
+                work.append((f"/proc/{pids[node.name]}/ns/net", ops))
+        if work:
+            _configure_nodes(work)
+        rec.status = "up"
+        _save_record(rec)
+    except BaseException as exc:
+        errors = _teardown(made)
+        with contextlib.suppress(OSError):
+            os.unlink(_record_path(spec.name))
+        if errors and log is not None:
+            for err in errors:
+                log(f"rollback: {err}")
+        if isinstance(exc, OSError) and not isinstance(exc, RuntimeFailure):
+            raise RuntimeFailure(f"lab {spec.name!r}: {exc}") from exc
+        raise
+    return rec
+
+
+def _pids(spec: LabSpec, infos: list[dict[str, Any]]) -> dict[str, int]:
+    """Lab-local node name -> pid of its init, from create_containers' answer."""
+    by_real = {str(i.get("name")): i for i in infos}
+    out: dict[str, int] = {}
+    missing = []
+    for node in spec.nodes:
+        info = by_real.get(node_name(spec.name, node.name), {})
+        pid = info.get("pid")
+        if pid:
+            out[node.name] = int(pid)
+        else:
+            missing.append(node.name)
+    if missing:
+        from runtime import api
+
+        live = {str(c.get("name")): c for c in api.list_containers()}
+        for name in missing:
+            pid = live.get(node_name(spec.name, name), {}).get("pid")
+            if not pid:
+                raise RuntimeFailure(f"node {name!r} has no running process")
+            out[name] = int(pid)
+    return out
+
+
+def _node_ops(spec: LabSpec, node: LabNode) -> list[NodeOp]:
+    """What finishes a node inside its namespace: extra legs up with their
+    addresses, then static routes (in this order: a route needs its interface)."""
+    from runtime.lab_ns import AddAddr, AddRoute, LinkUp
+
+    ops: list[NodeOp] = []
+    for iface in node.interfaces:
+        if iface.ip is not None:
+            subnet = spec.network(iface.network).subnet
+            prefix = ipaddress.ip_network(subnet).prefixlen if subnet else 32
+            ops.append(AddAddr(iface.ifname, f"{iface.ip}/{prefix}"))
+        ops.append(LinkUp(iface.ifname))
+    for route in node.routes:
+        ops.append(AddRoute(route.to, route.via, route.dev))
+    return ops
+
+
+def _run_host_batch(lines: list[str]) -> None:
+    res = subprocess.run(
+        ["ip", "-batch", "-"], input="\n".join(lines) + "\n", capture_output=True, text=True
+    )
+    if res.returncode != 0:
+        raise RuntimeFailure(f"ip: {res.stderr.strip() or 'failed'}")
+
+
+def _configure_nodes(work: list[tuple[str, list[NodeOp]]]) -> None:
+    """Apply each node's ops from one worker thread that visits every namespace."""
+    from runtime.lab_ns import apply_ops, in_netns
+
+    todo = dict(work)
+
+    def one(path: str) -> None:
+        try:
+            apply_ops(todo[path])
+        except OSError as exc:
+            raise RuntimeFailure(f"configuring node ({path}): {exc.strerror or exc}") from None
+
+    in_netns([p for p, _ in work], one)
+
+
+# ------------------------------------------------------------------ lab down
+
+
+def _teardown(rec: LabRecord) -> list[str]:
+    """Remove what ``rec`` lists that still exists; return the errors, keep going."""
+    from runtime import api
+
+    errors: list[str] = []
+    wanted = set(rec.nodes.values())
+    try:
+        records = api.list_containers()
+        live = {str(c.get("name")) for c in records}
+        labelled = {
+            str(c.get("name"))
+            for c in records
+            if (c.get("labels") or {}).get(LAB_LABEL) == rec.name
+        }
+    except RuntimeFailure as exc:
+        errors.append(f"listing containers: {exc}")
+        records, live, labelled = [], set(wanted), set()
+    names = sorted((wanted & live) | labelled)
+    host_veths = [
+        str(c["host_veth"]) for c in records if c.get("name") in names and c.get("host_veth")
+    ]
+    if names:
+        try:
+            api.remove_containers(names, force=True)
+        except RuntimeFailure as exc:
+            errors.append(f"removing nodes: {exc}")
+    # The kernel frees a dead namespace's veths asynchronously, some time after the
+    # last process exits; delete the host ends now so a lab rebuilt right away
+    # finds its names free (deleting one end removes the pair at once).
+    _delete_links([*host_veths, *rec.host_links])
+    try:
+        nets = {str(n.get("name")) for n in api.list_networks()}
+    except RuntimeFailure as exc:
+        errors.append(f"listing networks: {exc}")
+        nets = set(rec.networks)
+    for net in reversed(rec.networks):
+        if net in nets:
+            try:
+                api.remove_network(net)
+            except NotFound:
+                pass
+            except RuntimeFailure as exc:
+                errors.append(f"removing network {net}: {exc}")
+    return errors
+
+
+def _delete_links(links: list[str]) -> None:
+    """Delete host links that still exist, in one netlink batch; missing ones are fine."""
+    present = [link for link in links if os.path.exists(f"/sys/class/net/{link}")]
+    if not present:
+        return
+    from runtime.netlink import Netlink
+
+    with contextlib.suppress(OSError), Netlink() as nl:
+        for link in present:
+            nl.del_link(link)
+        nl.commit(ignore=(errno.ENODEV,))
+
+
+def lab_name_of(arg: str) -> str:
+    """``lab down`` takes a lab name or its file. For a file: the lab built from
+    that file if exactly one is recorded (it may run under ``--name``), else the
+    file's ``name:`` field."""
+    if os.path.isfile(arg):
+        built = [r.name for r in list_labs() if r.file == os.path.abspath(arg)]
+        if len(built) == 1:
+            return built[0]
+        import yaml
+
+        try:
+            with open(arg, encoding="utf-8") as fh:
+                data = yaml.safe_load(fh)
+        except (OSError, yaml.YAMLError) as exc:
+            raise BadInput(f"{arg}: cannot read the lab's name: {exc}") from None
+        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+            raise BadInput(f"{arg}: no 'name' field; pass the lab's name instead")
+        return str(data["name"])
+    return arg
+
+
+def lab_down(name: str) -> list[str]:
+    """Remove lab ``name`` and its record; return non-fatal errors met on the way."""
+    _require_root("lab down")
+    rec = read_record(name)
+    if rec is None:
+        from runtime import api
+
+        leftovers = [
+            c for c in api.list_containers() if (c.get("labels") or {}).get(LAB_LABEL) == name
+        ]
+        if not leftovers:
+            raise NotFound(f"no lab named {name!r} (see 'netlens lab ls')")
+        rec = LabRecord(name=name, file="")
+    errors = _teardown(rec)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(_record_path(name))
+    return errors
+
+
+# ------------------------------------------------------------------- summary
+
+
+def resolve_lab_file(arg: str) -> str:
+    """A path as given, or a bundled lab's path when ``arg`` is its bare name."""
+    if os.path.exists(arg) or os.sep in arg:
+        return arg
+    bundled = bundled_lab(arg)
+    return bundled if os.path.isfile(bundled) else arg
+
+
+def summary_lines(spec: LabSpec, rec: LabRecord, limit: int = 40) -> Iterator[str]:
+    """A short table of nodes and addresses (one screen at most)."""
+    nets = ", ".join(
+        f"{network_name(spec.name, n.name)} {n.subnet or ''}{' nat' if n.nat else ''}"
+        for n in spec.networks
+    )
+    if nets:
+        yield f"networks: {nets}"
+    for shown, node in enumerate(spec.nodes):
+        if shown >= limit:
+            yield f"... and {len(spec.nodes) - limit} more nodes"
+            break
+        addrs = " ".join(rec.addresses.get(node.name, [])) or "-"
+        fwd = " (router)" if node.sysctls.get("net.ipv4.ip_forward") == "1" else ""
+        yield f"  {rec.nodes[node.name]:<28} {addrs}{fwd}"
+
+
+# ------------------------------------------------------------------- traffic
+
+
+def lab_traffic(spec: LabSpec, rec: LabRecord, **kwargs: Any) -> Any:
+    """A (not yet started) :class:`runtime.traffic.TrafficGenerator` for the lab's
+    ``traffic:`` flows. Destinations are restricted to the lab's own addresses."""
+    from runtime import api
+    from runtime.traffic import Flow, TrafficGenerator
+
+    pids = {
+        str(c.get("name")): int(c["pid"])
+        for c in api.list_containers()
+        if (c.get("labels") or {}).get(LAB_LABEL) == spec.name and c.get("pid")
+    }
+    allowed = {a.split("/")[0] for addrs in rec.addresses.values() for a in addrs}
+    flows = []
+    for i, f in enumerate(spec.traffic):
+        src, dst = rec.nodes[f.src], rec.nodes[f.dst]
+        if src not in pids or dst not in pids:
+            raise NotFound(f"traffic flow {f.src} -> {f.dst}: node is not running")
+        dst_ip = spec.node(f.dst).ip
+        assert dst_ip is not None  # the validator insists on it
+        flows.append(
+            Flow(
+                name=f"{f.src}>{f.dst}/{f.proto}#{i}",
+                src_netns=f"/proc/{pids[src]}/ns/net",
+                dst_netns=f"/proc/{pids[dst]}/ns/net",
+                dst_ip=dst_ip,
+                port=f.port,
+                proto=f.proto,
+                min_bps=f.min_bps,
+                max_bps=f.max_bps,
+            )
+        )
+    return TrafficGenerator(flows, allowed=allowed, **kwargs)

@@ -1,0 +1,140 @@
+"""NAT and forwarding rules in netlens's own nftables table ``ip netlens``.
+
+The whole table is rendered from state and replaced in one ``nft -f -``
+transaction per change, so the rules always match the state files and a crash
+cannot leave half a rule set. The table is deleted with the last network.
+
+Beside Docker: a DROP policy in iptables' filter FORWARD chain drops bridged
+traffic (br_netfilter) whatever our table accepts, so each network also puts
+``-i BR -j ACCEPT`` / ``-o BR -j ACCEPT`` (comment ``netlens``) into that chain
+when it exists, and removes them with the network.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runtime.errors import RuntimeFailure
+
+TABLE = "netlens"
+
+
+def table_name() -> str:
+    """``netlens`` for the default state directory, ``netlens_<hash>`` for others.
+
+    Each state directory renders the whole table from its own networks, so a
+    test (or a second installation) with its own NETLENS_STATE_DIR must not
+    replace the main table.
+    """
+    from runtime import state
+
+    scope = state.scope()
+    return f"{TABLE}_{scope}" if scope else TABLE
+
+
+def render(networks: list[dict[str, Any]], table: str | None = None) -> str:
+    """The nft script that replaces the table (or deletes it when no network is left).
+
+    Published ports live in each network's record (``published``: container ->
+    list of {host_ip, host_port, port, proto, ip}) so a change reads no
+    container file.
+    """
+    table = table or table_name()
+    head = f"table ip {table} {{}}\ndelete table ip {table}\n"
+    if not networks:
+        return head
+    fwd: list[str] = []
+    post: list[str] = []
+    dnat: list[str] = []
+    for net in sorted(networks, key=lambda n: str(n["name"])):
+        br = net["bridge"]
+        fwd.append(f'iifname "{br}" accept')
+        fwd.append(f'oifname "{br}" accept')
+        if net.get("nat", True):
+            post.append(f'ip saddr {net["subnet"]} oifname != "{br}" masquerade')
+        post.append(f'oifname "{br}" ip saddr 127.0.0.0/8 masquerade')
+    for net in sorted(networks, key=lambda n: str(n["name"])):
+        for cname, pubs in sorted((net.get("published") or {}).items()):
+            for pub in pubs:
+                host = pub.get("host_ip")
+                match = f"ip daddr {host}" if host else "fib daddr type local"
+                dnat.append(
+                    f"{match} {pub['proto']} dport {pub['host_port']} "
+                    f'dnat to {pub["ip"]}:{pub["port"]} comment "{cname}"'
+                )
+    body = [f"table ip {table} {{"]
+    body.append("  chain forward {\n    type filter hook forward priority filter; policy accept;")
+    body += [f"    {r}" for r in fwd]
+    body.append("  }")
+    body.append(
+        "  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;"
+    )
+    body += [f"    {r}" for r in post]
+    body.append("  }")
+    for chain, hook in (("prerouting", "prerouting"), ("output", "output")):
+        body.append(f"  chain {chain} {{\n    type nat hook {hook} priority -100; policy accept;")
+        body += [f"    {r}" for r in dnat]
+        body.append("  }")
+    body.append("}")
+    return head + "\n".join(body) + "\n"
+
+
+def apply(script: str) -> None:
+    import subprocess
+
+    try:
+        res = subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise RuntimeFailure("nft is not installed (Debian package nftables)") from None
+    if res.returncode != 0:
+        errs = [ln for ln in res.stderr.splitlines() if "Error" in ln] or [res.stderr.strip()]
+        raise RuntimeFailure(f"nft failed: {errs[0]}")
+
+
+def sync(networks: list[dict[str, Any]]) -> None:
+    apply(render(networks))
+
+
+def _iptables_forward_exists() -> bool:
+    import subprocess
+
+    try:
+        res = subprocess.run(
+            ["nft", "list", "chain", "ip", "filter", "FORWARD"], capture_output=True, text=True
+        )
+    except FileNotFoundError:
+        return False
+    return res.returncode == 0
+
+
+def _iptables(args: list[str]) -> bool:
+    import subprocess
+
+    try:
+        res = subprocess.run(["iptables", "-w", *args], capture_output=True, text=True)
+    except FileNotFoundError:
+        return False
+    return res.returncode == 0
+
+
+def _fwd_rules(bridge: str) -> list[list[str]]:
+    comment = ["-m", "comment", "--comment", "netlens"]
+    return [["-i", bridge, *comment, "-j", "ACCEPT"], ["-o", bridge, *comment, "-j", "ACCEPT"]]
+
+
+def allow_forward(bridge: str) -> bool:
+    """Accept the bridge in iptables' FORWARD chain if that chain exists."""
+    if not _iptables_forward_exists():
+        return False
+    for rule in _fwd_rules(bridge):
+        if not _iptables(["-C", "FORWARD", *rule]):
+            _iptables(["-I", "FORWARD", *rule])
+    return True
+
+
+def disallow_forward(bridge: str) -> None:
+    if not _iptables_forward_exists():
+        return
+    for rule in _fwd_rules(bridge):
+        while _iptables(["-D", "FORWARD", *rule]):
+            pass

@@ -1,0 +1,521 @@
+"""Start a container's PID 1: clone with new namespaces, set up, exec tini.
+
+The Python code here runs only between clone and exec: the container's PID 1 is
+``tini-static`` (reaps zombies, forwards signals) and then the user's command,
+so a container costs no Python interpreter. The parent and the child talk over
+two pipes: ``err`` (child -> parent, close-on-exec: a READY byte once the child
+has its network namespace, then EOF when exec succeeded, or the text of the
+setup step that failed) and ``go`` (parent -> child: eth0 is there, finish and
+exec; EOF means the parent died, so the child exits).
+
+Batches clone from a mount-namespace :class:`Template` (a small mount table to
+copy) and, when big, from a small helper process (:func:`start_many`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import os
+import signal
+from typing import Any
+
+from runtime import sysc
+
+# Static first: it also runs inside a --rootfs that has no libc.
+TINI_PATHS = ("/usr/bin/tini-static", "/usr/bin/tini", "/sbin/tini")
+TINI = TINI_PATHS[0]
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# The network namespace is not made by clone: the child unshares it itself, so
+# with many children the (costly) namespace setup runs on every core instead of
+# serially in the parent's clone loop.
+# Nor the mount namespace: the child unshares it after reporting READY, so
+# copying the host's mount table overlaps with our creating its veth.
+NS_FLAGS = sysc.CLONE_NEWUTS | sysc.CLONE_NEWIPC | sysc.CLONE_NEWPID
+READY = b"\x01"
+PR_SET_PDEATHSIG = 1
+SYS_CLOSE_RANGE = 436
+_libc = ctypes.CDLL("libc.so.6", use_errno=True)
+
+
+class Plan:
+    """Everything the child needs, computed in the parent before clone."""
+
+    def __init__(
+        self,
+        name: str,
+        hostname: str,
+        argv: list[str],
+        env: dict[str, str],
+        caps: int,
+        rootfs: str | None = None,
+        log_path: str | None = None,
+        sysctls: list[tuple[str, str]] | None = None,
+        addr: str | None = None,
+        gateway: str | None = None,
+    ) -> None:
+        self.name, self.hostname, self.argv, self.env = name, hostname, argv, env
+        self.caps, self.rootfs = caps, rootfs
+        self.log_path = log_path  # None: inherit stdout/stderr (attached run)
+        self.sysctls = sysctls or []
+        self.addr = addr  # CIDR for eth0 (index 2), set by the child after ``go``
+        self.gateway = gateway
+        self.nl_pre: Any = None  # netlink.Requests: lo up (built by prepare_netlink)
+        self.nl_post: Any = None  # netlink.Requests: eth0 up, address, default route
+        self.nofile: tuple[int, int] | None = None  # RLIMIT_NOFILE to restore before exec
+        # Die with the parent before exec (not when a short-lived spawner is the
+        # parent: the go pipe's EOF covers the creating process's death then).
+        self.pdeathsig = True
+
+
+def prepare_netlink(plan: Plan) -> None:
+    """Build the child's netlink requests in the parent (see netlink.Requests)."""
+    from runtime.netlink import Requests
+
+    pre = Requests()
+    pre.set_up(1)  # lo
+    plan.nl_pre = pre
+    if plan.addr is not None:
+        post = Requests()
+        post.set_up(2)  # eth0: the parent asks for index 2 (lo is 1)
+        post.add_addr(2, plan.addr)
+        if plan.gateway:
+            post.add_default_route(plan.gateway, 2)
+        plan.nl_post = post
+
+
+class Child:
+    """A cloned PID 1 waiting for ``go``, and our ends of its two pipes."""
+
+    def __init__(self, pid: int, go_w: int, err_r: int) -> None:
+        self.pid, self.go_w, self.err_r = pid, go_w, err_r
+
+    def release(self) -> None:
+        """Let the child exec (write on ``go``); a child that died already reports in result()."""
+        with contextlib.suppress(BrokenPipeError):
+            os.write(self.go_w, b"g")
+        os.close(self.go_w)
+        self.go_w = -1
+
+    def wait_ready(self) -> str:
+        """Wait until the child's network namespace exists; error text if it failed."""
+        first = os.read(self.err_r, 1)
+        if first == READY:
+            return ""
+        if not first:
+            return "the container's setup process exited early"
+        return (first + os.read(self.err_r, 4096)).decode(errors="replace")
+
+    def result(self) -> str:
+        """Empty string when exec succeeded, else the child's error text."""
+        chunks = []
+        while True:
+            data = os.read(self.err_r, 4096)
+            if not data:
+                break
+            chunks.append(data)
+        os.close(self.err_r)
+        self.err_r = -1
+        return b"".join(chunks).decode(errors="replace")
+
+    def abort(self) -> None:
+        """Kill the child (before or after exec) and close our pipe ends."""
+        for fd in (self.go_w, self.err_r):
+            if fd >= 0:
+                os.close(fd)
+        self.go_w = self.err_r = -1
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+
+
+class Template:
+    """A mount namespace to copy containers' mount namespaces from, for batches.
+
+    A new mount namespace copies every mount of its creator; a host with a
+    thousand mounts (named netns handles under /run/netns, Docker's) makes
+    that copy cost milliseconds per container. The template is the host's
+    root read-only with /proc, /sys, /dev, /run and /tmp detached, made once
+    per batch by a helper process that holds it until :meth:`close`.
+    """
+
+    def __init__(self) -> None:
+        hold_r, self._hold_w = os.pipe2(os.O_CLOEXEC)
+        ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+        self.pid = sysc.clone3(sysc.CLONE_NEWNS)
+        if self.pid == 0:  # pragma: no cover - helper child
+            try:
+                _close_others([0, 1, 2, hold_r, ready_w])
+                sysc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+                sysc.mount_setattr_rdonly_private("/")
+                detach_under(("/proc", "/sys", "/dev", "/run", "/var/run", "/tmp", "/var/tmp"))
+                make_dev("/dev")  # shared read-only by the batch; pts and shm are per container
+                os.write(ready_w, b"k")
+                os.read(hold_r, 1)
+            finally:
+                os._exit(0)
+        os.close(hold_r)
+        os.close(ready_w)
+        ok = os.read(ready_r, 1)
+        os.close(ready_r)
+        if ok != b"k":
+            self.close()
+            raise OSError("mount namespace template failed")
+        self.fd = os.open(f"/proc/{self.pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+
+    def close(self) -> None:
+        if self._hold_w >= 0:
+            os.close(self._hold_w)
+            self._hold_w = -1
+        if getattr(self, "fd", -1) >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+
+
+def open_tini() -> int:
+    """An fd of the init binary (executed with fexecve, so it need not be in --rootfs)."""
+    for path in TINI_PATHS:
+        try:
+            return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+    from runtime.errors import RuntimeFailure
+
+    raise RuntimeFailure("tini is not installed (Debian package tini): every container's PID 1")
+
+
+def start(plan: Plan, tini_fd: int, cgroup_fd: int = -1, template_fd: int = -1) -> Child:
+    """Clone the container's PID 1; it sets up its filesystem and waits for ``go``.
+
+    ``cgroup_fd`` (a v2 cgroup directory) makes the child start inside it;
+    ``template_fd`` (a :class:`Template`'s namespace) is copied instead of ours.
+    """
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    log_fd = -1
+    if plan.log_path is not None and template_fd < 0:
+        # Opened here: an fd open for writing on the child's copy of the root
+        # mount would make mount_setattr(RDONLY) fail with EBUSY.
+        log_fd = _open_log(plan.log_path)
+    try:
+        pid = clone_child(plan, go_r, err_w, log_fd, tini_fd, cgroup_fd, template_fd)
+    except OSError:
+        for fd in (go_r, go_w, err_r, err_w, log_fd):
+            if fd >= 0:
+                os.close(fd)
+        raise
+    os.close(go_r)
+    os.close(err_w)
+    if log_fd >= 0:
+        os.close(log_fd)
+    return Child(pid, go_w, err_r)
+
+
+def clone_child(
+    plan: Plan, go_r: int, err_w: int, log_fd: int, tini_fd: int, cgroup_fd: int, template_fd: int
+) -> int:
+    """clone3 the PID 1 and run its setup; returns the pid (in the caller only)."""
+    pid = sysc.clone3(NS_FLAGS, cgroup_fd)
+    if pid == 0:  # pragma: no cover - runs in the child, between clone and exec
+        gc.disable()  # a collection would touch (and so copy) every page of the parent
+        step = "start"
+        try:
+            keep = {0, 1, 2, go_r, err_w, tini_fd, template_fd, log_fd} - {-1}
+            _close_others(sorted(keep))
+            for fd in (go_r, err_w):  # inherited through a spawner they may lack it
+                os.set_inheritable(fd, False)
+            if plan.log_path is not None and log_fd < 0:
+                # Batch: created here, not in the parent (on a journaling /run a
+                # create costs ~1 ms, better spent on another core), before we
+                # enter the template, where the state directory is not visible.
+                step = "log file"
+                log_fd = _open_log(plan.log_path)
+            step = "setup"
+            if template_fd >= 0:
+                sysc.setns(template_fd, sysc.CLONE_NEWNS)
+                os.close(template_fd)
+                sysc.unshare(sysc.CLONE_NEWNS)
+            _child(plan, go_r, err_w, log_fd, tini_fd, template_fd >= 0)
+        except BaseException as err:
+            with contextlib.suppress(BaseException):
+                os.write(err_w, f"{plan.name}: {step}: {err}".encode())
+        os._exit(127)
+    return pid
+
+
+# Reports on the fd in argv[2]: "pid pid ..." or "!error". Its stdio goes to
+# /dev/null first: the children inherit it until they close it, and a pipe
+# held by children waiting for ``go`` would never reach EOF.
+_SPAWNER = """
+import os, pickle, sys
+out = int(sys.argv[2])
+try:
+    sys.path.insert(0, sys.argv[1])
+    from runtime import spawn
+    job = pickle.load(sys.stdin.buffer)
+    null = os.open("/dev/null", os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    pids = []
+    for plan, go_r, err_w, cg_path in job["children"]:
+        cg = os.open(cg_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) if cg_path else -1
+        try:
+            pids.append(spawn.clone_child(plan, go_r, err_w, -1, job["tini"], cg, job["template"]))
+        finally:
+            if cg >= 0:
+                os.close(cg)
+            os.close(go_r)
+            os.close(err_w)
+    os.write(out, " ".join(map(str, pids)).encode())
+except BaseException as err:
+    os.write(out, ("!" + repr(err)).encode())
+"""
+
+
+def start_many(
+    plans: list[Plan], tini_fd: int, cgroup_dirs: list[str | None], template_fd: int
+) -> list[Child]:
+    """Clone many PID 1s from a small helper process instead of from ourselves.
+
+    Cloning copies the page tables of the cloning process, and every page the
+    children or we then write is copied again (copy-on-write): from a big
+    process (a test runner, a TUI) that costs milliseconds per container. A
+    fresh ``python -S -I`` costs ~20 ms once and clones cheaply. Its children
+    outlive it (they are re-parented to init); EOF on ``go`` still tells them
+    that we died.
+    """
+    import pickle
+    import subprocess
+    import sys
+
+    pipes = []
+    try:
+        for _ in plans:
+            go_r, go_w = os.pipe2(os.O_CLOEXEC)
+            err_r, err_w = os.pipe2(os.O_CLOEXEC)
+            pipes.append((go_r, go_w, err_r, err_w))
+        for plan in plans:
+            plan.pdeathsig = False
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        passed = [tini_fd, template_fd] + [fd for g, _, _, e in pipes for fd in (g, e)]
+        payload = pickle.dumps(
+            {
+                "tini": tini_fd,
+                "template": template_fd,
+                "children": [
+                    (plan, g, e, cg)
+                    for plan, (g, _, _, e), cg in zip(plans, pipes, cgroup_dirs, strict=True)
+                ],
+            }
+        )
+        res_r, res_w = os.pipe2(os.O_CLOEXEC)
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-S", "-I", "-c", _SPAWNER, root, str(res_w)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                pass_fds=[fd for fd in [*passed, res_w] if fd >= 0],
+            )
+        finally:
+            os.close(res_w)
+        try:
+            assert proc.stdin is not None
+            proc.stdin.write(payload)
+            proc.stdin.close()
+            chunks = []
+            while chunk := os.read(res_r, 65536):
+                chunks.append(chunk)
+        finally:
+            os.close(res_r)
+            proc.wait()
+    finally:
+        for go_r, _, _, err_w in pipes:
+            os.close(go_r)
+            os.close(err_w)
+    report = b"".join(chunks).decode(errors="replace")
+    pids = [] if report.startswith("!") else [int(x) for x in report.split()]
+    children = [
+        Child(pid, go_w, err_r) for pid, (_, go_w, err_r, _) in zip(pids, pipes, strict=False)
+    ]
+    if proc.returncode != 0 or len(pids) != len(plans):
+        for child in children:
+            child.abort()
+        for _, go_w, err_r, _ in pipes[len(children) :]:
+            os.close(go_w)
+            os.close(err_r)
+        raise OSError(f"container spawner failed: {report.lstrip('!')[:300] or proc.returncode}")
+    return children
+
+
+def _open_log(path: str) -> int:
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+
+
+def _close_others(keep: list[int]) -> None:
+    """Close every fd not in ``keep`` (sorted), so sibling children's pipes do not leak."""
+    lo = 0
+    for fd in [*keep, 1 << 30]:
+        if fd > lo:
+            _libc.syscall(SYS_CLOSE_RANGE, ctypes.c_uint(lo), ctypes.c_uint(fd - 1), 0)
+        lo = fd + 1
+
+
+def _child(
+    plan: Plan, go_r: int, err_w: int, log_fd: int, tini_fd: int, templated: bool
+) -> None:  # pragma: no cover
+    from runtime.netlink import Netlink
+
+    if plan.pdeathsig:
+        sysc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    os.umask(0)
+    sysc.sethostname(plan.hostname)
+    sysc.unshare(sysc.CLONE_NEWNET)
+    with Netlink() as nl:
+        nl.send(plan.nl_pre)  # lo up
+    os.write(err_w, READY)  # the parent may now put eth0 into our namespace
+    if not templated:
+        sysc.unshare(sysc.CLONE_NEWNS)
+    setup_fs(plan.rootfs, templated)  # /sys is mounted after unshare: it shows our netns
+    if os.read(go_r, 1) != b"g":
+        os._exit(1)  # the parent died or gave up
+    os.close(go_r)
+    if plan.pdeathsig:
+        sysc.prctl(PR_SET_PDEATHSIG, 0)
+    if plan.nl_post is not None:
+        with Netlink() as nl:
+            nl.send(plan.nl_post)  # eth0 up, address, default route
+    if plan.nofile is not None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, plan.nofile)
+    for path, value in plan.sysctls:
+        with open(path, "w") as fh:
+            fh.write(value)
+    null = os.open("/dev/null", os.O_RDWR)
+    os.dup2(null, 0)
+    if log_fd >= 0:
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        os.close(log_fd)
+    os.close(null)
+    os.chdir("/")
+    os.umask(0o022)
+    drop_privileges(plan.caps)
+    os.execve(tini_fd, ["tini", "--", *plan.argv], plan.env)
+
+
+def drop_privileges(caps: int) -> None:
+    """Bounding set and capability sets down to ``caps``; then no_new_privs."""
+    for cap in range(64):
+        if not caps & (1 << cap):
+            try:
+                sysc.prctl(sysc.PR_CAPBSET_DROP, cap)
+            except OSError:
+                break  # EINVAL past the last capability this kernel knows
+    with contextlib.suppress(OSError):
+        sysc.prctl(sysc.PR_CAP_AMBIENT, sysc.PR_CAP_AMBIENT_CLEAR_ALL)
+    sysc.capset(caps)
+    sysc.prctl(sysc.PR_SET_NO_NEW_PRIVS, 1)
+
+
+def detach_under(prefixes: tuple[str, ...]) -> None:  # pragma: no cover - child only
+    """Lazily unmount every mount at or below ``prefixes`` in this mount namespace.
+
+    Looks at the real mount table: /run is often not a mount of its own while
+    /run/netns holds one nsfs mount per named network namespace (a thousand
+    on a lab host), and every copied mount costs time and memory per container.
+    """
+    with open("/proc/self/mountinfo", "rb") as fh:
+        points = {line.split(b" ", 5)[4].decode("unicode_escape", "replace") for line in fh}
+    picked: list[str] = []
+    for point in sorted(points, key=len):
+        if any(point == p or point.startswith(p + "/") for p in prefixes) and not any(
+            point == q or point.startswith(q + "/") for q in picked
+        ):
+            picked.append(point)
+    for point in picked:
+        with contextlib.suppress(OSError):
+            sysc.umount2(point, sysc.MNT_DETACH)
+
+
+def make_dev(dev: str) -> None:  # pragma: no cover - child only
+    """A minimal read-only /dev: null, zero, full, random, urandom, tty; pts/ and shm/.
+
+    No disk or other device node exists, so CAP_DAC_OVERRIDE cannot reach the
+    host's disks through /dev. A template makes it once for a whole batch.
+    """
+    sysc.mount("tmpfs", dev, "tmpfs", sysc.MS_NOSUID | sysc.MS_NOEXEC, "mode=755,size=64k")
+    old = os.umask(0)
+    try:
+        for node, minor in (("null", 3), ("zero", 5), ("full", 7), ("random", 8), ("urandom", 9)):
+            sysc.mknod(f"{dev}/{node}", 0o20666, 1, minor)
+        sysc.mknod(f"{dev}/tty", 0o20666, 5, 0)
+        for link, target in (
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+            ("ptmx", "pts/ptmx"),
+        ):
+            os.symlink(target, f"{dev}/{link}")
+        os.mkdir(f"{dev}/pts", 0o755)
+        os.mkdir(f"{dev}/shm", 0o1777)
+    finally:
+        os.umask(old)
+    ro = sysc.MS_REMOUNT | sysc.MS_BIND | sysc.MS_RDONLY | sysc.MS_NOSUID | sysc.MS_NOEXEC
+    sysc.mount(None, dev, None, ro, None)
+
+
+def setup_fs(rootfs: str | None, templated: bool = False) -> None:  # pragma: no cover
+    """Read-only root (host's or ``rootfs``), own /proc, /sys, /dev, private tmpfs.
+
+    ``templated``: the namespace is a copy of a :class:`Template` (root already
+    read-only and private, /proc etc. already detached, /dev made).
+    """
+    if templated:
+        root = ""
+    elif rootfs:
+        sysc.mount(None, "/", None, sysc.MS_REC | sysc.MS_PRIVATE, None)
+        sysc.mount(rootfs, rootfs, None, sysc.MS_BIND | sysc.MS_REC, None)
+        sysc.mount_setattr_rdonly_private(rootfs)
+        root = rootfs.rstrip("/")
+    else:
+        sysc.mount_setattr_rdonly_private("/")
+        root = ""
+    nosuid = sysc.MS_NOSUID | sysc.MS_NODEV
+    for sub, fstype, flags, data in (
+        ("/proc", "proc", nosuid | sysc.MS_NOEXEC, None),
+        ("/sys", "sysfs", nosuid | sysc.MS_NOEXEC | sysc.MS_RDONLY, None),
+    ):
+        if not templated:
+            with contextlib.suppress(OSError):
+                sysc.umount2(root + sub, sysc.MNT_DETACH)
+        sysc.mount(fstype, root + sub, fstype, flags, data)
+    if not templated and not rootfs:
+        # The host's own mounts there would stay, hidden, in this namespace's
+        # copy (a host with many named netns has hundreds under /run): drop them.
+        detach_under(("/dev", "/run", "/var/run", "/tmp", "/var/tmp"))
+    dev = root + "/dev"
+    if not templated:
+        make_dev(dev)
+    sysc.mount(
+        "devpts",
+        f"{dev}/pts",
+        "devpts",
+        sysc.MS_NOSUID | sysc.MS_NOEXEC,
+        "newinstance,ptmxmode=0666,mode=620",
+    )
+    sysc.mount("shm", f"{dev}/shm", "tmpfs", nosuid, "mode=1777,size=65536k")
+    for sub, mode in (("/tmp", "1777"), ("/run", "755"), ("/var/tmp", "1777")):
+        if os.path.isdir(root + sub):
+            sysc.mount("tmpfs", root + sub, "tmpfs", nosuid, f"mode={mode}")
+    if rootfs:
+        os.chdir(rootfs)
+        sysc.pivot_root(".", ".")
+        sysc.umount2(".", sysc.MNT_DETACH)
+        os.chdir("/")

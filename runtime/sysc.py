@@ -1,0 +1,171 @@
+"""Thin ctypes wrappers for the Linux system calls Python 3.11 lacks.
+
+Why ctypes and not util-linux: the runtime creates containers between fork and
+exec in the same process, and spawning ``unshare``/``nsenter``/``ip`` per
+container costs several milliseconds each. Every wrapper raises ``OSError`` with
+the real errno so callers can roll back precisely.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import struct
+
+_libc = ctypes.CDLL("libc.so.6", use_errno=True)
+_syscall = _libc.syscall
+_syscall.restype = ctypes.c_long
+# clone without releasing the GIL: with ctypes' usual GIL release another Python
+# thread could hold the GIL at the instant of the copy, and the child (which has
+# only the calling thread) would deadlock taking it back.
+_clone_syscall = ctypes.PyDLL("libc.so.6", use_errno=True).syscall
+_clone_syscall.restype = ctypes.c_long
+
+# x86_64 system call numbers (the project's machines are x86_64).
+SYS_CLONE = 56
+SYS_PIVOT_ROOT = 155
+SYS_CAPSET = 126
+SYS_SETNS = 308
+SYS_PIDFD_OPEN = 434
+SYS_PIDFD_SEND_SIGNAL = 424
+SYS_MOUNT_SETATTR = 442
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+CLONE_NEWCGROUP = 0x02000000
+SIGCHLD = 17
+
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+MNT_DETACH = 2
+AT_FDCWD = -100
+AT_RECURSIVE = 0x8000
+MOUNT_ATTR_RDONLY = 0x1
+
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAPBSET_DROP = 24
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+
+def _check(ret: int, what: str) -> int:
+    if ret < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+    return ret
+
+
+def unshare(flags: int) -> None:
+    _check(_libc.unshare(ctypes.c_int(flags)), "unshare")
+
+
+def setns(fd: int, nstype: int) -> None:
+    _check(_syscall(SYS_SETNS, ctypes.c_int(fd), ctypes.c_int(nstype)), "setns")
+
+
+def clone(flags: int) -> int:
+    """fork(2) with namespace flags: returns 0 in the child, the pid in the parent.
+
+    A raw clone skips Python's after-fork hooks; it is only used from a
+    single-threaded caller whose child runs a few syscalls and then execs.
+    """
+    return _check(
+        _clone_syscall(SYS_CLONE, ctypes.c_ulong(flags | SIGCHLD), None, None, None, None),
+        "clone",
+    )
+
+
+SYS_CLONE3 = 435
+CLONE_INTO_CGROUP = 0x200000000
+
+
+def clone3(flags: int, cgroup_fd: int = -1) -> int:
+    """clone3(2) like :func:`clone`, optionally starting the child in a v2 cgroup.
+
+    CLONE_INTO_CGROUP avoids writing cgroup.procs afterwards, a migration that
+    takes the cgroup threadgroup lock and costs milliseconds per process.
+    """
+    if cgroup_fd >= 0:
+        flags |= CLONE_INTO_CGROUP
+    args = struct.pack("11Q", flags, 0, 0, 0, SIGCHLD, 0, 0, 0, 0, 0, max(cgroup_fd, 0))
+    buf = ctypes.create_string_buffer(args, len(args))
+    return _check(_clone_syscall(SYS_CLONE3, buf, ctypes.c_size_t(len(args))), "clone3")
+
+
+def mount(src: str | None, target: str, fstype: str | None, flags: int, data: str | None) -> None:
+    ret = _libc.mount(
+        src.encode() if src is not None else None,
+        target.encode(),
+        fstype.encode() if fstype is not None else None,
+        ctypes.c_ulong(flags),
+        data.encode() if data is not None else None,
+    )
+    _check(ret, f"mount {target}")
+
+
+def umount2(target: str, flags: int) -> None:
+    _check(_libc.umount2(target.encode(), ctypes.c_int(flags)), f"umount {target}")
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    _check(_syscall(SYS_PIVOT_ROOT, new_root.encode(), put_old.encode()), "pivot_root")
+
+
+def mount_setattr_rdonly_private(path: str) -> None:
+    """Make every mount under ``path`` read-only and private in one syscall."""
+    attr = struct.pack("QQQQ", MOUNT_ATTR_RDONLY, 0, MS_PRIVATE, 0)
+    buf = ctypes.create_string_buffer(attr, len(attr))
+    ret = _syscall(
+        SYS_MOUNT_SETATTR,
+        ctypes.c_int(AT_FDCWD),
+        path.encode(),
+        ctypes.c_uint(AT_RECURSIVE),
+        buf,
+        ctypes.c_size_t(len(attr)),
+    )
+    _check(ret, "mount_setattr")
+
+
+def sethostname(name: str) -> None:
+    raw = name.encode()
+    _check(_libc.sethostname(raw, ctypes.c_size_t(len(raw))), "sethostname")
+
+
+def prctl(option: int, arg2: int = 0, arg3: int = 0) -> None:
+    _check(
+        _libc.prctl(
+            ctypes.c_int(option),
+            ctypes.c_ulong(arg2),
+            ctypes.c_ulong(arg3),
+            ctypes.c_ulong(0),
+            ctypes.c_ulong(0),
+        ),
+        "prctl",
+    )
+
+
+def capset(caps: int) -> None:
+    """Set effective, permitted and inheritable sets of this thread to ``caps``."""
+    header = struct.pack("Ii", 0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this thread
+    lo, hi = caps & 0xFFFFFFFF, caps >> 32
+    data = struct.pack("IIIIII", lo, lo, lo, hi, hi, hi)
+    hbuf = ctypes.create_string_buffer(header, len(header))
+    dbuf = ctypes.create_string_buffer(data, len(data))
+    _check(_syscall(SYS_CAPSET, hbuf, dbuf), "capset")
+
+
+def pidfd_open(pid: int) -> int:
+    return _check(_syscall(SYS_PIDFD_OPEN, ctypes.c_int(pid), ctypes.c_uint(0)), "pidfd_open")
+
+
+def mknod(path: str, mode: int, major: int, minor: int) -> None:
+    os.mknod(path, mode, os.makedev(major, minor))

@@ -1,0 +1,222 @@
+"""Faults: rollback of failed creates, gc after SIGKILL, forwarding under a DROP policy.
+
+Failures are injected with NETLENS_FAULT=<point> (fail) or hang_<point>
+(hang, so the test can SIGKILL the command right there).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import is_root
+
+pytestmark = pytest.mark.integration
+
+_INDEX = iter(range(1000))
+
+
+@pytest.fixture
+def rt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    if not is_root():
+        pytest.skip("needs root")
+    from test_runtime_containers import Rt, teardown_state
+
+    state_dir = tmp_path / "state"
+    monkeypatch.setenv("NETLENS_STATE_DIR", str(state_dir))
+    helper = Rt(state_dir, 500 + next(_INDEX))
+    try:
+        yield helper
+    finally:
+        left = teardown_state(state_dir)
+    assert not left, left
+
+
+def _leftovers(name: str) -> list[str]:
+    """Everything of container ``name`` that exists on the host or in state."""
+    from runtime import names, state
+
+    out = []
+    scope = state.scope()
+    if os.path.exists(state.container_path(name)):
+        out.append("record")
+    if os.path.exists(state.log_path(name)):
+        out.append("log")
+    veth = names.host_veth_name(name, scope)
+    if os.path.exists(f"/sys/class/net/{veth}"):
+        out.append(f"link {veth}")
+    leaf = names.cgroup_leaf(name, scope)
+    for root, dirs, _ in os.walk("/sys/fs/cgroup"):
+        if leaf in dirs:
+            out.append(f"cgroup {root}/{leaf}")
+        dirs[:] = [d for d in dirs if d in ("netlens",) or root == "/sys/fs/cgroup"]
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if f"/{leaf}\n" in Path(f"/proc/{pid}/cgroup").read_text():
+                    out.append(f"process {pid}")
+            except OSError:
+                pass
+    for net in state.load_networks().values():
+        if name in net["allocations"].values():
+            out.append(f"address on {net['name']}")
+        if name in net["published"]:
+            out.append(f"ports on {net['name']}")
+    if os.listdir(state.sub("pending")):
+        out.append("journal")
+    return out
+
+
+def _settled(name: str, timeout: float = 30.0) -> list[str]:
+    """Leftovers once the kernel had time to tear namespaces (and their veths) down."""
+    deadline = time.monotonic() + timeout
+    while (left := _leftovers(name)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+@pytest.mark.parametrize("point", ["after_clone", "after_veth", "before_exec", "after_exec",
+                                   "after_commit"])  # fmt: skip
+def test_failed_batch_rolls_back_everything(
+    rt: Any, point: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runtime import api
+    from runtime.errors import RuntimeFailure
+
+    net = api.create_network(api.NetworkSpec(name=rt.name("n"), subnet=rt.subnet()))
+    specs = [
+        api.ContainerSpec(name=rt.name(f"f{i}"), network=net["name"], memory="64m",
+                          publish=[f"{31000 + i}:80"] if i == 0 else [])
+        for i in range(3)
+    ]  # fmt: skip
+    monkeypatch.setenv("NETLENS_FAULT", point)
+    with pytest.raises(RuntimeFailure, match=f"injected fault at {point}"):
+        api.create_containers(specs)
+    monkeypatch.delenv("NETLENS_FAULT")
+    for spec in specs:
+        assert _settled(spec.name) == [], spec.name
+    # The same names work afterwards.
+    recs = api.create_containers(specs)
+    assert [r["state"] for r in recs] == ["running"] * 3
+
+
+def test_failed_exec_in_child_rolls_back(rt: Any) -> None:
+    """A setup step failing inside the child (bad sysctl value) reports and rolls back."""
+    from runtime import api
+    from runtime.errors import RuntimeFailure
+
+    spec = api.ContainerSpec(name=rt.name("sx"), network=None,
+                             sysctls={"net.ipv4.ip_forward": "banana"})  # fmt: skip
+    with pytest.raises(RuntimeFailure, match=rt.name("sx")):
+        api.create_container(spec)
+    assert _settled(spec.name) == []
+
+
+@pytest.mark.parametrize("point", ["before_exec", "after_exec"])
+def test_gc_after_sigkill_mid_create(rt: Any, point: str) -> None:
+    from runtime import api, names, state
+
+    net = api.create_network(api.NetworkSpec(name=rt.name("n"), subnet=rt.subnet()))
+    name = rt.name("k")
+    env = {**rt.env, "NETLENS_FAULT": f"hang_{point}"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "netlens", "run", "-d", "--name", name, "--network", net["name"],
+         "--memory", "64m", "--", "sleep", "infinity"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        veth = names.host_veth_name(name, state.scope())
+        deadline = time.monotonic() + 30
+        while not os.path.exists(f"/sys/class/net/{veth}"):
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "create never reached the hang point"
+            time.sleep(0.05)
+        time.sleep(0.3)  # let it get to the hang point itself
+        assert os.listdir(state.sub("pending"))
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    removed = api.gc()
+    assert any("half-created" in r for r in removed), removed
+    assert _settled(name) == []
+    assert api.gc() == []  # nothing left to do
+
+
+def _iptables_policy() -> str:
+    out = subprocess.run(["iptables", "-w", "-S", "FORWARD"], capture_output=True, text=True)
+    m = re.search(r"^-P FORWARD (\w+)", out.stdout, re.M)
+    return m.group(1) if m else "ACCEPT"
+
+
+def _ping(rt: Any, src: str, dst: str) -> bool:
+    return rt.exec(src, "ping", "-c", "1", "-W", "1", dst, check=False).returncode == 0
+
+
+def test_forwarding_under_iptables_forward_drop(rt: Any) -> None:
+    from runtime import api, nat
+
+    knob = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
+    if not knob.exists():
+        subprocess.run(["modprobe", "br_netfilter"], capture_output=True)
+    if not knob.exists():
+        pytest.skip("br_netfilter is not available")
+    old_knob = knob.read_text().strip()
+    had_filter = subprocess.run(["nft", "list", "table", "ip", "filter"],
+                                capture_output=True).returncode == 0  # fmt: skip
+    old_policy = _iptables_policy()
+    try:
+        knob.write_text("1")
+        subprocess.run(["iptables", "-w", "-P", "FORWARD", "DROP"], check=True)
+        net = api.create_network(api.NetworkSpec(name=rt.name("n"), subnet=rt.subnet()))
+        assert net["iptables_forward"]
+        a, b = api.create_containers(
+            [api.ContainerSpec(name=rt.name(s), network=net["name"]) for s in ("a", "b")]
+        )
+        rules = subprocess.run(["iptables", "-w", "-S", "FORWARD"], capture_output=True,
+                               text=True, check=True).stdout  # fmt: skip
+        assert f"-i {net['bridge']}" in rules and f"-o {net['bridge']}" in rules
+        assert _ping(rt, a["name"], b["ip"])
+        # Control: without our accept rules the DROP policy does drop the bridge.
+        nat.disallow_forward(net["bridge"])
+        assert not _ping(rt, a["name"], b["ip"])
+        nat.allow_forward(net["bridge"])
+        assert _ping(rt, a["name"], b["ip"])
+        api.remove_containers([a["name"], b["name"]])
+        api.remove_network(net["name"])
+        rules = subprocess.run(["iptables", "-w", "-S", "FORWARD"], capture_output=True,
+                               text=True, check=True).stdout  # fmt: skip
+        assert net["bridge"] not in rules
+    finally:
+        subprocess.run(["iptables", "-w", "-P", "FORWARD", old_policy], capture_output=True)
+        if not had_filter:
+            subprocess.run(["nft", "delete", "table", "ip", "filter"], capture_output=True)
+        knob.write_text(old_knob)
+
+
+def test_batch_through_spawner_and_its_rollback(rt: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Big batches clone from a helper process; same records, same all-or-nothing."""
+    from runtime import api
+    from runtime.errors import RuntimeFailure
+
+    monkeypatch.setenv("NETLENS_SPAWNER", "1")
+    net = api.create_network(api.NetworkSpec(name=rt.name("n"), subnet=rt.subnet()))
+    specs = [api.ContainerSpec(name=rt.name(f"s{i}"), network=net["name"]) for i in range(3)]
+    monkeypatch.setenv("NETLENS_FAULT", "after_veth")
+    with pytest.raises(RuntimeFailure, match="injected fault"):
+        api.create_containers(specs)
+    monkeypatch.delenv("NETLENS_FAULT")
+    for spec in specs:
+        assert _settled(spec.name) == [], spec.name
+    recs = api.create_containers(specs)
+    for rec in recs:
+        assert rec["cgroup"] in Path(f"/proc/{rec['pid']}/cgroup").read_text()
+        assert os.stat(f"/proc/{rec['pid']}/ns/net").st_ino == rec["netns_inode"]
+    assert rt.exec(recs[0]["name"], "ping", "-c", "1", "-W", "2", recs[2]["ip"]).returncode == 0

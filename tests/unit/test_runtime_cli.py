@@ -1,0 +1,64 @@
+"""The runtime's CLI: bad flags and missing root give one line and the right exit code."""
+
+from __future__ import annotations
+
+import pytest
+
+from netlens.cli import main
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "--cpus", "lots", "--", "true"],
+        ["rm"],
+        ["network", "create"],
+        ["stop", "-t", "x", "c"],
+    ],
+)
+def test_bad_flags_one_line_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "-d", "--", "sleep", "1"],
+        ["rm", "-f", "x"],
+        ["network", "create", "n1"],
+        ["gc"],
+        ["exec", "x", "--", "true"],
+    ],
+)
+def test_not_root_exit_77(
+    argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    monkeypatch.setenv("NETLENS_NO_LOG", "1")
+    assert main(argv) == 77
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "root" in err
+
+
+def test_bad_values_exit_2(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    monkeypatch.setenv("NETLENS_NO_LOG", "1")
+    monkeypatch.setenv("NETLENS_STATE_DIR", str(tmp_path))
+    for argv in (
+        ["run", "-d", "--name", "bad name", "--", "true"],
+        ["run", "-d", "--memory", "lots", "--", "true"],
+        ["run", "-d", "--publish", "80", "--", "true"],
+        ["run", "-d", "--env", "NOEQUALS", "--", "true"],
+        ["run", "-d"],
+    ):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
