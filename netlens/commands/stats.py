@@ -1,17 +1,221 @@
-"""`netlens stats` (placeholder until its issue lands)."""
+"""`netlens stats`: live throughput as a top-like table, or NDJSON for scripts.
+
+Plain text on purpose: this is the headless core, so no rich. On a terminal
+each sample redraws the screen (ANSI home + clear); into a pipe each sample is
+appended as a block. ``--json`` prints one JSON document per sample (NDJSON).
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import math
+import sys
+from typing import TYPE_CHECKING, Any, TextIO
 
 from netlens.errors import UsageError
 
+if TYPE_CHECKING:
+    from netlens.model.types import Snapshot
+    from netlens.stats.types import Rate, StatsFrame
+
+SORT_KEYS = ("rx", "tx", "total")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(v) or v < 0.05:
+        raise argparse.ArgumentTypeError(f"must be at least 0.05 seconds: {text!r}")
+    return v
+
+
+def _count(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (forever) or more: {text!r}")
+    return v
+
 
 def add_parser(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser("stats", help="stats (not built yet)")
+    p: argparse.ArgumentParser = sub.add_parser(
+        "stats",
+        help="live throughput per container, bridge and uplink (top-like, or --json)",
+        description=(
+            "Sample every interface of every network namespace and print rates per "
+            "container (tx = what the container sent), bridge and uplink, with the "
+            "server's density. Needs root to see inside other namespaces."
+        ),
+    )
+    p.add_argument("--json", action="store_true", help="one JSON document per sample (NDJSON)")
+    p.add_argument(
+        "--interval", type=_positive_float, default=1.0, metavar="S", help="seconds (default 1)"
+    )
+    p.add_argument(
+        "--count", type=_count, default=0, metavar="N", help="samples to print (0: until Ctrl-C)"
+    )
+    p.add_argument(
+        "--sort", choices=SORT_KEYS, default="total", help="order containers by (default total)"
+    )
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    raise UsageError("'netlens stats' is not built yet")
+# --- formatting (pure, unit-tested) --------------------------------------------------
+def human_bps(bps: float) -> str:
+    """SI bit rate in at most 9 characters: ``0 b/s``, ``12.3 Mb/s``."""
+    if bps < 1:
+        return "0 b/s"
+    for unit, div in (("Tb/s", 1e12), ("Gb/s", 1e9), ("Mb/s", 1e6), ("kb/s", 1e3)):
+        if bps >= div:
+            return f"{bps / div:.1f} {unit}"
+    return f"{bps:.0f} b/s"
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit, div in (("G", 2**30), ("M", 2**20), ("k", 2**10)):
+        if n >= div:
+            return f"{n / div:.1f}{unit}"
+    return str(n)
+
+
+def _sort_value(r: Rate, key: str) -> float:
+    return r.rx_bps if key == "rx" else r.tx_bps if key == "tx" else r.total_bps
+
+
+def names_of(snap: Snapshot) -> dict[str, str]:
+    """Display names by key: containers by id, interfaces (bridges, uplinks) by IfRef key."""
+    names: dict[str, str] = {c.id: c.name for c in snap.containers}
+    for ns in snap.namespaces:
+        for itf in ns.interfaces:
+            names[itf.ref.key] = itf.name if ns.is_host else f"{ns.name}:{itf.name}"
+        names.setdefault(ns.id, ns.name)
+    return names
+
+
+def format_table(
+    frame: StatsFrame, names: dict[str, str], sort: str = "total", limit: int | None = None
+) -> str:
+    """The top-like text of one frame."""
+    from netlens.stats.live import density_to_dict
+
+    lines: list[str] = []
+    s = frame.server
+    util = frame.server_utilisation
+    cap = frame.uplink_capacity_bps
+    head = (
+        f"netlens stats  interval {frame.interval:.2f}s  containers rx {human_bps(s.rx_bps)}"
+        f"  tx {human_bps(s.tx_bps)}"
+    )
+    if cap:
+        head += f"  uplink capacity {human_bps(cap)}"
+        if util is not None:
+            head += f" ({util * 100:.1f}% used)"
+    lines.append(head)
+    d = frame.density
+    if d is not None:
+        dd = density_to_dict(d)
+        lines.append(
+            f"density: {d.containers} containers  {d.namespaces} netns  {d.veths} veths"
+            f"  {d.bridges} bridges  {d.processes} procs  "
+            f"{dd['containers_per_core']}/core  {dd['containers_per_gib']}/GiB  "
+            f"mem {human_bytes(d.mem_used)}/{human_bytes(d.mem_total)}"
+        )
+        if d.headroom:
+            lines.append(
+                "headroom: " + "  ".join(f"{k} {u}/{m}" for k, (u, m) in sorted(d.headroom.items()))
+            )
+    lines.append("")
+    lines.append(
+        f"{'CONTAINER':<28} {'RX':>10} {'TX':>10} {'TOTAL':>10} {'PKT/S':>9} "
+        f"{'DROP/S':>7} {'MEM':>7} {'CPU%':>6}"
+    )
+    rows = sorted(
+        frame.containers.items(),
+        key=lambda kv: (-_sort_value(kv[1], sort), names.get(kv[0], kv[0])),
+    )
+    if limit is not None:
+        rows = rows[:limit]
+    for cid, r in rows:
+        u = frame.usage.get(cid)
+        cpu = "-" if u is None or u.cpu_percent is None else f"{u.cpu_percent:.1f}"
+        mem = human_bytes(u.mem_bytes if u else None)
+        lines.append(
+            f"{names.get(cid, cid)[:28]:<28} {human_bps(r.rx_bps):>10} {human_bps(r.tx_bps):>10} "
+            f"{human_bps(r.total_bps):>10} {r.rx_pps + r.tx_pps:>9.0f} "
+            f"{r.rx_drops + r.tx_drops:>7.0f} {mem:>7} {cpu:>6}"
+        )
+    if not rows:
+        lines.append("(no containers)")
+    for title, section in (("BRIDGE", frame.bridges), ("UPLINK", frame.uplinks)):
+        if not section:
+            continue
+        lines.append("")
+        lines.append(f"{title:<28} {'RX':>10} {'TX':>10} {'TOTAL':>10} {'PKT/S':>9} {'DROP/S':>7}")
+        for key, r in sorted(section.items(), key=lambda kv: -_sort_value(kv[1], sort)):
+            lines.append(
+                f"{names.get(key, key)[:28]:<28} {human_bps(r.rx_bps):>10} "
+                f"{human_bps(r.tx_bps):>10} {human_bps(r.total_bps):>10} "
+                f"{r.rx_pps + r.tx_pps:>9.0f} {r.rx_drops + r.tx_drops:>7.0f}"
+            )
+    return "\n".join(lines)
+
+
+def frame_document(frame: StatsFrame, names: dict[str, str]) -> dict[str, Any]:
+    """The NDJSON document of one frame: the frame plus display names of its keys."""
+    from netlens.stats.live import frame_to_json
+
+    doc = frame_to_json(frame)
+    keys = set(frame.containers) | set(frame.bridges) | set(frame.uplinks) | set(frame.vrfs)
+    doc["names"] = {k: names[k] for k in sorted(keys) if k in names}
+    return doc
+
+
+# --- the command -----------------------------------------------------------------------
+def run(args: argparse.Namespace, out: TextIO | None = None, monitor: Any = None) -> int:
+    """Sample until ``--count`` frames were printed (or Ctrl-C)."""
+    import json
+    import os
+    import shutil
+
+    from netlens.stats.live import LiveMonitor
+
+    out = out or sys.stdout
+    if args.sort not in SORT_KEYS:
+        raise UsageError(f"--sort must be one of {', '.join(SORT_KEYS)}")
+    mon = monitor or LiveMonitor(interval=args.interval, history_seconds=max(args.interval, 60))
+    snap = mon.open()
+    try:
+        if os.geteuid() != 0:
+            print(
+                "netlens: not root: only this process's own namespace is sampled; "
+                "run as root to see inside containers",
+                file=sys.stderr,
+            )
+        names = names_of(snap)
+        tty = out.isatty() and not args.json
+        printed = 0
+        while args.count == 0 or printed < args.count:
+            new_snap, frame = mon.tick()
+            if new_snap is not None:
+                names = names_of(new_snap)
+            if args.json:
+                out.write(json.dumps(frame_document(frame, names), separators=(",", ":")) + "\n")
+            else:
+                limit = None
+                if tty:
+                    limit = max(shutil.get_terminal_size().lines - 12, 5)
+                    out.write("\x1b[H\x1b[J")
+                elif printed:
+                    out.write("\n")
+                out.write(format_table(frame, names, args.sort, limit) + "\n")
+            out.flush()
+            printed += 1
+    finally:
+        mon.close()
+    return 0

@@ -71,6 +71,7 @@ class Density:
     containers_per_gib: float
     uplink_capacity_bps: float | None  # sum of known uplink speeds
     headroom: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (used, max)
+    containers_cpu_percent: float | None = None  # sum over containers, 100 = one core
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,3 +89,23 @@ class StatsFrame:
     server: Rate = ZERO  # total container traffic
     usage: dict[str, Usage] = field(default_factory=dict)  # Container.id
     density: Density | None = None
+    uplink_capacity_bps: float | None = None  # sum of known uplink speeds (one direction)
+
+    @property
+    def uplink_total(self) -> Rate:
+        """All uplinks together, from the host's side (tx = leaving the server)."""
+        total = ZERO
+        for r in self.uplinks.values():
+            total = total + r
+        return total
+
+    @property
+    def server_utilisation(self) -> float | None:
+        """Container traffic against uplink capacity, busier direction, 0..1+.
+
+        Links are full duplex, so each direction has the whole capacity; None when
+        no uplink speed is known.
+        """
+        if not self.uplink_capacity_bps:
+            return None
+        return max(self.server.rx_bps, self.server.tx_bps) / self.uplink_capacity_bps

@@ -1,0 +1,166 @@
+"""`netlens stats`: argument errors, the table, NDJSON, and the headless rule."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from netlens.cli import main
+from netlens.commands import stats as cmd
+from netlens.model.types import Container, Interface, Netns, Server, Snapshot
+from netlens.stats.types import Density, Rate, StatsFrame, Usage
+
+pytestmark = pytest.mark.unit
+
+
+def test_human_units() -> None:
+    assert cmd.human_bps(0) == "0 b/s"
+    assert cmd.human_bps(999) == "999 b/s"
+    assert cmd.human_bps(12_345_678) == "12.3 Mb/s"
+    assert cmd.human_bps(2.5e9) == "2.5 Gb/s"
+    assert cmd.human_bytes(None) == "-"
+    assert cmd.human_bytes(3 * 2**20) == "3.0M"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["stats", "--interval", "0"],
+        ["stats", "--interval", "nan"],
+        ["stats", "--interval", "x"],
+        ["stats", "--count", "-1"],
+        ["stats", "--sort", "pps"],
+    ],
+)
+def test_bad_arguments_exit_2_with_one_error_line(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert argv[1] in err  # names the bad option
+    assert "Traceback" not in err
+
+
+def snap() -> Snapshot:
+    host = Netns(
+        id="netns:1",
+        inode=1,
+        dev=4,
+        is_host=True,
+        name="host",
+        interfaces=(
+            Interface(netns="netns:1", ifindex=2, name="eth0", kind="ether", uplink=True),
+            Interface(netns="netns:1", ifindex=3, name="br0", kind="bridge"),
+        ),
+    )
+    return Snapshot(
+        server=Server("h", "6.18", "x86_64", 2, 2**33),
+        namespaces=(host,),
+        containers=(
+            Container(id="t:web", engine="netlens", name="web", netns="netns:2"),
+            Container(id="t:db", engine="netlens", name="db", netns="netns:3"),
+        ),
+    )
+
+
+def frame(i: int) -> StatsFrame:
+    return StatsFrame(
+        taken_at=1000.0 + i,
+        interval=1.0,
+        containers={"t:web": Rate(rx_bps=1e6, tx_bps=5e6), "t:db": Rate(rx_bps=9e6, tx_bps=1e3)},
+        bridges={"netns:1/3": Rate(rx_bps=2e6)},
+        uplinks={"netns:1/2": Rate(tx_bps=6e6)},
+        server=Rate(rx_bps=1e7, tx_bps=5.001e6),
+        usage={"t:web": Usage(mem_bytes=2**20, cpu_percent=12.5, processes=1)},
+        density=Density(
+            containers=2,
+            namespaces=3,
+            veths=4,
+            bridges=1,
+            processes=10,
+            cpu_count=2,
+            mem_total=2**33,
+            mem_used=2**32,
+            containers_mem=2**20,
+            containers_per_core=1.0,
+            containers_per_gib=0.25,
+            uplink_capacity_bps=1e9,
+            headroom={"bridge_ports": (2, 1024)},
+        ),
+        uplink_capacity_bps=1e9,
+    )
+
+
+class FakeMonitor:
+    def __init__(self) -> None:
+        self.ticks = 0
+        self.closed = False
+
+    def open(self) -> Snapshot:
+        return snap()
+
+    def tick(self) -> tuple[Snapshot | None, StatsFrame]:
+        self.ticks += 1
+        return None, frame(self.ticks)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def args(**kw: Any) -> Any:
+    import argparse
+
+    base = {"json": False, "interval": 1.0, "count": 2, "sort": "total"}
+    base.update(kw)
+    return argparse.Namespace(**base)
+
+
+def test_table_sorts_and_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = io.StringIO()
+    mon = FakeMonitor()
+    assert cmd.run(args(sort="tx", count=1), out=out, monitor=mon) == 0
+    assert mon.closed and mon.ticks == 1
+    text = out.getvalue()
+    rows = [ln.split()[0] for ln in text.splitlines() if ln.startswith(("web", "db"))]
+    assert rows == ["web", "db"]  # web sent more
+    assert "12.5" in text and "1.0M" in text  # cpu and memory of web
+    assert "br0" in text and "eth0" in text
+    assert "1.0% used" in text  # busier direction: 10 Mb/s rx of 1 Gb/s
+    out2 = io.StringIO()
+    cmd.run(args(sort="rx", count=1), out=out2, monitor=FakeMonitor())
+    rows2 = [ln.split()[0] for ln in out2.getvalue().splitlines() if ln.startswith(("web", "db"))]
+    assert rows2 == ["db", "web"]
+
+
+def test_json_is_one_document_per_sample() -> None:
+    out = io.StringIO()
+    mon = FakeMonitor()
+    cmd.run(args(json=True, count=3), out=out, monitor=mon)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3 and mon.ticks == 3
+    docs = [json.loads(ln) for ln in lines]
+    assert [d["taken_at"] for d in docs] == [1001.0, 1002.0, 1003.0]
+    d = docs[0]
+    assert d["containers"]["t:web"]["tx_bps"] == 5e6
+    assert d["names"]["t:web"] == "web" and d["names"]["netns:1/3"] == "br0"
+    assert d["server"]["uplink_capacity_bps"] == 1e9
+    assert d["usage"]["t:web"]["cpu_percent"] == 12.5
+    assert d["density"]["headroom"]["bridge_ports"] == {"used": 2, "max": 1024}
+
+
+def test_headless_modules_import_no_tui_nor_pyroute2() -> None:
+    code = (
+        "import sys, netlens.stats.live, netlens.stats.density, netlens.commands.stats;"
+        "import netlens.stats.history, netlens.stats.aggregate;"
+        "bad=[m for m in sys.modules if m.split('.')[0] in ('textual','rich','pyroute2')];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr

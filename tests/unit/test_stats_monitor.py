@@ -1,0 +1,121 @@
+"""LiveMonitor logic without root: own namespace only, presence checks on a fake /proc."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from netlens.model.types import Interface, Netns, Server, Snapshot
+from netlens.stats.live import LiveMonitor, NetnsScanner, frame_to_json, structure_signature
+
+pytestmark = pytest.mark.unit
+
+MOUNTINFO = (
+    "22 1 0:20 / / rw - ext4 /dev/vda rw\n"
+    "301 42 0:4 net:[4026532001] /run/netns/a rw shared:37 - nsfs nsfs rw\n"
+    "302 42 0:4 net:[4026532002] /run/docker/netns/b\\040c rw - nsfs nsfs rw\n"
+    "303 42 0:4 mnt:[4026532003] /run/x rw - nsfs nsfs rw\n"
+)
+
+
+def fake_proc(tmp_path: Path, pids: dict[int, int]) -> Path:
+    proc = tmp_path / "proc"
+    (proc / "self").mkdir(parents=True)
+    (proc / "self" / "mountinfo").write_text(MOUNTINFO)
+    for pid, inode in pids.items():
+        (proc / str(pid) / "ns").mkdir(parents=True)
+        os.symlink(f"net:[{inode}]", proc / str(pid) / "ns" / "net")
+    return proc
+
+
+def test_scanner_reads_mounts_from_the_root_field(tmp_path: Path) -> None:
+    sc = NetnsScanner(str(fake_proc(tmp_path, {})))
+    assert sc.mounted() == {4026532001, 4026532002}  # mnt namespaces are not ours
+
+
+def test_scanner_witness_pids(tmp_path: Path) -> None:
+    proc = fake_proc(tmp_path, {10: 77, 11: 77, 12: 88})
+    sc = NetnsScanner(str(proc))
+    assert sc.held(77, (10, 11))
+    os.unlink(proc / "10" / "ns" / "net")  # the witness exits: the other one holds it
+    assert sc.held(77, (10, 11))
+    os.unlink(proc / "11" / "ns" / "net")
+    assert not sc.held(77, (10, 11))
+    assert not sc.held(77, (12,))  # pid 12 is in another namespace (pid reuse)
+
+
+def own_snapshot(extra: tuple[Netns, ...] = ()) -> Snapshot:
+    st = os.stat("/proc/thread-self/ns/net")
+    ns_id = f"netns:{st.st_ino}"
+    host = Netns(
+        id=ns_id,
+        inode=st.st_ino,
+        dev=st.st_dev,
+        is_host=True,
+        name="host",
+        interfaces=(Interface(netns=ns_id, ifindex=1, name="lo", kind="loopback"),),
+    )
+    return Snapshot(server=Server("t", "", "", 1, 0), namespaces=(host, *extra))
+
+
+def test_monitor_samples_own_namespace_and_closes(tmp_path: Path) -> None:
+    mon = LiveMonitor(interval=0.05, discover_fn=own_snapshot, watch_events=False)
+    fds0 = len(os.listdir("/proc/self/fd"))
+    snap = mon.open()
+    try:
+        assert mon.socket_count == 1
+        key = f"{snap.namespaces[0].id}/1"
+        _, frame = mon.tick()
+        assert key in frame.interfaces
+        assert frame.interval > 0
+        assert frame.density is not None and frame.density.namespaces == 1
+        doc = frame_to_json(frame)
+        assert key in doc["interfaces"]
+        assert len(mon.history) == 1
+    finally:
+        mon.close()
+    assert mon.socket_count == 0
+    assert len(os.listdir("/proc/self/fd")) <= fds0
+
+
+def test_monitor_notices_a_vanished_process_held_namespace(tmp_path: Path) -> None:
+    proc = fake_proc(tmp_path, {4242: 99})
+    ghost = Netns(id="netns:99", inode=99, dev=0, is_host=False, name="ghost", pids=(4242,))
+    state = {"extra": (ghost,)}
+
+    def discover() -> Snapshot:
+        return own_snapshot(state["extra"])
+
+    mon = LiveMonitor(
+        interval=0.05, discover_fn=discover, watch_events=False, scanner=NetnsScanner(str(proc))
+    )
+    mon.open()
+    try:
+        assert mon.tick()[0] is None  # nothing changed
+        n0 = mon.rediscoveries
+        os.unlink(proc / "4242" / "ns" / "net")  # its only process exited
+        state["extra"] = ()
+        new, _ = mon.tick()
+        assert mon.rediscoveries == n0 + 1
+        assert new is not None and [ns.name for ns in new.namespaces] == ["host"]
+        assert mon.tick()[0] is None
+    finally:
+        mon.close()
+
+
+def test_signature_ignores_counters_but_not_structure() -> None:
+    a = own_snapshot()
+    ns = a.namespaces[0]
+    renamed = Netns(
+        id=ns.id,
+        inode=ns.inode,
+        dev=ns.dev,
+        is_host=True,
+        name="host",
+        interfaces=(Interface(netns=ns.id, ifindex=1, name="lo2", kind="loopback"),),
+    )
+    b = Snapshot(server=a.server, namespaces=(renamed,), taken_at=a.taken_at + 5)
+    assert structure_signature(a) == structure_signature(own_snapshot())
+    assert structure_signature(a) != structure_signature(b)
