@@ -1,0 +1,196 @@
+"""Derived lookups over one Snapshot, built once per structural change.
+
+The snapshot is a plain tree; every view needs the same cross references (which bridge a
+container hangs from, which veth carries it, its addresses). Building them once, in the
+worker thread that received the snapshot, keeps the event loop free and the views thin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from netlens.model.types import Container, IfRef, Interface, Netns, Snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A namespace hanging from a bridge: the bridge, the host port and the inside end."""
+
+    bridge: str  # IfRef.key of the bridge
+    port: str  # IfRef.key of the bridge-side veth end
+    inside: str  # IfRef.key of the namespace-side end
+    pair: str  # key the live layer uses for the pair (the pair's `a` end)
+
+
+@dataclass(frozen=True, slots=True)
+class P2PLink:
+    """A veth pair whose two ends are in two namespaces, neither a bridge port."""
+
+    a: str
+    b: str
+    pair: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerRow:
+    """One row of the containers table: identity and static columns."""
+
+    key: str  # Container.id, or Netns.id for a namespace without a container
+    name: str
+    engine: str
+    ip: str
+    bridge: str
+    netns: str
+    vrf_key: str  # Netns.id, to read VRF rates when the container has none
+
+
+@dataclass
+class SnapshotIndex:
+    snapshot: Snapshot
+    ns: dict[str, Netns] = field(default_factory=dict)
+    container_of_ns: dict[str, Container] = field(default_factory=dict)
+    ifaces: dict[str, Interface] = field(default_factory=dict)
+    bridges: list[Interface] = field(default_factory=list)
+    uplinks: list[Interface] = field(default_factory=list)
+    vxlans: list[Interface] = field(default_factory=list)
+    attachments: dict[str, list[Attachment]] = field(default_factory=dict)  # by netns id
+    members: dict[str, list[str]] = field(default_factory=dict)  # bridge key -> netns ids
+    p2p: list[P2PLink] = field(default_factory=list)
+    pair_of: dict[str, str] = field(default_factory=dict)  # iface key -> pair key
+    rows: list[ContainerRow] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, snap: Snapshot) -> SnapshotIndex:
+        idx = cls(snap)
+        for ns in snap.namespaces:
+            idx.ns[ns.id] = ns
+            for itf in ns.interfaces:
+                idx.ifaces[itf.ref.key] = itf
+                if itf.kind == "bridge":
+                    idx.bridges.append(itf)
+                    idx.members[itf.ref.key] = []
+                if itf.uplink:
+                    idx.uplinks.append(itf)
+                if itf.kind == "vxlan":
+                    idx.vxlans.append(itf)
+        for cont in snap.containers:
+            if cont.netns:
+                idx.container_of_ns.setdefault(cont.netns, cont)
+        for vp in snap.veth_pairs:
+            idx.pair_of[vp.a.key] = vp.a.key
+            if vp.b is not None:
+                idx.pair_of[vp.b.key] = vp.a.key
+        # also pairs the discovery layer resolved on interfaces but not in veth_pairs
+        for itf in list(idx.ifaces.values()):
+            if itf.peer is not None and itf.ref.key not in idx.pair_of:
+                a, b = sorted((itf.ref, itf.peer))
+                idx.pair_of[itf.ref.key] = a.key
+                idx.pair_of.setdefault(itf.peer.key, a.key)
+        seen: set[str] = set()
+        for itf in idx.ifaces.values():
+            if itf.kind != "veth" or itf.peer is None:
+                continue
+            peer = idx.ifaces.get(itf.peer.key)
+            pair = idx.pair_of.get(itf.ref.key, itf.ref.key)
+            bridge = idx._bridge_of(itf)
+            if bridge is not None and peer is not None and idx._bridge_of(peer) is None:
+                if not idx.ns[peer.netns].is_host:
+                    att = Attachment(bridge.ref.key, itf.ref.key, peer.ref.key, pair)
+                    idx.attachments.setdefault(peer.netns, []).append(att)
+                    idx.members[bridge.ref.key].append(peer.netns)
+                continue
+            if peer is None or bridge is not None or idx._bridge_of(peer) is not None:
+                continue
+            if pair in seen:
+                continue
+            seen.add(pair)
+            a, b = sorted((itf.ref, itf.peer))
+            idx.p2p.append(P2PLink(a.key, b.key, pair))
+        for ns in snap.namespaces:
+            if ns.is_host:
+                continue
+            c = idx.container_of_ns.get(ns.id)
+            atts = idx.attachments.get(ns.id, [])
+            br_name = idx.ifaces[atts[0].bridge].name if atts else ""
+            idx.rows.append(
+                ContainerRow(
+                    key=c.id if c else ns.id,
+                    name=c.name if c else ns.name,
+                    engine=c.engine if c else "netns",
+                    ip=idx.first_ip(ns),
+                    bridge=br_name,
+                    netns=ns.id,
+                    vrf_key=ns.id,
+                )
+            )
+        return idx
+
+    def _bridge_of(self, itf: Interface) -> Interface | None:
+        if itf.master is None:
+            return None
+        m = self.ifaces.get(IfRef(itf.netns, itf.master).key)
+        return m if m is not None and m.kind == "bridge" else None
+
+    @staticmethod
+    def first_ip(ns: Netns) -> str:
+        for itf in ns.interfaces:
+            if itf.kind == "loopback":
+                continue
+            for a in itf.addresses:
+                if a.scope == "global":
+                    return a.address
+        return ""
+
+    def ns_label(self, ns_id: str) -> str:
+        ns = self.ns.get(ns_id)
+        c = self.container_of_ns.get(ns_id)
+        return c.name if c else ns.name if ns else ns_id
+
+    def iface_label(self, key: str) -> str:
+        itf = self.ifaces.get(key)
+        if itf is None:
+            return key
+        return f"{self.ns_label(itf.netns)}:{itf.name}"
+
+    def ns_of_key(self, key: str) -> str | None:
+        """The namespace a node key belongs to (netns ids, container ids, iface keys)."""
+        if key in self.ns:
+            return key
+        for c in self.snapshot.containers:
+            if c.id == key:
+                return c.netns
+        itf = self.ifaces.get(key)
+        return itf.netns if itf else None
+
+    def neighbours(self, key: str) -> set[str]:
+        """Node keys one hop from ``key`` in the drawn topology (for focus mode)."""
+        out: set[str] = {key}
+        if key in self.members:
+            out.update(self.members[key])
+            return out
+        for att in self.attachments.get(key, []):
+            out.add(att.bridge)
+        for link in self.p2p:
+            na, nb = link.a.split("/")[0], link.b.split("/")[0]
+            if key in (na, nb):
+                out.update((na, nb))
+        return out
+
+    def matches(self, ns_id: str, needle: str) -> bool:
+        """Filter predicate: name, container, engine, image, addresses, interfaces."""
+        if not needle:
+            return True
+        n = needle.lower()
+        ns = self.ns.get(ns_id)
+        if ns is None:
+            return False
+        c = self.container_of_ns.get(ns_id)
+        hay: Iterable[str] = (
+            ns.name,
+            ns.id,
+            *(i.name for i in ns.interfaces),
+            *(a.address for i in ns.interfaces for a in i.addresses),
+            *((c.name, c.engine, c.image or "", c.id) if c else ()),
+        )
+        return any(n in h.lower() for h in hay)

@@ -1,0 +1,46 @@
+"""Messages the data worker posts to the app (workers never touch widgets)."""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+from netlens.stats.types import StatsFrame
+from netlens.tui.index import SnapshotIndex
+
+
+class StatsTick(Message):
+    """One sample; ``index`` is set only when the structure changed.
+
+    Ticks coalesce: a newer tick replaces a queued one unless the queued one carries a
+    structural change the newer one lacks, so a slow repaint never builds a backlog and
+    never loses a snapshot.
+    """
+
+    def __init__(self, frame: StatsFrame, index: SnapshotIndex | None) -> None:
+        super().__init__()
+        self.frame = frame
+        self.index = index
+
+    def can_replace(self, message: Message) -> bool:
+        if not isinstance(message, StatsTick):
+            return False
+        return message.index is None or self.index is not None
+
+
+class SourceOpened(Message):
+    """The source produced its first snapshot (and maybe a first frame)."""
+
+    def __init__(self, index: SnapshotIndex, frame: StatsFrame | None) -> None:
+        super().__init__()
+        self.index = index
+        self.frame = frame
+
+
+class SourceFailed(Message):
+    """The source raised; ``title``/``text`` go into a notification."""
+
+    def __init__(self, title: str, text: str, fatal: bool) -> None:
+        super().__init__()
+        self.title = title
+        self.text = text
+        self.fatal = fatal

@@ -1,0 +1,1 @@
+"""Screens pushed over the main views: node detail and help."""

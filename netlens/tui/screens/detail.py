@@ -1,0 +1,449 @@
+"""The detail pane of any node: a VRF (routes, ARP, NAT), a bridge (MAC table), a link.
+
+Routing tables read like ``show ip route vrf X`` (codes C/S/K/L/D/B, the table), the
+neighbours like ``show arp vrf X`` and a bridge's FDB like ``show mac address-table``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import Footer, Label, Static, TabbedContent, TabPane
+
+from netlens.model.types import Interface, Netns, Route
+from netlens.stats.types import Rate
+from netlens.tui import fmt
+from netlens.tui.context import Context
+from netlens.tui.widgets.tables import Cell, NlTable
+
+TABLE_NAMES = {253: "default", 254: "main", 255: "local"}
+_PROTO_CODE = {
+    "static": "S",
+    "boot": "S",
+    "dhcp": "D",
+    "bird": "B",
+    "bgp": "B",
+    "ospf": "O",
+    "zebra": "Z",
+    "ra": "R",
+    "redirect": "R",
+}
+ROUTE_LEGEND = (
+    "Codes: C - connected, S - static, K - kernel, L - local, D - DHCP, "
+    "B - BGP/bird, O - OSPF, * - candidate default"
+)
+
+
+def route_code(r: Route) -> str:
+    """One-letter origin code, the way a router prints it."""
+    if r.type == "local" or r.table == 255:
+        code = "L"
+    elif r.protocol == "kernel" and r.scope == "link":
+        code = "C"
+    elif r.protocol == "kernel":
+        code = "K"
+    else:
+        code = _PROTO_CODE.get(r.protocol, "K")
+    return code + ("*" if r.dst == "default" else "")
+
+
+def table_name(t: int) -> str:
+    return TABLE_NAMES.get(t, str(t))
+
+
+def _table(columns: Sequence[tuple[str, str]], rows: Iterable[Sequence[Any]], tid: str) -> NlTable:
+    t = NlTable(columns, id=tid)
+    for i, row in enumerate(rows):
+        t.add_row(*row, key=str(i))
+    return t
+
+
+class DetailScreen(Screen[None]):
+    """Everything about one node; Escape goes back."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,backspace", "app.pop_screen", "Back", id="detail.back"),
+    ]
+
+    def __init__(self, ctx: Context, node: str, kind: str) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.node = node
+        self.kind = kind
+        assert ctx.index is not None
+        idx = ctx.index
+        self.iface: Interface | None = idx.ifaces.get(node)
+        ns_id = idx.ns_of_key(node)
+        if kind == "server":
+            host = idx.snapshot.host
+            ns_id = host.id if host else None
+        self.ns: Netns | None = idx.ns.get(ns_id) if ns_id else None
+        if self.iface is not None and kind not in ("bridge", "uplink", "vxlan"):
+            self.kind = "bridge" if self.iface.kind == "bridge" else "iface"
+
+    # -- composition ----------------------------------------------------------------------
+    def _title(self) -> str:
+        idx = self.ctx.index
+        assert idx is not None
+        if self.iface is not None:
+            what = {"bridge": "switch", "uplink": "uplink", "vxlan": "tunnel"}.get(
+                self.kind, "interface"
+            )
+            return f"{what} {idx.iface_label(self.iface.ref.key)}"
+        if self.ns is not None:
+            c = idx.container_of_ns.get(self.ns.id)
+            return f"VRF {self.ns.name}" + (f" - container {c.name} ({c.engine})" if c else "")
+        return f"{self.node} (gone)"
+
+    def compose(self) -> ComposeResult:
+        yield Label(self._title(), id="detail-title")
+        yield Static(id="detail-rate")
+        with TabbedContent(id="detail-tabs"):
+            if self.iface is not None:
+                yield from self._iface_tabs(self.iface)
+            if self.ns is not None and self.kind not in ("bridge",):
+                yield from self._ns_tabs(self.ns)
+            if self.iface is None and self.ns is None:
+                with TabPane("Gone", id="tab-gone"):
+                    yield Static("This node is no longer on the host.")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.refresh_frame()
+
+    def _iface_tabs(self, itf: Interface) -> ComposeResult:
+        idx = self.ctx.index
+        assert idx is not None
+        with TabPane("Overview", id="tab-overview"):
+            yield Static(self._iface_overview(itf))
+        if itf.kind == "bridge":
+            ns = idx.ns[itf.netns]
+            ports = [i for i in ns.interfaces if i.master == itf.ifindex]
+            with TabPane("Ports", id="tab-ports"):
+                yield _table(
+                    (("port", "Port"), ("state", "State"), ("peer", "Peer"), ("mac", "MAC")),
+                    (
+                        [
+                            p.name,
+                            p.port.state if p.port else "-",
+                            idx.iface_label(p.peer.key) if p.peer else "-",
+                            p.mac or "-",
+                        ]
+                        for p in ports
+                    ),
+                    "ports-table",
+                )
+            with TabPane("MAC table", id="tab-mac"):
+                yield Label(f"show mac address-table (bridge {itf.name})", classes="section-title")
+                by_idx = {i.ifindex: i for i in ns.interfaces}
+                rows = []
+                for f in ns.fdb:
+                    if f.master != itf.ifindex:
+                        continue
+                    port = by_idx.get(f.ifindex)
+                    typ = "static" if f.state in ("permanent", "static") else "dynamic"
+                    peer = idx.iface_label(port.peer.key) if port and port.peer else "-"
+                    rows.append(
+                        [
+                            str(f.vlan) if f.vlan else "1",
+                            f.mac,
+                            typ,
+                            port.name if port else str(f.ifindex),
+                            peer,
+                        ]
+                    )
+                yield _table(
+                    (
+                        ("vlan", "Vlan"),
+                        ("mac", "Mac Address"),
+                        ("type", "Type"),
+                        ("port", "Ports"),
+                        ("to", "Behind port"),
+                    ),
+                    rows,
+                    "mac-table",
+                )
+
+    def _iface_overview(self, itf: Interface) -> Table:
+        idx = self.ctx.index
+        assert idx is not None
+        t = Table.grid(padding=(0, 2))
+        t.add_column(style="bold", min_width=14)
+        t.add_column()
+        rows: list[tuple[str, str]] = [
+            ("name", itf.name),
+            ("kind", itf.kind),
+            ("VRF", idx.ns_label(itf.netns)),
+            ("state", f"{itf.operstate}{' admin-up' if itf.admin_up else ' admin-down'}"),
+            ("mtu", str(itf.mtu)),
+            ("mac", itf.mac or "-"),
+            ("addresses", " ".join(a.cidr for a in itf.addresses) or "-"),
+        ]
+        if itf.peer is not None:
+            rows.append(("veth peer", idx.iface_label(itf.peer.key)))
+        if itf.master is not None:
+            m = idx.ifaces.get(f"{itf.netns}/{itf.master}")
+            rows.append(("master", m.name if m else str(itf.master)))
+        if itf.speed_mbps:
+            rows.append(("speed", fmt.si(itf.speed_mbps * 1e6, "b/s")))
+        if itf.driver:
+            rows.append(("driver", itf.driver))
+        if itf.vxlan is not None:
+            v = itf.vxlan
+            rows.append(
+                (
+                    "vxlan",
+                    f"vni {v.vni} local {v.local or '-'} remote "
+                    f"{v.remote or v.group or '-'} port {v.port or 4789}",
+                )
+            )
+        if itf.bridge is not None:
+            b = itf.bridge
+            rows.append(
+                (
+                    "bridge",
+                    f"stp {'on' if b.stp else 'off'} vlan_filtering "
+                    f"{'on' if b.vlan_filtering else 'off'} id {b.bridge_id}",
+                )
+            )
+        c = itf.counters
+        if c is not None:
+            rows += [
+                (
+                    "rx",
+                    f"{c.rx_bytes} bytes {c.rx_packets} packets {c.rx_errors} errors"
+                    f" {c.rx_dropped} dropped",
+                ),
+                (
+                    "tx",
+                    f"{c.tx_bytes} bytes {c.tx_packets} packets {c.tx_errors} errors"
+                    f" {c.tx_dropped} dropped",
+                ),
+            ]
+        for k, v2 in rows:
+            t.add_row(k, v2)
+        return t
+
+    def _ns_tabs(self, ns: Netns) -> ComposeResult:
+        idx = self.ctx.index
+        assert idx is not None
+        with TabPane("VRF", id="tab-vrf"):
+            yield Static(self._ns_overview(ns))
+        with TabPane("Interfaces", id="tab-ifaces"):
+            yield _table(
+                (
+                    ("name", "Interface"),
+                    ("kind", "Kind"),
+                    ("state", "State"),
+                    ("addr", "Addresses"),
+                    ("mac", "MAC"),
+                    ("peer", "Veth peer / master"),
+                    ("rx", "RX bytes"),
+                    ("tx", "TX bytes"),
+                ),
+                (
+                    [
+                        i.name,
+                        i.kind,
+                        i.operstate,
+                        " ".join(a.cidr for a in i.addresses) or "-",
+                        i.mac or "-",
+                        idx.iface_label(i.peer.key)
+                        if i.peer
+                        else (f"master {i.master}" if i.master else "-"),
+                        Cell(str(i.counters.rx_bytes) if i.counters else "-", right=True),
+                        Cell(str(i.counters.tx_bytes) if i.counters else "-", right=True),
+                    ]
+                    for i in ns.interfaces
+                ),
+                "ifaces-table",
+            )
+        with TabPane("Routes", id="tab-routes"):
+            yield Label(f"show ip route vrf {ns.name}   {ROUTE_LEGEND}", classes="section-title")
+            routes = sorted(
+                ns.routes,
+                key=lambda r: (r.table != 254, r.table, r.family, r.dst != "default", r.dst),
+            )
+            yield _table(
+                (
+                    ("code", "Code"),
+                    ("dst", "Prefix"),
+                    ("table", "Table"),
+                    ("via", "Via"),
+                    ("dev", "Interface"),
+                    ("proto", "Proto"),
+                    ("metric", "Metric"),
+                    ("src", "Src"),
+                ),
+                (
+                    [
+                        route_code(r),
+                        "0.0.0.0/0"
+                        if r.dst == "default" and r.family == 4
+                        else ("::/0" if r.dst == "default" else r.dst),
+                        table_name(r.table),
+                        r.gateway or ("directly connected" if r.scope == "link" else "-"),
+                        r.dev or (str(r.ifindex) if r.ifindex else "-"),
+                        r.protocol,
+                        str(r.metric) if r.metric is not None else "-",
+                        r.prefsrc or "-",
+                    ]
+                    for r in routes
+                ),
+                "routes-table",
+            )
+        with TabPane("ARP", id="tab-arp"):
+            yield Label(f"show arp vrf {ns.name}", classes="section-title")
+            yield _table(
+                (
+                    ("ip", "Address"),
+                    ("mac", "Hardware Addr"),
+                    ("dev", "Interface"),
+                    ("state", "State"),
+                    ("router", "Router"),
+                ),
+                (
+                    [
+                        n.ip,
+                        n.mac or "(incomplete)",
+                        n.dev or str(n.ifindex),
+                        n.state,
+                        "yes" if n.router else "",
+                    ]
+                    for n in ns.neighbours
+                ),
+                "arp-table",
+            )
+        with TabPane("NAT", id="tab-nat"):
+            yield _table(
+                (
+                    ("action", "Action"),
+                    ("hook", "Hook"),
+                    ("match", "Match"),
+                    ("to", "To"),
+                    ("rule", "Rule"),
+                ),
+                (
+                    [
+                        n.action,
+                        n.hook or "-",
+                        " ".join(
+                            x
+                            for x in (
+                                n.proto,
+                                f"src {n.src}" if n.src else "",
+                                f"dst {n.dst}" if n.dst else "",
+                                f"in {n.in_iface}" if n.in_iface else "",
+                                f"out {n.out_iface}" if n.out_iface else "",
+                                f"dport {n.dport}" if n.dport else "",
+                            )
+                            if x
+                        )
+                        or "any",
+                        f"{n.to_addr or ''}{':' + n.to_port if n.to_port else ''}" or "-",
+                        n.text,
+                    ]
+                    for n in ns.nat
+                ),
+                "nat-table",
+            )
+        with TabPane("Processes", id="tab-procs"):
+            c = idx.container_of_ns.get(ns.id)
+            pids = c.pids if c and c.pids else ns.pids
+            yield _table(
+                (("pid", "PID"), ("role", "Role"), ("cmd", "Command")),
+                (
+                    [
+                        str(p),
+                        "main" if c and p == c.pid else "",
+                        (c.command or "-") if c and p == c.pid else "",
+                    ]
+                    for p in pids
+                ),
+                "procs-table",
+            )
+
+    def _ns_overview(self, ns: Netns) -> Table:
+        idx = self.ctx.index
+        assert idx is not None
+        t = Table.grid(padding=(0, 2))
+        t.add_column(style="bold", min_width=14)
+        t.add_column()
+        c = idx.container_of_ns.get(ns.id)
+        rows = [
+            ("VRF", ns.name),
+            ("id", f"{ns.id} (dev {ns.dev})"),
+            ("names", ", ".join(ns.names) or "-"),
+            ("host", "yes" if ns.is_host else "no"),
+            ("interfaces", str(len(ns.interfaces))),
+            ("routes", str(len(ns.routes))),
+            ("default gw", ", ".join(ns.default_gateways()) or "-"),
+            ("neighbours", str(len(ns.neighbours))),
+            ("NAT rules", str(len(ns.nat))),
+        ]
+        if c is not None:
+            rows += [
+                ("container", f"{c.name} ({c.engine} {c.engine_id or ''})"),
+                ("image", c.image or "-"),
+                ("state", c.state or "-"),
+                ("command", c.command or "-"),
+                ("pid", str(c.pid or "-")),
+            ]
+        for k, v in sorted(ns.sysctls.items()):
+            rows.append((k.removeprefix("net."), v))
+        if not ns.complete:
+            rows.append(("status", "vanished or unreadable during discovery"))
+        for e in ns.errors:
+            rows.append(("error", e))
+        for k, v in rows:
+            t.add_row(k, v)
+        return t
+
+    # -- live -----------------------------------------------------------------------------
+    def _rate_key(self) -> tuple[str, str] | None:
+        idx = self.ctx.index
+        if idx is None:
+            return None
+        if self.iface is not None:
+            table = {"bridge": "bridges", "uplink": "uplinks"}.get(self.kind, "interfaces")
+            return table, self.iface.ref.key
+        if self.ns is not None:
+            c = idx.container_of_ns.get(self.ns.id)
+            return ("containers", c.id) if c else ("vrfs", self.ns.id)
+        return None
+
+    def refresh_frame(self) -> None:
+        """Update the live rate line (called by the app on every tick)."""
+        rk = self._rate_key()
+        fr = self.ctx.frame
+        out = Text()
+        if rk is None or fr is None:
+            out.append("no live rates for this source", style="dim")
+        else:
+            table = getattr(fr, rk[0], {})
+            r: Rate = table.get(rk[1], Rate()) if isinstance(table, dict) else Rate()
+            bits = self.ctx.bits
+            lvl = self.ctx.style(f"rate-{fmt.level(r.total_bps)}")
+            out.append(
+                f"rx {fmt.rate(r.rx_bps, bits)}  tx {fmt.rate(r.tx_bps, bits)}  ",
+                style=f"bold {lvl}",
+            )
+            out.append(
+                f"rx {fmt.pps(r.rx_pps)} tx {fmt.pps(r.tx_pps)}  drops "
+                f"{r.rx_drops + r.tx_drops:.0f}/s errors {r.rx_errors + r.tx_errors:.0f}/s  "
+            )
+            hist = self.ctx.history
+            out.append(fmt.sparkline(hist.series(rk[1], n=40), 40), style=lvl)
+            try:
+                a2, a10, a40 = hist.averages(rk[1])
+                vals = [getattr(a, "total_bps", a) for a in (a2, a10, a40)]
+                out.append("  avg 2s/10s/40s " + " / ".join(fmt.rate(float(v), bits) for v in vals))
+            except (KeyError, TypeError, ValueError):
+                pass
+        self.query_one("#detail-rate", Static).update(out)

@@ -1,0 +1,53 @@
+"""The ``?`` screen: every binding with its id, so users know what to remap."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import ClassVar
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,question_mark", "app.pop_screen", "Close", id="help.close"),
+    ]
+
+    def __init__(self, groups: dict[str, Iterable[BindingType]], keymap_file: str) -> None:
+        super().__init__()
+        self.groups = groups
+        self.keymap_file = keymap_file
+
+    def compose(self) -> ComposeResult:
+        yield VerticalScroll(
+            Static(self._table()),
+            Static(
+                f'Remap keys in {self.keymap_file}:  [keymap] quit = "ctrl+q"',
+                id="help-keymap",
+                markup=False,
+            ),
+            id="help-body",
+        )
+
+    def _table(self) -> Table:
+        t = Table(title="netlens keys", expand=True, box=None, padding=(0, 2))
+        t.add_column("Keys", style="bold")
+        t.add_column("Action")
+        t.add_column("Binding id (remap in keymap.toml)", style="dim")
+        for group, bindings in self.groups.items():
+            t.add_row(f"[u]{group}[/]", "", "")
+            for b in bindings:
+                if isinstance(b, Binding):
+                    keys = " ".join(
+                        self.app.get_key_display(Binding(k.strip(), b.action))
+                        for k in b.key.split(",")
+                    )
+                    t.add_row(keys, b.description or b.action, b.id or "")
+        t.add_row("", "", "")
+        t.add_row("ctrl+p", "command palette (views, themes, units)", "")
+        return t

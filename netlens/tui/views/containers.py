@@ -1,0 +1,140 @@
+"""View 3: the live containers table (name, engine, IP, bridge, rates, trend, drops)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+
+from netlens.stats.types import Rate
+from netlens.tui import fmt
+from netlens.tui.context import Context
+from netlens.tui.index import ContainerRow
+from netlens.tui.views.base import View
+from netlens.tui.widgets.fast_table import FastTable
+from netlens.tui.widgets.tables import Cell, LiveCell
+
+COLUMNS = (
+    ("name", "Name"),
+    ("engine", "Engine"),
+    ("ip", "IP"),
+    ("bridge", "Bridge"),
+    ("rx", "RX", "9"),
+    ("tx", "TX", "9"),
+    ("rxp", "RX pkt/s", "9"),
+    ("txp", "TX pkt/s", "9"),
+    ("trend", "Trend", "12"),
+    ("drops", "Drop/s", "6"),
+    ("errors", "Err/s", "5"),
+)
+SPARK_W = 12
+LIVE_COLUMNS = ("rx", "tx", "rxp", "txp", "trend", "drops", "errors")
+
+
+class ContainerPainter:
+    """Paints the live columns of a container row from the context's latest frame."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def rate(self, row: ContainerRow) -> Rate | None:
+        fr = self.ctx.frame
+        if fr is None or row.key in self.ctx.ghosts:
+            return None
+        idx = self.ctx.index
+        ns = idx.ns.get(row.netns) if idx else None
+        if ns is not None and not ns.complete:
+            return None
+        return fr.containers.get(row.key) or fr.vrfs.get(row.vrf_key) or Rate()
+
+    def paint(self, row: ContainerRow, col: str) -> Cell:
+        """Paint one live cell from the current frame (called for visible rows only)."""
+        r = self.rate(row)
+        ctx = self.ctx
+        if r is None:
+            return Cell("—" if col != "trend" else "", 0, "dim", True)
+        lv = ctx.style
+        if col == "trend":
+            hist_key = row.key if ctx.frame and row.key in ctx.frame.containers else row.vrf_key
+            spark = fmt.sparkline(ctx.history.series(hist_key, n=SPARK_W), SPARK_W)
+            return Cell(spark, 0, lv(f"rate-{fmt.level(r.total_bps)}"))
+        if col in ("rx", "tx"):
+            bps = r.rx_bps if col == "rx" else r.tx_bps
+            return Cell(fmt.rate(bps, ctx.bits), 0, lv(f"rate-{fmt.level(bps)}"), True)
+        if col in ("rxp", "txp"):
+            return Cell(fmt.pps(r.rx_pps if col == "rxp" else r.tx_pps), 0, "", True)
+        v = r.rx_drops + r.tx_drops if col == "drops" else r.rx_errors + r.tx_errors
+        style = (lv("rate-mid") if col == "drops" else lv("rate-high")) if v else ""
+        return Cell(f"{v:.0f}", 0, style, True)
+
+    def sort_value(self, row: ContainerRow, col: str) -> float:
+        r = self.rate(row)
+        if r is None:
+            return -1.0
+        return {
+            "rx": r.rx_bps,
+            "tx": r.tx_bps,
+            "rxp": r.rx_pps,
+            "txp": r.tx_pps,
+            "trend": r.total_bps,
+            "drops": r.rx_drops + r.tx_drops,
+            "errors": r.rx_errors + r.tx_errors,
+        }[col]
+
+
+class ContainersView(View):
+    def __init__(self, ctx: Context, **kwargs: Any) -> None:
+        super().__init__(ctx, **kwargs)
+        self.painter = ContainerPainter(ctx)
+
+    def compose(self) -> ComposeResult:
+        yield FastTable(COLUMNS, id="containers-table")
+
+    @property
+    def table(self) -> FastTable:
+        return self.query_one(FastTable)
+
+    def focus_main(self) -> None:
+        self.table.focus()
+
+    def _static(self, row: ContainerRow, gone: bool) -> list[Cell]:
+        st = f"italic {self.ctx.style('vanished')}" if gone else ""
+        name = f"{row.name} (gone)" if gone else row.name
+        return [
+            Cell(name, row.name.lower(), st),
+            Cell(row.engine, None, st),
+            Cell(row.ip, tuple(int(p) if p.isdigit() else 0 for p in row.ip.split(".")), st),
+            Cell(row.bridge or "-", None, st),
+        ]
+
+    def _rates(self, row: ContainerRow) -> list[LiveCell]:
+        return [LiveCell(self.painter, row, col) for col in LIVE_COLUMNS]
+
+    def _wanted(self) -> dict[str, ContainerRow]:
+        idx = self.ctx.index
+        if idx is None:
+            return {}
+        out = {r.key: r for r in idx.rows if idx.matches(r.netns, self.ctx.needle)}
+        needle = self.ctx.needle.lower()
+        for key, row in self.ctx.ghosts.items():
+            if key not in out and needle in row.name.lower():
+                out[key] = row
+        return out
+
+    def refresh_index(self) -> None:
+        rows: dict[str, list[Any]] = {}
+        idx = self.ctx.index
+        wanted = self._wanted()
+        vanished = self.ctx.vanished
+        for key, row in wanted.items():
+            ns = idx.ns.get(row.netns) if idx else None
+            gone = key in vanished or (ns is not None and not ns.complete)
+            rows[key] = [*self._static(row, gone), *self._rates(row)]
+        self.table.sync(rows)
+
+    def refresh_frame(self) -> None:
+        self.table.touch()
+
+    def on_fast_table_row_selected(self, event: FastTable.RowSelected) -> None:
+        event.stop()
+        self.post_message(View.Open(event.key, "container"))

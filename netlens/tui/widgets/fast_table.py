@@ -1,0 +1,318 @@
+"""A keyed, sortable table painted with the line API, for views with 1000+ rows.
+
+Textual's DataTable renders each visible cell through Rich's full layout engine, and a
+stats tick invalidates every visible cell, which at 1000 containers and 1 Hz left
+little time for key presses. This table paints a row as one strip of pre-formatted,
+fixed-width segments: a tick costs O(visible rows), a key press repaints two rows.
+Rows are keyed; ``sync`` adds, removes and updates rows by key and puts the cursor
+back on the row key it was on, so rows appearing and vanishing never move it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from netlens.tui.widgets.tables import Cell, LiveCell
+
+AnyCell = Cell | LiveCell
+
+
+@dataclass
+class Column:
+    key: str
+    label: str
+    width: int  # content width; 0 = size to content
+    fixed: bool
+
+
+def _cell(c: AnyCell) -> Cell:
+    return c.cell() if isinstance(c, LiveCell) else c
+
+
+class FastTable(ScrollView, can_focus=True):
+    """Row-cursor table; ``columns`` are (key, label) or (key, label, width)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("down,j", "cursor(1)", "Down", show=False, id="table.down"),
+        Binding("up,k", "cursor(-1)", "Up", show=False, id="table.up"),
+        Binding("pagedown", "page(1)", "Page down", show=False, id="table.pagedown"),
+        Binding("pageup", "page(-1)", "Page up", show=False, id="table.pageup"),
+        Binding("home,g", "cursor_to(0)", "Top", show=False, id="table.top"),
+        Binding("end,G", "cursor_to(-1)", "Bottom", show=False, id="table.bottom"),
+        Binding("enter", "select", "Open", id="table.open"),
+        Binding("s", "cycle_sort", "Sort", id="table.sort"),
+        Binding("r", "reverse_sort", "Reverse", show=False, id="table.reverse"),
+    ]
+
+    class RowSelected(Message):
+        """Enter or double click on a row."""
+
+        def __init__(self, table: FastTable, key: str) -> None:
+            super().__init__()
+            self.table = table
+            self.key = key
+
+        @property
+        def control(self) -> FastTable:
+            return self.table
+
+    def __init__(self, columns: Sequence[tuple[str, ...]], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.columns = [
+            Column(c[0], c[1], int(c[2]) if len(c) > 2 else 0, len(c) > 2) for c in columns
+        ]
+        self._keys: list[str] = []
+        self._rows: dict[str, list[AnyCell]] = {}
+        self._pos: dict[str, int] = {}
+        self.cursor_row = 0
+        self.sort_col: str | None = None
+        self.sort_reverse = False
+        self._cache: dict[int, Strip] = {}
+        self._cache_key: dict[int, tuple[int, int, int]] = {}  # row -> (row, scroll x, width)
+        self._styles: dict[str, Style] = {}
+
+    # -- data access (DataTable-like) -----------------------------------------------------
+    @property
+    def row_count(self) -> int:
+        return len(self._keys)
+
+    @property
+    def rows(self) -> list[str]:
+        return list(self._keys)
+
+    def get_row(self, key: str) -> list[AnyCell]:
+        return self._rows[key]
+
+    def get_row_at(self, index: int) -> list[AnyCell]:
+        return self._rows[self._keys[index]]
+
+    def cursor_key(self) -> str | None:
+        if not self._keys:
+            return None
+        return self._keys[max(0, min(self.cursor_row, len(self._keys) - 1))]
+
+    def restore_cursor(self, key: str | None, fallback_row: int) -> None:
+        row = self._pos.get(key, fallback_row) if key is not None else fallback_row
+        self._move(row, scroll=False)
+
+    # -- updates --------------------------------------------------------------------------
+    def sync(self, rows: Mapping[str, Sequence[AnyCell]], *, partial: bool = False) -> None:
+        """Hold exactly ``rows`` (or, ``partial``, update only present rows)."""
+        key = self.cursor_key()
+        old = self.cursor_row
+        if not partial:
+            self._keys = [k for k in self._keys if k in rows]
+            present = set(self._keys)
+            self._keys += [k for k in rows if k not in present]
+            self._rows = {k: list(v) for k, v in rows.items()}
+        else:
+            for k, v in rows.items():
+                if k in self._rows:
+                    self._rows[k] = list(v)
+        self._resize_columns()
+        self._reorder()
+        self.restore_cursor(key, old)
+        self._invalidate()
+
+    def touch(self) -> None:
+        """Live cells have new values (a stats tick): re-sort if needed, repaint."""
+        if self.sort_col is not None and self.sort_col in self._live_cols():
+            key = self.cursor_key()
+            self._reorder()
+            self.restore_cursor(key, self.cursor_row)
+        self._invalidate()
+
+    def _live_cols(self) -> set[str]:
+        if not self._keys:
+            return set()
+        first = self._rows[self._keys[0]]
+        return {c.key for c, v in zip(self.columns, first, strict=False) if isinstance(v, LiveCell)}
+
+    def _reorder(self) -> None:
+        if self.sort_col is not None:
+            i = next((n for n, c in enumerate(self.columns) if c.key == self.sort_col), None)
+            if i is not None:
+                rows = self._rows
+                self._keys.sort(key=lambda k: rows[k][i].sort, reverse=self.sort_reverse)
+        self._pos = {k: n for n, k in enumerate(self._keys)}
+        self.virtual_size = Size(self._total_width(), len(self._keys) + 1)
+
+    def _resize_columns(self) -> None:
+        for n, col in enumerate(self.columns):
+            if col.fixed:
+                continue
+            widest = cell_len(col.label)
+            for cells in self._rows.values():
+                c = cells[n] if n < len(cells) else None
+                if isinstance(c, Cell):
+                    widest = max(widest, cell_len(c.text))
+            col.width = min(widest, 40)
+
+    def _total_width(self) -> int:
+        return sum(c.width + 2 for c in self.columns)
+
+    def _invalidate(self) -> None:
+        self._cache.clear()
+        self.refresh()
+
+    # -- sorting --------------------------------------------------------------------------
+    def sort_by(self, col: str, reverse: bool | None = None) -> None:
+        key = self.cursor_key()
+        if reverse is None:
+            reverse = (not self.sort_reverse) if col == self.sort_col else False
+        self.sort_col, self.sort_reverse = col, reverse
+        self._reorder()
+        self.restore_cursor(key, 0)
+        self._scroll_cursor()
+        self._invalidate()
+
+    def action_cycle_sort(self) -> None:
+        keys = [c.key for c in self.columns]
+        nxt = (
+            keys[(keys.index(self.sort_col) + 1) % len(keys)]
+            if self.sort_col in keys
+            else (keys[0])
+        )
+        self.sort_by(nxt, reverse=False)
+
+    def action_reverse_sort(self) -> None:
+        if self.sort_col is not None:
+            self.sort_by(self.sort_col, reverse=not self.sort_reverse)
+
+    # -- cursor ---------------------------------------------------------------------------
+    def _move(self, row: int, scroll: bool = True) -> None:
+        row = max(0, min(len(self._keys) - 1, row)) if self._keys else 0
+        if row != self.cursor_row:
+            self._cache.pop(self.cursor_row, None)
+            self._cache.pop(row, None)
+            self.cursor_row = row
+            self.refresh()
+        if scroll:
+            self._scroll_cursor()
+
+    def _scroll_cursor(self) -> None:
+        body = max(1, self.size.height - 1)
+        top = int(self.scroll_offset.y)
+        if self.cursor_row < top:
+            self.scroll_to(y=self.cursor_row, animate=False)
+        elif self.cursor_row >= top + body:
+            self.scroll_to(y=self.cursor_row - body + 1, animate=False)
+
+    def action_cursor(self, delta: int) -> None:
+        self._move(self.cursor_row + delta)
+
+    def action_page(self, delta: int) -> None:
+        self._move(self.cursor_row + delta * max(1, self.size.height - 2))
+
+    def action_cursor_to(self, row: int) -> None:
+        self._move(row if row >= 0 else len(self._keys) - 1)
+
+    def action_select(self) -> None:
+        key = self.cursor_key()
+        if key is not None:
+            self.post_message(self.RowSelected(self, key))
+
+    def on_click(self, event: events.Click) -> None:
+        if event.y == 0:
+            x = event.x + int(self.scroll_offset.x)
+            for col in self.columns:
+                if x < col.width + 2:
+                    self.sort_by(col.key)
+                    return
+                x -= col.width + 2
+            return
+        row = int(self.scroll_offset.y) + event.y - 1
+        if 0 <= row < len(self._keys):
+            self._move(row)
+            if event.chain >= 2:
+                self.action_select()
+
+    def on_focus(self) -> None:
+        self._invalidate()
+
+    def on_blur(self) -> None:
+        self._invalidate()
+
+    # -- painting -------------------------------------------------------------------------
+    def _style(self, spec: str) -> Style:
+        st = self._styles.get(spec)
+        if st is None:
+            try:
+                st = Style.parse(spec) if spec else Style()
+            except Exception:  # a bad colour from a theme must not break painting
+                st = Style()
+            self._styles[spec] = st
+        return st
+
+    def theme_changed(self) -> None:
+        self._styles.clear()
+        self._invalidate()
+
+    def _segments(self, cells: Sequence[Cell], base: Style) -> list[Segment]:
+        segs: list[Segment] = []
+        for col, c in zip(self.columns, cells, strict=False):
+            text = c.text
+            if cell_len(text) > col.width:
+                text = set_cell_size(text, col.width - 1) + "…" if col.width > 1 else ""
+            pad = col.width - cell_len(text)
+            text = " " * pad + text if c.justify == "right" else text + " " * pad
+            segs.append(Segment(" " + text + " ", base + self._style(c.style)))
+        return segs
+
+    def _line(self, segs: list[Segment], style: Style, width: int, sx: int) -> Strip:
+        """One Strip per painted line (Strip construction is not free): pad the segments
+        to the widget width, and crop only when scrolled sideways."""
+        if sx == 0:
+            used = sum(cell_len(sg.text) for sg in segs)
+            if used < width:
+                segs.append(Segment(" " * (width - used), style))
+            strip = Strip(segs)
+            return strip if used <= width else strip.crop(0, width)
+        return Strip(segs).crop_extend(sx, sx + width, style)
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        sx = int(self.scroll_offset.x)
+        var = self.app.theme_variables
+        base = self.rich_style
+        if y == 0:
+            head = base + Style(bold=True, color=var.get("primary"), bgcolor=var.get("panel"))
+            cells = []
+            for col in self.columns:
+                mark = ("▼" if self.sort_reverse else "▲") if col.key == self.sort_col else ""
+                cells.append(Cell(col.label + mark, right=False))
+            return self._line(self._segments(cells, head), head, width, sx)
+        row = int(self.scroll_offset.y) + y - 1
+        key = (row, sx, width)
+        cached = self._cache.get(row)
+        if cached is not None and self._cache_key.get(row) == key:
+            return cached
+        if 0 <= row < len(self._keys):
+            cur = row == self.cursor_row
+            style = base
+            if cur:
+                bg = var.get("nl-selected") if not self.has_focus else var.get("accent")
+                style = base + Style(bgcolor=bg, bold=self.has_focus)
+                if self.has_focus:
+                    style += Style(color=var.get("background"))
+            cells = [_cell(c) for c in self._rows[self._keys[row]]]
+            if cur and self.has_focus:
+                cells = [Cell(c.text, 0, "", c.justify == "right") for c in cells]
+            strip = self._line(self._segments(cells, style), style, width, sx)
+        else:
+            strip = Strip.blank(width, base)
+        self._cache[row] = strip
+        self._cache_key[row] = key
+        return strip

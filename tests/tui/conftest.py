@@ -1,0 +1,54 @@
+"""Dashboard test helpers: an isolated config dir and an app on the fixture source."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+from netlens.tui.app import NetlensApp
+from netlens.tui.sources import FixtureSource
+
+from .fixture import fixture_source
+
+REPO = Path(__file__).resolve().parents[2]
+SIZE = (120, 40)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Never read the developer's own themes or keymap: screenshots must not vary."""
+    cfg = tmp_path / "config"
+    cfg.mkdir()
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(cfg))
+    yield cfg
+
+
+def make_app(source: FixtureSource | None = None, theme: str | None = None) -> NetlensApp:
+    return NetlensApp(source or fixture_source(), theme=theme)
+
+
+async def loaded(pilot: Pilot[None]) -> None:
+    """Wait until the source worker has delivered the first snapshot and it is drawn."""
+    app = pilot.app
+    assert isinstance(app, NetlensApp)
+    for _ in range(100):
+        if app.ctx.index is not None:
+            break
+        await pilot.pause(0.02)
+    await pilot.pause()
+
+
+def run_async(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
+    """Run an async test body with asyncio (no async pytest plugin is installed)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        asyncio.run(fn(*args, **kwargs))
+
+    return wrapper

@@ -1,0 +1,262 @@
+"""Pilot tests: navigation, filter, sort, theme switch, pause, units and live updates."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input, TabbedContent
+
+from netlens.tui.app import NetlensApp
+from netlens.tui.screens.detail import DetailScreen
+from netlens.tui.screens.help import HelpScreen
+from netlens.tui.widgets.fast_table import FastTable
+from netlens.tui.widgets.topology_view import TopologyView
+
+from .conftest import SIZE, loaded, make_app, run_async
+from .fixture import fixture_source, make_snapshot
+
+pytestmark = pytest.mark.tui
+
+
+def table(app: NetlensApp, tid: str = "#containers-table") -> FastTable:
+    return app.query_one(tid, FastTable)
+
+
+def names(t: FastTable) -> list[str]:
+    return [str(t.get_row(rk)[0]) for rk in t.rows] if t.row_count else []
+
+
+def ordered_names(t: FastTable) -> list[str]:
+    return [str(t.get_row_at(i)[0]) for i in range(t.row_count)]
+
+
+async def wait_for(pilot: Pilot[None], cond: object, tries: int = 100) -> None:
+    for _ in range(tries):
+        if callable(cond) and cond():
+            return
+        await pilot.pause(0.03)
+    raise AssertionError("condition never became true")
+
+
+@run_async
+async def test_number_keys_switch_views_and_enter_opens_detail() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        tabs = app.query_one("#views", TabbedContent)
+        for key, view in (("2", "vrfs"), ("3", "containers"), ("4", "density"), ("1", "topology")):
+            await pilot.press(key)
+            assert tabs.active == view
+        topo = app.query_one(TopologyView)
+        assert topo.selected == "server"
+        await pilot.press("right")
+        first_uplink = topo.selected
+        assert first_uplink and first_uplink.endswith("/2")  # eth0 of the host
+        await pilot.press("down", "down")
+        assert topo.selected != first_uplink
+        await pilot.press("enter")
+        assert isinstance(app.screen, DetailScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, DetailScreen)
+        await pilot.press("3", "j", "enter")
+        assert isinstance(app.screen, DetailScreen)
+        assert app.screen.ns is not None and app.screen.ns.name == "api-2"
+
+
+@run_async
+async def test_filter_limits_rows_and_escape_clears() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("3")
+        t = table(app)
+        total = t.row_count
+        assert total == 12  # 11 containers + the router namespace
+        await pilot.press("slash", *"web")
+        assert app.query_one("#filter", Input).has_focus
+        assert names(t) == ["web-1"]
+        await pilot.press("enter")
+        assert t.has_focus
+        await pilot.press("escape")
+        assert t.row_count == total
+        # the filter also narrows the topology
+        await pilot.press("1", "slash", *"10.11.0.5", "enter")
+        topo = app.query_one(TopologyView)
+        drawn = {r.node for r in topo._layout.regions if r.kind == "vrf"}
+        assert drawn == {app.ctx.index.rows[8].netns} if app.ctx.index else False
+
+
+@run_async
+async def test_sort_by_columns_keeps_cursor_row() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("3", "j", "j")
+        t = table(app)
+        before = t.cursor_key()
+        await pilot.press("s")  # sort by name
+        assert t.sort_col == "name"
+        got = ordered_names(t)
+        assert got == sorted(got, key=str.lower)
+        assert t.cursor_key() == before
+        await pilot.press("s", "s", "s", "s")  # engine, ip, bridge, rx
+        assert t.sort_col == "rx"
+        await pilot.press("r")
+        rx = [t.get_row_at(i)[4].sort for i in range(t.row_count)]
+        assert rx == sorted(rx, reverse=True) and rx[0] > rx[-1]
+        assert t.cursor_key() == before
+
+
+@run_async
+async def test_theme_switch_restyles_roles(tmp_path: Path) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        dark = app.ctx.roles["nl-bridge"]
+        app.theme = "netlens-light"
+        await pilot.pause()
+        assert app.ctx.roles["nl-bridge"] != dark
+        assert app.ctx.roles["nl-bridge"] == app.get_css_variables()["nl-bridge"]
+
+
+@run_async
+async def test_bad_theme_file_notifies_and_falls_back(_isolated_config: Path) -> None:
+    tdir = _isolated_config / "netlens" / "themes"
+    tdir.mkdir(parents=True)
+    (tdir / "broken.toml").write_text('[theme]\nname = "broken"\nprimary = "not-a-colour"\n')
+    (tdir / "mine.toml").write_text(
+        '[theme]\nname = "mine"\nprimary = "#123456"\n[roles]\nbridge = "#abcdef"\n'
+    )
+    app = make_app(theme="broken")
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        assert app.theme == "netlens-dark"
+        texts = " ".join(n.message for n in app._notifications)
+        assert "not a colour" in texts and "broken" in texts
+        app.theme = "mine"  # a valid user theme is offered
+        await pilot.pause()
+        assert app.ctx.roles["nl-bridge"] == "#abcdef"
+
+
+@run_async
+async def test_units_interval_and_pause() -> None:
+    app = make_app(fixture_source(live=True, interval=0.05))
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("3")
+        t = table(app)
+        await pilot.press("b")
+        assert "B/s" in str(t.get_row_at(0)[4])
+        await pilot.press("b")
+        assert "b/s" in str(t.get_row_at(0)[4])
+        await pilot.press("space")
+        assert app.paused
+        frozen = app.ctx.frame
+        await pilot.pause(0.3)
+        assert app.ctx.frame is frozen
+        await pilot.press("space")
+        assert app.ctx.frame is not frozen
+        await pilot.press("plus")
+        assert app.source.interval == 0.25
+        await pilot.press("plus", "plus")
+        assert app.source.interval == 1.0
+        await pilot.press("minus")
+        assert app.source.interval == 0.5
+        assert "every 0.5s" in str(app.query_one("#status").render())
+
+
+@run_async
+async def test_live_updates_and_vanishing_rows_keep_cursor() -> None:
+    src = fixture_source(live=True, interval=0.05)
+    app = make_app(src)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("3")
+        t = table(app)
+        first = app.ctx.frame
+        await wait_for(pilot, lambda: app.ctx.frame is not first)
+        await pilot.press("j", "j", "j")  # cursor on cache-4
+        key = t.cursor_key()
+        assert key is not None and "0004" in key
+        # web-1, api-2 (above the cursor) vanish, and a new bridge with 2 containers appears
+        src.push_snapshot(make_snapshot((6, 4, 2), drop=("web-1", "api-2")))
+        await wait_for(pilot, lambda: len(app.ctx.ghosts) == 2)
+        assert t.cursor_key() == key
+        gone = [str(t.get_row(k)[0]) for k in app.ctx.ghosts]
+        assert all("(gone)" in g for g in gone)
+        await wait_for(pilot, lambda: t.row_count == 12 and not app.ctx.ghosts)
+        assert t.cursor_key() == key
+        assert "api-12" in names(t)
+        # the topology follows the structure and draws the new bridge
+        await pilot.press("1")
+        assert any(
+            r.kind == "bridge" and app.ctx.index and app.ctx.index.ifaces[r.node].name == "br2"
+            for r in app.query_one(TopologyView)._layout.regions
+        )
+
+
+@run_async
+async def test_vanished_namespace_greys_out() -> None:
+    snap = make_snapshot()
+    ns = [
+        dataclasses.replace(n, complete=False) if n.name == "db-3" else n for n in snap.namespaces
+    ]
+    src = fixture_source()
+    src._snap = dataclasses.replace(snap, namespaces=tuple(ns))
+    app = make_app(src)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("3")
+        row = table(app).get_row_at(2)
+        assert "(gone)" in str(row[0]) and "—" in str(row[4])
+
+
+@run_async
+async def test_help_lists_binding_ids_and_keymap_remaps(_isolated_config: Path) -> None:
+    kdir = _isolated_config / "netlens"
+    kdir.mkdir()
+    (kdir / "keymap.toml").write_text('[keymap]\nquit = "x"\nunits = "u"\n')
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        await pilot.press("3", "u")
+        assert app.ctx.bits is False
+        await pilot.press("x")
+        await pilot.pause()
+    assert app.return_code == 0
+
+
+@run_async
+async def test_mouse_click_selects_a_node() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        topo = app.query_one(TopologyView)
+        target = next(r for r in topo._layout.regions if r.kind == "bridge")
+        await pilot.click(TopologyView, offset=(target.x + 4, target.y))
+        assert topo.selected == target.node
+
+
+@run_async
+async def test_saved_dump_opens_read_only(tmp_path: Path) -> None:
+    import json
+
+    from netlens.model.serialize import snapshot_to_dict
+    from netlens.tui.sources import FileSource
+
+    dump = tmp_path / "host.json"
+    dump.write_text(json.dumps(snapshot_to_dict(make_snapshot())))
+    app = make_app(FileSource(dump))  # type: ignore[arg-type]
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        banner = str(app.query_one("#banner").render())
+        assert "read-only" in banner and "host.json" in banner
+        await pilot.press("3")
+        t = table(app)
+        assert t.row_count == 12 and "—" in str(t.get_row_at(0)[4])
