@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import os
 import sys
+import typing
 from collections.abc import Sequence
 
 from netlens import __version__
@@ -18,12 +19,23 @@ from netlens.errors import NetlensError
 from runtime.errors import RuntimeFailure
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse prints the whole usage before an error; engineers want one line.
+
+    ``add_subparsers`` builds sub-parsers of the parent's class, so every verb
+    gets the same behaviour.
+    """
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argparse tree: inspector commands plus the runtime's verbs."""
     from netlens.commands import dashboard, demo, dump, stats, view
     from runtime import cli as runtime_cli
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="netlens",
         description="See and measure what containers did to this host's network.",
     )
