@@ -8,7 +8,7 @@ setup:
 	@bash .ci/setup.sh
 
 demo: setup
-	netlens demo
+	$(PY) -m netlens demo
 
 test: setup lint typecheck
 	$(PYTEST) -m "not bench" -q

@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import socket
 import struct
+import time
 from itertools import count
 
 from netlens.stats.rates import CounterTuple
@@ -42,6 +43,24 @@ _HDR_LEN = 16
 _IFSTATS_LEN = 12
 
 _seq = count(1)
+
+RECV_TIMEOUT = 1.0
+"""Seconds one recv may block. A dump on a socket whose namespace is being torn
+down may never be answered (no NLMSG_DONE): without a bound, one such namespace
+would hang ``LiveMonitor.open()`` or a tick forever."""
+
+
+def arm_timeout(sock: socket.socket, seconds: float = RECV_TIMEOUT) -> None:
+    """Give ``sock`` a kernel-side receive timeout (SO_RCVTIMEO).
+
+    Not ``settimeout``: that makes Python poll() before every recv, one extra
+    syscall per namespace per sample. With SO_RCVTIMEO the socket stays blocking
+    and a silent kernel makes recv fail with EAGAIN, which :meth:`StatsReader.dump`
+    turns into a :class:`NetlinkDumpError` (ETIMEDOUT).
+    """
+    sec = int(seconds)
+    usec = int(round((seconds - sec) * 1_000_000))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("@ll", sec, usec))
 
 
 class NetlinkDumpError(OSError):
@@ -170,11 +189,17 @@ class StatsReader:
     One reader per thread (the buffer is shared between calls). A socket whose
     namespace is gone keeps working (the socket holds the namespace alive), so the
     caller closes sockets of namespaces that vanished from discovery.
+
+    Sockets should carry a receive timeout (:func:`arm_timeout`): a recv that times
+    out, or a dump still unfinished after ``deadline`` seconds, raises
+    :class:`NetlinkDumpError` (ETIMEDOUT) and the socket must then be closed (a
+    late answer may still be queued on it).
     """
 
-    def __init__(self, bufsize: int = 1 << 16) -> None:
+    def __init__(self, bufsize: int = 1 << 16, deadline: float = 2 * RECV_TIMEOUT) -> None:
         self._buf = bytearray(bufsize)
         self._view = memoryview(self._buf)
+        self.deadline = deadline
 
     def new_request(self) -> tuple[int, bytes]:
         """A fresh (seq, request) pair; one pair may serve every socket of a pass."""
@@ -189,7 +214,10 @@ class StatsReader:
         sock.send(req)
         recv_into = sock.recv_into
         view = self._view
-        n = recv_into(view)
+        try:
+            n = recv_into(view)
+        except (BlockingIOError, TimeoutError) as err:
+            raise _timed_out() from err
         # The usual answer of a namespace with a few links: one buffer holding
         # same-sized stats messages and NLMSG_DONE. One iter_unpack, no loop.
         body = n - _DONE_LEN
@@ -204,14 +232,27 @@ class StatsReader:
                 if len(out) * mlen == body:
                     return out
         out = {}
+        give_up = time.monotonic() + self.deadline
         while True:
             if n <= 0:
                 raise NetlinkDumpError(errno.EPIPE, "netlink socket closed")
             if parse_messages(view, n, seq, out):
                 return out
-            n = recv_into(view)
+            # A namespace that keeps answering without ever finishing the dump
+            # must not hold the caller either.
+            if time.monotonic() > give_up:
+                raise _timed_out()
+            try:
+                n = recv_into(view)
+            except (BlockingIOError, TimeoutError) as err:
+                raise _timed_out() from err
+
+
+def _timed_out() -> NetlinkDumpError:
+    return NetlinkDumpError(errno.ETIMEDOUT, "RTM_GETSTATS: no answer (namespace going away?)")
 
 
 def dump_counters(sock: socket.socket) -> dict[int, CounterTuple]:
-    """Convenience one-shot form of :meth:`StatsReader.dump`."""
+    """Convenience one-shot form of :meth:`StatsReader.dump` (arms the receive timeout)."""
+    arm_timeout(sock)
     return StatsReader().dump(sock)

@@ -43,7 +43,7 @@ from typing import Any, TextIO
 
 from netlens.model.types import Netns, Snapshot
 from netlens.stats.aggregate import Plan, aggregate, build_plan
-from netlens.stats.counters import StatsReader
+from netlens.stats.counters import RECV_TIMEOUT, StatsReader, arm_timeout
 from netlens.stats.density import DensitySampler
 from netlens.stats.history import History
 from netlens.stats.rates import CounterTuple, rate, rate_to_dict
@@ -317,11 +317,17 @@ class CounterSampler:
     State is per namespace (the previous dump and its time, and the key strings
     of its interfaces), so a sample builds no new strings and an idle interface
     costs one tuple comparison.
+
+    Every socket gets a receive timeout of ``timeout`` seconds: a namespace whose
+    dump is not answered in time (it is being torn down) is skipped for that
+    sample and its socket closed; the next rediscovery (:meth:`reconcile`) opens
+    a fresh one if the namespace is still there.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, timeout: float = RECV_TIMEOUT) -> None:
+        self.timeout = timeout
         self.socks: dict[str, socket.socket] = {}
-        self.reader = StatsReader()
+        self.reader = StatsReader(deadline=2 * timeout)
         self._prev: dict[str, tuple[dict[int, CounterTuple], float]] = {}
         self._keys: dict[str, dict[int, str]] = {}
         self._zeros: dict[str, dict[str, Rate]] = {}  # per namespace: every key -> ZERO
@@ -338,8 +344,21 @@ class CounterSampler:
             self.drop(ns_id)
         missing = [ns for nid, ns in wanted.items() if nid not in self.socks]
         opened = open_sockets(missing) if missing else {}
-        self.socks.update(opened)
+        self.adopt(opened)
         return list(opened)
+
+    def adopt(self, socks: dict[str, socket.socket]) -> None:
+        """Take ownership of sockets (ns id -> socket), arming their receive timeout."""
+        for ns_id, sock in socks.items():
+            try:
+                arm_timeout(sock, self.timeout)
+            except OSError:
+                sock.close()
+                continue
+            old = self.socks.pop(ns_id, None)
+            if old is not None and old is not sock:
+                old.close()
+            self.socks[ns_id] = sock
 
     def drop(self, ns_id: str) -> None:
         """Close one namespace's socket and forget everything about it."""
