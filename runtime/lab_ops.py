@@ -22,7 +22,6 @@ half-way can be cleaned up with ``lab down``. The record is exclusive: a second
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import ipaddress
 import json
@@ -421,18 +420,16 @@ def _teardown(rec: LabRecord) -> list[str]:
         errors.append(f"listing containers: {exc}")
         records, live, labelled = [], set(wanted), set()
     names = sorted((wanted & live) | labelled)
-    host_veths = [
-        str(c["host_veth"]) for c in records if c.get("name") in names and c.get("host_veth")
-    ]
     if names:
         try:
+            # Deletes the nodes' host veths too (one batch), so a lab rebuilt
+            # right away finds its names free.
             api.remove_containers(names, force=True)
         except RuntimeFailure as exc:
             errors.append(f"removing nodes: {exc}")
-    # The kernel frees a dead namespace's veths asynchronously, some time after the
-    # last process exits; delete the host ends now so a lab rebuilt right away
-    # finds its names free (deleting one end removes the pair at once).
-    _delete_links([*host_veths, *rec.host_links])
+    # The extra legs of multi-homed nodes are ours, not the runtime's: the kernel
+    # would free them with the dead namespaces, but asynchronously, later.
+    _delete_links(list(rec.host_links))
     try:
         nets = {str(n.get("name")) for n in api.list_networks()}
     except RuntimeFailure as exc:
@@ -451,15 +448,9 @@ def _teardown(rec: LabRecord) -> list[str]:
 
 def _delete_links(links: list[str]) -> None:
     """Delete host links that still exist, in one netlink batch; missing ones are fine."""
-    present = [link for link in links if os.path.exists(f"/sys/class/net/{link}")]
-    if not present:
-        return
-    from runtime.netlink import Netlink
+    from runtime.core import delete_links
 
-    with contextlib.suppress(OSError), Netlink() as nl:
-        for link in present:
-            nl.del_link(link)
-        nl.commit(ignore=(errno.ENODEV,))
+    delete_links(links)
 
 
 def lab_name_of(arg: str) -> str:

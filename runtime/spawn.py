@@ -78,6 +78,7 @@ def prepare_netlink(plan: Plan) -> None:
     plan.nl_pre = pre
     if plan.addr is not None:
         post = Requests()
+        post.no_ipv6_autoconf(2)
         post.set_up(2)  # eth0: the parent asks for index 2 (lo is 1)
         post.add_addr(2, plan.addr)
         if plan.gateway:
@@ -277,22 +278,30 @@ except BaseException as err:
 
 
 def start_many(
-    plans: list[Plan], tini_fd: int, cgroup_dirs: list[str | None], template_fd: int
+    plans: list[Plan],
+    tini_fd: int,
+    cgroup_dirs: list[str | None],
+    template_fd: int,
+    helpers: int = 1,
 ) -> list[Child]:
-    """Clone many PID 1s from a small helper process instead of from ourselves.
+    """Clone many PID 1s from small helper processes instead of from ourselves.
 
     Cloning copies the page tables of the cloning process, and every page the
     children or we then write is copied again (copy-on-write): from a big
     process (a test runner, a TUI) that costs milliseconds per container. A
     fresh ``python -S -I`` costs ~20 ms once and clones cheaply. Its children
     outlive it (they are re-parented to init); EOF on ``go`` still tells them
-    that we died.
+    that we died. ``helpers`` > 1 splits the batch over that many helpers
+    running at once: one clone loop keeps one core busy while the other waits
+    for work (measured: 3.5 ms/node in the loop against 2 in everything else).
     """
     import pickle
     import subprocess
     import sys
 
-    pipes = []
+    pipes: list[tuple[int, int, int, int]] = []
+    launched: list[tuple[subprocess.Popen[bytes], int, int, int]] = []  # proc, res_r, lo, hi
+    reports: list[tuple[int, str]] = []
     try:
         for _ in plans:
             go_r, go_w = os.pipe2(os.O_CLOEXEC)
@@ -301,54 +310,83 @@ def start_many(
         for plan in plans:
             plan.pdeathsig = False
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        passed = [tini_fd, template_fd] + [fd for g, _, _, e in pipes for fd in (g, e)]
-        payload = pickle.dumps(
-            {
-                "tini": tini_fd,
-                "template": template_fd,
-                "children": [
-                    (plan, g, e, cg)
-                    for plan, (g, _, _, e), cg in zip(plans, pipes, cgroup_dirs, strict=True)
-                ],
-            }
-        )
-        res_r, res_w = os.pipe2(os.O_CLOEXEC)
-        try:
-            proc = subprocess.Popen(
-                [sys.executable, "-S", "-I", "-c", _SPAWNER, root, str(res_w)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                pass_fds=[fd for fd in [*passed, res_w] if fd >= 0],
+        helpers = max(1, min(helpers, len(plans)))
+        step = -(-len(plans) // helpers)
+        for lo in range(0, len(plans), step):
+            hi = min(lo + step, len(plans))
+            part = pipes[lo:hi]
+            passed = [tini_fd, template_fd] + [fd for g, _, _, e in part for fd in (g, e)]
+            payload = pickle.dumps(
+                {
+                    "tini": tini_fd,
+                    "template": template_fd,
+                    "children": [
+                        (plan, g, e, cg)
+                        for plan, (g, _, _, e), cg in zip(
+                            plans[lo:hi], part, cgroup_dirs[lo:hi], strict=True
+                        )
+                    ],
+                }
             )
-        finally:
-            os.close(res_w)
-        try:
-            assert proc.stdin is not None
-            proc.stdin.write(payload)
-            proc.stdin.close()
+            res_r, res_w = os.pipe2(os.O_CLOEXEC)
+            try:
+                proc = subprocess.Popen(
+                    [sys.executable, "-S", "-I", "-c", _SPAWNER, root, str(res_w)],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    pass_fds=[fd for fd in [*passed, res_w] if fd >= 0],
+                )
+            except BaseException:
+                os.close(res_r)
+                raise
+            finally:
+                os.close(res_w)
+            launched.append((proc, res_r, lo, hi))
+            try:
+                assert proc.stdin is not None
+                proc.stdin.write(payload)
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass  # it died: its report (or its exit code) says why
+        for proc, res_r, _, _ in launched:
             chunks = []
             while chunk := os.read(res_r, 65536):
                 chunks.append(chunk)
-        finally:
-            os.close(res_r)
             proc.wait()
+            reports.append((proc.returncode, b"".join(chunks).decode(errors="replace")))
+    except BaseException:
+        for _, go_w, err_r, _ in pipes:  # children already cloned see EOF on go and exit
+            os.close(go_w)
+            os.close(err_r)
+        raise
     finally:
+        for _, res_r, _, _ in launched:
+            os.close(res_r)
+        for proc, _, _, _ in launched:
+            if proc.returncode is None:
+                proc.kill()
+                proc.wait()
         for go_r, _, _, err_w in pipes:
             os.close(go_r)
             os.close(err_w)
-    report = b"".join(chunks).decode(errors="replace")
-    pids = [] if report.startswith("!") else [int(x) for x in report.split()]
-    children = [
-        Child(pid, go_w, err_r) for pid, (_, go_w, err_r, _) in zip(pids, pipes, strict=False)
-    ]
-    if proc.returncode != 0 or len(pids) != len(plans):
-        for child in children:
-            child.abort()
-        for _, go_w, err_r, _ in pipes[len(children) :]:
+    children: list[Child] = []
+    failure = ""
+    for (_, _, lo, hi), (code, report) in zip(launched, reports, strict=True):
+        pids = [] if report.startswith("!") else [int(x) for x in report.split()]
+        children += [
+            Child(pid, go_w, err_r)
+            for pid, (_, go_w, err_r, _) in zip(pids, pipes[lo:hi], strict=False)
+        ]
+        for _, go_w, err_r, _ in pipes[lo + len(pids) : hi]:
             os.close(go_w)
             os.close(err_r)
-        raise OSError(f"container spawner failed: {report.lstrip('!')[:300] or proc.returncode}")
+        if (code != 0 or len(pids) != hi - lo) and not failure:
+            failure = report.lstrip("!")[:300] or str(code)
+    if failure:
+        for child in children:
+            child.abort()
+        raise OSError(f"container spawner failed: {failure}")
     return children
 
 

@@ -73,6 +73,19 @@ def write_json(path: str, data: Any) -> None:
     os.rename(tmp, path)
 
 
+def stage_json(path: str, data: Any) -> str:
+    """Write ``data`` to a temporary file next to ``path``; return its name.
+
+    ``os.rename(tmp, path)`` later publishes it atomically, as :func:`write_json`
+    does at once; a leftover temporary file is removed by ``gc``.
+    """
+    tmp = f"{path}.tmp{os.getpid()}"
+    text = json.dumps(data, sort_keys=True)
+    with open(tmp, "w") as fh:
+        fh.write(text)
+    return tmp
+
+
 def read_json(path: str) -> Any:
     with open(path) as fh:
         return json.load(fh)

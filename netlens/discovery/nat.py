@@ -170,13 +170,15 @@ def parse_chain_dump(data: bytes) -> tuple[list[NftChain], bool]:
     return chains, False
 
 
-def dump_chains(sock: socket.socket, seq: int = 1) -> list[NftChain]:
-    """Every nftables chain of the socket's namespace (one GETCHAIN dump)."""
+def _send_getchain(sock: socket.socket, seq: int = 1) -> None:
     msg_type = (_NFNL_SUBSYS_NFTABLES << 8) | _NFT_MSG_GETCHAIN
     req = struct.pack("=IHHII", 20, msg_type, _NLM_F_REQUEST | _NLM_F_DUMP, seq, 0)
     req += struct.pack("=BBH", 0, 0, 0)  # nfgenmsg: NFPROTO_UNSPEC, version 0, res_id 0
     sock.settimeout(2.0)
     sock.send(req)
+
+
+def _recv_chains(sock: socket.socket) -> list[NftChain]:
     chains: list[NftChain] = []
     while True:
         data = sock.recv(1 << 17)
@@ -188,26 +190,127 @@ def dump_chains(sock: socket.socket, seq: int = 1) -> list[NftChain]:
             return chains
 
 
+def dump_chains(sock: socket.socket, seq: int = 1) -> list[NftChain]:
+    """Every nftables chain of the socket's namespace (one GETCHAIN dump)."""
+    _send_getchain(sock, seq)
+    return _recv_chains(sock)
+
+
 def _read_names(path: str) -> tuple[str, ...]:
+    """Lines of a small procfs list. Raw os calls: in a setns pass over 1000
+    namespaces a buffered text ``open()`` costs about three times as much."""
     try:
-        with open(path, encoding="ascii", errors="replace") as fh:
-            return tuple(line.strip() for line in fh if line.strip())
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return ()
+    try:
+        parts: list[bytes] = []
+        while chunk := os.read(fd, 4096):
+            parts.append(chunk)
+    except OSError:
+        return ()
+    finally:
+        os.close(fd)
+    text = b"".join(parts).decode("ascii", "replace")
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
+
+
+LEGACY4 = "/proc/thread-self/net/ip_tables_names"
+LEGACY6 = "/proc/thread-self/net/ip6_tables_names"
+
+
+@dataclass(slots=True)
+class StartedProbe:
+    """A probe begun inside a namespace (:func:`start_probe`); the chain dump's
+    reply waits on ``sock`` until :func:`finish_probe` reads it from any thread."""
+
+    sock: socket.socket | None
+    legacy_tables4: tuple[str, ...]
+    legacy_tables6: tuple[str, ...]
+    errors: list[str]
+
+
+def legacy_present() -> bool:
+    """Whether iptables-legacy lists exist at all (ip_tables loaded or built in).
+    The procfs entries are made in every namespace or in none, so asking the
+    caller's own namespace once spares two failed opens per namespace."""
+    return os.path.exists(LEGACY4) or os.path.exists(LEGACY6)
+
+
+def start_probe(legacy: bool = True) -> StartedProbe:
+    """Runs inside the namespace (the setns worker thread): open a
+    NETLINK_NETFILTER socket and send the GETCHAIN dump (the kernel builds the
+    reply now, in this namespace), and read the legacy table names. Lets the
+    discovery pass that opens the rtnetlink sockets probe NAT in the same visit."""
+    errors: list[str] = []
+    sock: socket.socket | None = None
+    try:
+        sock = nsenter.netlink_socket(nsenter.NETLINK_NETFILTER, rcvbuf=1 << 16)
+        try:
+            _send_getchain(sock)
+        except OSError:
+            sock.close()
+            raise
+    except OSError as err:
+        sock = None
+        errors.append(f"nftables chain dump: {err.strerror or err}")
+    return StartedProbe(
+        sock,
+        _read_names(LEGACY4) if legacy else (),
+        _read_names(LEGACY6) if legacy else (),
+        errors,
+    )
+
+
+def finish_probe(started: StartedProbe, br_nf_call_iptables: bool | None = None) -> NsProbe:
+    """Collect the chain dump of a :func:`start_probe` and close its socket."""
+    chains: list[NftChain] = []
+    errors = started.errors
+    if started.sock is not None:
+        try:
+            chains = _recv_chains(started.sock)
+        except OSError as err:
+            errors.append(f"nftables chain dump: {err.strerror or err}")
+        finally:
+            started.sock.close()
+            started.sock = None
+    return NsProbe(
+        chains=tuple(chains),
+        legacy_tables4=started.legacy_tables4,
+        legacy_tables6=started.legacy_tables6,
+        br_nf_call_iptables=br_nf_call_iptables,
+        errors=tuple(errors),
+    )
+
+
+def probe_from_wire(chain: bytes | str, legacy4: str, legacy6: str) -> NsProbe:
+    """The probe the discovery helper process made (``wire.py`` STATUS_NAT): the
+    raw chain dump bytes (or "errno:text"), and the legacy table lists' text."""
+    errors: list[str] = []
+    chains: list[NftChain] = []
+    if isinstance(chain, str):
+        _code, _, text = chain.partition(":")
+        errors.append(f"nftables chain dump: {text or chain}")
+    else:
+        try:
+            chains, _done = parse_chain_dump(chain)
+        except OSError as err:
+            errors.append(f"nftables chain dump: {err.strerror or err}")
+
+    def names(text: str) -> tuple[str, ...]:
+        return tuple(line.strip() for line in text.splitlines() if line.strip())
+
+    return NsProbe(
+        chains=tuple(chains),
+        legacy_tables4=names(legacy4),
+        legacy_tables6=names(legacy6),
+        errors=tuple(errors),
+    )
 
 
 def _probe_here(_target: int | str, with_br_nf: bool = False) -> NsProbe:
     """Runs inside the namespace (worker thread): chains, legacy tables, br_nf."""
-    errors: list[str] = []
-    chains: list[NftChain] = []
-    try:
-        sock = nsenter.netlink_socket(nsenter.NETLINK_NETFILTER, rcvbuf=1 << 16)
-        try:
-            chains = dump_chains(sock)
-        finally:
-            sock.close()
-    except OSError as err:
-        errors.append(f"nftables chain dump: {err.strerror or err}")
+    started = start_probe()
     br: bool | None = None
     if with_br_nf:  # opening a sysctl in a namespace costs ~1 ms: only when asked
         try:
@@ -215,13 +318,7 @@ def _probe_here(_target: int | str, with_br_nf: bool = False) -> NsProbe:
                 br = fh.read().strip() == "1"
         except OSError:
             br = None
-    return NsProbe(
-        chains=tuple(chains),
-        legacy_tables4=_read_names("/proc/thread-self/net/ip_tables_names"),
-        legacy_tables6=_read_names("/proc/thread-self/net/ip6_tables_names"),
-        br_nf_call_iptables=br,
-        errors=tuple(errors),
-    )
+    return finish_probe(started, br)
 
 
 def probe(handles: Sequence[NsHandle], *, with_br_nf: bool = False) -> list[NsProbe | None]:

@@ -30,7 +30,7 @@ import socket
 import struct
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -136,18 +136,28 @@ class _Pump:
     falls back to reading directly.
     """
 
-    def __init__(self, requests: Sequence[str], socks: list[tuple[int, socket.socket]]) -> None:
+    def __init__(
+        self, requests: Sequence[str], targets: list[tuple[int, int]], mode: str = ""
+    ) -> None:
+        """``targets``: (inode, fd) in order; the fds are open sockets, or with
+        ``mode`` ``enter[+nat[+legacy]]`` nsfs handles the helper enters itself."""
         self.requests = tuple(requests)
-        self.pos = {inode: i for i, (inode, _s) in enumerate(socks)}
+        self.pos = {inode: i for i, (inode, _fd) in enumerate(targets)}
+        self.inodes = [inode for inode, _fd in targets]
+        self.with_nat = "nat" in mode.split("+")
+        self.nat: dict[int, tuple[bytes | str, str, str]] = {}
         self.done: dict[int, dict[str, Reply]] = {}
         self.partial: dict[int, dict[str, Reply]] = {}
         self.chunks: list[bytes] = []
         self.avail = 0
         self.need = wire.FRAME.size
         self.failed = False
-        fds = [s.fileno() for _i, s in socks]
+        fds = [fd for _i, fd in targets]
+        argv = [sys.executable, "-I", "-S", wire.__file__, ",".join(self.requests)]
+        if mode:
+            argv.append(mode)
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", wire.__file__, ",".join(self.requests), *map(str, fds)],
+            [*argv, *map(str, fds)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -157,6 +167,14 @@ class _Pump:
         self.fd = self.proc.stdout.fileno()
         with contextlib.suppress(OSError):  # fewer wake-ups for multi-megabyte replies
             fcntl.fcntl(self.fd, F_SETPIPE_SZ, 1 << 20)
+
+    def drain(self) -> None:
+        """Read to the end (the NAT frames of namespaces nobody took)."""
+        while self.pos and not self.failed:
+            self._read()
+            for p in list(self.done):
+                self.pos.pop(self.inodes[p], None)
+                del self.done[p]
 
     def take(self, inode: int) -> dict[str, Reply] | None:
         pos = self.pos.pop(inode, None)
@@ -181,7 +199,7 @@ class _Pump:
         data = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
         off = 0
         size = wire.FRAME.size
-        last = len(self.requests) - 1
+        last = len(self.requests) - (0 if self.with_nat else 1)
         unpack = wire.FRAME.unpack_from
         self.need = size
         while len(data) - off >= size:
@@ -192,6 +210,10 @@ class _Pump:
             payload = data[off + size : off + size + length]
             off += size + length
             value: Reply
+            if status == wire.STATUS_NAT:
+                self.nat[self.inodes[pos]] = marshal.loads(payload)
+                self.done[pos] = self.partial.pop(pos, {})
+                continue
             if status == wire.STATUS_DECODED:
                 value = wire.Decoded(marshal.loads(payload))
             elif status == wire.STATUS_ERROR:
@@ -229,21 +251,60 @@ def _read_sysctls(_target: int | str) -> dict[str, str]:
 
 
 class LiveNetlink:
-    """Reads the live host: one setns pass opens a socket in every namespace."""
+    """Reads the live host.
 
-    def __init__(self) -> None:
+    With many namespaces (and root) the helper process enters every namespace
+    itself, opens its socket there, dumps and streams the replies, so the setns
+    pass runs on the second core while this process reads the host. Otherwise one
+    setns pass here opens a socket in every namespace. Sockets for namespaces the
+    helper serves are opened here only when needed (asking a namespace for
+    nsids, or when the helper fails).
+    """
+
+    def __init__(self, *, nat_probe: bool = False) -> None:
         self.socks: dict[int, socket.socket] = {}
         self.fds: dict[int, int] = {}
         self.host: int | None = None
         self._host_nsids: dict[int, int] | None = None
         self._pump: _Pump | None = None
         self.use_pump = os.environ.get("NETLENS_DISCOVERY_HELPER", "1") != "0"
+        # With nat_probe, the visit that opens the rtnetlink socket also starts the
+        # NAT probe (nat.start_probe) in each namespace: entering 1000 namespaces a
+        # second time for NAT alone cost 150-500 ms.
+        self.nat_probe = nat_probe
+        self._started: dict[int, Any] = {}  # inode -> nat.StartedProbe
+        self._lazy: set[int] = set()  # inodes whose socket the helper opens
+        self._opened: tuple[tuple[int, ...], dict[int, OSError]] | None = None
 
     def open(self, handles: Sequence[NsHandle]) -> dict[int, OSError]:
-        nsenter.raise_fd_limit(2 * len(handles) + 256)
+        key = tuple(h.inode for h in handles)
+        if self._opened is not None and self._opened[0] == key:
+            return dict(self._opened[1])  # discover() opened early
+        failed = self._open(handles)
+        self._opened = (key, failed)
+        return dict(failed)
+
+    def _opener(self) -> Callable[[int | str], socket.socket]:
+        if not self.nat_probe:
+            return _open_socket
+        from netlens.discovery import nat
+
+        legacy = nat.legacy_present()
+        started = self._started
+
+        def open_and_probe(target: int | str) -> socket.socket:
+            sock = _open_socket(target)
+            started[int(target)] = nat.start_probe(legacy)  # keyed by fd until open ends
+            return sock
+
+        return open_and_probe
+
+    def _open(self, handles: Sequence[NsHandle]) -> dict[int, OSError]:
+        nsenter.raise_fd_limit((3 if self.nat_probe else 2) * len(handles) + 256)
         failed: dict[int, OSError] = {}
         own = _own_inode()
         todo: list[tuple[NsHandle, int]] = []
+        opener = self._opener()
         for h in handles:
             if h.is_host:
                 self.host = h.inode
@@ -258,28 +319,89 @@ class LiveNetlink:
                 continue
             self.fds[h.inode] = fd
             if h.inode == own:
-                self.socks[h.inode] = _open_socket(fd)
+                try:
+                    self.socks[h.inode] = opener(fd)
+                except OSError as err:
+                    failed[h.inode] = err
             else:
                 todo.append((h, fd))
-        if todo:
-            results = nsenter.run_in_netns([fd for _h, fd in todo], _open_socket)
-            for (h, _fd), res in zip(todo, results, strict=True):
-                if isinstance(res, OSError):
-                    failed[h.inode] = res
-                else:
-                    self.socks[h.inode] = res
+        # The helper enters the namespaces itself (it holds our nsfs fds, so none
+        # can vanish meanwhile); setns needs root, and a few namespaces are read
+        # faster here.
+        if self.use_pump and os.geteuid() == 0 and len(todo) >= PUMP_MIN_NAMESPACES:
+            self._lazy = {h.inode for h, _fd in todo}
+        elif todo:
+            self._open_here([h.inode for h, _fd in todo], failed, opener)
+        self._key_started_by_inode()
         return failed
+
+    def _open_here(
+        self,
+        inodes: Sequence[int],
+        failed: dict[int, OSError] | None = None,
+        opener: Callable[[int | str], socket.socket] | None = None,
+    ) -> None:
+        """One setns pass opening sockets (and starting NAT probes) in ``inodes``."""
+        inodes = [i for i in inodes if i in self.fds and i not in self.socks]
+        results = nsenter.run_in_netns([self.fds[i] for i in inodes], opener or self._opener())
+        for inode, res in zip(inodes, results, strict=True):
+            self._lazy.discard(inode)
+            if isinstance(res, OSError):
+                if failed is not None:
+                    failed[inode] = res
+            else:
+                self.socks[inode] = res
+
+    def _key_started_by_inode(self) -> None:
+        by_fd = {fd: inode for inode, fd in self.fds.items()}
+        self._started = {by_fd.get(k, k): v for k, v in self._started.items()}
+
+    def _open_lazy(self) -> None:
+        """The helper failed: open the sockets it would have used, in one pass."""
+        if self._lazy:
+            self._open_here(sorted(self._lazy))
+            self._key_started_by_inode()
+
+    def _sock(self, inode: int) -> socket.socket | None:
+        if inode in self._lazy:
+            self._open_here([inode], opener=_open_socket)
+        return self.socks.get(inode)
 
     def prefetch(self, inodes: Sequence[int], requests: Sequence[str]) -> None:
         # The first namespace (the host: usually the largest) is read here directly
         # while the helper starts up; the helper takes all the others.
-        socks = [(i, self.socks[i]) for i in inodes[1:] if i in self.socks]
-        if not self.use_pump or len(socks) < PUMP_MIN_NAMESPACES or self._pump is not None:
+        if self._pump is not None:
+            return
+        rest = inodes[1:]
+        lazy = [i for i in rest if i in self._lazy]
+        if lazy:
+            mode = "enter"
+            if self.nat_probe:
+                from netlens.discovery import nat
+
+                mode += "+nat+legacy" if nat.legacy_present() else "+nat"
+            try:
+                self._pump = _Pump(requests, [(i, self.fds[i]) for i in lazy], mode)
+            except OSError:
+                self._pump = None
+                self._open_lazy()
+            self._open_lazy_outside(set(lazy))
+            return
+        targets = [(i, self.socks[i].fileno()) for i in rest if i in self.socks]
+        if not self.use_pump or len(targets) < PUMP_MIN_NAMESPACES:
             return
         try:
-            self._pump = _Pump(requests, socks)
+            self._pump = _Pump(requests, targets)
         except OSError:
             self._pump = None
+
+    def _open_lazy_outside(self, served: set[int]) -> None:
+        """Namespaces the helper will not serve (not asked for in this order) get
+        their sockets here."""
+        left = [i for i in self._lazy if i not in served]
+        if left:
+            self._open_here(left)
+            self._key_started_by_inode()
 
     def dumps(self, inode: int, requests: Sequence[str]) -> dict[str, Reply]:
         pump = self._pump
@@ -287,8 +409,11 @@ class LiveNetlink:
             got = pump.take(inode)
             if got is not None:
                 return got
-            self._reopen(inode)  # the helper failed: its half-read socket is unusable
-        sock = self.socks.get(inode)
+            if inode in self._lazy:
+                self._open_lazy()  # the helper failed: the rest is read here
+            else:
+                self._reopen(inode)  # the helper failed: its half-read socket is unusable
+        sock = self._sock(inode)
         if sock is None:
             err = OSError(errno.ENOENT, "namespace not open")
             return dict.fromkeys(requests, err)
@@ -297,6 +422,26 @@ class LiveNetlink:
         except OSError as err:
             self._reopen(inode)  # a timed-out dump may still be queued on that socket
             return dict.fromkeys(requests, err)
+
+    def nat_probes(self, handles: Sequence[NsHandle]) -> list[Any]:
+        """The NAT probe (``nat.NsProbe``) of each handle, in order; None where the
+        namespace could not be entered. Needs ``nat_probe=True``; call it after the
+        dumps (the helper sends each namespace's probe with its replies)."""
+        from netlens.discovery import nat
+
+        pump = self._pump
+        if pump is not None:
+            pump.drain()
+        out: list[nat.NsProbe | None] = []
+        for h in handles:
+            started = self._started.pop(h.inode, None)
+            if started is not None:
+                out.append(nat.finish_probe(started))
+            elif pump is not None and h.inode in pump.nat:
+                out.append(nat.probe_from_wire(*pump.nat[h.inode]))
+            else:
+                out.append(None)
+        return out
 
     def _reopen(self, inode: int) -> None:
         old = self.socks.pop(inode, None)
@@ -324,14 +469,14 @@ class LiveNetlink:
     def host_nsids(self) -> dict[int, int]:
         if self._host_nsids is None:
             self._host_nsids = {}
-            if self.host is not None and self.host in self.socks:
+            host = self.host
+            sock = self._sock(host) if host is not None else None
+            if host is not None and sock is not None:
                 inodes = [i for i in self.fds if i != self.host]
                 try:
-                    answers = netlink.ask_nsids(
-                        self.socks[self.host], [self.fds[i] for i in inodes]
-                    )
+                    answers = netlink.ask_nsids(sock, [self.fds[i] for i in inodes])
                 except OSError:
-                    self._reopen(self.host)
+                    self._reopen(host)
                     return self._host_nsids
                 self._host_nsids = {
                     i: n for i, n in zip(inodes, answers, strict=True) if n is not None
@@ -339,7 +484,7 @@ class LiveNetlink:
         return self._host_nsids
 
     def ask_nsids(self, asker: int, targets: Sequence[int]) -> list[int | None]:
-        sock = self.socks.get(asker)
+        sock = self._sock(asker)
         fds = [self.fds.get(t) for t in targets]
         if sock is None:
             return [None] * len(targets)
@@ -355,6 +500,10 @@ class LiveNetlink:
         if self._pump is not None:
             self._pump.close()
             self._pump = None
+        for started in self._started.values():
+            if started.sock is not None:
+                started.sock.close()
+        self._started.clear()
         for sock in self.socks.values():
             sock.close()
         for fd in self.fds.values():

@@ -59,7 +59,7 @@ def arm_timeout(sock: socket.socket, seconds: float = RECV_TIMEOUT) -> None:
     turns into a :class:`NetlinkDumpError` (ETIMEDOUT).
     """
     sec = int(seconds)
-    usec = int(round((seconds - sec) * 1_000_000))
+    usec = round((seconds - sec) * 1_000_000)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("@ll", sec, usec))
 
 

@@ -22,6 +22,7 @@ from textual.worker import get_current_worker
 
 from netlens.errors import NetlensError
 from netlens.tui.context import Context
+from netlens.tui.gcpolicy import GcPolicy
 from netlens.tui.index import SnapshotIndex
 from netlens.tui.keymap import keymap_path, load_keymap
 from netlens.tui.messages import SourceFailed, SourceOpened, StatsTick
@@ -48,6 +49,8 @@ KEY_BAR = (
     "[b]+/-[/] interval  [b]b[/] bits/bytes  [b]?[/] keys  [b]q[/] quit  [b]^p[/] palette"
 )
 INTERVALS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+PRESYNC_DELAY = 0.05
+"""Seconds between syncing hidden views after a structure change (spreads the work)."""
 
 
 class NetlensApp(App[None]):
@@ -87,8 +90,12 @@ class NetlensApp(App[None]):
         self.fatal: NetlensError | None = None
         self._pending: StatsTick | None = None
         self._synced: dict[str | None, tuple[object, ...]] = {}  # view id -> data token
+        self._presync_pending = False
+        self._presynced_gen = -1
+        self._switched_to: str | None = None  # set by action_show_view until TabActivated
         self._notes: list[tuple[str, str]] = []  # (title, text) shown once mounted
         self._keymap_file = keymap_file or keymap_path()
+        self.gc_policy = GcPolicy()
         themes = load_themes(theme_dirs)
         for t in themes.themes:
             self.register_theme(t)
@@ -169,6 +176,7 @@ class NetlensApp(App[None]):
 
     def on_unmount(self) -> None:
         self.source.close()
+        self.gc_policy.release()
 
     # -- the worker -----------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="source", name="data source")
@@ -210,6 +218,7 @@ class NetlensApp(App[None]):
         self._update_status()
         self._refresh_view(full=True)
         self._focus_view()
+        self.call_after_refresh(self.gc_policy.structure_changed)
 
     def on_source_failed(self, msg: SourceFailed) -> None:
         if msg.fatal:
@@ -241,6 +250,8 @@ class NetlensApp(App[None]):
         screen = self.screen
         if isinstance(screen, DetailScreen):
             screen.refresh_frame()
+        gcp = self.gc_policy
+        self.call_after_refresh(gcp.structure_changed if msg.index is not None else gcp.settle)
 
     # -- views ----------------------------------------------------------------------------
     def _main(self) -> Screen[object] | None:
@@ -262,13 +273,16 @@ class NetlensApp(App[None]):
         if view is not None and self.screen is view.screen:
             view.focus_main()
 
+    def _token(self) -> tuple[object, ...]:
+        return (self.ctx.generation, self.ctx.needle, self.theme, tuple(self.ctx.ghosts))
+
     def _refresh_view(self, full: bool) -> None:
         if self.ctx.index is None:
             return
         view = self._active_view()
         if view is None:
             return
-        token = (self.ctx.generation, self.ctx.needle, self.theme, tuple(self.ctx.ghosts))
+        token = self._token()
         if full and self._synced.get(view.id) != token:
             # only when something the view shows changed: re-syncing 1000 rows on every
             # tab switch would make switching views sluggish
@@ -276,10 +290,45 @@ class NetlensApp(App[None]):
             view.refresh_index()
         else:
             view.refresh_frame()
+        if full and self.ctx.generation != self._presynced_gen:
+            # structure changes only: a filter being typed re-syncs just the visible view
+            self._presynced_gen = self.ctx.generation
+            self._presync_hidden()
+
+    def _presync_hidden(self) -> None:
+        """Sync the hidden views soon, one per timer tick, so that the first visit
+        of a view after a structure change only paints (syncing 1000 rows into a table
+        costs 30-60 ms, which used to land on the key press that showed the view)."""
+        if self._presync_pending:
+            return
+        self._presync_pending = True
+        self.set_timer(PRESYNC_DELAY, self._presync_next)
+
+    def _presync_next(self) -> None:
+        main = self._main()
+        active = self._active_view()
+        token = self._token()
+        if main is not None and self.ctx.index is not None:
+            for view in main.query(View):
+                if view is not active and self._synced.get(view.id) != token:
+                    self._synced[view.id] = token
+                    view.refresh_index()
+                    self.set_timer(PRESYNC_DELAY, self._presync_next)  # the next one later
+                    return
+        self._presync_pending = False
 
     @on(TabbedContent.TabActivated, "#views")
     def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
-        self._refresh_view(full=True)
+        if self._switched_to is not None and self._switched_to == event.pane.id:
+            self._switched_to = None  # action_show_view already did all of it
+            return
+        view = self._active_view()
+        if view is not None and self._synced.get(view.id) == self._token():
+            # already synced (pre-synced, or by action_show_view): hidden views got no
+            # ticks, so only their live cells need repainting
+            view.refresh_frame()
+        else:
+            self._refresh_view(full=True)
         self._focus_view()
 
     def action_show_view(self, name: str) -> None:
@@ -287,7 +336,20 @@ class NetlensApp(App[None]):
         if main is not None:
             if self.screen is not main:
                 self.pop_screen()
-            main.query_one("#views", TabbedContent).active = name
+            tabs = main.query_one("#views", TabbedContent)
+            if tabs.active == name:
+                return
+            # Switch, sync and focus in one go: waiting for TabActivated cost one more
+            # repaint of the whole screen (a second 30-50 ms pass) per view switch.
+            with self.batch_update():
+                tabs.active = name
+                self._switched_to = name
+                view = self._active_view()
+                if view is not None and self._synced.get(view.id) == self._token():
+                    view.refresh_frame()
+                else:
+                    self._refresh_view(full=True)
+                self._focus_view()
 
     def on_view_open(self, msg: View.Open) -> None:
         if self.ctx.index is None:

@@ -78,8 +78,55 @@ class ViewState:
     focus: frozenset[str] | None = None  # node keys to keep, None = all
 
 
-def build_layout(idx: SnapshotIndex, state: ViewState, width: int) -> Layout:
-    """Lay the snapshot out for a terminal ``width`` columns wide."""
+@dataclass
+class _Block:
+    lines: list[list[Span]]
+    regions: list[Region]  # y relative to the block's first line
+    width: int
+
+
+class GridCache:
+    """Laid-out grids of VRF boxes, reused across layouts of the same index.
+
+    Collapsing one bridge, focusing or clearing a filter used to re-lay every box
+    out (1000 boxes: ~75 ms); with this cache a re-layout only copies the grids
+    that did not change. Keyed by (bridge, members, columns); emptied when the
+    index changes (boxes draw the index's names and addresses).
+    """
+
+    def __init__(self) -> None:
+        self._idx: SnapshotIndex | None = None
+        self._blocks: dict[tuple[str | None, tuple[str, ...], int], _Block] = {}
+
+    def grid(
+        self, lay: Layout, idx: SnapshotIndex, members: list[str], cols: int, bridge: str | None
+    ) -> None:
+        if idx is not self._idx:
+            self._idx = idx
+            self._blocks.clear()
+        key = (bridge, tuple(members), cols)
+        block = self._blocks.get(key)
+        if block is None:
+            if len(self._blocks) >= 256:  # many filters typed: start over
+                self._blocks.clear()
+            sub = Layout()
+            _grid(sub, idx, members, cols, bridge)
+            block = self._blocks[key] = _Block(sub.lines, sub.regions, sub.width)
+        base = len(lay.lines)
+        lay.lines.extend(block.lines)
+        lay.regions.extend(Region(r.node, r.kind, r.y + base, r.x) for r in block.regions)
+        lay.width = max(lay.width, block.width)
+
+
+def build_layout(
+    idx: SnapshotIndex, state: ViewState, width: int, cache: GridCache | None = None
+) -> Layout:
+    """Lay the snapshot out for a terminal ``width`` columns wide.
+
+    ``cache`` (kept by the caller across calls) makes re-layouts that change only a
+    few bridges (collapse, focus, filter) cost what changed, not every box.
+    """
+    grid = cache.grid if cache is not None else _grid
     lay = Layout()
     width = max(width, BOX_W + INDENT + 2)
     cols = max(1, (width - INDENT) // (BOX_W + GAP))
@@ -158,7 +205,7 @@ def build_layout(idx: SnapshotIndex, state: ViewState, width: int) -> Layout:
             lay.add([Span(f"{' ' * INDENT}… {len(members)} VRFs hidden (c expands)", "role:muted")])
             drawn.update(members)
             continue
-        _grid(lay, idx, members, cols, bkey)
+        grid(lay, idx, members, cols, bkey)
         drawn.update(members)
 
     # -- point-to-point veths -------------------------------------------------------------
@@ -193,7 +240,7 @@ def build_layout(idx: SnapshotIndex, state: ViewState, width: int) -> Layout:
     if loose:
         lay.add([Span("", "role:muted")])
         lay.add([Span("  ◇ VRFs on no bridge", "role:vrf")])
-        _grid(lay, idx, loose, cols, None)
+        grid(lay, idx, loose, cols, None)
 
     # -- tunnels --------------------------------------------------------------------------
     if idx.vxlans and not state.needle and state.focus is None:

@@ -11,6 +11,7 @@ engineer would otherwise run) and prints the ratio.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import resource
 import statistics
@@ -75,6 +76,18 @@ async def run_bench() -> dict[str, Any]:
     app._apply = apply  # type: ignore[method-assign]
     latencies: list[float] = []
     cpu: list[float] = []
+    full_gcs: list[float] = []  # seconds per generation-2 collection (the app freezes data)
+    gc_start = [0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            gc_start[0] = time.perf_counter()
+        else:
+            full_gcs.append(time.perf_counter() - gc_start[0])
+
+    gc.callbacks.append(on_gc)
     t_start = time.perf_counter()
     async with app.run_test(size=(120, 40)) as pilot:
         while app.ctx.index is None:
@@ -93,6 +106,7 @@ async def run_bench() -> dict[str, Any]:
             cpu.append((paint_cpu[-1] if len(paints) > n0 else time.thread_time()) - c0)
             await asyncio.sleep(0.05)
         ticks = len(applies)
+    gc.callbacks.remove(on_gc)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
         "lat": latencies,
@@ -101,6 +115,7 @@ async def run_bench() -> dict[str, Any]:
         "ticks": ticks,
         "rss": rss_mb,
         "startup": startup,
+        "full_gcs": full_gcs,
         "rows": app.ctx.index.rows if app.ctx.index else [],
     }
 
@@ -134,6 +149,11 @@ def test_keypress_to_repaint_with_1000_containers() -> None:
             f"[bench tui] tick apply ms: median {statistics.median(apply_ms):.1f} "
             f"p95 {p95(apply_ms):.1f} max {max(apply_ms):.1f}"
         )
+    gcs = [x * 1000 for x in res["full_gcs"]]
+    print(
+        f"[bench tui] full GC collections: {len(gcs)}, longest "
+        f"{max(gcs) if gcs else 0:.1f} ms (long-lived data is frozen out of them)"
+    )
     print(
         f"[bench tui] startup to first paint {res['startup']:.2f} s, "
         f"peak RSS {res['rss']:.0f} MB (budget 300)"

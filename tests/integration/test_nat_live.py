@@ -97,3 +97,41 @@ def test_forward_drop_with_br_netfilter_is_flagged(nat_lab: tuple[Lab, str, str,
     assert warn is not None and f"ip {TABLE} dropfw" in warn
     assert forward_policy_warning(hp) is None
     assert os.path.exists(f"/run/netns/{filt}")
+
+
+@pytest.mark.parametrize("helper", [False, True], ids=["setns-pass", "helper-process"])
+def test_discovery_probes_nat_in_its_own_visit(
+    nat_lab: tuple[Lab, str, str, str], helper: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """discover() probes NAT while it opens each namespace (here, or in the helper
+    process that enters them itself): the same probes as nat.probe's own pass."""
+    from netlens.discovery import nat, sources
+    from netlens.discovery.resolve import FIRST_ROUND
+
+    _lb, natns, filt, plain = nat_lab
+    handles = [h for h in find_namespaces() if h.is_host] + _handles([natns, filt, plain])
+    monkeypatch.setattr(sources, "PUMP_MIN_NAMESPACES", 1 if helper else 10**6)
+    src = sources.LiveNetlink(nat_probe=True)
+    try:
+        assert src.open(handles) == {}
+        inodes = [h.inode for h in handles]
+        src.prefetch(inodes, FIRST_ROUND)
+        assert (src._pump is not None) == helper
+        for inode in inodes:
+            got = src.dumps(inode, FIRST_ROUND)
+            assert isinstance(got["link"], (bytes, list))
+        probes = src.nat_probes(handles)
+    finally:
+        src.close()
+    want = nat.probe(handles)
+    assert probes[0] is not None  # the host (others' tests may change its tables meanwhile)
+    for h, a, b in zip(handles[1:], probes[1:], want[1:], strict=True):
+        assert a is not None and b is not None, h
+        assert (a.chains, a.legacy_tables4, a.legacy_tables6) == (
+            b.chains,
+            b.legacy_tables4,
+            b.legacy_tables6,
+        )
+    assert probes[1] is not None and probes[1].nft_nat and probes[1].legacy_nat4
+    assert probes[2] is not None and not probes[2].nft_nat
+    assert read_nat(handles, probes=probes).keys() >= {handles[1].inode}

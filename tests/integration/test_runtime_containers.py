@@ -153,6 +153,26 @@ def test_containers_reach_each_other_ping_and_tcp(rt: Rt) -> None:
     assert master.endswith(net["bridge"])
 
 
+def test_batch_rm_deletes_host_veths_and_eth0_is_quiet(rt: Rt) -> None:
+    """rm of running containers frees their host veth names before it returns; eth0
+    and the host end carry no automatic IPv6 (no probes flooded over the bridge),
+    yet an IPv6 address can still be added by hand."""
+    from runtime import api
+
+    net = _net(rt)
+    recs = api.create_containers([_spec(rt, f"q{i}", net) for i in range(3)])
+    veths = [r["host_veth"] for r in recs]
+    assert all(os.path.exists(f"/sys/class/net/{v}") for v in veths)
+    name = recs[0]["name"]
+    assert "inet6" not in rt.exec(name, "ip", "-6", "addr", "show", "dev", "eth0").stdout
+    assert Path(f"/proc/sys/net/ipv6/conf/{veths[0]}/disable_ipv6").read_text().strip() == "1"
+    ns = ["nsenter", "-t", str(recs[0]["pid"]), "-n", "ip", "-6", "addr"]
+    subprocess.run([*ns, "add", "fd00:1::2/64", "dev", "eth0", "nodad"], check=True)
+    assert "fd00:1::2/64" in subprocess.run(ns, capture_output=True, text=True).stdout
+    api.remove_containers([r["name"] for r in recs])
+    assert [v for v in veths if os.path.exists(f"/sys/class/net/{v}")] == []
+
+
 def test_record_fields_and_cli_lifecycle(rt: Rt) -> None:
     net = _net(rt)
     name = rt.name("c")

@@ -201,12 +201,17 @@ def test_forwarding_under_iptables_forward_drop(rt: Any) -> None:
         knob.write_text(old_knob)
 
 
-def test_batch_through_spawner_and_its_rollback(rt: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Big batches clone from a helper process; same records, same all-or-nothing."""
+@pytest.mark.parametrize("helpers", ["1", "2"])
+def test_batch_through_spawner_and_its_rollback(
+    rt: Any, monkeypatch: pytest.MonkeyPatch, helpers: str
+) -> None:
+    """Big batches clone from helper processes (one, or the batch split over two);
+    same records, same all-or-nothing."""
     from runtime import api
     from runtime.errors import RuntimeFailure
 
     monkeypatch.setenv("NETLENS_SPAWNER", "1")
+    monkeypatch.setenv("NETLENS_SPAWNERS", helpers)
     net = api.create_network(api.NetworkSpec(name=rt.name("n"), subnet=rt.subnet()))
     specs = [api.ContainerSpec(name=rt.name(f"s{i}"), network=net["name"]) for i in range(3)]
     monkeypatch.setenv("NETLENS_FAULT", "after_veth")

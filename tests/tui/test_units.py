@@ -122,3 +122,47 @@ def test_cli_rejects_bad_input_with_usage_errors(tmp_path: Path) -> None:
     assert dashboard.interval_of(argparse.Namespace()) == 1.0  # `netlens demo` args
     with pytest.raises(UsageError, match="no such file"):
         view.run(argparse.Namespace(dump_file=str(tmp_path / "missing.json")))
+
+
+def test_cached_grids_lay_out_exactly_like_a_fresh_layout() -> None:
+    """The grid cache behind fast collapse must never change what is drawn."""
+    from netlens.tui.topology import GridCache, ViewState, build_layout
+
+    cache = GridCache()
+    for snap in (make_snapshot(), make_snapshot((3, 9), with_router=False)):
+        idx = SnapshotIndex.build(snap)
+        br = [b.ref.key for b in idx.bridges]
+        states = [
+            ViewState(),
+            ViewState(frozenset({br[0]})),
+            ViewState(),
+            ViewState(needle="web"),
+            ViewState(frozenset({br[1]}), focus=frozenset(idx.neighbours(br[1]))),
+            ViewState(),
+        ]
+        for width in (120, 80):
+            for st in states:
+                fresh = build_layout(idx, st, width)
+                cached = build_layout(idx, st, width, cache)
+                assert cached.lines == fresh.lines
+                assert cached.regions == fresh.regions
+                assert cached.width == fresh.width
+
+
+def test_gc_policy_freezes_and_gives_back() -> None:
+    import gc
+
+    from netlens.tui.gcpolicy import GcPolicy
+
+    pol = GcPolicy(settle_every=3600, reclaim_every=0)
+    try:
+        pol.settle(force=True)
+        assert gc.get_freeze_count() > 0
+        frozen = gc.get_freeze_count()
+        pol.settle()  # rate-limited: nothing happens
+        assert gc.get_freeze_count() == frozen
+        pol.structure_changed()  # reclaim_every=0: full collection, then frozen again
+        assert pol.reclaims == 1 and gc.get_freeze_count() > 0
+    finally:
+        pol.release()
+    assert gc.get_freeze_count() == 0

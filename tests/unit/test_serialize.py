@@ -72,6 +72,35 @@ def test_fast_writer_matches_reference_conversion(snap: T.Snapshot) -> None:
     ]
 
 
+def _dict_path(snap: T.Snapshot, extra: dict[str, Any] | None = None) -> str:
+    doc = snapshot_to_dict(snap)
+    if extra:
+        doc.update(extra)
+    return json.dumps(doc, separators=(",", ":"), allow_nan=False)
+
+
+def test_compact_writer_is_the_dict_path_byte_for_byte() -> None:
+    """dumps() writes text directly; it must equal json.dumps of the dict document."""
+    snap = sample_snapshot()
+    assert dumps(snap) == _dict_path(snap)
+    odd = dataclasses.replace(
+        snap,
+        warnings=('caf\u00e9 "quoted"\n', "\u2603"),
+        taken_at=1700000000.125,
+    )
+    assert dumps(odd) == _dict_path(odd)
+    rates = {"rates": {"x": [1.5, None, "y"]}, "more": 1}
+    assert dumps(snap, extra=rates) == _dict_path(snap, rates)
+    # an extra key that replaces a snapshot key keeps its place, as dict.update does
+    assert dumps(snap, extra={"root": "x"}) == _dict_path(snap, {"root": "x"})
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(snapshots)
+def test_compact_writer_matches_dict_path_property(snap: T.Snapshot) -> None:
+    assert dumps(snap) == _dict_path(snap)
+
+
 def test_every_model_field_is_written() -> None:
     """A field added to types.py without a serializer change fails here."""
     doc = snapshot_to_dict(sample_snapshot())
@@ -125,6 +154,9 @@ def test_ifref_written_as_key() -> None:
 
 def test_nan_is_refused() -> None:
     snap = dataclasses.replace(sample_snapshot(), taken_at=float("nan"))
+    with pytest.raises(ValueError):
+        dumps(snap)
+    snap = dataclasses.replace(sample_snapshot(), taken_at=float("inf"))
     with pytest.raises(ValueError):
         dumps(snap)
 

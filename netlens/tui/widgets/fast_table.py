@@ -82,6 +82,8 @@ class FastTable(ScrollView, can_focus=True):
         self._cache: dict[int, Strip] = {}
         self._cache_key: dict[int, tuple[int, int, int]] = {}  # row -> (row, scroll x, width)
         self._styles: dict[str, Style] = {}
+        # row key -> (base style, number of leading static cells, their segments)
+        self._static: dict[str, tuple[Style, int, list[Segment]]] = {}
 
     # -- data access (DataTable-like) -----------------------------------------------------
     @property
@@ -124,7 +126,7 @@ class FastTable(ScrollView, can_focus=True):
         self._resize_columns()
         self._reorder()
         self.restore_cursor(key, old)
-        self._invalidate()
+        self._invalidate_all()
 
     def touch(self) -> None:
         """Live cells have new values (a stats tick): re-sort if needed, repaint."""
@@ -167,6 +169,11 @@ class FastTable(ScrollView, can_focus=True):
         self._cache.clear()
         self.refresh()
 
+    def _invalidate_all(self) -> None:
+        """Rows, column widths or styles changed: the static segments go too."""
+        self._static.clear()
+        self._invalidate()
+
     # -- sorting --------------------------------------------------------------------------
     def sort_by(self, col: str, reverse: bool | None = None) -> None:
         key = self.cursor_key()
@@ -195,10 +202,9 @@ class FastTable(ScrollView, can_focus=True):
     def _move(self, row: int, scroll: bool = True) -> None:
         row = max(0, min(len(self._keys) - 1, row)) if self._keys else 0
         if row != self.cursor_row:
-            self._cache.pop(self.cursor_row, None)
-            self._cache.pop(row, None)
+            old = self.cursor_row
             self.cursor_row = row
-            self.refresh()
+            self._refresh_rows(old, row)
         if scroll:
             self._scroll_cursor()
 
@@ -239,11 +245,18 @@ class FastTable(ScrollView, can_focus=True):
             if event.chain >= 2:
                 self.action_select()
 
+    def _refresh_rows(self, *rows: int) -> None:
+        """Repaint only these rows: a full refresh makes Textual re-run its per-line
+        pipeline for every visible line (~40 lines), even when our strips are cached."""
+        for row in rows:
+            self._cache.pop(row, None)
+            self.refresh_line(row + 1)  # virtual line 0 is the header
+
     def on_focus(self) -> None:
-        self._invalidate()
+        self._refresh_rows(self.cursor_row)  # only the cursor row is drawn by focus
 
     def on_blur(self) -> None:
-        self._invalidate()
+        self._refresh_rows(self.cursor_row)
 
     # -- painting -------------------------------------------------------------------------
     def _style(self, spec: str) -> Style:
@@ -258,11 +271,12 @@ class FastTable(ScrollView, can_focus=True):
 
     def theme_changed(self) -> None:
         self._styles.clear()
-        self._invalidate()
+        self._invalidate_all()
 
-    def _segments(self, cells: Sequence[Cell], base: Style) -> list[Segment]:
+    def _segments(self, cells: Sequence[Cell], base: Style, first: int = 0) -> list[Segment]:
         segs: list[Segment] = []
-        for col, c in zip(self.columns, cells, strict=False):
+        columns = self.columns[first:] if first else self.columns
+        for col, c in zip(columns, cells, strict=False):
             text = c.text
             if cell_len(text) > col.width:
                 text = set_cell_size(text, col.width - 1) + "…" if col.width > 1 else ""
@@ -307,10 +321,24 @@ class FastTable(ScrollView, can_focus=True):
                 style = base + Style(bgcolor=bg, bold=self.has_focus)
                 if self.has_focus:
                     style += Style(color=var.get("background"))
-            cells = [_cell(c) for c in self._rows[self._keys[row]]]
-            if cur and self.has_focus:
-                cells = [Cell(c.text, 0, "", c.justify == "right") for c in cells]
-            strip = self._line(self._segments(cells, style), style, width, sx)
+            rkey = self._keys[row]
+            src = self._rows[rkey]
+            if cur:
+                cells = [_cell(c) for c in src]
+                if self.has_focus:
+                    cells = [Cell(c.text, 0, "", c.justify == "right") for c in cells]
+                segs = self._segments(cells, style)
+            else:
+                # The leading static cells of a row (name, engine, IP, ...) look the
+                # same on every tick: keep their segments, paint only the live ones.
+                hit = self._static.get(rkey)
+                if hit is None or hit[0] != style:
+                    n = next((i for i, c in enumerate(src) if not isinstance(c, Cell)), len(src))
+                    lead = [c for c in src[:n] if isinstance(c, Cell)]
+                    hit = self._static[rkey] = (style, n, self._segments(lead, style))
+                _, n, static = hit
+                segs = [*static, *self._segments([_cell(c) for c in src[n:]], style, n)]
+            strip = self._line(segs, style, width, sx)
         else:
             strip = Strip.blank(width, base)
         self._cache[row] = strip

@@ -23,7 +23,7 @@ from textual.strip import Strip
 from netlens.stats.types import Rate, StatsFrame
 from netlens.tui import fmt
 from netlens.tui.index import SnapshotIndex
-from netlens.tui.topology import Layout, Region, Span, ViewState, build_layout
+from netlens.tui.topology import GridCache, Layout, Region, Span, ViewState, build_layout
 
 _HEAVY = str.maketrans("│─┌┐└┘", "┃━┏┓┗┛")
 
@@ -59,6 +59,8 @@ class TopologyView(ScrollView, can_focus=True):
         self.bits = True
         self.selected: str | None = None
         self._layout = Layout()
+        self._grids = GridCache()
+        self._node_lines: dict[str, list[int]] | None = None  # node -> layout lines
         self._layout_width = -1
         self._styles: dict[str, Style] = {}
         self._cache: dict[int, tuple[tuple[int, int], Strip]] = {}
@@ -97,7 +99,8 @@ class TopologyView(ScrollView, can_focus=True):
         if self.index is None:
             return
         width = self.size.width or 120
-        self._layout = build_layout(self.index, self.state, width)
+        self._layout = build_layout(self.index, self.state, width, self._grids)
+        self._node_lines = None
         self._layout_width = width
         regions = self._layout.regions
         if regions and (self.selected is None or not any(r.node == self.selected for r in regions)):
@@ -180,12 +183,27 @@ class TopologyView(ScrollView, can_focus=True):
                 return r
         return None
 
+    def _lines_of(self, node: str | None) -> list[int]:
+        """Layout lines holding spans of ``node`` (what its selection highlight touches)."""
+        if node is None:
+            return []
+        if self._node_lines is None:
+            where: dict[str, list[int]] = {}
+            for y, spans in enumerate(self._layout.lines):
+                for n in {s.node for s in spans if s.node is not None}:
+                    where.setdefault(n, []).append(y)
+            self._node_lines = where
+        return self._node_lines.get(node, [])
+
     def _select(self, region: Region | None) -> None:
         if region is None:
             return
+        # Repaint only the lines of the old and the new selection: a full refresh
+        # re-runs Textual's per-line pipeline for every visible line.
+        for y in {*self._lines_of(self.selected), *self._lines_of(region.node)}:
+            self._cache.pop(y, None)
+            self.refresh_line(y)
         self.selected = region.node
-        self._cache.clear()
-        self.refresh()
         self.scroll_to_region(GRegion(region.x, max(0, region.y - 1), 20, 6), animate=False)
 
     def action_step(self, delta: int) -> None:
