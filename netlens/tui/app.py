@@ -15,9 +15,12 @@ from typing import ClassVar
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.containers import Container, Horizontal
+from textual.events import Click
+from textual.message import Message
 from textual.screen import Screen
 from textual.theme import Theme
-from textual.widgets import Input, Static, TabbedContent, TabPane
+from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
 from netlens.errors import NetlensError
@@ -51,6 +54,23 @@ KEY_BAR = (
 INTERVALS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 PRESYNC_DELAY = 0.05
 """Seconds between syncing hidden views after a structure change (spreads the work)."""
+
+
+class ViewTab(Static):
+    """One view name in the one-line header; clicking it shows that view."""
+
+    class Picked(Message):
+        def __init__(self, view: str) -> None:
+            super().__init__()
+            self.view = view
+
+    def __init__(self, label: str, view: str, active: bool) -> None:
+        super().__init__(f" {label} ", classes="-active" if active else "")
+        self.view = view
+
+    def on_click(self, event: Click) -> None:
+        event.stop()
+        self.post_message(self.Picked(self.view))
 
 
 class NetlensApp(App[None]):
@@ -92,7 +112,7 @@ class NetlensApp(App[None]):
         self._synced: dict[str | None, tuple[object, ...]] = {}  # view id -> data token
         self._presync_pending = False
         self._presynced_gen = -1
-        self._switched_to: str | None = None  # set by action_show_view until TabActivated
+        self.active_view = "topology"  # id (without "view-") of the view on show
         self._notes: list[tuple[str, str]] = []  # (title, text) shown once mounted
         self._keymap_file = keymap_file or keymap_path()
         self.gc_policy = GcPolicy()
@@ -148,15 +168,22 @@ class NetlensApp(App[None]):
     def compose(self) -> ComposeResult:
         yield Static("", id="banner")
         yield Static("", id="status")
-        with TabbedContent(id="views", initial="topology"):
-            with TabPane(VIEWS[0][1], id="topology"):
-                yield TopologyPane(self.ctx, id="view-topology")
-            with TabPane(VIEWS[1][1], id="vrfs"):
-                yield VrfsView(self.ctx, id="view-vrfs")
-            with TabPane(VIEWS[2][1], id="containers"):
-                yield ContainersView(self.ctx, id="view-containers")
-            with TabPane(VIEWS[3][1], id="density"):
-                yield DensityView(self.ctx, id="view-density")
+        with Horizontal(id="view-tabs"):
+            for vid, label in VIEWS:
+                yield ViewTab(label, vid, active=vid == "topology")
+        # Every view stays laid out at full size on its own layer; inactive ones are only
+        # invisible. TabbedContent hid them with `display: none`, so a view that came back
+        # was laid out from size 0 and the screen was arranged 2-3 times per switch.
+        with Container(id="views"):
+            yield TopologyPane(self.ctx, id="view-topology")
+            hidden: list[View] = [
+                VrfsView(self.ctx, id="view-vrfs"),
+                ContainersView(self.ctx, id="view-containers"),
+                DensityView(self.ctx, id="view-density"),
+            ]
+            for view in hidden:
+                view.styles.visibility = "hidden"
+                yield view
         yield Input(
             placeholder="filter: name, IP, engine, image, interface (Enter to keep)", id="filter"
         )
@@ -256,6 +283,10 @@ class NetlensApp(App[None]):
     # -- views ----------------------------------------------------------------------------
     def _main(self) -> Screen[object] | None:
         """The screen holding the views (``app.query`` would search the top screen)."""
+        if not self._running:
+            # shutting down: widgets are removed leaves first, so a late tick could find
+            # a view whose table is already gone
+            return None
         for screen in self.screen_stack:
             if screen.query("#views"):
                 return screen
@@ -265,8 +296,7 @@ class NetlensApp(App[None]):
         main = self._main()
         if main is None:
             return None
-        active = main.query_one("#views", TabbedContent).active or "topology"
-        return main.query_one(f"#view-{active}", View)
+        return main.query_one(f"#view-{self.active_view}", View)
 
     def _focus_view(self) -> None:
         view = self._active_view()
@@ -317,35 +347,31 @@ class NetlensApp(App[None]):
                     return
         self._presync_pending = False
 
-    @on(TabbedContent.TabActivated, "#views")
-    def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
-        if self._switched_to is not None and self._switched_to == event.pane.id:
-            self._switched_to = None  # action_show_view already did all of it
-            return
-        view = self._active_view()
-        if view is not None and self._synced.get(view.id) == self._token():
-            # already synced (pre-synced, or by action_show_view): hidden views got no
-            # ticks, so only their live cells need repainting
-            view.refresh_frame()
-        else:
-            self._refresh_view(full=True)
-        self._focus_view()
+    def on_view_tab_picked(self, msg: ViewTab.Picked) -> None:
+        self.action_show_view(msg.view)
 
     def action_show_view(self, name: str) -> None:
         main = self._main()
         if main is not None:
             if self.screen is not main:
                 self.pop_screen()
-            tabs = main.query_one("#views", TabbedContent)
-            if tabs.active == name:
+            if self.active_view == name:
                 return
-            # Switch, sync and focus in one go: waiting for TabActivated cost one more
-            # repaint of the whole screen (a second 30-50 ms pass) per view switch.
+            # Switch, sync and focus in one go, so the screen is composed once per switch.
             with self.batch_update():
-                tabs.active = name
-                self._switched_to = name
+                # Inline visibility rather than a class: a class change re-applies the
+                # stylesheet to every widget of the view (~10 ms per switch).
+                old = self._active_view()
+                if old is not None:
+                    old.styles.visibility = "hidden"
+                self.active_view = name
+                for tab in main.query(ViewTab):
+                    tab.set_class(tab.view == name, "-active")
                 view = self._active_view()
+                if view is not None:
+                    view.styles.visibility = "visible"
                 if view is not None and self._synced.get(view.id) == self._token():
+                    # pre-synced: hidden views got no ticks, so only live cells repaint
                     view.refresh_frame()
                 else:
                     self._refresh_view(full=True)

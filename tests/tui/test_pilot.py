@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input, TabbedContent
+from textual.widgets import Input
 
-from netlens.tui.app import NetlensApp
+from netlens.tui.app import NetlensApp, ViewTab
 from netlens.tui.screens.detail import DetailScreen
 from netlens.tui.screens.help import HelpScreen
+from netlens.tui.views.base import View
 from netlens.tui.widgets.fast_table import FastTable
 from netlens.tui.widgets.topology_view import TopologyView
 
@@ -42,14 +43,29 @@ async def wait_for(pilot: Pilot[None], cond: object, tries: int = 100) -> None:
 
 
 @run_async
+async def test_clicking_a_view_name_in_the_header_shows_that_view() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        for view in ("containers", "vrfs", "topology"):
+            tab = next(t for t in app.query(ViewTab) if t.view == view)
+            await pilot.click(tab)
+            await pilot.pause()
+            assert app.active_view == view
+            assert [t.view for t in app.query(ViewTab) if t.has_class("-active")] == [view]
+            assert [v.id for v in app.query(View) if v.visible] == [f"view-{view}"]
+
+
+@run_async
 async def test_number_keys_switch_views_and_enter_opens_detail() -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot)
-        tabs = app.query_one("#views", TabbedContent)
         for key, view in (("2", "vrfs"), ("3", "containers"), ("4", "density"), ("1", "topology")):
             await pilot.press(key)
-            assert tabs.active == view
+            assert app.active_view == view
+            shown = [v.id for v in app.query(View) if v.visible]
+            assert shown == [f"view-{view}"]
         topo = app.query_one(TopologyView)
         assert topo.selected == "server"
         await pilot.press("right")
