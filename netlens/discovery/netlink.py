@@ -205,22 +205,7 @@ BOND_MODES = (
 MACVLAN_MODES = {1: "private", 2: "vepa", 4: "bridge", 8: "passthru", 16: "source"}
 VLAN_PROTOCOLS = {0x8100: "802.1Q", 0x88A8: "802.1ad"}
 
-IFLA_ADDRESS = 1
-IFLA_IFNAME = 3
-IFLA_MTU = 4
-IFLA_LINK = 5
-IFLA_MASTER = 10
-IFLA_OPERSTATE = 16
-IFLA_LINKINFO = 18
-IFLA_IFALIAS = 20
-IFLA_STATS64 = 23
-IFLA_CARRIER = 33
-IFLA_LINK_NETNSID = 37
-IFLA_PARENT_DEV_NAME = 56
-IFLA_INFO_KIND = 1
-IFLA_INFO_DATA = 2
-IFLA_INFO_SLAVE_KIND = 4
-IFLA_INFO_SLAVE_DATA = 5
+# Link attribute numbers live in decode.py, the import-light half of the codec.
 
 
 @dataclass(slots=True)
