@@ -24,7 +24,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from netlens.tui.widgets.tables import Cell, LiveCell
+from netlens.tui.widgets.tables import Cell, LiveCell, next_sort_key
 
 AnyCell = Cell | LiveCell
 
@@ -186,13 +186,7 @@ class FastTable(ScrollView, can_focus=True):
         self._invalidate()
 
     def action_cycle_sort(self) -> None:
-        keys = [c.key for c in self.columns]
-        nxt = (
-            keys[(keys.index(self.sort_col) + 1) % len(keys)]
-            if self.sort_col in keys
-            else (keys[0])
-        )
-        self.sort_by(nxt, reverse=False)
+        self.sort_by(next_sort_key([c.key for c in self.columns], self.sort_col), reverse=False)
 
     def action_reverse_sort(self) -> None:
         if self.sort_col is not None:

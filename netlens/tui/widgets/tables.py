@@ -20,6 +20,13 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowDoesNotExist, RowKey
 
 
+def next_sort_key(keys: list[str], current: str | None) -> str:
+    """The column `s` sorts by next: both table widgets cycle the same way."""
+    if current in keys:
+        return keys[(keys.index(current) + 1) % len(keys)]
+    return keys[0]
+
+
 class Cell:
     """Display text plus the raw value to sort on; a Rich Text only when painted.
 
@@ -214,13 +221,7 @@ class NlTable(DataTable[Any]):
         self.refresh()
 
     def action_cycle_sort(self) -> None:
-        keys = [k for k, _ in self._cols]
-        nxt = (
-            keys[(keys.index(self.sort_col) + 1) % len(keys)]
-            if self.sort_col in keys
-            else (keys[0])
-        )
-        self.sort_by(nxt, reverse=False)
+        self.sort_by(next_sort_key([k for k, _ in self._cols], self.sort_col), reverse=False)
 
     def action_reverse_sort(self) -> None:
         if self.sort_col is not None:
