@@ -5,6 +5,14 @@ half a record, and every mutating command holds an exclusive flock on
 ``$NETLENS_STATE_DIR/lock`` so concurrent ``netlens run`` calls do not race on
 address allocation. A ``pending/`` journal names what a create is making, so
 ``gc`` can undo a create that was SIGKILLed half-way.
+
+Removed records and logs are not unlinked but emptied and moved to ``spare/``,
+and new files (records, their temporary files, logs) are renamed out of it:
+creating a file allocates an inode, and on an ext4 without a journal (this
+project's reference VM has /run and /tmp there) each allocation first skips
+every inode freed in the last 30 s (``recently_deleted``), reading its inode
+block: a lab brought up again after a down paid ~1.4 ms of CPU per container
+for its two files. A rename allocates nothing.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import contextlib
 import fcntl
 import json
 import os
+import stat
 from collections.abc import Iterator
 from typing import Any
 
@@ -47,29 +56,96 @@ def sub(*parts: str) -> str:
     return os.path.join(state_dir(), *parts)
 
 
+SPARE = "spare"
+SPARE_MAX = 4096  # files kept for reuse; beyond that, removed files are unlinked
+
+
 def ensure_dirs() -> None:
-    for name in ("containers", "networks", "pending", "logs"):
+    for name in ("containers", "networks", "pending", "logs", SPARE):
         os.makedirs(sub(name), mode=0o755, exist_ok=True)
+
+
+_spares: list[str] | None = None  # names in spare/, listed once per lock hold
 
 
 @contextlib.contextmanager
 def locked() -> Iterator[None]:
     """Hold the state lock (blocking) for the duration of a mutation."""
+    global _spares
     ensure_dirs()
     fd = os.open(sub("lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        _spares = None
         yield
     finally:
+        _spares = None
         os.close(fd)
+
+
+def _spare_names() -> list[str]:
+    global _spares
+    if _spares is None:
+        try:
+            _spares = os.listdir(sub(SPARE))
+        except FileNotFoundError:
+            _spares = []
+    return _spares
+
+
+def reuse(path: str, mode: int = 0o644) -> bool:
+    """Move an empty file from the pool to ``path`` (which must not exist); False if none.
+
+    Call with the lock held (the pool is listed once per lock hold).
+    """
+    names = _spare_names()
+    while names:
+        name = names.pop()
+        try:
+            os.rename(sub(SPARE, name), path)
+            os.chmod(path, mode)
+            return True
+        except FileNotFoundError:
+            continue  # gone meanwhile (state dir wiped by hand)
+        except OSError:
+            return False
+    return False
+
+
+def retire(path: str) -> None:
+    """Remove ``path`` from view, keeping its inode, emptied, in the pool for reuse."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    names = _spare_names()
+    if len(names) >= SPARE_MAX or not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        remove_file(path)
+        return
+    spare = f"i{st.st_ino}"
+    try:
+        if st.st_size:
+            os.truncate(path, 0)
+        os.rename(path, sub(SPARE, spare))
+    except OSError:
+        remove_file(path)
+        return
+    names.append(spare)
+
+
+def _write_new(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` (replaced if present), reusing a pooled inode if any."""
+    if not os.path.lexists(path):
+        reuse(path)
+    with open(path, "w") as fh:
+        fh.write(text)
 
 
 def write_json(path: str, data: Any) -> None:
     """Atomic write: readers see the old or the new file, never a torn one."""
     tmp = f"{path}.tmp{os.getpid()}"
     text = json.dumps(data, sort_keys=True)  # one-shot: the C encoder (dump() is pure Python)
-    with open(tmp, "w") as fh:
-        fh.write(text)
+    _write_new(tmp, text)
     os.rename(tmp, path)
 
 
@@ -80,9 +156,7 @@ def stage_json(path: str, data: Any) -> str:
     does at once; a leftover temporary file is removed by ``gc``.
     """
     tmp = f"{path}.tmp{os.getpid()}"
-    text = json.dumps(data, sort_keys=True)
-    with open(tmp, "w") as fh:
-        fh.write(text)
+    _write_new(tmp, json.dumps(data, sort_keys=True))
     return tmp
 
 

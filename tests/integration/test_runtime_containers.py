@@ -128,7 +128,24 @@ def _wait_port(host: str, port: int, timeout: float = 10.0) -> None:
             time.sleep(0.1)
 
 
-def test_containers_reach_each_other_ping_and_tcp(rt: Rt) -> None:
+@pytest.fixture(params=["direct", "native", "python"])
+def spawn_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """How the batch's PID 1s are cloned: by us (small batches), or through a
+    spawner, the C program netlens-spawn or its Python fallback (big batches)."""
+    mode = str(request.param)
+    if mode != "direct":
+        monkeypatch.setenv("NETLENS_SPAWNER", "1")
+    if mode == "python":
+        monkeypatch.setenv("NETLENS_SPAWN_HELPER", "0")
+    if mode == "native":
+        from runtime import helper
+
+        if helper.find() is None:
+            pytest.skip("netlens-spawn cannot be built here (no C compiler)")
+    return mode
+
+
+def test_containers_reach_each_other_ping_and_tcp(rt: Rt, spawn_path: str) -> None:
     from runtime import api
 
     net = _net(rt)
@@ -153,7 +170,7 @@ def test_containers_reach_each_other_ping_and_tcp(rt: Rt) -> None:
     assert master.endswith(net["bridge"])
 
 
-def test_batch_rm_deletes_host_veths_and_eth0_is_quiet(rt: Rt) -> None:
+def test_batch_rm_deletes_host_veths_and_eth0_is_quiet(rt: Rt, spawn_path: str) -> None:
     """rm of running containers frees their host veth names before it returns; eth0
     and the host end carry no automatic IPv6 (no probes flooded over the bridge),
     yet an IPv6 address can still be added by hand."""
@@ -324,7 +341,7 @@ def test_cpu_quota_applied(rt: Rt) -> None:
     assert throttled > 0
 
 
-def test_capabilities_dropped_and_host_read_only(rt: Rt) -> None:
+def test_capabilities_dropped_and_host_read_only(rt: Rt, spawn_path: str) -> None:
     from runtime import api, names
 
     net = _net(rt)
@@ -353,6 +370,24 @@ def test_capabilities_dropped_and_host_read_only(rt: Rt) -> None:
     assert rt.exec(admin["name"], "ip", "link", "set", "lo", "mtu", "1300").returncode == 0
     # Own /proc: the container's PID 1 is tini.
     assert rt.exec(plain["name"], "cat", "/proc/1/comm").stdout.strip().startswith("tini")
+    # Own namespaces (not the host's, not each other's), lo up, private /run and /dev/shm.
+    for kind in ("net", "pid", "uts", "ipc", "mnt"):
+        mine = os.stat(f"/proc/{plain['pid']}/ns/{kind}").st_ino
+        assert mine != os.stat(f"/proc/self/ns/{kind}").st_ino, kind
+        assert mine != os.stat(f"/proc/{admin['pid']}/ns/{kind}").st_ino, kind
+    assert "UP" in rt.exec(plain["name"], "ip", "link", "show", "lo").stdout
+    mounts = rt.exec(plain["name"], "cat", "/proc/self/mounts").stdout
+    for point in ("/tmp", "/run", "/var/tmp", "/dev/shm"):
+        assert f" {point} tmpfs " in mounts, point
+    assert " /sys sysfs ro," in mounts and " /proc proc rw," in mounts
+    # No fd of ours (pipes, the tini binary, the template) leaks into PID 1, and the
+    # command starts with no signal ignored (Python ignores SIGPIPE and SIGXFSZ).
+    assert sorted(os.listdir(f"/proc/{plain['pid']}/fd")) == ["0", "1", "2"]
+    pid1 = plain["pid"]
+    command = int(Path(f"/proc/{pid1}/task/{pid1}/children").read_text().split()[0])
+    ignored = [ln for ln in Path(f"/proc/{command}/status").read_text().splitlines()
+               if ln.startswith("SigIgn:")]  # fmt: skip
+    assert ignored == ["SigIgn:\t0000000000000000"]
 
 
 def test_connect_point_to_point(rt: Rt) -> None:

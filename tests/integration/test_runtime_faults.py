@@ -108,16 +108,29 @@ def test_failed_batch_rolls_back_everything(
     assert [r["state"] for r in recs] == ["running"] * 3
 
 
-def test_failed_exec_in_child_rolls_back(rt: Any) -> None:
-    """A setup step failing inside the child (bad sysctl value) reports and rolls back."""
+@pytest.mark.parametrize("path", ["direct", "native", "python"])
+def test_failed_exec_in_child_rolls_back(
+    rt: Any, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """A setup step failing inside the child (bad sysctl value) reports and rolls back,
+    whether we cloned it or a spawner (the C program or the Python one) did."""
     from runtime import api
     from runtime.errors import RuntimeFailure
 
+    if path != "direct":
+        monkeypatch.setenv("NETLENS_SPAWNER", "1")
+    if path == "python":
+        monkeypatch.setenv("NETLENS_SPAWN_HELPER", "0")
+
     spec = api.ContainerSpec(name=rt.name("sx"), network=None,
                              sysctls={"net.ipv4.ip_forward": "banana"})  # fmt: skip
+    # A spawner only clones batches (a batch of one is cloned by us).
+    other = api.ContainerSpec(name=rt.name("sy"), network=None)
+    specs = [spec] if path == "direct" else [other, spec]
     with pytest.raises(RuntimeFailure, match=rt.name("sx")):
-        api.create_container(spec)
-    assert _settled(spec.name) == []
+        api.create_containers(specs)
+    for one in specs:
+        assert _settled(one.name) == [], one.name
 
 
 @pytest.mark.parametrize("point", ["before_exec", "after_exec"])
@@ -201,17 +214,19 @@ def test_forwarding_under_iptables_forward_drop(rt: Any) -> None:
         knob.write_text(old_knob)
 
 
-@pytest.mark.parametrize("helpers", ["1", "2"])
+@pytest.mark.parametrize(("helpers", "native"), [("1", "1"), ("2", "1"), ("1", "0"), ("2", "0")])
 def test_batch_through_spawner_and_its_rollback(
-    rt: Any, monkeypatch: pytest.MonkeyPatch, helpers: str
+    rt: Any, monkeypatch: pytest.MonkeyPatch, helpers: str, native: str
 ) -> None:
-    """Big batches clone from helper processes (one, or the batch split over two);
-    same records, same all-or-nothing."""
+    """Big batches clone from helper processes (one, or the batch split over two;
+    the C program netlens-spawn or the Python fallback); same records, same
+    all-or-nothing."""
     from runtime import api
     from runtime.errors import RuntimeFailure
 
     monkeypatch.setenv("NETLENS_SPAWNER", "1")
     monkeypatch.setenv("NETLENS_SPAWNERS", helpers)
+    monkeypatch.setenv("NETLENS_SPAWN_HELPER", native)
     net = api.create_network(api.NetworkSpec(name=rt.name("n"), subnet=rt.subnet()))
     specs = [api.ContainerSpec(name=rt.name(f"s{i}"), network=net["name"]) for i in range(3)]
     monkeypatch.setenv("NETLENS_FAULT", "after_veth")

@@ -1,0 +1,103 @@
+"""netlens-spawn (runtime/spawn_helper.c): its build, job format and error reports.
+
+Nothing here clones a container (the integration tests do, through both
+spawners): the program is run with jobs that make it stop before any clone.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+
+import pytest
+
+from runtime import helper, spawn
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module")
+def program() -> str:
+    path = helper.build()
+    if path is None:
+        pytest.skip("no working C compiler")
+    return path
+
+
+def _run(program: str, job: bytes) -> tuple[int, str]:
+    res_r, res_w = os.pipe()
+    try:
+        proc = subprocess.run(
+            [program, str(res_w)], input=job, pass_fds=[res_w], capture_output=True, timeout=10
+        )
+        os.close(res_w)
+        res_w = -1
+        report = os.read(res_r, 4096).decode()
+    finally:
+        os.close(res_r)
+        if res_w >= 0:
+            os.close(res_w)
+    return proc.returncode, report
+
+
+def test_build_is_named_after_the_source_and_reused(program: str) -> None:
+    assert program == helper.binary_path() and os.access(program, os.X_OK)
+    assert helper.build() == program
+    mode = os.stat(program).st_mode
+    assert not mode & 0o022
+
+
+def test_find_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NETLENS_SPAWN_HELPER", "0")
+    assert helper.find() is None
+
+
+def test_empty_job_reports_no_pids(program: str) -> None:
+    assert _run(program, struct.pack("<Iii", 0, -1, -1)) == (0, "")
+
+
+@pytest.mark.parametrize("cut", [0, 5, 12, 40, -3])
+def test_truncated_job_is_refused_before_any_clone(program: str, cut: int) -> None:
+    plan = spawn.Plan("c1", "c1", ["sleep", "1"], {"PATH": "/bin"}, caps=0, log_path="/x.log")
+    spawn.prepare_netlink(plan)
+    job = spawn.encode_job([(plan, 7, 8, None)], 3, 4)
+    code, report = _run(program, job[:cut])
+    assert code == 1 and report.startswith("!bad job"), report
+
+
+def test_job_layout(program: str) -> None:
+    """The fields in the order spawn_helper.c reads them (lengths little-endian)."""
+    plan = spawn.Plan(
+        "c1", "host1", ["sh", "-c", "x"], {"A": "1"}, caps=5, sysctls=[("/proc/sys/a", "1")]
+    )
+    plan.addr, plan.gateway = "10.0.0.2/24", "10.0.0.1"
+    spawn.prepare_netlink(plan)
+    plan.nofile = (1024, 4096)
+    job = spawn.encode_job([(plan, 7, 8, "/sys/fs/cgroup/x")], 3, 4)
+    assert struct.unpack_from("<IiiiiQqq", job) == (1, 3, 4, 7, 8, 5, 1024, 4096)
+    off = struct.calcsize("<IiiiiQqq")
+    fields = []
+    for _ in range(4):
+        (n,) = struct.unpack_from("<I", job, off)
+        fields.append(job[off + 4 : off + 4 + n].decode())
+        off += 4 + n
+    assert fields == ["c1", "host1", "", "/sys/fs/cgroup/x"]
+    (pre_len,) = struct.unpack_from("<I", job, off)
+    (pre_count,) = struct.unpack_from("<I", job, off + 4 + pre_len)
+    assert pre_count == 1  # lo up
+    off += 8 + pre_len
+    (post_len,) = struct.unpack_from("<I", job, off)
+    (post_count,) = struct.unpack_from("<I", job, off + 4 + post_len)
+    assert post_count == 4  # addrgenmode, up, address, default route
+    assert job.endswith(struct.pack("<I", 1) + struct.pack("<I", 3) + b"A=1")
+    # A complete job ends exactly there: one byte less is refused (not run: it would clone).
+    assert _run(program, job[:-1])[1].startswith("!bad job")
+
+
+def test_null_bytes_are_refused_not_truncated() -> None:
+    from runtime.errors import RuntimeFailure
+
+    plan = spawn.Plan("c1", "c1", ["echo", "a\0b"], {}, caps=0)
+    with pytest.raises(RuntimeFailure, match="null byte"):
+        spawn.encode_job([(plan, 7, 8, None)], 3, 4)

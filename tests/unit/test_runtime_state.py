@@ -1,0 +1,75 @@
+"""State files: removed files go to the ``spare/`` pool and new ones come out of it.
+
+Reusing inodes spares ext4 (without a journal) the slow allocation after many
+deletions; these tests check the pool keeps the visible state exactly as
+plain create/unlink would.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from runtime import state
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def sdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("NETLENS_STATE_DIR", str(tmp_path))
+    state.ensure_dirs()
+    return tmp_path
+
+
+def test_retired_record_is_reused_by_the_next_write(sdir: Path) -> None:
+    with state.locked():
+        state.write_json(state.container_path("a"), {"name": "a", "pad": "x" * 5000})
+        ino = os.stat(state.container_path("a")).st_ino
+        state.retire(state.container_path("a"))
+        assert not os.path.exists(state.container_path("a"))
+        spare = sdir / "spare" / f"i{ino}"
+        assert spare.exists() and spare.stat().st_size == 0
+        state.write_json(state.container_path("b"), {"name": "b"})
+    assert os.stat(state.container_path("b")).st_ino == ino
+    assert state.load_container("b") == {"name": "b"}
+    assert state.load_containers().keys() == {"b"}
+    assert os.listdir(sdir / "spare") == []
+    assert os.stat(state.container_path("b")).st_mode & 0o777 == 0o644
+
+
+def test_staged_file_and_log_come_from_the_pool_empty_with_their_mode(sdir: Path) -> None:
+    log = state.log_path("c")
+    with state.locked():
+        Path(log).write_text("old output\n")
+        os.chmod(log, 0o640)
+        state.retire(log)
+        tmp = state.stage_json(state.container_path("c"), {"name": "c"})
+        assert os.stat(tmp).st_mode & 0o777 == 0o644
+        os.rename(tmp, state.container_path("c"))
+        state.retire(state.container_path("c"))
+        assert state.reuse(log, 0o640)
+    assert Path(log).read_text() == "" and os.stat(log).st_mode & 0o777 == 0o640
+    with state.locked():
+        assert not state.reuse(state.log_path("d"))  # pool empty: the caller creates
+    assert not os.path.exists(state.log_path("d"))
+
+
+def test_pool_is_bounded_and_takes_only_plain_files(
+    sdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(state, "SPARE_MAX", 2)
+    with state.locked():
+        for i in range(4):
+            state.write_json(state.container_path(f"n{i}"), {})
+        for i in range(4):
+            state.retire(state.container_path(f"n{i}"))
+        os.symlink("/etc/passwd", state.log_path("link"))
+        state.retire(state.log_path("link"))
+        state.retire(state.log_path("missing"))  # nothing there: no error
+    assert len(os.listdir(sdir / "spare")) == 2
+    assert os.listdir(sdir / "containers") == []
+    assert not os.path.lexists(state.log_path("link"))
+    assert Path("/etc/passwd").exists()
