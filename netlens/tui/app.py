@@ -16,10 +16,12 @@ from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Container, Horizontal
-from textual.events import Click
+from textual.events import Click, Event, Key
 from textual.message import Message
+from textual.reactive import Reactive
 from textual.screen import Screen
 from textual.theme import Theme
+from textual.widget import Widget
 from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
@@ -54,6 +56,11 @@ KEY_BAR = (
 INTERVALS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 PRESYNC_DELAY = 0.05
 """Seconds between syncing hidden views after a structure change (spreads the work)."""
+KEY_QUIET = 0.15
+"""Seconds after a key press during which a stats tick waits: the key's repaint goes
+out first instead of sharing its frame with a repaint of every live cell."""
+MAX_TICK_DELAY = 0.5
+"""A tick is never held longer than this, so holding a key down cannot freeze rates."""
 
 
 class ViewTab(Static):
@@ -71,6 +78,15 @@ class ViewTab(Static):
     def on_click(self, event: Click) -> None:
         event.stop()
         self.post_message(self.Picked(self.view))
+
+
+class MainScreen(Screen[None]):
+    """The screen holding the views. Textual repaints a whole screen whenever the
+    focus moves; here only the two widgets involved repaint (focus styles are
+    re-applied to them, and the tables redraw their cursor row), so moving the focus
+    with a view switch no longer paints the screen a second time."""
+
+    focused: Reactive[Widget | None] = Reactive(None, repaint=False)
 
 
 class NetlensApp(App[None]):
@@ -108,11 +124,17 @@ class NetlensApp(App[None]):
         self.ctx = Context(source=source)
         self.paused = False
         self.fatal: NetlensError | None = None
-        self._pending: StatsTick | None = None
+        self._pending: StatsTick | None = None  # ticks that came while paused
+        self._deferred: StatsTick | None = None  # a tick waiting for a key repaint
+        self._deferred_since = 0.0
+        self._last_key = -1.0
         self._synced: dict[str | None, tuple[object, ...]] = {}  # view id -> data token
         self._presync_pending = False
         self._presynced_gen = -1
         self.active_view = "topology"  # id (without "view-") of the view on show
+        self._views_box: Widget | None = None  # the container of the views, once found
+        self._view_of: dict[str, View] = {}  # widget id -> view
+        self._tabs: dict[str, ViewTab] = {}  # view id -> its tab in the header
         self._notes: list[tuple[str, str]] = []  # (title, text) shown once mounted
         self._keymap_file = keymap_file or keymap_path()
         self.gc_policy = GcPolicy()
@@ -165,6 +187,9 @@ class NetlensApp(App[None]):
         self._update_status()
 
     # -- composition ----------------------------------------------------------------------
+    def get_default_screen(self) -> Screen[None]:
+        return MainScreen(id="_default")
+
     def compose(self) -> ComposeResult:
         yield Static("", id="banner")
         yield Static("", id="status")
@@ -253,16 +278,55 @@ class NetlensApp(App[None]):
             return
         self.notify(msg.text, title=msg.title, severity="error", timeout=5)
 
+    async def on_event(self, event: Event) -> None:
+        if isinstance(event, Key):
+            self._last_key = time.monotonic()
+        await super().on_event(event)
+
+    @staticmethod
+    def _merge(older: StatsTick | None, newer: StatsTick) -> StatsTick:
+        """One tick standing for both: the newer frame, and a structure change if
+        either carried one (a snapshot is never lost)."""
+        if older is None or newer.index is not None or older.index is None:
+            return newer
+        return StatsTick(newer.frame, older.index)
+
     def on_stats_tick(self, msg: StatsTick) -> None:
         if not self.screen_stack:  # shutting down: late ticks have nowhere to go
             return
         if self.paused:
-            if self._pending is None or msg.index is not None or self._pending.index is None:
-                self._pending = msg
-            else:
-                self._pending = StatsTick(msg.frame, self._pending.index)
+            self._pending = self._merge(self._pending, msg)
             return
+        now = time.monotonic()
+        if self._deferred is None:
+            self._deferred_since = now
+        quiet = self._last_key + KEY_QUIET - now
+        if quiet > 0 and now - self._deferred_since < MAX_TICK_DELAY:
+            # a key was just pressed: let its repaint go out alone, apply this after
+            if self._deferred is None:
+                self.set_timer(quiet, self._apply_deferred)
+            self._deferred = self._merge(self._deferred, msg)
+            return
+        msg = self._merge(self._deferred, msg)
+        self._deferred = None
         self._apply(msg)
+
+    def _apply_deferred(self) -> None:
+        pending, self._deferred = self._deferred, None
+        if pending is None or not self.screen_stack:
+            return
+        now = time.monotonic()
+        quiet = self._last_key + KEY_QUIET - now
+        if quiet > 0 and now - self._deferred_since < MAX_TICK_DELAY:
+            self._deferred = pending  # more keys came: wait again (bounded)
+            self.set_timer(
+                min(quiet, self._deferred_since + MAX_TICK_DELAY - now), self._apply_deferred
+            )
+            return
+        if self.paused:
+            self._pending = self._merge(self._pending, pending)
+            return
+        self._apply(pending)
 
     def _apply(self, msg: StatsTick) -> None:
         full = False
@@ -287,16 +351,24 @@ class NetlensApp(App[None]):
             # shutting down: widgets are removed leaves first, so a late tick could find
             # a view whose table is already gone
             return None
+        box = self._views_box
+        if box is not None and box.is_attached:
+            # remembered: searching the DOM costs ~1 ms and a view switch asked 5 times
+            return box.screen
+        self._views_box = None
         for screen in self.screen_stack:
-            if screen.query("#views"):
+            found = screen.query("#views")
+            if found:
+                self._views_box = found.first()
+                self._view_of = {v.id or "": v for v in screen.query(View)}
+                self._tabs = {t.view: t for t in screen.query(ViewTab)}
                 return screen
         return None
 
     def _active_view(self) -> View | None:
-        main = self._main()
-        if main is None:
+        if self._main() is None:
             return None
-        return main.query_one(f"#view-{self.active_view}", View)
+        return self._view_of.get(f"view-{self.active_view}")
 
     def _focus_view(self) -> None:
         view = self._active_view()
@@ -364,9 +436,10 @@ class NetlensApp(App[None]):
                 old = self._active_view()
                 if old is not None:
                     old.styles.visibility = "hidden"
-                self.active_view = name
-                for tab in main.query(ViewTab):
-                    tab.set_class(tab.view == name, "-active")
+                old_name, self.active_view = self.active_view, name
+                for tab in (self._tabs.get(old_name), self._tabs.get(name)):
+                    if tab is not None:  # only the two that change get restyled
+                        tab.set_class(tab.view == name, "-active")
                 view = self._active_view()
                 if view is not None:
                     view.styles.visibility = "visible"
@@ -420,7 +493,7 @@ class NetlensApp(App[None]):
             parts.append(f"every {src.interval:g}s")
         parts += [bits, self.theme]
         if idx is not None:
-            c = idx.snapshot.counts()
+            c = idx.counts
             parts.append(
                 f"{idx.snapshot.server.hostname}: {c['containers']} containers, "
                 f"{c['namespaces']} VRFs, {c['bridges']} bridges"
@@ -431,7 +504,8 @@ class NetlensApp(App[None]):
             parts.append("⏸ PAUSED (space resumes)")
         main = self._main()
         if main is not None:
-            main.query_one("#status", Static).update(" · ".join(parts))
+            # one line of fixed size: a content change needs no layout of the screen
+            main.query_one("#status", Static).update(" · ".join(parts), layout=False)
 
     # -- actions --------------------------------------------------------------------------
     def action_pause(self) -> None:

@@ -140,7 +140,7 @@ def build_layout(
 
     # -- server and uplinks ---------------------------------------------------------------
     inner = max(width - 4, 40)
-    counts = snap.counts()
+    counts = idx.counts
     title = (
         f" server {srv.hostname} · linux {srv.kernel} · {srv.arch} · {srv.cpu_count} cpu"
         f" · {fmt.size(srv.mem_total)} · {counts['containers']} containers"

@@ -3,9 +3,15 @@
 A synthetic fixture source (4 bridges x 250 containers, rates changing every tick)
 feeds the real app headless at 120x40. We press keys a user would press (switch views,
 move the cursor, sort, toggle units) while ticks arrive, and time each press from the
-key event to the next repaint the app hands to its driver. Budget: p95 <= 100 ms, RSS
-<= 300 MB. For scale the run also times one `ip -s link show` (the baseline a network
-engineer would otherwise run) and prints the ratio.
+key event to the first repaint the app hands to its driver after the key's binding ran
+(that repaint shows what the key did). Budget: p95 <= 100 ms, RSS <= 300 MB.
+
+Also printed, "settled": the key event to the last repaint before the app went idle
+again (what the pilot waits for). It also counts a stats tick that happens to land in
+that window, its sampling in the source thread included; it was the only figure until
+the number above was measured separately. For scale the run also times one
+`ip -s link show` (the baseline a network engineer would otherwise run) and prints
+the ratio.
 """
 
 from __future__ import annotations
@@ -59,8 +65,15 @@ async def run_bench() -> dict[str, Any]:
     paints: list[float] = []
     paint_cpu: list[float] = []
     applies: list[float] = []
+    handled: list[float] = []  # when a key binding finished running (its action included)
     real_display = app._display
     real_apply = app._apply
+    real_check = app._check_bindings
+
+    async def check_bindings(key: str, priority: bool = False) -> bool:
+        done = await real_check(key, priority)
+        handled.append(time.perf_counter())
+        return done
 
     def display(screen: Any, renderable: Any) -> None:
         real_display(screen, renderable)
@@ -74,7 +87,9 @@ async def run_bench() -> dict[str, Any]:
 
     app._display = display  # type: ignore[method-assign]
     app._apply = apply  # type: ignore[method-assign]
+    app._check_bindings = check_bindings  # type: ignore[method-assign]
     latencies: list[float] = []
+    settled: list[float] = []
     cpu: list[float] = []
     full_gcs: list[float] = []  # seconds per generation-2 collection (the app freezes data)
     gc_start = [0.0]
@@ -96,20 +111,29 @@ async def run_bench() -> dict[str, Any]:
         startup = time.perf_counter() - t_start
         for key in KEYS:
             n0 = len(paints)
+            h0 = len(handled)
             t0 = time.perf_counter()
             c0 = time.thread_time()
             await pilot.press(key)
             deadline = t0 + 2.0
             while len(paints) == n0 and time.perf_counter() < deadline:
                 await asyncio.sleep(0.001)
-            latencies.append((paints[-1] if len(paints) > n0 else deadline) - t0)
-            cpu.append((paint_cpu[-1] if len(paints) > n0 else time.thread_time()) - c0)
+            settled.append((paints[-1] if len(paints) > n0 else deadline) - t0)
+            # the first paint after the last binding check of this key (its action ran)
+            done = handled[-1] if len(handled) > h0 else t0
+            first = next((n for n in range(n0, len(paints)) if paints[n] >= done), None)
+            while first is None and time.perf_counter() < deadline:
+                await asyncio.sleep(0.001)
+                first = next((n for n in range(n0, len(paints)) if paints[n] >= done), None)
+            latencies.append((paints[first] if first is not None else deadline) - t0)
+            cpu.append((paint_cpu[first] if first is not None else time.thread_time()) - c0)
             await asyncio.sleep(0.05)
         ticks = len(applies)
     gc.callbacks.remove(on_gc)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
         "lat": latencies,
+        "settled": settled,
         "cpu": cpu,
         "applies": applies,
         "ticks": ticks,
@@ -132,6 +156,11 @@ def test_keypress_to_repaint_with_1000_containers() -> None:
     print(
         f"[bench tui] key->repaint ms: median {statistics.median(lat):.1f} "
         f"p95 {p95(lat):.1f} max {max(lat):.1f} (budget p95 100)"
+    )
+    settled = [x * 1000 for x in res["settled"]]
+    print(
+        f"[bench tui] key->settled (last repaint before idle, ticks included) ms: median "
+        f"{statistics.median(settled):.1f} p95 {p95(settled):.1f} max {max(settled):.1f}"
     )
     print(
         f"[bench tui] event-loop CPU per press ms (load-independent): median "
@@ -164,4 +193,6 @@ def test_keypress_to_repaint_with_1000_containers() -> None:
     )
     assert len(res["rows"]) >= 1000
     assert p95(lat) <= 100.0
+    # the figure this bench gated on before the first repaint was timed on its own
+    assert p95(settled) <= 100.0
     assert res["rss"] <= 300.0

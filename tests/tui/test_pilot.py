@@ -10,6 +10,8 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from netlens.tui.app import NetlensApp, ViewTab
+from netlens.tui.index import SnapshotIndex
+from netlens.tui.messages import StatsTick
 from netlens.tui.screens.detail import DetailScreen
 from netlens.tui.screens.help import HelpScreen
 from netlens.tui.views.base import View
@@ -276,3 +278,38 @@ async def test_saved_dump_opens_read_only(tmp_path: Path) -> None:
         await pilot.press("3")
         t = table(app)
         assert t.row_count == 12 and "—" in str(t.get_row_at(0)[4])
+
+
+def test_merged_ticks_keep_the_newest_frame_and_any_structure_change() -> None:
+    snap = make_snapshot()
+    src = fixture_source()
+    f1, f2 = src.initial_frame(), src.initial_frame()
+    assert f1 is not None and f2 is not None
+    idx = SnapshotIndex.build(snap)
+    with_index, plain = StatsTick(f1, idx), StatsTick(f2, None)
+    merged = NetlensApp._merge(with_index, plain)
+    assert merged.frame is f2 and merged.index is idx
+    assert NetlensApp._merge(plain, with_index) is with_index
+    assert NetlensApp._merge(None, plain) is plain
+
+
+@run_async
+async def test_ticks_wait_behind_key_presses_but_are_never_lost() -> None:
+    """Ticks arriving while keys are pressed are held (the key repaints first), but
+    never longer than MAX_TICK_DELAY, and a structure change among them lands."""
+    src = fixture_source(live=True, interval=0.05)
+    app = make_app(src)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("3")
+        t = table(app)
+        gen = app.ctx.generation
+        frame = app.ctx.frame
+        src.push_snapshot(make_snapshot((6, 4), drop=("web-1",)))
+        # each press waits for the app to go idle (>= 40 ms), so 20 presses outlast the
+        # longest hold and at least one tick - the structural one first - gets through
+        for _ in range(10):
+            await pilot.press("j", "k")
+        assert app.ctx.frame is not frame
+        await wait_for(pilot, lambda: app.ctx.generation > gen)
+        await wait_for(pilot, lambda: any("(gone)" in n for n in names(t)) or t.row_count == 9)

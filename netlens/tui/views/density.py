@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
@@ -26,6 +27,7 @@ class DensityView(View):
     def __init__(self, ctx: Context, **kwargs: Any) -> None:
         super().__init__(ctx, **kwargs)
         self._counts: tuple[int, dict[str, int]] | None = None
+        self._heights: dict[str, int] = {}  # static id -> lines it was laid out with
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
@@ -50,7 +52,7 @@ class DensityView(View):
         idx = self.ctx.index
         assert idx is not None
         if self._counts is None or self._counts[0] != self.ctx.generation:
-            self._counts = (self.ctx.generation, idx.snapshot.counts())
+            self._counts = (self.ctx.generation, idx.counts)
         return self._counts[1]
 
     def refresh_index(self) -> None:
@@ -99,7 +101,7 @@ class DensityView(View):
         of = fmt.rate(cap, ctx.bits) if cap else "? (speed unknown)"
         self._gauge(out, "bandwidth vs uplinks", total, cap, f"{fmt.rate(total, ctx.bits)} of {of}")
         out.rstrip()
-        self.query_one("#density-gauges", Static).update(out)
+        self._update("#density-gauges", out)
         self.query_one("#density-server-spark", Sparkline).data = ctx.history.series(
             "server", n=120
         )
@@ -118,4 +120,15 @@ class DensityView(View):
                 f"  {fmt.rate(bps, ctx.bits)} / {fmt.si(ucap, 'b/s') if ucap else 'speed ?'}\n"
             )
         up.rstrip()
-        self.query_one("#density-uplinks", Static).update(up)
+        self._update("#density-uplinks", up)
+
+    def _update(self, selector: str, text: Text) -> None:
+        """Replace a static's text; lay the screen out again only when its number of
+        lines changed (a tick changes numbers, not lines: a layout would re-arrange
+        and repaint the whole screen every second)."""
+        static = self.query_one(selector, Static)
+        lines = text.plain.split("\n")
+        fits = max(cell_len(line) for line in lines) <= static.content_size.width
+        layout = not fits or self._heights.get(selector) != len(lines)
+        self._heights[selector] = len(lines) if fits else -1  # wrapped: always lay out
+        static.update(text, layout=layout)

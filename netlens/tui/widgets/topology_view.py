@@ -64,6 +64,8 @@ class TopologyView(ScrollView, can_focus=True):
         self._layout_width = -1
         self._styles: dict[str, Style] = {}
         self._cache: dict[int, tuple[tuple[int, int], Strip]] = {}
+        self._base: Style | None = None  # rich_style, cached until the CSS changes
+        self._last_base: Style | None = None
 
     # -- data in --------------------------------------------------------------------------
     def set_index(self, index: SnapshotIndex) -> None:
@@ -86,8 +88,24 @@ class TopologyView(ScrollView, can_focus=True):
 
     def theme_changed(self) -> None:
         self._styles.clear()
+        self._base = None
         self._cache.clear()
         self.refresh()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._base = None
+
+    def _base_style(self) -> Style:
+        """``rich_style`` walks every ancestor per call; it changes only when the
+        stylesheet is re-applied, so it is asked once per style update, not per line."""
+        base = self._base
+        if base is None:
+            base = self._base = self.rich_style
+            if base != self._last_base:
+                self._last_base = base
+                self._cache.clear()
+        return base
 
     def on_resize(self, event: events.Resize) -> None:
         # a hidden tab reports width 0: keep the layout instead of laying 1000 boxes out
@@ -154,10 +172,10 @@ class TopologyView(ScrollView, can_focus=True):
         line_y = scroll_y + y
         width = self.size.width
         key = (scroll_x, width)
+        base = self._base_style()  # first: a changed style empties the cache
         hit = self._cache.get(line_y)
         if hit is not None and hit[0] == key:
             return hit[1]
-        base = self.rich_style
         sel = Style(bgcolor=self.app.theme_variables.get("nl-selected", "blue"))
         if 0 <= line_y < len(self._layout.lines):
             segs = [self._segment(s, base, sel) for s in self._layout.lines[line_y]]
