@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBS=(iproute2 iperf3 nftables iptables procps util-linux tini busybox-static tmux kmod iputils-ping graphviz)
+# gcc + libc6-dev build the runtime's small C spawner (runtime/spawn_helper.c).
+DEBS=(iproute2 iperf3 nftables iptables procps util-linux tini busybox-static tmux kmod iputils-ping graphviz gcc libc6-dev)
 missing=()
 for p in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -23,18 +24,29 @@ if ! "$PY" -c 'import netlens, textual, pyroute2, networkx, psutil, pytest, json
   touch .ci/.installed
 fi
 
-# Third-party engine for tests/integration/test_engine_docker.py (marker `engine`):
-# Debian's docker.io. The test starts dockerd itself (no systemd here) and stops it;
-# a temporary policy-rc.d keeps the package from starting a daemon at install time.
-if ! dpkg-query -W -f='${Status}' docker.io 2>/dev/null | grep -q "install ok installed"; then
-  echo "setup: installing Debian package docker.io (engine tests)"
+# The runtime's batch spawner (runtime/spawn_helper.c; optional: without a C
+# compiler batches use the slower Python spawner).
+"$PY" -m runtime.helper >/dev/null || echo "setup: netlens-spawn not built; Python spawner used"
+
+# Third-party engines for tests/integration/test_engine_*.py (marker `engine`):
+# Debian's docker.io, podman with netavark (without it podman falls back to CNI
+# plugins that are not installed) and lxc (its busybox template builds a rootfs offline).
+# The docker test starts dockerd itself (no systemd here) and stops it;
+# a temporary policy-rc.d keeps the packages from starting daemons at install time.
+ENGINE_DEBS=(docker.io podman netavark lxc)
+engine_missing=()
+for p in "${ENGINE_DEBS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || engine_missing+=("$p")
+done
+if [ "${#engine_missing[@]}" -gt 0 ]; then
+  echo "setup: installing Debian packages ${engine_missing[*]} (engine tests)"
   made_policy=0
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
     made_policy=1
   fi
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io >/dev/null 2>&1 \
-    || echo "setup: docker.io could not be installed; engine tests will skip"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${engine_missing[@]}" >/dev/null 2>&1 \
+    || echo "setup: ${engine_missing[*]} could not be installed; their engine tests will skip"
   if [ "$made_policy" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi

@@ -9,10 +9,21 @@ most specific to the least:
 3. the cgroup of the namespace's lowest pid: ``docker-<id>`` / ``docker/<id>``,
    ``libpod-<id>`` (Podman), ``lxc.payload.<name>`` (LXC),
    ``cri-containerd-<id>`` / ``kubepods`` (containerd, Kubernetes);
-4. containerd task bundles by init pid (plain ``ctr`` / nerdctl tasks);
-5. the command line of the lowest pid (``bash --norc -is mininet:h1``);
-6. an ``ip netns`` name;
-7. otherwise the processes holding it (``sleep[1234]``).
+4. Podman's database by namespace bind mount (``/run/netns/netns-<uuid>``) or
+   by pid, when Podman's storage exists (no cgroup: ``--cgroups=disabled``, or
+   a container being torn down with no process left);
+5. containerd task bundles by init pid (plain ``ctr`` / nerdctl tasks);
+6. the command line of the lowest pid (``bash --norc -is mininet:h1``);
+7. an ``ip netns`` name;
+8. otherwise the processes holding it (``sleep[1234]``).
+
+Engine parents are read only for namespaces already known to be the engine's:
+conmon (``-c <id> -n <name>``) when a libpod cgroup's id is not in Podman's
+database, LXC's monitor (``[lxc monitor] <lxcpath> <name>``) when an LXC
+container's config is not under the default lxcpath. Asking every unnamed
+namespace's parent would cost two more reads each (+50 ms at 1000
+process-held namespaces), so an LXC container with a cgroup dir of its own
+choosing stays a plain process.
 
 Cost matters at 1000 namespaces: engine indexes are read once per call and only
 when some namespace needs them, and per namespace we read at most the cgroup,
@@ -68,6 +79,19 @@ def _cmdline(proc_root: str, pid: int) -> str:
 
 def _comm(proc_root: str, pid: int) -> str:
     return (read_text(f"{proc_root}/{pid}/comm") or "").strip() or "process"
+
+
+def _parent_cmdline(proc_root: str, pid: int) -> str:
+    """The raw (NUL-separated) command line of ``pid``'s parent, "" when gone.
+
+    The ppid is the second field after the ``(comm)`` of /proc/PID/stat; comm may
+    hold spaces and parentheses, so split after the last ``)``.
+    """
+    stat = read_text(f"{proc_root}/{pid}/stat") or ""
+    fields = stat[stat.rfind(")") + 1 :].split()
+    if len(fields) < 2 or not fields[1].isdigit():
+        return ""
+    return read_text(f"{proc_root}/{fields[1]}/cmdline") or ""
 
 
 class _Identifier:
@@ -143,6 +167,11 @@ class _Identifier:
                 cgroup = _cgroup_path(read_text(f"{self.proc_root}/{lowest}/cgroup") or "")
             return self._docker(h, pids, dk, cgroup)
 
+        if self.podman.present and (pids or _podman.looks_like_podman_netns(mounts)):
+            pm = self.podman.by_netns(mounts) or self.podman.by_pid(pids)
+            if pm is not None:
+                return self._podman(h, pids, pm.id, pm, cgroup)
+
         if self.containerd_present and pids:
             task = self.containerd.by_pid(pids)
             if task is not None:
@@ -212,38 +241,10 @@ class _Identifier:
         m = _PODMAN_CG.search(cgroup)
         if m:
             cid = m.group(1)
-            pm = self.podman.get(cid)
-            return Container(
-                id=f"podman:{cid}",
-                engine=Engine.PODMAN,
-                name=pm.name if pm else cid[:12],
-                netns=h.id,
-                engine_id=cid,
-                pid=pids[0],
-                pids=pids,
-                command=_cmdline(self.proc_root, pids[0]) or None,
-                image=pm.image if pm else None,
-                state="running",
-                cgroup=cgroup,
-            )
+            return self._podman(h, pids, cid, self.podman.get(cid), cgroup)
         m = _LXC_CG.search(cgroup)
         if m:
-            name = m.group(1) or m.group(2)
-            cfg = _lxc.read_config(self.lxc_root, name)
-            return Container(
-                id=f"lxc:{name}",
-                engine=Engine.LXC,
-                name=name,
-                netns=h.id,
-                engine_id=name,
-                pid=pids[0],
-                pids=pids,
-                command=_cmdline(self.proc_root, pids[0]) or None,
-                image=cfg.image,
-                state="running",
-                cgroup=cgroup,
-                labels=cfg.labels,
-            )
+            return self._lxc(h, pids, m.group(1) or m.group(2), cgroup)
         m = _CRI_CG.search(cgroup)
         if m:
             cid = m.group(1) or m.group(2)
@@ -252,6 +253,59 @@ class _Identifier:
                 task = _containerd.ContainerdTask(cid, "", cid[:12], pids[0], None, None)
             return self._task(h, pids, task, cgroup)
         return None
+
+    def _podman(
+        self,
+        h: NsHandle,
+        pids: tuple[int, ...],
+        cid: str,
+        pm: _podman.PodmanContainer | None,
+        cgroup: str | None,
+    ) -> Container:
+        if pm is None and pids:
+            # Database unreadable: conmon, the container's parent, still names it.
+            conmon = _podman.conmon_args(_parent_cmdline(self.proc_root, pids[0]))
+            if conmon is not None and conmon[0] == cid:
+                pm = _podman.PodmanContainer(cid, conmon[1], None)
+        pid = pm.pid if pm is not None and pm.pid in pids else (pids[0] if pids else None)
+        return Container(
+            id=f"podman:{cid}",
+            engine=Engine.PODMAN,
+            name=pm.name if pm else cid[:12],
+            netns=h.id,
+            engine_id=cid,
+            pid=pid,
+            pids=pids,
+            command=(pm.command if pm else None)
+            or (_cmdline(self.proc_root, pid) if pid else None)
+            or None,
+            image=pm.image if pm else None,
+            state=(pm.state if pm else None) or ("running" if pids else None),
+            cgroup=cgroup,
+            labels=dict(pm.labels) if pm else {},
+        )
+
+    def _lxc(self, h: NsHandle, pids: tuple[int, ...], name: str, cgroup: str | None) -> Container:
+        cfg = _lxc.read_config(self.lxc_root, name)
+        if cfg is None:
+            # Not under our lxcpath: the monitor (init's parent) says which one.
+            monitor = _lxc.monitor_args(_parent_cmdline(self.proc_root, pids[0]))
+            if monitor is not None and monitor[1] == name and monitor[0] != self.lxc_root:
+                cfg = _lxc.read_config(monitor[0], name)
+        return Container(
+            id=f"lxc:{name}",
+            engine=Engine.LXC,
+            name=name,
+            netns=h.id,
+            engine_id=name,
+            pid=pids[0],
+            pids=pids,
+            command=_cmdline(self.proc_root, pids[0]) or None,
+            image=cfg.image if cfg else None,
+            state="running",
+            cgroup=cgroup,
+            labels=dict(cfg.labels) if cfg else {},
+        )
 
     def _docker(
         self, h: NsHandle, pids: tuple[int, ...], dk: _docker.DockerContainer, cgroup: str | None

@@ -8,16 +8,30 @@ as text or link targets only: nothing is opened, so nothing is created or kept
 alive. Identity is the nsfs (dev, inode) pair, which the link target
 ``net:[INODE]`` and the mountinfo line both carry.
 
+Two rarer holders cost more to find and are an opt-in *deep scan*
+(``deep=True`` or ``NETLENS_DEEP_SCAN=1``; ``netlens dump --deep``): an nsfs bind
+mount that lives only in another mount namespace (``ip netns add`` run inside a
+container or an ``unshare -m`` shell; and every ``ip netns exec`` shell keeps
+copies of the /run/netns mounts that existed when it started, which keep a
+deleted namespace alive), and an open file descriptor (a tool that opened
+/run/netns/X and then deleted it). Such a namespace gets a path through the
+holder: ``/proc/PID/root/<mount point>`` or ``/proc/PID/fd/N``.
+
 ``proc_root`` is a test seam: unit tests point it at a recorded tree whose
 ``ns/net`` entries are dangling symlinks named ``net:[INODE]``.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 NETNS_RUN_DIR = "/run/netns"
+DEEP_ENV = "NETLENS_DEEP_SCAN"
+_NS_GET_NSTYPE = 0xB703  # ioctl on an nsfs fd (linux/nsfs.h): its CLONE_NEW* type
+_CLONE_NEWNET = 0x40000000
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,13 +133,18 @@ def host_namespace(proc_root: str = "/proc") -> tuple[int, str] | None:
     return None
 
 
-def find_namespaces(proc_root: str = "/proc") -> list[NsHandle]:
+def find_namespaces(proc_root: str = "/proc", *, deep: bool | None = None) -> list[NsHandle]:
     """Every network namespace visible from here: host first, then by inode.
 
     Sources: processes and their threads under ``proc_root``, and nsfs bind
-    mounts in ``proc_root/self/mountinfo``. Unreadable entries (other users'
-    processes when not root, processes that exit mid-scan) are skipped.
+    mounts in ``proc_root/self/mountinfo``; with ``deep`` (default: the
+    ``NETLENS_DEEP_SCAN`` environment variable) also bind mounts in other mount
+    namespaces and open file descriptors, for namespaces nothing else holds.
+    Unreadable entries (other users' processes when not root, processes that
+    exit mid-scan) are skipped.
     """
+    if deep is None:
+        deep = os.environ.get(DEEP_ENV, "") not in ("", "0")
     pids: dict[int, set[int]] = {}
     first_path: dict[int, str] = {}
     try:
@@ -171,8 +190,18 @@ def find_namespaces(proc_root: str = "/proc") -> list[NsHandle]:
     default_dev = _nsfs_dev(proc_root, devs)
     found_host = host_namespace(proc_root)
     host = found_host[0] if found_host else None
+    if deep:
+        known = set(pids) | set(mounts) | ({host} if host is not None else set())
+        for inode, (dev, path, is_mount) in _deep_scan(
+            proc_root, entries, known, default_dev
+        ).items():
+            first_path[inode] = path
+            if is_mount:
+                mounts[inode] = [path]
+                devs[inode] = dev
     handles: list[NsHandle] = []
-    for inode in set(pids) | set(mounts) | ({host} if host is not None else set()):
+    # first_path also holds namespaces the deep scan found only through an fd.
+    for inode in set(first_path) | set(mounts) | ({host} if host is not None else set()):
         points = sorted(mounts.get(inode, ()))
         names = tuple(
             p[len(NETNS_RUN_DIR) + 1 :]
@@ -202,6 +231,87 @@ def find_namespaces(proc_root: str = "/proc") -> list[NsHandle]:
         )
     handles.sort(key=lambda h: (not h.is_host, h.inode))
     return handles
+
+
+def _deep_scan(
+    proc_root: str, entries: list[str], known: set[int], nsfs_dev: int
+) -> dict[int, tuple[int, str, bool]]:
+    """Namespaces not in ``known`` held by a foreign mount or an open fd: inode ->
+    (nsfs dev or 0, a path through the holder, whether that path is a mount).
+
+    Each mount namespace is read once (processes sharing one are deduplicated by
+    its inode, ours is skipped: the caller read it); fds are read per process,
+    which is what makes this scan cost more than the default one.
+    """
+    found: dict[int, tuple[int, str, bool]] = {}
+    own_mnt = _readlink_any(f"{proc_root}/self/ns/mnt")
+    seen_mnt = {own_mnt} if own_mnt else set()
+    readlink = os.readlink
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        base = f"{proc_root}/{entry}"
+        mnt = _readlink_any(f"{base}/ns/mnt")
+        if mnt is not None and mnt not in seen_mnt:
+            seen_mnt.add(mnt)
+            for dev, inode, point in parse_mountinfo(_read(f"{base}/mountinfo")):
+                if inode not in known and inode not in found:
+                    found[inode] = (dev, f"{base}/root{point}", True)
+        try:
+            fds = os.listdir(f"{base}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = readlink(f"{base}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("net:["):
+                held = _ns_inode(target)
+            elif target.startswith("/"):
+                # Opened through a bind mount, the link shows that path (or "/" once
+                # unmounted), not net:[...]: stat says whether it is an nsfs file.
+                held = _nsfs_fd_inode(f"{base}/fd/{fd}", nsfs_dev, known, found)
+            else:
+                continue  # sockets, pipes, anon inodes
+            if held is not None and held not in known and held not in found:
+                found[held] = (0, f"{base}/fd/{fd}", False)
+    return found
+
+
+def _nsfs_fd_inode(
+    path: str, nsfs_dev: int, known: set[int], found: Mapping[int, object]
+) -> int | None:
+    """The inode of a network namespace file held open at ``path``, else None.
+
+    nsfs files of every namespace type share one device; only an ioctl on an
+    open fd tells a network namespace from a mount or pid one. Opening an
+    existing nsfs file creates nothing.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if st.st_dev != nsfs_dev or st.st_ino in known or st.st_ino in found:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        kind = fcntl.ioctl(fd, _NS_GET_NSTYPE)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return st.st_ino if kind == _CLONE_NEWNET else None
+
+
+def _readlink_any(path: str) -> str | None:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
 
 
 def _nsfs_dev(proc_root: str, devs: dict[int, int]) -> int:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import gzip
+import json
+import os
+import sqlite3
 from pathlib import Path
 
 import pytest
 
+from netlens.discovery.engines.bolt import BoltError, BoltFile
+from netlens.discovery.engines.lxc import monitor_args as lxc_monitor_args
+from netlens.discovery.engines.podman import conmon_args as podman_conmon_args
 from netlens.discovery.identity import identify
 from netlens.discovery.nsfind import NsHandle
 from netlens.model import Container, Engine
@@ -149,3 +156,171 @@ def test_netlens_state_dir_from_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("NETLENS_STATE_DIR", str(FIX / "netlens"))
     out = identify([_h(4026532701)], proc_root=str(FIX / "proc"))
     assert [c.name for c in out] == ["idle"]
+
+
+# --- Podman's database, conmon and LXC's monitor ------------------------------------
+
+BOLT_GZ = FIX / "podman4" / "bolt_state.db.gz"
+WEB_POD = "c851f2aebf1fd9b30845fe309602a85916c619c86de7d662b40ecad0abae6628"
+WEB_POD_NETNS = "/run/netns/netns-f34e64c7-5722-8bd9-bdd8-f845f8781f0d"
+
+
+def _proc(root: Path, pid: int, *, ppid: int = 1, cgroup: str = "0::/\n", argv: str = "") -> None:
+    """A fake /proc/PID: stat (for the ppid), cgroup, cmdline (NUL-separated) and comm."""
+    d = root / str(pid)
+    d.mkdir(parents=True)
+    comm = os.path.basename(argv.split("\0")[0]) or "sleep"
+    (d / "stat").write_text(f"{pid} ({comm}) S {ppid} {pid} {pid} 0 -1 4194560 0 0\n")
+    (d / "cgroup").write_text(cgroup)
+    (d / "cmdline").write_text(argv + "\0" if argv else "")
+    (d / "comm").write_text(comm + "\n")
+
+
+def _ident(tmp: Path, *handles: NsHandle, lxc_root: Path | None = None) -> dict[int, Container]:
+    out = identify(
+        handles,
+        proc_root=str(tmp / "proc"),
+        netlens_state_dir=str(tmp / "netlens"),
+        docker_root=str(tmp / "docker"),
+        podman_root=str(tmp / "podman"),
+        lxc_root=str(lxc_root or tmp / "lxc"),
+        containerd_root=str(tmp / "containerd"),
+    )
+    return {int(c.netns.split(":")[1]): c for c in out if c.netns}
+
+
+def _bolt_root(tmp: Path) -> None:
+    """Podman 4.3's real bolt_state.db (recorded here: web-pod running, done-job exited)."""
+    (tmp / "podman" / "libpod").mkdir(parents=True)
+    (tmp / "podman" / "libpod" / "bolt_state.db").write_bytes(gzip.decompress(BOLT_GZ.read_bytes()))
+
+
+def test_bolt_reader_walks_podman4_database() -> None:
+    db = BoltFile(gzip.decompress(BOLT_GZ.read_bytes()))
+    assert {k: v for k, v, _b in db.bucket(b"name-registry")} == {
+        b"web-pod": WEB_POD.encode(),
+        b"done-job": b"df40b1e2258c09d9be00ab2bd361a351c126ea60ab544026754ed595f9eae47d",
+    }
+    assert db.tree(b"ctr", WEB_POD.encode())[b"netns"] == WEB_POD_NETNS.encode()
+    assert list(db.bucket(b"no-such-bucket")) == []
+
+
+def test_bolt_reader_survives_torn_and_foreign_files() -> None:
+    data = gzip.decompress(BOLT_GZ.read_bytes())
+    with pytest.raises(BoltError):
+        BoltFile(b"SQLite format 3\0" + bytes(8192))
+    torn = BoltFile(data[: 3 * 4096])  # meta pages intact, the tree cut off
+    assert list(torn.bucket(b"ctr")) == []
+
+
+def test_podman4_by_pid_netns_mount_and_labels(tmp_path: Path) -> None:
+    _bolt_root(tmp_path)
+    (tmp_path / "proc").mkdir()
+    got = _ident(tmp_path, _h(1, pids=(9745,)))[1]  # its /proc is unreadable: pid alone
+    assert (got.engine, got.name, got.id) == (Engine.PODMAN, "web-pod", f"podman:{WEB_POD}")
+    assert got.pid == 9745 and got.state == "running" and got.image == "localhost/busybox:rec"
+    assert got.labels == {"team": "net", "empty": ""} and got.command == "/bin/sleep 600"
+
+    bare = _h(2, names=(os.path.basename(WEB_POD_NETNS),), mounts=(WEB_POD_NETNS,))
+    got = _ident(tmp_path, bare)[2]
+    assert (got.engine, got.name, got.pid, got.state) == (Engine.PODMAN, "web-pod", None, "running")
+
+
+def test_podman_conmon_parent_names_a_container_the_database_lacks(tmp_path: Path) -> None:
+    """A libpod cgroup whose id the database does not list (written after we read it)."""
+    _bolt_root(tmp_path)
+    cid = "ab" * 32
+    conmon = "\0".join(
+        ("/usr/bin/conmon", "--api-version", "1", "-c", cid, "-u", cid, "-n", "side")
+    )
+    _proc(tmp_path / "proc", 209, argv=conmon)
+    _proc(
+        tmp_path / "proc",
+        210,
+        ppid=209,
+        cgroup=f"0::/libpod_parent/libpod-{cid}\n",
+        argv="/bin/sleep\x00600",
+    )
+    got = _ident(tmp_path, _h(3, pids=(210,)))[3]
+    assert (got.engine, got.name, got.engine_id, got.pid) == (Engine.PODMAN, "side", cid, 210)
+    assert got.command == "/bin/sleep 600" and got.labels == {}
+
+
+def test_podman5_sqlite_database(tmp_path: Path) -> None:
+    (tmp_path / "podman").mkdir()
+    db = sqlite3.connect(tmp_path / "podman" / "db.sql")
+    db.executescript(
+        "CREATE TABLE ContainerConfig(ID TEXT PRIMARY KEY, Name TEXT, PodID TEXT, JSON TEXT);"
+        "CREATE TABLE ContainerState(ID TEXT PRIMARY KEY, State INTEGER, ExitCode INTEGER,"
+        " JSON TEXT);"
+    )
+    rows = [
+        ("a1" * 32, "api", 3, 4321, "/run/netns/netns-1111"),
+        ("b2" * 32, "old", 4, 4322, ""),  # stopped: its last pid is not its any more
+    ]
+    for cid, name, state, pid, netns in rows:
+        config = {"name": name, "labels": {"tier": name}, "rootfsImageName": "quay.io/x:1"}
+        db.execute(
+            "INSERT INTO ContainerConfig VALUES (?, ?, NULL, ?)", (cid, name, json.dumps(config))
+        )
+        st = {"state": state, "pid": pid, "netns": netns}
+        db.execute("INSERT INTO ContainerState VALUES (?, ?, 0, ?)", (cid, state, json.dumps(st)))
+    db.commit()
+    db.close()
+    _proc(tmp_path / "proc", 4322, argv="sleep\0infinity")
+
+    got = _ident(
+        tmp_path, _h(1, pids=(4321,)), _h(2, mounts=("/run/netns/netns-1111",)), _h(3, pids=(4322,))
+    )
+    assert (got[1].engine, got[1].name, got[1].labels) == (Engine.PODMAN, "api", {"tier": "api"})
+    assert (got[2].name, got[2].pid, got[2].image) == ("api", None, "quay.io/x:1")
+    assert (got[3].engine, got[3].name) == (Engine.PROCESS, "sleep[4322]")
+
+
+def test_unreadable_podman_database_falls_back_to_storage(tmp_path: Path) -> None:
+    root = tmp_path / "podman"
+    (root / "libpod").mkdir(parents=True)
+    (root / "libpod" / "bolt_state.db").write_bytes(b"\0" * 8192)
+    (root / "overlay-containers").mkdir()
+    src = FIX / "podman" / "overlay-containers" / "containers.json"
+    (root / "overlay-containers" / "containers.json").write_text(src.read_text())
+    (tmp_path / "proc").mkdir()
+    got = _ident(tmp_path, _h(1, pids=(200,)))  # pid 200 unknown here: no name
+    assert got[1].engine == Engine.PROCESS
+    _proc(tmp_path / "proc", 200, cgroup=f"0::/machine.slice/libpod-{P1}.scope\n")
+    got = _ident(tmp_path, _h(1, pids=(200,)))
+    assert (got[1].engine, got[1].name, got[1].image) == (
+        Engine.PODMAN,
+        "web-pod",
+        "docker.io/library/httpd:2.4",
+    )
+
+
+def test_lxc_monitor_gives_private_lxcpath(tmp_path: Path) -> None:
+    lxcpath = tmp_path / "elsewhere"
+    (lxcpath / "side").mkdir(parents=True)
+    (lxcpath / "side" / "config").write_text(
+        'lxc.uts.name = "side"\nlxc.net.0.type = veth\nlxc.net.0.ipv4.address = 198.18.0.2/24\n'
+    )
+    default = tmp_path / "lxc"
+    (default / "other").mkdir(parents=True)
+    proc = tmp_path / "proc"
+    _proc(proc, 309, argv=f"[lxc monitor] {lxcpath} side")
+    _proc(proc, 310, ppid=309, cgroup="0::/lxc.payload.side\n", argv="/sbin/init")
+
+    got = _ident(tmp_path, _h(1, pids=(310,)), lxc_root=default)[1]
+
+    assert (got.engine, got.name, got.id, got.pid) == (Engine.LXC, "side", "lxc:side", 310)
+    assert got.labels["lxc.uts.name"] == "side"
+    assert got.labels["lxc.net.0.ipv4.address"] == "198.18.0.2/24"
+
+
+def test_engine_command_line_parsers() -> None:
+    assert podman_conmon_args("/usr/bin/conmon\0-c\0abc\0-n\0web\0") == ("abc", "web")
+    assert podman_conmon_args("/usr/bin/conmon\0--cid\0abcdef0123456789") == (
+        "abcdef0123456789",
+        "abcdef012345",
+    )
+    assert podman_conmon_args("/usr/bin/sleep\0-c\0x") is None
+    assert lxc_monitor_args("[lxc monitor] /var/lib/lxc web1") == ("/var/lib/lxc", "web1")
+    assert lxc_monitor_args("lxc-start\0-n\0web1") is None

@@ -1,8 +1,13 @@
 """LXC: the name is in the cgroup (``lxc.payload.<name>``), details in its config.
 
 LXC leaves no namespace handle on disk; only the container's init process holds
-the namespace. Its config (``/var/lib/lxc/<name>/config``) names the rootfs and
-the template it was created from, which stands in for an image.
+the namespace, and the host end of its veth has a random name unless
+``lxc.net.N.veth.pair`` sets one. The init's parent is the container's monitor,
+whose command line LXC rewrites to ``[lxc monitor] <lxcpath> <name>``: that
+tells which lxcpath (``-P``) the container lives in, so a container outside
+/var/lib/lxc still gets its config read. The config names the rootfs, the
+template it was created from (which stands in for an image) and the network
+keys (link, veth pair, addresses) an engineer checks first.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from dataclasses import dataclass, field
 from netlens.discovery.engines import read_text
 
 DEFAULT_ROOT = "/var/lib/lxc"
+MONITOR = "[lxc monitor]"
+_NET_KEYS = (".type", ".link", ".veth.pair", ".name", ".hwaddr", ".ipv4.address", ".ipv6.address")
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,9 +28,22 @@ class LxcConfig:
     labels: dict[str, str] = field(default_factory=dict)
 
 
-def read_config(root: str, name: str) -> LxcConfig:
-    """The bits of an LXC config an engineer wants: template, rootfs, link, veth."""
-    text = read_text(os.path.join(root, name, "config")) or ""
+def _unquote(value: str) -> str:
+    """lxc-busybox writes ``lxc.uts.name = "web1"``: LXC itself drops the quotes."""
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
+
+
+def read_config(root: str, name: str) -> LxcConfig | None:
+    """The bits of an LXC config an engineer wants: template, rootfs, network keys.
+
+    None when ``root`` has no config for ``name`` (another lxcpath, or removed).
+    """
+    text = read_text(os.path.join(root, name, "config"))
+    if text is None:
+        return None
     image: str | None = None
     labels: dict[str, str] = {}
     for raw in text.splitlines():
@@ -36,7 +56,18 @@ def read_config(root: str, name: str) -> LxcConfig:
         key = key.strip()
         if not sep or key.startswith("#"):
             continue
-        net_key = key.startswith("lxc.net.") and key.endswith((".link", ".veth.pair", ".address"))
+        net_key = key.startswith("lxc.net.") and key.endswith(_NET_KEYS)
         if key in ("lxc.rootfs.path", "lxc.uts.name") or net_key:
-            labels[key] = value.strip()
+            labels[key] = _unquote(value)
     return LxcConfig(image=image, labels=labels)
+
+
+def monitor_args(cmdline: str) -> tuple[str, str] | None:
+    """(lxcpath, name) from a monitor's command line, None for any other process."""
+    text = cmdline.replace("\0", " ").strip()
+    if not text.startswith(MONITOR):
+        return None
+    rest = text[len(MONITOR) :].split()
+    if len(rest) < 2:
+        return None
+    return rest[0], rest[1]

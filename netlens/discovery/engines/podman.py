@@ -1,20 +1,50 @@
-"""Podman: names from containers/storage's ``containers.json``.
+"""Podman: names, labels, pids and namespace paths from Podman's own database.
 
-Podman's own database (bolt or sqlite) is costly to read, but every container
-it runs sits in a ``libpod-<id>`` cgroup and has an entry in containers/storage's
-``overlay-containers/containers.json`` with its names and image. That file is
-read once, only when some namespace's cgroup says libpod.
+Podman has no daemon to ask; everything ``podman ps`` shows is in its state
+database under the storage root: ``db.sql`` (SQLite, Podman 5's default) or
+``libpod/bolt_state.db`` (bbolt, Podman up to 4.x, which is what Debian 12's
+4.3 writes). Both hold, per container, the same two JSON documents: the config
+(name, labels, command, image) and the state (state number, pid, conmon pid,
+and in newer versions the namespace path; bbolt keeps that path as a ``netns``
+key beside them). That lets us name a container by its cgroup id, by any of
+its pids (``--cgroups=disabled`` leaves no libpod cgroup), or by the
+``/run/netns/netns-<uuid>`` bind mount alone (a container being torn down has
+no process left).
+
+When no database can be read (locked mid-write, an unknown format) we fall back
+to containers/storage's ``overlay-containers/containers.json`` (names and image
+only) plus each container's ``pidfile`` under the run root. Everything is read
+once per identify() call, and only when some namespace looks like Podman's.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
 
-from netlens.discovery.engines import read_text
+from netlens.discovery.engines import as_int, command_text, read_text, str_labels
 
 DEFAULT_ROOT = "/var/lib/containers/storage"
+DEFAULT_RUN_ROOT = "/run/containers/storage"
+NETNS_PREFIX = "netns-"  # Podman's /run/netns/netns-<uuid> (rootless: $XDG_RUNTIME_DIR/netns)
+
+# libpod/define/containerstate.go
+_STATES = {
+    1: "configured",
+    2: "created",
+    3: "running",
+    4: "stopped",
+    5: "paused",
+    6: "exited",
+    7: "removing",
+    8: "stopping",
+}
+_LIVE = (None, "running", "paused", "stopping")  # None: state unknown (pidfile only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,39 +52,202 @@ class PodmanContainer:
     id: str
     name: str
     image: str | None
+    command: str | None = None
+    pid: int | None = None
+    state: str | None = None
+    netns: str | None = None  # the bind mount of its network namespace
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def _loads(raw: object) -> dict[str, Any]:
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    if not isinstance(raw, str):
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _spec_netns(config: Mapping[str, Any]) -> str | None:
+    """The network namespace path in the config's OCI spec (set when created)."""
+    spec = config.get("spec")
+    linux = spec.get("linux") if isinstance(spec, dict) else None
+    for ns in linux.get("namespaces") or () if isinstance(linux, dict) else ():
+        if isinstance(ns, dict) and ns.get("type") == "network" and ns.get("path"):
+            return str(ns["path"])
+    return None
+
+
+def _container(
+    cid: str, config: Mapping[str, Any], state: Mapping[str, Any], netns: str | None
+) -> PodmanContainer:
+    image = config.get("rootfsImageName") or config.get("RawImageName")
+    code = as_int(state.get("state"))
+    return PodmanContainer(
+        id=cid,
+        name=str(config.get("name") or cid[:12]),
+        image=str(image) if image else None,
+        command=command_text(config.get("command")),
+        pid=as_int(state.get("pid")) or None,
+        state=_STATES.get(code) if code is not None else None,
+        netns=netns or str(state.get("netns") or "") or _spec_netns(config),
+        labels=str_labels(config.get("labels")),
+    )
+
+
+def read_sqlite(path: str) -> list[PodmanContainer]:
+    """Containers in Podman 5's ``db.sql``, opened read-only (never created)."""
+    import sqlite3  # only hosts with Podman 5 pay for the import
+
+    uri = f"file:{quote(path)}?mode=ro"
+    out: list[PodmanContainer] = []
+    conn = sqlite3.connect(uri, uri=True, timeout=0.2)
+    try:
+        rows = conn.execute(
+            "SELECT c.ID, c.JSON, s.JSON FROM ContainerConfig c "
+            "LEFT JOIN ContainerState s ON s.ID = c.ID"
+        ).fetchall()
+    finally:
+        conn.close()
+    for cid, config, state in rows:
+        out.append(_container(str(cid), _loads(config), _loads(state), None))
+    return out
+
+
+def read_bolt(path: str) -> list[PodmanContainer]:
+    """Containers in Podman 4's ``bolt_state.db`` (bucket ``ctr`` -> id -> keys)."""
+    from netlens.discovery.engines.bolt import BoltFile
+
+    db = BoltFile.open(path)
+    out: list[PodmanContainer] = []
+    for cid, _value, is_bucket in db.bucket(b"ctr"):
+        if not is_bucket:
+            continue
+        keys: dict[bytes, bytes | None] = {k: v for k, v, sub in db.bucket(b"ctr", cid) if not sub}
+        netns = (keys.get(b"netns") or b"").decode("utf-8", "replace") or None
+        out.append(
+            _container(
+                cid.decode("utf-8", "replace"),
+                _loads(keys.get(b"config")),
+                _loads(keys.get(b"state")),
+                netns,
+            )
+        )
+    return out
+
+
+def read_storage(root: str, run_root: str) -> list[PodmanContainer]:
+    """The fallback: containers/storage's names and image, pids from pidfiles."""
+    text = read_text(os.path.join(root, "overlay-containers", "containers.json"))
+    try:
+        rows = json.loads(text) if text else []
+    except ValueError:
+        rows = []
+    out: list[PodmanContainer] = []
+    for row in rows if isinstance(rows, list) else []:
+        if not isinstance(row, dict) or not row.get("id"):
+            continue
+        cid = str(row["id"])
+        meta = _loads(row.get("metadata"))
+        names = row.get("names")
+        first = names[0] if isinstance(names, list) and names else cid[:12]
+        image = meta.get("image-name") or row.get("image")
+        pidfile = os.path.join(run_root, "overlay-containers", cid, "userdata", "pidfile")
+        pid = as_int((read_text(pidfile) or "").strip())
+        out.append(
+            PodmanContainer(
+                cid, str(meta.get("name") or first), str(image) if image else None, pid=pid
+            )
+        )
+    return out
 
 
 class PodmanIndex:
-    def __init__(self, root: str = DEFAULT_ROOT) -> None:
-        self.path = os.path.join(root, "overlay-containers", "containers.json")
+    """All of one Podman storage root's containers, loaded on first use."""
+
+    def __init__(self, root: str = DEFAULT_ROOT, run_root: str | None = None) -> None:
+        self.root = root
+        self.run_root = run_root or (DEFAULT_RUN_ROOT if root == DEFAULT_ROOT else root)
         self._by_id: dict[str, PodmanContainer] | None = None
+        self._by_pid: dict[int, PodmanContainer] = {}
+        self._by_netns: dict[str, PodmanContainer] = {}
+        self._present: bool | None = None
+
+    @property
+    def present(self) -> bool:
+        """Whether Podman ever ran here as root (its storage root exists)."""
+        if self._present is None:
+            self._present = os.path.isdir(self.root)
+        return self._present
 
     def _load(self) -> dict[str, PodmanContainer]:
         if self._by_id is not None:
             return self._by_id
-        self._by_id = {}
-        text = read_text(self.path)
-        try:
-            rows = json.loads(text) if text else []
-        except ValueError:
-            rows = []
-        for row in rows if isinstance(rows, list) else []:
-            if not isinstance(row, dict) or not row.get("id"):
-                continue
-            cid = str(row["id"])
-            meta: dict[str, object] = {}
-            if isinstance(row.get("metadata"), str):
-                try:
-                    loaded = json.loads(row["metadata"])
-                    meta = loaded if isinstance(loaded, dict) else {}
-                except ValueError:
-                    meta = {}
-            names = row.get("names")
-            first = names[0] if isinstance(names, list) and names else cid[:12]
-            name = str(meta.get("name") or first)
-            image = meta.get("image-name") or row.get("image")
-            self._by_id[cid] = PodmanContainer(cid, name, str(image) if image else None)
+        rows: list[PodmanContainer] = []
+        if self.present:
+            rows = self._read_db()
+        self._by_id = {c.id: c for c in rows}
+        for c in rows:
+            # A stopped container's last pid may belong to anyone by now.
+            if c.pid and c.state in _LIVE:
+                self._by_pid[c.pid] = c
+            if c.netns:
+                self._by_netns[c.netns] = c
         return self._by_id
+
+    def _read_db(self) -> list[PodmanContainer]:
+        sql = os.path.join(self.root, "db.sql")
+        bolt = os.path.join(self.root, "libpod", "bolt_state.db")
+        for path, reader in ((sql, read_sqlite), (bolt, read_bolt)):
+            if not os.path.exists(path):
+                continue
+            try:
+                return reader(path)
+            except Exception:  # a torn or locked file: fall back, never fail identify
+                continue
+        return read_storage(self.root, self.run_root)
 
     def get(self, cid: str) -> PodmanContainer | None:
         return self._load().get(cid)
+
+    def by_pid(self, pids: Iterable[int]) -> PodmanContainer | None:
+        """The container whose recorded pid is among ``pids``."""
+        self._load()
+        for pid in pids:
+            found = self._by_pid.get(pid)
+            if found is not None:
+                return found
+        return None
+
+    def by_netns(self, mounts: Iterable[str]) -> PodmanContainer | None:
+        """The container whose namespace bind mount is one of ``mounts``."""
+        self._load()
+        for path in mounts:
+            found = self._by_netns.get(path)
+            if found is not None:
+                return found
+        return None
+
+
+def looks_like_podman_netns(mounts: Iterable[str]) -> bool:
+    """A ``.../netns/netns-<uuid>`` bind mount: the name Podman gives its namespaces."""
+    marker = "/netns/" + NETNS_PREFIX  # a substring test: this runs for every namespace
+    return any(marker in p for p in mounts)
+
+
+def conmon_args(cmdline: str) -> tuple[str, str] | None:
+    """(container id, name) from a conmon command line (``-c ID ... -n NAME``)."""
+    argv = cmdline.split("\0")
+    if not argv or not argv[0].endswith("conmon"):
+        return None
+    keys = {"-c": "id", "--cid": "id", "-n": "name", "--name": "name"}
+    found: dict[str, str] = {}
+    for flag, value in itertools.pairwise(argv):
+        key = keys.get(flag)
+        if key is not None:
+            found.setdefault(key, value)
+    cid = found.get("id")
+    return (cid, found.get("name") or cid[:12]) if cid else None
