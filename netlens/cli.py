@@ -77,7 +77,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         return 0
+    if argv is None and not rc and args.command == "dump":
+        _exit_now()
     return int(rc or 0)
+
+
+def _exit_now() -> None:
+    """End a finished ``netlens dump`` without tearing the interpreter down.
+
+    A dump of 1000 namespaces leaves a few hundred thousand objects; freeing them
+    one by one at exit cost 30-35 ms of a 0.5 s budget, for nothing. Only when
+    :func:`main` is the process's entry point (``argv`` None: the console script,
+    ``python -m netlens``), never when called from Python. Output and log files
+    are flushed first; if flushing fails, the normal exit reports it.
+    """
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging = sys.modules.get("logging")
+        if logging is not None:
+            logging.shutdown()
+    except Exception:
+        return
+    os._exit(0)
 
 
 if __name__ == "__main__":

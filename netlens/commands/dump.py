@@ -70,6 +70,7 @@ def add_parser(sub: Any) -> None:
         help="only this container's namespace: name, id (engine:id), or engine id / a "
         "unique prefix of at least 4 characters (repeatable)",
     )
+    p.add_argument("--deep", action="store_true", help="also namespaces held by fds, other mounts")
     p.add_argument(
         "--sample",
         type=float,
@@ -262,6 +263,7 @@ def render(snapshot: Snapshot, fmt: str, pretty: bool, rates: dict[str, Any] | N
 def run(args: argparse.Namespace) -> int:
     """Discover (or load), filter, optionally sample, render, write."""
     import math
+    import os
     import sys
 
     if args.json_flag and args.format not in (None, "json"):
@@ -282,6 +284,8 @@ def run(args: argparse.Namespace) -> int:
 
         snapshot = load_file(args.input)
     else:
+        if args.deep:  # read by netlens.discovery.nsfind.find_namespaces
+            os.environ["NETLENS_DEEP_SCAN"] = "1"
         snapshot = _discover()
         if not snapshot.root:
             # discovery words the warning (it knows what it skipped); one line either way

@@ -9,16 +9,25 @@ probe saw NAT) and merged in by namespace inode.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from netlens.discovery.nsfind import find_namespaces
-from netlens.discovery.resolve import build_snapshot
 from netlens.discovery.sources import LiveNetlink, LiveProc
-from netlens.model import Container, NatRule, Snapshot
+from netlens.discovery.wire import FIRST_ROUND
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from netlens.model import Container, NatRule, Snapshot
+
+
+def _warn(msg: str) -> None:
+    """Log a collector's failure (logging is imported only then: it costs 5 ms of
+    start-up before the helper process can start)."""
+    import logging
+
+    logging.getLogger(__name__).warning(msg, exc_info=True)
+
 
 NOT_ROOT_WARNING = (
     "not root: only this process's own network namespace was read; entering other "
@@ -36,20 +45,28 @@ def discover(
     """
     root = os.geteuid() == 0
     handles = find_namespaces(proc_root)
-    containers: list[Container] = []
-    warnings: list[str] = [] if root else [NOT_ROOT_WARNING]
-    # Identity and NAT are their own collectors; a failure there costs their part
-    # of the picture (said in a warning), never the whole snapshot.
-    if with_identity:
-        try:
-            from netlens.discovery.identity import identify
-
-            containers = identify(handles, proc_root=proc_root)
-        except Exception as err:
-            log.warning("container identity failed", exc_info=True)
-            warnings.append(f"container identity failed: {err}")
     source = LiveNetlink(nat_probe=with_nat)
     try:
+        # Start the namespace walk first: with many namespaces the helper process
+        # (a fork of this one) enters them while this process imports the model
+        # and the resolver and reads container identity. Nothing above this line
+        # imports the model. build_snapshot finds the source already open.
+        failed = source.open(handles)
+        source.prefetch([h.inode for h in handles if h.inode not in failed], FIRST_ROUND)
+        from netlens.discovery.resolve import build_snapshot
+
+        containers: list[Container] = []
+        warnings: list[str] = [] if root else [NOT_ROOT_WARNING]
+        # Identity and NAT are their own collectors; a failure there costs their
+        # part of the picture (said in a warning), never the whole snapshot.
+        if with_identity:
+            try:
+                from netlens.discovery.identity import identify
+
+                containers = identify(handles, proc_root=proc_root)
+            except Exception as err:
+                _warn("container identity failed")
+                warnings.append(f"container identity failed: {err}")
         snap = build_snapshot(
             handles,
             source,
@@ -67,7 +84,7 @@ def discover(
 
             nat = read_nat(handles, probes=source.nat_probes(handles))
         except Exception as err:
-            log.warning("reading NAT rules failed", exc_info=True)
+            _warn("reading NAT rules failed")
             notes = list(snap.warnings)
             notes.insert(len(warnings), f"reading NAT rules failed: {err}")
             return dataclasses.replace(snap, warnings=tuple(notes))

@@ -736,15 +736,24 @@ def read_nat(
         if pr.legacy_nat6 and shutil.which("ip6tables-legacy-save"):
             legacy_jobs.append((h, "ip6"))
     out: dict[int, list[NatRule]] = {}
-    nft_out = _parallel((h.path, ["nft", "-j", "list", "ruleset"]) for h, _p in nft_jobs)
+    # One pool for both tools: with NAT in a few namespaces (the host has nft and
+    # iptables-legacy tables on many machines) the two batches used to run one
+    # after the other, 10 ms each.
+    outputs = _parallel(
+        [(h.path, ["nft", "-j", "list", "ruleset"]) for h, _p in nft_jobs]
+        + [
+            (
+                h.path,
+                ["ip6tables-legacy-save" if fam == "ip6" else "iptables-legacy-save", "-t", "nat"],
+            )
+            for h, fam in legacy_jobs
+        ]
+    )
+    nft_out, legacy_out = outputs[: len(nft_jobs)], outputs[len(nft_jobs) :]
     for (h, path), text in zip(nft_jobs, nft_out, strict=True):
         rules = _nft_rules(path, text)
         if rules:
             out.setdefault(h.inode, []).extend(rules)
-    legacy_out = _parallel(
-        (h.path, ["ip6tables-legacy-save" if fam == "ip6" else "iptables-legacy-save", "-t", "nat"])
-        for h, fam in legacy_jobs
-    )
     for (h, fam), text in zip(legacy_jobs, legacy_out, strict=True):
         if text:
             rules = parse_iptables_save(text, source="iptables-legacy", family=fam)

@@ -23,19 +23,23 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import json
+import gc
 import marshal
 import os
+import signal
 import socket
 import struct
-import subprocess
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from netlens.discovery import netlink, nsenter, wire
+from netlens.discovery import nsenter, wire
 from netlens.discovery.nsfind import NsHandle
+
+if TYPE_CHECKING:
+    import subprocess
 
 Reply = bytes | wire.Decoded | OSError
 """One answer: raw reply bytes, rows the helper decoded, or the kernel's error."""
@@ -137,10 +141,15 @@ class _Pump:
     """
 
     def __init__(
-        self, requests: Sequence[str], targets: list[tuple[int, int]], mode: str = ""
+        self,
+        requests: Sequence[str],
+        targets: list[tuple[int, int]],
+        mode: str = "",
+        start: str = "fork",
     ) -> None:
         """``targets``: (inode, fd) in order; the fds are open sockets, or with
-        ``mode`` ``enter[+nat[+legacy]]`` nsfs handles the helper enters itself."""
+        ``mode`` ``enter[+nat[+legacy]]`` nsfs handles the helper enters itself.
+        ``start``: ``fork`` (when single-threaded) or ``exec`` (a fresh interpreter)."""
         self.requests = tuple(requests)
         self.pos = {inode: i for i, (inode, _fd) in enumerate(targets)}
         self.inodes = [inode for inode, _fd in targets]
@@ -153,20 +162,69 @@ class _Pump:
         self.need = wire.FRAME.size
         self.failed = False
         fds = [fd for _i, fd in targets]
-        argv = [sys.executable, "-I", "-S", wire.__file__, ",".join(self.requests)]
-        if mode:
-            argv.append(mode)
-        self.proc = subprocess.Popen(
-            [*argv, *map(str, fds)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            pass_fds=fds,
-        )
-        assert self.proc.stdout is not None
-        self.fd = self.proc.stdout.fileno()
-        with contextlib.suppress(OSError):  # fewer wake-ups for multi-megabyte replies
-            fcntl.fcntl(self.fd, F_SETPIPE_SZ, 1 << 20)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.pid = 0
+        if start == "fork" and threading.active_count() == 1:
+            self.fd = self._fork(fds, mode)
+        else:
+            import subprocess
+
+            argv = [sys.executable, "-I", "-S", wire.__file__, ",".join(self.requests)]
+            if mode:
+                argv.append(mode)
+            self.proc = subprocess.Popen(
+                [*argv, *map(str, fds)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                pass_fds=fds,
+            )
+            assert self.proc.stdout is not None
+            self.fd = self.proc.stdout.fileno()
+        # A roomy pipe: fewer wake-ups for multi-megabyte replies, and the helper
+        # never waits for this process while it reads the host (about 1 MB of
+        # rows from 500 namespaces meanwhile). Root may exceed pipe-max-size.
+        for size in (1 << 22, 1 << 20):
+            try:
+                fcntl.fcntl(self.fd, F_SETPIPE_SZ, size)
+                break
+            except OSError:
+                continue
+
+    def _fork(self, fds: list[int], mode: str) -> int:
+        """Start the helper as a fork of this process: no interpreter start and
+        no imports (a fresh ``python3 -I -S wire.py`` needs 60-70 ms before its
+        first namespace, and the helper is the long pole of a large walk). Only
+        done while this process has a single thread, so no lock another thread
+        holds can be inherited; the child runs nothing but :func:`wire.serve`
+        and leaves with ``os._exit`` (no atexit handlers, no flushed buffers)."""
+        from netlens.discovery.decode import DECODERS
+
+        parts = mode.split("+")
+        r, w = os.pipe2(os.O_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child's coverage is not collected
+            code = 1
+            try:
+                gc.disable()  # touch as few inherited pages as possible
+                os.close(r)
+                wire.serve(
+                    self.requests,
+                    fds,
+                    w,
+                    dict(DECODERS),
+                    enter="enter" in parts,
+                    nat="nat" in parts,
+                    legacy="legacy" in parts,
+                )
+                code = 0
+            except BaseException:  # the child must never return into the caller
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(w)
+        self.pid = pid
+        return r
 
     def drain(self) -> None:
         """Read to the end (the NAT frames of namespaces nobody took)."""
@@ -232,11 +290,21 @@ class _Pump:
         self.avail = len(rest)
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
+            return
+        if self.pid:
+            with contextlib.suppress(ChildProcessError):
+                if os.waitpid(self.pid, os.WNOHANG) == (0, 0):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(self.pid, signal.SIGKILL)
+                    os.waitpid(self.pid, 0)
+            self.pid = 0
+            os.close(self.fd)
 
 
 def _read_sysctls(_target: int | str) -> dict[str, str]:
@@ -267,7 +335,10 @@ class LiveNetlink:
         self.host: int | None = None
         self._host_nsids: dict[int, int] | None = None
         self._pump: _Pump | None = None
-        self.use_pump = os.environ.get("NETLENS_DISCOVERY_HELPER", "1") != "0"
+        helper = os.environ.get("NETLENS_DISCOVERY_HELPER", "1")
+        self.use_pump = helper != "0"
+        # "exec": a fresh interpreter instead of a fork (tests, and a fallback knob)
+        self.helper_start = "exec" if helper == "exec" else "fork"
         # With nat_probe, the visit that opens the rtnetlink socket also starts the
         # NAT probe (nat.start_probe) in each namespace: entering 1000 namespaces a
         # second time for NAT alone cost 150-500 ms.
@@ -275,6 +346,7 @@ class LiveNetlink:
         self._started: dict[int, Any] = {}  # inode -> nat.StartedProbe
         self._lazy: set[int] = set()  # inodes whose socket the helper opens
         self._opened: tuple[tuple[int, ...], dict[int, OSError]] | None = None
+        self._own_later: int | None = None  # own namespace, opened after the helper starts
 
     def open(self, handles: Sequence[NsHandle]) -> dict[int, OSError]:
         key = tuple(h.inode for h in handles)
@@ -287,10 +359,10 @@ class LiveNetlink:
     def _opener(self) -> Callable[[int | str], socket.socket]:
         if not self.nat_probe:
             return _open_socket
-        from netlens.discovery import nat
-
-        legacy = nat.legacy_present()
+        legacy = _legacy_present()
         started = self._started
+
+        from netlens.discovery import nat
 
         def open_and_probe(target: int | str) -> socket.socket:
             sock = _open_socket(target)
@@ -304,7 +376,7 @@ class LiveNetlink:
         failed: dict[int, OSError] = {}
         own = _own_inode()
         todo: list[tuple[NsHandle, int]] = []
-        opener = self._opener()
+        mine: int | None = None
         for h in handles:
             if h.is_host:
                 self.host = h.inode
@@ -319,10 +391,7 @@ class LiveNetlink:
                 continue
             self.fds[h.inode] = fd
             if h.inode == own:
-                try:
-                    self.socks[h.inode] = opener(fd)
-                except OSError as err:
-                    failed[h.inode] = err
+                mine = h.inode
             else:
                 todo.append((h, fd))
         # The helper enters the namespaces itself (it holds our nsfs fds, so none
@@ -330,10 +399,31 @@ class LiveNetlink:
         # faster here.
         if self.use_pump and os.geteuid() == 0 and len(todo) >= PUMP_MIN_NAMESPACES:
             self._lazy = {h.inode for h, _fd in todo}
-        elif todo:
-            self._open_here([h.inode for h, _fd in todo], failed, opener)
+            # This process's own namespace is opened once the helper runs (see
+            # prefetch): its NAT probe imports the model, which the helper
+            # need not wait for.
+            self._own_later = mine
+            return failed
+        if mine is not None:
+            self._open_own(mine, failed)
+        if todo:
+            self._open_here([h.inode for h, _fd in todo], failed)
         self._key_started_by_inode()
         return failed
+
+    def _open_own(self, inode: int, failed: dict[int, OSError] | None = None) -> None:
+        """Open the socket (and start the NAT probe) in this process's own namespace."""
+        try:
+            self.socks[inode] = self._opener()(self.fds[inode])
+        except OSError as err:
+            if failed is not None:
+                failed[inode] = err
+        self._key_started_by_inode()
+
+    def _open_own_later(self) -> None:
+        inode, self._own_later = self._own_later, None
+        if inode is not None and inode not in self.socks:
+            self._open_own(inode)
 
     def _open_here(
         self,
@@ -363,6 +453,8 @@ class LiveNetlink:
             self._key_started_by_inode()
 
     def _sock(self, inode: int) -> socket.socket | None:
+        if inode == self._own_later:
+            self._open_own_later()
         if inode in self._lazy:
             self._open_here([inode], opener=_open_socket)
         return self.socks.get(inode)
@@ -377,21 +469,22 @@ class LiveNetlink:
         if lazy:
             mode = "enter"
             if self.nat_probe:
-                from netlens.discovery import nat
-
-                mode += "+nat+legacy" if nat.legacy_present() else "+nat"
+                mode += "+nat+legacy" if _legacy_present() else "+nat"
             try:
-                self._pump = _Pump(requests, [(i, self.fds[i]) for i in lazy], mode)
+                self._pump = _Pump(
+                    requests, [(i, self.fds[i]) for i in lazy], mode, self.helper_start
+                )
             except OSError:
                 self._pump = None
                 self._open_lazy()
             self._open_lazy_outside(set(lazy))
+            self._open_own_later()
             return
         targets = [(i, self.socks[i].fileno()) for i in rest if i in self.socks]
         if not self.use_pump or len(targets) < PUMP_MIN_NAMESPACES:
             return
         try:
-            self._pump = _Pump(requests, targets)
+            self._pump = _Pump(requests, targets, "", self.helper_start)
         except OSError:
             self._pump = None
 
@@ -418,7 +511,7 @@ class LiveNetlink:
             err = OSError(errno.ENOENT, "namespace not open")
             return dict.fromkeys(requests, err)
         try:
-            return dict(netlink.exchange(sock, requests))
+            return dict(wire.exchange(sock, requests))
         except OSError as err:
             self._reopen(inode)  # a timed-out dump may still be queued on that socket
             return dict.fromkeys(requests, err)
@@ -429,6 +522,7 @@ class LiveNetlink:
         dumps (the helper sends each namespace's probe with its replies)."""
         from netlens.discovery import nat
 
+        self._open_own_later()
         pump = self._pump
         if pump is not None:
             pump.drain()
@@ -474,7 +568,7 @@ class LiveNetlink:
             if host is not None and sock is not None:
                 inodes = [i for i in self.fds if i != self.host]
                 try:
-                    answers = netlink.ask_nsids(sock, [self.fds[i] for i in inodes])
+                    answers = wire.ask_nsids(sock, [self.fds[i] for i in inodes])
                 except OSError:
                     self._reopen(host)
                     return self._host_nsids
@@ -490,7 +584,7 @@ class LiveNetlink:
             return [None] * len(targets)
         known = [fd for fd in fds if fd is not None]
         try:
-            answers = iter(netlink.ask_nsids(sock, known)) if known else iter(())
+            answers = iter(wire.ask_nsids(sock, known)) if known else iter(())
         except OSError:
             self._reopen(asker)
             return [None] * len(targets)
@@ -510,6 +604,13 @@ class LiveNetlink:
             os.close(fd)
         self.socks.clear()
         self.fds.clear()
+
+
+def _legacy_present() -> bool:
+    """``nat.legacy_present`` without importing nat (and the model) before the
+    helper process starts: the iptables-legacy table lists exist in every
+    namespace or in none."""
+    return any(os.path.exists(p) for p in wire.LEGACY_PATHS)
 
 
 def _own_inode() -> int | None:
@@ -564,6 +665,8 @@ class FixtureNetlink:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+        import json  # fixtures only: kept off the live path's start-up
+
         meta: dict[str, Any] = json.loads((self.root / "meta.json").read_text())
         self.meta = meta
         self._sysctls = {int(k): dict(v) for k, v in meta.get("sysctls", {}).items()}
@@ -692,6 +795,8 @@ class RecordingNetlink:
             "errors": {str(k): v for k, v in sorted(self.errors.items())},
             **extra_meta,
         }
+        import json
+
         (root / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
 
 

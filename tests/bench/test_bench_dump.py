@@ -41,14 +41,16 @@ PREFIX = f"nm{RUN_TAG}"
 BRIDGE = f"{PREFIX}br"
 TARGET_S = 0.5
 
-# Runs one command and reports its wall time and peak RSS, so that the RSS is
-# that of this child only (RUSAGE_CHILDREN of a fresh process).
+# Runs one command and reports its wall time, peak RSS and CPU time (user +
+# system, helper processes included), so that they are those of this child
+# only (RUSAGE_CHILDREN of a fresh process).
 _MEASURE = (
     "import resource, subprocess, sys, time\n"
     "t = time.perf_counter()\n"
     "rc = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
     "w = time.perf_counter() - t\n"
-    "print(rc, w, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "print(rc, w, u.ru_maxrss, u.ru_utime + u.ru_stime)\n"
 )
 
 
@@ -109,6 +111,11 @@ def _netlens_argv() -> list[str]:
 
 
 def _measure(argv: list[str]) -> tuple[float, int]:
+    wall, rss, _cpu = _measure_cpu(argv)
+    return wall, rss
+
+
+def _measure_cpu(argv: list[str]) -> tuple[float, int, float]:
     out = subprocess.run(
         [sys.executable, "-c", _MEASURE, *argv],
         capture_output=True,
@@ -116,9 +123,9 @@ def _measure(argv: list[str]) -> tuple[float, int]:
         check=True,
         env={**os.environ, "NETLENS_NO_LOG": "1"},
     )
-    rc, wall, rss = out.stdout.split()
+    rc, wall, rss, cpu = out.stdout.split()
     assert rc == "0", f"{argv} exited {rc}"
-    return float(wall), int(rss)
+    return float(wall), int(rss), float(cpu)
 
 
 def test_bench_dump_json(namespaces: list[str]) -> None:
@@ -138,9 +145,10 @@ def test_bench_dump_json(namespaces: list[str]) -> None:
     assert all(len(n["interfaces"]) == 2 for n in ours)
     total_ns = len(doc["namespaces"])
 
-    runs = [_measure(argv) for _ in range(REPEAT)]
-    walls = [w for w, _ in runs]
-    rss_kib = max(r for _, r in runs)
+    runs = [_measure_cpu(argv) for _ in range(REPEAT)]
+    walls = [w for w, _, _ in runs]
+    rss_kib = max(r for _, r, _ in runs)
+    cpus = [c for _, _, c in runs]
     start_only, _ = _measure([sys.executable, "-c", "pass"])
 
     t0 = time.perf_counter()
@@ -157,7 +165,11 @@ def test_bench_dump_json(namespaces: list[str]) -> None:
         f"bare interpreter start {start_only:.3f} s"
     )
     size_mb = len(json.dumps(doc)) / 1e6
-    print(f"[bench]   peak RSS {rss_kib / 1024:.1f} MiB; output {size_mb:.1f} MB")
+    print(
+        f"[bench]   CPU user+sys (helper included) best {min(cpus):.3f} s, median "
+        f"{statistics.median(cpus):.3f} s; peak RSS {rss_kib / 1024:.1f} MiB; "
+        f"output {size_mb:.1f} MB"
+    )
     print(
         f"[bench] baseline ip -n NS -j link + addr x {N}: {base:.3f} s "
         f"({base / N * 1000:.2f} ms per namespace)"

@@ -419,7 +419,7 @@ def test_helper_process_gives_the_same_snapshot(
     direct.use_pump = False
     with_helper = LiveNetlink()
     with_helper.use_pump = True
-    from netlens.discovery import sources
+    from netlens.discovery import sources, wire
 
     started: list[object] = []
 
@@ -430,7 +430,7 @@ def test_helper_process_gives_the_same_snapshot(
 
     monkeypatch.setattr(sources, "_Pump", CountingPump)
     a, b = _run(handles, direct), _run(handles, with_helper)
-    assert len(started) == 1  # the helper really ran for the second walk
+    assert len(started) == 1 and started[0].proc is None  # type: ignore[attr-defined]  # forked
     assert len(_mine(a, many_namespaces)) == len(many_namespaces)
     assert _mine(a, many_namespaces) == _mine(b, many_namespaces)
     assert all(
@@ -439,12 +439,31 @@ def test_helper_process_gives_the_same_snapshot(
         for i in ns.interfaces
         if i.kind == "veth" and set(ns.names) & set(many_namespaces)
     )
+    # the helper as a fresh interpreter (the start used when this process has
+    # other threads) gives the same snapshot
+    fresh = LiveNetlink()
+    fresh.use_pump = True
+    fresh.helper_start = "exec"
+    assert _mine(_run(handles, fresh), many_namespaces) == _mine(a, many_namespaces)
+    assert len(started) == 2 and started[-1].proc is not None  # type: ignore[attr-defined]
     # a helper that dies at once: discovery falls back to reading directly
     monkeypatch.setattr(sys, "executable", "/bin/false")
     broken = LiveNetlink()
     broken.use_pump = True
+    broken.helper_start = "exec"
     c = _run(handles, broken)
     assert _mine(c, many_namespaces) == _mine(a, many_namespaces)
+    # a forked helper that dies at once: the same fallback
+    monkeypatch.setattr(wire, "serve", _die)
+    forked = LiveNetlink()
+    forked.use_pump = True
+    d = _run(handles, forked)
+    assert len(started) == 4 and started[-1].proc is None  # type: ignore[attr-defined]  # forked
+    assert _mine(d, many_namespaces) == _mine(a, many_namespaces)
+
+
+def _die(*_args: object, **_kwargs: object) -> None:
+    raise SystemExit(3)
 
 
 def test_capture_replays_like_the_live_host(ndlab: Lab, tmp_path: Path) -> None:

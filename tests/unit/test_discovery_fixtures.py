@@ -298,3 +298,37 @@ def test_pairing_falls_back_to_the_namespace_own_numbering(tmp_path: Path) -> No
     assert eth0.peer == hv1.ref and hv1.peer == eth0.ref
     assert x.nsid is None
     assert sum(1 for p in snap.veth_pairs if hv1.ref in (p.a, p.b)) == 1
+
+
+def test_positional_builder_makes_the_same_frozen_objects() -> None:
+    """The resolver's fast Interface constructor: same object as the dataclass's."""
+    import dataclasses
+
+    from netlens.discovery.resolve import positional_builder
+    from netlens.model import Address, Counters, IfRef, Interface
+
+    values = {
+        f.name: f.default if f.default is not dataclasses.MISSING else f.name
+        for f in dataclasses.fields(Interface)
+    }
+    values.update(
+        ifindex=7,
+        addresses=(Address(4, "10.0.0.1", 24),),
+        peer=IfRef("netns:1", 2),
+        counters=Counters(1, 2, 3, 4, 5, 6, 7, 8),
+    )
+    slow = Interface(**values)
+    fast = positional_builder(Interface)(*values.values())
+    assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
+    assert type(fast) is Interface
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.name = "other"  # type: ignore[misc]
+    with pytest.raises(TypeError):  # every field must be given
+        positional_builder(Interface)(*list(values.values())[:-1])
+
+    @dataclasses.dataclass(frozen=True)
+    class NoSlots:
+        x: int
+
+    with pytest.raises(TypeError):
+        positional_builder(NoSlots)
