@@ -229,14 +229,14 @@ def _sample(snapshot: Snapshot, seconds: float) -> dict[str, Any]:
     return dict(func(snapshot, seconds))
 
 
-def _discover() -> Snapshot:
+def _discover(deep: bool = False) -> Snapshot:
     import importlib
 
     try:
         discover = importlib.import_module("netlens.discovery").discover
     except (ImportError, AttributeError):
         raise DiscoveryError("live discovery is not available in this build") from None
-    snap: Snapshot = discover()
+    snap: Snapshot = discover(deep=deep or None)
     return snap
 
 
@@ -263,7 +263,6 @@ def render(snapshot: Snapshot, fmt: str, pretty: bool, rates: dict[str, Any] | N
 def run(args: argparse.Namespace) -> int:
     """Discover (or load), filter, optionally sample, render, write."""
     import math
-    import os
     import sys
 
     if args.json_flag and args.format not in (None, "json"):
@@ -284,9 +283,7 @@ def run(args: argparse.Namespace) -> int:
 
         snapshot = load_file(args.input)
     else:
-        if args.deep:  # read by netlens.discovery.nsfind.find_namespaces
-            os.environ["NETLENS_DEEP_SCAN"] = "1"
-        snapshot = _discover()
+        snapshot = _discover(args.deep)
         if not snapshot.root:
             # discovery words the warning (it knows what it skipped); one line either way
             line = next((w for w in snapshot.warnings if w.startswith("not root")), NOT_ROOT_LINE)

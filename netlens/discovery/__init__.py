@@ -19,9 +19,13 @@ __all__ = ["discover"]
 
 
 def discover(
-    *, proc_root: str = "/proc", with_identity: bool = True, with_nat: bool = True
+    *,
+    proc_root: str = "/proc",
+    with_identity: bool = True,
+    with_nat: bool = True,
+    deep: bool | None = None,
 ) -> Snapshot:
     """Snapshot of the live host (see :func:`netlens.discovery.core.discover`)."""
     from netlens.discovery.core import discover as _discover
 
-    return _discover(proc_root=proc_root, with_identity=with_identity, with_nat=with_nat)
+    return _discover(proc_root=proc_root, with_identity=with_identity, with_nat=with_nat, deep=deep)

@@ -36,15 +36,21 @@ NOT_ROOT_WARNING = (
 
 
 def discover(
-    *, proc_root: str = "/proc", with_identity: bool = True, with_nat: bool = True
+    *,
+    proc_root: str = "/proc",
+    with_identity: bool = True,
+    with_nat: bool = True,
+    deep: bool | None = None,
 ) -> Snapshot:
     """Read every network namespace of this host; never creates or changes anything.
 
     Raises :class:`netlens.errors.DiscoveryError` only when nothing at all could be
-    read; a namespace that vanishes mid-walk is skipped.
+    read; a namespace that vanishes mid-walk is skipped. ``deep`` also looks for
+    namespaces held only by a mount in another mount namespace or by an open fd
+    (costly on hosts with many mount namespaces; None: ``NETLENS_DEEP_SCAN``).
     """
     root = os.geteuid() == 0
-    handles = find_namespaces(proc_root)
+    handles = find_namespaces(proc_root, deep=deep)
     source = LiveNetlink(nat_probe=with_nat)
     try:
         # Start the namespace walk first: with many namespaces the helper process

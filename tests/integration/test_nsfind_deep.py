@@ -116,3 +116,23 @@ def test_deep_scan_from_environment_reaches_discover(
     snap = discover(with_identity=False, with_nat=False)
     ns = snap.netns(f"netns:{mnt_ino}")
     assert ns is not None and any(i.name == "lo" for i in ns.interfaces)
+
+
+def test_dump_deep_flag_adds_only_with_the_flag(holders: dict[str, tuple[int, str]]) -> None:
+    """`netlens dump --deep` lists the foreign-mount namespace; the plain dump does not."""
+    import json
+    import sys
+
+    mnt_ino, _path = holders["mnt"]
+    key = f"netns:{mnt_ino}"
+    env = {k: v for k, v in os.environ.items() if k != "NETLENS_DEEP_SCAN"}
+
+    def ids(*extra: str) -> set[str]:
+        out = subprocess.run(
+            [sys.executable, "-m", "netlens", "dump", "--json", *extra],
+            capture_output=True, text=True, check=True, env=env,
+        )  # fmt: skip
+        return {ns["id"] for ns in json.loads(out.stdout)["namespaces"]}
+
+    assert key not in ids()
+    assert key in ids("--deep")
