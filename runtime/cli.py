@@ -113,7 +113,13 @@ def _add_commands(sub: Any) -> None:
     p.add_argument("name")
     p.add_argument("--subnet", help="CIDR (default: a free private /24)")
     p.add_argument("--gateway", help="gateway address (default: first host)")
-    p.add_argument("--nat", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument(
+        "--nat",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="masquerade the subnet; turns net.ipv4.ip_forward on if off, and the last NAT "
+        "network puts the old value back",
+    )
     p.add_argument("--mtu", type=int, default=1500)
     p.add_argument("--bridge", help="bridge name (default: derived)")
     p = _add(nsub, "ls", "list networks", cmd_network_ls)

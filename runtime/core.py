@@ -200,8 +200,7 @@ def _make_network(spec: NetworkLike, networks: dict[str, dict[str, Any]]) -> dic
         with open(f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet", "w") as fh:
             fh.write("1")  # lets published ports answer on 127.0.0.1
         if spec.nat:
-            with open("/proc/sys/net/ipv4/ip_forward", "w") as fh:
-                fh.write("1")
+            nat.need_forwarding()
         state.write_json(state.network_path(spec.name), rec)
         nat.sync([*networks.values(), rec])
         rec["iptables_forward"] = nat.allow_forward(bridge)
@@ -213,6 +212,8 @@ def _make_network(spec: NetworkLike, networks: dict[str, dict[str, Any]]) -> dic
         with contextlib.suppress(RuntimeFailure):
             nat.sync(list(networks.values()))
         nat.disallow_forward(bridge)
+        with contextlib.suppress(OSError):
+            nat.release_forwarding(list(networks.values()))
         raise
     networks[spec.name] = rec
     return rec
@@ -258,7 +259,11 @@ def create_network(spec: NetworkLike) -> dict[str, Any]:
 
 
 def remove_network(name: str) -> None:
-    """Delete a network (bridge, rules, record); Conflict while containers use it."""
+    """Delete a network (bridge, rules, record); Conflict while containers use it.
+
+    The last NAT network of the state directory also puts ``ip_forward`` back
+    if netlens turned it on (:func:`runtime.nat.release_forwarding`).
+    """
     require_root("network rm")
     with state.locked():
         networks = state.load_networks()
@@ -274,6 +279,7 @@ def remove_network(name: str) -> None:
         nat.disallow_forward(net["bridge"])
         nat.sync(list(networks.values()))
         state.remove_file(state.network_path(name))
+        nat.release_forwarding(list(networks.values()))
 
 
 def list_networks() -> list[dict[str, Any]]:
@@ -961,7 +967,8 @@ def gc() -> list[str]:
     container record is gone; logs and temp files without a record; cgroups of
     this host's ``netlens`` group that no record names and that are empty and
     older than a minute (younger ones may belong to a create in progress in
-    another state directory); then the nft table is re-rendered from state.
+    another state directory); then the nft table is re-rendered from state, and
+    host forwarding is put back if netlens turned it on and no NAT network is left.
     """
     require_root("gc")
     with state.locked():
@@ -1005,4 +1012,6 @@ def gc() -> list[str]:
                     removed.append(f"cgroup {d}")
         if networks:
             nat.sync(list(networks.values()))
+        if nat.release_forwarding(list(networks.values())):
+            removed.append("net.ipv4.ip_forward put back (no NAT network left)")
         return removed

@@ -8,15 +8,22 @@ Beside Docker: a DROP policy in iptables' filter FORWARD chain drops bridged
 traffic (br_netfilter) whatever our table accepts, so each network also puts
 ``-i BR -j ACCEPT`` / ``-o BR -j ACCEPT`` (comment ``netlens``) into that chain
 when it exists, and removes them with the network.
+
+Host forwarding (``net.ipv4.ip_forward``) is turned on by the first NAT network
+and put back by the last one: see :func:`need_forwarding`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 from typing import Any
 
 from runtime.errors import RuntimeFailure
 
 TABLE = "netlens"
+IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
+FORWARD_RECORD = "ip_forward.json"  # in the state directory, only while netlens flipped it
 
 
 def table_name() -> str:
@@ -138,3 +145,63 @@ def disallow_forward(bridge: str) -> None:
     for rule in _fwd_rules(bridge):
         while _iptables(["-D", "FORWARD", *rule]):
             pass
+
+
+def _read_forward() -> str:
+    with open(IP_FORWARD) as fh:
+        return fh.read().strip()
+
+
+def _write_forward(value: str) -> None:
+    with open(IP_FORWARD, "w") as fh:
+        fh.write(value)
+
+
+def need_forwarding() -> None:
+    """Turn host forwarding on for a NAT network; remember the old value if we flipped it.
+
+    Called under the state lock before a NAT network is made. Only when netlens
+    is the one turning it on does the state directory get a record
+    (``ip_forward.json``: the value found and the value set); a host that
+    already forwards is left alone and nothing is recorded, so nothing is
+    restored later either.
+    """
+    from runtime import state
+
+    current = _read_forward()
+    if current == "1":
+        return
+    _write_forward("1")
+    path = state.sub(FORWARD_RECORD)
+    if not os.path.exists(path):  # keep the first value found if we flip it again
+        state.write_json(path, {"previous": current, "set": "1"})
+
+
+def release_forwarding(networks: list[dict[str, Any]]) -> bool:
+    """Put host forwarding back once no NAT network of this state directory is left.
+
+    ``networks`` are the ones that remain. The rule: the value recorded by
+    :func:`need_forwarding` is restored when the last NAT network of the same
+    state directory goes (``network rm``, a failed create, ``netlens gc``),
+    and only if ip_forward still holds the value netlens set; if someone
+    changed it meanwhile, theirs stays. netlens cannot know who else came to
+    rely on forwarding while it was on (Docker, another state directory's
+    networks, a hand-made route): whoever needs it for good should set it
+    themselves (``/etc/sysctl.d``). Returns True if the value was written back.
+    """
+    from runtime import state
+
+    if any(n.get("nat", True) for n in networks):
+        return False
+    path = state.sub(FORWARD_RECORD)
+    try:
+        rec = state.read_json(path)
+    except (OSError, ValueError):
+        return False
+    restored = False
+    with contextlib.suppress(OSError):
+        if isinstance(rec, dict) and _read_forward() == str(rec.get("set", "1")):
+            _write_forward(str(rec["previous"]))
+            restored = True
+    state.remove_file(path)
+    return restored

@@ -13,6 +13,7 @@ import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -121,6 +122,26 @@ def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
         yield lb
     finally:
         lb.close()
+
+
+@pytest.fixture
+def labstate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private runtime state dir (``NETLENS_STATE_DIR``) for ``lab up`` tests and benches.
+
+    Afterwards everything it lists is removed, pass or fail, and the test fails
+    if anything of it could not be (see ``runtime_host.teardown_state``).
+    """
+    if not is_root():
+        pytest.skip("needs root")
+    from runtime_host import teardown_state
+
+    sdir = tmp_path / "state"
+    monkeypatch.setenv("NETLENS_STATE_DIR", str(sdir))
+    try:
+        yield sdir
+    finally:
+        left = teardown_state(sdir)
+    assert not left, left
 
 
 @pytest.fixture(scope="session", autouse=True)

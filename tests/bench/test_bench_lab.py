@@ -17,11 +17,11 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import RUN_TAG, is_root, sh
+from conftest import RUN_TAG, sh
+from runtime_host import wait_idle
 
 pytestmark = pytest.mark.bench
 
@@ -40,53 +40,13 @@ def _lab_text(name: str, n: int) -> str:
     )
 
 
-@pytest.fixture
-def labstate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    if not is_root():
-        pytest.skip("needs root")
-    monkeypatch.setenv("NETLENS_STATE_DIR", str(tmp_path / "state"))
-    try:
-        yield tmp_path
-    finally:
-        from runtime import api, lab_ops
-
-        for rec in lab_ops.list_labs():
-            lab_ops.lab_down(rec.name)
-        left = [c["name"] for c in api.list_containers()]
-        if left:
-            api.remove_containers(left, force=True)
-        for net in api.list_networks():
-            api.remove_network(net["name"])
-
-
-def _quiet(limit: float = 0.1, timeout: float = 10.0) -> None:
-    """Wait until the machine is idle (busy < ``limit`` of all CPUs over 0.2 s).
-
-    The kernel tears the previous round's namespaces down asynchronously
-    (cleanup_net holds the rtnl lock and a CPU): a round started meanwhile
-    would time that teardown too.
-    """
-
-    def busy() -> float:
-        with open("/proc/stat") as fh:
-            v = [int(x) for x in fh.readline().split()[1:]]
-        return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        a = busy()
-        time.sleep(0.2)
-        if busy() - a < limit * 0.2 * (os.cpu_count() or 1):
-            return
-
-
 def _lab_round(name: str, n: int) -> tuple[float, float]:
     """Seconds for lab up and for lab down of an n-node lab (started on a quiet machine)."""
     from runtime import api, lab_ops
     from runtime.lab_spec import load_lab
 
     spec = load_lab(f"{name}.yaml", text=_lab_text(name, n))
-    _quiet()
+    wait_idle()
     t0 = time.perf_counter()
     lab_ops.lab_up(spec)
     t1 = time.perf_counter()

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from conftest import RUN_TAG, is_root
+from runtime_host import teardown_state, wait_idle
 
 pytestmark = pytest.mark.bench
 
@@ -58,9 +59,6 @@ def bench_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[
     try:
         yield {"net": net, "env": env}
     finally:
-        sys.path.insert(0, str(Path(__file__).parents[1] / "integration"))
-        from test_runtime_containers import teardown_state
-
         left = teardown_state(state_dir)
         assert not left, left
 
@@ -187,27 +185,6 @@ finally:
 """
 
 
-def _quiet(limit: float = 0.1, timeout: float = 10.0) -> None:
-    """Wait until the machine is idle (busy < ``limit`` of all CPUs over 0.2 s).
-
-    The kernel tears namespaces down asynchronously (cleanup_net, RCU) after
-    their last process and veths are gone: a measurement started meanwhile
-    shares the CPUs and the rtnl lock with the previous one's teardown.
-    """
-
-    def busy() -> float:
-        with open("/proc/stat") as fh:
-            v = [int(x) for x in fh.readline().split()[1:]]
-        return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        a = busy()
-        time.sleep(0.2)
-        if busy() - a < limit * 0.2 * (os.cpu_count() or 1):
-            return
-
-
 def _kernel_floor(n: int) -> tuple[float, float]:
     """Per node: n children each unsharing a netns (in parallel), then one batch
     of n veths created with their peer as eth0 straight in those namespaces.
@@ -215,7 +192,7 @@ def _kernel_floor(n: int) -> tuple[float, float]:
     What any runtime pays the kernel here and now for the namespaces and links
     alone (no pid-1 exec, no mounts, no addresses); returns (total, netns part).
     """
-    _quiet()
+    wait_idle()
     root = str(Path(__file__).parents[2])
     out = subprocess.run(
         [sys.executable, "-S", "-I", "-c", _FLOOR, root, str(n), f"nr{RUN_TAG}f"],
@@ -229,7 +206,7 @@ def test_bench_batch_100(bench_env: dict[str, Any]) -> None:
 
     net = bench_env["net"]
     per_node = []
-    _quiet()
+    wait_idle()
     for rep in range(3):
         specs = [api.ContainerSpec(name=f"nr{RUN_TAG}x{rep}-{i}", network=net["name"])
                  for i in range(100)]  # fmt: skip
@@ -238,7 +215,7 @@ def test_bench_batch_100(bench_env: dict[str, Any]) -> None:
         per_node.append((time.perf_counter() - t0) / 100)
         api.remove_containers([s.name for s in specs])
         _wait_teardown([s.name for s in specs])
-        _quiet()
+        wait_idle()
     base = []
     try:
         for i in range(20):
@@ -311,7 +288,7 @@ def test_bench_1000_up_down_and_memory(bench_env: dict[str, Any]) -> None:
 
     net = bench_env["net"]
     specs = [api.ContainerSpec(name=f"nr{RUN_TAG}k{i}", network=net["name"]) for i in range(BIG)]
-    _quiet()
+    wait_idle()
     before = _mem_available()
     kbefore = _kernel_mem()
     t0 = time.perf_counter()

@@ -7,6 +7,10 @@ sysctls they flipped (netavark sets ip_forward). :class:`HostState` records what
 existed before the engine started; :meth:`HostState.restore` removes only what
 appeared since *and* carries one of the caller's marks, so another engineer's
 objects made meanwhile are never touched.
+
+:func:`wired_container` is the check every engine test makes of the full
+``discover()``: the container, its namespace, its veth and the host end on the
+engine's bridge.
 """
 
 from __future__ import annotations
@@ -21,7 +25,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conftest import sh
+import pytest
+from conftest import is_root, sh
+
+from netlens.model import Container, Interface, Snapshot
 
 SYSCTLS = (
     "/proc/sys/net/ipv4/ip_forward",
@@ -29,6 +36,15 @@ SYSCTLS = (
     "/proc/sys/net/bridge/bridge-nf-call-ip6tables",
 )
 CGROUP_ROOTS = "/sys/fs/cgroup/*/"  # hybrid layout: one tree per controller + unified
+
+
+def require(why: str, tools: Iterable[tuple[str, str]]) -> None:
+    """Skip unless root and every (path, Debian package) in ``tools`` is executable."""
+    if not is_root():
+        pytest.skip(f"needs root ({why})")
+    for path, pkg in tools:
+        if not os.access(path, os.X_OK):
+            pytest.skip(f"{path} missing: install Debian {pkg} (bash .ci/setup.sh)")
 
 
 def nft_tables() -> set[tuple[str, str]]:
@@ -156,3 +172,29 @@ def busybox_rootfs_tar(dest: Path, busybox: str, applets: Iterable[str]) -> Path
             info.linkname = "busybox"
             tar.addfile(info)
     return dest
+
+
+def wired_container(
+    snap: Snapshot, ctr_id: str, inode: int, ip: str, bridge: str
+) -> tuple[Container, Interface, Interface]:
+    """Assert what ``discover()`` says of one engine container; return it with both veth ends.
+
+    The container ``ctr_id`` owns the namespace of ``inode``; the interface
+    there holding ``ip`` is ``eth0``, a veth whose peer was resolved to the host
+    namespace; the host end is a veth paired back to it and enslaved to the
+    bridge named ``bridge``.
+    """
+    ctr = snap.container(ctr_id)
+    assert ctr is not None, f"{ctr_id} not discovered"
+    ns = snap.netns(f"netns:{inode}")
+    assert ns is not None and ns.container == ctr.id
+    eth = next(i for i in ns.interfaces if any(a.address == ip for a in i.addresses))
+    assert eth.name == "eth0" and eth.kind == "veth" and eth.peer is not None
+    host = snap.host
+    assert host is not None and eth.peer.netns == host.id
+    host_end = host.interface(eth.peer.ifindex)
+    assert host_end is not None and host_end.kind == "veth"
+    assert host_end.peer is not None and host_end.peer.ifindex == eth.ifindex
+    master = host.interface(host_end.master) if host_end.master else None
+    assert master is not None and master.name == bridge
+    return ctr, eth, host_end

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import RUN_TAG, is_root
+from runtime_host import teardown_state
 
 pytestmark = pytest.mark.integration
 
@@ -27,30 +28,16 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def demo_env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """Environment for a demo subprocess; removes whatever its state dir lists."""
+    """Environment for a demo subprocess; removes whatever its state dir lists, and fails
+    the test if anything of it could not be."""
     if not is_root():
         pytest.skip("needs root")
     env = dict(os.environ, NETLENS_STATE_DIR=str(tmp_path / "state"), NETLENS_NO_LOG="1")
     try:
         yield env
     finally:
-        old = os.environ.get("NETLENS_STATE_DIR")
-        os.environ["NETLENS_STATE_DIR"] = env["NETLENS_STATE_DIR"]
-        try:
-            from runtime import api, lab_ops
-
-            for rec in lab_ops.list_labs():
-                lab_ops.lab_down(rec.name)
-            left = [c["name"] for c in api.list_containers()]
-            if left:
-                api.remove_containers(left, force=True)
-            for net in api.list_networks():
-                api.remove_network(net["name"])
-        finally:
-            if old is None:
-                del os.environ["NETLENS_STATE_DIR"]
-            else:
-                os.environ["NETLENS_STATE_DIR"] = old
+        left = teardown_state(Path(env["NETLENS_STATE_DIR"]))
+    assert not left, left
 
 
 def _start(env: dict[str, str], name: str, *extra: str) -> subprocess.Popen[str]:

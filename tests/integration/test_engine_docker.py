@@ -11,7 +11,8 @@ and ``--ip-forward=false`` (so it never flips the host's FORWARD policy to DROP
 under other engineers' tests). Teardown puts the host back as found: container,
 image, daemon and its containerd, the bridge, Docker's iptables chains and
 rules (only those naming DOCKER or our bridge), nft tables it created if they
-are left empty, and the state directories it created.
+are left empty, its cgroups and the state directories it created (engine_host's
+HostState, shared with the Podman and LXC tests).
 """
 
 from __future__ import annotations
@@ -19,18 +20,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shlex
-import shutil
 import signal
 import subprocess
-import tarfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import RUN_TAG, is_root, sh
+from conftest import RUN_TAG, sh
+from engine_host import HostState, busybox_rootfs_tar, require, wired_container
 
 from netlens.discovery.identity import identify
 from netlens.discovery.nat import read_nat
@@ -55,11 +54,6 @@ STATE_PATHS = (
     "/run/docker.pid",
     "/etc/docker/key.json",
 )
-SYSCTLS = (
-    "/proc/sys/net/ipv4/ip_forward",
-    "/proc/sys/net/bridge/bridge-nf-call-iptables",
-    "/proc/sys/net/bridge/bridge-nf-call-ip6tables",
-)
 
 
 def _docker(args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -70,55 +64,13 @@ def _daemon_up() -> bool:
     return _docker("info --format '{{.ServerVersion}}'", check=False).returncode == 0
 
 
-def _nft_tables() -> set[tuple[str, str]]:
-    out = sh("nft -j list tables", check=False).stdout
-    try:
-        items = json.loads(out).get("nftables", []) if out else []
-    except ValueError:
-        return set()
-    return {(t["table"]["family"], t["table"]["name"]) for t in items if "table" in t}
-
-
-def _ipt_lines(table: str) -> set[str]:
-    res = sh(f"iptables-nft-save -t {table}", check=False)
-    return {ln for ln in res.stdout.splitlines() if ln.startswith(("-A ", ":"))}
-
-
-def _sysctl(path: str) -> str | None:
-    try:
-        return Path(path).read_text().strip()
-    except OSError:
-        return None
-
-
-@dataclass
-class HostState:
-    """What the host looked like before the engine started."""
-
-    paths: dict[str, bool] = field(default_factory=dict)
-    tables: set[tuple[str, str]] = field(default_factory=set)
-    ipt: dict[str, set[str]] = field(default_factory=dict)
-    sysctls: dict[str, str | None] = field(default_factory=dict)
-    docker0: bool = False
-
-    @classmethod
-    def capture(cls) -> HostState:
-        return cls(
-            paths={p: os.path.lexists(p) for p in STATE_PATHS},
-            tables=_nft_tables(),
-            ipt={t: _ipt_lines(t) for t in ("nat", "filter")},
-            sysctls={p: _sysctl(p) for p in SYSCTLS},
-            docker0=os.path.exists("/sys/class/net/docker0"),
-        )
-
-
 class DockerEngine:
     """dockerd for the test: reused when one already runs, else started and later
     stopped, with everything it left behind removed."""
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        self.before = HostState.capture()
+        self.before = HostState.capture(STATE_PATHS, cgroup_names=("docker",))
         self.proc: subprocess.Popen[bytes] | None = None
         self.containerd_pid: int | None = None
         self.log = workdir / "dockerd.log"
@@ -163,17 +115,12 @@ class DockerEngine:
         self._stop(self.proc.pid, self.proc)
         if self.containerd_pid:
             self._stop(self.containerd_pid, None)
-        self._clean_iptables()
-        self._clean_nft_tables()
         if self.bridge_made:
             sh(f"ip link del {BRIDGE}", check=False)
-        if not self.before.docker0 and os.path.exists("/sys/class/net/docker0"):
+        if "docker0" not in self.before.links and os.path.exists("/sys/class/net/docker0"):
             sh("ip link del docker0", check=False)
-        self._clean_paths()
-        for path, value in self.before.sysctls.items():
-            if value is not None and _sysctl(path) != value:
-                with contextlib.suppress(OSError):
-                    Path(path).write_text(value)
+        marks = ("DOCKER", BRIDGE, "docker0", f"198.18.{SUBNET_OCTET}.")
+        self.before.restore(marks=marks, chain_prefix="DOCKER")
 
     @staticmethod
     def _stop(pid: int, proc: subprocess.Popen[bytes] | None) -> None:
@@ -191,51 +138,6 @@ class DockerEngine:
         if proc is not None:
             proc.wait(timeout=10)
 
-    def _clean_iptables(self) -> None:
-        """Delete rules and chains Docker added (they name DOCKER or our bridge)."""
-        for table, before in self.before.ipt.items():
-            added = _ipt_lines(table) - before
-            marks = ("DOCKER", BRIDGE, "docker0", f"198.18.{SUBNET_OCTET}.")
-            mine = [ln for ln in added if any(m in ln for m in marks)]
-            for line in sorted(ln for ln in mine if ln.startswith("-A ")):
-                args = shlex.split(line)[1:]
-                sh(f"iptables-nft -t {table} -D {shlex.join(args)}", check=False)
-            for line in mine:
-                if line.startswith(":DOCKER"):
-                    chain = line[1:].split()[0]
-                    sh(f"iptables-nft -t {table} -F {chain}", check=False)
-            for line in mine:
-                if line.startswith(":DOCKER"):
-                    chain = line[1:].split()[0]
-                    sh(f"iptables-nft -t {table} -X {chain}", check=False)
-
-    def _clean_nft_tables(self) -> None:
-        """Tables iptables-nft created for Docker go when nothing is left in them."""
-        for family, name in sorted(_nft_tables() - self.before.tables):
-            if name not in ("nat", "filter"):
-                continue
-            listing = sh(f"nft -j list table {family} {name}", check=False).stdout
-            if '"rule"' not in listing:
-                sh(f"nft delete table {family} {name}", check=False)
-
-    def _clean_paths(self) -> None:
-        for path, existed in self.before.paths.items():
-            if existed or not os.path.lexists(path):
-                continue
-            real = os.path.realpath(path)
-            mounts = [
-                ln.split()[4]
-                for ln in Path("/proc/self/mountinfo").read_text().splitlines()
-                if ln.split()[4].startswith(real + "/") or ln.split()[4] == real
-            ]
-            for mnt in sorted(mounts, reverse=True):
-                sh(f"umount -l {shlex.quote(mnt)}", check=False)
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                with contextlib.suppress(OSError):
-                    os.unlink(path)
-
 
 @dataclass(frozen=True)
 class Running:
@@ -249,11 +151,10 @@ class Running:
 @pytest.fixture(scope="module")
 def docker_ctr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     """One running container; the host is restored afterwards, pass or fail."""
-    if not is_root():
-        pytest.skip("needs root (starts dockerd)")
-    for binary, pkg in ((DOCKERD, "docker.io"), (DOCKER, "docker.io"), (BUSYBOX, "busybox-static")):
-        if not os.access(binary, os.X_OK):
-            pytest.skip(f"{binary} missing: install Debian {pkg} (bash .ci/setup.sh)")
+    require(
+        "starts dockerd",
+        ((DOCKERD, "docker.io"), (DOCKER, "docker.io"), (BUSYBOX, "busybox-static")),
+    )
     workdir = tmp_path_factory.mktemp("ni-docker")
     engine = DockerEngine(workdir)
     try:
@@ -261,14 +162,7 @@ def docker_ctr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
             engine.start()
         except RuntimeError as err:
             pytest.skip(f"could not start dockerd here: {err}")
-        rootfs = workdir / "rootfs.tar"
-        with tarfile.open(rootfs, "w") as tar:
-            tar.add(BUSYBOX, arcname="bin/busybox")
-            for applet in ("sh", "sleep"):
-                info = tarfile.TarInfo(f"bin/{applet}")
-                info.type = tarfile.SYMTYPE
-                info.linkname = "busybox"
-                tar.addfile(info)
+        rootfs = busybox_rootfs_tar(workdir / "rootfs.tar", BUSYBOX, ("sh", "sleep"))
         try:
             _docker(f"import {rootfs} {IMAGE}")
             _docker(
@@ -329,16 +223,8 @@ def test_discover_shows_host_veth_and_ip(docker_ctr: Running) -> None:
     from netlens.discovery import discover
 
     snap = discover()
-    ctr = snap.container(f"docker:{docker_ctr.id}")
-    assert ctr is not None and ctr.name == NAME
-    ns = snap.netns(f"netns:{docker_ctr.inode}")
-    assert ns is not None and ns.container == ctr.id
-    eth = next(i for i in ns.interfaces if any(a.address == docker_ctr.ip for a in i.addresses))
-    assert eth.kind == "veth" and eth.peer is not None
-    host = snap.host
-    assert host is not None and eth.peer.netns == host.id
-    host_end = host.interface(eth.peer.ifindex)
-    assert host_end is not None and host_end.kind == "veth"
-    bridge = host.interface(host_end.master) if host_end.master else None
     expected = BRIDGE if os.path.exists(f"/sys/class/net/{BRIDGE}") else "docker0"
-    assert bridge is not None and bridge.name == expected
+    ctr, _eth, _host_end = wired_container(
+        snap, f"docker:{docker_ctr.id}", docker_ctr.inode, docker_ctr.ip, expected
+    )
+    assert ctr.name == NAME

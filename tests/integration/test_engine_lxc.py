@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import RUN_TAG, is_root, sh
-from engine_host import HostState
+from conftest import RUN_TAG, sh
+from engine_host import HostState, require, wired_container
 
 from netlens.discovery.identity import identify
 from netlens.discovery.nsfind import find_namespaces
@@ -66,11 +66,7 @@ def _start(name: str, conf: Path, lxcpath: str) -> tuple[int, int]:
 @pytest.fixture(scope="module")
 def lxc_ctrs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     """Two running containers; the host is restored afterwards, pass or fail."""
-    if not is_root():
-        pytest.skip("needs root (lxc-start)")
-    for path, pkg in (("/usr/bin/lxc-start", "lxc"), (TEMPLATE, "lxc")):
-        if not os.access(path, os.R_OK):
-            pytest.skip(f"{path} missing: install Debian {pkg} (bash .ci/setup.sh)")
+    require("lxc-start", (("/usr/bin/lxc-start", "lxc"), (TEMPLATE, "lxc")))
     workdir = tmp_path_factory.mktemp("nd-lxc")
     private = workdir / "lxcpath"
     private.mkdir()
@@ -139,18 +135,7 @@ def test_discover_shows_random_host_veth_and_ip(lxc_ctrs: Running) -> None:
     from netlens.discovery import discover
 
     snap = discover(with_nat=False)
-    ctr = snap.container(f"lxc:{NAME}")
-    assert ctr is not None and ctr.pid == lxc_ctrs.pid
-    ns = snap.netns(f"netns:{lxc_ctrs.inode}")
-    assert ns is not None and ns.container == ctr.id
-    eth = next(i for i in ns.interfaces if any(a.address == IP for a in i.addresses))
-    assert eth.name == "eth0" and eth.kind == "veth" and eth.peer is not None
-    host = snap.host
-    assert host is not None and eth.peer.netns == host.id
-    host_end = host.interface(eth.peer.ifindex)
-    assert host_end is not None and host_end.kind == "veth"
-    assert host_end.peer is not None and host_end.peer.ifindex == eth.ifindex
+    ctr, _eth, host_end = wired_container(snap, f"lxc:{NAME}", lxc_ctrs.inode, IP, BRIDGE)
+    assert ctr.pid == lxc_ctrs.pid
     # LXC picked the host end's name itself: the kernel agrees it sits on our bridge.
     assert os.path.realpath(f"/sys/class/net/{host_end.name}/master").endswith(f"/{BRIDGE}")
-    bridge = host.interface(host_end.master) if host_end.master else None
-    assert bridge is not None and bridge.name == BRIDGE

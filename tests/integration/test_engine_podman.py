@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import RUN_TAG, is_root, sh
-from engine_host import HostState, busybox_rootfs_tar
+from conftest import RUN_TAG, sh
+from engine_host import HostState, busybox_rootfs_tar, require, wired_container
 
 from netlens.discovery.identity import identify
 from netlens.discovery.nsfind import find_namespaces
@@ -78,17 +78,15 @@ class Running:
 @pytest.fixture(scope="module")
 def podman_ctr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     """One running container; the host is restored afterwards, pass or fail."""
-    if not is_root():
-        pytest.skip("needs root (rootful podman)")
-    for binary, pkg in (
-        (PODMAN, "podman"),
-        ("/usr/lib/podman/netavark", "netavark"),
-        ("/usr/sbin/runc", "runc"),
-    ):
-        if not os.access(binary, os.X_OK):
-            pytest.skip(f"{binary} missing: install Debian {pkg} (bash .ci/setup.sh)")
-    if not os.access(BUSYBOX, os.X_OK):
-        pytest.skip("/bin/busybox missing: install Debian busybox-static")
+    require(
+        "rootful podman",
+        (
+            (PODMAN, "podman"),
+            ("/usr/lib/podman/netavark", "netavark"),
+            ("/usr/sbin/runc", "runc"),
+            (BUSYBOX, "busybox-static"),
+        ),
+    )
     workdir = tmp_path_factory.mktemp("nd-podman")
     conf = workdir / "containers.conf"
     conf.write_text(CONF)
@@ -172,16 +170,7 @@ def test_discover_shows_host_veth_and_ip(podman_ctr: Running) -> None:
     from netlens.discovery import discover
 
     snap = discover(with_nat=False)
-    ctr = snap.container(f"podman:{podman_ctr.id}")
-    assert ctr is not None and ctr.name == NAME
-    ns = snap.netns(f"netns:{podman_ctr.inode}")
-    assert ns is not None and ns.container == ctr.id
-    eth = next(i for i in ns.interfaces if any(a.address == podman_ctr.ip for a in i.addresses))
-    assert eth.name == "eth0" and eth.kind == "veth" and eth.peer is not None
-    host = snap.host
-    assert host is not None and eth.peer.netns == host.id
-    host_end = host.interface(eth.peer.ifindex)
-    assert host_end is not None and host_end.kind == "veth"
-    assert host_end.peer is not None and host_end.peer.ifindex == eth.ifindex
-    bridge = host.interface(host_end.master) if host_end.master else None
-    assert bridge is not None and bridge.name == podman_ctr.bridge
+    ctr, _eth, _host_end = wired_container(
+        snap, f"podman:{podman_ctr.id}", podman_ctr.inode, podman_ctr.ip, podman_ctr.bridge
+    )
+    assert ctr.name == NAME

@@ -3,7 +3,8 @@
 Every test runs against its own state directory (``NETLENS_STATE_DIR``), uses lab
 names carrying ``nl`` + the run tag, and moves the fixture subnets to a second
 octet picked from the run tag so parallel runs do not collide. The ``labstate``
-fixture removes whatever its state directory still lists, pass or fail.
+fixture (conftest.py) removes whatever its state directory still lists, pass or
+fail, and fails the test if anything of it is left.
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ import argparse
 import os
 import socket
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import RUN_TAG, is_root
+from conftest import RUN_TAG
 
 from runtime import api
 from runtime.errors import Conflict, NotFound, RuntimeFailure
@@ -39,27 +39,6 @@ def _spec(fixture: str, suffix: str, tmp_path: Path) -> LabSpec:
     path = tmp_path / fixture
     path.write_text(_text(fixture))
     return load_lab(str(path), name=f"nl{RUN_TAG}{suffix}")
-
-
-@pytest.fixture
-def labstate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A private runtime state dir; everything it lists is removed afterwards."""
-    if not is_root():
-        pytest.skip("needs root")
-    sdir = tmp_path / "state"
-    monkeypatch.setenv("NETLENS_STATE_DIR", str(sdir))
-    try:
-        yield sdir
-    finally:
-        from runtime import lab_ops
-
-        for rec in lab_ops.list_labs():
-            lab_ops.lab_down(rec.name)
-        leftover = [c["name"] for c in api.list_containers()]
-        if leftover:
-            api.remove_containers(leftover, force=True)
-        for net in api.list_networks():
-            api.remove_network(net["name"])
 
 
 def _pids() -> dict[str, int]:

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from conftest import RUN_TAG, is_root
+from runtime_host import teardown_state
 
 pytestmark = pytest.mark.integration
 
@@ -54,37 +55,6 @@ class Rt:
 
     def exec(self, name: str, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.cli("exec", name, "--", *cmd, check=check)
-
-
-def teardown_state(state_dir: Path) -> list[str]:
-    """Remove every container and network of ``state_dir``; return what was left over."""
-    from runtime import api, cgroups, nat, state
-
-    problems: list[str] = []
-    recs = state.load_containers()
-    if recs:
-        try:
-            api.remove_containers(list(recs), force=True)
-        except Exception as err:  # keep going: the host must be cleaned
-            problems.append(f"remove_containers: {err}")
-    for net in state.load_networks():
-        try:
-            api.remove_network(net)
-        except Exception as err:
-            problems.append(f"remove_network {net}: {err}")
-    scope = state.scope()
-    for leaf, dirs in cgroups.all_dirs().items():
-        if leaf.endswith(f".{scope}"):
-            for pid in {p for d in dirs for p in cgroups.procs(d)}:
-                os.kill(pid, 9)
-            if cgroups.remove(dirs, wait=5):
-                problems.append(f"cgroup {leaf} left")
-    table = nat.table_name()
-    if subprocess.run(["nft", "list", "table", "ip", table], capture_output=True).returncode == 0:
-        subprocess.run(["nft", "delete", "table", "ip", table], capture_output=True)
-        problems.append(f"nft table {table} left")
-    shutil.rmtree(state_dir, ignore_errors=True)
-    return problems
 
 
 _INDEX = iter(range(1000))

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from conftest import is_root
+from runtime_host import teardown_state
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +29,7 @@ _INDEX = iter(range(1000))
 def rt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     if not is_root():
         pytest.skip("needs root")
-    from test_runtime_containers import Rt, teardown_state
+    from test_runtime_containers import Rt
 
     state_dir = tmp_path / "state"
     monkeypatch.setenv("NETLENS_STATE_DIR", str(state_dir))

@@ -6,8 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
+from fixtures.model.sample import own_snapshot
 
-from netlens.model.types import Interface, Netns, Server, Snapshot
+from netlens.model.types import Interface, Netns, Snapshot
 from netlens.stats.live import LiveMonitor, NetnsScanner, frame_to_json, structure_signature
 
 pytestmark = pytest.mark.unit
@@ -46,20 +47,6 @@ def test_scanner_witness_pids(tmp_path: Path) -> None:
     assert not sc.held(77, (12,))  # pid 12 is in another namespace (pid reuse)
 
 
-def own_snapshot(extra: tuple[Netns, ...] = ()) -> Snapshot:
-    st = os.stat("/proc/thread-self/ns/net")
-    ns_id = f"netns:{st.st_ino}"
-    host = Netns(
-        id=ns_id,
-        inode=st.st_ino,
-        dev=st.st_dev,
-        is_host=True,
-        name="host",
-        interfaces=(Interface(netns=ns_id, ifindex=1, name="lo", kind="loopback"),),
-    )
-    return Snapshot(server=Server("t", "", "", 1, 0), namespaces=(host, *extra))
-
-
 def test_monitor_samples_own_namespace_and_closes(tmp_path: Path) -> None:
     mon = LiveMonitor(interval=0.05, discover_fn=own_snapshot, watch_events=False)
     fds0 = len(os.listdir("/proc/self/fd"))
@@ -83,7 +70,7 @@ def test_monitor_samples_own_namespace_and_closes(tmp_path: Path) -> None:
 def test_monitor_notices_a_vanished_process_held_namespace(tmp_path: Path) -> None:
     proc = fake_proc(tmp_path, {4242: 99})
     ghost = Netns(id="netns:99", inode=99, dev=0, is_host=False, name="ghost", pids=(4242,))
-    state = {"extra": (ghost,)}
+    state: dict[str, tuple[Netns, ...]] = {"extra": (ghost,)}
 
     def discover() -> Snapshot:
         return own_snapshot(state["extra"])

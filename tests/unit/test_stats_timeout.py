@@ -10,7 +10,6 @@ thread joined with a bound, so a regression fails the test instead of hanging it
 from __future__ import annotations
 
 import errno
-import os
 import socket
 import struct
 import threading
@@ -18,8 +17,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pytest
+from fixtures.model.sample import own_snapshot
 
-from netlens.model.types import Interface, Netns, Server, Snapshot
+from netlens.model.types import Netns
 from netlens.stats import live
 from netlens.stats.counters import (
     RTM_NEWSTATS,
@@ -95,20 +95,6 @@ def test_dump_that_never_finishes_times_out() -> None:
     finally:
         a.close()
         b.close()
-
-
-def own_snapshot(extra: Iterable[Netns] = ()) -> Snapshot:
-    st = os.stat("/proc/thread-self/ns/net")
-    ns_id = f"netns:{st.st_ino}"
-    host = Netns(
-        id=ns_id,
-        inode=st.st_ino,
-        dev=st.st_dev,
-        is_host=True,
-        name="host",
-        interfaces=(Interface(netns=ns_id, ifindex=1, name="lo", kind="loopback"),),
-    )
-    return Snapshot(server=Server("t", "", "", 1, 0), namespaces=(host, *extra))
 
 
 def test_sampler_skips_and_drops_a_silent_namespace(silent: Callable[[], socket.socket]) -> None:
