@@ -261,7 +261,31 @@ def render(snapshot: Snapshot, fmt: str, pretty: bool, rates: dict[str, Any] | N
 
 
 def run(args: argparse.Namespace) -> int:
-    """Discover (or load), filter, optionally sample, render, write."""
+    """Discover (or load), filter, optionally sample, render, write.
+
+    The cyclic garbage collector is off meanwhile: a dump builds a few hundred
+    thousand acyclic objects that all live until the end, and each collection
+    their allocation triggers would only scan them again (two scans of 20-30 ms
+    each at 1000 namespaces). Before it is turned back on, the survivors move
+    to the oldest generation (freeze + unfreeze, a list splice), so the next
+    young collection, typically the console script's last allocations before
+    it exits, does not scan them either; a full collection still does.
+    """
+    import gc
+
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _run(args)
+    finally:
+        if gc_was_enabled:
+            if gc.get_freeze_count() == 0:  # never unfreeze what someone else froze
+                gc.freeze()
+                gc.unfreeze()
+            gc.enable()
+
+
+def _run(args: argparse.Namespace) -> int:
     import math
     import sys
 
@@ -296,6 +320,10 @@ def run(args: argparse.Namespace) -> int:
         snapshot = filter_snapshot(snapshot, args.netns, args.container)
     rates = _sample(snapshot, args.sample) if args.sample is not None else None
     text = render(snapshot, fmt, args.pretty, rates)
+    # Freed with ``args``: the console script ends the process (cli._exit_now)
+    # while ``args`` is still alive, so the few hundred thousand objects of a
+    # large snapshot are never freed one by one (20 ms at 1000 namespaces).
+    args.keep_alive = (snapshot, text)
     if args.output and args.output != "-":
         write_atomic(args.output, text + "\n")
     else:

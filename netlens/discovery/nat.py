@@ -23,6 +23,7 @@ more than the whole probe.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -653,24 +654,43 @@ def parse_iptables_save(text: str, *, source: str, family: str = "ip") -> list[N
 
 
 # --- running the tools -------------------------------------------------------------
-def _run_in(path: str, argv: list[str]) -> str | None:
-    """stdout of ``argv`` run inside the namespace at ``path``; None on failure
-    (a namespace that vanished since the probe, a missing tool)."""
+def _spawn(path: str, argv: list[str]) -> subprocess.Popen[str] | None:
+    """Start ``argv`` inside the namespace at ``path`` without waiting for it
+    (None when it cannot start: a missing nsenter)."""
     try:
-        res = subprocess.run(
+        return subprocess.Popen(
             ["nsenter", f"--net={path}", *argv],
-            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=_TOOL_TIMEOUT_S,
-            check=False,
         )
-    except (OSError, subprocess.TimeoutExpired) as err:
+    except OSError as err:
         log.debug("nat: %s in %s failed: %s", argv[0], path, err)
         return None
-    if res.returncode != 0:
-        log.debug("nat: %s in %s exit %d: %s", argv[0], path, res.returncode, res.stderr.strip())
+
+
+def _collect(path: str, argv: list[str], proc: subprocess.Popen[str] | None) -> str | None:
+    """stdout of a :func:`_spawn`-ed tool; None on failure (a namespace that
+    vanished since the probe, a missing tool, a hang past the timeout)."""
+    if proc is None:
         return None
-    return res.stdout
+    try:
+        out, err = proc.communicate(timeout=_TOOL_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        log.debug("nat: %s in %s timed out", argv[0], path)
+        return None
+    if proc.returncode != 0:
+        log.debug("nat: %s in %s exit %d: %s", argv[0], path, proc.returncode, err.strip())
+        return None
+    return out
+
+
+def _run_in(path: str, argv: list[str]) -> str | None:
+    """stdout of ``argv`` run inside the namespace at ``path``; None on failure."""
+    return _collect(path, argv, _spawn(path, argv))
 
 
 def _parallel(jobs: Iterable[tuple[str, list[str]]]) -> list[str | None]:
@@ -710,55 +730,98 @@ def _nft_rules(path: str, text: str | None) -> list[NatRule]:
     return keep
 
 
+def _tool_jobs(pr: NsProbe, have_nft: bool) -> list[tuple[str, list[str]]]:
+    """(kind, argv) of the tools to run where ``pr`` saw NAT, in the order their
+    rules are listed: ``nft`` first, then the legacy ``ip`` and ``ip6`` tables."""
+    jobs: list[tuple[str, list[str]]] = []
+    if pr.nft_nat and have_nft:
+        jobs.append(("nft", ["nft", "-j", "list", "ruleset"]))
+    if pr.legacy_nat4 and shutil.which("iptables-legacy-save"):
+        jobs.append(("ip", ["iptables-legacy-save", "-t", "nat"]))
+    if pr.legacy_nat6 and shutil.which("ip6tables-legacy-save"):
+        jobs.append(("ip6", ["ip6tables-legacy-save", "-t", "nat"]))
+    return jobs
+
+
+class StartedTools:
+    """NAT tools started before their output is needed (:func:`start_tools`).
+
+    Discovery knows the probe of the namespaces it opens itself (the host's,
+    typically the only one with NAT) right after starting the helper process;
+    the tools then run while the helper walks the other namespaces instead of
+    after it. :func:`read_nat` collects them; :meth:`close` ends any it did not.
+    """
+
+    def __init__(self) -> None:
+        self.runs: dict[int, list[tuple[NsHandle, str, list[str], subprocess.Popen[str] | None]]]
+        self.runs = {}
+
+    def close(self) -> None:
+        for runs in self.runs.values():
+            for _h, _kind, _argv, proc in runs:
+                if proc is not None and proc.returncode is None:
+                    with contextlib.suppress(OSError):
+                        proc.kill()
+                    proc.communicate()
+        self.runs.clear()
+
+
+def start_tools(pairs: Iterable[tuple[NsHandle, NsProbe]]) -> StartedTools:
+    """Start the tools for each (handle, probe) now, without waiting for them; at
+    most about :data:`_MAX_PARALLEL` at once (the namespaces left over run in
+    :func:`read_nat`, which skips only those started here)."""
+    started = StartedTools()
+    have_nft = shutil.which("nft") is not None
+    count = 0
+    for h, pr in pairs:
+        if count >= _MAX_PARALLEL:
+            break
+        jobs = _tool_jobs(pr, have_nft)
+        started.runs[h.inode] = [(h, kind, argv, _spawn(h.path, argv)) for kind, argv in jobs]
+        count += len(jobs)
+    return started
+
+
 def read_nat(
-    handles: Sequence[NsHandle], *, probes: Sequence[NsProbe | None] | None = None
+    handles: Sequence[NsHandle],
+    *,
+    probes: Sequence[NsProbe | None] | None = None,
+    started: StartedTools | None = None,
 ) -> dict[int, tuple[NatRule, ...]]:
     """NAT rules keyed by namespace inode; namespaces without NAT are absent.
 
     ``probes`` (from :func:`probe`, same order as ``handles``) may be passed when
-    the caller already probed. Vanished namespaces are skipped. Needs root
-    (CAP_NET_ADMIN and CAP_SYS_ADMIN to enter namespaces); without it every
-    probe fails and the result is empty.
+    the caller already probed; ``started``: tools already running for some of
+    them (:func:`start_tools`), collected here. Vanished namespaces are skipped.
+    Needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN to enter namespaces); without it
+    every probe fails and the result is empty.
     """
     handles = list(handles)
     if probes is None:
         probes = probe(handles)
+    early = started.runs if started is not None else {}
     have_nft = shutil.which("nft") is not None
-    nft_jobs: list[tuple[NsHandle, str]] = []
-    legacy_jobs: list[tuple[NsHandle, str]] = []
+    todo: list[tuple[NsHandle, str, list[str]]] = []
     for h, pr in zip(handles, probes, strict=True):
-        if pr is None:
-            continue
-        if pr.nft_nat and have_nft:
-            nft_jobs.append((h, h.path))
-        if pr.legacy_nat4 and shutil.which("iptables-legacy-save"):
-            legacy_jobs.append((h, "ip"))
-        if pr.legacy_nat6 and shutil.which("ip6tables-legacy-save"):
-            legacy_jobs.append((h, "ip6"))
-    out: dict[int, list[NatRule]] = {}
+        if pr is not None and h.inode not in early:
+            todo.extend((h, kind, argv) for kind, argv in _tool_jobs(pr, have_nft))
     # One pool for both tools: with NAT in a few namespaces (the host has nft and
     # iptables-legacy tables on many machines) the two batches used to run one
     # after the other, 10 ms each.
-    outputs = _parallel(
-        [(h.path, ["nft", "-j", "list", "ruleset"]) for h, _p in nft_jobs]
-        + [
-            (
-                h.path,
-                ["ip6tables-legacy-save" if fam == "ip6" else "iptables-legacy-save", "-t", "nat"],
-            )
-            for h, fam in legacy_jobs
-        ]
-    )
-    nft_out, legacy_out = outputs[: len(nft_jobs)], outputs[len(nft_jobs) :]
-    for (h, path), text in zip(nft_jobs, nft_out, strict=True):
-        rules = _nft_rules(path, text)
+    outputs = _parallel([(h.path, argv) for h, _kind, argv in todo])
+    results = [(h, kind, text) for (h, kind, _argv), text in zip(todo, outputs, strict=True)]
+    for runs in early.values():
+        results.extend((h, kind, _collect(h.path, argv, proc)) for h, kind, argv, proc in runs)
+    out: dict[int, list[NatRule]] = {}
+    for h, kind, text in results:
+        if kind == "nft":
+            rules = _nft_rules(h.path, text)
+        elif text:
+            rules = parse_iptables_save(text, source="iptables-legacy", family=kind)
+        else:
+            continue
         if rules:
             out.setdefault(h.inode, []).extend(rules)
-    for (h, fam), text in zip(legacy_jobs, legacy_out, strict=True):
-        if text:
-            rules = parse_iptables_save(text, source="iptables-legacy", family=fam)
-            if rules:
-                out.setdefault(h.inode, []).extend(rules)
     return {inode: tuple(rules) for inode, rules in out.items()}
 
 

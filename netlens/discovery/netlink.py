@@ -16,8 +16,11 @@ across namespaces. The same functions run on live replies and recorded fixtures.
 
 from __future__ import annotations
 
+import dataclasses
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from netlens.discovery.decode import (
     decode_addrs,
@@ -92,6 +95,38 @@ from netlens.model import (
     VlanInfo,
     VxlanInfo,
 )
+
+_T = TypeVar("_T")
+
+
+def positional_builder(cls: type[_T]) -> Callable[..., _T]:
+    """A constructor of ``cls`` taking every field positionally, in declaration
+    order, that fills the slots directly.
+
+    A frozen dataclass's ``__init__`` assigns each field through
+    ``object.__setattr__`` (its own ``__setattr__`` refuses): 5.5 us for an
+    Interface with keywords, 17 ms for the 3000 interfaces of a 1000-namespace
+    host, on the single-core tail of the walk. Calling each slot's descriptor
+    directly takes 2 us. The object is the same: equality, hash, repr and
+    immutability come from the class. Every field must be passed (no defaults
+    applied), so only for slotted classes without ``__post_init__``.
+    """
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    if "__slots__" not in cls.__dict__ or hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__}: needs slots and no __post_init__")
+    env: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    lines = [f"def build({', '.join(names)}):", "    o = _new(_cls)"]
+    for i, name in enumerate(names):
+        env[f"_s{i}"] = getattr(cls, name).__set__
+        lines.append(f"    _s{i}(o, {name})")
+    lines.append("    return o")
+    exec("\n".join(lines), env)  # the source names only the class's own fields
+    build: Callable[..., _T] = env["build"]
+    return build
+
+
+_new_route = positional_builder(Route)
+_new_address = positional_builder(Address)
 
 _NLA = struct.Struct("=HH")
 _RULE = struct.Struct("=BBBBBBBBI")  # family dst_len src_len tos table res1 res2 action flags
@@ -390,7 +425,7 @@ def parse_addrs(data: bytes | Decoded) -> dict[int, list[Address]]:
         addr = memo.get(key)
         if addr is None:
             _i, version, address, plen, scope, brd, label = row
-            addr = Address(version, address, plen, SCOPES.get(scope, str(scope)), brd, label)
+            addr = _new_address(version, address, plen, SCOPES.get(scope, str(scope)), brd, label)
             if len(memo) < 65536:
                 memo[key] = addr
         lst = out.get(row[0])
@@ -458,7 +493,7 @@ def parse_routes(data: bytes | Decoded, names: dict[int, str]) -> list[Route]:
         route = memo.get((row, dev))
         if route is None:
             version, table, dst, rtype, gw, _oif, proto, scope, metric, prefsrc, hops = row
-            route = Route(
+            route = _new_route(  # Route's fields, in order (positional_builder)
                 version,
                 table,
                 dst,

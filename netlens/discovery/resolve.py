@@ -18,15 +18,14 @@ the same namespace (no LINK_NETNSID) or have vanished mid-walk (``peer=None``,
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import gc
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
 
 from netlens.discovery import netlink as nl
+from netlens.discovery.netlink import positional_builder as positional_builder
 from netlens.discovery.nsfind import NsHandle
 from netlens.discovery.server import is_physical, link_driver, link_speed, read_server
 from netlens.discovery.sources import NetlinkSource, ProcSource
@@ -48,36 +47,8 @@ from netlens.model import (
     VethPair,
 )
 
-_T = TypeVar("_T")
-
-
-def positional_builder(cls: type[_T]) -> Callable[..., _T]:
-    """A constructor of ``cls`` taking every field positionally, in declaration
-    order, that fills the slots directly.
-
-    A frozen dataclass's ``__init__`` assigns each field through
-    ``object.__setattr__`` (its own ``__setattr__`` refuses): 5.5 us for an
-    Interface with keywords, 17 ms for the 3000 interfaces of a 1000-namespace
-    host, on the single-core tail of the walk. Calling each slot's descriptor
-    directly takes 2 us. The object is the same: equality, hash, repr and
-    immutability come from the class. Every field must be passed (no defaults
-    applied), so only for slotted classes without ``__post_init__``.
-    """
-    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    if "__slots__" not in cls.__dict__ or hasattr(cls, "__post_init__"):
-        raise TypeError(f"{cls.__name__}: needs slots and no __post_init__")
-    env: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
-    lines = [f"def build({', '.join(names)}):", "    o = _new(_cls)"]
-    for i, name in enumerate(names):
-        env[f"_s{i}"] = getattr(cls, name).__set__
-        lines.append(f"    _s{i}(o, {name})")
-    lines.append("    return o")
-    exec("\n".join(lines), env)  # the source names only the class's own fields
-    build: Callable[..., _T] = env["build"]
-    return build
-
-
 _new_interface = positional_builder(Interface)
+_new_netns = positional_builder(Netns)
 
 _LOWER_KINDS = frozenset({"vlan", "macvlan", "macvtap", "ipvlan", "ipvtap", "vxlan"})
 _NEEDS_FDB = frozenset({"bridge", "vxlan"})
@@ -443,27 +414,27 @@ def _build(
         else:
             name = h.id
         netns_list.append(
-            Netns(
-                id=h.id,
-                inode=h.inode,
-                dev=h.dev,
-                is_host=h.is_host,
-                name=name,
-                names=h.names,
-                mounts=h.mounts,
-                pids=h.pids,
-                nsid=nsids.host_ids.get(h.inode),
-                container=container.id if container else None,
-                interfaces=tuple(interfaces),
-                routes=tuple(ns.routes),
-                rules=tuple(ns.rules),
-                neighbours=tuple(ns.neighbours),
-                fdb=tuple(ns.fdb),
-                vrfs=vrfs,
-                nat=nat.get(h.inode, ()),
-                sysctls=ns.sysctls,
-                complete=ns.readable and not ns.errors,
-                errors=tuple(ns.errors),
+            _new_netns(  # Netns's fields, in order (positional_builder)
+                h.id,
+                h.inode,
+                h.dev,
+                h.is_host,
+                name,
+                h.names,
+                h.mounts,
+                h.pids,
+                nsids.host_ids.get(h.inode),
+                container.id if container else None,
+                tuple(interfaces),
+                tuple(ns.routes),
+                tuple(ns.rules),
+                tuple(ns.neighbours),
+                tuple(ns.fdb),
+                vrfs,
+                nat.get(h.inode, ()),
+                ns.sysctls,
+                ns.readable and not ns.errors,
+                tuple(ns.errors),
             )
         )
     netns_list.sort(key=lambda n: (not n.is_host, n.name, n.inode))

@@ -344,6 +344,7 @@ class LiveNetlink:
         # second time for NAT alone cost 150-500 ms.
         self.nat_probe = nat_probe
         self._started: dict[int, Any] = {}  # inode -> nat.StartedProbe
+        self._early: dict[int, Any] = {}  # inode -> nat.NsProbe (early_nat_probes)
         self._lazy: set[int] = set()  # inodes whose socket the helper opens
         self._opened: tuple[tuple[int, ...], dict[int, OSError]] | None = None
         self._own_later: int | None = None  # own namespace, opened after the helper starts
@@ -516,6 +517,22 @@ class LiveNetlink:
             self._reopen(inode)  # a timed-out dump may still be queued on that socket
             return dict.fromkeys(requests, err)
 
+    def early_nat_probes(self, handles: Sequence[NsHandle]) -> list[tuple[NsHandle, Any]]:
+        """(handle, ``nat.NsProbe``) of the namespaces probed in this process (its
+        own, or all of them without the helper), finished now so that their NAT
+        tools can start while the helper walks the rest; :meth:`nat_probes`
+        returns the same results later. Call it after :meth:`prefetch`."""
+        from netlens.discovery import nat
+
+        self._open_own_later()
+        out: list[tuple[NsHandle, Any]] = []
+        for h in handles:
+            started = self._started.pop(h.inode, None)
+            if started is not None:
+                probe = self._early[h.inode] = nat.finish_probe(started)
+                out.append((h, probe))
+        return out
+
     def nat_probes(self, handles: Sequence[NsHandle]) -> list[Any]:
         """The NAT probe (``nat.NsProbe``) of each handle, in order; None where the
         namespace could not be entered. Needs ``nat_probe=True``; call it after the
@@ -531,6 +548,8 @@ class LiveNetlink:
             started = self._started.pop(h.inode, None)
             if started is not None:
                 out.append(nat.finish_probe(started))
+            elif h.inode in self._early:
+                out.append(self._early[h.inode])
             elif pump is not None and h.inode in pump.nat:
                 out.append(nat.probe_from_wire(*pump.nat[h.inode]))
             else:

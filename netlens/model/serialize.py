@@ -434,7 +434,11 @@ def _w_scalars(seq: Any) -> str:
 def _w_map(d: dict[str, Any]) -> str:
     if not d:
         return "{}"
-    return _json_any({k: d[k] for k in sorted(d)})
+    keys = sorted(d)
+    items = [(k, d[k]) for k in keys]
+    if all(type(k) is str and type(v) is str for k, v in items):  # sysctls, labels
+        return "{" + ",".join([_esc(k) + ":" + _esc(v) for k, v in items]) + "}"
+    return _json_any(dict(items))
 
 
 _int = int.__repr__  # what json.dumps writes for an int
@@ -446,6 +450,13 @@ def _w_ref(r: IfRef | None) -> str:
 
 def _w_list(write: Callable[[Any, dict[int, str]], str], seq: Any, c: dict[int, str]) -> str:
     return "[" + ",".join([write(x, c) for x in seq]) + "]" if seq else "[]"
+
+
+def _w_cached(write: Callable[[Any, dict[int, str]], str], seq: Any, c: dict[int, str]) -> str:
+    """``_w_list`` for the shared classes: a text made before is looked up here,
+    without a call to the writer."""
+    get = c.get
+    return "[" + ",".join([get(id(x)) or write(x, c) for x in seq]) + "]"
 
 
 def _w_Address(o: Address, c: dict[int, str]) -> str:
@@ -529,6 +540,11 @@ def _w_MacvlanInfo(o: MacvlanInfo, c: dict[int, str]) -> str:
     return f'{{"mode":{_esc(o.mode)}}}'
 
 
+def _w_addresses(seq: tuple[Address, ...], c: dict[int, str]) -> str:
+    get = c.get
+    return "[" + ",".join([get(id(a)) or _w_Address(a, c) for a in seq]) + "]"
+
+
 def _w_Interface(o: Interface, c: dict[int, str]) -> str:
     return (
         f'{{"netns":{_esc(o.netns)}'
@@ -544,7 +560,7 @@ def _w_Interface(o: Interface, c: dict[int, str]) -> str:
         f',"master":{"null" if o.master is None else _int(o.master)}'
         f',"link":{"null" if o.link is None else _int(o.link)}'
         f',"link_netnsid":{"null" if o.link_netnsid is None else _int(o.link_netnsid)}'
-        f',"addresses":{_w_list(_w_Address, o.addresses, c)}'
+        f',"addresses":{_w_addresses(o.addresses, c) if o.addresses else "[]"}'
         f',"peer":{_w_ref(o.peer)}'
         f',"lower":{_w_ref(o.lower)}'
         f',"bridge":{"null" if o.bridge is None else _w_BridgeInfo(o.bridge, c)}'
@@ -590,7 +606,7 @@ def _w_Route(o: Route, c: dict[int, str]) -> str:
             f',"scope":{_esc(o.scope)}'
             f',"metric":{"null" if o.metric is None else _int(o.metric)}'
             f',"prefsrc":{"null" if o.prefsrc is None else _esc(o.prefsrc)}'
-            f',"nexthops":{_w_list(_w_NextHop, o.nexthops, c)}'
+            f',"nexthops":{_w_list(_w_NextHop, o.nexthops, c) if o.nexthops else "[]"}'
             "}"
         )
     return t
@@ -685,12 +701,12 @@ def _w_Netns(o: Netns, c: dict[int, str]) -> str:
         f',"nsid":{"null" if o.nsid is None else _int(o.nsid)}'
         f',"container":{"null" if o.container is None else _esc(o.container)}'
         f',"interfaces":{_w_list(_w_Interface, o.interfaces, c)}'
-        f',"routes":{_w_list(_w_Route, o.routes, c)}'
-        f',"rules":{_w_list(_w_Rule, o.rules, c)}'
-        f',"neighbours":{_w_list(_w_Neighbour, o.neighbours, c)}'
-        f',"fdb":{_w_list(_w_FdbEntry, o.fdb, c)}'
-        f',"vrfs":{_w_list(_w_L3Vrf, o.vrfs, c)}'
-        f',"nat":{_w_list(_w_NatRule, o.nat, c)}'
+        f',"routes":{_w_cached(_w_Route, o.routes, c) if o.routes else "[]"}'
+        f',"rules":{_w_cached(_w_Rule, o.rules, c) if o.rules else "[]"}'
+        f',"neighbours":{_w_list(_w_Neighbour, o.neighbours, c) if o.neighbours else "[]"}'
+        f',"fdb":{_w_list(_w_FdbEntry, o.fdb, c) if o.fdb else "[]"}'
+        f',"vrfs":{_w_list(_w_L3Vrf, o.vrfs, c) if o.vrfs else "[]"}'
+        f',"nat":{_w_list(_w_NatRule, o.nat, c) if o.nat else "[]"}'
         f',"sysctls":{_w_map(o.sysctls)}'
         f',"complete":{"true" if o.complete else "false"}'
         f',"errors":{_w_scalars(o.errors)}'

@@ -213,3 +213,22 @@ def test_subprocess_help_and_exit_codes() -> None:
     )
     assert res.returncode == 2 and res.stderr.startswith("netlens: no namespace matches")
     assert "Traceback" not in res.stderr
+
+
+def test_dump_restores_the_collector(capsys: pytest.CaptureFixture[str]) -> None:
+    """dump turns the cyclic collector off while it runs (see dump.run) and back
+    on afterwards, with nothing left in the permanent generation; an error exit
+    restores it too."""
+    import gc
+
+    assert gc.isenabled()
+    rc, _out, _err = run(capsys)
+    assert rc == 0 and gc.isenabled() and gc.get_freeze_count() == 0
+    assert main(["dump", "--input", "/nonexistent/nm.json"]) != 0
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    gc.disable()  # a caller that had it off keeps it off
+    try:
+        rc, _out, _err = run(capsys)
+        assert rc == 0 and not gc.isenabled()
+    finally:
+        gc.enable()

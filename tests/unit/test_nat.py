@@ -187,6 +187,89 @@ def test_read_nat_runs_tools_only_where_the_probe_saw_nat(monkeypatch: pytest.Mo
     )
 
 
+class _FakeProc:
+    """Stands in for a started tool (``nat._spawn``): its output, its exit code."""
+
+    def __init__(self, out: str | None, fail: bool = False) -> None:
+        self.out = out
+        self.returncode: int | None = None
+        self.fail = fail
+        self.killed = False
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, str]:
+        self.returncode = 1 if self.fail or self.out is None else 0
+        return (self.out or "", "boom" if self.fail else "")
+
+    def kill(self) -> None:
+        self.killed = True
+
+
+def test_tools_started_early_give_the_same_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    """start_tools runs the tools of the namespaces it is given at once;
+    read_nat collects them (no second run there) and reads the same rules, in
+    the same order, as when it runs the tools itself."""
+    outputs = {
+        "nft": _fixture("mixed.nft.json"),
+        "iptables-nft-save": _fixture("mixed.iptables-nft.txt"),
+        "iptables-legacy-save": _fixture("mixed.iptables-legacy.txt"),
+    }
+    spawned: list[tuple[str, str]] = []
+    ran: list[tuple[str, str]] = []
+
+    def fake_spawn(path: str, argv: list[str]) -> _FakeProc:
+        spawned.append((path, argv[0]))
+        return _FakeProc(outputs[argv[0]], fail=path == "/run/netns/n2")
+
+    def fake_run(path: str, argv: list[str]) -> str | None:
+        ran.append((path, argv[0]))
+        return outputs[argv[0]]
+
+    monkeypatch.setattr(nat, "_spawn", fake_spawn)
+    monkeypatch.setattr(nat, "_run_in", fake_run)
+    monkeypatch.setattr("netlens.discovery.nat.shutil.which", lambda tool: f"/usr/sbin/{tool}")
+    hs = [NsHandle(4, n, f"/run/netns/n{n}") for n in (1, 2, 3)]
+    chain = NftChain("ip", "nix", "post", "nat", "postrouting", "accept")
+    probes = [NsProbe(chains=(chain,), legacy_tables4=("nat",))] * 3
+    expected = read_nat(hs, probes=probes)
+    assert set(expected) == {1, 2, 3}
+    ran.clear()
+
+    started = nat.start_tools([(hs[0], probes[0]), (hs[1], probes[1])])
+    assert spawned == [
+        ("/run/netns/n1", "nft"),
+        ("/run/netns/n1", "iptables-legacy-save"),
+        ("/run/netns/n2", "nft"),
+        ("/run/netns/n2", "iptables-legacy-save"),
+    ]
+    got = read_nat(hs, probes=probes, started=started)
+    assert got[1] == expected[1] and got[3] == expected[3]
+    assert 2 not in got  # its early tools failed: nothing, as when a tool fails
+    # only n3 ran here, plus n1's follow-up for the xt table in its nft output
+    assert sorted(ran) == [
+        ("/run/netns/n1", "iptables-nft-save"),
+        ("/run/netns/n3", "iptables-legacy-save"),
+        ("/run/netns/n3", "iptables-nft-save"),
+        ("/run/netns/n3", "nft"),
+    ]
+
+
+def test_start_tools_is_bounded_and_close_ends_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    procs: list[_FakeProc] = []
+
+    def fake_spawn(path: str, argv: list[str]) -> _FakeProc:
+        procs.append(_FakeProc("x"))
+        return procs[-1]
+
+    monkeypatch.setattr(nat, "_spawn", fake_spawn)
+    monkeypatch.setattr("netlens.discovery.nat.shutil.which", lambda tool: f"/usr/sbin/{tool}")
+    chain = NftChain("ip", "nix", "post", "nat", "postrouting", "accept")
+    pairs = [(NsHandle(4, n, f"/run/netns/n{n}"), NsProbe(chains=(chain,))) for n in range(10)]
+    started = nat.start_tools(pairs)
+    assert len(procs) == nat._MAX_PARALLEL and len(started.runs) == nat._MAX_PARALLEL
+    started.close()
+    assert all(p.killed for p in procs) and not started.runs
+
+
 def test_recorded_docker_ruleset() -> None:
     """A real dockerd 20.10 (own bridge nixd0, one container publishing 127.0.0.1:18080)."""
     rules, xt = parse_nft_json(json.loads(_fixture("docker.nft.json")))
