@@ -503,10 +503,9 @@ def _child(
     os.close(null)
     os.chdir("/")
     os.umask(0o022)
-    # Python ignores these; exec keeps ignored signals, so the command would too
-    # (``yes | head`` would never end on EPIPE). netlens-spawn starts clean.
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
-        signal.signal(sig, signal.SIG_DFL)
+    # exec keeps ignored signals and the blocked mask: Python ignores SIGPIPE and
+    # SIGXFSZ (``yes | head`` would never end on EPIPE), make ignores 32 and 33.
+    sysc.reset_signals()
     drop_privileges(plan.caps)
     os.execve(tini_fd, ["tini", "--", *plan.argv], plan.env)
 

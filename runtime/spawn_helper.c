@@ -267,6 +267,15 @@ static void child_main(struct child *c, int tini_fd, int template_fd) {
     close(null);
     if (chdir("/") < 0) fail("setup: chdir", errno);
     umask(022);
+    /* The command starts with every signal at its default and none blocked, whatever
+     * our caller ignored (make ignores 32 and 33, Python SIGPIPE and SIGXFSZ): exec
+     * keeps ignored dispositions and the mask. The raw syscall also reaches 32 and 33,
+     * which the C library's sigaction refuses. */
+    struct { void *handler; unsigned long flags; void *restorer; uint64_t mask; } dfl = {0};
+    for (int sig = 1; sig <= 64; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP) syscall(SYS_rt_sigaction, sig, &dfl, NULL, 8);
+    uint64_t none = 0;
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, 8);
     for (int cap = 0; cap < 64; cap++)
         if (!(c->caps & (1ULL << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) break;
     prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);

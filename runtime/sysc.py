@@ -22,6 +22,8 @@ _clone_syscall = ctypes.PyDLL("libc.so.6", use_errno=True).syscall
 _clone_syscall.restype = ctypes.c_long
 
 # x86_64 system call numbers (the project's machines are x86_64).
+SYS_RT_SIGACTION = 13
+SYS_RT_SIGPROCMASK = 14
 SYS_CLONE = 56
 SYS_PIVOT_ROOT = 155
 SYS_CAPSET = 126
@@ -133,6 +135,20 @@ def mount_setattr_rdonly_private(path: str) -> None:
         ctypes.c_size_t(len(attr)),
     )
     _check(ret, "mount_setattr")
+
+
+def reset_signals() -> None:
+    """Every signal back to its default action and none blocked (just before exec).
+
+    A container's command must not inherit what its creator ignored or blocked.
+    The raw syscall also reaches signals 32 and 33, which glibc's sigaction refuses.
+    """
+    dfl = ctypes.create_string_buffer(32)  # handler, flags, restorer, mask: zero = SIG_DFL
+    for sig in range(1, 65):
+        if sig not in (9, 19):  # SIGKILL and SIGSTOP cannot be changed
+            _syscall(SYS_RT_SIGACTION, ctypes.c_int(sig), dfl, None, ctypes.c_size_t(8))
+    none = ctypes.create_string_buffer(8)
+    _syscall(SYS_RT_SIGPROCMASK, ctypes.c_int(2), none, None, ctypes.c_size_t(8))  # SIG_SETMASK
 
 
 def sethostname(name: str) -> None:

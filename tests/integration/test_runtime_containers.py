@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -315,9 +316,16 @@ def test_capabilities_dropped_and_host_read_only(rt: Rt, spawn_path: str) -> Non
     from runtime import api, names
 
     net = _net(rt)
-    plain, admin = api.create_containers(
-        [_spec(rt, "p", net), _spec(rt, "adm", net, cap_add=["NET_ADMIN"])]
-    )
+    # What the creating process ignores or blocks must not reach the command.
+    old = signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR2})
+    try:
+        plain, admin = api.create_containers(
+            [_spec(rt, "p", net), _spec(rt, "adm", net, cap_add=["NET_ADMIN"])]
+        )
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR2})
     status = {k: v.strip() for k, v in (
         line.split(":", 1) for line in Path(f"/proc/{plain['pid']}/status").read_text().splitlines()
     )}  # fmt: skip
@@ -351,13 +359,14 @@ def test_capabilities_dropped_and_host_read_only(rt: Rt, spawn_path: str) -> Non
         assert f" {point} tmpfs " in mounts, point
     assert " /sys sysfs ro," in mounts and " /proc proc rw," in mounts
     # No fd of ours (pipes, the tini binary, the template) leaks into PID 1, and the
-    # command starts with no signal ignored (Python ignores SIGPIPE and SIGXFSZ).
+    # command starts with no signal ignored or blocked (Python ignores SIGPIPE and
+    # SIGXFSZ, make ignores 32 and 33, and we ignored SIGUSR1 and blocked SIGUSR2).
     assert sorted(os.listdir(f"/proc/{plain['pid']}/fd")) == ["0", "1", "2"]
     pid1 = plain["pid"]
     command = int(Path(f"/proc/{pid1}/task/{pid1}/children").read_text().split()[0])
-    ignored = [ln for ln in Path(f"/proc/{command}/status").read_text().splitlines()
-               if ln.startswith("SigIgn:")]  # fmt: skip
-    assert ignored == ["SigIgn:\t0000000000000000"]
+    sigs = [ln for ln in Path(f"/proc/{command}/status").read_text().splitlines()
+            if ln.startswith(("SigIgn:", "SigBlk:"))]  # fmt: skip
+    assert sigs == ["SigBlk:\t0000000000000000", "SigIgn:\t0000000000000000"]
 
 
 def test_connect_point_to_point(rt: Rt) -> None:
