@@ -118,7 +118,7 @@ def _add_commands(sub: Any) -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="masquerade the subnet; turns net.ipv4.ip_forward on if off, and the last NAT "
-        "network puts the old value back",
+        "network puts the old value back unless other source NAT shows on the host",
     )
     p.add_argument("--mtu", type=int, default=1500)
     p.add_argument("--bridge", help="bridge name (default: derived)")

@@ -185,9 +185,12 @@ def release_forwarding(networks: list[dict[str, Any]]) -> bool:
     state directory goes (``network rm``, a failed create, ``netlens gc``),
     and only if ip_forward still holds the value netlens set; if someone
     changed it meanwhile, theirs stays. netlens cannot know who else came to
-    rely on forwarding while it was on (Docker, another state directory's
-    networks, a hand-made route): whoever needs it for good should set it
-    themselves (``/etc/sysctl.d``). Returns True if the value was written back.
+    rely on forwarding while it was on, so it leaves forwarding on (and drops
+    its record) whenever the host shows source NAT that is not this state
+    directory's: Docker's MASQUERADE, another state directory's table, a
+    hand-made rule (:func:`other_nat_users`). Whoever needs forwarding for good
+    should still set it themselves (``/etc/sysctl.d``). Returns True if the value
+    was written back.
     """
     from runtime import state
 
@@ -200,8 +203,45 @@ def release_forwarding(networks: list[dict[str, Any]]) -> bool:
         return False
     restored = False
     with contextlib.suppress(OSError):
-        if isinstance(rec, dict) and _read_forward() == str(rec.get("set", "1")):
+        if (
+            isinstance(rec, dict)
+            and _read_forward() == str(rec.get("set", "1"))
+            and not other_nat_users()
+        ):
             _write_forward(str(rec["previous"]))
             restored = True
     state.remove_file(path)
     return restored
+
+
+_SNAT_WORDS = ("masquerade", "snat to", "MASQUERADE", "SNAT")
+
+
+def other_nat_users() -> list[str]:
+    """Where the host translates sources outside this state directory's own table.
+
+    Any such rule means something else (Docker, Podman, libvirt, another
+    netlens state directory, a hand-made rule) may route through this host and
+    need ``ip_forward`` on. Read from ``nft list ruleset`` (nftables and
+    iptables-nft) and ``iptables-legacy-save -t nat``; a tool that is missing or
+    fails counts as showing nothing. Returns one short line per user found.
+    """
+    import subprocess
+
+    ours = f"table ip {table_name()} "
+    found: list[str] = []
+    for argv in (["nft", "list", "ruleset"], ["iptables-legacy-save", "-t", "nat"]):
+        try:
+            res = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        legacy = argv[0] != "nft"
+        table = "iptables-legacy nat" if legacy else ""
+        for line in res.stdout.splitlines():
+            if not legacy and line.startswith("table "):
+                table = line.rstrip(" {")
+                continue
+            rule = line.startswith("-A ") if legacy else not (table + " ").startswith(ours)
+            if rule and any(w in line for w in _SNAT_WORDS):
+                found.append(f"{table}: {line.strip()}")
+    return found

@@ -47,9 +47,14 @@ def _create() -> None:
     api.create_network(api.NetworkSpec(name=NET, nat=True))
 
 
-def test_nat_network_turns_forwarding_on_and_the_last_one_puts_it_back(fwd_state: Path) -> None:
-    from runtime import api
+def test_nat_network_turns_forwarding_on_and_the_last_one_puts_it_back(
+    fwd_state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runtime import api, nat
 
+    # The record and restore logic alone: a host running Docker (or another
+    # engineer's NAT lab) would make it keep forwarding on, tested below.
+    monkeypatch.setattr(nat, "other_nat_users", lambda: [])
     original = IP_FORWARD.read_text()
     try:
         IP_FORWARD.write_text("0")
@@ -103,3 +108,30 @@ def test_gc_puts_forwarding_back_after_a_killed_network_rm(
     assert stuck == "1"
     assert after == "0"
     assert any("ip_forward" in item for item in removed), removed
+
+
+def test_forwarding_stays_on_while_someone_else_translates(fwd_state: Path) -> None:
+    """A masquerade rule outside our table (Docker's, say) keeps forwarding on."""
+    from conftest import sh
+
+    from runtime import api, nat
+
+    other = f"nq{RUN_TAG}other"
+    original = IP_FORWARD.read_text()
+    try:
+        sh(
+            f"nft 'add table ip {other}; add chain ip {other} post "
+            f"{{ type nat hook postrouting priority 100; }}; "
+            f"add rule ip {other} post ip saddr 198.18.251.0/24 masquerade'"
+        )
+        found = nat.other_nat_users()
+        IP_FORWARD.write_text("0")
+        _create()
+        api.remove_network(NET)
+        after = IP_FORWARD.read_text().strip()
+    finally:
+        IP_FORWARD.write_text(original)
+        sh(f"nft delete table ip {other}", check=False)
+    assert any(other in line for line in found), found
+    assert after == "1"
+    assert not (fwd_state / "ip_forward.json").exists()
