@@ -11,15 +11,18 @@ most specific to the least:
    ``cri-containerd-<id>`` / ``kubepods`` (containerd, Kubernetes);
 4. Podman's database by namespace bind mount (``/run/netns/netns-<uuid>``) or
    by pid, when Podman's storage exists (no cgroup: ``--cgroups=disabled``, or
-   a container being torn down with no process left);
+   a container being torn down with no process left); a pid counts only beside
+   Podman evidence (that bind mount, or a conmon parent), never alone: pids
+   recorded before a reboot get reused;
 5. containerd task bundles by init pid (plain ``ctr`` / nerdctl tasks);
 6. the command line of the lowest pid (``bash --norc -is mininet:h1``);
 7. an ``ip netns`` name;
 8. otherwise the processes holding it (``sleep[1234]``).
 
-Engine parents are read only for namespaces already known to be the engine's:
-conmon (``-c <id> -n <name>``) when a libpod cgroup's id is not in Podman's
-database, LXC's monitor (``[lxc monitor] <lxcpath> <name>``) when an LXC
+Engine parents are read only for namespaces already known to be the engine's,
+or, on hosts where Podman's storage exists, for the lowest pid of a namespace
+no earlier step named (is it a conmon's child?): conmon (``-c <id> -n <name>``)
+names a container the database lacks, LXC's monitor (``[lxc monitor] <lxcpath> <name>``) when an LXC
 container's config is not under the default lxcpath. Asking every unnamed
 namespace's parent would cost two more reads each (+50 ms at 1000
 process-held namespaces), so an LXC container with a cgroup dir of its own
@@ -81,8 +84,9 @@ def _comm(proc_root: str, pid: int) -> str:
     return (read_text(f"{proc_root}/{pid}/comm") or "").strip() or "process"
 
 
-def _parent_cmdline(proc_root: str, pid: int) -> str:
-    """The raw (NUL-separated) command line of ``pid``'s parent, "" when gone.
+def _parent(proc_root: str, pid: int) -> tuple[int | None, str]:
+    """(ppid, raw NUL-separated command line of the parent) of ``pid``; (None, "")
+    when gone.
 
     The ppid is the second field after the ``(comm)`` of /proc/PID/stat; comm may
     hold spaces and parentheses, so split after the last ``)``.
@@ -90,8 +94,13 @@ def _parent_cmdline(proc_root: str, pid: int) -> str:
     stat = read_text(f"{proc_root}/{pid}/stat") or ""
     fields = stat[stat.rfind(")") + 1 :].split()
     if len(fields) < 2 or not fields[1].isdigit():
-        return ""
-    return read_text(f"{proc_root}/{fields[1]}/cmdline") or ""
+        return None, ""
+    return int(fields[1]), read_text(f"{proc_root}/{fields[1]}/cmdline") or ""
+
+
+def _parent_cmdline(proc_root: str, pid: int) -> str:
+    """The raw (NUL-separated) command line of ``pid``'s parent, "" when gone."""
+    return _parent(proc_root, pid)[1]
 
 
 class _Identifier:
@@ -168,9 +177,9 @@ class _Identifier:
             return self._docker(h, pids, dk, cgroup)
 
         if self.podman.present and (pids or _podman.looks_like_podman_netns(mounts)):
-            pm = self.podman.by_netns(mounts) or self.podman.by_pid(pids)
-            if pm is not None:
-                return self._podman(h, pids, pm.id, pm, cgroup)
+            found = self._podman_by_evidence(h, pids, mounts, cgroup)
+            if found is not None:
+                return found
 
         if self.containerd_present and pids:
             task = self.containerd.by_pid(pids)
@@ -253,6 +262,38 @@ class _Identifier:
                 task = _containerd.ContainerdTask(cid, "", cid[:12], pids[0], None, None)
             return self._task(h, pids, task, cgroup)
         return None
+
+    def _podman_by_evidence(
+        self, h: NsHandle, pids: tuple[int, ...], mounts: tuple[str, ...], cgroup: str | None
+    ) -> Container | None:
+        """A Podman container named only where the namespace shows it is Podman's.
+
+        A recorded pid alone proves nothing: after a reboot the database still
+        lists "running" containers whose pids now belong to anyone. So a pid match
+        counts only beside a ``netns-<uuid>`` bind mount or a conmon parent (the
+        libpod cgroup is handled by :meth:`_by_cgroup`), and without such evidence
+        the database is not even loaded: the common host pays nothing for it.
+        """
+        if _podman.looks_like_podman_netns(mounts):
+            pm = self.podman.by_netns(mounts) or self.podman.by_pid(pids)
+            if pm is not None:
+                return self._podman(h, pids, pm.id, pm, cgroup)
+        if not pids:
+            return None
+        ppid, parent = _parent(self.proc_root, pids[0])
+        if not parent.split("\0", 1)[0].endswith("conmon"):
+            return None
+        conmon = _podman.conmon_args(parent)
+        pm = self.podman.get(conmon[0]) if conmon is not None else None
+        if pm is None:
+            # The parent is a conmon: the database's record whose first pid and
+            # conmon pid both match is that container.
+            cand = self.podman.by_pid(pids[:1])
+            if cand is not None and cand.conmon_pid is not None and cand.conmon_pid == ppid:
+                pm = cand
+        if pm is not None:
+            return self._podman(h, pids, pm.id, pm, cgroup)
+        return self._podman(h, pids, conmon[0], None, cgroup) if conmon is not None else None
 
     def _podman(
         self,

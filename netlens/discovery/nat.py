@@ -773,12 +773,20 @@ def start_tools(pairs: Iterable[tuple[NsHandle, NsProbe]]) -> StartedTools:
     started = StartedTools()
     have_nft = shutil.which("nft") is not None
     count = 0
-    for h, pr in pairs:
-        if count >= _MAX_PARALLEL:
-            break
-        jobs = _tool_jobs(pr, have_nft)
-        started.runs[h.inode] = [(h, kind, argv, _spawn(h.path, argv)) for kind, argv in jobs]
-        count += len(jobs)
+    try:
+        for h, pr in pairs:
+            if count >= _MAX_PARALLEL:
+                break
+            jobs = _tool_jobs(pr, have_nft)
+            runs = started.runs.setdefault(h.inode, [])
+            for kind, argv in jobs:
+                # Recorded one by one: an interrupt between two spawns must still
+                # find every tool already started, to reap it below.
+                runs.append((h, kind, argv, _spawn(h.path, argv)))
+            count += len(jobs)
+    except BaseException:
+        started.close()  # a Ctrl-C mid-start leaves no tool running nor a zombie
+        raise
     return started
 
 

@@ -20,6 +20,7 @@ import fcntl
 import os
 import resource
 import socket
+import stat
 import threading
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -58,13 +59,20 @@ def is_netns_fd(fd: int) -> bool:
 def open_netns(path: str) -> int | None:
     """Open a namespace handle read-only; None if it is gone or not a netns.
 
-    Never passes O_CREAT: opening must not create anything.
+    Never passes O_CREAT: opening must not create anything. O_NONBLOCK and
+    O_NOCTTY: a ``/proc/PID/fd/N`` or bind-mount path may be a FIFO (whose open
+    would block until a writer came) or a tty (which would become our terminal);
+    nsfs files are regular files, so anything else is closed unasked.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError:
         return None
-    if not is_netns_fd(fd):
+    try:
+        plain = stat.S_ISREG(os.fstat(fd).st_mode)
+    except OSError:
+        plain = False
+    if not plain or not is_netns_fd(fd):
         os.close(fd)
         return None
     return fd

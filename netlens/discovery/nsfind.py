@@ -295,10 +295,15 @@ def _nsfs_fd_inode(
     if st.st_dev != nsfs_dev or st.st_ino in known or st.st_ino in found:
         return None
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        # The fd may have been replaced by a FIFO or tty since the stat: never block
+        # on it nor make it our terminal, and check what was actually opened.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError:
         return None
     try:
+        opened = os.fstat(fd)
+        if (opened.st_dev, opened.st_ino) != (nsfs_dev, st.st_ino):
+            return None
         kind = fcntl.ioctl(fd, _NS_GET_NSTYPE)
     except OSError:
         return None

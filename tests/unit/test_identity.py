@@ -6,12 +6,15 @@ import gzip
 import json
 import os
 import sqlite3
+import struct
+import threading
 from pathlib import Path
 
 import pytest
 
 from netlens.discovery.engines.bolt import BoltError, BoltFile
 from netlens.discovery.engines.lxc import monitor_args as lxc_monitor_args
+from netlens.discovery.engines.podman import PodmanContainer, PodmanIndex
 from netlens.discovery.engines.podman import conmon_args as podman_conmon_args
 from netlens.discovery.identity import identify
 from netlens.discovery.nsfind import NsHandle
@@ -217,6 +220,14 @@ def test_podman4_by_pid_netns_mount_and_labels(tmp_path: Path) -> None:
     _bolt_root(tmp_path)
     (tmp_path / "proc").mkdir()
     got = _ident(tmp_path, _h(1, pids=(9745,)))[1]  # its /proc is unreadable: pid alone
+    assert got.engine == Engine.PROCESS  # a recorded pid alone may be reused after a reboot
+    _proc(tmp_path / "proc", 9745, ppid=300, argv="/bin/sleep\x00600")
+    _proc(tmp_path / "proc", 300, argv="/usr/sbin/sshd")
+    got = _ident(tmp_path, _h(1, pids=(9745,)))[1]  # not a conmon's child: a stale pid
+    assert got.engine == Engine.PROCESS
+    _proc(tmp_path / "proc", 9735, argv="/usr/bin/conmon\x00--api-version\x001")
+    (tmp_path / "proc" / "9745" / "stat").write_text("9745 (sleep) S 9735 1 1 0 -1 0\n")
+    got = _ident(tmp_path, _h(1, pids=(9745,)))[1]  # its parent is the recorded conmon
     assert (got.engine, got.name, got.id) == (Engine.PODMAN, "web-pod", f"podman:{WEB_POD}")
     assert got.pid == 9745 and got.state == "running" and got.image == "localhost/busybox:rec"
     assert got.labels == {"team": "net", "empty": ""} and got.command == "/bin/sleep 600"
@@ -268,6 +279,8 @@ def test_podman5_sqlite_database(tmp_path: Path) -> None:
     db.commit()
     db.close()
     _proc(tmp_path / "proc", 4322, argv="sleep\0infinity")
+    _proc(tmp_path / "proc", 4320, argv="/usr/bin/conmon\0-c\0" + "a1" * 32 + "\0-n\0api")
+    _proc(tmp_path / "proc", 4321, ppid=4320, argv="sleep\0infinity")
 
     got = _ident(
         tmp_path, _h(1, pids=(4321,)), _h(2, mounts=("/run/netns/netns-1111",)), _h(3, pids=(4322,))
@@ -294,6 +307,141 @@ def test_unreadable_podman_database_falls_back_to_storage(tmp_path: Path) -> Non
         "web-pod",
         "docker.io/library/httpd:2.4",
     )
+
+
+def _podman5_db(
+    path: Path, rows: list[tuple[str, str, int, int, str]], *, wal: bool = False
+) -> None:
+    """A db.sql with Podman 5's two tables; ``wal``: in WAL mode, as Podman keeps it."""
+    db = sqlite3.connect(path)
+    if wal:
+        assert db.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
+    db.executescript(
+        "CREATE TABLE ContainerConfig(ID TEXT PRIMARY KEY, Name TEXT, PodID TEXT, JSON TEXT);"
+        "CREATE TABLE ContainerState(ID TEXT PRIMARY KEY, State INTEGER, ExitCode INTEGER,"
+        " JSON TEXT);"
+    )
+    for cid, name, state, pid, netns in rows:
+        config = {"name": name, "rootfsImageName": "quay.io/x:1"}
+        db.execute(
+            "INSERT INTO ContainerConfig VALUES (?, ?, NULL, ?)", (cid, name, json.dumps(config))
+        )
+        st = {"state": state, "pid": pid, "netns": netns}
+        db.execute("INSERT INTO ContainerState VALUES (?, ?, 0, ?)", (cid, state, json.dumps(st)))
+    db.commit()
+    db.close()
+
+
+def test_podman5_wal_database_is_read_without_writing_beside_it(tmp_path: Path) -> None:
+    """Podman 5 keeps db.sql in WAL mode: reading it must not create -wal / -shm."""
+    root = tmp_path / "podman"
+    root.mkdir()
+    _podman5_db(root / "db.sql", [("a1" * 32, "api", 3, 4321, "/run/netns/netns-1111")], wal=True)
+    before = sorted(os.listdir(root))
+    assert before == ["db.sql"]  # closed cleanly: no -wal/-shm left by the writer
+    got = _ident(tmp_path, _h(1, mounts=("/run/netns/netns-1111",)))
+    assert (got[1].engine, got[1].name) == (Engine.PODMAN, "api")
+    assert sorted(os.listdir(root)) == before
+
+
+def test_podman_pid_without_live_state_or_evidence_is_not_a_container(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pidfile-only record (state unknown) never claims a pid, and without any
+    Podman evidence on the namespace the database is not even read."""
+    root = tmp_path / "podman"
+    (root / "overlay-containers" / P1 / "userdata").mkdir(parents=True)
+    src = FIX / "podman" / "overlay-containers" / "containers.json"
+    (root / "overlay-containers" / "containers.json").write_text(src.read_text())
+    (root / "overlay-containers" / P1 / "userdata" / "pidfile").write_text("777\n")
+    index = PodmanIndex(str(root))
+    record = index.get(P1)
+    assert record is not None and record.pid == 777
+    assert index.by_pid([777]) is None  # state None: maybe a stale pid after a reboot
+
+    loads: list[str] = []
+    real = PodmanIndex._read_db
+
+    def counting(self: PodmanIndex) -> list[PodmanContainer]:
+        loads.append(self.root)
+        return real(self)
+
+    monkeypatch.setattr(PodmanIndex, "_read_db", counting)
+    _proc(tmp_path / "proc", 777, ppid=1, argv="/bin/sleep\x00600")
+    _proc(tmp_path / "proc", 1, argv="/sbin/init")
+    got = _ident(tmp_path, _h(1, pids=(777,)), _h(2, mounts=("/run/netns/plain",)))
+    assert got[1].engine == Engine.PROCESS and 2 not in got
+    assert loads == []  # no libpod cgroup, netns-<uuid> mount or conmon parent: not read
+    got = _ident(tmp_path, _h(3, pids=(777,), mounts=("/run/netns/netns-9999",)))
+    assert got[3].engine == Engine.PROCESS and loads == [str(root)]
+
+
+def _bolt_meta(page_size: int, pgid: int, root: int, txid: int) -> bytes:
+    """One bbolt meta page (header, body, FNV-64a checksum), padded to a page."""
+    body = struct.pack("<IIII QQ QQQ", 0xED0CDAED, 2, page_size, 0, root, 0, 0, 4, txid)
+    ck = 0xCBF29CE484222325
+    for byte in body:
+        ck = ((ck ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    page = struct.pack("<QHHI", pgid, 0x04, 0, 0) + body + struct.pack("<Q", ck)
+    return page.ljust(page_size, b"\0")
+
+
+@pytest.mark.timeout(20)
+def test_bolt_branch_page_pointing_at_itself_ends_with_an_error(tmp_path: Path) -> None:
+    """A torn file whose root branch lists itself twice would walk 2**32 pages:
+    the walk stops at the first revisited page and raises, and the Podman index
+    falls back to containers/storage."""
+    psize = 4096
+    branch = struct.pack("<QHHI", 2, 0x01, 2, 0) + struct.pack("<IIQ", 0, 0, 2) * 2
+    data = _bolt_meta(psize, 0, 2, 5) + _bolt_meta(psize, 1, 2, 6) + branch.ljust(psize, b"\0")
+    with pytest.raises(BoltError):
+        list(BoltFile(data).bucket(b"ctr"))
+
+    root = tmp_path / "podman"
+    (root / "libpod").mkdir(parents=True)
+    (root / "libpod" / "bolt_state.db").write_bytes(data)
+    (root / "overlay-containers").mkdir()
+    src = FIX / "podman" / "overlay-containers" / "containers.json"
+    (root / "overlay-containers" / "containers.json").write_text(src.read_text())
+    found = PodmanIndex(str(root)).get(P1)
+    assert found is not None and found.name == "web-pod"
+
+
+def test_bolt_half_written_meta_page_is_not_chosen() -> None:
+    """The meta page with the higher txid but a wrong checksum (written halfway)
+    loses to the older, intact one."""
+    data = bytearray(gzip.decompress(BOLT_GZ.read_bytes()))
+    root_at = 16 + 16  # a meta page's root pgid, after its page header and 4 u32s
+    (older_root,) = struct.unpack_from("<Q", data, root_at)  # meta 0: txid 16
+    (newer_root,) = struct.unpack_from("<Q", data, 4096 + root_at)  # meta 1: txid 17
+    assert BoltFile(bytes(data)).root == newer_root != older_root
+    data[4096 + root_at : 4096 + root_at + 8] = struct.pack("<Q", 999)  # checksum now wrong
+    assert BoltFile(bytes(data)).root == older_root
+
+
+@pytest.mark.timeout(20)
+def test_fifo_as_lxc_config_does_not_hang(tmp_path: Path) -> None:
+    """An lxcpath from a monitor's command line whose config is a FIFO: skipped."""
+    lxcpath = tmp_path / "elsewhere"
+    (lxcpath / "side").mkdir(parents=True)
+    os.mkfifo(lxcpath / "side" / "config")
+    proc = tmp_path / "proc"
+    _proc(proc, 309, argv=f"[lxc monitor] {lxcpath} side")
+    _proc(proc, 310, ppid=309, cgroup="0::/lxc.payload.side\n", argv="/sbin/init")
+    out: list[dict[int, Container]] = []
+    worker = threading.Thread(
+        target=lambda: out.append(_ident(tmp_path, _h(1, pids=(310,)), lxc_root=tmp_path / "lxc")),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(10)
+    if worker.is_alive():
+        # Unblock the reader (open a writer and close it) so no thread is left behind.
+        os.close(os.open(lxcpath / "side" / "config", os.O_WRONLY | os.O_NONBLOCK))
+        worker.join(5)
+        pytest.fail("reading a FIFO lxc config blocked")
+    got = out[0][1]
+    assert (got.engine, got.name, got.labels, got.image) == (Engine.LXC, "side", {}, None)
 
 
 def test_lxc_monitor_gives_private_lxcpath(tmp_path: Path) -> None:

@@ -270,6 +270,30 @@ def test_start_tools_is_bounded_and_close_ends_them(monkeypatch: pytest.MonkeyPa
     assert all(p.killed for p in procs) and not started.runs
 
 
+def test_start_tools_interrupted_reaps_the_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A KeyboardInterrupt between two spawns kills and waits for the tools
+    already started, then propagates."""
+    procs: list[_FakeProc] = []
+
+    def fake_spawn(path: str, argv: list[str]) -> _FakeProc:
+        if len(procs) == 1:
+            raise KeyboardInterrupt
+        procs.append(_FakeProc("x"))
+        return procs[-1]
+
+    monkeypatch.setattr(nat, "_spawn", fake_spawn)
+    monkeypatch.setattr("netlens.discovery.nat.shutil.which", lambda tool: f"/usr/sbin/{tool}")
+    chain = NftChain("ip", "nix", "post", "nat", "postrouting", "accept")
+    pairs = [
+        (NsHandle(4, n, f"/run/netns/n{n}"), NsProbe(chains=(chain,), legacy_tables4=("nat",)))
+        for n in range(3)
+    ]
+    with pytest.raises(KeyboardInterrupt):
+        nat.start_tools(pairs)
+    assert len(procs) == 1
+    assert procs[0].killed and procs[0].returncode is not None  # killed and waited
+
+
 def test_recorded_docker_ruleset() -> None:
     """A real dockerd 20.10 (own bridge nixd0, one container publishing 127.0.0.1:18080)."""
     rules, xt = parse_nft_json(json.loads(_fixture("docker.nft.json")))

@@ -11,19 +11,27 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from typing import Any
 
 
-def read_text(path: str) -> str | None:
+def read_text(path: str, *, regular: bool = False) -> str | None:
     """A small file's text, or None when it is missing or unreadable.
 
     Processes and containers vanish while we walk; a missing file is normal.
+    O_NONBLOCK and O_NOCTTY: a FIFO or tty planted where a file was expected must
+    neither block the open nor become our controlling terminal. ``regular``: read
+    only a regular file (for paths taken from another process, such as an lxcpath
+    on a monitor's command line, where a FIFO would block the read, a tty steal
+    input, or a device never end).
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError:
         return None
     try:
+        if regular and not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
         # os.read on a raw fd: a third of the cost of open() + TextIOWrapper, which
         # matters when reading three /proc files for each of 1000 namespaces.
         chunks = []

@@ -8,7 +8,11 @@ is a B+tree of branch pages (keys and child page ids) and leaf pages (keys and
 values, or a nested bucket, which is *inline* when it fits in its parent's
 value). We only walk; we never take bbolt's file lock, so a write landing
 mid-read can show a torn tree: every offset is bounds-checked and a bad page
-ends that walk instead of raising (the caller then sees fewer entries).
+ends that walk instead of raising (the caller then sees fewer entries). A
+page reached twice in one walk (a branch pointing at itself or an ancestor)
+raises :class:`BoltError` instead: such a tree would never end, and the
+caller has a fallback. A meta page whose checksum does not match (half
+written) is never chosen, whatever its txid.
 
 Format: https://github.com/etcd-io/bbolt (page.go, bucket.go, db.go), read
 for its layout only.
@@ -28,12 +32,22 @@ _BRANCH_ELEM = struct.Struct("<IIQ")  # pos, ksize, pgid
 _LEAF_ELEM = struct.Struct("<IIII")  # flags, pos, ksize, vsize
 _BUCKET_HDR = struct.Struct("<QQ")  # root pgid, sequence
 _MAX_DEPTH = 32  # a real tree of a few thousand containers is 3-4 deep
+_CHECKSUM = struct.Struct("<Q")  # follows the meta body: FNV-64a of the body
+_FNV_OFFSET, _FNV_PRIME = 0xCBF29CE484222325, 0x100000001B3
 
 Tree = dict[bytes, "bytes | Tree"]
 
 
 class BoltError(ValueError):
     """The file is not a bbolt database we can read."""
+
+
+def _fnv64a(data: bytes) -> int:
+    """FNV-1a, 64 bits: what bbolt's meta.sum64 computes (two pages, 56 bytes each)."""
+    h = _FNV_OFFSET
+    for byte in data:
+        h = ((h ^ byte) * _FNV_PRIME) & 0xFFFFFFFFFFFFFFFF
+    return h
 
 
 class BoltFile:
@@ -57,13 +71,20 @@ class BoltFile:
             if first[0] == _MAGIC and first[2] >= 512:
                 offsets.append(first[2])
         for off in offsets:
-            if off + _PAGE_HDR.size + _META_BODY.size > len(self.data):
+            body = off + _PAGE_HDR.size
+            if body + _META_BODY.size + _CHECKSUM.size > len(self.data):
                 continue
             _id, flags, _c, _o = _PAGE_HDR.unpack_from(self.data, off)
             magic, _ver, psize, _f, root, _seq, _fl, _pgid, txid = _META_BODY.unpack_from(
-                self.data, off + _PAGE_HDR.size
+                self.data, body
             )
-            valid = flags & _META and magic == _MAGIC and psize >= 512
+            (checksum,) = _CHECKSUM.unpack_from(self.data, body + _META_BODY.size)
+            valid = (
+                flags & _META
+                and magic == _MAGIC
+                and psize >= 512
+                and checksum == _fnv64a(self.data[body : body + _META_BODY.size])
+            )
             if valid and (best is None or txid > best[0]):
                 best = (txid, psize, root)
         if best is None:
@@ -81,7 +102,7 @@ class BoltFile:
         inline: int | None = None
         for name in path:
             found = None
-            for key, value, is_bucket in self._walk(page, base, root, inline, 0):
+            for key, value, is_bucket in self._walk(page, base, root, inline, 0, set()):
                 if key == name and is_bucket and value is not None:
                     found = value
                     break
@@ -92,7 +113,7 @@ class BoltFile:
                 page, base, inline = found, _BUCKET_HDR.size, 1
             else:
                 page, base, inline = self.data, 0, None
-        yield from self._walk(page, base, root, inline, 0)
+        yield from self._walk(page, base, root, inline, 0, set())
 
     def tree(self, *path: bytes) -> Tree:
         """The bucket at ``path`` as nested dicts (values are bytes, buckets dicts)."""
@@ -102,10 +123,17 @@ class BoltFile:
         return out
 
     def _walk(
-        self, buf: bytes, base: int, pgid: int, inline: int | None, depth: int
+        self, buf: bytes, base: int, pgid: int, inline: int | None, depth: int, seen: set[int]
     ) -> Iterator[tuple[bytes, bytes | None, bool]]:
+        """Entries under page ``pgid``; ``seen``: the pages this walk already read,
+        so a torn file's cycle or shared subtree cannot loop or blow up (at most
+        one visit per page of the file)."""
         if depth > _MAX_DEPTH:
             return
+        if inline is None:
+            if pgid in seen:
+                raise BoltError(f"page {pgid} reached twice: a torn or corrupt tree")
+            seen.add(pgid)
         off = base if inline is not None else pgid * self.page_size
         if off < 0 or off + _PAGE_HDR.size > len(buf):
             return
@@ -117,7 +145,7 @@ class BoltFile:
                 if at + _BRANCH_ELEM.size > len(buf):
                     return
                 _pos, _ksize, child = _BRANCH_ELEM.unpack_from(buf, at)
-                yield from self._walk(buf, 0, child, None, depth + 1)
+                yield from self._walk(buf, 0, child, None, depth + 1, seen)
         elif flags & _LEAF:
             for i in range(count):
                 at = elems + i * _LEAF_ELEM.size

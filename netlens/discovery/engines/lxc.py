@@ -41,7 +41,8 @@ def read_config(root: str, name: str) -> LxcConfig | None:
 
     None when ``root`` has no config for ``name`` (another lxcpath, or removed).
     """
-    text = read_text(os.path.join(root, name, "config"))
+    # ``root`` may come from another process's command line: only a regular file.
+    text = read_text(os.path.join(root, name, "config"), regular=True)
     if text is None:
         return None
     image: str | None = None

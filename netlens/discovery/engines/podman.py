@@ -44,7 +44,10 @@ _STATES = {
     7: "removing",
     8: "stopping",
 }
-_LIVE = (None, "running", "paused", "stopping")  # None: state unknown (pidfile only)
+# A pid is only trusted while the database says the container runs. State None
+# (the pidfile fallback) is not live: a pidfile outlives a reboot, and its pid
+# may by now belong to any process.
+_LIVE = ("running", "paused", "stopping")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,7 @@ class PodmanContainer:
     state: str | None = None
     netns: str | None = None  # the bind mount of its network namespace
     labels: dict[str, str] = field(default_factory=dict)
+    conmon_pid: int | None = None  # its monitor, the parent of its first process
 
 
 def _loads(raw: object) -> dict[str, Any]:
@@ -95,14 +99,22 @@ def _container(
         state=_STATES.get(code) if code is not None else None,
         netns=netns or str(state.get("netns") or "") or _spec_netns(config),
         labels=str_labels(config.get("labels")),
+        conmon_pid=as_int(state.get("conmonPid")) or None,
     )
 
 
 def read_sqlite(path: str) -> list[PodmanContainer]:
-    """Containers in Podman 5's ``db.sql``, opened read-only (never created)."""
+    """Containers in Podman 5's ``db.sql``, opened read-only (never created).
+
+    ``immutable=1`` as well as ``mode=ro``: Podman keeps db.sql in WAL mode, and a
+    plain read-only open of a WAL database creates ``db.sql-wal`` / ``-shm`` beside
+    it and takes locks. Immutable opens neither and locks nothing; a write landing
+    mid-read can then show a torn page, which raises and sends the caller to the
+    fallback readers.
+    """
     import sqlite3  # only hosts with Podman 5 pay for the import
 
-    uri = f"file:{quote(path)}?mode=ro"
+    uri = f"file:{quote(path)}?mode=ro&immutable=1"
     out: list[PodmanContainer] = []
     conn = sqlite3.connect(uri, uri=True, timeout=0.2)
     try:
