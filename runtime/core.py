@@ -963,8 +963,9 @@ def _gc_pending() -> list[str]:
 def gc() -> list[str]:
     """Remove leftovers of killed or failed commands; return what was removed.
 
-    Half-made containers from a killed create; address allocations whose
-    container record is gone; logs and temp files without a record; cgroups of
+    Half-made containers from a killed create; container records that cannot
+    be read (empty, torn, misnamed); address allocations whose container record
+    is gone; logs and temp files without a record; cgroups of
     this host's ``netlens`` group that no record names and that are empty and
     older than a minute (younger ones may belong to a create in progress in
     another state directory); then the nft table is re-rendered from state, and
@@ -988,7 +989,10 @@ def gc() -> list[str]:
             with contextlib.suppress(OSError):
                 for fname in os.listdir(state.sub(kind)):
                     path = state.sub(kind, fname)
-                    if ".tmp" in fname or (kind == "logs" and fname[:-4] not in recs):
+                    # An empty, unparsable or misnamed record blocks its name: run
+                    # says it exists while rm finds no container.
+                    bad = kind == "containers" and fname[:-5] not in recs
+                    if ".tmp" in fname or bad or (kind == "logs" and fname[:-4] not in recs):
                         state.remove_file(path)
                         removed.append(f"file {path}")
         now = time.time()

@@ -291,6 +291,10 @@ except BaseException as err:
 """
 
 
+class _NativeBroken(OSError):
+    """netlens-spawn could not run here (exec failed, or it died without a word)."""
+
+
 def start_many(
     plans: list[Plan],
     tini_fd: int,
@@ -310,7 +314,32 @@ def start_many(
     re-parented to init); EOF on ``go`` still tells them that we died.
     ``helpers`` > 1 splits the batch over that many helpers running at once
     (it did not pay on 2 cores, see core._helpers).
+
+    A ``netlens-spawn`` that cannot run (copied from another machine, built
+    against another C library: exec fails, or it exits without any report)
+    is dropped for the rest of the process and the batch is cloned again by
+    the Python spawner; whatever the first try made was aborted before.
     """
+    from runtime import helper as native
+
+    program = native.find()
+    if program is not None:
+        try:
+            return _start_many(plans, tini_fd, cgroup_dirs, template_fd, helpers, program)
+        except _NativeBroken:
+            native.forget()
+    return _start_many(plans, tini_fd, cgroup_dirs, template_fd, helpers, None)
+
+
+def _start_many(
+    plans: list[Plan],
+    tini_fd: int,
+    cgroup_dirs: list[str | None],
+    template_fd: int,
+    helpers: int,
+    program: str | None,
+) -> list[Child]:
+    """One try of :func:`start_many` with ``program`` (None: the Python spawner)."""
     import pickle
     import subprocess
     import sys
@@ -326,9 +355,6 @@ def start_many(
         for plan in plans:
             plan.pdeathsig = False
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        from runtime import helper as native
-
-        program = native.find()
         helpers = max(1, min(helpers, len(plans)))
         step = -(-len(plans) // helpers)
         for lo in range(0, len(plans), step):
@@ -357,8 +383,10 @@ def start_many(
                     stderr=subprocess.DEVNULL,
                     pass_fds=[fd for fd in [*passed, res_w] if fd >= 0],
                 )
-            except BaseException:
+            except BaseException as err:
                 os.close(res_r)
+                if program is not None and isinstance(err, OSError):
+                    raise _NativeBroken(f"netlens-spawn cannot run: {err}") from err
                 raise
             finally:
                 os.close(res_w)
@@ -392,6 +420,8 @@ def start_many(
             os.close(err_w)
     children: list[Child] = []
     failure = ""
+    # Not even "!error": it never reached its main (dynamic loader, wrong machine).
+    broken = program is not None and any(not report for _, report in reports)
     for (_, _, lo, hi), (code, report) in zip(launched, reports, strict=True):
         # "pid pid ...", then "!error" if it stopped early (the C program
         # reports the children it made before the error: they are aborted).
@@ -409,9 +439,11 @@ def start_many(
             os.close(err_r)
         if (code != 0 or len(pids) != hi - lo) and not failure:
             failure = error[:300] or str(code)
-    if failure:
+    if failure or broken:
         for child in children:
             child.abort()
+        if broken:
+            raise _NativeBroken(f"netlens-spawn failed without a report: {failure}")
         raise OSError(f"container spawner failed: {failure}")
     return children
 
@@ -419,18 +451,21 @@ def start_many(
 def encode_job(
     work: list[tuple[Plan, int, int, str | None]], tini_fd: int, template_fd: int
 ) -> bytes:
-    """The job for ``netlens-spawn`` (layout documented in spawn_helper.c)."""
+    """The job for ``netlens-spawn`` (layout documented in spawn_helper.c).
+
+    Native byte order ("="): the C program reads the integers as they lie in memory.
+    """
     import struct
 
     def text(value: str | bytes) -> bytes:
         raw = value.encode() if isinstance(value, str) else value
-        return struct.pack("<I", len(raw)) + raw
+        return struct.pack("=I", len(raw)) + raw
 
     def requests(reqs: Any) -> bytes:
         msgs = [msg for _, msg, _ in reqs.queue] if reqs is not None else []
-        return text(b"".join(msgs)) + struct.pack("<I", len(msgs))
+        return text(b"".join(msgs)) + struct.pack("=I", len(msgs))
 
-    out = [struct.pack("<Iii", len(work), tini_fd, template_fd)]
+    out = [struct.pack("=Iii", len(work), tini_fd, template_fd)]
     for plan, go_r, err_w, cgroup in work:
         strings = [plan.hostname, *plan.argv, *plan.env, *plan.env.values()]
         if any("\0" in x for x in strings):  # C strings would silently end there
@@ -438,14 +473,14 @@ def encode_job(
 
             raise RuntimeFailure(f"{plan.name}: embedded null byte in the command or environment")
         soft, hard = plan.nofile if plan.nofile is not None else (-1, -1)
-        out.append(struct.pack("<iiQqq", go_r, err_w, plan.caps, soft, hard))
+        out.append(struct.pack("=iiQqq", go_r, err_w, plan.caps, soft, hard))
         out += [text(plan.name), text(plan.hostname), text(plan.log_path or ""), text(cgroup or "")]
         out += [requests(plan.nl_pre), requests(plan.nl_post)]
-        out.append(struct.pack("<I", len(plan.sysctls)))
+        out.append(struct.pack("=I", len(plan.sysctls)))
         out += [text(x) for pair in plan.sysctls for x in pair]
-        out.append(struct.pack("<I", len(plan.argv)))
+        out.append(struct.pack("=I", len(plan.argv)))
         out += [text(arg) for arg in plan.argv]
-        out.append(struct.pack("<I", len(plan.env)))
+        out.append(struct.pack("=I", len(plan.env)))
         out += [text(f"{k}={v}") for k, v in plan.env.items()]
     return b"".join(out)
 

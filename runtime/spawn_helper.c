@@ -13,7 +13,7 @@
  *
  *   netlens-spawn OUT_FD < job
  *
- * job (little-endian): u32 n, i32 tini_fd, i32 template_fd, then n children:
+ * job (native byte order, as Python's struct "="): u32 n, i32 tini_fd, i32 template_fd, then n children:
  *   i32 go_r, i32 err_w, u64 caps, i64 nofile_soft, i64 nofile_hard (-1: keep),
  *   str name, str hostname, str log_path, str cgroup_dir, blob nl_pre,
  *   u32 nl_pre_count, blob nl_post, u32 nl_post_count,
@@ -164,6 +164,7 @@ static void netlink_send(const char *msgs, uint32_t len, uint32_t count, const c
     setsockopt(s, SOL_NETLINK, NETLINK_CAP_ACK_OPT, &one, sizeof one);
     struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
     if (bind(s, (struct sockaddr *)&sa, sizeof sa) < 0) fail(step, errno);
+    errno = 0; /* a short send leaves errno alone: report EIO then */
     if (send(s, msgs, len, 0) != (ssize_t)len) fail(step, errno ? errno : EIO);
     char rbuf[8192];
     int first = 0;
@@ -173,8 +174,10 @@ static void netlink_send(const char *msgs, uint32_t len, uint32_t count, const c
             if (errno == EINTR) continue;
             fail(step, errno);
         }
-        for (struct nlmsghdr *h = (struct nlmsghdr *)rbuf; NLMSG_OK(h, (size_t)got);
-             h = NLMSG_NEXT(h, got)) {
+        /* signed: NLMSG_NEXT may take the remainder below zero, which NLMSG_OK must see */
+        int left = (int)got;
+        for (struct nlmsghdr *h = (struct nlmsghdr *)rbuf; NLMSG_OK(h, left);
+             h = NLMSG_NEXT(h, left)) {
             if (h->nlmsg_type == NLMSG_ERROR) {
                 const struct nlmsgerr *e = NLMSG_DATA(h);
                 if (e->error && !first) first = -e->error;
@@ -253,6 +256,7 @@ static void child_main(struct child *c, int tini_fd, int template_fd) {
         int fd = open(path, O_WRONLY | O_CLOEXEC);
         if (fd < 0) fail(path, errno);
         ssize_t len = (ssize_t)strlen(value);
+        errno = 0;
         if (write(fd, value, (size_t)len) != len) fail(path, errno ? errno : EIO);
         close(fd);
     }
@@ -336,6 +340,7 @@ int main(int argc, char **argv) {
     for (uint32_t i = 0; i < n; i++)
         if (!kids || parse_child(&b, &kids[i])) return report(out, "!bad job entry %u", i), 1;
     char *pids = malloc((size_t)n * 12 + 1);
+    if (!pids) return report(out, "!out of memory"), 1;
     size_t plen = 0;
     for (uint32_t i = 0; i < n; i++) {
         struct child *c = &kids[i];

@@ -103,6 +103,8 @@ def reuse(path: str, mode: int = 0o644) -> bool:
         name = names.pop()
         try:
             os.rename(sub(SPARE, name), path)
+            # Emptied again: retire() may have died between its rename and truncate.
+            os.truncate(path, 0)
             os.chmod(path, mode)
             return True
         except FileNotFoundError:
@@ -122,15 +124,21 @@ def retire(path: str) -> None:
     if len(names) >= SPARE_MAX or not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
         remove_file(path)
         return
-    spare = f"i{st.st_ino}"
+    spare = sub(SPARE, f"i{st.st_ino}")
+    # Out of view first, then emptied: a crash in between must not leave an
+    # empty record under its name (it would block the name, see core.gc).
     try:
-        if st.st_size:
-            os.truncate(path, 0)
-        os.rename(path, sub(SPARE, spare))
+        os.rename(path, spare)
     except OSError:
         remove_file(path)
         return
-    names.append(spare)
+    if st.st_size:
+        try:
+            os.truncate(spare, 0)
+        except OSError:
+            remove_file(spare)
+            return
+    names.append(os.path.basename(spare))
 
 
 def _write_new(path: str, text: str) -> None:
@@ -192,7 +200,12 @@ def _load_dir(kind: str) -> dict[str, dict[str, Any]]:
 
 
 def load_containers() -> dict[str, dict[str, Any]]:
-    return _load_dir("containers")
+    """Every readable record that names its own file (see :func:`load_container`)."""
+    return {
+        name: rec
+        for name, rec in _load_dir("containers").items()
+        if isinstance(rec, dict) and rec.get("name") == name
+    }
 
 
 def load_networks() -> dict[str, dict[str, Any]]:
@@ -200,9 +213,12 @@ def load_networks() -> dict[str, dict[str, Any]]:
 
 
 def load_container(name: str) -> dict[str, Any] | None:
+    """The record of ``name``; None if missing, unreadable or naming another container."""
     try:
-        data: dict[str, Any] = read_json(container_path(name))
+        data = read_json(container_path(name))
     except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("name") != name:
         return None
     return data
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import platform
 import struct
 
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -21,16 +22,39 @@ _syscall.restype = ctypes.c_long
 _clone_syscall = ctypes.PyDLL("libc.so.6", use_errno=True).syscall
 _clone_syscall.restype = ctypes.c_long
 
-# x86_64 system call numbers (the project's machines are x86_64).
-SYS_RT_SIGACTION = 13
-SYS_RT_SIGPROCMASK = 14
-SYS_CLONE = 56
-SYS_PIVOT_ROOT = 155
-SYS_CAPSET = 126
-SYS_SETNS = 308
+# System call numbers differ per architecture (those from 424 on are shared).
+# Known here: x86_64 (the project's machines) and aarch64 (asm-generic/unistd.h).
+_NUMBERS = {
+    "x86_64": {"rt_sigaction": 13, "rt_sigprocmask": 14, "clone": 56, "pivot_root": 155,
+               "capset": 126, "setns": 308},
+    "aarch64": {"rt_sigaction": 134, "rt_sigprocmask": 135, "clone": 220, "pivot_root": 41,
+                "capset": 91, "setns": 268},
+}  # fmt: skip
+_NUMBERS["amd64"] = _NUMBERS["x86_64"]
+_NUMBERS["arm64"] = _NUMBERS["aarch64"]
+MACHINE = platform.machine()
+_OURS = _NUMBERS.get(MACHINE, {})
+SYS_RT_SIGACTION = _OURS.get("rt_sigaction", -1)
+SYS_RT_SIGPROCMASK = _OURS.get("rt_sigprocmask", -1)
+SYS_CLONE = _OURS.get("clone", -1)
+SYS_PIVOT_ROOT = _OURS.get("pivot_root", -1)
+SYS_CAPSET = _OURS.get("capset", -1)
+SYS_SETNS = _OURS.get("setns", -1)
 SYS_PIDFD_OPEN = 434
 SYS_PIDFD_SEND_SIGNAL = 424
 SYS_MOUNT_SETATTR = 442
+
+
+def _nr(number: int) -> int:
+    """``number``, or one clear error where this module does not know the numbers."""
+    if number < 0:
+        from runtime.errors import RuntimeFailure
+
+        raise RuntimeFailure(
+            f"the container runtime supports x86_64 and aarch64 only, not {MACHINE or 'unknown'}"
+        )
+    return number
+
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -71,7 +95,7 @@ def unshare(flags: int) -> None:
 
 
 def setns(fd: int, nstype: int) -> None:
-    _check(_syscall(SYS_SETNS, ctypes.c_int(fd), ctypes.c_int(nstype)), "setns")
+    _check(_syscall(_nr(SYS_SETNS), ctypes.c_int(fd), ctypes.c_int(nstype)), "setns")
 
 
 def clone(flags: int) -> int:
@@ -81,7 +105,7 @@ def clone(flags: int) -> int:
     single-threaded caller whose child runs a few syscalls and then execs.
     """
     return _check(
-        _clone_syscall(SYS_CLONE, ctypes.c_ulong(flags | SIGCHLD), None, None, None, None),
+        _clone_syscall(_nr(SYS_CLONE), ctypes.c_ulong(flags | SIGCHLD), None, None, None, None),
         "clone",
     )
 
@@ -119,7 +143,7 @@ def umount2(target: str, flags: int) -> None:
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
-    _check(_syscall(SYS_PIVOT_ROOT, new_root.encode(), put_old.encode()), "pivot_root")
+    _check(_syscall(_nr(SYS_PIVOT_ROOT), new_root.encode(), put_old.encode()), "pivot_root")
 
 
 def mount_setattr_rdonly_private(path: str) -> None:
@@ -143,12 +167,13 @@ def reset_signals() -> None:
     A container's command must not inherit what its creator ignored or blocked.
     The raw syscall also reaches signals 32 and 33, which glibc's sigaction refuses.
     """
+    action, mask = _nr(SYS_RT_SIGACTION), _nr(SYS_RT_SIGPROCMASK)
     dfl = ctypes.create_string_buffer(32)  # handler, flags, restorer, mask: zero = SIG_DFL
     for sig in range(1, 65):
         if sig not in (9, 19):  # SIGKILL and SIGSTOP cannot be changed
-            _syscall(SYS_RT_SIGACTION, ctypes.c_int(sig), dfl, None, ctypes.c_size_t(8))
+            _syscall(action, ctypes.c_int(sig), dfl, None, ctypes.c_size_t(8))
     none = ctypes.create_string_buffer(8)
-    _syscall(SYS_RT_SIGPROCMASK, ctypes.c_int(2), none, None, ctypes.c_size_t(8))  # SIG_SETMASK
+    _syscall(mask, ctypes.c_int(2), none, None, ctypes.c_size_t(8))  # SIG_SETMASK
 
 
 def sethostname(name: str) -> None:
@@ -176,7 +201,7 @@ def capset(caps: int) -> None:
     data = struct.pack("IIIIII", lo, lo, lo, hi, hi, hi)
     hbuf = ctypes.create_string_buffer(header, len(header))
     dbuf = ctypes.create_string_buffer(data, len(data))
-    _check(_syscall(SYS_CAPSET, hbuf, dbuf), "capset")
+    _check(_syscall(_nr(SYS_CAPSET), hbuf, dbuf), "capset")
 
 
 def pidfd_open(pid: int) -> int:

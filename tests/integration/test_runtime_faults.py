@@ -241,3 +241,53 @@ def test_batch_through_spawner_and_its_rollback(
         assert rec["cgroup"] in Path(f"/proc/{rec['pid']}/cgroup").read_text()
         assert os.stat(f"/proc/{rec['pid']}/ns/net").st_ino == rec["netns_inode"]
     assert rt.exec(recs[0]["name"], "ping", "-c", "1", "-W", "2", recs[2]["ip"]).returncode == 0
+
+
+@pytest.mark.parametrize(("broken", "helpers"), [("garbage", "1"), ("silent", "2")])
+def test_broken_native_spawner_falls_back_to_python(
+    rt: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, broken: str, helpers: str
+) -> None:
+    """A netlens-spawn that cannot run here (exec fails: wrong machine; or it exits
+    127 without a report: a dynamic build against a newer C library) is dropped for
+    this process and the batch is cloned by the Python spawner instead."""
+    from runtime import api, helper
+
+    program = tmp_path / "netlens-spawn-broken"
+    if broken == "garbage":
+        program.write_bytes(b"\x7fELF" + os.urandom(64))
+    else:
+        program.write_text("#!/bin/sh\nexit 127\n")
+    program.chmod(0o755)
+    monkeypatch.setattr(helper, "_found", {})
+    monkeypatch.setattr(helper, "find", lambda: str(program))
+    monkeypatch.setenv("NETLENS_SPAWNER", "1")
+    monkeypatch.setenv("NETLENS_SPAWNERS", helpers)
+    specs = [api.ContainerSpec(name=rt.name(f"b{i}"), network=None) for i in range(3)]
+    recs = api.create_containers(specs)
+    assert [r["state"] for r in recs] == ["running"] * 3
+    for rec in recs:
+        assert rec["cgroup"] in Path(f"/proc/{rec['pid']}/cgroup").read_text()
+    assert helper._found == {helper.SOURCE: None}  # not tried again in this process
+    api.remove_containers([s.name for s in specs])
+    for spec in specs:
+        assert _settled(spec.name) == [], spec.name
+
+
+@pytest.mark.parametrize("content", ["", "{torn"])
+def test_gc_removes_unreadable_record_that_blocks_its_name(rt: Any, content: str) -> None:
+    from runtime import api, state
+    from runtime.errors import Conflict, NotFound
+
+    name = rt.name("u")
+    state.ensure_dirs()
+    Path(state.container_path(name)).write_text(content)
+    spec = api.ContainerSpec(name=name, network=None)
+    with pytest.raises(Conflict):
+        api.create_containers([spec])
+    with pytest.raises(NotFound):
+        api.remove_containers([name])
+    removed = api.gc()
+    assert f"file {state.container_path(name)}" in removed
+    assert not os.path.exists(state.container_path(name))
+    rec = api.create_containers([spec])[0]
+    assert rec["name"] == name and rec["state"] == "running"

@@ -7,8 +7,10 @@ spawners): the program is run with jobs that make it stop before any clone.
 from __future__ import annotations
 
 import os
+import platform
 import struct
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -42,7 +44,8 @@ def _run(program: str, job: bytes) -> tuple[int, str]:
 
 
 def test_build_is_named_after_the_source_and_reused(program: str) -> None:
-    assert program == helper.binary_path() and os.access(program, os.X_OK)
+    builds = (helper.binary_path("static"), helper.binary_path("dynamic"))
+    assert program in builds and os.access(program, os.X_OK)
     assert helper.build() == program
     mode = os.stat(program).st_mode
     assert not mode & 0o022
@@ -54,7 +57,7 @@ def test_find_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_empty_job_reports_no_pids(program: str) -> None:
-    assert _run(program, struct.pack("<Iii", 0, -1, -1)) == (0, "")
+    assert _run(program, struct.pack("=Iii", 0, -1, -1)) == (0, "")
 
 
 @pytest.mark.parametrize("cut", [0, 5, 12, 40, -3])
@@ -67,7 +70,7 @@ def test_truncated_job_is_refused_before_any_clone(program: str, cut: int) -> No
 
 
 def test_job_layout(program: str) -> None:
-    """The fields in the order spawn_helper.c reads them (lengths little-endian)."""
+    """The fields in the order spawn_helper.c reads them (native byte order)."""
     plan = spawn.Plan(
         "c1", "host1", ["sh", "-c", "x"], {"A": "1"}, caps=5, sysctls=[("/proc/sys/a", "1")]
     )
@@ -75,22 +78,22 @@ def test_job_layout(program: str) -> None:
     spawn.prepare_netlink(plan)
     plan.nofile = (1024, 4096)
     job = spawn.encode_job([(plan, 7, 8, "/sys/fs/cgroup/x")], 3, 4)
-    assert struct.unpack_from("<IiiiiQqq", job) == (1, 3, 4, 7, 8, 5, 1024, 4096)
-    off = struct.calcsize("<IiiiiQqq")
+    assert struct.unpack_from("=IiiiiQqq", job) == (1, 3, 4, 7, 8, 5, 1024, 4096)
+    off = struct.calcsize("=IiiiiQqq")
     fields = []
     for _ in range(4):
-        (n,) = struct.unpack_from("<I", job, off)
+        (n,) = struct.unpack_from("=I", job, off)
         fields.append(job[off + 4 : off + 4 + n].decode())
         off += 4 + n
     assert fields == ["c1", "host1", "", "/sys/fs/cgroup/x"]
-    (pre_len,) = struct.unpack_from("<I", job, off)
-    (pre_count,) = struct.unpack_from("<I", job, off + 4 + pre_len)
+    (pre_len,) = struct.unpack_from("=I", job, off)
+    (pre_count,) = struct.unpack_from("=I", job, off + 4 + pre_len)
     assert pre_count == 1  # lo up
     off += 8 + pre_len
-    (post_len,) = struct.unpack_from("<I", job, off)
-    (post_count,) = struct.unpack_from("<I", job, off + 4 + post_len)
+    (post_len,) = struct.unpack_from("=I", job, off)
+    (post_count,) = struct.unpack_from("=I", job, off + 4 + post_len)
     assert post_count == 4  # addrgenmode, up, address, default route
-    assert job.endswith(struct.pack("<I", 1) + struct.pack("<I", 3) + b"A=1")
+    assert job.endswith(struct.pack("=I", 1) + struct.pack("=I", 3) + b"A=1")
     # A complete job ends exactly there: one byte less is refused (not run: it would clone).
     assert _run(program, job[:-1])[1].startswith("!bad job")
 
@@ -101,3 +104,71 @@ def test_null_bytes_are_refused_not_truncated() -> None:
     plan = spawn.Plan("c1", "c1", ["echo", "a\0b"], {}, caps=0)
     with pytest.raises(RuntimeFailure, match="null byte"):
         spawn.encode_job([(plan, 7, 8, None)], 3, 4)
+
+
+def test_build_name_depends_on_machine_and_link_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build copied from another machine, or the other link mode, is never picked up."""
+    here = helper.binary_path("static")
+    assert helper.binary_path("dynamic") != here
+    monkeypatch.setattr(platform, "machine", lambda: "riscv64")
+    assert helper.binary_path("static") != here
+
+
+def test_symlink_to_a_good_build_is_not_trusted(program: str, tmp_path: Path) -> None:
+    link = tmp_path / "netlens-spawn"
+    link.symlink_to(program)
+    assert helper._trusted(program)
+    assert not helper._trusted(str(link))
+
+
+@pytest.fixture
+def bin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Builds go to a directory of this test (the real _bin is left alone)."""
+    path = tmp_path / "bin"
+    path.mkdir(mode=0o755)
+    monkeypatch.setattr(helper, "BIN_DIR", str(path))
+    return path
+
+
+def test_build_dir_writable_by_others_is_refused(
+    bin_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    os.chmod(bin_dir, 0o777)
+    called: list[list[str]] = []
+    monkeypatch.setattr(subprocess, "run", lambda argv, **kw: called.append(argv))
+    assert helper.build() is None
+    assert called == []  # nothing compiled, nothing run
+
+
+def test_build_that_does_not_start_is_not_kept(
+    bin_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$CC (split like a shell would) 'compiles' garbage: neither link mode is kept."""
+    fake = tmp_path / "fake cc.sh"
+    fake.write_text('while [ "$1" != -o ]; do shift; done; printf "\\177ELFjunk" > "$2"\n')
+    monkeypatch.setenv("CC", f"sh '{fake}'")
+    assert helper.build() is None
+    assert sorted(os.listdir(bin_dir)) == [".gitignore", ".lock"]
+    assert os.stat(bin_dir / ".lock").st_mode & 0o777 == 0o600
+
+
+def test_lock_and_gitignore_do_not_follow_symlinks(
+    bin_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("keep\n")
+    (bin_dir / ".gitignore").symlink_to(victim)
+    (bin_dir / ".lock").symlink_to(victim)
+    monkeypatch.setenv("CC", "true")
+    assert helper.build() is None  # the lock cannot be opened: no build
+    assert victim.read_text() == "keep\n"
+
+
+def test_unknown_machine_refuses_raw_syscalls_in_one_line() -> None:
+    from runtime import sysc
+    from runtime.errors import RuntimeFailure
+
+    with pytest.raises(RuntimeFailure) as info:
+        sysc._nr(-1)
+    assert "x86_64" in str(info.value) and "\n" not in str(info.value)
+    assert sysc._nr(sysc.SYS_SETNS) == sysc.SYS_SETNS

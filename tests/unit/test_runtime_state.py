@@ -73,3 +73,43 @@ def test_pool_is_bounded_and_takes_only_plain_files(
     assert os.listdir(sdir / "containers") == []
     assert not os.path.lexists(state.log_path("link"))
     assert Path("/etc/passwd").exists()
+
+
+def test_retire_moves_the_record_out_of_view_before_emptying_it(
+    sdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash between the two steps must not leave an empty record under the name."""
+    path = state.container_path("r")
+    seen: list[tuple[str, bool]] = []
+    truncate = os.truncate
+
+    def spy(target: str, length: int) -> None:
+        seen.append((str(target), os.path.exists(path)))
+        truncate(target, length)
+
+    with state.locked():
+        state.write_json(path, {"name": "r", "pad": "x" * 100})
+        monkeypatch.setattr(os, "truncate", spy)
+        state.retire(path)
+    assert seen and all(not visible for _, visible in seen)
+    assert seen[0][0].startswith(str(sdir / "spare"))
+    assert [f.stat().st_size for f in (sdir / "spare").iterdir()] == [0]
+
+
+def test_reused_file_is_emptied_even_if_retire_was_cut_short(sdir: Path) -> None:
+    (sdir / "spare" / "i1").write_text("left over by a killed retire\n")
+    log = state.log_path("l")
+    with state.locked():
+        assert state.reuse(log, 0o640)
+    assert Path(log).read_text() == ""
+
+
+def test_record_must_name_its_own_file(sdir: Path) -> None:
+    with state.locked():
+        state.write_json(state.container_path("a"), {"name": "b"})
+        state.write_json(state.container_path("c"), ["not", "a", "record"])
+        state.write_json(state.container_path("d"), {"name": "d"})
+    assert state.load_container("a") is None
+    assert state.load_container("c") is None
+    assert state.load_container("d") == {"name": "d"}
+    assert state.load_containers().keys() == {"d"}
