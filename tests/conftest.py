@@ -8,16 +8,34 @@ fixture sweeps anything with this run's tag at the end.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 RUN_TAG = secrets.token_hex(2)  # 4 hex chars: short, interface names max 15 bytes
+
+
+DISCOVERY_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "discovery"
+
+
+def discovery_fixture_module(name: str) -> ModuleType:
+    """A module of tests/fixtures/discovery (not a package: loaded by path, once)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, DISCOVERY_FIXTURES / f"{name}.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def is_root() -> bool:

@@ -296,6 +296,15 @@ def _batches(names: tuple[str, ...]) -> list[tuple[str, ...]]:
     return list(hit)
 
 
+def exchange_or_error(sock: Socket, names: Sequence[str]) -> dict[str, bytes | OSError]:
+    """:func:`exchange`, or the error it met for every name: a namespace that
+    vanished or refused mid-walk is a normal outcome of the walk, never fatal."""
+    try:
+        return exchange(sock, names)
+    except OSError as err:
+        return dict.fromkeys(names, err)
+
+
 def exchange(sock: Socket, names: Sequence[str]) -> dict[str, bytes | OSError]:
     """Run several requests (:data:`REQUESTS` names or :data:`NETCONF`) on one socket
     with as few sends and reads as the kernel allows.
@@ -530,9 +539,7 @@ def serve(
             replies: dict[str, bytes | OSError] = dict.fromkeys(names, err)
         else:
             try:
-                replies = exchange(sock, names)
-            except OSError as err:
-                replies = dict.fromkeys(names, err)
+                replies = exchange_or_error(sock, names)
             finally:
                 sock.detach()
         _write_all(out_fd, _frames(pos, names, replies, decoders, decode_now))
@@ -627,9 +634,7 @@ def _serve_entered(
             replies = dict.fromkeys(names, err)
         else:
             try:
-                replies = exchange(sock, names)
-            except OSError as err:
-                replies = dict.fromkeys(names, err)
+                replies = exchange_or_error(sock, names)
             finally:
                 sock.close()
         if nf is not None:

@@ -7,7 +7,6 @@ Results are compared with what ``ip -j`` reports inside each namespace.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -16,11 +15,10 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import RUN_TAG, Lab, is_root, sh
+from conftest import RUN_TAG, Lab, discovery_fixture_module, is_root, sh
 
 from netlens.discovery import discover
 from netlens.discovery.nsfind import NsHandle, find_namespaces
@@ -30,19 +28,8 @@ from netlens.model import Netns, Snapshot
 
 pytestmark = pytest.mark.integration
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "discovery"
 
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, FIXTURES / f"{name}.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-oracle = _load("iproute2_oracle")
+oracle = discovery_fixture_module("iproute2_oracle")
 
 
 @pytest.fixture

@@ -8,13 +8,11 @@ message classes for device kinds this kernel lacks (vrf, vlan, bond, dummy).
 from __future__ import annotations
 
 import filecmp
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from conftest import DISCOVERY_FIXTURES, discovery_fixture_module
 
 from netlens.discovery.nsfind import find_namespaces
 from netlens.discovery.resolve import build_snapshot
@@ -24,21 +22,12 @@ from netlens.model import IfRef, Snapshot
 
 pytestmark = pytest.mark.unit
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "discovery"
+FIXTURES = DISCOVERY_FIXTURES
 LAB = FIXTURES / "lab"
 KINDS = FIXTURES / "kinds"
 
 
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, FIXTURES / f"{name}.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-oracle = _load("iproute2_oracle")
+oracle = discovery_fixture_module("iproute2_oracle")
 
 
 def replay(root: Path) -> Snapshot:
@@ -174,7 +163,7 @@ def test_lab_uplink_and_server(lab: Snapshot) -> None:
 # --- built kinds ----------------------------------------------------------------------------
 def test_kinds_fixture_is_what_the_builder_writes(tmp_path: Path) -> None:
     pytest.importorskip("pyroute2")
-    builder = _load("build_kinds")
+    builder = discovery_fixture_module("build_kinds")
     builder.build(tmp_path)
     cmp = filecmp.dircmp(KINDS, tmp_path)
     stack = [cmp]
