@@ -21,9 +21,9 @@ from textual import events
 from textual.binding import Binding, BindingType
 from textual.geometry import Region, Size
 from textual.message import Message
-from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from netlens.tui.widgets.styled import StyledScrollView
 from netlens.tui.widgets.tables import Cell, LiveCell, next_sort_key
 
 AnyCell = Cell | LiveCell
@@ -41,7 +41,7 @@ def _cell(c: AnyCell) -> Cell:
     return c.cell() if isinstance(c, LiveCell) else c
 
 
-class FastTable(ScrollView, can_focus=True):
+class FastTable(StyledScrollView, can_focus=True):
     """Row-cursor table; ``columns`` are (key, label) or (key, label, width)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -84,8 +84,6 @@ class FastTable(ScrollView, can_focus=True):
         self._styles: dict[str, Style] = {}
         # row key -> (base style, number of leading static cells, their segments)
         self._static: dict[str, tuple[Style, int, list[Segment]]] = {}
-        self._base: Style | None = None  # rich_style, cached until the CSS changes
-        self._last_base: Style | None = None
 
     # -- data access (DataTable-like) -----------------------------------------------------
     @property
@@ -283,24 +281,11 @@ class FastTable(ScrollView, can_focus=True):
 
     def theme_changed(self) -> None:
         self._styles.clear()
-        self._base = None
+        self.forget_base_style()
         self._invalidate_all()
 
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        self._base = None
-
-    def _base_style(self) -> Style:
-        """The widget's own style under its cells. ``rich_style`` walks every ancestor
-        and blends their backgrounds (a quarter of a row's paint time when it was
-        asked per line); it only changes when the stylesheet is re-applied."""
-        base = self._base
-        if base is None:
-            base = self._base = self.rich_style
-            if base != self._last_base:
-                self._last_base = base
-                self._cache.clear()  # cached static segments compare their style
-        return base
+    def base_style_changed(self) -> None:
+        self._cache.clear()
 
     def _segments(self, cells: Sequence[Cell], base: Style, first: int = 0) -> list[Segment]:
         segs: list[Segment] = []

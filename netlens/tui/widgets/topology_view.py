@@ -17,18 +17,18 @@ from textual.binding import Binding, BindingType
 from textual.geometry import Region as GRegion
 from textual.geometry import Size
 from textual.message import Message
-from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from netlens.stats.types import Rate, StatsFrame
 from netlens.tui import fmt
 from netlens.tui.index import SnapshotIndex
 from netlens.tui.topology import GridCache, Layout, Region, Span, ViewState, build_layout
+from netlens.tui.widgets.styled import StyledScrollView
 
 _HEAVY = str.maketrans("│─┌┐└┘", "┃━┏┓┗┛")
 
 
-class TopologyView(ScrollView, can_focus=True):
+class TopologyView(StyledScrollView, can_focus=True):
     """The graph drawn in the terminal; arrows/vim keys move between nodes."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -64,8 +64,6 @@ class TopologyView(ScrollView, can_focus=True):
         self._layout_width = -1
         self._styles: dict[str, Style] = {}
         self._cache: dict[int, tuple[tuple[int, int], Strip]] = {}
-        self._base: Style | None = None  # rich_style, cached until the CSS changes
-        self._last_base: Style | None = None
 
     # -- data in --------------------------------------------------------------------------
     def set_index(self, index: SnapshotIndex) -> None:
@@ -88,24 +86,12 @@ class TopologyView(ScrollView, can_focus=True):
 
     def theme_changed(self) -> None:
         self._styles.clear()
-        self._base = None
+        self.forget_base_style()
         self._cache.clear()
         self.refresh()
 
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        self._base = None
-
-    def _base_style(self) -> Style:
-        """``rich_style`` walks every ancestor per call; it changes only when the
-        stylesheet is re-applied, so it is asked once per style update, not per line."""
-        base = self._base
-        if base is None:
-            base = self._base = self.rich_style
-            if base != self._last_base:
-                self._last_base = base
-                self._cache.clear()
-        return base
+    def base_style_changed(self) -> None:
+        self._cache.clear()
 
     def on_resize(self, event: events.Resize) -> None:
         # a hidden tab reports width 0: keep the layout instead of laying 1000 boxes out
