@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from netlens.tui.app import NetlensApp, ViewTab
+from netlens.tui.app import MAX_TICK_DELAY, NetlensApp, ViewTab
 from netlens.tui.index import SnapshotIndex
 from netlens.tui.messages import StatsTick
 from netlens.tui.screens.detail import DetailScreen
@@ -306,9 +307,11 @@ async def test_ticks_wait_behind_key_presses_but_are_never_lost() -> None:
         gen = app.ctx.generation
         frame = app.ctx.frame
         src.push_snapshot(make_snapshot((6, 4), drop=("web-1",)))
-        # each press waits for the app to go idle (>= 40 ms), so 20 presses outlast the
-        # longest hold and at least one tick - the structural one first - gets through
-        for _ in range(10):
+        # keys pressed without a pause for longer than the longest hold: at least one
+        # tick - the structural one first - must get through (a press can take under
+        # 25 ms, so the presses are timed, not counted)
+        start = time.monotonic()
+        while time.monotonic() - start < MAX_TICK_DELAY * 2:
             await pilot.press("j", "k")
         assert app.ctx.frame is not frame
         await wait_for(pilot, lambda: app.ctx.generation > gen)
