@@ -118,10 +118,15 @@ def ipat(data: bytes, h: memoryview, off: int) -> str:
     return text
 
 
-def memo_key(data: bytes, start: int, end: int, cacheinfo: int | None, size: int) -> bytes:
+def memo_key(
+    data: bytes, h: memoryview, start: int, end: int, cacheinfo: int | None, size: int
+) -> bytes:
     """The message payload minus its cache-info attribute (timestamps, use counts),
-    so identical objects in different namespaces share one decode."""
-    if cacheinfo is None:
+    so identical objects in different namespaces share one decode. Cut only when
+    that attribute has exactly its kernel size ``size``: otherwise the cut would
+    move other attributes' bytes into or out of the key, and a malformed message
+    could share a row with a different one."""
+    if cacheinfo is None or h[cacheinfo >> 1] != size:
         return data[start:end]
     return data[start:cacheinfo] + data[cacheinfo + size : end]
 
@@ -251,7 +256,7 @@ def decode_addrs(data: bytes) -> list[Row]:
         if fam != AF_INET and fam != AF_INET6:
             continue
         a = fast_attrs(h, start + 8, end)
-        key = memo_key(data, start, end, a.get(6), 20)
+        key = memo_key(data, h, start, end, a.get(6), 20)
         row = memo.get(key)
         if row is None:
             o = a.get(2) or a.get(1)  # IFA_LOCAL, else IFA_ADDRESS
@@ -307,7 +312,7 @@ def decode_routes(data: bytes) -> list[Row]:
             out.append(row)
             continue
         a = fast_attrs(h, start + 12, end)
-        key = memo_key(data, start, end, a.get(12), 36)
+        key = memo_key(data, h, start, end, a.get(12), 36)
         row = memo.get(key)
         if row is None:
             row = _route(data, h, w, start, a)

@@ -284,9 +284,26 @@ def finish_probe(started: StartedProbe, br_nf_call_iptables: bool | None = None)
     )
 
 
+_WIRE_PROBES: dict[tuple[bytes | str, str, str], NsProbe] = {}
+
+
 def probe_from_wire(chain: bytes | str, legacy4: str, legacy6: str) -> NsProbe:
     """The probe the discovery helper process made (``wire.py`` STATUS_NAT): the
-    raw chain dump bytes (or "errno:text"), and the legacy table lists' text."""
+    raw chain dump bytes (or "errno:text"), and the legacy table lists' text.
+
+    Most namespaces answer alike (no chains, the same table lists): equal
+    answers share one probe, parsed once (NsProbe is frozen), instead of a
+    thousand parses at the end of the walk."""
+    key = (chain, legacy4, legacy6)
+    hit = _WIRE_PROBES.get(key)
+    if hit is None:
+        hit = _probe_from_wire(chain, legacy4, legacy6)
+        if len(_WIRE_PROBES) < 1024:
+            _WIRE_PROBES[key] = hit
+    return hit
+
+
+def _probe_from_wire(chain: bytes | str, legacy4: str, legacy6: str) -> NsProbe:
     errors: list[str] = []
     chains: list[NftChain] = []
     if isinstance(chain, str):

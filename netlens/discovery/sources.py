@@ -131,13 +131,14 @@ PUMP_MIN_NAMESPACES = 48
 
 
 class _Pump:
-    """Runs the requests of many namespaces in a helper process (``wire.py``).
+    """Runs the requests of many namespaces in a helper process.
 
-    The helper gets the already-open sockets, runs each namespace's requests in
-    order and streams framed raw replies over a pipe. The parent parses one
-    namespace while the helper's kernel work for the next ones runs on the
-    other core. If the helper fails, :meth:`take` returns None and the caller
-    falls back to reading directly.
+    The helper (``netlens-walk``, the C walker of walk.c, in enter mode when it
+    is built; else ``wire.py``) runs each namespace's requests in order and
+    streams framed replies over a pipe. The parent parses one namespace while
+    the helper's kernel work for the next ones runs on the other core. If the
+    helper fails (dies, writes garbage), :meth:`take` returns None and the
+    caller falls back to reading directly.
     """
 
     def __init__(
@@ -146,9 +147,12 @@ class _Pump:
         targets: list[tuple[int, int]],
         mode: str = "",
         start: str = "fork",
+        walker: str | None = None,
     ) -> None:
         """``targets``: (inode, fd) in order; the fds are open sockets, or with
         ``mode`` ``enter[+nat[+legacy]]`` nsfs handles the helper enters itself.
+        ``walker``: the netlens-walk program (enter mode only), started with
+        posix_spawn, which is safe from a process with threads too. Otherwise
         ``start``: ``fork`` (when single-threaded) or ``exec`` (a fresh interpreter)."""
         self.requests = tuple(requests)
         self.pos = {inode: i for i, (inode, _fd) in enumerate(targets)}
@@ -161,12 +165,27 @@ class _Pump:
         self.avail = 0
         self.need = wire.FRAME.size
         self.failed = False
+        self.finished = 0  # namespaces whose last frame came
         fds = [fd for _i, fd in targets]
         self.proc: subprocess.Popen[bytes] | None = None
         self.pid = 0
-        if start == "fork" and threading.active_count() == 1:
+        self.kind = "fork"
+        """How the helper runs: ``walk`` (netlens-walk), ``fork`` or ``exec`` (Python)."""
+        spawned = None
+        if walker is not None and mode.split("+")[0] == "enter":
+            try:
+                spawned = self._spawn(walker, fds, mode)
+            except OSError:  # cannot be run here (gone, wrong machine): Python instead
+                from netlens.discovery import walker as walker_mod
+
+                walker_mod.forget()
+        if spawned is not None:
+            self.fd = spawned
+            self.kind = "walk"
+        elif start == "fork" and threading.active_count() == 1:
             self.fd = self._fork(fds, mode)
         else:
+            self.kind = "exec"
             import subprocess
 
             argv = [sys.executable, "-I", "-S", wire.__file__, ",".join(self.requests)]
@@ -190,6 +209,30 @@ class _Pump:
                 break
             except OSError:
                 continue
+
+    def _spawn(self, walker: str, fds: list[int], mode: str) -> int:
+        """Start netlens-walk with the nsfs fds at their numbers (a dup2 onto
+        itself clears FD_CLOEXEC in the child only), stdout the pipe, stdin and
+        stderr /dev/null, an empty environment. posix_spawn, not subprocess:
+        importing subprocess would delay the start by milliseconds."""
+        if any(fd < 3 for fd in fds):
+            raise OSError(errno.EBADF, "an nsfs fd on a standard stream")
+        r, w = os.pipe2(os.O_CLOEXEC)
+        actions: list[tuple[Any, ...]] = [
+            (os.POSIX_SPAWN_DUP2, w, 1),
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
+        ]
+        actions += [(os.POSIX_SPAWN_DUP2, fd, fd) for fd in fds]
+        argv = [walker, ",".join(self.requests), mode, *map(str, fds)]
+        try:
+            self.pid = os.posix_spawn(walker, argv, {}, file_actions=actions)
+        except BaseException:
+            os.close(r)
+            raise
+        finally:
+            os.close(w)
+        return r
 
     def _fork(self, fds: list[int], mode: str) -> int:
         """Start the helper as a fork of this process: no interpreter start and
@@ -248,20 +291,37 @@ class _Pump:
         except OSError:
             chunk = b""
         if not chunk:
-            self.failed = True
+            self._fail()
             return
         self.chunks.append(chunk)
         self.avail += len(chunk)
         if self.avail < self.need:
             return  # a large reply still arriving: join only once it is complete
         data = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
+        try:
+            off = self._frames(data)
+        except (ValueError, EOFError, TypeError, IndexError):
+            self._fail()  # garbage: the rest is read directly
+            return
+        rest = data[off:]
+        self.chunks = [rest] if rest else []
+        self.avail = len(rest)
+
+    def _frames(self, data: bytes) -> int:
+        """Take the complete frames at the start of ``data``; returns how far.
+        Raises ValueError (or what ``marshal.loads`` raises) on anything a
+        helper never writes."""
         off = 0
         size = wire.FRAME.size
-        last = len(self.requests) - (0 if self.with_nat else 1)
+        nreq = len(self.requests)
+        last = nreq - (0 if self.with_nat else 1)
         unpack = wire.FRAME.unpack_from
         self.need = size
         while len(data) - off >= size:
             pos, idx, status, length = unpack(data, off)
+            nat_frame = status == wire.STATUS_NAT
+            if pos >= len(self.inodes) or idx > nreq or (idx == nreq) != nat_frame:
+                raise ValueError(f"bad helper frame {pos} {idx} {status}")
             if len(data) - off - size < length:
                 self.need = size + length
                 break
@@ -269,25 +329,45 @@ class _Pump:
             off += size + length
             value: Reply
             if status == wire.STATUS_NAT:
-                self.nat[self.inodes[pos]] = marshal.loads(payload)
+                nat = marshal.loads(payload)
+                if not (isinstance(nat, tuple) and len(nat) == 3):
+                    raise ValueError("bad NAT frame")
+                if not self.with_nat:
+                    raise ValueError("NAT frame not asked for")
+                self.nat[self.inodes[pos]] = nat
                 self.done[pos] = self.partial.pop(pos, {})
+                self.finished += 1
                 continue
             if status == wire.STATUS_DECODED:
-                value = wire.Decoded(marshal.loads(payload))
+                rows = marshal.loads(payload)
+                if not isinstance(rows, list):
+                    raise ValueError("bad decoded frame")
+                value = wire.Decoded(rows)
             elif status == wire.STATUS_ERROR:
                 code, _, text = payload.decode("utf-8", "replace").partition(":")
                 value = OSError(int(code) if code.isdigit() else errno.EIO, text)
             elif status == wire.STATUS_INTERRUPTED:
                 value = wire.Interrupted(payload)
-            else:
+            elif status == wire.STATUS_DATA:
                 value = payload
+            else:
+                raise ValueError(f"bad helper frame status {status}")
             got = self.partial.setdefault(pos, {})
             got[self.requests[idx]] = value
             if idx == last:
                 self.done[pos] = self.partial.pop(pos)
-        rest = data[off:]
-        self.chunks = [rest] if rest else []
-        self.avail = len(rest)
+                self.finished += 1
+        return off
+
+    def _fail(self) -> None:
+        """The helper stopped or wrote garbage before the end: the caller reads the
+        rest directly. A walker that fails is not started again by this process
+        (unless it simply had nothing more to say)."""
+        self.failed = True
+        if self.kind == "walk" and self.finished < len(self.inodes):
+            from netlens.discovery import walker
+
+            walker.forget()
 
     def close(self) -> None:
         if self.proc is not None:
@@ -327,6 +407,12 @@ class LiveNetlink:
     setns pass here opens a socket in every namespace. Sockets for namespaces the
     helper serves are opened here only when needed (asking a namespace for
     nsids, or when the helper fails).
+
+    Knobs (environment): ``NETLENS_DISCOVERY_HELPER`` ``0`` no helper process at
+    all, ``exec`` a fresh ``python3 wire.py`` instead of a fork when the Python
+    helper runs, anything else the default; ``NETLENS_WALK_HELPER=0`` never the
+    C walker ``netlens-walk`` (by default it is the helper whenever it is built,
+    see :mod:`netlens.discovery.walker`; the Python helper is its fallback).
     """
 
     def __init__(self, *, nat_probe: bool = False) -> None:
@@ -339,6 +425,9 @@ class LiveNetlink:
         self.use_pump = helper != "0"
         # "exec": a fresh interpreter instead of a fork (tests, and a fallback knob)
         self.helper_start = "exec" if helper == "exec" else "fork"
+        # The C walker (netlens-walk) replaces the Python helper where it is built;
+        # NETLENS_WALK_HELPER=0 keeps the Python one (netlens.discovery.walker).
+        self.use_walker = os.environ.get("NETLENS_WALK_HELPER") != "0"
         # With nat_probe, the visit that opens the rtnetlink socket also starts the
         # NAT probe (nat.start_probe) in each namespace: entering 1000 namespaces a
         # second time for NAT alone cost 150-500 ms.
@@ -461,8 +550,12 @@ class LiveNetlink:
         return self.socks.get(inode)
 
     def prefetch(self, inodes: Sequence[int], requests: Sequence[str]) -> None:
-        # The first namespace (the host: usually the largest) is read here directly
-        # while the helper starts up; the helper takes all the others.
+        # With the Python helper, the first namespace (the host: usually the
+        # largest) is read here directly while the helper starts up, and the
+        # helper takes all the others. The C walker starts in a millisecond and
+        # decodes the host's thousands of links and routes in one, where Python
+        # here took tens of milliseconds: it takes the host too, first, while
+        # this process imports the model and reads container identity.
         if self._pump is not None:
             return
         rest = inodes[1:]
@@ -471,10 +564,15 @@ class LiveNetlink:
             mode = "enter"
             if self.nat_probe:
                 mode += "+nat+legacy" if _legacy_present() else "+nat"
+            walker = _walker() if self.use_walker else None
+            if walker is not None and inodes[0] in self.fds:
+                lazy.insert(0, inodes[0])
+            # One walker: a second one, each taking every other namespace, made
+            # the dump slower on 2 cores (0.436 s against 0.393 s median), as this
+            # process needs the other core to parse what the walker sends.
+            targets = [(i, self.fds[i]) for i in lazy]
             try:
-                self._pump = _Pump(
-                    requests, [(i, self.fds[i]) for i in lazy], mode, self.helper_start
-                )
+                self._pump = _Pump(requests, targets, mode, self.helper_start, walker)
             except OSError:
                 self._pump = None
                 self._open_lazy()
@@ -543,6 +641,7 @@ class LiveNetlink:
         pump = self._pump
         if pump is not None:
             pump.drain()
+        wired = pump.nat if pump is not None else {}
         out: list[nat.NsProbe | None] = []
         for h in handles:
             started = self._started.pop(h.inode, None)
@@ -550,8 +649,8 @@ class LiveNetlink:
                 out.append(nat.finish_probe(started))
             elif h.inode in self._early:
                 out.append(self._early[h.inode])
-            elif pump is not None and h.inode in pump.nat:
-                out.append(nat.probe_from_wire(*pump.nat[h.inode]))
+            elif h.inode in wired:
+                out.append(nat.probe_from_wire(*wired[h.inode]))
             else:
                 out.append(None)
         return out
@@ -623,6 +722,13 @@ class LiveNetlink:
             os.close(fd)
         self.socks.clear()
         self.fds.clear()
+
+
+def _walker() -> str | None:
+    """The netlens-walk build (built on first use), or None: the Python helper."""
+    from netlens.discovery import walker
+
+    return walker.find()
 
 
 def _legacy_present() -> bool:

@@ -12,7 +12,10 @@ pass or fail. Then, in the same run:
   namespaces, sequentially (what a shell script would do);
 - serialization alone, in-process: ``dumps`` (writes the JSON text directly),
   ``snapshot_to_dict`` (+ ``json.dumps``) and ``dataclasses.asdict`` on the same
-  discovered snapshot.
+  discovered snapshot;
+- the discovery helper: the whole dump with the C walker (netlens-walk) against
+  the Python helper (``NETLENS_WALK_HELPER=0``), interleaved; and each helper
+  alone over the N namespaces (enter, dump, NAT probe, frames to /dev/null).
 
 Nothing is asserted about time (the VM is shared); figures and ratios are
 printed for `make bench`. The product target is 0.5 s wall for 1000 namespaces.
@@ -115,13 +118,13 @@ def _measure(argv: list[str]) -> tuple[float, int]:
     return wall, rss
 
 
-def _measure_cpu(argv: list[str]) -> tuple[float, int, float]:
+def _measure_cpu(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int, float]:
     out = subprocess.run(
         [sys.executable, "-c", _MEASURE, *argv],
         capture_output=True,
         text=True,
         check=True,
-        env={**os.environ, "NETLENS_NO_LOG": "1"},
+        env={**os.environ, "NETLENS_NO_LOG": "1", **(env or {})},
     )
     rc, wall, rss, cpu = out.stdout.split()
     assert rc == "0", f"{argv} exited {rc}"
@@ -246,4 +249,95 @@ def test_bench_phases_and_serialization(namespaces: list[str]) -> None:
         f"json.dumps {fast_json * 1000:.0f} ms; dataclasses.asdict alone "
         f"{slow_dict * 1000:.0f} ms ({slow_dict / fast_dict:.1f}x slower); "
         f"loads (netlens view path) {t_load * 1000:.0f} ms"
+    )
+
+
+def _stats(xs: list[float]) -> str:
+    return f"best {min(xs):.3f} s, median {statistics.median(xs):.3f} s"
+
+
+def test_bench_walker_vs_python_helper(namespaces: list[str]) -> None:
+    """`netlens dump --json` with netlens-walk, then with the Python helper, A B A B."""
+    from netlens.discovery import walker
+
+    if walker.find() is None:
+        pytest.skip("netlens-walk cannot be built here")
+    argv = [*_netlens_argv(), "dump", "--json"]
+    runs: dict[str, list[tuple[float, float]]] = {"walker": [], "python": []}
+    for _ in range(REPEAT):
+        for name, env in (("walker", {}), ("python", {"NETLENS_WALK_HELPER": "0"})):
+            wall, _rss, cpu = _measure_cpu(argv, env)
+            runs[name].append((wall, cpu))
+    print(f"\n[bench] discovery helper, {REPEAT} interleaved runs each of netlens dump --json:")
+    for name, got in runs.items():
+        walls, cpus = [w for w, _ in got], [c for _, c in got]
+        print(f"[bench]   {name:7s} wall {_stats(walls)}; CPU (all processes) {_stats(cpus)}")
+    w = [x for x, _ in runs["walker"]]
+    p = [x for x, _ in runs["python"]]
+    print(
+        f"[bench]   python / walker wall: best {min(p) / min(w):.2f}x, "
+        f"median {statistics.median(p) / statistics.median(w):.2f}x"
+    )
+
+
+# One helper alone over every namespace, frames to /dev/null: the C walker as a
+# child (its CPU is RUSAGE_CHILDREN), or wire.serve in this process (it enters
+# the namespaces itself: a throwaway process). argv: variant mode path...
+_ALONE = """
+import os, resource, subprocess, sys, time
+from netlens.discovery import nsenter, walker, wire
+from netlens.discovery.decode import DECODERS
+variant, mode, *paths = sys.argv[1:]
+nsenter.raise_fd_limit(len(paths) + 256)
+fds = [nsenter.open_netns(p) for p in paths]
+assert all(fd is not None for fd in fds)
+out = os.open(os.devnull, os.O_WRONLY)
+parts = mode.split("+")
+if variant == "walker":
+    argv = [walker.find(), ",".join(wire.FIRST_ROUND), mode, *map(str, fds)]
+    t = time.perf_counter()
+    subprocess.run(argv, pass_fds=fds, stdout=out, check=True)
+    wall = time.perf_counter() - t
+    u = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = u.ru_utime + u.ru_stime
+else:
+    t = time.perf_counter()
+    c = time.process_time()
+    wire.serve(wire.FIRST_ROUND, fds, out, dict(DECODERS), enter=True,
+               nat="nat" in parts, legacy="legacy" in parts)
+    wall = time.perf_counter() - t
+    cpu = time.process_time() - c
+print(wall, cpu)
+"""
+
+
+def test_bench_helpers_alone(namespaces: list[str]) -> None:
+    """netlens-walk against wire.serve, each alone over the N namespaces."""
+    from netlens.discovery import walker
+    from netlens.discovery.sources import _legacy_present
+
+    if walker.find() is None:
+        pytest.skip("netlens-walk cannot be built here")
+    mode = "enter+nat+legacy" if _legacy_present() else "enter+nat"
+    paths = [f"/run/netns/{ns}" for ns in namespaces]
+    runs: dict[str, list[tuple[float, float]]] = {"walker": [], "python": []}
+    for _ in range(REPEAT):
+        for name in runs:
+            out = subprocess.run(
+                [sys.executable, "-c", _ALONE, name, mode, *paths],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            wall, cpu = map(float, out.stdout.split())
+            runs[name].append((wall, cpu))
+    print(f"\n[bench] one helper alone over {N} namespaces ({mode}, frames to /dev/null):")
+    for name, got in runs.items():
+        walls, cpus = [w for w, _ in got], [c for _, c in got]
+        print(f"[bench]   {name:7s} wall {_stats(walls)}; CPU {_stats(cpus)}")
+    w = [c for _, c in runs["walker"]]
+    p = [c for _, c in runs["python"]]
+    print(
+        f"[bench]   python / walker CPU: best {min(p) / min(w):.2f}x, "
+        f"median {statistics.median(p) / statistics.median(w):.2f}x"
     )

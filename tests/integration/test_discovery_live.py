@@ -398,59 +398,249 @@ def _mine(snap: Snapshot, names: list[str]) -> list[tuple[object, ...]]:
     ]
 
 
+@pytest.fixture
+def fresh_walker(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The netlens-walk build, with a finder of this test's own: a walker the
+    test breaks is forgotten only here, not for the tests after it."""
+    from netlens import native
+    from netlens.discovery import walker
+
+    monkeypatch.delenv(walker.ENV, raising=False)
+    monkeypatch.setattr(walker, "_finder", native.Finder(walker.ENV))
+    if native.compiler() is None:
+        pytest.skip("no C compiler: netlens-walk cannot be built here")
+    path = walker.find()
+    assert path is not None, "netlens-walk did not build"
+    return path
+
+
+class _Counting:
+    """Records every helper process discovery starts (``sources._Pump``) and
+    every ``os.fork`` of this process meanwhile."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from netlens.discovery import sources
+
+        self.pumps: list[Any] = []
+        self.forks = 0
+        pumps = self.pumps
+        real_fork = os.fork
+
+        class CountingPump(sources._Pump):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                pumps.append(self)
+
+        def fork() -> int:
+            self.forks += 1
+            return real_fork()
+
+        monkeypatch.setattr(sources, "_Pump", CountingPump)
+        monkeypatch.setattr(os, "fork", fork)
+
+    def kinds(self) -> list[str]:
+        return [p.kind for p in self.pumps]
+
+
+def _source(*, walker: bool = True, start: str = "fork", nat: bool = False) -> LiveNetlink:
+    src = LiveNetlink(nat_probe=nat)
+    src.use_pump = True
+    src.use_walker = walker
+    src.helper_start = start
+    return src
+
+
 def test_helper_process_gives_the_same_snapshot(
-    many_namespaces: list[str], monkeypatch: pytest.MonkeyPatch
+    many_namespaces: list[str], monkeypatch: pytest.MonkeyPatch, fresh_walker: str
 ) -> None:
     handles = [h for h in find_namespaces() if h.is_host or set(h.names) & set(many_namespaces)]
     direct = LiveNetlink()
     direct.use_pump = False
-    with_helper = LiveNetlink()
-    with_helper.use_pump = True
-    from netlens.discovery import sources, wire
+    from netlens.discovery import wire
 
-    started: list[object] = []
-
-    class CountingPump(sources._Pump):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            started.append(self)
-
-    monkeypatch.setattr(sources, "_Pump", CountingPump)
-    a, b = _run(handles, direct), _run(handles, with_helper)
-    assert len(started) == 1 and started[0].proc is None  # type: ignore[attr-defined]  # forked
-    assert len(_mine(a, many_namespaces)) == len(many_namespaces)
-    assert _mine(a, many_namespaces) == _mine(b, many_namespaces)
+    seen = _Counting(monkeypatch)
+    a = _run(handles, direct)
+    assert seen.pumps == [] and len(_mine(a, many_namespaces)) == len(many_namespaces)
+    # the C walker (the default where it is built): no Python process is forked
+    w = _run(handles, _source())
+    assert seen.kinds() == ["walk"] and seen.forks == 0
+    assert _mine(w, many_namespaces) == _mine(a, many_namespaces)
     assert all(
         i.peer is not None
-        for ns in b.namespaces
+        for ns in w.namespaces
         for i in ns.interfaces
         if i.kind == "veth" and set(ns.names) & set(many_namespaces)
     )
-    # the helper as a fresh interpreter (the start used when this process has
-    # other threads) gives the same snapshot
-    fresh = LiveNetlink()
-    fresh.use_pump = True
-    fresh.helper_start = "exec"
+    assert not any(ns.errors for ns in w.namespaces if set(ns.names) & set(many_namespaces))
+    # the Python helper, forked (NETLENS_WALK_HELPER=0)
+    monkeypatch.setenv("NETLENS_WALK_HELPER", "0")
+    b = _run(handles, LiveNetlink())
+    monkeypatch.delenv("NETLENS_WALK_HELPER")
+    assert seen.kinds()[1:] == ["fork"] and seen.forks == 1
+    assert _mine(b, many_namespaces) == _mine(a, many_namespaces)
+    # the Python helper as a fresh interpreter (the start used when this process
+    # has other threads) gives the same snapshot
+    fresh = _source(walker=False, start="exec")
     assert _mine(_run(handles, fresh), many_namespaces) == _mine(a, many_namespaces)
-    assert len(started) == 2 and started[-1].proc is not None  # type: ignore[attr-defined]
+    assert seen.kinds()[2:] == ["exec"] and seen.pumps[-1].proc is not None
     # a helper that dies at once: discovery falls back to reading directly
     monkeypatch.setattr(sys, "executable", "/bin/false")
-    broken = LiveNetlink()
-    broken.use_pump = True
-    broken.helper_start = "exec"
-    c = _run(handles, broken)
+    c = _run(handles, _source(walker=False, start="exec"))
     assert _mine(c, many_namespaces) == _mine(a, many_namespaces)
     # a forked helper that dies at once: the same fallback
     monkeypatch.setattr(wire, "serve", _die)
-    forked = LiveNetlink()
-    forked.use_pump = True
-    d = _run(handles, forked)
-    assert len(started) == 4 and started[-1].proc is None  # type: ignore[attr-defined]  # forked
+    d = _run(handles, _source(walker=False))
+    assert seen.kinds()[-1] == "fork" and seen.pumps[-1].failed
     assert _mine(d, many_namespaces) == _mine(a, many_namespaces)
 
 
 def _die(*_args: object, **_kwargs: object) -> None:
     raise SystemExit(3)
+
+
+def test_walker_from_a_threaded_process(
+    many_namespaces: list[str], monkeypatch: pytest.MonkeyPatch, fresh_walker: str
+) -> None:
+    """The TUI has threads (a fork is then unsafe): the walker is started all the same."""
+    handles = [h for h in find_namespaces() if h.is_host or set(h.names) & set(many_namespaces)]
+    seen = _Counting(monkeypatch)
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait)
+    t.start()
+    try:
+        snap = _run(handles, _source())
+    finally:
+        stop.set()
+        t.join()
+    assert seen.kinds() == ["walk"] and seen.forks == 0
+    assert len(_mine(snap, many_namespaces)) == len(many_namespaces)
+    assert not any(ns.errors for ns in snap.namespaces if set(ns.names) & set(many_namespaces))
+
+
+_GARBAGE = {
+    "dies": "#!/bin/sh\nexit 3\n",
+    # a frame header (pos 0, name 0, STATUS_DECODED, 5 bytes) and no marshal in it
+    "garbage": "#!/bin/sh\nprintf '\\000\\000\\000\\000\\000\\000\\003\\005\\000\\000\\000xxxxx'\n",
+    "noise": "#!/bin/sh\nhead -c 100000 /dev/urandom\n",
+    "missing": "",
+}
+
+
+@pytest.mark.parametrize("broken", list(_GARBAGE))
+def test_broken_walker_falls_back(
+    many_namespaces: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    fresh_walker: str,
+    broken: str,
+) -> None:
+    """A walker that dies at once, writes garbage or cannot be run: the parent
+    reads the rest directly (or starts the Python helper) and gives the same
+    snapshot; the walker is not started again by this process."""
+    from netlens.discovery import sources, walker
+
+    handles = [h for h in find_namespaces() if h.is_host or set(h.names) & set(many_namespaces)]
+    direct = LiveNetlink()
+    direct.use_pump = False
+    a = _run(handles, direct)
+    fake = tmp_path / "netlens-walk-broken"
+    if _GARBAGE[broken]:
+        fake.write_text(_GARBAGE[broken])
+        fake.chmod(0o755)
+    seen = _Counting(monkeypatch)
+    monkeypatch.setattr(sources, "_walker", lambda: str(fake))
+    snap = _run(handles, _source(nat=True))
+    assert _mine(snap, many_namespaces) == _mine(a, many_namespaces)
+    assert not any(ns.errors for ns in snap.namespaces if set(ns.names) & set(many_namespaces))
+    if broken == "missing":  # posix_spawn fails: the Python helper runs instead
+        assert seen.kinds() == ["fork"]
+    else:
+        assert seen.kinds() == ["walk"] and seen.pumps[0].failed
+    assert walker.find() is None  # forgotten for the rest of this process
+
+
+class _BadFd(LiveNetlink):
+    """Hands the helper an fd that is not a network namespace for one namespace
+    (setns refuses it), as if that namespace could not be entered."""
+
+    def __init__(self, victim: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.victim = victim
+
+    def prefetch(self, inodes: Sequence[int], requests: Sequence[str]) -> None:
+        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.dup2(null, self.fds[self.victim], inheritable=False)
+        finally:
+            os.close(null)
+        super().prefetch(inodes, requests)
+
+
+@pytest.mark.parametrize("helper", ["walk", "fork"])
+def test_namespace_the_helper_cannot_enter_is_a_namespace_error(
+    many_namespaces: list[str], monkeypatch: pytest.MonkeyPatch, fresh_walker: str, helper: str
+) -> None:
+    handles = [h for h in find_namespaces() if h.is_host or set(h.names) & set(many_namespaces)]
+    victim = next(h for h in handles if many_namespaces[3] in h.names)
+    seen = _Counting(monkeypatch)
+    src = _BadFd(victim.inode, nat_probe=True)
+    src.use_pump = True
+    src.use_walker = helper == "walk"
+    snap = _run(handles, src)
+    assert seen.kinds() == [helper] and not seen.pumps[0].failed
+    bad = _by_inode(snap, victim.inode)
+    einval = os.strerror(22)
+    assert f"link: {einval}" in bad.errors and f"route: {einval}" in bad.errors, bad.errors
+    assert bad.interfaces == ()
+    others = [
+        ns for ns in snap.namespaces if set(ns.names) & set(many_namespaces) and ns is not bad
+    ]
+    assert len(others) == len(many_namespaces) - 1 and not any(ns.errors for ns in others)
+
+
+def test_walker_reads_nat_like_the_python_helper(
+    many_namespaces: list[str], monkeypatch: pytest.MonkeyPatch, fresh_walker: str
+) -> None:
+    """One namespace of the walk carries an nft NAT table and an iptables-legacy
+    rule: the walker's NAT probe finds the same rules as the Python helper's and
+    as a direct read."""
+    from netlens.discovery.nat import read_nat
+
+    natns, legacy_ns = many_namespaces[5], many_namespaces[6]
+    table = f"nw{RUN_TAG}"
+    sh(
+        f"ip netns exec {natns} nft -f - <<'EOF'\n"
+        f"table ip {table} {{\n"
+        "  chain post { type nat hook postrouting priority srcnat; policy accept;\n"
+        '    ip saddr 10.231.8.0/24 oifname != "lo" masquerade\n  }\n'
+        "}\nEOF"
+    )
+    sh(
+        f"ip netns exec {legacy_ns} iptables-legacy -t nat -A POSTROUTING -o lo -j SNAT "
+        "--to-source 192.0.2.8"
+    )
+    handles = [h for h in find_namespaces() if h.is_host or set(h.names) & set(many_namespaces)]
+    ours = {h.inode for h in handles if not h.is_host}
+    seen = _Counting(monkeypatch)
+
+    def nat_of(src: LiveNetlink) -> dict[int, Any]:
+        try:
+            build_snapshot(handles, src, LiveProc())
+            got = read_nat(handles, probes=src.nat_probes(handles))
+        finally:
+            src.close()
+        return {inode: rules for inode, rules in got.items() if inode in ours}
+
+    direct = LiveNetlink(nat_probe=True)
+    direct.use_pump = False
+    want = nat_of(direct)
+    by_name = {n: h.inode for h in handles for n in h.names}
+    assert set(want) == {by_name[natns], by_name[legacy_ns]}
+    assert any(r.table == table and r.action == "masquerade" for r in want[by_name[natns]])
+    assert [r.to_addr for r in want[by_name[legacy_ns]]] == ["192.0.2.8"]
+    assert nat_of(_source(nat=True)) == want
+    assert nat_of(_source(nat=True, walker=False)) == want
+    assert seen.kinds() == ["walk", "fork"]
 
 
 def test_capture_replays_like_the_live_host(ndlab: Lab, tmp_path: Path) -> None:

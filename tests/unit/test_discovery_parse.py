@@ -235,6 +235,18 @@ def test_parse_addrs() -> None:
     assert (b.family, b.cidr, b.scope) == (6, "fe80::1/64", "link")
 
 
+def test_addr_memo_is_not_fooled_by_a_cacheinfo_of_another_size() -> None:
+    """Rows are memoized by message bytes minus the cache-info attribute. A
+    malformed message whose cache-info is not 20 bytes must not lend its row
+    (here its label) to a later, well-formed message."""
+    hdr = struct.pack("=BBBBI", 2, 24, 0, 0, 77)
+    local = A(2, bytes([10, 9, 8, 7]))
+    odd = hdr + local + struct.pack("=HH", 8, 6) + bytes(4) + A(3, s("evil"))
+    fine = hdr + local + A(6, bytes(16))
+    assert decode.decode_addrs(msg(nl.RTM_NEWADDR, odd))[0][6] == "evil"
+    assert decode.decode_addrs(msg(nl.RTM_NEWADDR, fine))[0][6] is None
+
+
 def rtm(
     fam: int, dlen: int, table: int, proto: int, scope: int, rtype: int, flags: int, *attrs: bytes
 ) -> bytes:

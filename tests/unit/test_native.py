@@ -1,0 +1,144 @@
+"""netlens.native: how the optional C helpers are named, built and trusted.
+
+Builds a tiny program of this test into a directory of this test (the real
+``_bin`` directories are left alone); nothing here needs root.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from netlens import native
+from netlens.discovery import walker
+
+pytestmark = pytest.mark.unit
+
+TINY = "int main(int argc, char **argv) { (void)argv; return argc == 1 ? 2 : 0; }\n"
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> native.Program:
+    if native.compiler() is None:
+        pytest.skip("no C compiler")
+    src = tmp_path / "tiny.c"
+    src.write_text(TINY)
+    bin_dir = tmp_path / "bin"
+    return native.Program("nl-tiny", (str(src),), str(bin_dir))
+
+
+@pytest.fixture
+def built(tiny: native.Program) -> str:
+    path = tiny.build()
+    if path is None:
+        pytest.skip("the C compiler does not build here")
+    return path
+
+
+def test_build_is_named_after_sources_flags_machine_and_link(
+    tiny: native.Program, built: str
+) -> None:
+    assert built in (tiny.binary_path("static"), tiny.binary_path("dynamic"))
+    assert os.path.basename(built).startswith("nl-tiny-")
+    assert tiny.build() == built and tiny.trusted(built)  # reused, not rebuilt
+    other = native.Program(tiny.name, tiny.sources, tiny.bin_dir, machine="riscv64")
+    assert other.binary_path("static") != tiny.binary_path("static")
+    more = native.Program(tiny.name, tiny.sources, tiny.bin_dir, flags=("-O1",))
+    assert more.binary_path("static") != tiny.binary_path("static")
+    assert not os.stat(built).st_mode & 0o022
+    assert sorted(os.listdir(tiny.bin_dir)) == sorted(
+        [".gitignore", ".lock", os.path.basename(built)]
+    )
+
+
+def test_changed_source_means_a_new_build_and_the_old_one_goes(
+    tiny: native.Program, built: str
+) -> None:
+    Path(tiny.sources[0]).write_text(TINY + "/* changed */\n")
+    assert tiny.existing() is None
+    fresh = tiny.build()
+    assert fresh is not None and fresh != built and not os.path.exists(built)
+
+
+def test_symlink_is_refused(tiny: native.Program, built: str) -> None:
+    link = Path(tiny.bin_dir) / "nl-tiny-link"
+    link.symlink_to(built)
+    assert tiny.trusted(built) and not tiny.trusted(str(link))
+    # a symlink in place of the build itself: not run, a real build replaces it
+    os.rename(built, built + ".real")
+    os.symlink(built + ".real", built)
+    assert tiny.existing() is None
+
+
+def test_group_or_world_writable_file_is_refused(tiny: native.Program, built: str) -> None:
+    os.chmod(built, 0o775)
+    assert not tiny.trusted(built)
+    os.chmod(built, 0o757)
+    assert not tiny.trusted(built)
+    os.chmod(built, 0o755)
+    assert tiny.trusted(built)
+
+
+def test_file_in_a_foreign_directory_is_refused(
+    tiny: native.Program, built: str, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o755)
+    copy = elsewhere / os.path.basename(built)
+    shutil.copy2(built, copy)
+    assert tiny.trusted(built) and not tiny.trusted(str(copy))
+
+
+def test_directory_writable_by_others_is_refused(
+    tiny: native.Program, built: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    os.chmod(tiny.bin_dir, 0o777)
+    assert not tiny.trusted(built) and tiny.existing() is None
+    called: list[object] = []
+    monkeypatch.setattr(subprocess, "run", lambda *a, **kw: called.append(a))
+    assert tiny.build() is None and called == []  # nothing compiled, nothing run
+
+
+def test_build_that_does_not_start_is_not_kept(tiny: native.Program) -> None:
+    wrong = native.Program(tiny.name, tiny.sources, tiny.bin_dir, usage_exit=7)
+    assert wrong.build() is None
+    assert sorted(os.listdir(tiny.bin_dir)) == [".gitignore", ".lock"]
+
+
+def test_missing_sources_build_nothing(tmp_path: Path) -> None:
+    gone = native.Program("nl-gone", (str(tmp_path / "nope.c"),), str(tmp_path / "bin"))
+    assert gone.existing() is None and gone.build() is None
+
+
+def test_finder_switch_cache_and_forget(
+    tiny: native.Program, built: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    finder = native.Finder("NL_TEST_TINY")
+    monkeypatch.setenv("NL_TEST_TINY", "0")
+    assert finder.find(tiny) is None
+    monkeypatch.delenv("NL_TEST_TINY")
+    assert finder.find(tiny) == built
+    os.chmod(built, 0o777)  # no longer trusted: looked for again (and rebuilt)
+    again = finder.find(tiny)
+    assert again is not None and tiny.trusted(again)
+    finder.forget(tiny)
+    assert finder.find(tiny) is None
+
+
+def test_walker_builds_with_its_decoder_or_says_it_has_none(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    prog = walker.program()
+    assert prog.sources[0] == walker.SOURCE and prog.name == "netlens-walk"
+    if os.path.exists(walker.DECODER):
+        assert prog.sources == (walker.SOURCE, walker.DECODER)
+        assert "-DNLW_NO_DECODE" not in prog.flags
+    monkeypatch.setattr(walker, "DECODER", str(tmp_path / "missing.c"))
+    bare = walker.program()
+    assert bare.sources == (walker.SOURCE,) and "-DNLW_NO_DECODE" in bare.flags
+    monkeypatch.setenv(walker.ENV, "0")
+    assert walker.find() is None
