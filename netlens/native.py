@@ -16,6 +16,11 @@ sources, flags, the exit code of a run without arguments) and where (a private
   code) before it is kept;
 - only a regular file (not a symlink) owned by us and writable by nobody else,
   in a directory of ours that nobody else can write, is ever run.
+
+What is not checked: the sources, the compiler and the directories above
+``_bin``. Whoever can write those can already change the Python files that
+root runs, so the checks keep a build from being swapped or shared, not the
+tree from its owner.
 """
 
 from __future__ import annotations
@@ -153,6 +158,8 @@ class Program:
         cc = compiler()
         if cc is None:
             return None
+        if quiet and os.path.exists(self.failed_marker()):
+            return None  # this source failed to build here before: only setup retries
         try:
             os.makedirs(self.bin_dir, mode=0o755, exist_ok=True)
             if not self.dir_trusted():
@@ -182,6 +189,13 @@ class Program:
         except OSError:
             return None
 
+    def failed_marker(self) -> str:
+        """An empty file saying these sources did not build here: a build on
+        first use (inside a command) then falls back at once instead of running
+        the compiler again on every start; an explicit build (``quiet=False``,
+        what setup runs) tries again, and any success removes it."""
+        return self.binary_path("failed")
+
     def _compile(self, cc: list[str], quiet: bool) -> str | None:
         """Build each link mode in turn until one compiles and starts (lock held)."""
         import subprocess
@@ -191,20 +205,19 @@ class Program:
             tmp = f"{target}.tmp{os.getpid()}"
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-            old_umask = os.umask(0o077)  # never group/world writable, not even for an instant
             try:
                 res = subprocess.run(
                     [*cc, *self.flags, *extra, "-o", tmp, *self.sources],
                     capture_output=True,
                     text=True,
                     timeout=self.compile_timeout,
+                    umask=0o077,  # never group/world writable, not even for an instant;
+                    # the compiler's umask only: other threads of ours keep theirs
                 )
                 ok = res.returncode == 0
                 err = res.stderr
             except (OSError, subprocess.TimeoutExpired) as exc:
                 ok, err = False, str(exc)
-            finally:
-                os.umask(old_umask)
             if ok:
                 os.chmod(tmp, 0o755)
                 if self.starts(tmp):
@@ -220,6 +233,8 @@ class Program:
                 os.unlink(tmp)
             if not quiet:
                 print(err, file=sys.stderr)
+        with contextlib.suppress(OSError):
+            os.close(_open_new(self.failed_marker(), 0o644))
         return None
 
 

@@ -57,9 +57,9 @@ def discover(
     tools: StartedTools | None = None
     try:
         # Start the namespace walk first: with many namespaces the helper process
-        # (a fork of this one) enters them while this process imports the model
-        # and the resolver and reads container identity. Nothing above this line
-        # imports the model. build_snapshot finds the source already open.
+        # (netlens-walk, else a fork of this one) enters them while this process
+        # imports the model and the resolver and reads container identity.
+        # Nothing above this line imports the model. build_snapshot finds the source already open.
         failed = source.open(handles)
         source.prefetch([h.inode for h in handles if h.inode not in failed], FIRST_ROUND)
         tools = _start_nat_tools(source, handles) if with_nat else None

@@ -298,8 +298,9 @@ def probe_from_wire(chain: bytes | str, legacy4: str, legacy6: str) -> NsProbe:
     hit = _WIRE_PROBES.get(key)
     if hit is None:
         hit = _probe_from_wire(chain, legacy4, legacy6)
-        if len(_WIRE_PROBES) < 1024:
-            _WIRE_PROBES[key] = hit
+        if len(_WIRE_PROBES) >= 1024:  # base chains carry counters: answers that
+            _WIRE_PROBES.clear()  # changed since are never asked again (the TUI)
+        _WIRE_PROBES[key] = hit
     return hit
 
 

@@ -175,10 +175,14 @@ class _Pump:
         if walker is not None and mode.split("+")[0] == "enter":
             try:
                 spawned = self._spawn(walker, fds, mode)
-            except OSError:  # cannot be run here (gone, wrong machine): Python instead
-                from netlens.discovery import walker as walker_mod
+            except OSError as err:  # Python instead, this time
+                if err.errno in (errno.ENOENT, errno.ENOEXEC, errno.EACCES, errno.EPERM):
+                    # the program itself cannot run here (gone, wrong machine):
+                    # not again in this process; a busy moment (EAGAIN,
+                    # ENOMEM, EMFILE) leaves it for the next walk
+                    from netlens.discovery import walker as walker_mod
 
-                walker_mod.forget()
+                    walker_mod.forget()
         if spawned is not None:
             self.fd = spawned
             self.kind = "walk"
@@ -211,20 +215,24 @@ class _Pump:
                 continue
 
     def _spawn(self, walker: str, fds: list[int], mode: str) -> int:
-        """Start netlens-walk with the nsfs fds at their numbers (a dup2 onto
-        itself clears FD_CLOEXEC in the child only), stdout the pipe, stdin and
-        stderr /dev/null, an empty environment. posix_spawn, not subprocess:
-        importing subprocess would delay the start by milliseconds."""
+        """Start netlens-walk with the nsfs fds dup2'ed onto fresh numbers above
+        every fd of ours (the copies have no FD_CLOEXEC; a dup2 of an fd onto
+        itself would clear it only with glibc >= 2.29), stdout the pipe, stdin
+        and stderr /dev/null, an empty environment. posix_spawn, not
+        subprocess: importing subprocess would delay the start by milliseconds."""
         if any(fd < 3 for fd in fds):
             raise OSError(errno.EBADF, "an nsfs fd on a standard stream")
         r, w = os.pipe2(os.O_CLOEXEC)
+        base = max(*fds, r, w) + 1
+        targets = range(base, base + len(fds))
+        nsenter.raise_fd_limit(base + len(fds) + 16)
         actions: list[tuple[Any, ...]] = [
             (os.POSIX_SPAWN_DUP2, w, 1),
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
             (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
         ]
-        actions += [(os.POSIX_SPAWN_DUP2, fd, fd) for fd in fds]
-        argv = [walker, ",".join(self.requests), mode, *map(str, fds)]
+        actions += [(os.POSIX_SPAWN_DUP2, fd, t) for fd, t in zip(fds, targets, strict=True)]
+        argv = [walker, ",".join(self.requests), mode, *map(str, targets)]
         try:
             self.pid = os.posix_spawn(walker, argv, {}, file_actions=actions)
         except BaseException:

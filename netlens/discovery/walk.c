@@ -265,7 +265,7 @@ static int any_interrupted(const unsigned char *p, size_t n)
         memcpy(&ln, p + off, 4);
         if (ln < 16)
             break;
-        off += (ln + 3) & ~3u;
+        off += ((size_t)ln + 3) & ~(size_t)3; /* size_t: a huge length cannot wrap to 0 */
     }
     return 0;
 }
@@ -449,7 +449,7 @@ static int end_of_dump(const unsigned char *p, size_t n)
         memcpy(&typ, p + off + 4, 2);
         if (typ == NLMSG_DONE || typ == NLMSG_ERROR || ln < 16)
             return 1;
-        off += (ln + 3) & ~3u;
+        off += ((size_t)ln + 3) & ~(size_t)3; /* size_t: a huge length cannot wrap to 0 */
     }
     return 0;
 }
@@ -548,6 +548,12 @@ static void serve_one(struct walk *w, uint32_t pos, int nsfd)
 
     if (setns(nsfd, CLONE_NEWNET) != 0) {
         int e = errno;
+        /* The parent holds every handle open and passes it to us: EBADF means
+         * the handles did not arrive (a C library whose posix_spawn dup2 of an
+         * fd onto itself keeps FD_CLOEXEC, say). Stop, so the parent reads the
+         * namespaces itself, instead of reporting each one as unreadable. */
+        if (e == EBADF)
+            _exit(1);
         set_errno_text(why, sizeof why, e, strerror(e));
         failed = 1;
         memcpy(chain_err, why, sizeof why);

@@ -2,10 +2,12 @@
 
 Kept free of model imports (only ``os``, ``socket``, ``struct``, ``sys``) so it
 also runs as a tiny helper process: with hundreds of namespaces, discovery
-forks a helper (or, from a process with other threads, starts ``python3 -I -S
-wire.py``) which runs every namespace's requests and streams the raw replies
+starts a helper which runs every namespace's requests and streams the replies
 back over a pipe, while the parent process parses them. Kernel dump work then
 runs on one core and Python parsing on the other, instead of one after the other.
+The helper is ``netlens-walk`` (walk.c, the same frames from C) where it is
+built; this module's :func:`serve` is its fallback, forked (or, from a process
+with other threads, started as ``python3 -I -S wire.py``).
 
 Run by the parent only: ``wire.py NAMES FD [FD ...]`` writes, for every FD in
 order and every request name, a frame ``=IHBI`` (fd position, name position,

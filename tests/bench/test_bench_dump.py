@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from conftest import RUN_TAG, is_root, sh
+from conftest import RUN_TAG, is_root, settle_kernel, sh
 
 pytestmark = pytest.mark.bench
 
@@ -97,6 +97,8 @@ def namespaces() -> Iterator[list[str]]:
             )
         took = time.perf_counter() - t0
         print(f"\n[bench] built {N} namespaces + veths + 1 bridge in {took:.1f} s")
+        waited = settle_kernel()
+        print(f"[bench] waited {waited:.1f} s for the new interfaces' IPv6 timers to calm down")
         yield names
     finally:
         # veth host ends die with their namespaces; then the bridge

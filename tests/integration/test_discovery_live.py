@@ -382,6 +382,19 @@ def many_namespaces(ndlab: Lab) -> Iterator[list[str]]:
     yield names
 
 
+def _host(snap: Snapshot) -> tuple[object, ...]:
+    """The host namespace as the walker (which reads it first) must give it too."""
+    h = next(ns for ns in snap.namespaces if ns.is_host)
+    return (
+        [(i.name, i.ifindex, i.kind, i.peer, i.mac, i.master) for i in h.interfaces],
+        h.routes,
+        h.rules,
+        h.fdb,
+        h.sysctls,
+        h.errors,
+    )
+
+
 def _mine(snap: Snapshot, names: list[str]) -> list[tuple[object, ...]]:
     wanted = set(names)
     return [
@@ -465,6 +478,7 @@ def test_helper_process_gives_the_same_snapshot(
     w = _run(handles, _source())
     assert seen.kinds() == ["walk"] and seen.forks == 0
     assert _mine(w, many_namespaces) == _mine(a, many_namespaces)
+    assert _host(w) == _host(a)
     assert all(
         i.peer is not None
         for ns in w.namespaces
@@ -551,6 +565,7 @@ def test_broken_walker_falls_back(
     monkeypatch.setattr(sources, "_walker", lambda: str(fake))
     snap = _run(handles, _source(nat=True))
     assert _mine(snap, many_namespaces) == _mine(a, many_namespaces)
+    assert _host(snap) == _host(a)  # the walker's first namespace, read here instead
     assert not any(ns.errors for ns in snap.namespaces if set(ns.names) & set(many_namespaces))
     if broken == "missing":  # posix_spawn fails: the Python helper runs instead
         assert seen.kinds() == ["fork"]

@@ -103,10 +103,27 @@ def test_directory_writable_by_others_is_refused(
     assert tiny.build() is None and called == []  # nothing compiled, nothing run
 
 
-def test_build_that_does_not_start_is_not_kept(tiny: native.Program) -> None:
+def test_build_that_does_not_start_is_not_kept(
+    tiny: native.Program, monkeypatch: pytest.MonkeyPatch
+) -> None:
     wrong = native.Program(tiny.name, tiny.sources, tiny.bin_dir, usage_exit=7)
     assert wrong.build() is None
-    assert sorted(os.listdir(tiny.bin_dir)) == [".gitignore", ".lock"]
+    marker = os.path.basename(wrong.failed_marker())
+    assert sorted(os.listdir(tiny.bin_dir)) == sorted([".gitignore", ".lock", marker])
+    # A build on first use does not run the compiler again for these sources...
+    real_run = subprocess.run
+    calls: list[object] = []
+
+    def counting_run(*args: object, **kwargs: object) -> object:
+        calls.append(args)
+        return real_run(*args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(subprocess, "run", counting_run)
+    assert wrong.build() is None and calls == []
+    # ...an explicit one (setup) does, and a success removes the marker.
+    assert wrong.build(quiet=False) is None and calls
+    assert tiny.build(quiet=False) is not None
+    assert marker not in os.listdir(tiny.bin_dir)
 
 
 def test_missing_sources_build_nothing(tmp_path: Path) -> None:

@@ -124,6 +124,16 @@ def test_a_namespace_that_cannot_be_entered_gives_error_frames(program: str, mod
     assert frames == want
 
 
+def test_handles_that_did_not_arrive_stop_the_walk(program: str) -> None:
+    """An fd number that is not open in the walker (the parent's handles did not
+    reach it): exit 1 before any frame, so the parent reads the namespaces
+    itself, instead of one "bad file descriptor" error per namespace."""
+    fd = os.open(os.devnull, os.O_RDONLY)
+    os.close(fd)  # a number surely closed in the child too
+    res = subprocess.run([program, NAMES, "enter+nat", str(fd)], capture_output=True, timeout=10)
+    assert (res.returncode, res.stdout, res.stderr) == (1, b"", b"")
+
+
 def test_parent_gone_means_a_quiet_exit(program: str) -> None:
     """Writing into a pipe nobody reads: EPIPE, exit 1, no message, no signal death."""
     fd = os.open(os.devnull, os.O_RDONLY)
