@@ -34,14 +34,24 @@ from typing import Any
 # Finding a build runs before discovery's walker starts, where every import
 # counts: hashlib (OpenSSL), platform and subprocess cost milliseconds, so the
 # digest comes from the builtin module and the rest is imported when building.
+_sha: Any
 try:
-    import _sha256  # type: ignore[import-not-found,unused-ignore]
+    import _sha2  # type: ignore[import-not-found,unused-ignore]  # Python >= 3.12
 
-    _sha: Any = _sha256.sha256
-except ImportError:  # pragma: no cover - an interpreter built without it
-    import hashlib
+    _sha = _sha2.sha256
+except ImportError:
+    try:
+        import _sha256  # type: ignore[import-not-found,unused-ignore]  # Python 3.11
 
-    _sha = hashlib.sha256
+        _sha = _sha256.sha256
+    except ImportError:  # pragma: no cover - an interpreter built without either
+        import hashlib
+
+        _sha = hashlib.sha256
+
+FAILED_RETRY_S = 86400.0
+"""A recorded build failure is trusted this long; then a build on first use
+tries again (a header package installed since, say)."""
 
 LINKS: dict[str, list[str]] = {"static": ["-static"], "dynamic": []}  # tried in this order
 DEFAULT_FLAGS = ("-O2", "-Wall", "-Wextra")
@@ -147,20 +157,23 @@ class Program:
 
     def build(self, quiet: bool = True) -> str | None:
         """Compile the program if needed; its path, or None without a working ``cc``
-        (or without its sources, or when the directory is not ours)."""
-        found = self.existing()
-        if found is not None:
-            return found
-        if not all(os.path.isfile(s) for s in self.sources):
+        (or without its sources, or when the directory is not ours). ``quiet``
+        (a build on first use, inside a command) also gives up at once where the
+        compiler refused these sources with this compiler in the last day (see
+        :meth:`failed_marker`); an explicit build (setup) always tries."""
+        if not all(os.path.isfile(s) for s in (*self.sources, *self.headers)):
             if not quiet:
                 print(f"{self.name}: sources missing", file=sys.stderr)
             return None
+        found = self.existing()
+        if found is not None:
+            return found
         cc = compiler()
         if cc is None:
             return None
-        if quiet and os.path.exists(self.failed_marker()):
-            return None  # this source failed to build here before: only setup retries
         try:
+            if quiet and self._failed_before(cc):
+                return None
             os.makedirs(self.bin_dir, mode=0o755, exist_ok=True)
             if not self.dir_trusted():
                 if not quiet:
@@ -190,16 +203,33 @@ class Program:
             return None
 
     def failed_marker(self) -> str:
-        """An empty file saying these sources did not build here: a build on
-        first use (inside a command) then falls back at once instead of running
-        the compiler again on every start; an explicit build (``quiet=False``,
-        what setup runs) tries again, and any success removes it."""
+        """A file saying the compiler (named inside) refused these sources here: a
+        build on first use then falls back at once instead of running the
+        compiler again on every start. Only a compile error writes it (not a
+        timeout or a killed compiler); it counts for :data:`FAILED_RETRY_S` and
+        for the same compiler; an explicit build (``quiet=False``, what setup
+        runs) tries again, and any success removes it."""
         return self.binary_path("failed")
+
+    def _failed_before(self, cc: list[str]) -> bool:
+        import time
+
+        try:
+            fd = os.open(self.failed_marker(), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return False
+        try:
+            recent = time.time() - os.fstat(fd).st_mtime < FAILED_RETRY_S
+            return recent and os.read(fd, 4096).decode(errors="replace") == " ".join(cc)
+        finally:
+            os.close(fd)
 
     def _compile(self, cc: list[str], quiet: bool) -> str | None:
         """Build each link mode in turn until one compiles and starts (lock held)."""
         import subprocess
 
+        refused = True  # every attempt ended in a compile error or a build that does not
+        # start (not a timeout, not a killed compiler)
         for link, extra in LINKS.items():
             target = self.binary_path(link)
             tmp = f"{target}.tmp{os.getpid()}"
@@ -216,8 +246,9 @@ class Program:
                 )
                 ok = res.returncode == 0
                 err = res.stderr
+                refused = refused and res.returncode >= 0  # < 0: killed by a signal
             except (OSError, subprocess.TimeoutExpired) as exc:
-                ok, err = False, str(exc)
+                ok, err, refused = False, str(exc), False
             if ok:
                 os.chmod(tmp, 0o755)
                 if self.starts(tmp):
@@ -233,8 +264,16 @@ class Program:
                 os.unlink(tmp)
             if not quiet:
                 print(err, file=sys.stderr)
-        with contextlib.suppress(OSError):
-            os.close(_open_new(self.failed_marker(), 0o644))
+        if refused:
+            marker = self.failed_marker()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(marker)  # another compiler's
+            with contextlib.suppress(OSError):
+                fd = _open_new(marker, 0o644)
+                try:
+                    os.write(fd, " ".join(cc).encode())
+                finally:
+                    os.close(fd)
         return None
 
 

@@ -205,8 +205,9 @@ class _Pump:
             assert self.proc.stdout is not None
             self.fd = self.proc.stdout.fileno()
         # A roomy pipe: fewer wake-ups for multi-megabyte replies, and the helper
-        # never waits for this process while it reads the host (about 1 MB of
-        # rows from 500 namespaces meanwhile). Root may exceed pipe-max-size.
+        # never waits for this process while it imports the model and reads
+        # container identity (about 1 MB of rows from 500 namespaces meanwhile).
+        # Root may exceed pipe-max-size.
         for size in (1 << 22, 1 << 20):
             try:
                 fcntl.fcntl(self.fd, F_SETPIPE_SZ, size)
@@ -216,16 +217,24 @@ class _Pump:
 
     def _spawn(self, walker: str, fds: list[int], mode: str) -> int:
         """Start netlens-walk with the nsfs fds dup2'ed onto fresh numbers above
-        every fd of ours (the copies have no FD_CLOEXEC; a dup2 of an fd onto
-        itself would clear it only with glibc >= 2.29), stdout the pipe, stdin
-        and stderr /dev/null, an empty environment. posix_spawn, not
-        subprocess: importing subprocess would delay the start by milliseconds."""
+        the handles and the pipe (the copies have no FD_CLOEXEC; a dup2 of an
+        fd onto itself would clear it only with glibc >= 2.29), stdout the pipe,
+        stdin and stderr /dev/null, an empty environment. posix_spawn, not
+        subprocess: importing subprocess would delay the start by milliseconds.
+        Raises OSError (the Python helper runs instead) when the fd limit
+        cannot hold the copies."""
         if any(fd < 3 for fd in fds):
             raise OSError(errno.EBADF, "an nsfs fd on a standard stream")
         r, w = os.pipe2(os.O_CLOEXEC)
+        if w < 3:  # our stdout was closed: the pipe must not be dup2'ed onto itself
+            w, low = fcntl.fcntl(w, fcntl.F_DUPFD_CLOEXEC, 3), w
+            os.close(low)
         base = max(*fds, r, w) + 1
         targets = range(base, base + len(fds))
-        nsenter.raise_fd_limit(base + len(fds) + 16)
+        if nsenter.raise_fd_limit(base + len(fds) + 16) < base + len(fds):
+            os.close(r)
+            os.close(w)
+            raise OSError(errno.EMFILE, "the fd limit cannot hold the walker's handles")
         actions: list[tuple[Any, ...]] = [
             (os.POSIX_SPAWN_DUP2, w, 1),
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
@@ -411,7 +420,9 @@ class LiveNetlink:
 
     With many namespaces (and root) the helper process enters every namespace
     itself, opens its socket there, dumps and streams the replies, so the setns
-    pass runs on the second core while this process reads the host. Otherwise one
+    pass runs on the second core while this process imports the model (the C
+    walker, whose decoding is cheap, takes this process's own namespace too,
+    first; the Python helper leaves it to this process). Otherwise one
     setns pass here opens a socket in every namespace. Sockets for namespaces the
     helper serves are opened here only when needed (asking a namespace for
     nsids, or when the helper fails).
@@ -733,10 +744,14 @@ class LiveNetlink:
 
 
 def _walker() -> str | None:
-    """The netlens-walk build (built on first use), or None: the Python helper."""
+    """The netlens-walk build (built on first use), or None: the Python helper.
+    Never raises: a tree it cannot build from means the Python helper."""
     from netlens.discovery import walker
 
-    return walker.find()
+    try:
+        return walker.find()
+    except OSError:
+        return None
 
 
 def _legacy_present() -> bool:

@@ -24,8 +24,9 @@
  * position, name position, status, length; then the payload). Nothing in any
  * namespace is created or changed: only dumps and gets are sent.
  *
- * Exit codes: 0 done, 1 the parent went away or memory ran out (the parent
- * falls back to reading directly), 2 usage (the builder's "it starts" check).
+ * Exit codes: 0 done, 1 the parent went away, memory ran out or the handles
+ * did not arrive (setns: EBADF; the parent falls back to reading directly),
+ * 2 usage (the builder's "it starts" check).
  */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -2,7 +2,7 @@
 
 Why: with a thousand namespaces the discovery helper process is the long pole
 of a dump, and half of its time was Python around the syscalls. netlens-walk
-does what ``wire.serve(..., enter=True)`` does, frame for frame, so
+does what ``wire.serve(..., enter=True)`` does, with the same frames, so
 :class:`netlens.discovery.sources._Pump` starts it in place of the Python
 helper when it is there; the Python helper stays the fallback (no C compiler,
 a build that does not run, ``NETLENS_WALK_HELPER=0``).
@@ -10,8 +10,9 @@ a build that does not run, ``NETLENS_WALK_HELPER=0``).
 It is built from ``walk.c`` and ``walk_decode.c`` (the C half of decode.py) by
 the system ``cc`` into ``_bin/`` next to this file, with the naming and trust
 rules of :mod:`netlens.native`: ``python3 -m netlens.discovery.walker`` (what
-.ci/setup.sh runs), or on first use. A tree without ``walk_decode.c`` builds
-with ``-DNLW_NO_DECODE``: every reply then goes raw and the parent decodes it.
+.ci/setup.sh runs; it also retries after a failed build), or on first use. A
+tree without ``walk_decode.c`` (the header stays) builds with
+``-DNLW_NO_DECODE``: every reply then goes raw and the parent decodes it.
 Kept light (no imports beyond :mod:`netlens.native`): finding the build runs
 before the walker starts, ahead of everything else in discovery.
 """

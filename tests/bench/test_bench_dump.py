@@ -271,13 +271,19 @@ def test_bench_walker_vs_python_helper(namespaces: list[str]) -> None:
             wall, _rss, cpu = _measure_cpu(argv, env)
             runs[name].append((wall, cpu))
     print(f"\n[bench] discovery helper, {REPEAT} interleaved runs each of netlens dump --json:")
+    _report(runs, "CPU (all processes)", "wall", 0)
+
+
+def _report(runs: dict[str, list[tuple[float, float]]], cpu_label: str, ratio: str, i: int) -> None:
+    """Print each variant's wall and CPU figures, then python / walker for
+    ``ratio`` (the ``i``-th figure of each run)."""
     for name, got in runs.items():
         walls, cpus = [w for w, _ in got], [c for _, c in got]
-        print(f"[bench]   {name:7s} wall {_stats(walls)}; CPU (all processes) {_stats(cpus)}")
-    w = [x for x, _ in runs["walker"]]
-    p = [x for x, _ in runs["python"]]
+        print(f"[bench]   {name:7s} wall {_stats(walls)}; {cpu_label} {_stats(cpus)}")
+    w = [run[i] for run in runs["walker"]]
+    p = [run[i] for run in runs["python"]]
     print(
-        f"[bench]   python / walker wall: best {min(p) / min(w):.2f}x, "
+        f"[bench]   python / walker {ratio}: best {min(p) / min(w):.2f}x, "
         f"median {statistics.median(p) / statistics.median(w):.2f}x"
     )
 
@@ -334,12 +340,4 @@ def test_bench_helpers_alone(namespaces: list[str]) -> None:
             wall, cpu = map(float, out.stdout.split())
             runs[name].append((wall, cpu))
     print(f"\n[bench] one helper alone over {N} namespaces ({mode}, frames to /dev/null):")
-    for name, got in runs.items():
-        walls, cpus = [w for w, _ in got], [c for _, c in got]
-        print(f"[bench]   {name:7s} wall {_stats(walls)}; CPU {_stats(cpus)}")
-    w = [c for _, c in runs["walker"]]
-    p = [c for _, c in runs["python"]]
-    print(
-        f"[bench]   python / walker CPU: best {min(p) / min(w):.2f}x, "
-        f"median {statistics.median(p) / statistics.median(w):.2f}x"
-    )
+    _report(runs, "CPU", "CPU", 1)

@@ -126,6 +126,48 @@ def test_build_that_does_not_start_is_not_kept(
     assert marker not in os.listdir(tiny.bin_dir)
 
 
+def test_failed_marker_is_per_compiler_and_expires(
+    tiny: native.Program, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wrong = native.Program(tiny.name, tiny.sources, tiny.bin_dir, usage_exit=7)
+    assert wrong.build() is None
+    marker = Path(wrong.failed_marker())
+    real_run = subprocess.run
+    calls: list[object] = []
+
+    def counting_run(*args: object, **kwargs: object) -> object:
+        calls.append(args)
+        return real_run(*args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(subprocess, "run", counting_run)
+    assert wrong.build() is None and calls == []  # same compiler, today: not again
+    marker.write_text("some-other-cc")  # the compiler changed since: try again
+    assert wrong.build() is None and calls
+    calls.clear()
+    assert wrong.build() is None and calls == []  # the new failure is recorded
+    old = marker.stat().st_mtime - native.FAILED_RETRY_S - 60
+    os.utime(marker, (old, old))  # a day later: try again
+    assert wrong.build() is None and calls
+
+
+def test_a_timeout_or_a_killed_compiler_is_not_recorded(
+    tiny: native.Program, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slow = native.Program(tiny.name, tiny.sources, tiny.bin_dir, compile_timeout=0.2)
+    monkeypatch.setenv("CC", "sh -c 'sleep 5' --")
+    assert slow.build() is None
+    monkeypatch.setenv("CC", "sh -c 'kill -9 $$' --")
+    assert slow.build() is None
+    assert not os.path.exists(slow.failed_marker())
+
+
+def test_missing_header_builds_nothing_and_raises_nothing(tiny: native.Program) -> None:
+    gone = native.Program(
+        tiny.name, tiny.sources, tiny.bin_dir, headers=(tiny.sources[0] + ".missing.h",)
+    )
+    assert gone.existing() is None and gone.build() is None
+
+
 def test_missing_sources_build_nothing(tmp_path: Path) -> None:
     gone = native.Program("nl-gone", (str(tmp_path / "nope.c"),), str(tmp_path / "bin"))
     assert gone.existing() is None and gone.build() is None

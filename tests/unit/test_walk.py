@@ -30,7 +30,7 @@ NAMES = ",".join(wire.FIRST_ROUND)
 def program() -> str:
     if native.compiler() is None:
         pytest.skip("no C compiler: netlens-walk cannot be built here")
-    path = walker.build()
+    path = walker.build(quiet=False)  # explicit: a recorded failure is tried again
     assert path is not None, "netlens-walk did not build"
     return path
 
@@ -122,6 +122,29 @@ def test_a_namespace_that_cannot_be_entered_gives_error_frames(program: str, mod
                 assert marshal.loads(f[3]) == (text.decode(), "", "")
         frames = [f for f in frames if f[2] != wire.STATUS_NAT]
     assert frames == want
+
+
+def test_walker_builds_without_warnings(tmp_path: Path) -> None:
+    cc = native.compiler()
+    if cc is None:
+        pytest.skip("no C compiler")
+    res = subprocess.run(
+        [
+            *cc,
+            "-O2",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-c",
+            "-o",
+            str(tmp_path / "w.o"),
+            walker.SOURCE,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0 and not res.stderr.strip(), res.stderr
 
 
 def test_handles_that_did_not_arrive_stop_the_walk(program: str) -> None:
