@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import RUN_TAG, is_root, sh
+from conftest import RUN_TAG, is_root, settle_kernel, sh
 
 from netlens.discovery import netlink as nl
 from netlens.discovery import nsenter
@@ -109,7 +109,10 @@ def mass_lab() -> Iterator[list[str]]:
     if not is_root():
         pytest.skip("needs root")
     try:
-        yield build(PREFIX, N)
+        names = build(PREFIX, N)
+        waited = settle_kernel()  # the new interfaces' IPv6 timers (see conftest)
+        print(f"\n[bench discovery] waited {waited:.1f} s for the kernel to settle after the build")
+        yield names
     finally:
         teardown(PREFIX, N)
 
