@@ -39,6 +39,20 @@ def built(tiny: native.Program) -> str:
     return path
 
 
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The argv of every subprocess.run from here on (a compile, or a start check)."""
+    real_run = subprocess.run
+    seen: list[object] = []
+
+    def counting_run(*args: object, **kwargs: object) -> object:
+        seen.append(args)
+        return real_run(*args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(subprocess, "run", counting_run)
+    return seen
+
+
 def test_build_is_named_after_sources_flags_machine_and_link(
     tiny: native.Program, built: str
 ) -> None:
@@ -103,43 +117,20 @@ def test_directory_writable_by_others_is_refused(
     assert tiny.build() is None and called == []  # nothing compiled, nothing run
 
 
-def test_build_that_does_not_start_is_not_kept(
-    tiny: native.Program, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_build_that_does_not_start_is_not_kept(tiny: native.Program) -> None:
     wrong = native.Program(tiny.name, tiny.sources, tiny.bin_dir, usage_exit=7)
     assert wrong.build() is None
     marker = os.path.basename(wrong.failed_marker())
     assert sorted(os.listdir(tiny.bin_dir)) == sorted([".gitignore", ".lock", marker])
-    # A build on first use does not run the compiler again for these sources...
-    real_run = subprocess.run
-    calls: list[object] = []
-
-    def counting_run(*args: object, **kwargs: object) -> object:
-        calls.append(args)
-        return real_run(*args, **kwargs)  # type: ignore[call-overload]
-
-    monkeypatch.setattr(subprocess, "run", counting_run)
-    assert wrong.build() is None and calls == []
-    # ...an explicit one (setup) does, and a success removes the marker.
-    assert wrong.build(quiet=False) is None and calls
-    assert tiny.build(quiet=False) is not None
-    assert marker not in os.listdir(tiny.bin_dir)
 
 
 def test_failed_marker_is_per_compiler_and_expires(
-    tiny: native.Program, monkeypatch: pytest.MonkeyPatch
+    tiny: native.Program, calls: list[object]
 ) -> None:
     wrong = native.Program(tiny.name, tiny.sources, tiny.bin_dir, usage_exit=7)
     assert wrong.build() is None
     marker = Path(wrong.failed_marker())
-    real_run = subprocess.run
-    calls: list[object] = []
-
-    def counting_run(*args: object, **kwargs: object) -> object:
-        calls.append(args)
-        return real_run(*args, **kwargs)  # type: ignore[call-overload]
-
-    monkeypatch.setattr(subprocess, "run", counting_run)
+    calls.clear()
     assert wrong.build() is None and calls == []  # same compiler, today: not again
     marker.write_text("some-other-cc")  # the compiler changed since: try again
     assert wrong.build() is None and calls
@@ -148,6 +139,11 @@ def test_failed_marker_is_per_compiler_and_expires(
     old = marker.stat().st_mtime - native.FAILED_RETRY_S - 60
     os.utime(marker, (old, old))  # a day later: try again
     assert wrong.build() is None and calls
+    calls.clear()
+    # An explicit build (setup) always tries, and a success removes the marker.
+    assert wrong.build(quiet=False) is None and calls
+    assert tiny.build(quiet=False) is not None
+    assert marker.name not in os.listdir(tiny.bin_dir)
 
 
 def test_a_timeout_or_a_killed_compiler_is_not_recorded(
