@@ -277,6 +277,17 @@ class Program:
         return None
 
 
+def build_main(program: Program) -> int:
+    """``python3 -m MODULE`` for a C helper (what setup runs): build now, also
+    after a recorded failure, and print the build's path; 1 when there is none."""
+    path = program.build(quiet=False)
+    if path is None:
+        print(f"{program.name}: not built (no working C compiler)", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
 def owned_not_shared(st: os.stat_result) -> bool:
     """Owned by us and writable by neither group nor others."""
     return st.st_uid == os.geteuid() and not st.st_mode & 0o022

@@ -80,8 +80,4 @@ def find() -> str | None:
 
 
 if __name__ == "__main__":
-    path = build(quiet=False)
-    if path is None:
-        print("netlens-spawn: not built (no working C compiler)", file=sys.stderr)
-        sys.exit(1)
-    print(path)
+    sys.exit(native.build_main(program()))

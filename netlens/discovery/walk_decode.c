@@ -450,6 +450,49 @@ static void w_ipat(struct dec *c, size_t o, int dlen)
 
 /* --- links ---------------------------------------------------------------------- */
 /* decode._port: IFLA_BRPORT_* state, priority, cost, mode, learning, unicast flood. */
+/* The attribute at ``o`` (0: absent) as decode.py reads it, or its default:
+ * ``d[o + 4]`` / ``w[(o >> 2) + 1]`` if o else default; the address text; the
+ * C string. A too-short attribute sets c->err (Python would read past it). */
+static void w_u8_or_int(struct dec *c, size_t o, int64_t absent)
+{
+    if (!o)
+        w_int(c, absent);
+    else if (has(c, o, 5))
+        w_uint(c, c->d[o + 4]);
+}
+
+static void w_u32_or_int(struct dec *c, size_t o, int64_t absent)
+{
+    if (!o)
+        w_int(c, absent);
+    else if (has(c, o, 8))
+        w_uint(c, rd32(c->d + o + 4));
+}
+
+static void w_u32_or_none(struct dec *c, size_t o)
+{
+    if (!o)
+        w_none(c);
+    else if (has(c, o, 8))
+        w_uint(c, rd32(c->d + o + 4));
+}
+
+static void w_ip_or_none(struct dec *c, size_t o)
+{
+    if (o)
+        w_ipat(c, o, -1);
+    else
+        w_none(c);
+}
+
+static void w_cstr_or_none(struct dec *c, size_t o)
+{
+    if (o)
+        w_cstr(c, o);
+    else
+        w_none(c);
+}
+
 static void w_port(struct dec *c, size_t o, size_t end)
 {
     size_t a[16] = {0};
@@ -502,24 +545,9 @@ static int link_row(struct dec *c, size_t off, size_t ln)
         char t[16] = "if";
         w_str(c, t, 2 + fmt_u32(t + 2, index), 1);
     }
-    if ((o = a[IFLA_OPERSTATE_]) != 0) {
-        if (has(c, o, 5))
-            w_uint(c, d[o + 4]);
-    } else {
-        w_int(c, -1);
-    }
-    if ((o = a[IFLA_CARRIER_]) != 0) {
-        if (has(c, o, 5))
-            w_uint(c, d[o + 4]);
-    } else {
-        w_int(c, -1);
-    }
-    if ((o = a[IFLA_MTU_]) != 0) {
-        if (has(c, o, 8))
-            w_uint(c, rd32(d + o + 4));
-    } else {
-        w_int(c, -1);
-    }
+    w_u8_or_int(c, a[IFLA_OPERSTATE_], -1);
+    w_u8_or_int(c, a[IFLA_CARRIER_], -1);
+    w_u32_or_int(c, a[IFLA_MTU_], -1);
     if ((o = a[IFLA_ADDRESS_]) != 0 && alen_at(c, o) == 10) {
         char t[17];
         for (int i = 0; i < 6; i++) {
@@ -556,12 +584,7 @@ static int link_row(struct dec *c, size_t off, size_t ln)
     } else {
         w_none(c);
     }
-    if ((o = a[IFLA_LINK_]) != 0) {
-        if (has(c, o, 8))
-            w_uint(c, rd32(d + o + 4));
-    } else {
-        w_none(c);
-    }
+    w_u32_or_none(c, a[IFLA_LINK_]);
     if ((o = a[IFLA_LINK_NETNSID_]) != 0) {
         if (has(c, o, 8))
             w_int(c, (int32_t)rd32(d + o + 4));
@@ -575,10 +598,7 @@ static int link_row(struct dec *c, size_t off, size_t ln)
     } else {
         w_none(c);
     }
-    if ((o = a[IFLA_PARENT_DEV_NAME_]) != 0)
-        w_cstr(c, o);
-    else
-        w_none(c);
+    w_cstr_or_none(c, a[IFLA_PARENT_DEV_NAME_]);
 
     /* kind, kind_data, slave, port */
     size_t info[8] = {0};
@@ -669,14 +689,8 @@ static int addr_row(struct dec *c, size_t off, size_t ln)
     w_ipat(c, o, -1);
     w_uint(c, d[start + 1]);
     w_uint(c, d[start + 3]);
-    if (a[4])
-        w_ipat(c, a[4], -1);
-    else
-        w_none(c);
-    if (a[3])
-        w_cstr(c, a[3]);
-    else
-        w_none(c);
+    w_ip_or_none(c, a[4]); /* IFA_BROADCAST */
+    w_cstr_or_none(c, a[3]); /* IFA_LABEL */
     return !c->err;
 }
 
@@ -700,10 +714,7 @@ static void w_nexthops(struct dec *c, size_t off, size_t end)
             return;
         int32_t ifindex = (int32_t)rd32(d + off + 4);
         w_tuple(c, 3);
-        if (a[5])
-            w_ipat(c, a[5], -1);
-        else
-            w_none(c);
+        w_ip_or_none(c, a[5]); /* RTA_GATEWAY */
         if (ifindex)
             w_int(c, ifindex);
         else
@@ -742,12 +753,7 @@ static int route_row(struct dec *c, size_t off, size_t ln)
     size_t o;
     w_tuple(c, 11);
     w_int(c, fam == NLW_AF_INET ? 4 : 6);
-    if ((o = a[15]) != 0) { /* RTA_TABLE */
-        if (has(c, o, 8))
-            w_uint(c, rd32(d + o + 4));
-    } else {
-        w_uint(c, d[start + 4]);
-    }
+    w_u32_or_int(c, a[15], d[start + 4]); /* RTA_TABLE, else the header's */
     if ((o = a[1]) != 0) { /* RTA_DST */
         w_ipat(c, o, (int)dlen);
     } else if (dlen == 0) {
@@ -761,28 +767,12 @@ static int route_row(struct dec *c, size_t off, size_t ln)
         w_str(c, t, m, 1);
     }
     w_uint(c, d[start + 7]);
-    if ((o = a[5]) != 0) /* RTA_GATEWAY */
-        w_ipat(c, o, -1);
-    else
-        w_none(c);
-    if ((o = a[4]) != 0) { /* RTA_OIF */
-        if (has(c, o, 8))
-            w_uint(c, rd32(d + o + 4));
-    } else {
-        w_none(c);
-    }
+    w_ip_or_none(c, a[5]);  /* RTA_GATEWAY */
+    w_u32_or_none(c, a[4]); /* RTA_OIF */
     w_uint(c, d[start + 5]);
     w_uint(c, d[start + 6]);
-    if ((o = a[6]) != 0) { /* RTA_PRIORITY */
-        if (has(c, o, 8))
-            w_uint(c, rd32(d + o + 4));
-    } else {
-        w_none(c);
-    }
-    if ((o = a[7]) != 0) /* RTA_PREFSRC */
-        w_ipat(c, o, -1);
-    else
-        w_none(c);
+    w_u32_or_none(c, a[6]); /* RTA_PRIORITY */
+    w_ip_or_none(c, a[7]);  /* RTA_PREFSRC */
     if ((o = a[9]) != 0) { /* RTA_MULTIPATH */
         w_nexthops(c, o + 4, o + alen_at(c, o));
     } else {

@@ -69,8 +69,4 @@ def forget() -> None:
 
 
 if __name__ == "__main__":
-    path = build(quiet=False)
-    if path is None:
-        print("netlens-walk: not built (no working C compiler)", file=sys.stderr)
-        sys.exit(1)
-    print(path)
+    sys.exit(native.build_main(program()))
