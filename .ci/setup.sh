@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# gcc + libc6-dev build the runtime's small C spawner (runtime/spawn_helper.c) and
+# gcc + libc6-dev build the runtime's small C spawner (runtime/netlens_runtime/spawn_helper.c) and
 # discovery's namespace walker (netlens/discovery/walk.c).
 DEBS=(iproute2 iperf3 nftables iptables procps util-linux tini busybox-static tmux kmod iputils-ping graphviz gcc libc6-dev)
 missing=()
@@ -25,9 +25,9 @@ if ! "$PY" -c 'import netlens, textual, pyroute2, networkx, psutil, pytest, json
   touch .ci/.installed
 fi
 
-# The runtime's batch spawner (runtime/spawn_helper.c; optional: without a C
+# The runtime's batch spawner (runtime/netlens_runtime/spawn_helper.c; optional: without a C
 # compiler batches use the slower Python spawner).
-"$PY" -m runtime.helper >/dev/null || echo "setup: netlens-spawn not built; Python spawner used"
+"$PY" -m netlens_runtime.helper >/dev/null || echo "setup: netlens-spawn not built; Python spawner used"
 # Discovery's namespace walker (netlens/discovery/walk.c; optional: without it
 # the discovery helper is a Python process).
 "$PY" -m netlens.discovery.walker >/dev/null || echo "setup: netlens-walk not built; Python discovery helper used"

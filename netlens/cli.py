@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from netlens import __version__
 from netlens.errors import NetlensError
-from runtime.errors import RuntimeFailure
+from netlens_runtime.errors import RuntimeFailure
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -33,7 +33,7 @@ class OneLineParser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """Build the argparse tree: inspector commands plus the runtime's verbs."""
     from netlens.commands import dashboard, demo, dump, stats, view
-    from runtime import cli as runtime_cli
+    from netlens_runtime import cli as runtime_cli
 
     parser = OneLineParser(
         prog="netlens",

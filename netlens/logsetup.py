@@ -38,7 +38,7 @@ def setup_logging(verbose: bool = False) -> Path | None:
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
     )
-    for name in ("netlens", "runtime"):
+    for name in ("netlens", "netlens_runtime"):
         logger = logging.getLogger(name)
         logger.setLevel(level)
         logger.handlers[:] = [handler]

@@ -45,7 +45,7 @@ def teardown_state(state_dir: Path) -> list[str]:
     ``network rm`` should have removed), so fixtures assert it is empty.
     """
     with state_env(state_dir):
-        from runtime import api, cgroups, lab_ops, nat, state
+        from netlens_runtime import api, cgroups, lab_ops, nat, state
 
         problems: list[str] = []
         for rec in lab_ops.list_labs():

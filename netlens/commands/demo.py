@@ -28,7 +28,7 @@ def add_parser(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "demo",
         help="build the demo lab, generate traffic between its nodes, open the dashboard",
-        description="Build the bundled demo lab (runtime/labs/demo.yaml), run traffic "
+        description="Build the bundled demo lab (netlens_runtime/labs/demo.yaml), run traffic "
         "between its nodes and open the dashboard; remove it all on exit.",
     )
     p.add_argument("--keep", action="store_true", help="leave the lab up on exit")
@@ -59,8 +59,8 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from runtime.lab_ops import lab_down, lab_traffic, lab_up, read_record, summary_lines
-    from runtime.lab_spec import bundled_lab, load_lab
+    from netlens_runtime.lab_ops import lab_down, lab_traffic, lab_up, read_record, summary_lines
+    from netlens_runtime.lab_spec import bundled_lab, load_lab
 
     if args.duration is not None and args.duration < 0:
         raise UsageError("--duration must be positive")

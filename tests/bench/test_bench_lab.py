@@ -42,8 +42,8 @@ def _lab_text(name: str, n: int) -> str:
 
 def _lab_round(name: str, n: int) -> tuple[float, float]:
     """Seconds for lab up and for lab down of an n-node lab (started on a quiet machine)."""
-    from runtime import api, lab_ops
-    from runtime.lab_spec import load_lab
+    from netlens_runtime import api, lab_ops
+    from netlens_runtime.lab_spec import load_lab
 
     spec = load_lab(f"{name}.yaml", text=_lab_text(name, n))
     wait_idle()

@@ -30,7 +30,7 @@ BIG = int(os.environ.get("NETLENS_BENCH_BIG", "1000"))
 
 
 def _free_subnet(prefix: int) -> str:
-    from runtime import ipam
+    from netlens_runtime import ipam
 
     taken = ipam.host_routes()
     for second in range(150, 250):
@@ -44,10 +44,10 @@ def _free_subnet(prefix: int) -> str:
 def bench_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     if not is_root():
         pytest.skip("needs root")
-    from runtime import api
+    from netlens_runtime import api
 
     # What an installed package has: compiled modules (PYTHONDONTWRITEBYTECODE may be set).
-    subprocess.run([sys.executable, "-m", "compileall", "-q", "netlens", "runtime"],
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "netlens", "runtime/netlens_runtime"],
                    capture_output=True, cwd=Path(__file__).parents[2])  # fmt: skip
     # On tmpfs, like the default /run/netlens (tmp_path may be a journaling disk).
     state_dir = Path(f"/run/nr{RUN_TAG}-bench-state")
@@ -98,7 +98,7 @@ def test_bench_run_detached_vs_ip(bench_env: dict[str, Any]) -> None:
     net = bench_env["net"]
     ours: list[float] = []
     names = []
-    from runtime import api
+    from netlens_runtime import api
 
     for i in range(RUNS):
         name = f"nr{RUN_TAG}r{i}"
@@ -141,8 +141,8 @@ def _time(argv: list[str]) -> float:
 _FLOOR = """
 import os, sys, time
 sys.path.insert(0, sys.argv[1])
-from runtime import sysc
-from runtime.netlink import Netlink
+from netlens_runtime import sysc
+from netlens_runtime.netlink import Netlink
 n, prefix = int(sys.argv[2]), sys.argv[3]
 ready_r, ready_w = os.pipe()
 go_r, go_w = os.pipe()
@@ -193,7 +193,7 @@ def _kernel_floor(n: int) -> tuple[float, float]:
     alone (no pid-1 exec, no mounts, no addresses); returns (total, netns part).
     """
     wait_idle()
-    root = str(Path(__file__).parents[2])
+    root = str(Path(__file__).parents[2] / "runtime")
     out = subprocess.run(
         [sys.executable, "-S", "-I", "-c", _FLOOR, root, str(n), f"nr{RUN_TAG}f"],
         check=True, capture_output=True, text=True, timeout=120,
@@ -202,7 +202,7 @@ def _kernel_floor(n: int) -> tuple[float, float]:
 
 
 def test_bench_batch_100(bench_env: dict[str, Any]) -> None:
-    from runtime import api
+    from netlens_runtime import api
 
     net = bench_env["net"]
     per_node = []
@@ -240,8 +240,8 @@ def _wait_teardown(names: list[str], timeout: float = 60.0) -> float:
     Namespace cleanup runs asynchronously and holds the rtnl lock; a benchmark
     started during the previous one's teardown measures the teardown.
     """
-    from runtime import names as rnames
-    from runtime import state
+    from netlens_runtime import names as rnames
+    from netlens_runtime import state
 
     links = {rnames.host_veth_name(n, state.scope()) for n in names}
     t0 = time.perf_counter()
@@ -284,7 +284,7 @@ def _pss(pid: int) -> int:
 
 
 def test_bench_1000_up_down_and_memory(bench_env: dict[str, Any]) -> None:
-    from runtime import api
+    from netlens_runtime import api
 
     net = bench_env["net"]
     specs = [api.ContainerSpec(name=f"nr{RUN_TAG}k{i}", network=net["name"]) for i in range(BIG)]

@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "runtime"))
 
 from netlens.tui.app import NetlensApp
 from tests.tui.fixture import fixture_source

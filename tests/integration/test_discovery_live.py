@@ -347,7 +347,7 @@ def test_not_root_reads_own_namespace_and_says_what_needs_root(ndlab: Lab) -> No
         ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONPATH": root, "HOME": "/tmp"},
+        env={**os.environ, "PYTHONPATH": f"{root}:{root}/runtime", "HOME": "/tmp"},
         cwd="/tmp",
     )
     assert res.returncode == 0, res.stderr

@@ -86,7 +86,9 @@ def netlens(
 ) -> subprocess.CompletedProcess[str]:
     env = dict(ENV)
     if user:
-        env["PYTHONPATH"] = str(REPO)  # the unprivileged user cannot read root's site-packages
+        env["PYTHONPATH"] = (
+            f"{REPO}:{REPO / 'runtime'}"  # the unprivileged user cannot read root's site-packages
+        )
     argv = [*(prefix or []), *(user or []), sys.executable, "-m", "netlens", "dump", *args]
     return subprocess.run(
         argv, capture_output=True, text=True, env=env, cwd=cwd or str(REPO), timeout=120

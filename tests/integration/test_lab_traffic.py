@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 from conftest import Lab, is_root, sh
 
-from runtime.traffic import Flow, TrafficGenerator
+from netlens_runtime.traffic import Flow, TrafficGenerator
 
 pytestmark = pytest.mark.integration
 

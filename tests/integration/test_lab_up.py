@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from conftest import RUN_TAG
 
-from runtime import api
-from runtime.errors import Conflict, NotFound, RuntimeFailure
-from runtime.lab_ns import in_netns
-from runtime.lab_spec import LabSpec, load_lab
+from netlens_runtime import api
+from netlens_runtime.errors import Conflict, NotFound, RuntimeFailure
+from netlens_runtime.lab_ns import in_netns
+from netlens_runtime.lab_spec import LabSpec, load_lab
 
 pytestmark = pytest.mark.integration
 
@@ -98,7 +98,7 @@ def _tcp_roundtrip(src_pid: int, dst_pid: int, dst_ip: str, port: int) -> bytes:
 def test_routed_lab_connects_two_segments_through_the_router(
     labstate: Path, tmp_path: Path
 ) -> None:
-    from runtime import lab_ops
+    from netlens_runtime import lab_ops
 
     spec = _spec("routed.yaml", "r", tmp_path)
     rec = lab_ops.lab_up(spec)
@@ -130,7 +130,7 @@ def test_routed_lab_connects_two_segments_through_the_router(
 
 
 def test_p2p_chain_and_lab_down_by_file(labstate: Path, tmp_path: Path) -> None:
-    from runtime import lab_ops
+    from netlens_runtime import lab_ops
 
     spec = _spec("p2p.yaml", "c", tmp_path)
     lab_ops.lab_up(spec)
@@ -151,7 +151,7 @@ def test_p2p_chain_and_lab_down_by_file(labstate: Path, tmp_path: Path) -> None:
 
 
 def test_second_lab_up_of_same_name_is_refused(labstate: Path, tmp_path: Path) -> None:
-    from runtime import lab_ops
+    from netlens_runtime import lab_ops
 
     spec = _spec("routed.yaml", "d", tmp_path)
     lab_ops.lab_up(spec)
@@ -186,7 +186,7 @@ def test_failed_lab_up_rolls_back_everything(
 ) -> None:
     """A failure while the 5th node is set up (or inside the runtime's batch, or at
     the p2p link) leaves no container, process, bridge, veth, record or network."""
-    from runtime import lab_ops
+    from netlens_runtime import lab_ops
 
     spec = load_lab("six.yaml", text=SIX_NODES.format(o=OCTET), name=f"nl{RUN_TAG}f")
     assert [n.name for n in spec.nodes][4] == "k"
@@ -241,7 +241,7 @@ def test_failed_lab_up_rolls_back_everything(
 
 def test_cli_verbs(labstate: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``lab check|up|ls|down`` through the argparse wiring the CLI uses."""
-    from runtime import lab
+    from netlens_runtime import lab
 
     parser = argparse.ArgumentParser(prog="netlens")
     lab.add_commands(parser.add_subparsers(dest="command"))
@@ -268,8 +268,8 @@ def test_cli_verbs(labstate: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 def test_not_root_is_one_clear_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, labstate: Path
 ) -> None:
-    from runtime import lab_ops
-    from runtime.errors import NeedsRoot
+    from netlens_runtime import lab_ops
+    from netlens_runtime.errors import NeedsRoot
 
     spec = _spec("routed.yaml", "n", tmp_path)
     with monkeypatch.context() as m, pytest.raises(NeedsRoot, match="lab up needs root"):
@@ -279,7 +279,7 @@ def test_not_root_is_one_clear_error(
 
 
 def test_name_clash_is_refused_before_anything_is_made(labstate: Path, tmp_path: Path) -> None:
-    from runtime import lab_ops
+    from netlens_runtime import lab_ops
 
     spec = _spec("routed.yaml", "k", tmp_path)
     squatter = lab_ops.node_name(spec.name, "b")

@@ -76,13 +76,13 @@ def rt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rt]:
 
 
 def _net(rt: Rt, short: str = "n", k: int = 0, **kw: Any) -> dict[str, Any]:
-    from runtime import api
+    from netlens_runtime import api
 
     return api.create_network(api.NetworkSpec(name=rt.name(short), subnet=rt.subnet(k), **kw))
 
 
 def _spec(rt: Rt, short: str, net: dict[str, Any] | None, **kw: Any) -> Any:
-    from runtime import api
+    from netlens_runtime import api
 
     return api.ContainerSpec(name=rt.name(short), network=net["name"] if net else None, **kw)
 
@@ -109,7 +109,7 @@ def spawn_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     if mode == "python":
         monkeypatch.setenv("NETLENS_SPAWN_HELPER", "0")
     if mode == "native":
-        from runtime import helper
+        from netlens_runtime import helper
 
         if helper.find() is None:
             pytest.skip("netlens-spawn cannot be built here (no C compiler)")
@@ -117,7 +117,7 @@ def spawn_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_containers_reach_each_other_ping_and_tcp(rt: Rt, spawn_path: str) -> None:
-    from runtime import api
+    from netlens_runtime import api
 
     net = _net(rt)
     server = "import socket;s=socket.create_server(('',5000));c,_=s.accept();c.sendall(b'pong')"
@@ -145,7 +145,7 @@ def test_batch_rm_deletes_host_veths_and_eth0_is_quiet(rt: Rt, spawn_path: str) 
     """rm of running containers frees their host veth names before it returns; eth0
     and the host end carry no automatic IPv6 (no probes flooded over the bridge),
     yet an IPv6 address can still be added by hand."""
-    from runtime import api
+    from netlens_runtime import api
 
     net = _net(rt)
     recs = api.create_containers([_spec(rt, f"q{i}", net) for i in range(3)])
@@ -217,7 +217,7 @@ def test_attached_run_exit_code_and_cleanup(rt: Rt) -> None:
 
 
 def test_nat_rules_present_and_removed(rt: Rt) -> None:
-    from runtime import api, nat
+    from netlens_runtime import api, nat
 
     table = nat.table_name()
     net = _net(rt, nat=True)
@@ -238,7 +238,7 @@ def test_nat_rules_present_and_removed(rt: Rt) -> None:
 
 
 def test_published_port_reachable_from_host(rt: Rt) -> None:
-    from runtime import api, nat
+    from netlens_runtime import api, nat
 
     net = _net(rt)
     port = 20000 + int(RUN_TAG, 16) % 20000
@@ -266,7 +266,7 @@ def _has_addr(addr: str) -> bool:
 
 
 def test_memory_limit_oom(rt: Rt) -> None:
-    from runtime import api
+    from netlens_runtime import api
 
     hog = "b = bytearray(300 << 20); b[::4096] = b'x' * len(b[::4096])"
     rec = api.create_container(
@@ -288,7 +288,7 @@ def test_memory_limit_oom(rt: Rt) -> None:
 
 
 def test_cpu_quota_applied(rt: Rt) -> None:
-    from runtime import api
+    from netlens_runtime import api
 
     rec = api.create_container(
         _spec(rt, "cpu", None, cpus=0.2, command=["sh", "-c", "while :; do :; done"])
@@ -313,7 +313,7 @@ def test_cpu_quota_applied(rt: Rt) -> None:
 
 
 def test_capabilities_dropped_and_host_read_only(rt: Rt, spawn_path: str) -> None:
-    from runtime import api, names
+    from netlens_runtime import api, names
 
     net = _net(rt)
     # What the creating process ignores or blocks must not reach the command.
@@ -370,7 +370,7 @@ def test_capabilities_dropped_and_host_read_only(rt: Rt, spawn_path: str) -> Non
 
 
 def test_connect_point_to_point(rt: Rt) -> None:
-    from runtime import api
+    from netlens_runtime import api
 
     r1, r2 = api.create_containers([_spec(rt, "r1", None), _spec(rt, "r2", None)])
     api.connect(r1["name"], "to-r2", r2["name"], "to-r1", "10.255.0.1/30", "10.255.0.2/30")
@@ -382,7 +382,7 @@ def test_connect_point_to_point(rt: Rt) -> None:
 
 
 def test_rootfs(rt: Rt, tmp_path: Path) -> None:
-    from runtime import api
+    from netlens_runtime import api
 
     root = tmp_path / "rootfs"
     for sub in ("bin", "proc", "sys", "dev", "tmp", "etc"):

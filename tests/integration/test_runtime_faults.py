@@ -43,7 +43,7 @@ def rt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 def _leftovers(name: str) -> list[str]:
     """Everything of container ``name`` that exists on the host or in state."""
-    from runtime import names, state
+    from netlens_runtime import names, state
 
     out = []
     scope = state.scope()
@@ -89,8 +89,8 @@ def _settled(name: str, timeout: float = 30.0) -> list[str]:
 def test_failed_batch_rolls_back_everything(
     rt: Any, point: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from runtime import api
-    from runtime.errors import RuntimeFailure
+    from netlens_runtime import api
+    from netlens_runtime.errors import RuntimeFailure
 
     net = api.create_network(api.NetworkSpec(name=rt.name("n"), subnet=rt.subnet()))
     specs = [
@@ -115,8 +115,8 @@ def test_failed_exec_in_child_rolls_back(
 ) -> None:
     """A setup step failing inside the child (bad sysctl value) reports and rolls back,
     whether we cloned it or a spawner (the C program or the Python one) did."""
-    from runtime import api
-    from runtime.errors import RuntimeFailure
+    from netlens_runtime import api
+    from netlens_runtime.errors import RuntimeFailure
 
     if path != "direct":
         monkeypatch.setenv("NETLENS_SPAWNER", "1")
@@ -136,7 +136,7 @@ def test_failed_exec_in_child_rolls_back(
 
 @pytest.mark.parametrize("point", ["before_exec", "after_exec"])
 def test_gc_after_sigkill_mid_create(rt: Any, point: str) -> None:
-    from runtime import api, names, state
+    from netlens_runtime import api, names, state
 
     net = api.create_network(api.NetworkSpec(name=rt.name("n"), subnet=rt.subnet()))
     name = rt.name("k")
@@ -175,7 +175,7 @@ def _ping(rt: Any, src: str, dst: str) -> bool:
 
 
 def test_forwarding_under_iptables_forward_drop(rt: Any) -> None:
-    from runtime import api, nat
+    from netlens_runtime import api, nat
 
     knob = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
     if not knob.exists():
@@ -222,8 +222,8 @@ def test_batch_through_spawner_and_its_rollback(
     """Big batches clone from helper processes (one, or the batch split over two;
     the C program netlens-spawn or the Python fallback); same records, same
     all-or-nothing."""
-    from runtime import api
-    from runtime.errors import RuntimeFailure
+    from netlens_runtime import api
+    from netlens_runtime.errors import RuntimeFailure
 
     monkeypatch.setenv("NETLENS_SPAWNER", "1")
     monkeypatch.setenv("NETLENS_SPAWNERS", helpers)
@@ -250,7 +250,7 @@ def test_broken_native_spawner_falls_back_to_python(
     """A netlens-spawn that cannot run here (exec fails: wrong machine; or it exits
     127 without a report: a dynamic build against a newer C library) is dropped for
     this process and the batch is cloned by the Python spawner instead."""
-    from runtime import api, helper
+    from netlens_runtime import api, helper
 
     program = tmp_path / "netlens-spawn-broken"
     if broken == "garbage":
@@ -275,8 +275,8 @@ def test_broken_native_spawner_falls_back_to_python(
 
 @pytest.mark.parametrize("content", ["", "{torn"])
 def test_gc_removes_unreadable_record_that_blocks_its_name(rt: Any, content: str) -> None:
-    from runtime import api, state
-    from runtime.errors import Conflict, NotFound
+    from netlens_runtime import api, state
+    from netlens_runtime.errors import Conflict, NotFound
 
     name = rt.name("u")
     state.ensure_dirs()

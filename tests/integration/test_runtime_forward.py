@@ -42,7 +42,7 @@ def fwd_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
 def _create() -> None:
     """A NAT network on a subnet IPAM finds free (a fixed one may meet another
     engineer's lab routes)."""
-    from runtime import api
+    from netlens_runtime import api
 
     api.create_network(api.NetworkSpec(name=NET, nat=True))
 
@@ -50,7 +50,7 @@ def _create() -> None:
 def test_nat_network_turns_forwarding_on_and_the_last_one_puts_it_back(
     fwd_state: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from runtime import api, nat
+    from netlens_runtime import api, nat
 
     # The record and restore logic alone: a host running Docker (or another
     # engineer's NAT lab) would make it keep forwarding on, tested below.
@@ -71,7 +71,7 @@ def test_nat_network_turns_forwarding_on_and_the_last_one_puts_it_back(
 
 
 def test_forwarding_already_on_is_left_on(fwd_state: Path) -> None:
-    from runtime import api
+    from netlens_runtime import api
 
     original = IP_FORWARD.read_text()
     try:
@@ -91,7 +91,7 @@ def test_gc_puts_forwarding_back_after_a_killed_network_rm(
 ) -> None:
     """``network rm`` killed after the record went but before forwarding was put back:
     the state still says netlens turned it on, so ``gc`` restores it."""
-    from runtime import api, nat
+    from netlens_runtime import api, nat
 
     original = IP_FORWARD.read_text()
     try:
@@ -114,7 +114,7 @@ def test_forwarding_stays_on_while_someone_else_translates(fwd_state: Path) -> N
     """A masquerade rule outside our table (Docker's, say) keeps forwarding on."""
     from conftest import sh
 
-    from runtime import api, nat
+    from netlens_runtime import api, nat
 
     other = f"nq{RUN_TAG}other"
     original = IP_FORWARD.read_text()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "runtime"))
 
 from netlens.tui.app import NetlensApp  # noqa: E402
 from tests.tui.fixture import fixture_source  # noqa: E402

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from runtime import lab_ns, lab_ops
-from runtime.errors import BadInput, Conflict
-from runtime.lab_ns import AddAddr, AddRoute, LinkUp
-from runtime.lab_spec import IFNAMSIZ, load_lab
-from runtime.traffic import Flow, TrafficGenerator
+from netlens_runtime import lab_ns, lab_ops
+from netlens_runtime.errors import BadInput, Conflict
+from netlens_runtime.lab_ns import AddAddr, AddRoute, LinkUp
+from netlens_runtime.lab_spec import IFNAMSIZ, load_lab
+from netlens_runtime.traffic import Flow, TrafficGenerator
 
 pytestmark = pytest.mark.unit
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "labs" / "good"
-DEMO = Path(__file__).resolve().parents[2] / "runtime" / "labs" / "demo.yaml"
+DEMO = Path(__file__).resolve().parents[2] / "runtime" / "netlens_runtime" / "labs" / "demo.yaml"
 
 
 @pytest.fixture

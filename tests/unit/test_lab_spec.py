@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from runtime.errors import BadInput
-from runtime.lab_spec import IFNAMSIZ, load_lab, parse_rate
+from netlens_runtime.errors import BadInput
+from netlens_runtime.lab_spec import IFNAMSIZ, load_lab, parse_rate
 
 pytestmark = pytest.mark.unit
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "labs"
 BAD = sorted((FIXTURES / "bad").glob("*.yaml"))
-DEMO = Path(__file__).resolve().parents[2] / "runtime" / "labs"
+DEMO = Path(__file__).resolve().parents[2] / "runtime" / "netlens_runtime" / "labs"
 
 
 def _expectation(path: Path) -> tuple[int, str]:

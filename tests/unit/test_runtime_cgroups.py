@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime import cgroups
-from runtime.errors import RuntimeFailure
+from netlens_runtime import cgroups
+from netlens_runtime.errors import RuntimeFailure
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,4 @@
-"""netlens-spawn (runtime/spawn_helper.c): its build, job format and error reports.
+"""netlens-spawn (runtime/netlens_runtime/spawn_helper.c): its build, job format and error reports.
 
 Nothing here clones a container (the integration tests do, through both
 spawners): the program is run with jobs that make it stop before any clone.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime import helper, spawn
+from netlens_runtime import helper, spawn
 
 pytestmark = pytest.mark.unit
 
@@ -99,7 +99,7 @@ def test_job_layout(program: str) -> None:
 
 
 def test_null_bytes_are_refused_not_truncated() -> None:
-    from runtime.errors import RuntimeFailure
+    from netlens_runtime.errors import RuntimeFailure
 
     plan = spawn.Plan("c1", "c1", ["echo", "a\0b"], {}, caps=0)
     with pytest.raises(RuntimeFailure, match="null byte"):
@@ -166,8 +166,8 @@ def test_lock_and_gitignore_do_not_follow_symlinks(
 
 
 def test_unknown_machine_refuses_raw_syscalls_in_one_line() -> None:
-    from runtime import sysc
-    from runtime.errors import RuntimeFailure
+    from netlens_runtime import sysc
+    from netlens_runtime.errors import RuntimeFailure
 
     with pytest.raises(RuntimeFailure) as info:
         sysc._nr(-1)

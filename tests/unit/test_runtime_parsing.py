@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime import ipam, names, nat, netlink, state
-from runtime.errors import BadInput, Conflict
+from netlens_runtime import ipam, names, nat, netlink, state
+from netlens_runtime.errors import BadInput, Conflict
 
 pytestmark = pytest.mark.unit
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime import state
+from netlens_runtime import state
 
 pytestmark = pytest.mark.unit
 

@@ -1,8 +1,8 @@
 """Labs: build a whole topology from one YAML file, and take it down again.
 
-The CLI verbs live in :mod:`runtime.lab`; this module is the API behind them.
+The CLI verbs live in :mod:`netlens_runtime.lab`; this module is the API behind them.
 
-``lab up`` validates the file completely (:mod:`runtime.lab_spec`), then builds in
+``lab up`` validates the file completely (:mod:`netlens_runtime.lab_spec`), then builds in
 this order, recording every step so a failure anywhere rolls back all of it:
 
 1. networks (``<lab>-<net>``), one by one;
@@ -11,7 +11,7 @@ this order, recording every step so a failure anywhere rolls back all of it:
 3. point-to-point links (``connect``);
 4. extra legs of multi-homed nodes (a host veth on another network's bridge);
 5. addresses of those legs and static routes: one rtnetlink batch per node,
-   sent on a socket opened inside the node's namespace (:mod:`runtime.lab_ns`).
+   sent on a socket opened inside the node's namespace (:mod:`netlens_runtime.lab_ns`).
 
 The lab's record (``$NETLENS_STATE_DIR/labs/<name>.json``) is written *before*
 anything is created, with everything the lab will own, so even a ``lab up`` killed
@@ -32,11 +32,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from runtime.errors import BadInput, Conflict, NeedsRoot, NotFound, RuntimeFailure
-from runtime.lab_spec import LabNode, LabSpec, bundled_lab
+from netlens_runtime.errors import BadInput, Conflict, NeedsRoot, NotFound, RuntimeFailure
+from netlens_runtime.lab_spec import LabNode, LabSpec, bundled_lab
 
 if TYPE_CHECKING:
-    from runtime.lab_ns import NodeOp
+    from netlens_runtime.lab_ns import NodeOp
 
 LAB_LABEL = "netlens.lab"
 NODE_LABEL = "netlens.lab.node"
@@ -213,7 +213,7 @@ def plan(spec: LabSpec) -> LabRecord:
 
 
 def _container_spec(spec: LabSpec, node: LabNode) -> Any:
-    from runtime import api
+    from netlens_runtime import api
 
     labels = dict(node.labels)
     labels[LAB_LABEL] = spec.name
@@ -242,7 +242,7 @@ def _step(stage: str, name: str) -> None:
 
 def lab_up(spec: LabSpec, *, log: Callable[[str], None] | None = None) -> LabRecord:
     """Build ``spec``; on any failure remove everything it made and re-raise."""
-    from runtime import api
+    from netlens_runtime import api
 
     _require_root("lab up")
     rec = plan(spec)
@@ -348,7 +348,7 @@ def _pids(spec: LabSpec, infos: list[dict[str, Any]]) -> dict[str, int]:
         else:
             missing.append(node.name)
     if missing:
-        from runtime import api
+        from netlens_runtime import api
 
         live = {str(c.get("name")): c for c in api.list_containers()}
         for name in missing:
@@ -362,7 +362,7 @@ def _pids(spec: LabSpec, infos: list[dict[str, Any]]) -> dict[str, int]:
 def _node_ops(spec: LabSpec, node: LabNode) -> list[NodeOp]:
     """What finishes a node inside its namespace: extra legs up with their
     addresses, then static routes (in this order: a route needs its interface)."""
-    from runtime.lab_ns import AddAddr, AddRoute, LinkUp
+    from netlens_runtime.lab_ns import AddAddr, AddRoute, LinkUp
 
     ops: list[NodeOp] = []
     for iface in node.interfaces:
@@ -386,7 +386,7 @@ def _run_host_batch(lines: list[str]) -> None:
 
 def _configure_nodes(work: list[tuple[str, list[NodeOp]]]) -> None:
     """Apply each node's ops from one worker thread that visits every namespace."""
-    from runtime.lab_ns import apply_ops, in_netns
+    from netlens_runtime.lab_ns import apply_ops, in_netns
 
     todo = dict(work)
 
@@ -404,7 +404,7 @@ def _configure_nodes(work: list[tuple[str, list[NodeOp]]]) -> None:
 
 def _teardown(rec: LabRecord) -> list[str]:
     """Remove what ``rec`` lists that still exists; return the errors, keep going."""
-    from runtime import api
+    from netlens_runtime import api
 
     errors: list[str] = []
     wanted = set(rec.nodes.values())
@@ -448,7 +448,7 @@ def _teardown(rec: LabRecord) -> list[str]:
 
 def _delete_links(links: list[str]) -> None:
     """Delete host links that still exist, in one netlink batch; missing ones are fine."""
-    from runtime.core import delete_links
+    from netlens_runtime.core import delete_links
 
     delete_links(links)
 
@@ -479,7 +479,7 @@ def lab_down(name: str) -> list[str]:
     _require_root("lab down")
     rec = read_record(name)
     if rec is None:
-        from runtime import api
+        from netlens_runtime import api
 
         leftovers = [
             c for c in api.list_containers() if (c.get("labels") or {}).get(LAB_LABEL) == name
@@ -527,8 +527,8 @@ def summary_lines(spec: LabSpec, rec: LabRecord, limit: int = 40) -> Iterator[st
 def lab_traffic(spec: LabSpec, rec: LabRecord, **kwargs: Any) -> Any:
     """A (not yet started) :class:`runtime.traffic.TrafficGenerator` for the lab's
     ``traffic:`` flows. Destinations are restricted to the lab's own addresses."""
-    from runtime import api
-    from runtime.traffic import Flow, TrafficGenerator
+    from netlens_runtime import api
+    from netlens_runtime.traffic import Flow, TrafficGenerator
 
     pids = {
         str(c.get("name")): int(c["pid"])

@@ -12,7 +12,7 @@ import ipaddress
 import re
 import zlib
 
-from runtime.errors import BadInput
+from netlens_runtime.errors import BadInput
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 HOST_VETH_RE = re.compile(r"^nlv[0-9a-f]{10}$")

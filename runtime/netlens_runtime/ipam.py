@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-from runtime.errors import BadInput, Conflict
+from netlens_runtime.errors import BadInput, Conflict
 
 IPv4Net = ipaddress.IPv4Network
 DEFAULT_SUBNET = "10.88.0.0/16"

@@ -1,7 +1,7 @@
 """Public Python API of the bundled runtime: networks and containers.
 
 Used by lab files and by anyone scripting the runtime. The work is done in
-:mod:`runtime.core`; this module adds the dataclass specs. Every mutation holds
+:mod:`netlens_runtime.core`; this module adds the dataclass specs. Every mutation holds
 the state lock, journals what it is about to make, and rolls back everything it
 made when a step fails, so a failed create leaves nothing behind and
 :func:`gc` finishes the job after a SIGKILL.
@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime import core
-from runtime.core import (
+from netlens_runtime import core
+from netlens_runtime.core import (
     connect,
     gc,
     get_container,

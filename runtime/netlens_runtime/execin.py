@@ -14,8 +14,8 @@ import os
 import signal
 from typing import Any
 
-from runtime import spawn, sysc
-from runtime.errors import Conflict
+from netlens_runtime import spawn, sysc
+from netlens_runtime.errors import Conflict
 
 _ORDER = (
     ("uts", sysc.CLONE_NEWUTS),

@@ -3,7 +3,7 @@
 One host process, no helper processes: every flow gets a receiver socket created
 inside the destination node's namespace and a sender socket created inside the
 source node's namespace (a socket stays in the namespace it was born in, see
-:mod:`runtime.lab_ns`). One pump thread then drives all flows with
+:mod:`netlens_runtime.lab_ns`). One pump thread then drives all flows with
 non-blocking sockets and a token bucket each, at a rate that wanders between the
 flow's bounds every few seconds, so the dashboard shows live, changing
 throughput without burning the shared CPU.
@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from runtime.lab_ns import in_netns
+from netlens_runtime.lab_ns import in_netns
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import contextlib
 import os
 import time
 
-from runtime.errors import RuntimeFailure
+from netlens_runtime.errors import RuntimeFailure
 
 ROOT = "/sys/fs/cgroup"
 GROUP = "netlens"

@@ -48,7 +48,7 @@ SYS_MOUNT_SETATTR = 442
 def _nr(number: int) -> int:
     """``number``, or one clear error where this module does not know the numbers."""
     if number < 0:
-        from runtime.errors import RuntimeFailure
+        from netlens_runtime.errors import RuntimeFailure
 
         raise RuntimeFailure(
             f"the container runtime supports x86_64 and aarch64 only, not {MACHINE or 'unknown'}"

@@ -11,7 +11,7 @@ exec; EOF means the parent died, so the child exits).
 Batches clone from a mount-namespace :class:`Template` (a small mount table to
 copy) and, when big, from a small helper process (:func:`start_many`): the C
 program ``netlens-spawn`` (spawn_helper.c, the same steps as :func:`_child`;
-see runtime.helper) or, without a C compiler, a fresh Python.
+see netlens_runtime.helper) or, without a C compiler, a fresh Python.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import os
 import signal
 from typing import Any
 
-from runtime import sysc
+from netlens_runtime import sysc
 
 # Static first: it also runs inside a --rootfs that has no libc.
 TINI_PATHS = ("/usr/bin/tini-static", "/usr/bin/tini", "/sbin/tini")
@@ -73,7 +73,7 @@ class Plan:
 
 def prepare_netlink(plan: Plan) -> None:
     """Build the child's netlink requests in the parent (see netlink.Requests)."""
-    from runtime.netlink import Requests
+    from netlens_runtime.netlink import Requests
 
     pre = Requests()
     pre.set_up(1)  # lo
@@ -197,7 +197,7 @@ def open_tini() -> int:
             return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             continue
-    from runtime.errors import RuntimeFailure
+    from netlens_runtime.errors import RuntimeFailure
 
     raise RuntimeFailure("tini is not installed (Debian package tini): every container's PID 1")
 
@@ -270,7 +270,7 @@ import os, pickle, sys
 out = int(sys.argv[2])
 try:
     sys.path.insert(0, sys.argv[1])
-    from runtime import spawn
+    from netlens_runtime import spawn
     job = pickle.load(sys.stdin.buffer)
     null = os.open("/dev/null", os.O_RDWR)
     for fd in (0, 1, 2):
@@ -320,7 +320,7 @@ def start_many(
     is dropped for the rest of the process and the batch is cloned again by
     the Python spawner; whatever the first try made was aborted before.
     """
-    from runtime import helper as native
+    from netlens_runtime import helper as native
 
     program = native.find()
     if program is not None:
@@ -469,7 +469,7 @@ def encode_job(
     for plan, go_r, err_w, cgroup in work:
         strings = [plan.hostname, *plan.argv, *plan.env, *plan.env.values()]
         if any("\0" in x for x in strings):  # C strings would silently end there
-            from runtime.errors import RuntimeFailure
+            from netlens_runtime.errors import RuntimeFailure
 
             raise RuntimeFailure(f"{plan.name}: embedded null byte in the command or environment")
         soft, hard = plan.nofile if plan.nofile is not None else (-1, -1)
@@ -501,7 +501,7 @@ def _close_others(keep: list[int]) -> None:
 def _child(
     plan: Plan, go_r: int, err_w: int, log_fd: int, tini_fd: int, templated: bool
 ) -> None:  # pragma: no cover
-    from runtime.netlink import Netlink
+    from netlens_runtime.netlink import Netlink
 
     if plan.pdeathsig:
         sysc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)

@@ -14,7 +14,7 @@ import ipaddress
 import os
 import struct
 
-from runtime import sysc
+from netlens_runtime import sysc
 
 NETLINK_ROUTE = 0
 NETLINK_EXT_ACK = 11

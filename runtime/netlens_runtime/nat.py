@@ -19,7 +19,7 @@ import contextlib
 import os
 from typing import Any
 
-from runtime.errors import RuntimeFailure
+from netlens_runtime.errors import RuntimeFailure
 
 TABLE = "netlens"
 IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
@@ -33,7 +33,7 @@ def table_name() -> str:
     test (or a second installation) with its own NETLENS_STATE_DIR must not
     replace the main table.
     """
-    from runtime import state
+    from netlens_runtime import state
 
     scope = state.scope()
     return f"{TABLE}_{scope}" if scope else TABLE
@@ -166,7 +166,7 @@ def need_forwarding() -> None:
     already forwards is left alone and nothing is recorded, so nothing is
     restored later either.
     """
-    from runtime import state
+    from netlens_runtime import state
 
     current = _read_forward()
     if current == "1":
@@ -192,7 +192,7 @@ def release_forwarding(networks: list[dict[str, Any]]) -> bool:
     should still set it themselves (``/etc/sysctl.d``). Returns True if the value
     was written back.
     """
-    from runtime import state
+    from netlens_runtime import state
 
     if any(n.get("nat", True) for n in networks):
         return False

@@ -7,7 +7,7 @@ spawn_helper.c). The program is optional: without a C compiler, or with
 ``NETLENS_SPAWN_HELPER=0``, batches use the Python spawner (spawn.start_many).
 
 It is built from ``spawn_helper.c`` by the system ``cc`` (``$CC``) into ``_bin/``
-next to this file: ``python3 -m runtime.helper`` (what .ci/setup.sh runs), or on
+next to this file: ``python3 -m netlens_runtime.helper`` (what .ci/setup.sh runs), or on
 first use. Naming, trust and build rules are :mod:`netlens.native`'s (shared
 with discovery's walker); one that still fails at run time (spawn.start_many)
 is dropped for the rest of the process.

@@ -1,7 +1,7 @@
 """``netlens lab up|down|ls|check``: the lab verbs of the runtime.
 
-This module only registers the verbs; the work is in :mod:`runtime.lab_ops` and
-:mod:`runtime.lab_spec`, imported inside each handler so that building the
+This module only registers the verbs; the work is in :mod:`netlens_runtime.lab_ops` and
+:mod:`netlens_runtime.lab_spec`, imported inside each handler so that building the
 ``netlens`` parser stays cheap (PyYAML alone costs ~25 ms to import).
 """
 
@@ -37,8 +37,8 @@ def add_commands(sub: Any) -> None:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from runtime.lab_ops import resolve_lab_file
-    from runtime.lab_spec import load_lab
+    from netlens_runtime.lab_ops import resolve_lab_file
+    from netlens_runtime.lab_spec import load_lab
 
     spec = load_lab(resolve_lab_file(args.file), scale=args.nodes)
     print(
@@ -49,8 +49,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
-    from runtime.lab_ops import lab_up, resolve_lab_file, summary_lines
-    from runtime.lab_spec import load_lab
+    from netlens_runtime.lab_ops import lab_up, resolve_lab_file, summary_lines
+    from netlens_runtime.lab_spec import load_lab
 
     spec = load_lab(resolve_lab_file(args.file), scale=args.nodes, name=args.name)
     t0 = time.monotonic()
@@ -65,7 +65,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
 
 def _cmd_down(args: argparse.Namespace) -> int:
-    from runtime.lab_ops import lab_down, lab_name_of
+    from netlens_runtime.lab_ops import lab_down, lab_name_of
 
     name = lab_name_of(args.lab)
     errors = lab_down(name)
@@ -78,7 +78,7 @@ def _cmd_down(args: argparse.Namespace) -> int:
 def _cmd_ls(args: argparse.Namespace) -> int:
     import json
 
-    from runtime.lab_ops import list_labs
+    from netlens_runtime.lab_ops import list_labs
 
     labs = list_labs()
     if args.json:
@@ -87,8 +87,8 @@ def _cmd_ls(args: argparse.Namespace) -> int:
     if not labs:
         print("no labs")
         return 0
-    from runtime import api
-    from runtime.lab_ops import LAB_LABEL
+    from netlens_runtime import api
+    from netlens_runtime.lab_ops import LAB_LABEL
 
     running: dict[str, int] = {}
     for c in api.list_containers():

@@ -8,7 +8,7 @@ marks away. Every check therefore can say exactly where the mistake is::
 
 Everything is checked here, before anything is created, so ``lab up`` never
 half-builds a lab because of a typo. The result is a tree of frozen dataclasses
-with lab-local names; :mod:`runtime.lab` turns them into runtime objects.
+with lab-local names; :mod:`netlens_runtime.lab` turns them into runtime objects.
 
 This module imports only the standard library and PyYAML: ``lab ls`` and the
 unit tests stay fast and need no root.
@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from runtime.errors import BadInput
+from netlens_runtime.errors import BadInput
 
 IFNAMSIZ = 15
 """Linux interface names are at most 15 bytes (IFNAMSIZ - 1)."""
@@ -973,5 +973,5 @@ def iter_lab_files(directory: str) -> Iterator[str]:
 
 
 def bundled_lab(name: str) -> str:
-    """Path of a lab file shipped in ``runtime/labs/`` (``demo`` -> demo.yaml)."""
+    """Path of a lab file shipped in ``runtime/netlens_runtime/labs/`` (``demo`` -> demo.yaml)."""
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "labs", f"{name}.yaml")

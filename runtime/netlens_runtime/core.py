@@ -1,4 +1,4 @@
-"""The runtime's engine: networks and containers (public face: :mod:`runtime.api`).
+"""The runtime's engine: networks and containers (public face: :mod:`netlens_runtime.api`).
 
 Used by ``netlens run/ps/rm/...`` and, through runtime.api, by lab files. It
 does not import ``dataclasses`` (whose ``inspect`` import costs ~10 ms of the
@@ -23,9 +23,9 @@ import signal
 import time
 from typing import TYPE_CHECKING, Any
 
-from runtime import cgroups, ipam, names, nat, spawn, state
-from runtime.errors import BadInput, Conflict, NeedsRoot, NotFound, RuntimeFailure
-from runtime.netlink import Netlink, NetlinkError, ifindex
+from netlens_runtime import cgroups, ipam, names, nat, spawn, state
+from netlens_runtime.errors import BadInput, Conflict, NeedsRoot, NotFound, RuntimeFailure
+from netlens_runtime.netlink import Netlink, NetlinkError, ifindex
 
 if TYPE_CHECKING:
     from typing import Protocol

@@ -32,7 +32,7 @@ def _guard(func: Any) -> Any:
     """A system call failing where we did not expect it: one line, not a traceback."""
 
     def run(args: argparse.Namespace) -> int:
-        from runtime.errors import RuntimeFailure
+        from netlens_runtime.errors import RuntimeFailure
 
         try:
             return int(func(args) or 0)
@@ -128,9 +128,9 @@ def _add_commands(sub: Any) -> None:
     p.add_argument("names", nargs="+")
 
     try:
-        from runtime import lab
+        from netlens_runtime import lab
     except ModuleNotFoundError as err:
-        if err.name != "runtime.lab":
+        if err.name != "netlens_runtime.lab":
             raise
     else:
         hook = getattr(lab, "add_commands", None)
@@ -144,7 +144,7 @@ def _need_sub(args: argparse.Namespace) -> int:
 
 
 def _kv(items: list[str], what: str) -> dict[str, str]:
-    from runtime.names import parse_kv
+    from netlens_runtime.names import parse_kv
 
     return dict(parse_kv(i, what) for i in items)
 
@@ -156,8 +156,8 @@ def _command(cmd: list[str]) -> list[str]:
 def cmd_run(args: argparse.Namespace) -> int:
     import os
 
-    from runtime import core as api
-    from runtime.errors import BadInput
+    from netlens_runtime import core as api
+    from netlens_runtime.errors import BadInput
 
     api.require_root("netlens run")
     command = _command(args.cmd)
@@ -198,7 +198,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_ps(args: argparse.Namespace) -> int:
     import json
 
-    from runtime import core as api
+    from netlens_runtime import core as api
 
     api.require_root("netlens ps")
     recs = api.list_containers()
@@ -232,7 +232,7 @@ def _table(rows: Sequence[Sequence[str]]) -> None:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from runtime import core as api
+    from netlens_runtime import core as api
 
     for name in args.names:
         api.stop_container(name, args.time)
@@ -241,7 +241,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    from runtime import core as api
+    from netlens_runtime import core as api
 
     api.remove_containers(args.names, force=args.force)
     for name in args.names:
@@ -250,9 +250,9 @@ def cmd_rm(args: argparse.Namespace) -> int:
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
-    from runtime import core as api
-    from runtime.errors import BadInput
-    from runtime.execin import exec_in
+    from netlens_runtime import core as api
+    from netlens_runtime.errors import BadInput
+    from netlens_runtime.execin import exec_in
 
     api.require_root("netlens exec")
     command = _command(args.cmd)
@@ -266,9 +266,9 @@ def cmd_logs(args: argparse.Namespace) -> int:
     import os
     import time
 
-    from runtime import core as api
-    from runtime import state
-    from runtime.errors import NotFound
+    from netlens_runtime import core as api
+    from netlens_runtime import state
+    from netlens_runtime.errors import NotFound
 
     api.require_root("netlens logs")
     rec = api.get_container(args.name)
@@ -295,9 +295,9 @@ def cmd_logs(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     import json
 
-    from runtime import core as api
-    from runtime import state
-    from runtime.errors import NotFound
+    from netlens_runtime import core as api
+    from netlens_runtime import state
+    from netlens_runtime.errors import NotFound
 
     api.require_root("netlens inspect")
     try:
@@ -312,7 +312,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    from runtime import core as api
+    from netlens_runtime import core as api
 
     api.require_root("netlens gc")
     for item in api.gc():
@@ -321,7 +321,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 
 def cmd_network_create(args: argparse.Namespace) -> int:
-    from runtime import core as api
+    from netlens_runtime import core as api
 
     rec = api.create_network(
         api.NetworkArgs(
@@ -340,7 +340,7 @@ def cmd_network_create(args: argparse.Namespace) -> int:
 def cmd_network_ls(args: argparse.Namespace) -> int:
     import json
 
-    from runtime import core as api
+    from netlens_runtime import core as api
 
     api.require_root("netlens network ls")
     nets = api.list_networks()
@@ -367,7 +367,7 @@ def cmd_network_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_network_rm(args: argparse.Namespace) -> int:
-    from runtime import core as api
+    from netlens_runtime import core as api
 
     for name in args.names:
         api.remove_network(name)
