@@ -729,7 +729,7 @@ def _nft_rules(path: str, text: str | None) -> list[NatRule]:
         return []
     try:
         doc = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return []
     rules, xt_tables = parse_nft_json(doc)
     if not xt_tables:

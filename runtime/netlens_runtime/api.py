@@ -81,6 +81,10 @@ class ContainerSpec:
     rootfs: str | None = None
     sysctls: dict[str, str] = field(default_factory=dict)
     hostname: str | None = None
+    pids_limit: int | str | None = None
+    """None: names.PIDS_DEFAULT (2048); 0 or -1: no limit."""
+    log_size: int | str | None = None
+    """The most a detached container's log takes on disk (e.g. "10m", the default)."""
 
 
 def create_network(spec: NetworkSpec) -> dict[str, Any]:

@@ -1,10 +1,13 @@
-"""Memory and CPU limits on cgroup v1, v2 and hybrid hosts.
+"""Memory, CPU and pids limits on cgroup v1, v2 and hybrid hosts.
 
 Every container gets a ``netlens/<name>`` cgroup in the v2 hierarchy when one
 is mounted (cheap, and it names the container for the inspector and lets gc
-find a process whose create was killed half-way). On hosts where memory and
-cpu are v1 controllers (hybrid or legacy), the limits go in
-``<ctrl>/netlens/<name>`` too, made only when a limit is asked for.
+find a process whose create was killed half-way). On hosts where memory, cpu
+and pids are v1 controllers (hybrid or legacy), the limits go in
+``<ctrl>/netlens/<name>`` too, made only when a limit is asked for. Every
+container has a pids limit by default (names.PIDS_DEFAULT), so on such hosts
+it has a v1 pids directory too; a host without a pids controller at all runs
+it without the default limit (an explicit one is refused there).
 """
 
 from __future__ import annotations
@@ -23,14 +26,14 @@ _LAYOUT: dict[str, tuple[str | None, dict[str, str]]] = {}
 
 
 def _layout() -> tuple[str | None, dict[str, str]]:
-    """(v2 mount or None, {controller: v1 mount}) for memory and cpu (cached per root)."""
+    """(v2 mount or None, {controller: v1 mount}) for memory, cpu, pids (cached per root)."""
     if ROOT in _LAYOUT:
         return _LAYOUT[ROOT]
     if os.path.exists(f"{ROOT}/cgroup.controllers"):
         found: tuple[str | None, dict[str, str]] = (ROOT, {})
     else:
         v2 = f"{ROOT}/unified" if os.path.exists(f"{ROOT}/unified/cgroup.procs") else None
-        v1 = {c: f"{ROOT}/{c}" for c in ("memory", "cpu") if os.path.isdir(f"{ROOT}/{c}")}
+        v1 = {c: f"{ROOT}/{c}" for c in ("memory", "cpu", "pids") if os.path.isdir(f"{ROOT}/{c}")}
         found = (v2, v1)
     _LAYOUT[ROOT] = found
     return found
@@ -54,57 +57,68 @@ def cgroup_path(leaf: str) -> str:
     return f"/{GROUP}/{leaf}"
 
 
-def create(name: str, memory: int | None, cpus: float | None) -> list[str]:
-    """``name`` is the cgroup leaf (see names.cgroup_leaf)."""
+def has_pids() -> bool:
+    """Whether a pids limit can be set on this host (v1 pids, or v2 with the controller)."""
+    v2, v1 = _layout()
+    return "pids" in v1 or (v2 is not None and not v1.keys() - {"pids"} and _v2_has(v2, "pids"))
+
+
+def create(name: str, memory: int | None, cpus: float | None, pids: int | None = None) -> list[str]:
     """Make the container's cgroup directories and write limits; return them.
 
-    On failure the directories made so far are removed before raising.
+    ``name`` is the cgroup leaf (see names.cgroup_leaf). On failure the
+    directories made so far are removed before raising.
     """
     v2, v1 = _layout()
+    limits = {"memory": memory, "cpu": cpus, "pids": pids}
     made: list[str] = []
     try:
         if v2 is not None:
             base = f"{v2}/{GROUP}"
-            need = [c for c, v in (("memory", memory), ("cpu", cpus)) if v is not None]
-            if need and not v1:
-                missing = [c for c in need if not _v2_has(v2, c)]
-                if missing:
-                    raise RuntimeFailure(f"cgroup controllers {missing} are not available")
+            # Controllers whose limit goes in the v2 directory: all asked for, on a
+            # pure v2 host; none where v1 has the memory and cpu controllers.
+            need = [c for c, v in limits.items() if v is not None and c not in v1]
+            if v1.keys() - {"pids"}:
+                need = []
+            missing = [c for c in need if not _v2_has(v2, c)]
+            if missing:
+                raise RuntimeFailure(f"cgroup controllers {missing} are not available")
             if not os.path.isdir(base):
                 os.makedirs(base, exist_ok=True)
-            if need and not v1:
+            if need:
                 ctl = " ".join(f"+{c}" for c in need)
                 _write(f"{v2}/cgroup.subtree_control", ctl)
                 _write(f"{base}/cgroup.subtree_control", ctl)
             path = f"{base}/{name}"
             os.mkdir(path)
             made.append(path)
-            if not v1:
-                if memory is not None:
-                    _write(f"{path}/memory.max", str(memory))
-                    if os.path.exists(f"{path}/memory.swap.max"):
-                        _write(f"{path}/memory.swap.max", "0")
-                if cpus is not None:
-                    _write(f"{path}/cpu.max", f"{int(cpus * 100000)} 100000")
-        if memory is not None or cpus is not None:
-            for ctrl, mnt in v1.items():
-                value = memory if ctrl == "memory" else cpus
-                if value is None:
-                    continue
-                path = f"{mnt}/{GROUP}/{name}"
-                os.makedirs(path)
-                made.append(path)
-                if ctrl == "memory":
-                    _write(f"{path}/memory.limit_in_bytes", str(memory))
-                    if os.path.exists(f"{path}/memory.memsw.limit_in_bytes"):
-                        _write(f"{path}/memory.memsw.limit_in_bytes", str(memory))
-                else:
-                    _write(f"{path}/cpu.cfs_period_us", "100000")
-                    _write(f"{path}/cpu.cfs_quota_us", str(int(float(value) * 100000)))
-            if (memory is not None and "memory" not in v1 and not v2) or (
-                cpus is not None and "cpu" not in v1 and not v2
-            ):
-                raise RuntimeFailure("no cgroup controller for the requested limits")
+            if "memory" in need:
+                _write(f"{path}/memory.max", str(memory))
+                if os.path.exists(f"{path}/memory.swap.max"):
+                    _write(f"{path}/memory.swap.max", "0")
+            if "cpu" in need and cpus is not None:
+                _write(f"{path}/cpu.max", f"{int(cpus * 100000)} 100000")
+            if "pids" in need:
+                _write(f"{path}/pids.max", str(pids))
+        for ctrl, mnt in v1.items():
+            value = limits[ctrl]
+            if value is None:
+                continue
+            path = f"{mnt}/{GROUP}/{name}"
+            os.makedirs(path)
+            made.append(path)
+            if ctrl == "memory":
+                _write(f"{path}/memory.limit_in_bytes", str(memory))
+                if os.path.exists(f"{path}/memory.memsw.limit_in_bytes"):
+                    _write(f"{path}/memory.memsw.limit_in_bytes", str(memory))
+            elif ctrl == "cpu":
+                _write(f"{path}/cpu.cfs_period_us", "100000")
+                _write(f"{path}/cpu.cfs_quota_us", str(int(float(value) * 100000)))
+            else:
+                _write(f"{path}/pids.max", str(pids))
+        for ctrl, value in limits.items():
+            if value is not None and ctrl not in v1 and not v2:
+                raise RuntimeFailure(f"no cgroup controller for the {ctrl} limit")
     except OSError as err:
         remove(made)
         raise RuntimeFailure(f"cgroup setup for {name} failed: {err}") from None
@@ -112,6 +126,17 @@ def create(name: str, memory: int | None, cpus: float | None) -> list[str]:
         remove(made)
         raise
     return made
+
+
+def owns(path: str, leaf: str) -> bool:
+    """``path`` is a directory this module makes for ``leaf`` (``<mount>/netlens/<leaf>``).
+
+    State records list their cgroup directories; a record that names anything
+    else (another cgroup, a directory outside /sys/fs/cgroup) is not ours to rmdir.
+    """
+    v2, v1 = _layout()
+    mounts = ([v2] if v2 else []) + list(v1.values())
+    return any(path == f"{m}/{GROUP}/{leaf}" for m in mounts)
 
 
 def split_v2(dirs: list[str]) -> tuple[str | None, list[str]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -78,6 +79,12 @@ def _add_commands(sub: Any) -> None:
     p.add_argument("--ip", help="address on the network (default: next free)")
     p.add_argument("--memory", "-m", help="memory limit, e.g. 64m")
     p.add_argument("--cpus", type=float, help="CPU quota in cores, e.g. 0.5")
+    p.add_argument(
+        "--pids-limit", metavar="N", help="most processes and threads (default 2048; 0: none)"
+    )
+    p.add_argument(
+        "--log-size", metavar="SIZE", help="most its log takes on disk, rotated (default 10m)"
+    )
     p.add_argument("--publish", "-p", action="append", default=[], metavar="HOSTPORT:PORT")
     p.add_argument("--env", "-e", action="append", default=[], metavar="K=V")
     p.add_argument("--label", "-l", action="append", default=[], metavar="K=V")
@@ -170,6 +177,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         ip=args.ip,
         memory=args.memory,
         cpus=args.cpus,
+        pids_limit=args.pids_limit,
+        log_size=args.log_size,
         publish=args.publish,
         env=_kv(args.env, "--env"),
         labels=_kv(args.label, "--label"),
@@ -263,32 +272,20 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    import os
-    import time
-
     from netlens_runtime import core as api
-    from netlens_runtime import state
+    from netlens_runtime import logger, state
     from netlens_runtime.errors import NotFound
 
     api.require_root("netlens logs")
     rec = api.get_container(args.name)
-    path = rec.get("log") or state.log_path(args.name)
-    try:
-        fh = open(path, "rb")  # noqa: SIM115 - followed below
-    except FileNotFoundError:
-        raise NotFound(f"container {args.name} has no log (it was attached)") from None
-    with fh:
-        out = sys.stdout.buffer
-        while True:
-            data = fh.read(65536)
-            if data:
-                out.write(data)
-                continue
-            out.flush()
-            if not args.follow or not api.is_running(rec):
-                break
-            time.sleep(0.2)
-            os.stat(path)
+    # The path is the name's, never the record's: a record is a file, not an authority.
+    path = state.log_path(args.name)
+    if rec.get("log") is None or not os.path.lexists(path):
+        raise NotFound(f"container {args.name} has no log (it was attached)")
+    out = sys.stdout.buffer
+    for data in logger.read_chunks(path, args.follow, lambda: api.is_running(rec)):
+        out.write(data)
+        out.flush()
     return 0
 
 
@@ -302,10 +299,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     api.require_root("netlens inspect")
     try:
         rec = api.get_container(args.name)
-    except NotFound:
+    except NotFound as err:
         net = state.load_network(args.name)
         if net is None:
-            raise NotFound(f"no container or network {args.name}") from None
+            if os.path.lexists(state.container_path(args.name)):
+                raise  # a record that cannot be used: its own message says why
+            raise NotFound(f"no container or network {args.name}") from err
         rec = net
     print(json.dumps(rec, indent=1, sort_keys=True))
     return 0

@@ -86,6 +86,8 @@ class ContainerArgs:
         memory: str | None = None,
         cpus: float | None = None,
         publish: list[str] | None = None,
+        pids_limit: int | str | None = None,
+        log_size: int | str | None = None,
         env: dict[str, str] | None = None,
         labels: dict[str, str] | None = None,
         cap_add: list[str] | None = None,
@@ -96,6 +98,7 @@ class ContainerArgs:
         self.name = name
         self.command = command if command is not None else ["sleep", "infinity"]
         self.network, self.ip, self.memory, self.cpus = network, ip, memory, cpus
+        self.pids_limit, self.log_size = pids_limit, log_size
         self.publish = publish or []
         self.env = env or {}
         self.labels = labels or {}
@@ -136,13 +139,22 @@ def netns_inode(pid: int) -> int | None:
         return None
 
 
+_OWN_NETNS: list[int | None] = []
+
+
 def is_running(rec: dict[str, Any]) -> bool:
-    """The record's PID 1 is alive and still the same process (netns inode matches)."""
+    """The record's PID 1 is alive and still the same process (netns inode matches).
+
+    A container never shares our network namespace: a record naming a process
+    of ours (the host's, say) is not a running container, whatever it says.
+    """
     pid = rec.get("pid")
     if not pid:
         return False
     ino = netns_inode(int(pid))
-    if ino is None or ino != rec.get("netns_inode"):
+    if not _OWN_NETNS:
+        _OWN_NETNS.append(netns_inode(os.getpid()))
+    if ino is None or ino != rec.get("netns_inode") or ino == _OWN_NETNS[0]:
         return False
     try:
         with open(f"/proc/{pid}/stat") as fh:
@@ -154,7 +166,11 @@ def is_running(rec: dict[str, Any]) -> bool:
 # --- networks -------------------------------------------------------------------
 
 
-def _taken(networks: dict[str, dict[str, Any]]) -> list[tuple[str, ipaddress.IPv4Network]]:
+def taken_subnets(
+    networks: dict[str, dict[str, Any]],
+) -> list[tuple[str, ipaddress.IPv4Network]]:
+    """(label, subnet) of every network and every other host route: what a new
+    network's subnet must not overlap (``network create``, ``lab up``, ``lab check``)."""
     own = {ipaddress.IPv4Network(n["subnet"]) for n in networks.values()}
     taken = [(f"network {k}", ipaddress.IPv4Network(n["subnet"])) for k, n in networks.items()]
     taken += [("a host route", r) for r in ipam.host_routes() if r not in own]
@@ -171,7 +187,7 @@ def _make_network(spec: NetworkLike, networks: dict[str, dict[str, Any]]) -> dic
         raise Conflict(f"interface {bridge} already exists")
     if not 68 <= spec.mtu <= 65535:
         raise BadInput(f"invalid mtu {spec.mtu}")
-    taken = _taken(networks)
+    taken = taken_subnets(networks)
     if spec.subnet:
         subnet = ipam.parse_subnet(spec.subnet)
         ipam.check_free(subnet, taken)
@@ -304,11 +320,13 @@ class _Job:
         memory: int | None,
         cpus: float | None,
         publish: list[dict[str, Any]],
+        pids: int | None = None,
     ) -> None:
         self.spec = spec
         self.plan = plan
         self.memory = memory
         self.cpus = cpus
+        self.pids = pids
         self.rootfs = plan.rootfs
         self.publish = publish
         self.net: dict[str, Any] | None = None
@@ -322,12 +340,25 @@ class _Job:
 
 
 def _prepare(spec: ContainerLike, attach: bool) -> _Job:
-    """Validate a spec and compute the child's plan (no side effects)."""
+    """Validate a spec (the rules of :mod:`netlens_runtime.names`) and compute the
+    child's plan (no side effects)."""
     names.validate_name(spec.name)
+    if spec.network is not None:
+        names.validate_name(spec.network, "network")
     if not spec.command:
         raise BadInput("no command given")
     memory = names.parse_memory(spec.memory) if spec.memory else None
     cpus = names.parse_cpus(spec.cpus) if spec.cpus is not None else None
+    pids: int | None = names.PIDS_DEFAULT
+    explicit = getattr(spec, "pids_limit", None)
+    if explicit is not None:
+        pids = names.parse_pids_limit(explicit)
+    if pids is not None and not cgroups.has_pids():
+        if explicit is not None:
+            raise BadInput("this host has no pids cgroup controller: --pids-limit cannot work")
+        pids = None  # the default is a safety net where the host has one
+    log_size = getattr(spec, "log_size", None)
+    log_max = names.parse_log_size(log_size) if log_size is not None else names.LOG_SIZE_DEFAULT
     publish = [names.parse_publish(p) for p in spec.publish]
     if publish and spec.network is None:
         raise BadInput("--publish needs a network")
@@ -336,19 +367,12 @@ def _prepare(spec: ContainerLike, attach: bool) -> _Job:
         ("/proc/sys/" + names.validate_sysctl(k).replace(".", "/"), str(v))
         for k, v in spec.sysctls.items()
     ]
-    rootfs: str | None = None
-    if spec.rootfs is not None:
-        rootfs = os.path.realpath(spec.rootfs)
-        if not os.path.isdir(rootfs) or rootfs == "/":
-            raise BadInput(f"--rootfs {spec.rootfs!r} is not a directory")
-        for sub in ("proc", "sys", "dev", "tmp"):
-            if not os.path.isdir(os.path.join(rootfs, sub)):
-                raise BadInput(f"--rootfs {spec.rootfs!r} has no /{sub} directory")
-    hostname = spec.hostname or spec.name
-    if len(hostname.encode()) > 64:
-        raise BadInput(f"hostname {hostname!r} is longer than 64 bytes")
+    rootfs = names.validate_rootfs(spec.rootfs) if spec.rootfs is not None else None
+    hostname = spec.name  # a valid name fits a hostname's length
+    if spec.hostname:
+        hostname = names.validate_hostname(spec.hostname)
     env = {"PATH": spawn.DEFAULT_PATH, "HOSTNAME": hostname, "HOME": "/root"}
-    env.update(spec.env)
+    env.update(names.validate_env(k, v) for k, v in spec.env.items())
     plan = spawn.Plan(
         name=spec.name,
         hostname=hostname,
@@ -359,7 +383,8 @@ def _prepare(spec: ContainerLike, attach: bool) -> _Job:
         log_path=None if attach else state.log_path(spec.name),
         sysctls=sysctls,
     )
-    return _Job(spec, plan, memory, cpus, publish)
+    plan.log_max = log_max
+    return _Job(spec, plan, memory, cpus, publish, pids)
 
 
 def create_container(spec: ContainerLike, attach: bool = False) -> dict[str, Any]:
@@ -428,19 +453,26 @@ def _create(specs: list[ContainerLike], attach: bool) -> list[dict[str, Any]]:
 
 
 def _allocate(jobs: list[_Job], networks: dict[str, dict[str, Any]]) -> None:
-    """Addresses for every job, honouring requested ones first."""
-    hints: dict[str, int] = {}
-    for job in sorted(jobs, key=lambda j: j.spec.ip is None):
-        net = job.net
-        if net is None:
-            continue
+    """Addresses for every job, requested ones first (:func:`ipam.allocate_batch`)."""
+    members: dict[str, list[_Job]] = {}
+    for job in jobs:
+        if job.net is not None:
+            members.setdefault(job.net["name"], []).append(job)
+    for netname, group in members.items():
+        net = networks[netname]
         subnet = ipaddress.IPv4Network(net["subnet"])
-        used = net["allocations"]
-        start = hints.get(net["name"], 2)
-        job.ip = ipam.allocate(subnet, net["gateway"], used, job.spec.ip, start)
-        if job.spec.ip is None:
-            hints[net["name"]] = int(ipaddress.IPv4Address(job.ip)) - int(subnet.network_address)
-        used[job.ip] = job.spec.name
+        wanted = [j.spec.ip for j in group]
+        for job, ip in zip(
+            group,
+            ipam.allocate_batch(subnet, net["gateway"], net["allocations"], wanted),
+            strict=True,
+        ):
+            job.ip = ip
+            net["allocations"][ip] = job.spec.name
+    for job in jobs:
+        if job.net is None:
+            continue
+        net = job.net
         job.host_veth = names.host_veth_name(job.spec.name, state.scope())
         for pub in job.publish:
             pub["ip"] = job.ip
@@ -569,7 +601,7 @@ def _build(jobs: list[_Job]) -> list[dict[str, Any]]:
         v2_dirs: list[str | None] = []
         for job in jobs:
             leaf = names.cgroup_leaf(job.spec.name, state.scope())
-            job.cgroup_dirs = cgroups.create(leaf, job.memory, job.cpus)
+            job.cgroup_dirs = cgroups.create(leaf, job.memory, job.cpus, job.pids)
             v2, job.join_dirs = cgroups.split_v2(job.cgroup_dirs)
             v2_dirs.append(v2)
         if template is not None:
@@ -670,6 +702,8 @@ def _record(job: _Job, created: str) -> dict[str, Any]:
         "hostname": job.plan.hostname,
         "memory": job.memory,
         "cpus": job.cpus,
+        "pids_limit": job.pids,
+        "log_size": job.plan.log_max if job.plan.log_path else None,
         "publish": job.publish,
         "cap_add": list(spec.cap_add),
         "caps": job.plan.caps,
@@ -712,7 +746,7 @@ def _rollback(jobs: list[_Job]) -> None:
         cgroups.remove(job.cgroup_dirs)
         state.retire(state.container_path(job.spec.name))
         if job.plan.log_path:
-            state.retire(job.plan.log_path)
+            state.remove_logs(job.spec.name)
 
 
 def _wait_dead(pids: list[int], timeout: float) -> list[int]:
@@ -744,10 +778,24 @@ def _wait_dead(pids: list[int], timeout: float) -> list[int]:
     return list(fds.values())
 
 
+def _in_own_cgroup(rec: dict[str, Any]) -> bool:
+    """The record's pid is in the container's own cgroup (checked before a signal:
+    a pid number is only a number, and a record only a file)."""
+    try:
+        with open(f"/proc/{int(rec['pid'])}/cgroup") as fh:
+            text = fh.read()
+    except OSError:
+        return False
+    if not rec.get("cgroup_dirs"):
+        return True  # a v1-only host without pids: a container without limits has none
+    want = cgroups.cgroup_path(names.cgroup_leaf(str(rec["name"]), state.scope()))
+    return any(line.endswith(f":{want}") for line in text.splitlines())
+
+
 def _signal(recs: list[dict[str, Any]], sig: int) -> list[int]:
     pids = []
     for rec in recs:
-        if is_running(rec):
+        if is_running(rec) and _in_own_cgroup(rec):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(rec["pid"]), sig)
                 pids.append(int(rec["pid"]))
@@ -812,7 +860,7 @@ def remove_containers(names_: list[str], force: bool = True) -> None:
             nat.sync(list(networks.values()))
         for rec in recs:
             state.retire(state.container_path(rec["name"]))
-            state.retire(state.log_path(rec["name"]))
+            state.remove_logs(rec["name"])
 
 
 def list_containers() -> list[dict[str, Any]]:
@@ -931,7 +979,7 @@ def _undo_unrecorded(name: str, removed: list[str]) -> None:
         if not cgroups.remove([d]):
             removed.append(f"cgroup {d}")
     if os.path.exists(state.log_path(name)):
-        state.retire(state.log_path(name))
+        state.remove_logs(name)
         removed.append(f"log {name}")
     removed.append(f"container {name} (half-created)")
 
@@ -963,9 +1011,10 @@ def _gc_pending() -> list[str]:
 def gc() -> list[str]:
     """Remove leftovers of killed or failed commands; return what was removed.
 
-    Half-made containers from a killed create; container records that cannot
-    be read (empty, torn, misnamed); address allocations whose container record
-    is gone; logs and temp files without a record; cgroups of
+    Half-made containers from a killed create; state records that cannot be
+    used (empty, torn, misnamed, the wrong shape: set aside into quarantine/,
+    see state.set_aside); address allocations whose container record is gone;
+    logs and temporary files without a record or a live writer; cgroups of
     this host's ``netlens`` group that no record names and that are empty and
     older than a minute (younger ones may belong to a create in progress in
     another state directory); then the nft table is re-rendered from state, and
@@ -973,6 +1022,7 @@ def gc() -> list[str]:
     """
     require_root("gc")
     with state.locked():
+        aside = len(state.set_aside_paths)
         removed = _gc_pending()
         recs = state.load_containers()
         networks = state.load_networks()
@@ -985,16 +1035,14 @@ def gc() -> list[str]:
                 del net["published"][cname]
                 removed.append(f"published ports of {cname}")
             state.write_json(state.network_path(net["name"]), net)
-        for kind in ("containers", "networks", "logs"):
+        for kind in ("containers", "networks", "logs", "pending"):
             with contextlib.suppress(OSError):
-                for fname in os.listdir(state.sub(kind)):
-                    path = state.sub(kind, fname)
-                    # An empty, unparsable or misnamed record blocks its name: run
-                    # says it exists while rm finds no container.
-                    bad = kind == "containers" and fname[:-5] not in recs
-                    if ".tmp" in fname or bad or (kind == "logs" and fname[:-4] not in recs):
+                for fname in os.listdir(state.kind_dir(kind)):
+                    path = os.path.join(state.kind_dir(kind), fname)
+                    if _gc_leftover(kind, fname, recs):
                         state.remove_file(path)
                         removed.append(f"file {path}")
+        removed += [f"file {path}" for path in state.set_aside_paths[aside:]]
         now = time.time()
         scope = state.scope()
         leaves = {names.cgroup_leaf(n, scope) for n in recs}
@@ -1019,3 +1067,19 @@ def gc() -> list[str]:
         if nat.release_forwarding(list(networks.values())):
             removed.append("net.ipv4.ip_forward put back (no NAT network left)")
         return removed
+
+
+def _gc_leftover(kind: str, fname: str, recs: dict[str, dict[str, Any]]) -> bool:
+    """Whether gc removes file ``fname`` of state directory ``kind``.
+
+    Temporary files (``.<file>.<pid>.tmp``) of a process that is gone, and
+    logs (current or rotated) of no container. Records are not judged by
+    their name: the listings set aside what cannot be used.
+    """
+    temp = state.TEMP_RE.fullmatch(fname)
+    if temp is not None:
+        pid = int(temp.group(2))
+        return pid == os.getpid() or not _pid_alive(pid)
+    if kind == "logs":
+        return state.log_owner(fname) not in recs
+    return False

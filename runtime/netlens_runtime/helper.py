@@ -23,6 +23,8 @@ from netlens import native
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.join(HERE, "spawn_helper.c")
+LOG_SOURCE = os.path.join(HERE, "log_helper.c")
+"""The containers' logger, built into the same program (``netlens-spawn log``)."""
 BIN_DIR = os.path.join(HERE, "_bin")
 FLAGS = ["-O2", "-Wall", "-Wextra"]
 LINKS = native.LINKS
@@ -37,7 +39,7 @@ def program() -> native.Program:
     """The program as configured now (tests point ``BIN_DIR`` elsewhere)."""
     return native.Program(
         name="netlens-spawn",
-        sources=(SOURCE,),
+        sources=(SOURCE, LOG_SOURCE),
         bin_dir=BIN_DIR,
         flags=tuple(FLAGS),
         usage_exit=USAGE_EXIT,

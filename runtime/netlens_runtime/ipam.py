@@ -7,6 +7,7 @@ reads one small file instead of every container record.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 from collections.abc import Iterable
 
@@ -36,14 +37,66 @@ def host_routes(path: str = "/proc/net/route") -> list[IPv4Net]:
     return nets
 
 
-def parse_subnet(text: str) -> IPv4Net:
+RESERVED: tuple[tuple[IPv4Net, str], ...] = tuple(
+    (ipaddress.IPv4Network(net), why)
+    for net, why in (
+        ("0.0.0.0/8", "'this network' (0.0.0.0/8)"),
+        ("127.0.0.0/8", "loopback (127.0.0.0/8)"),
+        ("169.254.0.0/16", "link-local (169.254.0.0/16)"),
+        ("224.0.0.0/4", "multicast (224.0.0.0/4)"),
+        ("240.0.0.0/4", "reserved, class E and broadcast (240.0.0.0/4)"),
+    )
+)
+"""Ranges a bridge network must not use: the kernel treats their addresses
+specially (martians, never forwarded, or not unicast at all), so a network there
+either does not work or captures the host's own traffic (a 127.0.0.0/24 bridge
+steals loopback)."""
+
+
+def parse_subnet(text: object) -> IPv4Net:
+    """A network's subnet: IPv4 CIDR with no host bits, /30 or bigger, outside
+    :data:`RESERVED`. IPv4 only: the runtime gives containers IPv4 addresses and
+    routes only (their IPv6 stays link-local)."""
+    if not isinstance(text, str):
+        raise BadInput(f"{text!r} is not a subnet (CIDR like 10.50.0.0/24)")
     try:
-        net = ipaddress.IPv4Network(text, strict=True)
+        net = ipaddress.ip_network(text.strip(), strict=True)
     except ValueError as err:
         raise BadInput(f"invalid subnet {text!r}: {err}") from None
+    if not isinstance(net, ipaddress.IPv4Network):
+        raise BadInput(f"subnet {text!r} is IPv6: the runtime's networks are IPv4 only")
     if net.prefixlen > 30:
         raise BadInput(f"subnet {text!r} is too small: at most /30")
+    for reserved, why in RESERVED:
+        if net.overlaps(reserved):
+            raise BadInput(f"subnet {text!r} overlaps {why}, which no network may use")
     return net
+
+
+def parse_address(text: object, what: str = "address") -> str:
+    """An IPv4 host address (a container's, a gateway's), normalised."""
+    try:
+        return str(ipaddress.IPv4Address(text.strip() if isinstance(text, str) else text))
+    except ValueError:
+        raise BadInput(f"{text!r} is not a valid IPv4 {what}") from None
+
+
+def parse_iface_address(text: object) -> ipaddress.IPv4Interface:
+    """An interface address with its prefix, e.g. ``10.0.0.1/30`` (point-to-point links):
+    IPv4, and not the network or broadcast address of a subnet that has them."""
+    try:
+        iface = ipaddress.IPv4Interface(text)
+    except ValueError:
+        with contextlib.suppress(ValueError):
+            ipaddress.IPv6Interface(text)
+            raise BadInput(f"{text!r} is IPv6: the runtime's links are IPv4 only") from None
+        raise BadInput(f"{text!r} is not a valid address") from None
+    if not isinstance(text, str) or "/" not in text:
+        raise BadInput(f"{text!r} needs a prefix length, e.g. {text}/30")
+    net = iface.network
+    if net.prefixlen < 31 and iface.ip in (net.network_address, net.broadcast_address):
+        raise BadInput(f"{text!r} is the network or broadcast address of {net}")
+    return iface
 
 
 def check_free(net: IPv4Net, taken: Iterable[tuple[str, IPv4Net]]) -> None:
@@ -104,3 +157,29 @@ def allocate(
         if text != gateway and text not in used:
             return text
     raise Conflict(f"no free address left in {net}")
+
+
+def allocate_batch(
+    net: IPv4Net, gateway: str, used: Iterable[str], wanted: list[str | None]
+) -> list[str]:
+    """Addresses for a batch, in ``wanted``'s order: requested ones first, then the rest.
+
+    Every requested address is taken before any automatic one is handed out, so
+    an automatic address never takes one that a later member of the batch asked
+    for. Raises like :func:`allocate` (a requested address used twice in the
+    batch is a Conflict). ``used`` is not changed.
+    """
+    taken = set(used)
+    out: list[str | None] = [None] * len(wanted)
+    for i, want in enumerate(wanted):
+        if want is not None:
+            out[i] = allocate(net, gateway, taken, want)
+            taken.add(out[i])  # type: ignore[arg-type]
+    hint = 1  # the first host is free when the gateway is elsewhere
+    for i, want in enumerate(wanted):
+        if want is None:
+            addr = allocate(net, gateway, taken, None, hint)
+            taken.add(addr)
+            out[i] = addr
+            hint = int(ipaddress.IPv4Address(addr)) - int(net.network_address)
+    return [a for a in out if a is not None]

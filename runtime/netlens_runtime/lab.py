@@ -37,10 +37,15 @@ def add_commands(sub: Any) -> None:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from netlens_runtime.lab_ops import resolve_lab_file
+    from netlens_runtime.errors import Conflict
+    from netlens_runtime.lab_ops import check_host, resolve_lab_file
     from netlens_runtime.lab_spec import load_lab
 
     spec = load_lab(resolve_lab_file(args.file), scale=args.nodes)
+    try:
+        check_host(spec)
+    except Conflict as err:  # the file is valid; this host is not ready for it
+        print(f"netlens: warning: {err} (lab up would fail on this host)", file=sys.stderr)
     print(
         f"{args.file}: ok: lab {spec.name!r}, {len(spec.nodes)} nodes,"
         f" {len(spec.networks)} networks, {len(spec.links)} links"

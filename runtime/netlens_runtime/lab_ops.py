@@ -17,6 +17,12 @@ The lab's record (``$NETLENS_STATE_DIR/labs/<name>.json``) is written *before*
 anything is created, with everything the lab will own, so even a ``lab up`` killed
 half-way can be cleaned up with ``lab down``. The record is exclusive: a second
 ``lab up`` of the same name is refused instead of fighting over objects.
+
+A lab name becomes a path only through :func:`netlens_runtime.state.lab_path`
+(validated, inside the state directory), and a record is used only if it lists
+nothing but the lab's own objects (:func:`netlens_runtime.records.check_lab`):
+``lab down FILE`` of a file naming ``../../x`` or a record listing ``eth0`` is
+refused, not obeyed. A record that cannot be used is set aside and skipped.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from netlens_runtime import names
 from netlens_runtime.errors import BadInput, Conflict, NeedsRoot, NotFound, RuntimeFailure
 from netlens_runtime.lab_spec import LabNode, LabSpec, bundled_lab
 
@@ -52,7 +59,9 @@ def state_dir() -> str:
 
 
 def labs_dir() -> str:
-    return os.path.join(state_dir(), "labs")
+    from netlens_runtime import state
+
+    return state.kind_dir("labs")
 
 
 def node_name(lab: str, node: str) -> str:
@@ -108,6 +117,7 @@ class LabRecord:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LabRecord:
+        """A record from checked JSON (see records.check_lab; KeyError if no name)."""
         return cls(
             name=str(data["name"]),
             file=str(data.get("file", "")),
@@ -121,7 +131,9 @@ class LabRecord:
 
 
 def _record_path(name: str) -> str:
-    return os.path.join(labs_dir(), f"{name}.json")
+    from netlens_runtime import state
+
+    return state.lab_path(name)
 
 
 def _claim_record(rec: LabRecord) -> None:
@@ -130,9 +142,11 @@ def _claim_record(rec: LabRecord) -> None:
     The record is written to a temporary file and hard-linked into place, which
     fails if the name exists: readers never see a half-written record.
     """
-    os.makedirs(labs_dir(), mode=0o755, exist_ok=True)
+    from netlens_runtime import state
+
+    os.makedirs(os.path.join(state.state_dir(), "labs"), mode=0o755, exist_ok=True)
     path = _record_path(rec.name)
-    tmp = f"{path}.tmp{os.getpid()}"
+    tmp = state.temp_path(path)
     with open(tmp, "w") as fh:
         json.dump(rec.to_json(), fh, indent=1)
     try:
@@ -146,37 +160,56 @@ def _claim_record(rec: LabRecord) -> None:
 
 
 def _save_record(rec: LabRecord) -> None:
+    from netlens_runtime import state
+
     path = _record_path(rec.name)
-    tmp = f"{path}.tmp{os.getpid()}"
+    tmp = state.temp_path(path)
     with open(tmp, "w") as fh:
         json.dump(rec.to_json(), fh, indent=1)
     os.replace(tmp, path)
 
 
 def read_record(name: str) -> LabRecord | None:
-    """The record of lab ``name``, or None when no such lab is recorded."""
-    try:
-        with open(_record_path(name)) as fh:
-            return LabRecord.from_json(json.load(fh))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError) as exc:
-        raise RuntimeFailure(f"{_record_path(name)}: unreadable lab record: {exc}") from None
+    """The record of lab ``name``, or None when no such lab is recorded.
+
+    BadInput for a name that is not a lab name; NotFound (saying why) for a
+    record that cannot be used.
+    """
+    from netlens_runtime import state
+
+    data = state.load_lab(name)
+    return None if data is None else LabRecord.from_json(data)
 
 
 def list_labs() -> list[LabRecord]:
-    """Every recorded lab, sorted by name."""
-    try:
-        entries = sorted(os.listdir(labs_dir()))
-    except FileNotFoundError:
-        return []
-    out = []
-    for entry in entries:
-        if entry.endswith(".json"):
-            rec = read_record(entry[: -len(".json")])
-            if rec is not None:
-                out.append(rec)
-    return out
+    """Every usable lab record, sorted by name (others are reported and set aside)."""
+    from netlens_runtime import state
+
+    return [LabRecord.from_json(data) for _, data in sorted(state.load_labs().items())]
+
+
+def check_host(spec: LabSpec) -> None:
+    """What ``lab up`` would refuse on this host though the file is valid: a subnet
+    that overlaps a network or a route already there (Conflict naming file:line).
+
+    The lab's own networks do not count: checking a lab that is up is fine.
+    """
+    from netlens_runtime import core, ipam, state
+
+    own = {f"network {n}" for n in plan(spec).networks}
+    taken = [(label, net) for label, net in core.taken_subnets(state.load_networks())
+             if label not in own]  # fmt: skip
+    mine = {str(n["subnet"]) for n in state.load_networks().values()
+            if f"network {n['name']}" in own}  # fmt: skip
+    taken = [(label, net) for label, net in taken if str(net) not in mine]
+    for net in spec.networks:
+        if net.subnet is None:
+            continue
+        try:
+            ipam.check_free(ipaddress.IPv4Network(net.subnet), taken)
+        except Conflict as err:
+            where = f"{os.path.basename(spec.path)}:{net.line}: networks.{net.name}"
+            raise Conflict(f"{where}: {err}") from None
 
 
 # ------------------------------------------------------------------- lab up
@@ -225,6 +258,8 @@ def _container_spec(spec: LabSpec, node: LabNode) -> Any:
         ip=node.ip,
         memory=node.memory,
         cpus=node.cpus,
+        pids_limit=node.pids_limit,
+        log_size=node.log_size,
         publish=list(node.publish),
         env=dict(node.env),
         labels=labels,
@@ -470,14 +505,33 @@ def lab_name_of(arg: str) -> str:
             raise BadInput(f"{arg}: cannot read the lab's name: {exc}") from None
         if not isinstance(data, dict) or not isinstance(data.get("name"), str):
             raise BadInput(f"{arg}: no 'name' field; pass the lab's name instead")
-        return str(data["name"])
-    return arg
+        try:
+            return names.validate_name(data["name"], "lab")
+        except BadInput as err:
+            raise BadInput(f"{arg}: {err}") from None
+    return names.validate_name(arg, "lab")
 
 
 def lab_down(name: str) -> list[str]:
-    """Remove lab ``name`` and its record; return non-fatal errors met on the way."""
+    """Remove lab ``name`` and its record; return non-fatal errors met on the way.
+
+    A record that cannot be used is set aside: the lab's containers are still
+    found by their label, its networks are reported, not guessed.
+    """
+    from netlens_runtime import state
+
     _require_root("lab down")
-    rec = read_record(name)
+    names.validate_name(name, "lab")
+    notes: list[str] = []
+    try:
+        rec = read_record(name)
+    except state.UnusableRecord as err:
+        state.set_aside(err.path, err.reason)
+        rec = None
+        notes.append(
+            f"lab {name}: its record could not be used; its networks (named {name}-...)"
+            " are left for 'netlens network rm'"
+        )
     if rec is None:
         from netlens_runtime import api
 
@@ -490,7 +544,7 @@ def lab_down(name: str) -> list[str]:
     errors = _teardown(rec)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(_record_path(name))
-    return errors
+    return notes + errors
 
 
 # ------------------------------------------------------------------- summary

@@ -7,11 +7,15 @@ marks away. Every check therefore can say exactly where the mistake is::
     lab.yaml:12: nodes.r1.links[0].addr: '10.0.0.1/33' is not a valid address
 
 Everything is checked here, before anything is created, so ``lab up`` never
-half-builds a lab because of a typo. The result is a tree of frozen dataclasses
-with lab-local names; :mod:`netlens_runtime.lab` turns them into runtime objects.
+half-builds a lab because of a typo. Every value the runtime also takes from
+``netlens run`` or ``network create`` goes through the runtime's own rule
+(:mod:`netlens_runtime.names`, :mod:`netlens_runtime.ipam`), with this file's
+place added to its message: ``lab check`` passes exactly what ``lab up`` builds.
+The result is a tree of frozen dataclasses with lab-local names;
+:mod:`netlens_runtime.lab` turns them into runtime objects.
 
-This module imports only the standard library and PyYAML: ``lab ls`` and the
-unit tests stay fast and need no root.
+This module imports only the standard library, PyYAML and the runtime's pure
+rule modules: ``lab ls`` and the unit tests stay fast and need no root.
 """
 
 from __future__ import annotations
@@ -20,13 +24,16 @@ import ipaddress
 import os
 import re
 import shlex
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
+from netlens_runtime import ipam, names
 from netlens_runtime.errors import BadInput
+
+T = TypeVar("T")
 
 IFNAMSIZ = 15
 """Linux interface names are at most 15 bytes (IFNAMSIZ - 1)."""
@@ -34,16 +41,9 @@ IFNAMSIZ = 15
 MAX_NODE_COUNT = 5000
 """Upper bound for ``count`` (and ``--nodes``): a lab of more nodes is a typo."""
 
-_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$")
 _IFNAME_RE = re.compile(r"^[A-Za-z0-9_.@+-]+$")
-_SYSCTL_RE = re.compile(r"^[a-z0-9_]+(\.[A-Za-z0-9_-]+)+$")
-_MEMORY_RE = re.compile(r"^[0-9]+(\.[0-9]+)?\s*([kmgt]i?)?b?$", re.IGNORECASE)
-_CAP_RE = re.compile(r"^(CAP_)?[A-Z_]+$")
 _RATE_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([kmg]?)(bit|bps|b)?(?:/s)?$", re.IGNORECASE)
 _RATE_UNITS = {"": 1, "k": 1_000, "m": 1_000_000, "g": 1_000_000_000}
-
-LAB_NAME_MAX = 24
-"""Lab names prefix every node and network name, so they stay short."""
 
 PRIMARY_IFNAME = "eth0"
 """Name of a node's interface on its primary network (the runtime's choice)."""
@@ -124,6 +124,9 @@ class LabNode:
     memory: str | None = None
     cpus: float | None = None
     cap_add: tuple[str, ...] = ()
+    pids_limit: int | None = None
+    """None: the runtime's default (names.PIDS_DEFAULT); 0: no limit."""
+    log_size: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     sysctls: dict[str, str] = field(default_factory=dict)
@@ -281,6 +284,14 @@ class _Val:
                 raise self.err(f"cannot split {self.string()!r}: {exc}") from None
         return [item.string() for item in self.sequence()]
 
+    def checked(self, rule: Callable[[str], T]) -> T:
+        """This value (as a string) through one of the runtime's rules, whose error
+        message gets this place: the lab file and ``run`` share every rule."""
+        try:
+            return rule(self.string())
+        except BadInput as err:
+            raise self.err(str(err)) from None
+
     def string_map(self) -> dict[str, str]:
         out: dict[str, str] = {}
         for k, v in self.mapping().items():
@@ -295,15 +306,13 @@ class _Val:
 
 
 def _check_name(v: _Val, what: str, name: str | None = None) -> str:
-    """A lab, node or network name; ``name`` is given when it is a mapping key."""
+    """A lab, node or network name (names.validate_name); ``name`` when it is a mapping key."""
     if name is None:
-        name = v.string()
-    if not _NAME_RE.match(name) or len(name) > 38:
-        raise v.err(
-            f"{name!r} is not a valid {what} name (lower-case letters, digits, '-' or '_',"
-            " at most 38 characters)"
-        )
-    return name
+        return v.checked(lambda text: names.validate_name(text, what))
+    try:
+        return names.validate_name(name, what)
+    except BadInput as err:
+        raise v.err(str(err)) from None
 
 
 def _check_ifname(v: _Val) -> str:
@@ -318,6 +327,7 @@ def _check_ifname(v: _Val) -> str:
 
 
 def _check_ip(v: _Val) -> str:
+    """A route gateway: IPv4 or IPv6 (a node's routes may be either)."""
     text = v.string()
     try:
         ip = ipaddress.ip_address(text)
@@ -326,33 +336,20 @@ def _check_ip(v: _Val) -> str:
     return str(ip)
 
 
+def _node_address(text: str) -> str:
+    return ipam.parse_address(text, "node address")
+
+
+def _check_mtu(v: _Val) -> int:
+    try:
+        return names.validate_mtu(v.scalar())
+    except BadInput as err:
+        raise v.err(str(err)) from None
+
+
 def _check_iface_addr(v: _Val) -> str:
-    """An interface address with prefix, e.g. ``10.0.0.1/30``."""
-    text = v.string()
-    if "/" not in text:
-        raise v.err(f"{text!r} needs a prefix length, e.g. {text}/30")
-    try:
-        iface = ipaddress.ip_interface(text)
-    except ValueError:
-        raise v.err(f"{text!r} is not a valid address") from None
-    net = iface.network
-    if net.prefixlen < net.max_prefixlen - 1 and iface.ip in (
-        net.network_address,
-        net.broadcast_address,
-    ):
-        raise v.err(f"{text!r} is the network or broadcast address of {net}")
-    return str(iface)
-
-
-def _check_subnet(v: _Val) -> str:
-    text = v.string()
-    try:
-        net = ipaddress.ip_network(text, strict=True)
-    except ValueError as exc:
-        raise v.err(f"{text!r} is not a valid subnet ({exc})") from None
-    if net.version == 4 and net.prefixlen > 30:
-        raise v.err(f"{text!r} is too small for a network (at most /30)")
-    return str(net)
+    """A point-to-point link's address with prefix, e.g. ``10.0.0.1/30`` (as connect takes)."""
+    return str(v.checked(ipam.parse_iface_address))
 
 
 def _check_route_dest(v: _Val) -> str:
@@ -363,14 +360,6 @@ def _check_route_dest(v: _Val) -> str:
         return str(ipaddress.ip_network(text, strict=True))
     except ValueError as exc:
         raise v.err(f"{text!r} is not a valid destination (a CIDR or 'default': {exc})") from None
-
-
-def _check_memory(v: _Val) -> str:
-    val = v.scalar()
-    text = str(val).strip()
-    if isinstance(val, bool) or not _MEMORY_RE.match(text):
-        raise v.err(f"{text!r} is not a memory size (e.g. 64m, 1g, 512k)")
-    return text
 
 
 def parse_rate(text: str) -> int:
@@ -418,6 +407,8 @@ _NODE = frozenset(
         "ip",
         "memory",
         "cpus",
+        "pids_limit",
+        "log_size",
         "cap_add",
         "env",
         "labels",
@@ -492,14 +483,13 @@ class _Loader:
         top = root.mapping(_TOP)
         if "name" in top:
             lab_name = _check_name(top["name"], "lab")
-            if len(lab_name) > LAB_NAME_MAX:
-                raise top["name"].err(f"{lab_name!r} is longer than {LAB_NAME_MAX} characters")
         elif self.name_override is None:
             raise root.err("missing field 'name' (the lab's name)")
-        else:
-            lab_name = self.name_override
         if self.name_override is not None:
-            lab_name = self.name_override
+            try:
+                lab_name = names.validate_name(self.name_override, "lab")
+            except BadInput as err:
+                raise BadInput(f"--name: {err}") from None
         networks = self._networks(top.get("networks"))
         if "nodes" not in top:
             raise root.err("missing field 'nodes'")
@@ -508,6 +498,7 @@ class _Loader:
         drafts, node_links = self._nodes(nodes_val, defaults, networks)
         if not drafts:
             raise nodes_val.err("a lab needs at least one node")
+        self._check_runtime_names(lab_name, networks, drafts)
         links = node_links + self._top_links(top.get("links"), drafts)
         nodes = self._finish_nodes(drafts, networks, links)
         self._check_links(links, drafts)
@@ -521,6 +512,27 @@ class _Loader:
             traffic=tuple(traffic),
         )
 
+    @staticmethod
+    def _check_runtime_names(
+        lab: str, networks: dict[str, tuple[LabNetwork, _Val]], drafts: list[_NodeDraft]
+    ) -> None:
+        """The names the runtime will use, ``<lab>-<node>`` and ``<lab>-<net>``, follow its
+        name rule too (at most names.NAME_MAX bytes in all)."""
+        for net, nv in networks.values():
+            real = f"{lab}-{net.name}"
+            if len(real.encode()) > names.NAME_MAX:
+                raise nv.err(
+                    f"network {net.name!r} of lab {lab!r} would be {real!r}, longer than"
+                    f" {names.NAME_MAX} bytes: shorten the lab or the network name"
+                )
+        for d in drafts:
+            real = f"{lab}-{d.name}"
+            if len(real.encode()) > names.NAME_MAX:
+                raise d.where.error(
+                    f"node {d.name!r} of lab {lab!r} would be container {real!r}, longer than"
+                    f" {names.NAME_MAX} bytes: shorten the lab or the node name"
+                )
+
     # -- networks
     def _networks(self, val: _Val | None) -> dict[str, tuple[LabNetwork, _Val]]:
         out: dict[str, tuple[LabNetwork, _Val]] = {}
@@ -530,14 +542,21 @@ class _Loader:
         for name, nv in val.mapping().items():
             _check_name(nv, "network", name)
             f = nv.mapping(_NET)
-            subnet = _check_subnet(f["subnet"]) if "subnet" in f else None
+            subnet = None
+            if "subnet" in f:
+                net4 = f["subnet"].checked(ipam.parse_subnet)
+                for other, _ in out.values():
+                    if other.subnet and net4.overlaps(ipaddress.IPv4Network(other.subnet)):
+                        raise f["subnet"].err(
+                            f"{net4} overlaps network {other.name!r} ({other.subnet})"
+                        )
+                subnet = str(net4)
             gateway = None
             if "gateway" in f:
-                gateway = _check_ip(f["gateway"])
                 if subnet is None:
                     raise f["gateway"].err("a gateway needs a subnet")
-                if ipaddress.ip_address(gateway) not in ipaddress.ip_network(subnet):
-                    raise f["gateway"].err(f"{gateway} is not inside the subnet {subnet}")
+                sub4 = ipaddress.IPv4Network(subnet)
+                gateway = f["gateway"].checked(lambda gw, sub4=sub4: ipam.gateway_for(sub4, gw))  # type: ignore[misc]
             bridge = None
             if "bridge" in f:
                 bridge = _check_ifname(f["bridge"])
@@ -549,7 +568,7 @@ class _Loader:
                 subnet=subnet,
                 gateway=gateway,
                 nat=f["nat"].boolean() if "nat" in f else False,
-                mtu=f["mtu"].integer(576, 65535) if "mtu" in f else 1500,
+                mtu=_check_mtu(f["mtu"]) if "mtu" in f else 1500,
                 bridge=bridge,
                 line=nv.where.line,
             )
@@ -582,11 +601,11 @@ class _Loader:
             count = groups.get(name)
             if count is not None and "links" in f:
                 raise f["links"].err("a node group with 'count' cannot have links")
-            names = [name] if count is None else [f"{name}{i}" for i in range(1, count + 1)]
+            members = [name] if count is None else [f"{name}{i}" for i in range(1, count + 1)]
             base_ip = None
             if "ip" in merged:
-                base_ip = ipaddress.ip_address(_check_ip(merged["ip"]))
-            for idx, real in enumerate(names):
+                base_ip = ipaddress.IPv4Address(merged["ip"].checked(_node_address))
+            for idx, real in enumerate(members):
                 if real in seen:
                     raise nv.err(f"node {real!r} is defined twice (also at line {seen[real].line})")
                 seen[real] = nv.where
@@ -616,9 +635,9 @@ class _Loader:
                 f" {MAX_NODE_COUNT} for this lab"
             )
         # Only ever grow: flows and links may name the file's own group members.
-        names = list(groups)
-        share, extra = divmod(self.scale - base, len(names))
-        return {n: groups[n] + share + (1 if i < extra else 0) for i, n in enumerate(names)}
+        grown = list(groups)
+        share, extra = divmod(self.scale - base, len(grown))
+        return {n: groups[n] + share + (1 if i < extra else 0) for i, n in enumerate(grown)}
 
     def _node_fields(
         self, f: dict[str, _Val], networks: dict[str, tuple[LabNetwork, _Val]]
@@ -626,8 +645,8 @@ class _Loader:
         out: dict[str, Any] = {}
         if "rootfs" in f:
             rootfs = f["rootfs"].opt_string()
-            if rootfs is not None and not os.path.isdir(rootfs):
-                raise f["rootfs"].err(f"{rootfs!r} is not a directory")
+            if rootfs is not None:
+                f["rootfs"].checked(names.validate_rootfs)
             out["rootfs"] = rootfs
         if "command" in f:
             cmd = f["command"].string_list()
@@ -646,22 +665,28 @@ class _Loader:
         else:
             out["network"] = None
         if "memory" in f:
-            out["memory"] = _check_memory(f["memory"])
+            memory = f["memory"].string().strip()
+            f["memory"].checked(names.parse_memory)
+            out["memory"] = memory
         if "cpus" in f:
-            cpus = f["cpus"].number()
-            if not 0 < cpus <= 1024:
-                raise f["cpus"].err(f"{cpus} is not a CPU count (0 < cpus)")
-            out["cpus"] = cpus
+            out["cpus"] = f["cpus"].checked(names.parse_cpus)
+        if "pids_limit" in f:
+            limit = f["pids_limit"].integer(-1, names.PIDS_MAX)
+            f["pids_limit"].checked(names.parse_pids_limit)
+            out["pids_limit"] = limit
+        if "log_size" in f:
+            f["log_size"].checked(names.parse_log_size)
+            out["log_size"] = f["log_size"].string().strip()
         if "cap_add" in f:
-            caps = []
-            for cv in f["cap_add"].sequence():
-                cap = cv.string().upper()
-                if not _CAP_RE.match(cap):
-                    raise cv.err(f"{cap!r} is not a capability name (e.g. NET_ADMIN)")
-                caps.append(cap.removeprefix("CAP_"))
-            out["cap_add"] = tuple(caps)
+            out["cap_add"] = tuple(cv.checked(names.validate_cap) for cv in f["cap_add"].sequence())
         if "env" in f:
-            out["env"] = f["env"].string_map()
+            env = f["env"].string_map()
+            for key, kv in f["env"].mapping().items():
+                try:
+                    names.validate_env(key, env[key])
+                except BadInput as err:
+                    raise kv.err(str(err)) from None
+            out["env"] = env
         if "labels" in f:
             labels = f["labels"].string_map()
             for key in labels:
@@ -671,22 +696,26 @@ class _Loader:
         sysctls: dict[str, str] = {}
         if "sysctls" in f:
             sysctls = f["sysctls"].string_map()
-            for key in sysctls:
-                if not _SYSCTL_RE.match(key):
-                    raise f["sysctls"].err(
-                        f"{key!r} is not a sysctl name (e.g. net.ipv4.ip_forward)"
-                    )
-                if not key.startswith("net."):
-                    raise f["sysctls"].err(f"{key!r}: only net.* sysctls are namespaced per node")
+            for key, kv in f["sysctls"].mapping().items():
+                try:
+                    names.validate_sysctl(key)
+                except BadInput as err:
+                    raise kv.err(str(err)) from None
         if "ip_forward" in f:
             on = f["ip_forward"].boolean()
             sysctls["net.ipv4.ip_forward"] = "1" if on else "0"
         if sysctls:
             out["sysctls"] = sysctls
         if "hostname" in f:
-            out["hostname"] = f["hostname"].opt_string()
+            hv = f["hostname"]
+            out["hostname"] = None if hv.is_null() else hv.checked(names.validate_hostname)
         if "publish" in f:
-            out["publish"] = tuple(f["publish"].string_list())
+            pv = f["publish"]
+            items = [pv] if isinstance(pv.node, yaml.ScalarNode) else pv.sequence()
+            for item in items:
+                if not item.is_null():
+                    item.checked(names.parse_publish)
+            out["publish"] = tuple(pv.string_list())
         if "interfaces" in f:
             out["interfaces"] = tuple(self._interfaces(f["interfaces"], networks))
         if "routes" in f:
@@ -721,7 +750,7 @@ class _Loader:
             net = f["network"].string()
             if net not in networks:
                 raise f["network"].err(f"no network {net!r} in this lab")
-            ip = _check_ip(f["ip"]) if "ip" in f else None
+            ip = f["ip"].checked(_node_address) if "ip" in f else None
             yield (LabInterface(network=net, ifname=_check_ifname(f["ifname"]), ip=ip), iv)
 
     def _node_links(self, node: str, val: _Val) -> Iterator[tuple[LabLink, _Val]]:
@@ -740,7 +769,7 @@ class _Loader:
                     b_ifname=_check_ifname(f["peer_ifname"]) if "peer_ifname" in f else ifname,
                     a_addr=_check_iface_addr(f["addr"]) if "addr" in f else None,
                     b_addr=_check_iface_addr(f["peer_addr"]) if "peer_addr" in f else None,
-                    mtu=f["mtu"].integer(576, 65535) if "mtu" in f else None,
+                    mtu=_check_mtu(f["mtu"]) if "mtu" in f else None,
                 ),
                 lv,
             )
@@ -768,9 +797,7 @@ class _Loader:
                     )
                 )
             (a, ai, aa), (b, bi, ba) = ends
-            link = LabLink(
-                a, ai, b, bi, aa, ba, f["mtu"].integer(576, 65535) if "mtu" in f else None
-            )
+            link = LabLink(a, ai, b, bi, aa, ba, _check_mtu(f["mtu"]) if "mtu" in f else None)
             out.append((link, lv))
         return out
 
@@ -783,8 +810,9 @@ class _Loader:
     ) -> list[LabNode]:
         used_ips: dict[tuple[str, str], str] = {}
         for net, _nv in networks.values():
-            if net.gateway:
-                used_ips[(net.name, net.gateway)] = f"the gateway of network {net.name!r}"
+            if net.subnet:  # the runtime's default gateway (the first address) is taken too
+                gw = ipam.gateway_for(ipaddress.IPv4Network(net.subnet), net.gateway)
+                used_ips[(net.name, gw)] = f"the gateway of network {net.name!r}"
         nodes: list[LabNode] = []
         for d in drafts:
             f = d.fields

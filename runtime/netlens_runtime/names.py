@@ -1,4 +1,12 @@
-"""Names, flags and small parsers of the runtime: pure functions, unit-tested.
+"""Every input rule of the runtime in one place: names, sizes, limits, flags.
+
+``netlens run``, ``network create`` and the CLI call these functions, and so
+does the lab loader (:mod:`netlens_runtime.lab_spec`, which adds the file and
+line to the message): ``lab check`` and ``lab up`` cannot disagree, because
+there is one validator per rule. Subnets and addresses are IPAM's rules
+(:mod:`netlens_runtime.ipam`); publish specs and interface names are here too.
+Each rule raises :class:`BadInput` with a message that names the value and
+the rule, and no file or line (the lab loader adds those).
 
 Interface names are limited to 15 bytes by the kernel (IFNAMSIZ - 1), so host
 side names are derived from a short hash of the container or network name: they
@@ -9,12 +17,24 @@ another engine's ``veth*`` or ``br-*`` names.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import zlib
 
 from netlens_runtime.errors import BadInput
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+NAME_MAX = 63
+"""Container, network, lab and node names: at most 63 bytes.
+
+Why 63: a container's hostname defaults to its name (a lab node's to its node
+name), and a hostname label is at most 63 bytes (RFC 1123; the kernel takes 64).
+Everything else a name becomes fits with room to spare: state files
+``<name>.json`` and logs ``<name>.log.1`` (255 bytes, NAME_MAX of the file
+system), cgroup leaves ``<name>.<scope>`` (255), labels; interface names are
+hashes of it. A lab node's runtime name is ``<lab>-<node>``: that whole name must
+fit, not each part alone.
+"""
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 HOST_VETH_RE = re.compile(r"^nlv[0-9a-f]{10}$")
 DEFAULT_NETWORK = "default"
 DEFAULT_BRIDGE = "netlens0"
@@ -38,10 +58,18 @@ DEFAULT_CAPS = (
 )  # fmt: skip
 
 
-def validate_name(name: str, what: str = "container") -> str:
-    """Container and network names: 1-63 chars of [A-Za-z0-9_.-], no leading dot."""
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise BadInput(f"invalid {what} name {name!r}: use 1-63 letters, digits, '_', '.', '-'")
+def validate_name(name: object, what: str = "container") -> str:
+    """A container, network, lab or node name: see :data:`NAME_MAX` for the limit.
+
+    1-63 ASCII letters, digits, ``_``, ``.``, ``-``, starting with a letter or a
+    digit. So a name is never ``.``, ``..``, a path, a hidden or temporary file
+    of the state directory (those start with a dot), and has no newline.
+    """
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise BadInput(
+            f"{name!r} is not a valid {what} name (1-{NAME_MAX} letters, digits, '_', '.'"
+            " or '-', starting with a letter or a digit)"
+        )
     return name
 
 
@@ -76,28 +104,128 @@ def cgroup_leaf(container: str, scope: str = "") -> str:
     return f"{container}.{scope}" if scope else container
 
 
-_MEM_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+_SIZE_RE = re.compile(r"\s*(\d{1,20})(?:\.(\d{1,20}))? ?(?:([kmgtp])(i?))?(b?)\s*", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+SIZE_MAX = (1 << 63) - 1
+"""The cgroup counters' range: a bigger number wraps around in a v1 memory cgroup."""
+MEMORY_MIN = 4 << 20
+"""Below this a container does not start (tini, the command, its page tables)."""
+LOG_SIZE_MIN = 64 << 10
+LOG_SIZE_DEFAULT = 10 << 20
 
 
-def parse_memory(text: str) -> int:
-    """``64m`` -> bytes; units b, k, m, g (case-insensitive); at least 4 MiB."""
-    m = re.fullmatch(r"\s*(\d+)\s*([bkmgBKMG]?)[bB]?\s*", text)
+def parse_size(text: object, what: str, minimum: int = 0) -> int:
+    """A byte size as Docker writes it: ``64m``, ``1.5g``, ``512k``, ``2t``, ``64MiB``, ``100``.
+
+    A number (decimals allowed) and an optional unit k, m, g, t or p, any case,
+    optionally followed by ``i`` and ``b`` (``m``, ``mb``, ``mi``, ``mib`` are all
+    MiB): every unit is binary, as in Docker and cgroups, and ``b`` means bytes,
+    never bits. No unit means bytes. Fractions of a byte are dropped. Exact
+    integer arithmetic: ``1.5g`` is 1610612736, not a float's approximation.
+    """
+    m = _SIZE_RE.fullmatch(text) if isinstance(text, str) else None
     if not m:
-        raise BadInput(f"invalid memory size {text!r}: use e.g. 64m or 1g")
-    value = int(m.group(1)) * _MEM_UNITS[m.group(2).lower()]
-    if value < 4 << 20:
-        raise BadInput(f"memory limit {text!r} is below 4m")
+        raise BadInput(f"{text!r} is not a {what} size (e.g. 64m, 1.5g, 512k, 2t)")
+    whole, frac, unit = m.group(1), m.group(2) or "", (m.group(3) or "").lower()
+    scale = 10 ** len(frac)
+    value: int = (int(whole) * scale + int(frac or 0)) * _SIZE_UNITS[unit] // scale
+    if value < minimum:
+        raise BadInput(f"{what} size {text!r} is below the minimum {_human(minimum)}")
+    if value > SIZE_MAX:
+        raise BadInput(f"{what} size {text!r} is too big (at most 2^63-1 bytes)")
     return value
 
 
-def parse_cpus(value: float | str) -> float:
+def _human(size: int) -> str:
+    for unit, scale in (("g", 1 << 30), ("m", 1 << 20), ("k", 1 << 10)):
+        if size % scale == 0:
+            return f"{size // scale}{unit}"
+    return str(size)
+
+
+def parse_memory(text: object) -> int:
+    """A memory limit in bytes (see :func:`parse_size`); at least 4 MiB."""
+    return parse_size(text, "memory", MEMORY_MIN)
+
+
+def parse_log_size(text: object) -> int:
+    """The most a detached container's log takes on disk: the current file and one
+    rotated file, each at most half of it (see :mod:`netlens_runtime.logger`)."""
+    return parse_size(text, "log", LOG_SIZE_MIN)
+
+
+def parse_cpus(value: object) -> float:
+    """CPU quota in cores: 0.01 to 1024 (the cgroup period is 100 ms: 1 ms at least)."""
     try:
-        cpus = float(value)
-    except ValueError:
-        raise BadInput(f"invalid --cpus {value!r}: use a number like 0.5") from None
-    if not 0.01 <= cpus <= 1024:
-        raise BadInput(f"invalid --cpus {value!r}: between 0.01 and 1024")
+        cpus = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise BadInput(f"{value!r} is not a CPU count: use a number like 0.5") from None
+    if isinstance(value, bool) or not 0.01 <= cpus <= 1024:
+        raise BadInput(f"{value!r} is not a CPU count: between 0.01 and 1024")
     return cpus
+
+
+PIDS_DEFAULT = 2048
+"""Podman's default: enough for any service, too few for a fork bomb to hurt the host."""
+PIDS_MAX = 4194304  # PID_MAX_LIMIT on 64-bit kernels
+
+
+def parse_pids_limit(value: object) -> int | None:
+    """Tasks (processes and threads) a container may have; None means no limit.
+
+    ``0`` or ``-1`` lift the limit, as in Docker and Podman. Otherwise at least 2:
+    tini and the command.
+    """
+    try:
+        if isinstance(value, (bool, float)):
+            raise ValueError
+        limit: int = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise BadInput(f"{value!r} is not a pids limit: use a whole number like 512") from None
+    if limit in (0, -1):
+        return None
+    if not 2 <= limit <= PIDS_MAX:
+        raise BadInput(
+            f"pids limit {value!r} is out of range: 2 (tini and the command) to {PIDS_MAX},"
+            " or 0/-1 for none"
+        )
+    return limit
+
+
+_LABEL_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def validate_hostname(name: object) -> str:
+    """A hostname: at most 64 bytes (the kernel's limit), dot-separated RFC 1123 labels
+    (1-63 letters, digits and '-', not starting or ending with '-')."""
+    if (
+        not isinstance(name, str)
+        or not 0 < len(name.encode()) <= 64
+        or not all(_LABEL_RE.fullmatch(label) for label in name.split("."))
+    ):
+        raise BadInput(
+            f"{name!r} is not a valid hostname (at most 64 bytes of dot-separated labels:"
+            " letters, digits and '-', not at either end)"
+        )
+    return name
+
+
+def validate_mtu(mtu: object) -> int:
+    """An MTU the kernel takes for a bridge or a veth: 68 (IPv4's minimum) to 65535."""
+    if isinstance(mtu, bool) or not isinstance(mtu, int) or not 68 <= mtu <= 65535:
+        raise BadInput(f"{mtu!r} is not a valid MTU (68-65535)")
+    return mtu
+
+
+def validate_rootfs(path: str) -> str:
+    """A root directory for a container: its real path, with /proc, /sys, /dev and /tmp."""
+    real = os.path.realpath(path)
+    if not os.path.isdir(real) or real == "/":
+        raise BadInput(f"rootfs {path!r} is not a directory (nor '/')")
+    for sub in ("proc", "sys", "dev", "tmp"):
+        if not os.path.isdir(os.path.join(real, sub)):
+            raise BadInput(f"rootfs {path!r} has no /{sub} directory")
+    return real
 
 
 def parse_publish(text: str) -> dict[str, object]:
@@ -129,23 +257,67 @@ def parse_kv(text: str, what: str) -> tuple[str, str]:
     return key, value
 
 
+def validate_env(key: object, value: object) -> tuple[str, str]:
+    """An environment variable: a key without '=' or NUL, a value without NUL (C strings
+    end at a NUL byte, so the container would get something else than asked)."""
+    if not isinstance(key, str) or not key or "=" in key or "\0" in key:
+        raise BadInput(f"{key!r} is not an environment variable name (no '=', not empty)")
+    if not isinstance(value, str) or "\0" in value:
+        raise BadInput(f"environment variable {key}: the value must be text without NUL bytes")
+    return key, value
+
+
+def validate_cap(cap: object) -> str:
+    """A capability name as the kernel knows it (``NET_ADMIN``, ``cap_net_admin``), or ALL;
+    returned upper case without ``CAP_``. An unknown name is refused, never ignored."""
+    key = cap.upper().removeprefix("CAP_") if isinstance(cap, str) else ""
+    if key != "ALL" and key not in CAPS:
+        raise BadInput(f"{cap!r} is not a capability (e.g. NET_ADMIN, SYS_PTRACE, ALL)")
+    return key
+
+
 def cap_mask(cap_add: list[str]) -> int:
     """Bit mask of the default capabilities plus ``cap_add`` (names with or without CAP_)."""
     mask = 0
     for cap in (*DEFAULT_CAPS, *cap_add):
-        key = cap.upper().removeprefix("CAP_")
+        key = validate_cap(cap)
         if key == "ALL":
             return (1 << (max(CAPS.values()) + 1)) - 1
-        if key not in CAPS:
-            raise BadInput(f"unknown capability {cap!r}")
         mask |= 1 << CAPS[key]
     return mask
 
 
-def validate_sysctl(key: str) -> str:
-    """Only namespaced sysctls (net.*, kernel.hostname-like) make sense in a container."""
-    if not re.fullmatch(r"[a-z0-9_.\-/]+", key) or ".." in key:
-        raise BadInput(f"invalid sysctl {key!r}")
-    if not (key.startswith("net.") or key in ("kernel.shm_rmid_forced", "kernel.msgmax")):
-        raise BadInput(f"sysctl {key!r} is not namespaced: only net.* are allowed")
+_SYSCTL_RE = re.compile(r"[a-z0-9_-]+(?:[./][a-z0-9_-]+)+")
+IPC_SYSCTLS = frozenset(
+    {
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    }
+)
+"""Sysctls of the IPC namespace (every container has its own), as Docker allows."""
+
+
+def validate_sysctl(key: object) -> str:
+    """A sysctl a container may set: its own namespaces' only.
+
+    ``net.*`` (the container's network namespace), the IPC namespace's
+    ``kernel.msg*``/``kernel.sem``/``kernel.shm*`` and ``fs.mqueue.*``.
+    Lower case, dot-separated (a '/' stands for a dot inside an interface name,
+    as in ``net.ipv4.conf.eth0/1.rp_filter``); no empty, '.' or '..' part.
+    Whether a ``net.*`` key exists in a new network namespace depends on the
+    kernel and its modules: the container's setup reports a missing one.
+    """
+    if not isinstance(key, str) or not _SYSCTL_RE.fullmatch(key) or ".." in key:
+        raise BadInput(f"{key!r} is not a sysctl name (lower case, e.g. net.ipv4.ip_forward)")
+    if not (key.startswith(("net.", "fs.mqueue.")) or key in IPC_SYSCTLS):
+        raise BadInput(
+            f"sysctl {key!r} is not namespaced: only net.*, fs.mqueue.* and the IPC"
+            " kernel.msg*/sem/shm* keys are set per container"
+        )
     return key

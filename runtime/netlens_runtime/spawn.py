@@ -60,6 +60,7 @@ class Plan:
         self.name, self.hostname, self.argv, self.env = name, hostname, argv, env
         self.caps, self.rootfs = caps, rootfs
         self.log_path = log_path  # None: inherit stdout/stderr (attached run)
+        self.log_max = 0  # the most its logs take on disk (names.parse_log_size)
         self.sysctls = sysctls or []
         self.addr = addr  # CIDR for eth0 (index 2), set by the child after ``go``
         self.gateway = gateway
@@ -211,10 +212,15 @@ def start(plan: Plan, tini_fd: int, cgroup_fd: int = -1, template_fd: int = -1) 
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     log_fd = -1
-    if plan.log_path is not None and template_fd < 0:
-        # Opened here: an fd open for writing on the child's copy of the root
-        # mount would make mount_setattr(RDONLY) fail with EBUSY.
-        log_fd = _open_log(plan.log_path)
+    if plan.log_path is not None:
+        from netlens_runtime import helper, logger
+
+        try:
+            log_fd = logger.start(plan.log_path, plan.log_max, helper.find())
+        except OSError:
+            for fd in (go_r, go_w, err_r, err_w):
+                os.close(fd)
+            raise
     try:
         pid = clone_child(plan, go_r, err_w, log_fd, tini_fd, cgroup_fd, template_fd)
     except OSError:
@@ -243,12 +249,6 @@ def clone_child(
             # Passed through a spawner they lost close-on-exec; tini must not inherit them.
             for fd in (go_r, err_w, tini_fd):
                 os.set_inheritable(fd, False)
-            if plan.log_path is not None and log_fd < 0:
-                # Batch: created here, not in the parent (on a journaling /run a
-                # create costs ~1 ms, better spent on another core), before we
-                # enter the template, where the state directory is not visible.
-                step = "log file"
-                log_fd = _open_log(plan.log_path)
             step = "setup"
             if template_fd >= 0:
                 sysc.setns(template_fd, sysc.CLONE_NEWNS)
@@ -270,19 +270,26 @@ import os, pickle, sys
 out = int(sys.argv[2])
 try:
     sys.path.insert(0, sys.argv[1])
-    from netlens_runtime import spawn
+    from netlens_runtime import logger, spawn
     job = pickle.load(sys.stdin.buffer)
     null = os.open("/dev/null", os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)
+    for _, go_r, err_w, _ in job["children"]:  # clone copies them; no logger may inherit them
+        os.set_inheritable(go_r, False)
+        os.set_inheritable(err_w, False)
     pids = []
     for plan, go_r, err_w, cg_path in job["children"]:
         cg = os.open(cg_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) if cg_path else -1
+        log = -1
         try:
-            pids.append(spawn.clone_child(plan, go_r, err_w, -1, job["tini"], cg, job["template"]))
+            if plan.log_path is not None:
+                log = logger.start(plan.log_path, plan.log_max, job["logger"])
+            pids.append(spawn.clone_child(plan, go_r, err_w, log, job["tini"], cg, job["template"]))
         finally:
-            if cg >= 0:
-                os.close(cg)
+            for fd in (cg, log):
+                if fd >= 0:
+                    os.close(fd)
             os.close(go_r)
             os.close(err_w)
     os.write(out, " ".join(map(str, pids)).encode())
@@ -371,7 +378,10 @@ def _start_many(
                 payload = encode_job(work, tini_fd, template_fd)
                 argv = [program, "RES"]
             else:
-                payload = pickle.dumps({"tini": tini_fd, "template": template_fd, "children": work})
+                # No netlens-spawn here (none, or it failed): no C logger either.
+                payload = pickle.dumps(
+                    {"tini": tini_fd, "template": template_fd, "children": work, "logger": None}
+                )
                 argv = [sys.executable, "-S", "-I", "-c", _SPAWNER, root, "RES"]
             res_r, res_w = os.pipe2(os.O_CLOEXEC)
             argv[argv.index("RES")] = str(res_w)
@@ -473,7 +483,8 @@ def encode_job(
 
             raise RuntimeFailure(f"{plan.name}: embedded null byte in the command or environment")
         soft, hard = plan.nofile if plan.nofile is not None else (-1, -1)
-        out.append(struct.pack("=iiQqq", go_r, err_w, plan.caps, soft, hard))
+        half = max(plan.log_max // 2, 1)
+        out.append(struct.pack("=iiQqqq", go_r, err_w, plan.caps, soft, hard, half))
         out += [text(plan.name), text(plan.hostname), text(plan.log_path or ""), text(cgroup or "")]
         out += [requests(plan.nl_pre), requests(plan.nl_post)]
         out.append(struct.pack("=I", len(plan.sysctls)))
@@ -483,10 +494,6 @@ def encode_job(
         out.append(struct.pack("=I", len(plan.env)))
         out += [text(f"{k}={v}") for k, v in plan.env.items()]
     return b"".join(out)
-
-
-def _open_log(path: str) -> int:
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
 
 
 def _close_others(keep: list[int]) -> None:

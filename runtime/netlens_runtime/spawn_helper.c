@@ -12,14 +12,18 @@
  * runtime/spawn.py's start_many, never by hand):
  *
  *   netlens-spawn OUT_FD < job
+ *   netlens-spawn log HALF PATH      (a container's logger: log_helper.c)
  *
  * job (native byte order, as Python's struct "="): u32 n, i32 tini_fd, i32 template_fd, then n children:
- *   i32 go_r, i32 err_w, u64 caps, i64 nofile_soft, i64 nofile_hard (-1: keep),
+ *   i32 go_r, i32 err_w, u64 caps, i64 nofile_soft, i64 nofile_hard (-1: keep), i64 log_half,
  *   str name, str hostname, str log_path, str cgroup_dir, blob nl_pre,
  *   u32 nl_pre_count, blob nl_post, u32 nl_post_count,
  *   u32 nsysctl, (str path, str value) * nsysctl, u32 argc, str * argc,
  *   u32 envc, str * envc        (str and blob: u32 length + bytes)
- * Reports "pid pid ..." on OUT_FD, or "!error" when it stopped early.
+ * Reports "pid pid ..." on OUT_FD, or "!error" when it stopped early. A child with
+ * a log_path gets a logger first: the file is opened (created) here, and a fork of
+ * this program runs log_loop on a pipe whose write end becomes the child's stdout
+ * and stderr.
  * Each child writes READY (0x01) on err_w once its network namespace exists
  * and lo is up, waits for a byte on go_r, configures eth0, drops privileges
  * and execs tini (err_w is close-on-exec: EOF means exec succeeded).
@@ -65,7 +69,8 @@ struct buf {
 struct child {
     int go_r, err_w;
     uint64_t caps;
-    int64_t nofile_soft, nofile_hard;
+    int64_t nofile_soft, nofile_hard, log_half;
+    int log_w; /* the write end of the pipe to its logger, or -1 */
     char *name, *hostname, *log_path, *cgroup;
     char *nl_pre, *nl_post;
     uint32_t nl_pre_len, nl_pre_count, nl_post_len, nl_post_count;
@@ -111,8 +116,9 @@ static char **take_list(struct buf *b, uint32_t *count, int extra_front) {
 static int parse_child(struct buf *b, struct child *c) {
     uint32_t n;
     if (take(b, &c->go_r, 4) || take(b, &c->err_w, 4) || take(b, &c->caps, 8) ||
-        take(b, &c->nofile_soft, 8) || take(b, &c->nofile_hard, 8))
+        take(b, &c->nofile_soft, 8) || take(b, &c->nofile_hard, 8) || take(b, &c->log_half, 8))
         return -1;
+    c->log_w = -1;
     if (!(c->name = take_str(b, NULL)) || !(c->hostname = take_str(b, NULL)) ||
         !(c->log_path = take_str(b, NULL)) || !(c->cgroup = take_str(b, NULL)))
         return -1;
@@ -202,7 +208,7 @@ static int is_dir(const char *path) {
 static void child_main(struct child *c, int tini_fd, int template_fd) {
     g_err_w = c->err_w;
     g_name = c->name;
-    int keep[] = {0, 1, 2, c->go_r, c->err_w, tini_fd, template_fd};
+    int keep[] = {0, 1, 2, c->go_r, c->err_w, tini_fd, template_fd, c->log_w};
     /* sort the small array (insertion sort) */
     int n = (int)(sizeof keep / sizeof keep[0]);
     for (int i = 1; i < n; i++)
@@ -216,12 +222,7 @@ static void child_main(struct child *c, int tini_fd, int template_fd) {
     fcntl(c->go_r, F_SETFD, FD_CLOEXEC);
     fcntl(c->err_w, F_SETFD, FD_CLOEXEC);
     fcntl(tini_fd, F_SETFD, FD_CLOEXEC);
-    int log_fd = -1;
-    if (c->log_path[0]) {
-        /* before entering the template, where the state directory is not visible */
-        log_fd = open(c->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-        if (log_fd < 0) fail("log file", errno);
-    }
+    int log_fd = c->log_w; /* the pipe to its logger (log_helper.c), or -1 */
     if (setns(template_fd, CLONE_NEWNS) < 0) fail("setup: setns", errno);
     close(template_fd);
     if (unshare(CLONE_NEWNS) < 0) fail("setup: unshare mount", errno);
@@ -311,7 +312,41 @@ static int stop(int out, const char *pids, size_t plen, const char *what, int er
     return 1;
 }
 
+void log_loop(long long half, const char *path);
+int log_main(int argc, char **argv);
+
+/* Open (create) the child's log and fork its logger: c->log_w is the pipe's write end. */
+static int start_logger(struct child *c) {
+    int log = open(c->log_path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0640);
+    if (log < 0) return -1;
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) {
+        int err = errno;
+        close(log);
+        errno = err;
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (dup2(p[0], 0) < 0 || dup2(log, 1) < 0) _exit(1);
+        setsid();
+        log_loop(c->log_half, c->log_path);
+        _exit(0);
+    }
+    int err = errno;
+    close(p[0]);
+    close(log);
+    if (pid < 0) {
+        close(p[1]);
+        errno = err;
+        return -1;
+    }
+    c->log_w = p[1];
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 4 && !strcmp(argv[1], "log")) return log_main(argc, argv);
     if (argc != 2) return 2;
     int out = atoi(argv[1]);
     fcntl(out, F_SETFD, FD_CLOEXEC);
@@ -344,6 +379,7 @@ int main(int argc, char **argv) {
     size_t plen = 0;
     for (uint32_t i = 0; i < n; i++) {
         struct child *c = &kids[i];
+        if (c->log_path[0] && start_logger(c) < 0) return stop(out, pids, plen, "log", errno);
         int cg = -1;
         if (c->cgroup[0]) {
             cg = open(c->cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -360,6 +396,7 @@ int main(int argc, char **argv) {
         if (cg >= 0) close(cg);
         close(c->go_r);
         close(c->err_w);
+        if (c->log_w >= 0) close(c->log_w);
         if (pid < 0) return stop(out, pids, plen, "clone", err);
         plen += (size_t)sprintf(pids + plen, plen ? " %ld" : "%ld", pid);
     }

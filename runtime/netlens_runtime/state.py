@@ -13,6 +13,16 @@ project's reference VM has /run and /tmp there) each allocation first skips
 every inode freed in the last 30 s (``recently_deleted``), reading its inode
 block: a lab brought up again after a down paid ~1.4 ms of CPU per container
 for its two files. A rename allocates nothing.
+
+Paths are built from validated names only (names.validate_name: no '/', no
+leading dot), inside kind directories whose real path is checked once to lie
+in the real state directory, and records are opened with O_NOFOLLOW: no name
+and no planted symlink makes the runtime read, write or delete outside it.
+Temporary files start with a dot (``.<file>.<pid>.tmp``), which no name can,
+so gc never takes a live record for one. A record that cannot be used
+(unreadable, not JSON, too deeply nested, the wrong shape: see
+:mod:`netlens_runtime.records`) is reported in one line, moved to
+``quarantine/`` with a ``.why`` file beside it, and skipped.
 """
 
 from __future__ import annotations
@@ -21,9 +31,15 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import stat
-from collections.abc import Iterator
+import sys
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
+
+from netlens_runtime import names, records
+from netlens_runtime.errors import NotFound, RuntimeFailure
 
 DEFAULT_STATE_DIR = "/run/netlens"
 
@@ -60,24 +76,55 @@ SPARE = "spare"
 SPARE_MAX = 4096  # files kept for reuse; beyond that, removed files are unlinked
 
 
+QUARANTINE = "quarantine"
+KINDS = ("containers", "networks", "pending", "logs", "labs", SPARE, QUARANTINE)
+
+
 def ensure_dirs() -> None:
     for name in ("containers", "networks", "pending", "logs", SPARE):
         os.makedirs(sub(name), mode=0o755, exist_ok=True)
 
 
+_DIRS: dict[tuple[str, str], str] = {}
+
+
+def kind_dir(kind: str) -> str:
+    """``<state>/<kind>`` as a real path, checked to be a directory of the real state dir.
+
+    Resolved once per process and state directory (a realpath costs a few
+    lstat calls, and record paths are built thousands of times per lab).
+    """
+    sdir = state_dir()
+    hit = _DIRS.get((sdir, kind))
+    if hit is not None:
+        return hit
+    root = os.path.realpath(sdir)
+    real = os.path.realpath(os.path.join(sdir, kind))
+    if kind not in KINDS or real != os.path.join(root, kind):
+        raise RuntimeFailure(f"{os.path.join(sdir, kind)} leads out of the state directory")
+    if os.path.isdir(real):  # cache only what exists: a later mkdir could still be a link
+        _DIRS[(sdir, kind)] = real
+    return real
+
+
 _spares: list[str] | None = None  # names in spare/, listed once per lock hold
+_held = 0  # locked() blocks entered and not left in this process
 
 
 @contextlib.contextmanager
 def locked() -> Iterator[None]:
     """Hold the state lock (blocking) for the duration of a mutation."""
-    global _spares
+    global _spares, _held
     ensure_dirs()
     fd = os.open(sub("lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         _spares = None
-        yield
+        _held += 1
+        try:
+            yield
+        finally:
+            _held -= 1
     finally:
         _spares = None
         os.close(fd)
@@ -141,17 +188,28 @@ def retire(path: str) -> None:
     names.append(os.path.basename(spare))
 
 
+TEMP_RE = re.compile(r"\.(.+)\.([0-9]+)\.tmp")
+"""Temporary files: ``.<final name>.<pid>.tmp``. A name never starts with a dot."""
+
+
+def temp_path(path: str) -> str:
+    """The temporary file that becomes ``path`` by a rename (same directory)."""
+    head, tail = os.path.split(path)
+    return os.path.join(head, f".{tail}.{os.getpid()}.tmp")
+
+
 def _write_new(path: str, text: str) -> None:
     """Write ``text`` to ``path`` (replaced if present), reusing a pooled inode if any."""
     if not os.path.lexists(path):
         reuse(path)
-    with open(path, "w") as fh:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    with open(fd, "w") as fh:
         fh.write(text)
 
 
 def write_json(path: str, data: Any) -> None:
     """Atomic write: readers see the old or the new file, never a torn one."""
-    tmp = f"{path}.tmp{os.getpid()}"
+    tmp = temp_path(path)
     text = json.dumps(data, sort_keys=True)  # one-shot: the C encoder (dump() is pure Python)
     _write_new(tmp, text)
     os.rename(tmp, path)
@@ -163,72 +221,241 @@ def stage_json(path: str, data: Any) -> str:
     ``os.rename(tmp, path)`` later publishes it atomically, as :func:`write_json`
     does at once; a leftover temporary file is removed by ``gc``.
     """
-    tmp = f"{path}.tmp{os.getpid()}"
+    tmp = temp_path(path)
     _write_new(tmp, json.dumps(data, sort_keys=True))
     return tmp
 
 
+READ_MAX = 64 << 20
+"""No record is this big (a 5000-node lab's is ~0.5 MB): a bigger file is not read."""
+
+
 def read_json(path: str) -> Any:
-    with open(path) as fh:
-        return json.load(fh)
+    """The JSON in ``path``: a regular file (no symlink followed), of sane size.
+
+    Raises OSError, or ValueError for anything that is not such JSON: bad bytes,
+    bad syntax, or nesting too deep for the parser (RecursionError).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with open(fd, "rb") as fh:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError("not a regular file")
+        if st.st_size > READ_MAX:
+            raise ValueError(f"{st.st_size} bytes, too big for a record")
+        raw = fh.read(READ_MAX + 1)
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def container_path(name: str) -> str:
-    return sub("containers", f"{name}.json")
+    return os.path.join(kind_dir("containers"), f"{names.validate_name(name)}.json")
 
 
 def network_path(name: str) -> str:
-    return sub("networks", f"{name}.json")
+    return os.path.join(kind_dir("networks"), f"{names.validate_name(name, 'network')}.json")
+
+
+def lab_path(name: str) -> str:
+    return os.path.join(kind_dir("labs"), f"{names.validate_name(name, 'lab')}.json")
 
 
 def log_path(name: str) -> str:
-    return sub("logs", f"{name}.log")
+    """The current log of a detached container; :func:`rotated_log_path` is the one before."""
+    return os.path.join(kind_dir("logs"), f"{names.validate_name(name)}.log")
 
 
-def _load_dir(kind: str) -> dict[str, dict[str, Any]]:
+def rotated_log_path(name: str) -> str:
+    return log_path(name) + ".1"
+
+
+def log_owner(fname: str) -> str | None:
+    """The container whose log (current or rotated) file ``fname`` of logs/ is."""
+    for suffix in (".log", ".log.1"):
+        if fname.endswith(suffix) and names.NAME_RE.fullmatch(fname[: -len(suffix)]):
+            return fname[: -len(suffix)]
+    return None
+
+
+def remove_logs(name: str) -> None:
+    """Unlink a container's logs. Not into the spare pool: its logger may write a last
+    chunk into the open file, which must never land in a pooled (reused) inode."""
+    remove_file(log_path(name))
+    remove_file(rotated_log_path(name))
+
+
+# --- bad records -------------------------------------------------------------------
+
+report: Callable[[str], None] | None = None
+"""Where a set-aside record is reported; None: one line on stderr and the log."""
+
+set_aside_paths: list[str] = []
+"""Every state file this process moved to quarantine (gc lists them)."""
+_reported: set[str] = set()
+
+
+def _say(line: str) -> None:
+    if report is not None:
+        report(line)
+        return
+    print(f"netlens: {line}", file=sys.stderr)
+    import logging
+
+    logging.getLogger("netlens_runtime.state").warning("%s", line)
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def set_aside(path: str, reason: str) -> None:
+    """Move a bad state file into ``quarantine/`` (with a ``.why``) and report it once.
+
+    Under the lock (a mutation, gc) it is moved at once. Otherwise (ps, ls) the
+    lock is only tried: when free, the file is moved if it is still the same
+    file that was read; when held by a running command, the file stays, is
+    reported and skipped, and the next mutation or gc sets it aside.
+    """
+    try:
+        before = os.lstat(path)
+    except OSError:
+        return
+    moved: str | None = None
+    why = ""
+    fd = -1
+    try:
+        if not _held:
+            fd = os.open(sub("lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if _identity(os.lstat(path)) == _identity(before):
+            kind = os.path.basename(os.path.dirname(path))
+            qdir = sub(QUARANTINE)
+            os.makedirs(qdir, mode=0o700, exist_ok=True)
+            target = os.path.join(qdir, f"{kind}.{os.path.basename(path)}.{time.time_ns()}")
+            os.rename(path, target)
+            moved = target
+            with contextlib.suppress(OSError), open(target + ".why", "w") as fh:
+                fh.write(f"{path}: {reason}\n")
+    except BlockingIOError:
+        why = "left in place while another netlens command holds the state lock"
+    except OSError as err:
+        why = f"left in place: cannot move it ({err.strerror or err})"
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    if moved is not None:
+        set_aside_paths.append(path)
+        _say(f"state file {path}: {reason}; skipped, set aside as {moved}")
+    elif path not in _reported:
+        _say(f"state file {path}: {reason}; skipped, {why}")
+    _reported.add(path)
+
+
+def _read_checked(path: str, check: Callable[[Any], Any]) -> Any:
+    """The record in ``path`` if readable and of the right shape; else set aside, None.
+
+    A missing file is None without a word (records come and go under us).
+    """
+    try:
+        return check(read_json(path))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as err:
+        reason = str(err) if isinstance(err, records.BadRecord) else _why(err)
+        set_aside(path, reason)
+        return None
+
+
+def _why(err: Exception) -> str:
+    if isinstance(err, OSError):
+        return f"unreadable ({err.strerror or err})"
+    if isinstance(err, UnicodeDecodeError):
+        return "not text (UTF-8)"
+    if isinstance(err, json.JSONDecodeError):
+        return f"not JSON ({err.msg} at line {err.lineno})"
+    return str(err)
+
+
+def _load_dir(kind: str, check: Callable[[str, Any], Any]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     try:
-        names = os.listdir(sub(kind))
+        fnames = os.listdir(kind_dir(kind))
     except FileNotFoundError:
         return out
-    for fname in sorted(names):
-        if not fname.endswith(".json"):
+    for fname in sorted(fnames):
+        if not fname.endswith(".json") or fname.startswith("."):
+            continue  # temporary files (".x.json.123.tmp") never end in .json
+        path = os.path.join(kind_dir(kind), fname)
+        name = fname[:-5]
+        if not names.NAME_RE.fullmatch(name):
+            set_aside(path, "its file name is not a valid name")
             continue
-        with contextlib.suppress(OSError, ValueError):
-            out[fname[:-5]] = read_json(sub(kind, fname))
+        rec = _read_checked(path, lambda data, name=name: check(name, data))  # type: ignore[misc]
+        if rec is not None:
+            out[name] = rec
     return out
 
 
+def _check_container(name: str, data: Any) -> dict[str, Any]:
+    return records.check_container(name, data, scope())
+
+
 def load_containers() -> dict[str, dict[str, Any]]:
-    """Every readable record that names its own file (see :func:`load_container`)."""
-    return {
-        name: rec
-        for name, rec in _load_dir("containers").items()
-        if isinstance(rec, dict) and rec.get("name") == name
-    }
+    """Every usable container record (see :mod:`netlens_runtime.records`), by name."""
+    return _load_dir("containers", _check_container)
 
 
 def load_networks() -> dict[str, dict[str, Any]]:
-    return _load_dir("networks")
+    """Every usable network record, by name."""
+    return _load_dir("networks", records.check_network)
+
+
+def load_labs() -> dict[str, dict[str, Any]]:
+    """Every usable lab record (``labs/<name>.json``), by name."""
+    return _load_dir("labs", records.check_lab)
+
+
+class UnusableRecord(NotFound):
+    """A record that exists but cannot be used: its path and why."""
+
+    def __init__(self, what: str, name: str, path: str, reason: str) -> None:
+        super().__init__(
+            f"{what} {name}: its record {path} cannot be used ({reason}); 'netlens gc' sets it"
+            " aside"
+        )
+        self.path, self.reason = path, reason
+
+
+def _load_one(
+    path: str, name: str, check: Callable[[str, Any], dict[str, Any]], what: str
+) -> dict[str, Any] | None:
+    """One record by name: None if missing; UnusableRecord if it cannot be used.
+
+    Not set aside here: a command that looks up one record by name (rm, stop,
+    inspect) says so and leaves the sweeping to gc and the listings.
+    """
+    try:
+        return check(name, read_json(path))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as err:
+        reason = str(err) if isinstance(err, records.BadRecord) else _why(err)
+        raise UnusableRecord(what, name, path, reason) from None
 
 
 def load_container(name: str) -> dict[str, Any] | None:
-    """The record of ``name``; None if missing, unreadable or naming another container."""
-    try:
-        data = read_json(container_path(name))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or data.get("name") != name:
-        return None
-    return data
+    """The record of ``name``; None if there is none (BadInput for an invalid name)."""
+    return _load_one(container_path(name), name, _check_container, "container")
 
 
 def load_network(name: str) -> dict[str, Any] | None:
-    try:
-        data: dict[str, Any] = read_json(network_path(name))
-    except (OSError, ValueError):
-        return None
-    return data
+    return _load_one(network_path(name), name, lambda n, d: records.check_network(n, d), "network")
+
+
+def load_lab(name: str) -> dict[str, Any] | None:
+    return _load_one(lab_path(name), name, lambda n, d: records.check_lab(n, d), "lab")
 
 
 def remove_file(path: str) -> None:
@@ -236,23 +463,24 @@ def remove_file(path: str) -> None:
         os.unlink(path)
 
 
-def write_pending(names: list[str]) -> str:
+def write_pending(names_: list[str]) -> str:
     """Journal the names a create is about to make; returns the journal path."""
-    path = sub("pending", f"{os.getpid()}.json")
-    write_json(path, {"owner": os.getpid(), "names": names})
+    path = os.path.join(kind_dir("pending"), f"{os.getpid()}.json")
+    write_json(path, {"owner": os.getpid(), "names": names_})
     return path
 
 
 def load_pending() -> list[tuple[str, dict[str, Any]]]:
     out: list[tuple[str, dict[str, Any]]] = []
     try:
-        names = os.listdir(sub("pending"))
+        fnames = os.listdir(kind_dir("pending"))
     except FileNotFoundError:
         return out
-    for fname in names:
-        path = sub("pending", fname)
-        if not fname.endswith(".json"):
+    for fname in fnames:
+        if not fname.endswith(".json") or fname.startswith("."):
             continue
-        with contextlib.suppress(OSError, ValueError):
-            out.append((path, read_json(path)))
+        path = os.path.join(kind_dir("pending"), fname)
+        rec = _read_checked(path, records.check_journal)
+        if rec is not None:
+            out.append((path, rec))
     return out

@@ -77,9 +77,11 @@ def test_job_layout(program: str) -> None:
     plan.addr, plan.gateway = "10.0.0.2/24", "10.0.0.1"
     spawn.prepare_netlink(plan)
     plan.nofile = (1024, 4096)
+    plan.log_max = 10 << 20
     job = spawn.encode_job([(plan, 7, 8, "/sys/fs/cgroup/x")], 3, 4)
-    assert struct.unpack_from("=IiiiiQqq", job) == (1, 3, 4, 7, 8, 5, 1024, 4096)
-    off = struct.calcsize("=IiiiiQqq")
+    # ... nofile soft and hard, then half the log size (log_helper.c rotates there)
+    assert struct.unpack_from("=IiiiiQqqq", job) == (1, 3, 4, 7, 8, 5, 1024, 4096, 5 << 20)
+    off = struct.calcsize("=IiiiiQqqq")
     fields = []
     for _ in range(4):
         (n,) = struct.unpack_from("=I", job, off)

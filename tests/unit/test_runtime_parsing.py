@@ -207,11 +207,13 @@ def test_nat_table_scoped(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
 
 def test_state_atomic_and_pending(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("NETLENS_STATE_DIR", str(tmp_path))
+    rec = {"name": "c1", "id": "1", "pid": 0, "netns_inode": 0, "state": "exited",
+           "created": "2024-01-01T00:00:00.000Z", "command": ["true"]}  # fmt: skip
     with state.locked():
-        state.write_json(state.container_path("c1"), {"name": "c1"})
-    assert json.loads((tmp_path / "containers" / "c1.json").read_text()) == {"name": "c1"}
+        state.write_json(state.container_path("c1"), rec)
+    assert json.loads((tmp_path / "containers" / "c1.json").read_text()) == rec
     assert not [p for p in os.listdir(tmp_path / "containers") if ".tmp" in p]
-    assert state.load_containers() == {"c1": {"name": "c1"}}
+    assert state.load_containers() == {"c1": rec}
     path = state.write_pending(["c1", "c2"])
     assert state.load_pending() == [(path, {"owner": os.getpid(), "names": ["c1", "c2"]})]
 

@@ -17,6 +17,12 @@ from netlens_runtime import state
 pytestmark = pytest.mark.unit
 
 
+def _rec(name: str, **extra: object) -> dict[str, object]:
+    """The smallest container record the runtime uses (see netlens_runtime.records)."""
+    return {"name": name, "id": "0" * 64, "pid": 0, "netns_inode": 0, "state": "exited",
+            "created": "2024-01-01T00:00:00.000Z", "command": ["true"], **extra}  # fmt: skip
+
+
 @pytest.fixture
 def sdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("NETLENS_STATE_DIR", str(tmp_path))
@@ -26,15 +32,15 @@ def sdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_retired_record_is_reused_by_the_next_write(sdir: Path) -> None:
     with state.locked():
-        state.write_json(state.container_path("a"), {"name": "a", "pad": "x" * 5000})
+        state.write_json(state.container_path("a"), _rec("a", pad="x" * 5000))
         ino = os.stat(state.container_path("a")).st_ino
         state.retire(state.container_path("a"))
         assert not os.path.exists(state.container_path("a"))
         spare = sdir / "spare" / f"i{ino}"
         assert spare.exists() and spare.stat().st_size == 0
-        state.write_json(state.container_path("b"), {"name": "b"})
+        state.write_json(state.container_path("b"), _rec("b"))
     assert os.stat(state.container_path("b")).st_ino == ino
-    assert state.load_container("b") == {"name": "b"}
+    assert state.load_container("b") == _rec("b")
     assert state.load_containers().keys() == {"b"}
     assert os.listdir(sdir / "spare") == []
     assert os.stat(state.container_path("b")).st_mode & 0o777 == 0o644
@@ -108,8 +114,9 @@ def test_record_must_name_its_own_file(sdir: Path) -> None:
     with state.locked():
         state.write_json(state.container_path("a"), {"name": "b"})
         state.write_json(state.container_path("c"), ["not", "a", "record"])
-        state.write_json(state.container_path("d"), {"name": "d"})
-    assert state.load_container("a") is None
-    assert state.load_container("c") is None
-    assert state.load_container("d") == {"name": "d"}
+        state.write_json(state.container_path("d"), _rec("d"))
+    for bad in ("a", "c"):
+        with pytest.raises(state.UnusableRecord):
+            state.load_container(bad)
+    assert state.load_container("d") == _rec("d")
     assert state.load_containers().keys() == {"d"}

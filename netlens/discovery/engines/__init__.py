@@ -47,15 +47,22 @@ def read_text(path: str, *, regular: bool = False) -> str | None:
     return b"".join(chunks).decode("utf-8", "replace")
 
 
+def loads(text: str | bytes) -> Any:
+    """``json.loads`` that never raises for what a file may hold: None for bad syntax
+    and for nesting too deep for the parser (RecursionError), which anyone who can
+    write an engine's state file can plant; one such file must not stop discovery."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+
+
 def read_json(path: str) -> dict[str, Any] | None:
     """A JSON object from ``path``; None when missing, unreadable or not an object."""
     text = read_text(path)
     if text is None:
         return None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
+    data = loads(text)
     return data if isinstance(data, dict) else None
 
 

@@ -20,14 +20,13 @@ once per identify() call, and only when some namespace looks like Podman's.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from netlens.discovery.engines import as_int, command_text, read_text, str_labels
+from netlens.discovery.engines import as_int, command_text, loads, read_text, str_labels
 
 DEFAULT_ROOT = "/var/lib/containers/storage"
 DEFAULT_RUN_ROOT = "/run/containers/storage"
@@ -68,10 +67,7 @@ def _loads(raw: object) -> dict[str, Any]:
         raw = raw.decode("utf-8", "replace")
     if not isinstance(raw, str):
         return {}
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return {}
+    data = loads(raw)
     return data if isinstance(data, dict) else {}
 
 
@@ -154,10 +150,7 @@ def read_bolt(path: str) -> list[PodmanContainer]:
 def read_storage(root: str, run_root: str) -> list[PodmanContainer]:
     """The fallback: containers/storage's names and image, pids from pidfiles."""
     text = read_text(os.path.join(root, "overlay-containers", "containers.json"))
-    try:
-        rows = json.loads(text) if text else []
-    except ValueError:
-        rows = []
+    rows = loads(text) if text else []
     out: list[PodmanContainer] = []
     for row in rows if isinstance(rows, list) else []:
         if not isinstance(row, dict) or not row.get("id"):
