@@ -270,6 +270,7 @@ def delete_links(links: list[str]) -> None:
 def create_network(spec: NetworkLike) -> dict[str, Any]:
     """Create a bridge network; Conflict if the name, bridge or subnet is taken."""
     require_root("network create")
+    names.validate_name(spec.name, "network")
     with state.locked():
         return _make_network(spec, state.load_networks())
 
@@ -281,6 +282,7 @@ def remove_network(name: str) -> None:
     if netlens turned it on (:func:`runtime.nat.release_forwarding`).
     """
     require_root("network rm")
+    names.validate_name(name, "network")
     with state.locked():
         networks = state.load_networks()
         net = networks.get(name)
@@ -805,6 +807,7 @@ def _signal(recs: list[dict[str, Any]], sig: int) -> list[int]:
 def stop_container(name: str, timeout: float = 10.0) -> None:
     """SIGTERM to PID 1 (tini forwards it), SIGKILL after ``timeout`` seconds."""
     require_root("stop")
+    names.validate_name(name)
     with state.locked():
         rec = state.load_container(name)
         if rec is None:
@@ -824,6 +827,8 @@ def remove_container(name: str, force: bool = False) -> None:
 def remove_containers(names_: list[str], force: bool = True) -> None:
     """Kill (if ``force``) and remove containers; NotFound before touching any."""
     require_root("rm")
+    for name in names_:
+        names.validate_name(name)
     with state.locked():
         _gc_pending()
         recs = []
@@ -917,6 +922,8 @@ def connect(
                 raise BadInput(f"invalid address {addr!r}: use CIDR like 10.0.0.1/30") from None
     if a == b:
         raise BadInput("connect needs two different containers")
+    names.validate_name(a)
+    names.validate_name(b)
     with state.locked():
         ra, rb = state.load_container(a), state.load_container(b)
         if ra is None or rb is None:

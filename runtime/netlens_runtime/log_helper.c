@@ -10,6 +10,9 @@
  * --log-size, and `netlens logs` reads PATH.1 then PATH. It exits at EOF, when
  * the container's last process is gone.
  *
+ * The current file is flock()ed (exclusive) while this program writes it, so
+ * that a reader who saw the container stop can wait for the last of its output.
+ *
  * Usage (never by hand): netlens-spawn log HALF PATH
  *   stdin: the read end of the container's pipe; stdout: PATH, already opened
  *   O_APPEND by the caller (so a removed container's file is never recreated:
@@ -27,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -58,6 +62,7 @@ static int rotate(int dir, const char *base, const char *old, const char *tmp) {
     }
     if (dup2(fd, 1) < 0) return -1;
     close(fd);
+    flock(1, LOCK_EX | LOCK_NB);
     return 0;
 }
 
@@ -88,6 +93,8 @@ void log_loop(long long half, const char *path) {
         snprintf(tmp, sizeof tmp, ".%s.%ld.tmp", base, (long)getpid());
         dir = open(dir_path[0] ? dir_path : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
     }
+    /* Held while we write it: `netlens logs -f` waits for it to know it has it all. */
+    flock(1, LOCK_EX | LOCK_NB);
     struct stat st;
     long long size = fstat(1, &st) == 0 ? (long long)st.st_size : 0;
     int keep = dir >= 0 && half > 0; /* else: drain and drop, so the container never blocks */

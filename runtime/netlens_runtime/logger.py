@@ -34,7 +34,9 @@ from collections.abc import Callable, Iterator
 
 SHELL_LOGGER = r"""
 half=$1 path=$2
+umask 027
 exec 3>&1 1>/dev/null
+flock -n 3 2>/dev/null
 size() { stat -L -c %s "/proc/$$/fd/3" 2>/dev/null || echo 0; }
 ino() { stat -L -c %d:%i "$1" 2>/dev/null; }
 have=$(size)
@@ -45,16 +47,19 @@ while :; do
        || ! exec 3>>"$path"; then
       exec cat >/dev/null
     fi
+    flock -n 3 2>/dev/null
     have=0 room=$half
   fi
-  head -c "$room" >&3 || exec cat >/dev/null
+  stdbuf -o0 head -c "$room" >&3 || exec cat >/dev/null
   now=$(size)
   [ $((now - have)) -lt "$room" ] && exit 0
   have=$now
 done
 """
 """The fallback logger: the same job and rotation as log_helper.c (not at line ends:
-``head -c`` reads byte counts), at the price of two processes (sh waiting in head)."""
+``head -c`` counts bytes), at the price of two processes (sh waiting in head).
+``stdbuf -o0``: head writes through stdio, a line would wait in its buffer; and not
+``dd``, whose byte count counts a pipe's short reads as whole blocks."""
 
 
 def start(path: str, max_bytes: int, program: str | None) -> int:
@@ -118,17 +123,26 @@ def read_chunks(
     current: str, follow: bool = False, alive: Callable[[], bool] | None = None
 ) -> Iterator[bytes]:
     """The log's bytes: the rotated file, then the current one; with ``follow``, what
-    the container writes next, across rotations, until ``alive()`` says it stopped."""
-    try:
-        with open(current + ".1", "rb") as old:
-            while data := old.read(65536):
-                yield data
-    except FileNotFoundError:
-        pass
+    the container writes next, across rotations, until ``alive()`` says it stopped.
+
+    The current file is opened first: if the logger rotates before the rotated
+    file is opened, that one is the file already held (read once), and the output
+    stays in order without a gap.
+    """
     try:
         fh = open(current, "rb")  # noqa: SIM115 - reopened on rotation
     except FileNotFoundError:
+        fh = None
+    try:
+        with open(current + ".1", "rb") as old:
+            if fh is None or os.fstat(old.fileno()).st_ino != os.fstat(fh.fileno()).st_ino:
+                while data := old.read(65536):
+                    yield data
+    except FileNotFoundError:
+        pass
+    if fh is None:
         return
+    finished = False
     try:
         while True:
             data = fh.read(65536)
@@ -147,8 +161,43 @@ def read_chunks(
                 fh.close()
                 fh = open(current, "rb")  # noqa: SIM115
                 continue
-            if alive is not None and not alive():
+            if finished:
                 return
+            if alive is not None and not alive():
+                wait_for_logger(current)  # then one more pass for its last chunk
+                finished = True
+                continue
             time.sleep(0.2)
     finally:
         fh.close()
+
+
+def wait_for_logger(path: str, timeout: float = 10.0) -> None:
+    """Wait until no logger writes ``path`` (it holds an exclusive flock while it does).
+
+    A logger that rotates meanwhile moves to a new file at the same path: the
+    wait is over when the lock of the file now at ``path`` is free.
+    """
+    import fcntl
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        return
+                    time.sleep(0.02)
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return
+        except FileNotFoundError:
+            return
+        finally:
+            os.close(fd)

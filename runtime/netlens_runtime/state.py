@@ -301,9 +301,9 @@ def _say(line: str) -> None:
         report(line)
         return
     print(f"netlens: {line}", file=sys.stderr)
-    import logging
-
-    logging.getLogger("netlens_runtime.state").warning("%s", line)
+    logging = sys.modules.get("logging")  # set up by the netlens CLI (its log file)
+    if logging is not None and logging.getLogger().handlers:
+        logging.getLogger("netlens_runtime.state").warning("%s", line)
 
 
 def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
