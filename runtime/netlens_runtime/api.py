@@ -9,7 +9,9 @@ made when a step fails, so a failed create leaves nothing behind and
 State lives under ``$NETLENS_STATE_DIR`` (default /run/netlens):
 ``containers/<name>.json`` (keys: name, id, pid, netns_inode, network, ip,
 rootfs, command, labels, created, state, cgroup, host_veth, ...),
-``networks/<name>.json``, ``logs/<name>.log``, ``pending/`` and ``lock``.
+``networks/<name>.json``, ``logs/<name>.log`` (and the rotated ``.log.1``),
+``labs/<name>.json``, ``pending/``, ``quarantine/`` (records that could not be
+used, each with a ``.why``) and ``lock``.
 """
 
 from __future__ import annotations

@@ -101,7 +101,9 @@ def create(name: str, memory: int | None, cpus: float | None, pids: int | None =
             if "pids" in need:
                 _write(f"{path}/pids.max", str(pids))
         for ctrl, mnt in v1.items():
-            value = limits[ctrl]
+            value: float | str | None = limits[ctrl]
+            if ctrl == "pids" and value is None and v2 is None:
+                value = "max"  # no v2 group: this one names the container's processes
             if value is None:
                 continue
             path = f"{mnt}/{GROUP}/{name}"
@@ -115,7 +117,7 @@ def create(name: str, memory: int | None, cpus: float | None, pids: int | None =
                 _write(f"{path}/cpu.cfs_period_us", "100000")
                 _write(f"{path}/cpu.cfs_quota_us", str(int(float(value) * 100000)))
             else:
-                _write(f"{path}/pids.max", str(pids))
+                _write(f"{path}/pids.max", str(value))
         for ctrl, value in limits.items():
             if value is not None and ctrl not in v1 and not v2:
                 raise RuntimeFailure(f"no cgroup controller for the {ctrl} limit")
@@ -126,6 +128,13 @@ def create(name: str, memory: int | None, cpus: float | None, pids: int | None =
         remove(made)
         raise
     return made
+
+
+def tracks() -> bool:
+    """Whether every container gets a cgroup here (v2, or v1 pids): then its record
+    must list one, and only processes in it are the container's."""
+    v2, v1 = _layout()
+    return v2 is not None or "pids" in v1
 
 
 def owns(path: str, leaf: str) -> bool:

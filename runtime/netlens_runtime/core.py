@@ -789,7 +789,7 @@ def _in_own_cgroup(rec: dict[str, Any]) -> bool:
     except OSError:
         return False
     if not rec.get("cgroup_dirs"):
-        return True  # a v1-only host without pids: a container without limits has none
+        return not cgroups.tracks()  # a host where a container may have no cgroup
     want = cgroups.cgroup_path(names.cgroup_leaf(str(rec["name"]), state.scope()))
     return any(line.endswith(f":{want}") for line in text.splitlines())
 

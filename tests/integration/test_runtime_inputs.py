@@ -172,6 +172,31 @@ def test_lab_record_listing_foreign_objects_is_set_aside_not_obeyed(
     rt.cli("lab", "down", f"nl{RUN_TAG}ok")
 
 
+@pytest.mark.parametrize("where", ["host", "own netns"])
+def test_a_record_naming_someone_elses_process_gets_no_signal(rt: Rt, where: str) -> None:
+    """``rm -f`` and ``stop`` signal a record's pid only if it is the container's own:
+    not in our network namespace, and in the container's cgroup."""
+    from netlens_runtime import names, state
+
+    argv = ["sleep", "1000"] if where == "host" else ["unshare", "-n", "sleep", "1000"]
+    victim = subprocess.Popen(argv)
+    try:
+        _wait(lambda: os.readlink(f"/proc/{victim.pid}/exe").endswith("/sleep"), "its exec")
+        state.ensure_dirs()
+        name = rt.name("v")
+        forged = {"name": name, "id": "f" * 64, "pid": victim.pid, "state": "running",
+                  "netns_inode": os.stat(f"/proc/{victim.pid}/ns/net").st_ino,
+                  "created": "2024-01-01T00:00:00.000Z", "command": ["sleep"],
+                  "host_veth": names.host_veth_name(name, state.scope())}  # fmt: skip
+        Path(state.container_path(name)).write_text(json.dumps(forged))
+        rt.cli("stop", "-t", "1", name, check=False)
+        rt.cli("rm", "-f", name, check=False)
+        assert victim.poll() is None, "a process that is not the container's was killed"
+    finally:
+        victim.kill()
+        victim.wait()
+
+
 def test_bad_records_stop_neither_listings_nor_create_nor_gc(rt: Rt) -> None:
     from netlens_runtime import api, state
 

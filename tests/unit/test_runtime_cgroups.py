@@ -79,3 +79,65 @@ def test_failure_removes_what_was_made(tmp_path: Path, monkeypatch: pytest.Monke
     with pytest.raises(RuntimeFailure, match="cgroup setup for c1 failed"):
         cgroups.create("c1", 32 << 20, None)
     assert not (tmp_path / "unified" / "netlens" / "c1").exists()
+
+
+def _layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *dirs: str) -> None:
+    for sub in dirs:
+        (tmp_path / sub).mkdir()
+    if "unified" in dirs:
+        (tmp_path / "unified" / "cgroup.procs").write_text("")
+    monkeypatch.setattr(cgroups, "ROOT", str(tmp_path))
+
+
+def test_pids_limit_on_pure_v2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "cgroup.controllers").write_text("cpu memory pids\n")
+    (tmp_path / "cgroup.subtree_control").write_text("")
+    monkeypatch.setattr(cgroups, "ROOT", str(tmp_path))
+    assert cgroups.has_pids() and cgroups.tracks()
+    assert cgroups.create("c1", 64 << 20, None, 2048) == [f"{tmp_path}/netlens/c1"]
+    assert (tmp_path / "netlens/c1/pids.max").read_text() == "2048"
+    assert (tmp_path / "netlens/cgroup.subtree_control").read_text() == "+memory +pids"
+    cgroups.create("c2", None, None, None)
+    assert not (tmp_path / "netlens/c2/pids.max").exists()
+
+
+def test_pure_v2_without_pids_controller(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "cgroup.controllers").write_text("cpu memory\n")
+    monkeypatch.setattr(cgroups, "ROOT", str(tmp_path))
+    assert not cgroups.has_pids()
+    with pytest.raises(RuntimeFailure, match=r"\['pids'\] are not available"):
+        cgroups.create("c1", None, None, 100)
+
+
+def test_pids_limit_on_hybrid_goes_to_v1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """This project's VM: v2 mounted at unified/ without controllers, pids in v1."""
+    _layout(tmp_path, monkeypatch, "unified", "memory", "cpu", "pids")
+    assert cgroups.has_pids()
+    dirs = cgroups.create("c1", 32 << 20, None, 100)
+    assert dirs == [f"{tmp_path}/unified/netlens/c1", f"{tmp_path}/memory/netlens/c1",
+                    f"{tmp_path}/pids/netlens/c1"]  # fmt: skip
+    assert (tmp_path / "pids/netlens/c1/pids.max").read_text() == "100"
+    assert cgroups.split_v2(dirs) == (dirs[0], dirs[1:])
+    # No limit: the v2 directory names the container, no v1 pids directory is made.
+    assert cgroups.create("c2", None, None, None) == [f"{tmp_path}/unified/netlens/c2"]
+    assert cgroups.owns(dirs[2], "c1") and cgroups.owns(dirs[0], "c1")
+    for other in (f"{tmp_path}/pids/netlens/c2", f"{tmp_path}/pids", "/etc", f"{dirs[2]}/x",
+                  f"{tmp_path}/pids/other/c1"):  # fmt: skip
+        assert not cgroups.owns(other, "c1")
+
+
+def test_v1_only_tracks_every_container_in_pids(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _layout(tmp_path, monkeypatch, "memory", "cpu", "pids")
+    assert cgroups.tracks()
+    assert cgroups.create("c1", None, None, None) == [f"{tmp_path}/pids/netlens/c1"]
+    assert (tmp_path / "pids/netlens/c1/pids.max").read_text() == "max"
+
+
+def test_v1_only_without_pids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _layout(tmp_path, monkeypatch, "memory", "cpu")
+    assert not cgroups.has_pids() and not cgroups.tracks()
+    with pytest.raises(RuntimeFailure, match="no cgroup controller for the pids limit"):
+        cgroups.create("c1", None, None, 64)
+    assert not (tmp_path / "memory" / "netlens" / "c1").exists()
