@@ -147,8 +147,7 @@ def _claim_record(rec: LabRecord) -> None:
     os.makedirs(os.path.join(state.state_dir(), "labs"), mode=0o755, exist_ok=True)
     path = _record_path(rec.name)
     tmp = state.temp_path(path)
-    with open(tmp, "w") as fh:
-        json.dump(rec.to_json(), fh, indent=1)
+    _write_temp(tmp, rec)
     try:
         os.link(tmp, path)
     except FileExistsError:
@@ -164,9 +163,15 @@ def _save_record(rec: LabRecord) -> None:
 
     path = _record_path(rec.name)
     tmp = state.temp_path(path)
-    with open(tmp, "w") as fh:
-        json.dump(rec.to_json(), fh, indent=1)
+    _write_temp(tmp, rec)
     os.replace(tmp, path)
+
+
+def _write_temp(tmp: str, rec: LabRecord) -> None:
+    """A fresh temporary file (no symlink followed, nothing left from before)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    with open(os.open(tmp, flags, 0o644), "w") as fh:
+        json.dump(rec.to_json(), fh, indent=1)
 
 
 def read_record(name: str) -> LabRecord | None:
@@ -503,6 +508,8 @@ def lab_name_of(arg: str) -> str:
                 data = yaml.safe_load(fh)
         except (OSError, yaml.YAMLError) as exc:
             raise BadInput(f"{arg}: cannot read the lab's name: {exc}") from None
+        except RecursionError:
+            raise BadInput(f"{arg}: cannot read the lab's name: nested too deeply") from None
         if not isinstance(data, dict) or not isinstance(data.get("name"), str):
             raise BadInput(f"{arg}: no 'name' field; pass the lab's name instead")
         try:

@@ -466,6 +466,8 @@ def load_lab(
         raise BadInput(f"{display}:{line}: YAML syntax error: {exc.problem}") from None
     except yaml.YAMLError as exc:
         raise BadInput(f"{display}: YAML error: {exc}") from None
+    except RecursionError:  # PyYAML's composer recurses once per nesting level
+        raise BadInput(f"{display}: the YAML is nested too deeply") from None
     if root is None:
         raise BadInput(f"{display}:1: the lab file is empty")
     return _Loader(display, path, scale, name).load(_Val(display, root, ""))

@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
+from typing import BinaryIO
 
 SHELL_LOGGER = r"""
 half=$1 path=$2
@@ -130,11 +131,11 @@ def read_chunks(
     stays in order without a gap.
     """
     try:
-        fh = open(current, "rb")  # noqa: SIM115 - reopened on rotation
+        fh = _open(current)
     except FileNotFoundError:
         fh = None
     try:
-        with open(current + ".1", "rb") as old:
+        with _open(current + ".1") as old:
             if fh is None or os.fstat(old.fileno()).st_ino != os.fstat(fh.fileno()).st_ino:
                 while data := old.read(65536):
                     yield data
@@ -159,7 +160,7 @@ def read_chunks(
                 while data := fh.read(65536):
                     yield data
                 fh.close()
-                fh = open(current, "rb")  # noqa: SIM115
+                fh = _open(current)
                 continue
             if finished:
                 return
@@ -170,6 +171,11 @@ def read_chunks(
             time.sleep(0.2)
     finally:
         fh.close()
+
+
+def _open(path: str) -> BinaryIO:
+    """A log file for reading; a symlink there is refused (ELOOP), never followed."""
+    return open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb")
 
 
 def wait_for_logger(path: str, timeout: float = 10.0) -> None:

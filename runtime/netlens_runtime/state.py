@@ -310,16 +310,18 @@ def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-def set_aside(path: str, reason: str) -> None:
+def set_aside(path: str, reason: str, seen: os.stat_result | None = None) -> None:
     """Move a bad state file into ``quarantine/`` (with a ``.why``) and report it once.
 
-    Under the lock (a mutation, gc) it is moved at once. Otherwise (ps, ls) the
-    lock is only tried: when free, the file is moved if it is still the same
-    file that was read; when held by a running command, the file stays, is
-    reported and skipped, and the next mutation or gc sets it aside.
+    ``seen`` is the file's lstat from before it was read: only that file is
+    moved, never one a command put in its place since. Under the lock (a
+    mutation, gc) it is moved at once. Otherwise (ps, ls) the lock is only
+    tried: when free, the file is moved if it is still the one read; when held
+    by a running command, the file stays, is reported and skipped, and the next
+    mutation or gc sets it aside.
     """
     try:
-        before = os.lstat(path)
+        before = seen if seen is not None else os.lstat(path)
     except OSError:
         return
     moved: str | None = None
@@ -329,17 +331,13 @@ def set_aside(path: str, reason: str) -> None:
         if not _held:
             fd = os.open(sub("lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        if _identity(os.lstat(path)) == _identity(before):
-            kind = os.path.basename(os.path.dirname(path))
-            qdir = sub(QUARANTINE)
-            os.makedirs(qdir, mode=0o700, exist_ok=True)
-            target = os.path.join(qdir, f"{kind}.{os.path.basename(path)}.{time.time_ns()}")
-            os.rename(path, target)
-            moved = target
-            with contextlib.suppress(OSError), open(target + ".why", "w") as fh:
-                fh.write(f"{path}: {reason}\n")
+        if _identity(os.lstat(path)) != _identity(before):
+            return  # replaced since it was read: the new file is not the bad one
+        moved = _quarantine(path, reason)
     except BlockingIOError:
         why = "left in place while another netlens command holds the state lock"
+    except FileNotFoundError:
+        return  # gone meanwhile (set aside or removed by another command)
     except OSError as err:
         why = f"left in place: cannot move it ({err.strerror or err})"
     finally:
@@ -353,18 +351,31 @@ def set_aside(path: str, reason: str) -> None:
     _reported.add(path)
 
 
+def _quarantine(path: str, reason: str) -> str:
+    """Rename ``path`` into quarantine/ as ``<kind>.<file>.<ns>``; write why beside it."""
+    kind = os.path.basename(os.path.dirname(path))
+    qdir = sub(QUARANTINE)
+    os.makedirs(qdir, mode=0o700, exist_ok=True)
+    target = os.path.join(qdir, f"{kind}.{os.path.basename(path)}.{time.time_ns()}")
+    os.rename(path, target)
+    with contextlib.suppress(OSError), open(target + ".why", "w") as fh:
+        fh.write(f"{path}: {reason}\n")
+    return target
+
+
 def _read_checked(path: str, check: Callable[[Any], Any]) -> Any:
     """The record in ``path`` if readable and of the right shape; else set aside, None.
 
     A missing file is None without a word (records come and go under us).
     """
     try:
+        seen = os.lstat(path)
         return check(read_json(path))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as err:
         reason = str(err) if isinstance(err, records.BadRecord) else _why(err)
-        set_aside(path, reason)
+        set_aside(path, reason, seen)
         return None
 
 

@@ -298,3 +298,27 @@ def test_name_rule_module_is_the_one_place() -> None:
     for private in ("_NAME_RE", "_MEMORY_RE", "_SYSCTL_RE", "_CAP_RE", "LAB_NAME_MAX"):
         assert not hasattr(lab_spec, private), private
     assert names.NAME_MAX == 63
+
+
+def test_a_lab_file_nested_too_deeply_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    from netlens_runtime.lab_spec import load_lab
+
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("name: t\nnodes:\n  a: {}\nlabels: " + "[" * 5000 + "\n")
+    with pytest.raises(BadInput, match=r"^deep\.yaml: the YAML is nested too deeply$"):
+        load_lab(str(deep))
+    with pytest.raises(BadInput, match="nested too deeply"):
+        lab_ops.lab_name_of(str(deep))
+
+
+def test_a_record_replaced_after_it_was_read_is_not_set_aside(sdir: Path, said: list[str]) -> None:
+    """ps read a bad file; a command then wrote a good record in its place: the good one
+    stays (set_aside compares with the file as it was read)."""
+    path = sdir / "containers" / "r.json"
+    path.write_text("{")
+    seen = os.lstat(path)
+    tmp = sdir / "containers" / ".r.json.1.tmp"
+    tmp.write_text(json.dumps(rec("r")))
+    os.rename(tmp, path)
+    state.set_aside(str(path), "not JSON", seen)
+    assert json.loads(path.read_text()) == rec("r") and said == []
