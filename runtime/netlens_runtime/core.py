@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import re
 import select
 import signal
 import time
@@ -970,7 +971,7 @@ def _pid_alive(pid: int) -> bool:
     return os.path.exists(f"/proc/{pid}")
 
 
-def _undo_unrecorded(name: str, removed: list[str]) -> None:
+def _undo_unrecorded(name: str, removed: list[str], why: str = "half-created") -> None:
     """Remove what a killed create left for ``name``: processes, links, cgroups, log."""
     dirs = cgroups.all_dirs().get(names.cgroup_leaf(name, state.scope()), [])
     pids = sorted({p for d in dirs for p in cgroups.procs(d)})
@@ -988,7 +989,58 @@ def _undo_unrecorded(name: str, removed: list[str]) -> None:
     if os.path.exists(state.log_path(name)):
         state.remove_logs(name)
         removed.append(f"log {name}")
-    removed.append(f"container {name} (half-created)")
+    removed.append(f"container {name} ({why})")
+
+
+def _has_leftovers(name: str) -> bool:
+    """Kernel objects or a log that a container called ``name`` would have made."""
+    scope = state.scope()
+    return bool(
+        cgroups.all_dirs().get(names.cgroup_leaf(name, scope))
+        or _exists(names.host_veth_name(name, scope))
+        or os.path.lexists(state.log_path(name))
+    )
+
+
+_QUARANTINED = re.compile(r"(containers|networks)\.(.+)\.json\.[0-9]+")
+
+
+def _repair_set_aside(
+    recs: dict[str, dict[str, Any]], networks: dict[str, dict[str, Any]], removed: list[str]
+) -> bool:
+    """Remove the kernel objects of records that were set aside (quarantine/), derived
+    from their names as a killed create's are: the container's processes, host veth,
+    cgroups and log (an unusable record leaves it unmanageable: rm cannot find it);
+    a network's derived bridge if no port is left on it. A name that has a usable
+    record again is left alone. True if a network's bridge went (rules to re-render).
+    """
+    try:
+        entries = os.listdir(state.sub(state.QUARANTINE))
+    except FileNotFoundError:
+        return False
+    scope = state.scope()
+    bridges = {str(n["bridge"]) for n in networks.values()}
+    changed = False
+    for fname in sorted(entries):
+        m = _QUARANTINED.fullmatch(fname)
+        if m is None or not names.NAME_RE.fullmatch(m.group(2)):
+            continue
+        kind, name = m.groups()
+        if kind == "containers" and name not in recs and _has_leftovers(name):
+            _undo_unrecorded(name, removed, "its record was set aside")
+        if kind == "networks" and name not in networks:
+            bridge = names.bridge_name(name, scope)
+            if (
+                bridge in bridges
+                or not _exists(bridge)
+                or os.listdir(f"/sys/class/net/{bridge}/brif")
+            ):
+                continue
+            _del_links([bridge])
+            nat.disallow_forward(bridge)
+            removed.append(f"bridge {bridge} of network {name} (its record was set aside)")
+            changed = True
+    return changed
 
 
 def _gc_pending() -> list[str]:
@@ -1020,7 +1072,8 @@ def gc() -> list[str]:
 
     Half-made containers from a killed create; state records that cannot be
     used (empty, torn, misnamed, the wrong shape: set aside into quarantine/,
-    see state.set_aside); address allocations whose container record is gone;
+    see state.set_aside), and the kernel objects such records stood for
+    (:func:`_repair_set_aside`); address allocations whose container record is gone;
     logs and temporary files without a record or a live writer; cgroups of
     this host's ``netlens`` group that no record names and that are empty and
     older than a minute (younger ones may belong to a create in progress in
@@ -1050,6 +1103,7 @@ def gc() -> list[str]:
                         state.remove_file(path)
                         removed.append(f"file {path}")
         removed += [f"file {path}" for path in state.set_aside_paths[aside:]]
+        resync = _repair_set_aside(recs, networks, removed)
         now = time.time()
         scope = state.scope()
         leaves = {names.cgroup_leaf(n, scope) for n in recs}
@@ -1069,7 +1123,7 @@ def gc() -> list[str]:
                     continue
                 if old and not cgroups.procs(d) and not cgroups.remove([d], wait=0):
                     removed.append(f"cgroup {d}")
-        if networks:
+        if networks or resync:
             nat.sync(list(networks.values()))
         if nat.release_forwarding(list(networks.values())):
             removed.append("net.ipv4.ip_forward put back (no NAT network left)")

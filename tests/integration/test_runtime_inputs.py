@@ -219,6 +219,30 @@ def test_bad_records_stop_neither_listings_nor_create_nor_gc(rt: Rt) -> None:
     assert rt.cli("ps").stderr == "" and rt.cli("network", "ls").stderr == ""
 
 
+def test_gc_repairs_what_unusable_records_stood_for(rt: Rt) -> None:
+    """A record that cannot be used is set aside; gc then removes what it stood for,
+    derived from its name (the container's process, veth, cgroups and log; the
+    network's bridge once no port is left), so nothing is orphaned."""
+    from netlens_runtime import api, cgroups, names, state
+
+    net = api.create_network(api.NetworkSpec(name=rt.name("rn"), subnet=rt.subnet()))
+    rec = api.create_container(
+        api.ContainerSpec(name=rt.name("rc"), network=net["name"], command=["sleep", "1000"])
+    )
+    Path(state.container_path(rec["name"])).write_text(NESTED)
+    Path(state.network_path(net["name"])).write_text("{}")
+    assert "nested too deeply" in rt.cli("ps").stderr  # set aside by a listing
+    removed = api.gc()
+    assert f"container {rec['name']} (its record was set aside)" in removed
+    assert f"bridge {net['bridge']} of network {net['name']} (its record was set aside)" in removed
+    _wait(lambda: not os.path.exists(f"/proc/{rec['pid']}"), "the container's end")
+    assert not _exists(rec["host_veth"]) and not _exists(net["bridge"])
+    leaf = names.cgroup_leaf(rec["name"], state.scope())
+    assert leaf not in cgroups.all_dirs()
+    assert not os.path.exists(state.log_path(rec["name"]))
+    assert api.gc() == []  # nothing left to repair: idempotent
+
+
 def test_gc_keeps_live_objects_whose_names_contain_tmp(rt: Rt) -> None:
     """``db.tmpfs`` and ``web.tmpl`` were taken for temporary files and their records
     removed, orphaning the process, bridge, nft table and cgroup."""
