@@ -34,10 +34,11 @@ fi
 
 # Third-party engines for tests/integration/test_engine_*.py (marker `engine`):
 # Debian's docker.io, podman with netavark (without it podman falls back to CNI
-# plugins that are not installed) and lxc (its busybox template builds a rootfs offline).
+# plugins that are not installed), runc (podman is run with --runtime runc: crun refuses a
+# hybrid cgroup layout) and lxc (its busybox template builds a rootfs offline).
 # The docker test starts dockerd itself (no systemd here) and stops it;
 # a temporary policy-rc.d keeps the packages from starting daemons at install time.
-ENGINE_DEBS=(docker.io podman netavark lxc)
+ENGINE_DEBS=(docker.io podman netavark runc lxc)
 engine_missing=()
 for p in "${ENGINE_DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || engine_missing+=("$p")
@@ -50,7 +51,19 @@ if [ "${#engine_missing[@]}" -gt 0 ]; then
     made_policy=1
   fi
   apt-get update -qq
+  engines_ok=1
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${engine_missing[@]}" >/dev/null 2>&1 \
-    || echo "setup: ${engine_missing[*]} could not be installed; their engine tests will skip"
+    || engines_ok=0
   if [ "$made_policy" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
+  if [ "$engines_ok" = 0 ]; then
+    if [ "${CI:-}" = true ]; then  # under CI an engine test that cannot run fails: say why here
+      echo "setup: ${engine_missing[*]} could not be installed: the engine tests cannot run" >&2
+      exit 1
+    fi
+    echo "setup: ${engine_missing[*]} could not be installed; their engine tests will skip"
+  fi
 fi
+
+# br_netfilter makes bridged frames traverse iptables (the NAT and forward tests need
+# it); built in on some kernels, a module on others.
+modprobe br_netfilter 2>/dev/null || true
