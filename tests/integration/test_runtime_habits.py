@@ -214,3 +214,27 @@ def test_attached_run_stays_in_the_callers_session(rt: Rt) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(caller.pid, signal.SIGKILL)
             caller.wait()
+
+
+def test_runtime_bridges_named_by_their_network_in_dump_exports_and_stats(rt: Rt) -> None:
+    """A real runtime network: dump, every export and stats call its bridge
+    ``<network> (<bridge>)`` (discovery reads the runtime's state like any engine's)."""
+    net = rt.name("lan")
+    info = rt.cli("network", "create", net, "--subnet", rt.subnet(), "--no-nat").stdout.split()
+    bridge = info[1]
+    rt.cli("run", "-d", "--name", rt.name("w"), "--network", net, "--", "sleep", "infinity")
+    label = f"{net} ({bridge})"
+
+    doc = json.loads(rt.cli("dump", "--json").stdout)
+    host = next(ns for ns in doc["namespaces"] if ns["is_host"])
+    itf = next(i for i in host["interfaces"] if i["name"] == bridge)
+    assert itf["kind"] == "bridge" and itf["network"] == net
+
+    for fmt in ("dot", "mermaid", "graphml"):
+        assert label in rt.cli("dump", "--format", fmt).stdout, fmt
+
+    stats = json.loads(rt.cli("stats", "--json", "--count", "1", "--interval", "0.2").stdout)
+    key = f"{host['id']}/{itf['ifindex']}"
+    assert key in stats["bridges"] and stats["names"][key] == label
+    table = rt.cli("stats", "--count", "1", "--interval", "0.2").stdout
+    assert label in table
