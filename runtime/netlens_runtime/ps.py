@@ -103,6 +103,8 @@ def view(rec: dict[str, Any], networks: dict[str, dict[str, Any]]) -> dict[str, 
     only), command (argv), created (UTC, ISO 8601), labels, privileged.
     """
     running = rec.get("state") == "running"
+    labels = rec.get("labels")
+    command = rec.get("command")
     return {
         "name": str(rec.get("name")),
         "id": str(rec.get("id") or ""),
@@ -112,9 +114,9 @@ def view(rec: dict[str, Any], networks: dict[str, dict[str, Any]]) -> dict[str, 
         "addresses": _addresses(rec, networks),
         "ports": [dict(p) for p in rec.get("publish") or () if isinstance(p, dict)],
         "rootfs": rec.get("rootfs"),
-        "command": [str(a) for a in rec.get("command") or ()],
+        "command": [str(a) for a in command] if isinstance(command, list) else [],
         "created": rec.get("created"),
-        "labels": {str(k): str(v) for k, v in (rec.get("labels") or {}).items()},
+        "labels": {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {},
         "privileged": bool(rec.get("privileged")),
     }
 

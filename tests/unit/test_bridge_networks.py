@@ -72,6 +72,19 @@ def test_docker_networks_from_the_network_store(tmp_path: Path) -> None:
     }
 
 
+def test_docker_networks_from_a_recorded_store(tmp_path: Path) -> None:
+    """docker-network/local-kv.db.gz: dockerd 20.10 (Debian) started with
+    ``--bridge=nibadbdk``, one container on the default network and a user network
+    ``nibadbnet`` (recorded by the Docker engine test with NETLENS_RECORD_DIR)."""
+    import gzip
+
+    path = tmp_path / "docker" / "network" / "files" / "local-kv.db"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(gzip.decompress((FIX / "docker-network" / "local-kv.db.gz").read_bytes()))
+    got = docker.bridge_networks(str(tmp_path / "docker"))
+    assert got == {"nibadbdk": "bridge", "br-f3258c6e2c23": "nibadbnet"}
+
+
 def test_docker_without_a_readable_store_names_nothing(tmp_path: Path) -> None:
     assert docker.bridge_networks(str(tmp_path / "nothing")) == {}
     path = tmp_path / "docker" / "network" / "files" / "local-kv.db"

@@ -59,6 +59,9 @@ def test_view_has_exactly_the_documented_keys() -> None:
     # No network: no address from it, an empty list of networks.
     bare = ps.view(_rec("bare", network=None, ip=None), NETS)
     assert bare["networks"] == [] and bare["addresses"] == []
+    # A record edited by hand into odd shapes still lists, with empty fields.
+    odd = ps.view(_rec("odd", labels=["x"], command="sleep", publish=None, links=None), NETS)
+    assert (odd["labels"], odd["command"], odd["ports"]) == ({}, [], [])
 
 
 def test_default_lists_running_all_lists_every_state() -> None:
