@@ -32,7 +32,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the argparse tree: inspector commands plus the runtime's verbs."""
-    from netlens.commands import dashboard, demo, dump, stats, view
+    from netlens.commands import completion, dashboard, demo, dump, stats, view
     from netlens_runtime import cli as runtime_cli
 
     parser = OneLineParser(
@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     view.add_parser(sub)
     demo.add_parser(sub)
     runtime_cli.add_commands(sub)
+    completion.add_parser(sub)
     parser.set_defaults(func=dashboard.run)
     return parser
 

@@ -105,9 +105,12 @@ class ContainerArgs:
         self.hostname = hostname
 
 
-def require_root(what: str = "the netlens runtime") -> None:
+def require_root(
+    what: str = "the netlens runtime", why: str = "it creates namespaces, links and cgroups"
+) -> None:
+    """NeedsRoot (one line: what needs root and ``why``) unless we are root."""
     if os.geteuid() != 0:
-        raise NeedsRoot(f"{what} needs root (it creates namespaces, links and cgroups)")
+        raise NeedsRoot(f"{what} needs root ({why})")
 
 
 def _now() -> str:

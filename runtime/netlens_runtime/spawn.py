@@ -529,6 +529,8 @@ def _child(
     for path, value in plan.sysctls:
         with open(path, "w") as fh:
             fh.write(value)
+    if plan.log_path is not None:
+        os.setsid()  # detached: its own session and group, out of reach of the caller's
     null = os.open("/dev/null", os.O_RDWR)
     os.dup2(null, 0)
     if log_fd >= 0:
