@@ -29,9 +29,9 @@ from netlens_runtime.core import (
     remove_containers,
     remove_network,
     require_root,
-    set_allow_from,
     stop_container,
 )
+from netlens_runtime.netpolicy import set_allow_from
 
 __all__ = [
     "ContainerSpec",

@@ -366,9 +366,9 @@ def cmd_network_create(args: argparse.Namespace) -> int:
 
 
 def cmd_network_allow(args: argparse.Namespace, allow: bool = True) -> int:
-    from netlens_runtime import core as api
+    from netlens_runtime import netpolicy
 
-    rec = api.set_allow_from(args.name, args.sources, allow)
+    rec = netpolicy.set_allow_from(args.name, args.sources, allow)
     print(f"{rec['name']} allows from: {', '.join(rec['allow_from']) or 'nothing'}")
     return 0
 

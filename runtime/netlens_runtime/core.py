@@ -23,7 +23,7 @@ import signal
 import time
 from typing import TYPE_CHECKING, Any
 
-from netlens_runtime import cgroups, ipam, names, nat, ports, spawn, state
+from netlens_runtime import cgroups, ipam, names, nat, netpolicy, spawn, state
 from netlens_runtime.errors import BadInput, Conflict, NeedsRoot, NotFound, RuntimeFailure
 from netlens_runtime.netlink import Netlink, NetlinkError, ifindex
 
@@ -190,7 +190,7 @@ def _make_network(spec: NetworkLike, networks: dict[str, dict[str, Any]]) -> dic
         "gateway": gateway,
         "nat": spec.nat and not spec.internal,
         "internal": spec.internal,
-        "allow_from": check_allow_from(spec.name, spec.allow_from),
+        "allow_from": netpolicy.check_allow_from(spec.name, spec.allow_from),
         "mtu": spec.mtu,
         "created": _now(),
         "allocations": {},
@@ -223,72 +223,6 @@ def _make_network(spec: NetworkLike, networks: dict[str, dict[str, Any]]) -> dic
         raise
     networks[spec.name] = rec
     return rec
-
-
-def check_allow_from(name: str, items: list[str]) -> list[str]:
-    """``allow_from`` entries: network names (other netlens networks) or CIDRs (outside).
-
-    A name need not exist yet: the rule applies whenever a network of that name
-    does (a lab creates its networks one by one), and allows nothing otherwise.
-    """
-    out: list[str] = []
-    for item in items:
-        if "/" in item:
-            try:
-                cidr = str(ipaddress.IPv4Network(item, strict=True))
-            except ValueError as err:
-                raise BadInput(f"invalid allow-from {item!r}: {err}") from None
-            out.append(cidr)
-        else:
-            if names.validate_name(item, "network") == name:
-                raise BadInput(f"network {name} cannot allow itself (it always reaches itself)")
-            out.append(item)
-    return sorted(set(out))
-
-
-def set_allow_from(name: str, items: list[str], allow: bool = True) -> dict[str, Any]:
-    """Add (or with ``allow=False`` remove) ``items`` in network ``name``'s ``allow_from``.
-
-    The table is replaced first: if nft refuses, the record is unchanged.
-    """
-    require_root("network allow")
-    with state.locked():
-        networks = state.load_networks()
-        net = networks.get(name)
-        if net is None:
-            raise NotFound(f"no network {name}")
-        given = set(check_allow_from(name, items))
-        old = list(net.get("allow_from") or [])
-        net["allow_from"] = sorted(set(old) | given if allow else set(old) - given)
-        nat.sync(list(networks.values()))
-        try:
-            state.write_json(state.network_path(name), net)
-        except BaseException:
-            net["allow_from"] = old
-            with contextlib.suppress(RuntimeFailure):
-                nat.sync(list(networks.values()))
-            raise
-        return net
-
-
-def _localnet(nets: list[dict[str, Any]]) -> None:
-    """``route_localnet`` on a bridge only while its network publishes ports.
-
-    The host's own connection from 127.0.0.1 to a published port is translated
-    to the container and out of its bridge, and its reply comes back as 127/8
-    traffic on that bridge: without route_localnet the kernel drops both ways
-    as martians. The switch is off otherwise, so a bridge without published
-    ports keeps the kernel's own martian check beside the table's guard chain
-    (which drops 127/8 from every bridge, see :mod:`netlens_runtime.firewall`),
-    even if someone flushes the ruleset.
-    """
-    for net in nets:
-        value = "1" if net.get("published") else "0"
-        with (
-            contextlib.suppress(OSError),
-            open(f"/proc/sys/net/ipv4/conf/{net['bridge']}/route_localnet", "w") as fh,
-        ):
-            fh.write(value)
 
 
 def _del_links(links: list[str]) -> None:
@@ -482,7 +416,7 @@ def _create(specs: list[ContainerLike], attach: bool) -> list[dict[str, Any]]:
                 state.write_json(state.network_path(netname), networks[netname])
             if any(j.publish for j in jobs):
                 nat.sync(list(networks.values()))
-                _localnet([networks[n] for n in touched])
+                netpolicy.sync_localnet([networks[n] for n in touched])
         except BaseException:
             _rollback(jobs)
             for netname in touched:  # undo allocations in memory and on disk
@@ -518,6 +452,8 @@ def _allocate(jobs: list[_Job], networks: dict[str, dict[str, Any]]) -> None:
         for pub in job.publish:
             pub["ip"] = job.ip
         if job.publish:
+            from netlens_runtime import ports  # socket, subprocess: only when publishing
+
             # Once per host, whatever the network; only the host's own free addresses.
             ports.check(job.spec.name, job.publish, net, networks)
             net["published"][job.spec.name] = job.publish
@@ -872,7 +808,7 @@ def remove_containers(names_: list[str], force: bool = True) -> None:
             state.write_json(state.network_path(netname), networks[netname])
         if published:
             nat.sync(list(networks.values()))
-            _localnet([networks[n] for n in touched])
+            netpolicy.sync_localnet([networks[n] for n in touched])
         for rec in recs:
             state.retire(state.container_path(rec["name"]))
             state.retire(state.log_path(rec["name"]))
@@ -1079,7 +1015,7 @@ def gc() -> list[str]:
                     removed.append(f"cgroup {d}")
         if networks:
             nat.sync(list(networks.values()))
-            _localnet(list(networks.values()))
+            netpolicy.sync_localnet(list(networks.values()))
         if nat.release_forwarding(list(networks.values())):
             removed.append("net.ipv4.ip_forward put back (no NAT network left)")
         return removed

@@ -105,7 +105,10 @@ def _allowed(net: dict[str, Any], bridges: dict[str, str]) -> tuple[list[str], l
         if item in bridges:
             peers.append(bridges[item])
         elif "/" in str(item):
-            cidrs.append(str(ipaddress.IPv4Network(str(item), strict=False)))
+            try:
+                cidrs.append(str(ipaddress.IPv4Network(str(item), strict=False)))
+            except ValueError:
+                raise BadInput(f"network {net.get('name')!r}: bad allow_from {item!r}") from None
     return peers, cidrs
 
 
@@ -236,7 +239,9 @@ def _nat_chains(table: str, nets: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for cname, pubs in sorted((net.get("published") or {}).items()):
             for pub in pubs:
                 host = pub.get("host_ip")
-                match = _addr("daddr", str(host)) if host else LOCAL_DADDR
+                # 0.0.0.0 in a record written before it meant "every address"
+                every = host in (None, "", names.ANY_ADDRESS)
+                match = LOCAL_DADDR if every else _addr("daddr", str(host))
                 to = {"dnat": {"addr": str(pub["ip"]), "port": int(pub["port"])}}
                 dnat.append(([match, _port(str(pub["proto"]), int(pub["host_port"])), to], cname))
     for chain in ("prerouting", "output"):

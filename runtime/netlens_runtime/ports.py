@@ -41,6 +41,7 @@ from typing import Any
 from netlens_runtime.errors import BadInput, Conflict
 
 Pub = dict[str, Any]
+ANY = "0.0.0.0"  # every address of the host (a record's None, or 0.0.0.0 written before)
 
 
 def describe(pub: Pub) -> str:
@@ -53,8 +54,8 @@ def overlaps(a: Pub, b: Pub) -> bool:
     """Same protocol and host port, and one address covers the other."""
     if (a["proto"], int(a["host_port"])) != (b["proto"], int(b["host_port"])):
         return False
-    ha, hb = a.get("host_ip"), b.get("host_ip")
-    return ha is None or hb is None or ha == hb
+    ha, hb = a.get("host_ip") or ANY, b.get("host_ip") or ANY
+    return ANY in (ha, hb) or ha == hb
 
 
 def check(

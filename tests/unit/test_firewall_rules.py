@@ -173,3 +173,16 @@ def test_lab_internal_and_allow_from() -> None:
         text = "name: s\nnetworks:\n  a: {}\n" + bad + "nodes:\n  x: {network: a}\n"
         with pytest.raises(BadInput, match=why):
             load_lab("x.yaml", text=text)
+
+
+def test_records_written_before_this_version() -> None:
+    """0.0.0.0 stored by an older netlens means every address, as it does now; a torn
+    allow_from entry is one clear error, not a traceback."""
+    old = {"web": [{"host_ip": "0.0.0.0", "host_port": 8080, "port": 80, "proto": "tcp",
+                    "ip": "10.5.0.2"}]}  # fmt: skip
+    cmds = firewall.commands([_net("a", "nlbA", "10.5.0.0/24", published=old)], "t")
+    assert rules(cmds, "prerouting") == ["fib daddr type local tcp dport 8080 dnat to 10.5.0.2:80"]
+    assert ports.overlaps(old["web"][0], {"host_ip": "127.0.0.1", "host_port": 8080,
+                                          "proto": "tcp"})  # fmt: skip
+    with pytest.raises(BadInput, match="allow_from"):
+        firewall.commands([_net("a", "nlbA", "10.5.0.0/24", allow_from=["10.0.0.0/99"])], "t")
