@@ -144,12 +144,35 @@ def _add_commands(sub: Any) -> None:
     p.add_argument(
         "--nat",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="masquerade the subnet; turns net.ipv4.ip_forward on if off, and the last NAT "
-        "network puts the old value back unless other source NAT shows on the host",
+        default=None,
+        help="masquerade the subnet (default, except --internal); turns net.ipv4.ip_forward on "
+        "if off, and the last NAT network puts the old value back unless other source NAT "
+        "shows on the host",
     )
     p.add_argument("--mtu", type=int, default=1500)
     p.add_argument("--bridge", help="bridge name (default: derived)")
+    p.add_argument(
+        "--internal",
+        action="store_true",
+        help="no way out: nothing forwarded out of the network, no NAT, no default route in "
+        "its containers, no published ports",
+    )
+    p.add_argument(
+        "--allow-from",
+        action="append",
+        default=[],
+        metavar="NET|CIDR",
+        help="let containers of network NET (or sources in CIDR outside the host) open "
+        "connections to this network's containers; networks are isolated otherwise "
+        "(repeatable)",
+    )
+    for verb, allow, what in (
+        ("allow", cmd_network_allow, "let another network (or CIDR) open connections into NAME"),
+        ("disallow", cmd_network_disallow, "take back what 'network allow' gave"),
+    ):
+        p = _add(nsub, verb, what, allow)
+        p.add_argument("name", help="the network whose containers are reached")
+        p.add_argument("--from", dest="sources", action="append", required=True, metavar="NET|CIDR")
     p = _add(nsub, "ls", "list networks", cmd_network_ls)
     p.add_argument("--json", action="store_true")
     p = _add(nsub, "rm", "remove networks", cmd_network_rm)
@@ -167,7 +190,7 @@ def _add_commands(sub: Any) -> None:
 
 
 def _need_sub(args: argparse.Namespace) -> int:
-    print("netlens network: give a subcommand: create, ls or rm", file=sys.stderr)
+    print("netlens network: give a subcommand: create, ls, rm, allow or disallow", file=sys.stderr)
     return 2
 
 
@@ -357,19 +380,36 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 def cmd_network_create(args: argparse.Namespace) -> int:
     from netlens_runtime import core as api
+    from netlens_runtime.errors import BadInput
 
+    if args.internal and args.nat:
+        raise BadInput("netlens network create: --internal networks have no NAT")
     rec = api.create_network(
         api.NetworkArgs(
             name=args.name,
             subnet=args.subnet,
             gateway=args.gateway,
-            nat=args.nat,
+            nat=not args.internal if args.nat is None else args.nat,
             mtu=args.mtu,
             bridge=args.bridge,
+            internal=args.internal,
+            allow_from=args.allow_from,
         )
     )
     print(f"{rec['name']} {rec['bridge']} {rec['subnet']} gw {rec['gateway']}")
     return 0
+
+
+def cmd_network_allow(args: argparse.Namespace, allow: bool = True) -> int:
+    from netlens_runtime import netpolicy
+
+    rec = netpolicy.set_allow_from(args.name, args.sources, allow)
+    print(f"{rec['name']} allows from: {', '.join(rec['allow_from']) or 'nothing'}")
+    return 0
+
+
+def cmd_network_disallow(args: argparse.Namespace) -> int:
+    return cmd_network_allow(args, allow=False)
 
 
 def cmd_network_ls(args: argparse.Namespace) -> int:
@@ -392,7 +432,7 @@ def cmd_network_ls(args: argparse.Namespace) -> int:
                 n["bridge"],
                 n["subnet"],
                 n["gateway"],
-                "yes" if n.get("nat") else "no",
+                "internal" if n.get("internal") else "yes" if n.get("nat") else "no",
                 str(n.get("mtu")),
                 str(n["containers"]),
             )
