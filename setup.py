@@ -178,9 +178,11 @@ def _commands() -> dict[str, Any]:
             for helper in HELPERS:
                 out_dir = self._out_dir(helper)
                 target = os.path.join(out_dir, helper.name)
-                if self.inplace:
-                    for old in glob(os.path.join(out_dir, f"{helper.name}-*")):
-                        os.unlink(old)  # hash-named builds of the old build-at-first-use
+                if self.inplace:  # hash-named builds of the old build-at-first-use,
+                    # and what an interrupted build left
+                    for pattern in (f"{helper.name}-*", f"{helper.name}.tmp*"):
+                        for old in glob(os.path.join(out_dir, pattern)):
+                            os.unlink(old)
                     if not stale(helper, target):
                         continue
                 path, why = compile_helper(helper, out_dir)
