@@ -5,7 +5,8 @@ absolute import of a module outside the standard library and the two packages mu
 belong to a declared dependency (else a clean install breaks on it), and every
 declared dependency must be imported somewhere (else users install it for
 nothing). The import names are mapped to distributions through the metadata of
-the installed dependencies, so ``yaml`` counts for PyYAML.
+the installed dependencies, so ``yaml`` counts for PyYAML. And the runtime
+imports nothing of netlens (the dependency runs the other way, from netlens/cli.py).
 """
 
 from __future__ import annotations
@@ -86,3 +87,20 @@ def test_the_exceptions_are_still_exceptions() -> None:
     assert set(DECLARED_NOT_IMPORTED) <= declared()
     now_used = set(DECLARED_NOT_IMPORTED) & set(used())
     assert not now_used, f"{sorted(now_used)} is imported now: remove it from the exceptions"
+
+
+def test_the_runtime_never_imports_netlens() -> None:
+    """netlens_runtime stands alone (only netlens/cli.py wires the two together): its C
+    helper's finder once imported netlens.native; nothing of it may again."""
+    offenders = []
+    for path in (REPO / "runtime" / "netlens_runtime").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and node.level == 0
+                else []
+            )
+            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] == "netlens"]
+    assert offenders == []
