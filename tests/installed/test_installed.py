@@ -104,9 +104,13 @@ def _clean_source(dest: Path) -> Path:
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=REPO,
         capture_output=True,
-        check=True,
         timeout=60,
     )
+    if listed.returncode != 0:  # not a git checkout: everything but what builds make
+        junk = ("_bin", "build", "dist", "*.egg-info", "__pycache__", ".*")
+        ignore = shutil.ignore_patterns(*junk)
+        shutil.copytree(REPO, dest, symlinks=True, ignore=ignore, dirs_exist_ok=True)
+        return dest
     for rel in filter(None, listed.stdout.decode().split("\0")):
         src = REPO / rel
         if src.is_file():  # a file deleted in the worktree is not part of it
