@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # gcc + libc6-dev build the runtime's small C spawner (runtime/netlens_runtime/spawn_helper.c) and
-# discovery's namespace walker (netlens/discovery/walk.c); zsh runs the completion tests.
+# discovery's namespace walker (netlens/discovery/walk.c) when the package is built (setup.py);
+# zsh runs the completion tests.
 DEBS=(iproute2 iperf3 nftables iptables procps util-linux tini busybox-static tmux kmod iputils-ping graphviz gcc libc6-dev zsh)
 missing=()
 for p in "${DEBS[@]}"; do
@@ -18,19 +19,19 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 PY=${PYTHON:-python3}
-if ! "$PY" -c 'import netlens, textual, pyroute2, networkx, psutil, pytest, jsonschema' 2>/dev/null \
-   || [ pyproject.toml -nt .ci/.installed ]; then
+if ! "$PY" -c 'import netlens, textual, pyroute2, networkx, psutil, pytest, jsonschema, build' 2>/dev/null \
+   || [ pyproject.toml -nt .ci/.installed ] || [ setup.py -nt .ci/.installed ]; then
   echo "setup: installing Python packages"
   "$PY" -m pip install -q --disable-pip-version-check -e ".[dev]"
   touch .ci/.installed
 fi
 
-# The runtime's batch spawner (runtime/netlens_runtime/spawn_helper.c; optional: without a C
-# compiler batches use the slower Python spawner).
-"$PY" -m netlens_runtime.helper >/dev/null || echo "setup: netlens-spawn not built; Python spawner used"
-# Discovery's namespace walker (netlens/discovery/walk.c; optional: without it
-# the discovery helper is a Python process).
-"$PY" -m netlens.discovery.walker >/dev/null || echo "setup: netlens-walk not built; Python discovery helper used"
+# The C helpers, netlens-walk (discovery's namespace walker) and netlens-spawn (the
+# runtime's batch spawner): setup.py's build step compiles them into the checkout's
+# _bin/ folders when one is missing or older than its sources (the editable install
+# above does the same). Optional: without a C compiler it says so and the Python
+# fallbacks run; `python3 -m netlens --version` tells which.
+"$PY" -W ignore setup.py -q build_helpers --inplace
 
 # Third-party engines for tests/integration/test_engine_*.py (marker `engine`):
 # Debian's docker.io, podman with netavark (without it podman falls back to CNI

@@ -38,6 +38,36 @@ def discovery_fixture_module(name: str) -> ModuleType:
     return mod
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+def setup_py() -> ModuleType:
+    """The project's setup.py (the C helpers' build step), loaded by path, once;
+    loading it does not run setup()."""
+    if "netlens_setup" in sys.modules:
+        return sys.modules["netlens_setup"]
+    spec = importlib.util.spec_from_file_location("netlens_setup", REPO / "setup.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["netlens_setup"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def built_helper(name: str, path: str | None) -> str:
+    """The C helper ``name`` as the checkout's build step made it (``path`` from its
+    ``find()``). Skips without a C compiler; fails when one is there but the program
+    is missing or older than its sources: the tests would run a stale build."""
+    setup = setup_py()
+    helper = next(h for h in setup.HELPERS if h.name == name)
+    if path is None:
+        if setup.compiler() is None:
+            pytest.skip(f"no C compiler: {name} was not built")
+        pytest.fail(f"{name} is not built: run `make setup`")
+    assert not setup.stale(helper, path), f"{path} is older than its sources: run `make setup`"
+    return path
+
+
 def is_root() -> bool:
     return os.geteuid() == 0
 
