@@ -2,7 +2,7 @@
 PY ?= python3
 PYTEST ?= $(PY) -m pytest
 
-.PHONY: setup demo test unit integration lint typecheck bench screenshots clean-host
+.PHONY: setup demo test unit integration installed lint typecheck bench screenshots clean-host
 
 setup:
 	@bash .ci/setup.sh
@@ -19,9 +19,13 @@ unit: setup
 integration: setup
 	$(PYTEST) -m "integration" -q
 
+# The wheel as users get it, in a fresh venv outside the checkout (also part of `make test`).
+installed: setup
+	$(PYTEST) -m "installed" -q tests/installed
+
 lint:
-	$(PY) -m ruff check netlens runtime tests
-	$(PY) -m ruff format --check netlens runtime tests
+	$(PY) -m ruff check netlens runtime tests setup.py
+	$(PY) -m ruff format --check netlens runtime tests setup.py
 
 typecheck:
 	$(PY) -m mypy

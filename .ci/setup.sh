@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # gcc + libc6-dev build the runtime's small C spawner (runtime/netlens_runtime/spawn_helper.c) and
-# discovery's namespace walker (netlens/discovery/walk.c).
-DEBS=(iproute2 iperf3 nftables iptables procps util-linux tini busybox-static tmux kmod iputils-ping graphviz gcc libc6-dev)
+# discovery's namespace walker (netlens/discovery/walk.c) when the package is built (setup.py);
+# zsh runs the completion tests.
+DEBS=(iproute2 iperf3 nftables iptables procps util-linux tini busybox-static tmux kmod iputils-ping graphviz gcc libc6-dev zsh)
 missing=()
 for p in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -18,26 +19,27 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 PY=${PYTHON:-python3}
-if ! "$PY" -c 'import netlens, textual, pyroute2, networkx, psutil, pytest, jsonschema' 2>/dev/null \
-   || [ pyproject.toml -nt .ci/.installed ]; then
+if ! "$PY" -c 'import netlens, textual, pyroute2, networkx, psutil, pytest, jsonschema, build' 2>/dev/null \
+   || [ pyproject.toml -nt .ci/.installed ] || [ setup.py -nt .ci/.installed ]; then
   echo "setup: installing Python packages"
   "$PY" -m pip install -q --disable-pip-version-check -e ".[dev]"
   touch .ci/.installed
 fi
 
-# The runtime's batch spawner (runtime/netlens_runtime/spawn_helper.c; optional: without a C
-# compiler batches use the slower Python spawner).
-"$PY" -m netlens_runtime.helper >/dev/null || echo "setup: netlens-spawn not built; Python spawner used"
-# Discovery's namespace walker (netlens/discovery/walk.c; optional: without it
-# the discovery helper is a Python process).
-"$PY" -m netlens.discovery.walker >/dev/null || echo "setup: netlens-walk not built; Python discovery helper used"
+# The C helpers, netlens-walk (discovery's namespace walker) and netlens-spawn (the
+# runtime's batch spawner): setup.py's build step compiles them into the checkout's
+# _bin/ folders when one is missing or older than its sources (the editable install
+# above does the same). Optional: without a C compiler it says so and the Python
+# fallbacks run; `python3 -m netlens --version` tells which.
+"$PY" -W ignore setup.py -q build_helpers --inplace
 
 # Third-party engines for tests/integration/test_engine_*.py (marker `engine`):
 # Debian's docker.io, podman with netavark (without it podman falls back to CNI
-# plugins that are not installed) and lxc (its busybox template builds a rootfs offline).
+# plugins that are not installed), runc (podman is run with --runtime runc: crun refuses a
+# hybrid cgroup layout) and lxc (its busybox template builds a rootfs offline).
 # The docker test starts dockerd itself (no systemd here) and stops it;
 # a temporary policy-rc.d keeps the packages from starting daemons at install time.
-ENGINE_DEBS=(docker.io podman netavark lxc)
+ENGINE_DEBS=(docker.io podman netavark runc lxc)
 engine_missing=()
 for p in "${ENGINE_DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || engine_missing+=("$p")
@@ -50,7 +52,19 @@ if [ "${#engine_missing[@]}" -gt 0 ]; then
     made_policy=1
   fi
   apt-get update -qq
+  engines_ok=1
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${engine_missing[@]}" >/dev/null 2>&1 \
-    || echo "setup: ${engine_missing[*]} could not be installed; their engine tests will skip"
+    || engines_ok=0
   if [ "$made_policy" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
+  if [ "$engines_ok" = 0 ]; then
+    if [ "${CI:-}" = true ]; then  # under CI an engine test that cannot run fails: say why here
+      echo "setup: ${engine_missing[*]} could not be installed: the engine tests cannot run" >&2
+      exit 1
+    fi
+    echo "setup: ${engine_missing[*]} could not be installed; their engine tests will skip"
+  fi
 fi
+
+# br_netfilter makes bridged frames traverse iptables (the NAT and forward tests need
+# it); built in on some kernels, a module on others.
+modprobe br_netfilter 2>/dev/null || true

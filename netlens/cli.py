@@ -30,16 +30,60 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
 
 
+class VersionAction(argparse.Action):
+    """``--version``: the version, which copy runs, and each C helper: ``native`` (its
+    path) or ``fallback`` (why). A user can see whether the installed product is as
+    fast as a developer's; computed only when asked, so start-up stays cheap."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: typing.Any) -> None:
+        kwargs.setdefault("help", None)
+        super().__init__(
+            option_strings, argparse.SUPPRESS, nargs=0, default=argparse.SUPPRESS, **kwargs
+        )
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        print(version_report())
+        parser.exit()
+
+
+def version_report() -> str:
+    """What ``netlens --version`` prints (see :class:`VersionAction`)."""
+    import platform
+
+    from netlens.discovery import walker
+    from netlens_runtime import helper
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    lines = [f"netlens {__version__} ({here}, Python {platform.python_version()})"]
+    for name, fallback, (path, why) in (
+        (walker.NAME, "the Python discovery helper runs", walker.status()),
+        (helper.NAME, "the Python spawner runs", helper.status()),
+    ):
+        state = f"native    {path}" if path else f"fallback  {why}: {fallback}"
+        lines.append(f"{name:<15}{state}")
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argparse tree: inspector commands plus the runtime's verbs."""
-    from netlens.commands import dashboard, demo, dump, stats, view
+    from netlens.commands import completion, dashboard, demo, dump, stats, view
     from netlens_runtime import cli as runtime_cli
 
     parser = OneLineParser(
         prog="netlens",
         description="See and measure what containers did to this host's network.",
     )
-    parser.add_argument("--version", action="version", version=f"netlens {__version__}")
+    parser.add_argument(
+        "--version",
+        action=VersionAction,
+        help="show the version and whether each C helper runs natively, then exit",
+    )
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="debug logging to the log file"
     )
@@ -50,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     view.add_parser(sub)
     demo.add_parser(sub)
     runtime_cli.add_commands(sub)
+    completion.add_parser(sub)
     parser.set_defaults(func=dashboard.run)
     return parser
 

@@ -38,6 +38,36 @@ def discovery_fixture_module(name: str) -> ModuleType:
     return mod
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+def setup_py() -> ModuleType:
+    """The project's setup.py (the C helpers' build step), loaded by path, once;
+    loading it does not run setup()."""
+    if "netlens_setup" in sys.modules:
+        return sys.modules["netlens_setup"]
+    spec = importlib.util.spec_from_file_location("netlens_setup", REPO / "setup.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["netlens_setup"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def built_helper(name: str, path: str | None) -> str:
+    """The C helper ``name`` as the checkout's build step made it (``path`` from its
+    ``find()``). Skips without a C compiler; fails when one is there but the program
+    is missing or older than its sources: the tests would run a stale build."""
+    setup = setup_py()
+    helper = next(h for h in setup.HELPERS if h.name == name)
+    if path is None:
+        if setup.compiler() is None:
+            pytest.skip(f"no C compiler: {name} was not built")
+        pytest.fail(f"{name} is not built: run `make setup`")
+    assert not setup.stale(helper, path), f"{path} is older than its sources: run `make setup`"
+    return path
+
+
 def is_root() -> bool:
     return os.geteuid() == 0
 
@@ -50,6 +80,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason="needs root (creates namespaces)"))
         if "bench" in item.keywords and "bench" not in markexpr:
             item.add_marker(pytest.mark.skip(reason="benchmark: run with `make bench`"))
+
+
+STRICT_SKIPS = os.environ.get("CI") == "true"
+"""Under CI a test that cannot run fails instead of skipping: CI installs every
+package and module the suite needs (.ci/setup.sh), so a skip there means a
+missing install step or a broken engine, and a green run would hide it. Outside
+CI skips stay, each with a reason that says how to enable the test."""
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Turn a skip into a failure under ``CI=true`` (benchmarks excepted: deselected there)."""
+    outcome = yield
+    report = outcome.get_result()
+    if not (STRICT_SKIPS and report.skipped) or "bench" in item.keywords:
+        return
+    if hasattr(report, "wasxfail"):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    report.outcome = "failed"
+    report.longrepr = f"skipped under CI=true, where every test must run: {reason}"
 
 
 def settle_kernel(max_wait: float = 45.0, quiet_ticks: int = 3, calm_for: float = 5.0) -> float:

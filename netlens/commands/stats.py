@@ -93,7 +93,8 @@ def names_of(snap: Snapshot) -> dict[str, str]:
     names: dict[str, str] = {c.id: c.name for c in snap.containers}
     for ns in snap.namespaces:
         for itf in ns.interfaces:
-            names[itf.ref.key] = itf.name if ns.is_host else f"{ns.name}:{itf.name}"
+            label = itf.display_name
+            names[itf.ref.key] = label if ns.is_host else f"{ns.name}:{label}"
         names.setdefault(ns.id, ns.name)
     return names
 

@@ -69,6 +69,7 @@ def discover(
         warnings: list[str] = [] if root else [NOT_ROOT_WARNING]
         # Identity and NAT are their own collectors; a failure there costs their
         # part of the picture (said in a warning), never the whole snapshot.
+        networks: dict[str, str] = {}
         if with_identity:
             try:
                 from netlens.discovery.identity import identify
@@ -77,6 +78,13 @@ def discover(
             except Exception as err:
                 _warn("container identity failed")
                 warnings.append(f"container identity failed: {err}")
+            try:
+                from netlens.discovery.networks import bridge_networks
+
+                networks = bridge_networks()
+            except Exception as err:
+                _warn("reading the engines' networks failed")
+                warnings.append(f"reading the engines' networks failed: {err}")
         snap = build_snapshot(
             handles,
             source,
@@ -84,6 +92,7 @@ def discover(
             containers=containers,
             root=root,
             warnings=warnings,
+            networks=networks,
         )
         if not with_nat:
             return snap

@@ -438,7 +438,8 @@ def _nft_expr(d: _Draft, expr: dict[str, Any], jumps: list[str]) -> bool:
         op = str(val.get("op", "=="))
         ltext, kind, fld = _fmt_left(val.get("left"))
         right = _fmt_value(val.get("right"))
-        shown = f'"{right}"' if kind == "meta" and fld in ("iifname", "oifname") else right
+        named = kind == "meta" and fld in ("iifname", "oifname") and not right.startswith("@")
+        shown = f'"{right}"' if named else right  # a set reference (@name) is not quoted
         d.parts.append(f"{ltext} {'' if op in ('==', 'in') else op + ' '}{shown}")
         if kind in ("ip", "ip6") and fld in ("saddr", "daddr"):
             if fld == "saddr":

@@ -306,15 +306,20 @@ def build_snapshot(
     nat: Mapping[int, tuple[NatRule, ...]] | None = None,
     root: bool = True,
     warnings: Sequence[str] = (),
+    networks: Mapping[str, str] | None = None,
 ) -> Snapshot:
-    """Read every namespace in ``handles`` through ``src`` and resolve relations."""
+    """Read every namespace in ``handles`` through ``src`` and resolve relations.
+
+    ``networks``: host bridge name -> the network that owns it (engines' state,
+    see :mod:`netlens.discovery.networks`), set on those bridges' ``network``.
+    """
     taken_at = time.time()
     # Discovery allocates tens of thousands of small acyclic objects; the cyclic
     # collector would rescan them again and again (about a quarter of the time).
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _build(handles, src, proc, containers, nat, root, warnings, taken_at)
+        return _build(handles, src, proc, containers, nat, root, warnings, taken_at, networks or {})
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -329,6 +334,7 @@ def _build(
     root: bool,
     warnings: Sequence[str],
     taken_at: float,
+    networks: Mapping[str, str],
 ) -> Snapshot:
     spaces, _failed = read_namespaces(handles, src)
     readable = [ns for ns in spaces if ns.readable and ns.links]
@@ -350,6 +356,7 @@ def _build(
         h = ns.handle
         h_id = h.id
         uplinks = _uplinks(ns, proc) if h.is_host else set()
+        owners = networks if h.is_host else {}  # engines' bridges live in the host's
         interfaces: list[Interface] = []
         for rec in ns.links:
             peer_ref: IfRef | None = None
@@ -392,6 +399,7 @@ def _build(
                     link_speed(proc, rec.name) if is_uplink else None,
                     link_driver(proc, rec.name) if is_uplink else None,
                     rec.counters,
+                    owners.get(rec.name) if rec.kind == "bridge" else None,
                 )
             )
         vrfs = tuple(

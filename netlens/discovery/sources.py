@@ -744,14 +744,10 @@ class LiveNetlink:
 
 
 def _walker() -> str | None:
-    """The netlens-walk build (built on first use), or None: the Python helper.
-    Never raises: a tree it cannot build from means the Python helper."""
+    """The netlens-walk built with the package, or None: the Python helper."""
     from netlens.discovery import walker
 
-    try:
-        return walker.find()
-    except OSError:
-        return None
+    return walker.find()
 
 
 def _legacy_present() -> bool:

@@ -47,15 +47,6 @@
 
 #include "walk_decode.h"
 
-#ifdef NLW_NO_DECODE
-/* A build without the C decoder: every reply goes raw and the parent decodes. */
-int nlw_decode(const char *name, const unsigned char *reply, size_t len, struct nlw_buf *out)
-{
-    (void)name, (void)reply, (void)len, (void)out;
-    return -1;
-}
-#endif
-
 #ifndef NETLINK_NETFILTER
 #define NETLINK_NETFILTER 12
 #endif

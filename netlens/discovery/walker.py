@@ -1,72 +1,87 @@
-"""Build and find ``netlens-walk``, the C namespace walker (walk.c).
+"""Find ``netlens-walk``, the C namespace walker (walk.c), built with the package.
 
 Why: with a thousand namespaces the discovery helper process is the long pole
 of a dump, and half of its time was Python around the syscalls. netlens-walk
 does what ``wire.serve(..., enter=True)`` does, with the same frames, so
 :class:`netlens.discovery.sources._Pump` starts it in place of the Python
-helper when it is there; the Python helper stays the fallback (no C compiler,
-a build that does not run, ``NETLENS_WALK_HELPER=0``).
+helper when it is there; the Python helper stays the fallback.
 
-It is built from ``walk.c`` and ``walk_decode.c`` (the C half of decode.py) by
-the system ``cc`` into ``_bin/`` next to this file, with the naming and trust
-rules of :mod:`netlens.native`: ``python3 -m netlens.discovery.walker`` (what
-.ci/setup.sh runs; it also retries after a failed build), or on first use. A
-tree without ``walk_decode.c`` (the header stays) builds with
-``-DNLW_NO_DECODE``: every reply then goes raw and the parent decodes it.
-Kept light (no imports beyond :mod:`netlens.native`): finding the build runs
-before the walker starts, ahead of everything else in discovery.
+It is compiled from ``walk.c`` and ``walk_decode.c`` (the C half of decode.py)
+when the package is built (setup.py's ``build_helpers``: a wheel, ``pip
+install``, or ``make setup`` in a checkout) into ``_bin/netlens-walk`` beside
+this file; nothing is compiled at run time. The Python helper runs instead when
+it was not built (no C compiler at build time), with ``NETLENS_WALK_HELPER=0``,
+when the file is not one we may run as root (:func:`why_untrusted`), or once it
+failed at run time in this process (:func:`forget`).
+
+Kept light (os and stat only): finding the walker runs before it starts, ahead
+of everything else in discovery. :mod:`netlens_runtime.helper` does the same for
+``netlens-spawn``; the runtime never imports netlens, so the few lines of the
+trust rule are written there too (tests/unit/test_helpers_installed.py holds
+both to the same verdicts).
 """
 
 from __future__ import annotations
 
 import os
-import sys
-
-from netlens import native
+import stat
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE = os.path.join(HERE, "walk.c")
-DECODER = os.path.join(HERE, "walk_decode.c")
-HEADER = os.path.join(HERE, "walk_decode.h")
-BIN_DIR = os.path.join(HERE, "_bin")
-USAGE_EXIT = 2  # walk.c's main without arguments
+NAME = "netlens-walk"
+PATH = os.path.join(HERE, "_bin", NAME)
+"""Where the build step puts the walker (it may be missing)."""
 ENV = "NETLENS_WALK_HELPER"
 """``NETLENS_WALK_HELPER=0``: never use the walker (the Python helper runs)."""
 
-_finder = native.Finder(ENV)
+_forgotten = False
+"""The walker failed at run time in this process: not started again."""
 
 
-def program() -> native.Program:
-    """The walker as configured now (tests point ``BIN_DIR`` elsewhere)."""
-    if os.path.exists(DECODER):
-        sources: tuple[str, ...] = (SOURCE, DECODER)
-        flags: tuple[str, ...] = native.DEFAULT_FLAGS
-    else:
-        sources, flags = (SOURCE,), (*native.DEFAULT_FLAGS, "-DNLW_NO_DECODE")
-    return native.Program(
-        name="netlens-walk",
-        sources=sources,
-        bin_dir=BIN_DIR,
-        flags=flags,
-        usage_exit=USAGE_EXIT,
-        headers=(HEADER,),
-    )
+def why_untrusted(path: str, ref: str = __file__) -> str:
+    """Why ``path`` may not be run as root ("" when it may): it must be no easier to
+    change than the Python file that runs it (``ref``). So a regular executable file
+    (not a symlink) in a directory, both owned by root or by ``ref``'s owner and
+    writable by nobody who cannot already write ``ref`` and its directory."""
+    try:
+        st = os.lstat(path)
+        pairs = [
+            (st, os.stat(ref)),
+            (os.lstat(os.path.dirname(path)), os.stat(os.path.dirname(os.path.abspath(ref)))),
+        ]
+    except OSError as err:
+        return f"cannot stat it ({err.strerror})"
+    if not stat.S_ISREG(st.st_mode) or not st.st_mode & 0o111:
+        return "not an executable regular file"
+    for got, want in pairs:
+        if got.st_uid not in (0, want.st_uid):
+            return f"owned by uid {got.st_uid}"
+        if got.st_mode & 0o022 & ~want.st_mode or (
+            got.st_mode & 0o020 and got.st_gid != want.st_gid
+        ):
+            return "it or its directory is writable by others than the Python code's owner"
+    return ""
 
 
-def build(quiet: bool = True) -> str | None:
-    """Compile the walker if needed; its path, or None (no working ``cc``)."""
-    return program().build(quiet)
+def status() -> tuple[str | None, str]:
+    """``(path, "")`` when discovery runs the walker, else ``(None, why not)``."""
+    if os.environ.get(ENV) == "0":
+        return None, f"{ENV}=0"
+    if _forgotten:
+        return None, "it failed at run time in this process"
+    if not os.path.lexists(PATH):
+        return None, f"not built: no {PATH} (the build had no working C compiler)"
+    why = why_untrusted(PATH)
+    if why:
+        return None, f"{PATH} not trusted: {why}"
+    return PATH, ""
 
 
 def find() -> str | None:
-    """The walker to run, building it on first use; None: use the Python helper."""
-    return _finder.find(program())
+    """The walker to run, or None: the Python helper walks."""
+    return status()[0]
 
 
 def forget() -> None:
-    """The build failed at run time: use the Python helper for the rest of this process."""
-    _finder.forget(program())
-
-
-if __name__ == "__main__":
-    sys.exit(native.build_main(program()))
+    """The walker failed at run time: use the Python helper for the rest of this process."""
+    global _forgotten
+    _forgotten = True

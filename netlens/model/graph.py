@@ -84,8 +84,9 @@ def _itf_attrs(itf: Interface) -> dict[str, Any]:
     return _clean(
         {
             "type": _itf_type(itf),
-            "label": itf.name,
+            "label": itf.display_name,
             "name": itf.name,
+            "network": itf.network,
             "kind": itf.kind,
             "netns": itf.netns,
             "ifindex": itf.ifindex,

@@ -183,6 +183,7 @@ def _interface(i: Interface) -> dict[str, Any]:
         "speed_mbps": i.speed_mbps,
         "driver": i.driver,
         "counters": _counters(i.counters),
+        "network": i.network,
     }
 
 
@@ -574,6 +575,7 @@ def _w_Interface(o: Interface, c: dict[int, str]) -> str:
         f',"speed_mbps":{"null" if o.speed_mbps is None else _int(o.speed_mbps)}'
         f',"driver":{"null" if o.driver is None else _esc(o.driver)}'
         f',"counters":{"null" if o.counters is None else _w_Counters(o.counters, c)}'
+        f',"network":{"null" if o.network is None else _esc(o.network)}'
         "}"
     )
 
@@ -994,6 +996,7 @@ _r_interface = _reader(
     _o("speed_mbps", _INT),
     _o("driver", _STR),
     _o("counters", _OBJ, _r_counters),
+    _o("network", _STR),
 )
 _r_nexthop = _reader(
     NextHop, _o("gateway", _STR), _o("ifindex", _INT), _o("dev", _STR), _f("weight", _INT, 1)

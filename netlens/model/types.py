@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 """Version of the dump schema (netlens/model/schema.json). Bump the major part
 when a field changes meaning or disappears, the minor part when one is added."""
 
@@ -176,10 +176,19 @@ class Interface:
     speed_mbps: int | None = None  # from sysfs, uplinks only, None when unknown
     driver: str | None = None
     counters: Counters | None = None
+    # The network an engine made this bridge for (a netlens network such as
+    # ``demo-lan``, Docker's ``bridge`` for docker0, a Podman network): the name
+    # users know it by, where the kernel only knows ``nlb827cbd6c2a`` or ``br-3f2a...``.
+    network: str | None = None
 
     @property
     def ref(self) -> IfRef:
         return IfRef(self.netns, self.ifindex)
+
+    @property
+    def display_name(self) -> str:
+        """How views name the link: ``demo-lan (nlb827cbd6c2a)`` when a network owns it."""
+        return f"{self.network} ({self.name})" if self.network else self.name
 
     @property
     def up(self) -> bool:

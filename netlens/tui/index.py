@@ -121,7 +121,7 @@ class SnapshotIndex:
                 continue
             c = idx.container_of_ns.get(ns.id)
             atts = idx.attachments.get(ns.id, [])
-            br_name = idx.ifaces[atts[0].bridge].name if atts else ""
+            br_name = idx.ifaces[atts[0].bridge].display_name if atts else ""
             idx.rows.append(
                 ContainerRow(
                     key=c.id if c else ns.id,
@@ -160,7 +160,7 @@ class SnapshotIndex:
         itf = self.ifaces.get(key)
         if itf is None:
             return key
-        return f"{self.ns_label(itf.netns)}:{itf.name}"
+        return f"{self.ns_label(itf.netns)}:{itf.display_name}"
 
     def ns_of_key(self, key: str) -> str | None:
         """The namespace a node key belongs to (netns ids, container ids, iface keys)."""

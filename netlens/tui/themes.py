@@ -165,11 +165,22 @@ def parse_theme(path: Path) -> Theme:
     )
 
 
+def bundled_theme_dir(package: Path | None = None) -> Path:
+    """Where the bundled themes are: ``netlens/themes/`` in an installed package (the
+    build copies the top-level ``themes/`` there, see setup.py), else the checkout's
+    ``themes/`` itself (a dev or editable tree, next to its pyproject.toml).
+    ``package``: the netlens package directory (default: this one)."""
+    package = package or Path(__file__).resolve().parents[1]
+    installed = package / "themes"
+    if installed.is_dir() or not (package.parent / "pyproject.toml").is_file():
+        return installed
+    return package.parent / "themes"
+
+
 def theme_dirs() -> list[Path]:
     """Bundled themes first, then the user's ($XDG_CONFIG_HOME/netlens/themes) override."""
-    bundled = Path(__file__).resolve().parents[2] / "themes"
     xdg = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return [bundled, Path(xdg) / "netlens" / "themes"]
+    return [bundled_theme_dir(), Path(xdg) / "netlens" / "themes"]
 
 
 def load_themes(dirs: list[Path] | None = None) -> ThemeSet:

@@ -184,12 +184,12 @@ def build_layout(
         members = [m for m in idx.members.get(bkey, []) if keep(m)]
         if state.focus is not None and bkey not in state.focus and not members:
             continue
-        if state.needle and not members and state.needle.lower() not in br.name.lower():
+        if state.needle and not members and state.needle.lower() not in br.display_name.lower():
             continue
         collapsed = bkey in state.collapsed
         ns_note = "" if idx.ns[br.netns].is_host else f" in {idx.ns_label(br.netns)}"
         head = (
-            f"{'▸' if collapsed else '▾'} ▣ switch {br.name}{ns_note} {_cidrs(br)}"
+            f"{'▸' if collapsed else '▾'} ▣ switch {br.display_name}{ns_note} {_cidrs(br)}"
             f" · {len(idx.members.get(bkey, []))} VRFs "
         )
         lay.add([Span("", "role:muted")])

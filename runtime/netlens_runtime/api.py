@@ -33,6 +33,7 @@ from netlens_runtime.core import (
     require_root,
     stop_container,
 )
+from netlens_runtime.netpolicy import set_allow_from
 
 __all__ = [
     "ContainerSpec",
@@ -50,13 +51,20 @@ __all__ = [
     "remove_containers",
     "remove_network",
     "require_root",
+    "set_allow_from",
     "stop_container",
 ]
 
 
 @dataclass
 class NetworkSpec:
-    """A bridge network: subnet and gateway are chosen by IPAM when None."""
+    """A bridge network: subnet and gateway are chosen by IPAM when None.
+
+    Networks are isolated from each other: ``allow_from`` names the networks
+    (or outside CIDRs) whose containers may open connections to this one's.
+    ``internal`` forwards nothing out of the network (no NAT, no default route
+    in its containers, nothing published).
+    """
 
     name: str
     subnet: str | None = None
@@ -64,6 +72,8 @@ class NetworkSpec:
     nat: bool = True
     mtu: int = 1500
     bridge: str | None = None
+    internal: bool = False
+    allow_from: list[str] = field(default_factory=list)
 
 
 @dataclass

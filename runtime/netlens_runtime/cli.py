@@ -45,6 +45,21 @@ def _guard(func: Any) -> Any:
     return run
 
 
+def _names_required(parser: argparse.ArgumentParser) -> None:
+    """NAME... positionals; none at all (``netlens rm -f $(netlens ps -q)`` when nothing
+    is listed) is one line naming what is missing, exit 2, as Docker's "requires at
+    least 1 argument"."""
+    parser.add_argument("names", nargs="+", metavar="NAME")
+    error = parser.error
+
+    def missing(message: str) -> Any:
+        if "arguments are required" in message:
+            message = "requires at least 1 container name (none given)"
+        return error(message)
+
+    setattr(parser, "error", missing)  # noqa: B010 - instance override
+
+
 def _add(sub: Any, name: str, help_: str, func: Any) -> argparse.ArgumentParser:
     parser = _one_line_errors(sub.add_parser(name, help=help_, description=help_))
     parser.set_defaults(func=_guard(func))
@@ -95,14 +110,27 @@ def _add_commands(sub: Any) -> None:
     p.add_argument("-d", "--detach", action="store_true", help="run in the background")
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND [ARG...]")
 
-    p = _add(sub, "ps", "list containers", cmd_ps)
-    p.add_argument("--json", action="store_true")
+    p = _add(sub, "ps", "list containers (running ones; -a: all)", cmd_ps)
+    p.add_argument("-a", "--all", action="store_true", help="stopped containers too")
+    p.add_argument("-q", "--quiet", action="store_true", help="names only, one per line")
+    p.add_argument(
+        "--format", choices=("table", "json"), default="table", help="table (default) or json"
+    )
+    p.add_argument(
+        "--filter",
+        "-f",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="label=K[=V], name=NAME, network=NAME or status=STATE (repeatable)",
+    )
+    p.add_argument("--json", action="store_true", help="the raw state records, as inspect")
     p = _add(sub, "stop", "stop containers (SIGTERM, then SIGKILL)", cmd_stop)
     p.add_argument("-t", "--time", type=float, default=10.0, help="seconds before SIGKILL")
-    p.add_argument("names", nargs="+")
+    _names_required(p)
     p = _add(sub, "rm", "remove containers", cmd_rm)
     p.add_argument("-f", "--force", action="store_true", help="kill running ones first")
-    p.add_argument("names", nargs="+")
+    _names_required(p)
     p = _add(sub, "exec", "run a command in a running container", cmd_exec)
     p.add_argument("-e", "--env", action="append", default=[], metavar="K=V")
     p.add_argument("name")
@@ -123,12 +151,35 @@ def _add_commands(sub: Any) -> None:
     p.add_argument(
         "--nat",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="masquerade the subnet; turns net.ipv4.ip_forward on if off, and the last NAT "
-        "network puts the old value back unless other source NAT shows on the host",
+        default=None,
+        help="masquerade the subnet (default, except --internal); turns net.ipv4.ip_forward on "
+        "if off, and the last NAT network puts the old value back unless other source NAT "
+        "shows on the host",
     )
     p.add_argument("--mtu", type=int, default=1500)
     p.add_argument("--bridge", help="bridge name (default: derived)")
+    p.add_argument(
+        "--internal",
+        action="store_true",
+        help="no way out: nothing forwarded out of the network, no NAT, no default route in "
+        "its containers, no published ports",
+    )
+    p.add_argument(
+        "--allow-from",
+        action="append",
+        default=[],
+        metavar="NET|CIDR",
+        help="let containers of network NET (or sources in CIDR outside the host) open "
+        "connections to this network's containers; networks are isolated otherwise "
+        "(repeatable)",
+    )
+    for verb, allow, what in (
+        ("allow", cmd_network_allow, "let another network (or CIDR) open connections into NAME"),
+        ("disallow", cmd_network_disallow, "take back what 'network allow' gave"),
+    ):
+        p = _add(nsub, verb, what, allow)
+        p.add_argument("name", help="the network whose containers are reached")
+        p.add_argument("--from", dest="sources", action="append", required=True, metavar="NET|CIDR")
     p = _add(nsub, "ls", "list networks", cmd_network_ls)
     p.add_argument("--json", action="store_true")
     p = _add(nsub, "rm", "remove networks", cmd_network_rm)
@@ -146,7 +197,7 @@ def _add_commands(sub: Any) -> None:
 
 
 def _need_sub(args: argparse.Namespace) -> int:
-    print("netlens network: give a subcommand: create, ls or rm", file=sys.stderr)
+    print("netlens network: give a subcommand: create, ls, rm, allow or disallow", file=sys.stderr)
     return 2
 
 
@@ -208,30 +259,37 @@ def cmd_ps(args: argparse.Namespace) -> int:
     import json
 
     from netlens_runtime import core as api
+    from netlens_runtime import ps, state
 
-    api.require_root("netlens ps")
+    filters = ps.Filters(args.filter)  # bad filters: one line, before the root check
+    _require_root_to_read("netlens ps")
     recs = api.list_containers()
+    networks = state.load_networks()
+    pairs = ps.select_records(recs, networks, args.all, filters)
     if args.json:
-        print(json.dumps(recs, indent=1, sort_keys=True))
-        return 0
-    rows: list[tuple[str, ...]] = [
-        ("NAME", "ID", "STATE", "PID", "NETWORK", "IP", "CREATED", "COMMAND")
-    ]
-    for r in recs:
-        rows.append(
-            (
-                r["name"],
-                str(r["id"])[:12],
-                r["state"],
-                str(r["pid"]),
-                str(r.get("network") or "none"),
-                str(r.get("ip") or "-"),
-                str(r["created"])[:19],
-                " ".join(r["command"])[:40],
-            )
-        )
-    _table(rows)
+        print(json.dumps([rec for rec, _ in pairs], indent=1, sort_keys=True))
+    elif args.quiet:
+        for _, obj in pairs:
+            print(ps.cell(obj["name"]))
+    elif args.format == "json":
+        print(json.dumps([obj for _, obj in pairs], indent=1))
+    else:
+        _table(ps.table_rows([obj for _, obj in pairs]))
     return 0
+
+
+def _require_root_to_read(what: str, processes: bool = True) -> None:
+    """Read-only verbs need root too, but not because they create anything: say why."""
+    from netlens_runtime import core as api
+    from netlens_runtime import state
+
+    why = f"it reads the runtime's state in {state.state_dir()}"
+    if processes:
+        why += (
+            " and checks each container's process through /proc/PID/ns/net,"
+            " which only root may read"
+        )
+    api.require_root(what, why)
 
 
 def _table(rows: Sequence[Sequence[str]]) -> None:
@@ -276,7 +334,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     from netlens_runtime import logger, state
     from netlens_runtime.errors import NotFound
 
-    api.require_root("netlens logs")
+    _require_root_to_read("netlens logs")
     rec = api.get_container(args.name)
     # The path is the name's, never the record's: a record is a file, not an authority.
     path = state.log_path(args.name)
@@ -296,7 +354,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from netlens_runtime import state
     from netlens_runtime.errors import NotFound
 
-    api.require_root("netlens inspect")
+    _require_root_to_read("netlens inspect")
     try:
         rec = api.get_container(args.name)
     except NotFound as err:
@@ -321,19 +379,36 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 def cmd_network_create(args: argparse.Namespace) -> int:
     from netlens_runtime import core as api
+    from netlens_runtime.errors import BadInput
 
+    if args.internal and args.nat:
+        raise BadInput("netlens network create: --internal networks have no NAT")
     rec = api.create_network(
         api.NetworkArgs(
             name=args.name,
             subnet=args.subnet,
             gateway=args.gateway,
-            nat=args.nat,
+            nat=not args.internal if args.nat is None else args.nat,
             mtu=args.mtu,
             bridge=args.bridge,
+            internal=args.internal,
+            allow_from=args.allow_from,
         )
     )
     print(f"{rec['name']} {rec['bridge']} {rec['subnet']} gw {rec['gateway']}")
     return 0
+
+
+def cmd_network_allow(args: argparse.Namespace, allow: bool = True) -> int:
+    from netlens_runtime import netpolicy
+
+    rec = netpolicy.set_allow_from(args.name, args.sources, allow)
+    print(f"{rec['name']} allows from: {', '.join(rec['allow_from']) or 'nothing'}")
+    return 0
+
+
+def cmd_network_disallow(args: argparse.Namespace) -> int:
+    return cmd_network_allow(args, allow=False)
 
 
 def cmd_network_ls(args: argparse.Namespace) -> int:
@@ -341,7 +416,7 @@ def cmd_network_ls(args: argparse.Namespace) -> int:
 
     from netlens_runtime import core as api
 
-    api.require_root("netlens network ls")
+    _require_root_to_read("netlens network ls", processes=False)
     nets = api.list_networks()
     if args.json:
         print(json.dumps(nets, indent=1, sort_keys=True))
@@ -356,7 +431,7 @@ def cmd_network_ls(args: argparse.Namespace) -> int:
                 n["bridge"],
                 n["subnet"],
                 n["gateway"],
-                "yes" if n.get("nat") else "no",
+                "internal" if n.get("internal") else "yes" if n.get("nat") else "no",
                 str(n.get("mtu")),
                 str(n["containers"]),
             )

@@ -24,7 +24,7 @@ import signal
 import time
 from typing import TYPE_CHECKING, Any
 
-from netlens_runtime import cgroups, ipam, names, nat, spawn, state
+from netlens_runtime import cgroups, ipam, names, nat, netpolicy, spawn, state
 from netlens_runtime.errors import BadInput, Conflict, NeedsRoot, NotFound, RuntimeFailure
 from netlens_runtime.netlink import Netlink, NetlinkError, ifindex
 
@@ -40,6 +40,8 @@ if TYPE_CHECKING:
         nat: bool
         mtu: int
         bridge: str | None
+        internal: bool
+        allow_from: list[str]
 
     class ContainerLike(Protocol):
         """What container creation reads: api.ContainerSpec or :class:`ContainerArgs`."""
@@ -70,9 +72,12 @@ class NetworkArgs:
         nat: bool = True,
         mtu: int = 1500,
         bridge: str | None = None,
+        internal: bool = False,
+        allow_from: list[str] | None = None,
     ) -> None:
         self.name, self.subnet, self.gateway = name, subnet, gateway
         self.nat, self.mtu, self.bridge = nat, mtu, bridge
+        self.internal, self.allow_from = internal, list(allow_from or [])
 
 
 class ContainerArgs:
@@ -109,9 +114,12 @@ class ContainerArgs:
         self.hostname = hostname
 
 
-def require_root(what: str = "the netlens runtime") -> None:
+def require_root(
+    what: str = "the netlens runtime", why: str = "it creates namespaces, links and cgroups"
+) -> None:
+    """NeedsRoot (one line: what needs root and ``why``) unless we are root."""
     if os.geteuid() != 0:
-        raise NeedsRoot(f"{what} needs root (it creates namespaces, links and cgroups)")
+        raise NeedsRoot(f"{what} needs root ({why})")
 
 
 def _now() -> str:
@@ -200,7 +208,9 @@ def _make_network(spec: NetworkLike, networks: dict[str, dict[str, Any]]) -> dic
         "bridge": bridge,
         "subnet": str(subnet),
         "gateway": gateway,
-        "nat": spec.nat,
+        "nat": spec.nat and not spec.internal,
+        "internal": spec.internal,
+        "allow_from": netpolicy.check_allow_from(spec.name, spec.allow_from),
         "mtu": spec.mtu,
         "created": _now(),
         "allocations": {},
@@ -214,13 +224,12 @@ def _make_network(spec: NetworkLike, networks: dict[str, dict[str, Any]]) -> dic
             made_bridge = True
             nl.add_addr(ifindex(bridge), f"{gateway}/{subnet.prefixlen}")
             nl.commit()
-        with open(f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet", "w") as fh:
-            fh.write("1")  # lets published ports answer on 127.0.0.1
-        if spec.nat:
+        if rec["nat"]:
             nat.need_forwarding()
         state.write_json(state.network_path(spec.name), rec)
         nat.sync([*networks.values(), rec])
         rec["iptables_forward"] = nat.allow_forward(bridge)
+        _fault("network_rules")
         state.write_json(state.network_path(spec.name), rec)
     except BaseException:
         state.remove_file(state.network_path(spec.name))
@@ -438,6 +447,7 @@ def _create(specs: list[ContainerLike], attach: bool) -> list[dict[str, Any]]:
                 state.write_json(state.network_path(netname), networks[netname])
             if any(j.publish for j in jobs):
                 nat.sync(list(networks.values()))
+                netpolicy.sync_localnet([networks[n] for n in touched])
         except BaseException:
             _rollback(jobs)
             for netname in touched:  # undo allocations in memory and on disk
@@ -480,21 +490,11 @@ def _allocate(jobs: list[_Job], networks: dict[str, dict[str, Any]]) -> None:
         for pub in job.publish:
             pub["ip"] = job.ip
         if job.publish:
-            _check_ports(job, networks)
+            from netlens_runtime import ports  # socket, subprocess: only when publishing
+
+            # Once per host, whatever the network; only the host's own free addresses.
+            ports.check(job.spec.name, job.publish, net, networks)
             net["published"][job.spec.name] = job.publish
-
-
-def _check_ports(job: _Job, networks: dict[str, dict[str, Any]]) -> None:
-    """A host port is published once per host, whatever the network."""
-    for other in networks.values():
-        for cname, pubs in (other.get("published") or {}).items():
-            for pub in pubs:
-                for mine in job.publish:
-                    if (pub["host_port"], pub["proto"]) == (mine["host_port"], mine["proto"]):
-                        raise Conflict(
-                            f"host port {mine['host_port']}/{mine['proto']} is already "
-                            f"published by {cname}"
-                        )
 
 
 def _raise_nofile(jobs: list[_Job]) -> None:
@@ -599,7 +599,8 @@ def _build(jobs: list[_Job]) -> list[dict[str, Any]]:
             if job.net is not None:
                 prefix = ipaddress.IPv4Network(job.net["subnet"]).prefixlen
                 job.plan.addr = f"{job.ip}/{prefix}"
-                job.plan.gateway = job.net["gateway"]
+                # An internal network has no way out: no default route either.
+                job.plan.gateway = None if job.net.get("internal") else job.net["gateway"]
             spawn.prepare_netlink(job.plan)
         v2_dirs: list[str | None] = []
         for job in jobs:
@@ -691,7 +692,7 @@ def _record(job: _Job, created: str) -> dict[str, Any]:
         "netns_inode": job.netns_inode,
         "network": spec.network,
         "ip": job.ip,
-        "gateway": job.net["gateway"] if job.net else None,
+        "gateway": job.plan.gateway if job.net else None,
         "bridge": job.net["bridge"] if job.net else None,
         "rootfs": job.rootfs,
         "command": list(spec.command),
@@ -864,6 +865,7 @@ def remove_containers(names_: list[str], force: bool = True) -> None:
             state.write_json(state.network_path(netname), networks[netname])
         if published:
             nat.sync(list(networks.values()))
+            netpolicy.sync_localnet([networks[n] for n in touched])
         for rec in recs:
             state.retire(state.container_path(rec["name"]))
             state.remove_logs(rec["name"])
@@ -1125,6 +1127,7 @@ def gc() -> list[str]:
                     removed.append(f"cgroup {d}")
         if networks or resync:
             nat.sync(list(networks.values()))
+            netpolicy.sync_localnet(list(networks.values()))
         if nat.release_forwarding(list(networks.values())):
             removed.append("net.ipv4.ip_forward put back (no NAT network left)")
         return removed

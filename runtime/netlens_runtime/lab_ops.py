@@ -309,6 +309,10 @@ def lab_up(spec: LabSpec, *, log: Callable[[str], None] | None = None) -> LabRec
                         nat=net.nat,
                         mtu=net.mtu,
                         bridge=net.bridge,
+                        internal=net.internal,
+                        allow_from=[
+                            a if "/" in a else network_name(spec.name, a) for a in net.allow_from
+                        ],
                     )
                 )
             except RuntimeFailure as exc:

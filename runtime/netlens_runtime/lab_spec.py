@@ -32,6 +32,7 @@ import yaml
 
 from netlens_runtime import ipam, names
 from netlens_runtime.errors import BadInput
+from netlens_runtime.names import ifname_problem
 
 T = TypeVar("T")
 
@@ -41,7 +42,6 @@ IFNAMSIZ = 15
 MAX_NODE_COUNT = 5000
 """Upper bound for ``count`` (and ``--nodes``): a lab of more nodes is a typo."""
 
-_IFNAME_RE = re.compile(r"^[A-Za-z0-9_.@+-]+$")
 _RATE_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([kmg]?)(bit|bps|b)?(?:/s)?$", re.IGNORECASE)
 _RATE_UNITS = {"": 1, "k": 1_000, "m": 1_000_000, "g": 1_000_000_000}
 
@@ -76,6 +76,9 @@ class LabNetwork:
     nat: bool = False
     mtu: int = 1500
     bridge: str | None = None
+    internal: bool = False
+    allow_from: tuple[str, ...] = ()
+    """Lab networks (their lab names) or outside CIDRs that may open connections into it."""
     line: int = field(default=0, compare=False)
     """Line of the network in its lab file, for errors the runtime reports later."""
 
@@ -319,11 +322,20 @@ def _check_ifname(v: _Val) -> str:
     name = v.string()
     if len(name.encode()) > IFNAMSIZ:
         raise v.err(f"{name!r} is longer than {IFNAMSIZ} bytes (Linux interface name limit)")
-    if not _IFNAME_RE.match(name) or name in (".", ".."):
-        raise v.err(f"{name!r} is not a valid interface name")
+    problem = ifname_problem(name)
+    if problem:
+        raise v.err(f"{name!r} is not a valid interface name: {problem}")
     if name == "lo":
         raise v.err("'lo' is the loopback interface; pick another name")
     return name
+
+
+def _is_cidr(text: str) -> bool:
+    try:
+        ipaddress.IPv4Network(text, strict=True)
+    except ValueError:
+        return False
+    return "/" in text
 
 
 def _check_ip(v: _Val) -> str:
@@ -397,7 +409,7 @@ def _check_rate(v: _Val) -> tuple[int, int]:
 # ------------------------------------------------------------------ the loader
 
 _TOP = frozenset({"name", "networks", "nodes", "links", "traffic", "defaults"})
-_NET = frozenset({"subnet", "gateway", "nat", "mtu", "bridge"})
+_NET = frozenset({"subnet", "gateway", "nat", "mtu", "bridge", "internal", "allow_from"})
 _NODE = frozenset(
     {
         "count",
@@ -572,9 +584,19 @@ class _Loader:
                 nat=f["nat"].boolean() if "nat" in f else False,
                 mtu=_check_mtu(f["mtu"]) if "mtu" in f else 1500,
                 bridge=bridge,
+                internal=f["internal"].boolean() if "internal" in f else False,
+                allow_from=tuple(f["allow_from"].string_list()) if "allow_from" in f else (),
                 line=nv.where.line,
             )
+            if net.internal and net.nat:
+                raise f["nat"].err("an internal network has no NAT")
             out[name] = (net, nv)
+        for net, nv in out.values():
+            for item in net.allow_from:
+                if item not in out and not _is_cidr(item):
+                    raise nv.mapping(_NET)["allow_from"].err(
+                        f"{item!r} is neither a network of this lab nor a CIDR"
+                    )
         return out
 
     # -- nodes

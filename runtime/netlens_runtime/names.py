@@ -73,11 +73,35 @@ def validate_name(name: object, what: str = "container") -> str:
     return name
 
 
+IFNAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$")
+
+
+def ifname_problem(name: object) -> str | None:
+    """Why ``name`` cannot be an interface name netlens makes or names in rules (None: fine).
+
+    The kernel refuses more than 15 bytes, '.', '..', '/', ':', whitespace and
+    NUL. Bridge names also end up in nftables rules and iptables arguments,
+    where '*' (nft) and '+' (iptables) are wildcards that would match other
+    interfaces, and quotes, backslashes or ';' would matter to anything that
+    splices text; a leading '-' reads as an option to ip and iptables. So the
+    names netlens accepts are a plain subset: ASCII letters, digits, '_', '.'
+    and '-' (not first), at most 15 bytes. '@' is left out too: ``ip link``
+    prints a veth as ``name@peer``.
+    """
+    if not isinstance(name, str) or not name:
+        return "it is empty"
+    if len(name.encode()) > 15:
+        return "longer than 15 bytes (the kernel's limit)"
+    if not IFNAME_RE.match(name):
+        return "use letters, digits, '_', '.' and '-' (not first)"
+    return None
+
+
 def validate_ifname(name: str) -> str:
-    """Kernel interface names: 1-15 bytes, no '/', ':' or whitespace."""
-    raw = name.encode()
-    if not 0 < len(raw) <= 15 or any(c in name for c in "/: \t\n") or name in (".", ".."):
-        raise BadInput(f"invalid interface name {name!r}: 1-15 bytes, no '/', ':' or spaces")
+    """Interface names netlens creates or puts in firewall rules (see :func:`ifname_problem`)."""
+    problem = ifname_problem(name)
+    if problem:
+        raise BadInput(f"invalid interface name {name!r}: {problem}")
     return name
 
 
@@ -228,8 +252,17 @@ def validate_rootfs(path: str) -> str:
     return real
 
 
+ANY_ADDRESS = "0.0.0.0"
+
+
 def parse_publish(text: str) -> dict[str, object]:
-    """``[HOSTIP:]HOSTPORT:PORT[/tcp|udp]`` -> {"host_ip", "host_port", "port", "proto"}."""
+    """``[HOSTIP:]HOSTPORT:PORT[/tcp|udp]`` -> {"host_ip", "host_port", "port", "proto"}.
+
+    ``host_ip`` None means every address of the host, as does 0.0.0.0 (Docker's
+    meaning), which is stored as None so one rule form serves both. Whether a
+    given address is the host's own is checked when the port is published
+    (:mod:`netlens_runtime.ports`), not here: this is a pure parser.
+    """
     proto = "tcp"
     body = text
     if "/" in text:
@@ -239,11 +272,12 @@ def parse_publish(text: str) -> dict[str, object]:
     parts = body.split(":")
     host_ip: str | None = None
     if len(parts) == 3:
-        host_ip = parts[0]
         try:
-            ipaddress.IPv4Address(host_ip)
+            host_ip = str(ipaddress.IPv4Address(parts[0]))
         except ValueError:
             raise BadInput(f"invalid --publish {text!r}: bad host address") from None
+        if host_ip == ANY_ADDRESS:
+            host_ip = None
         parts = parts[1:]
     if len(parts) != 2 or not all(p.isdigit() and 0 < int(p) < 65536 for p in parts):
         raise BadInput(f"invalid --publish {text!r}: use HOSTPORT:PORT[/tcp|udp]")

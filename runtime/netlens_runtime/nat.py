@@ -1,13 +1,20 @@
 """NAT and forwarding rules in netlens's own nftables table ``ip netlens``.
 
-The whole table is rendered from state and replaced in one ``nft -f -``
-transaction per change, so the rules always match the state files and a crash
-cannot leave half a rule set. The table is deleted with the last network.
+The whole table is rendered from state (:mod:`netlens_runtime.firewall`, nft
+JSON) and replaced in one ``nft -j -f -`` transaction per change, so the rules
+always match the state files and a crash cannot leave half a rule set. The
+table is deleted with the last network.
 
 Beside Docker: a DROP policy in iptables' filter FORWARD chain drops bridged
 traffic (br_netfilter) whatever our table accepts, so each network also puts
-``-i BR -j ACCEPT`` / ``-o BR -j ACCEPT`` (comment ``netlens``) into that chain
-when it exists, and removes them with the network.
+accept rules (comment ``netlens``) into that chain when it exists, and removes
+them with the network: what leaves the bridge (``-i BR``), and what enters it
+as a reply or through a published port (``-o BR`` with conntrack state
+RELATED,ESTABLISHED or DNAT). Our own table still decides what of that passes
+(isolation between networks); the iptables rules only keep Docker's policy from
+dropping it, and never open a bridge to new connections from outside. Every
+rule is an argument list (no shell), and bridge names are validated before
+they get here.
 
 Host forwarding (``net.ipv4.ip_forward``) is turned on by the first NAT network
 and put back by the last one: see :func:`need_forwarding`.
@@ -40,57 +47,23 @@ def table_name() -> str:
 
 
 def render(networks: list[dict[str, Any]], table: str | None = None) -> str:
-    """The nft script that replaces the table (or deletes it when no network is left).
+    """The nft JSON document that replaces the table (see :mod:`netlens_runtime.firewall`).
 
     Published ports live in each network's record (``published``: container ->
     list of {host_ip, host_port, port, proto, ip}) so a change reads no
     container file.
     """
-    table = table or table_name()
-    head = f"table ip {table} {{}}\ndelete table ip {table}\n"
-    if not networks:
-        return head
-    fwd: list[str] = []
-    post: list[str] = []
-    dnat: list[str] = []
-    for net in sorted(networks, key=lambda n: str(n["name"])):
-        br = net["bridge"]
-        fwd.append(f'iifname "{br}" accept')
-        fwd.append(f'oifname "{br}" accept')
-        if net.get("nat", True):
-            post.append(f'ip saddr {net["subnet"]} oifname != "{br}" masquerade')
-        post.append(f'oifname "{br}" ip saddr 127.0.0.0/8 masquerade')
-    for net in sorted(networks, key=lambda n: str(n["name"])):
-        for cname, pubs in sorted((net.get("published") or {}).items()):
-            for pub in pubs:
-                host = pub.get("host_ip")
-                match = f"ip daddr {host}" if host else "fib daddr type local"
-                dnat.append(
-                    f"{match} {pub['proto']} dport {pub['host_port']} "
-                    f'dnat to {pub["ip"]}:{pub["port"]} comment "{cname}"'
-                )
-    body = [f"table ip {table} {{"]
-    body.append("  chain forward {\n    type filter hook forward priority filter; policy accept;")
-    body += [f"    {r}" for r in fwd]
-    body.append("  }")
-    body.append(
-        "  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;"
-    )
-    body += [f"    {r}" for r in post]
-    body.append("  }")
-    for chain, hook in (("prerouting", "prerouting"), ("output", "output")):
-        body.append(f"  chain {chain} {{\n    type nat hook {hook} priority -100; policy accept;")
-        body += [f"    {r}" for r in dnat]
-        body.append("  }")
-    body.append("}")
-    return head + "\n".join(body) + "\n"
+    from netlens_runtime import firewall
+
+    return firewall.render(networks, table or table_name())
 
 
 def apply(script: str) -> None:
+    """Feed one nft JSON document to ``nft -j -f -``: one transaction, all or nothing."""
     import subprocess
 
     try:
-        res = subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True)
+        res = subprocess.run(["nft", "-j", "-f", "-"], input=script, capture_output=True, text=True)
     except FileNotFoundError:
         raise RuntimeFailure("nft is not installed (Debian package nftables)") from None
     if res.returncode != 0:
@@ -124,16 +97,32 @@ def _iptables(args: list[str]) -> bool:
     return res.returncode == 0
 
 
-def _fwd_rules(bridge: str) -> list[list[str]]:
-    comment = ["-m", "comment", "--comment", "netlens"]
-    return [["-i", bridge, *comment, "-j", "ACCEPT"], ["-o", bridge, *comment, "-j", "ACCEPT"]]
+_COMMENT = ["-m", "comment", "--comment", "netlens"]
+
+
+def fwd_rules(bridge: str) -> list[list[str]]:
+    """The FORWARD accept rules of one bridge, as iptables argument lists."""
+    from netlens_runtime import names
+
+    names.validate_ifname(bridge)
+    ct = ["-m", "conntrack", "--ctstate"]
+    return [
+        ["-i", bridge, *_COMMENT, "-j", "ACCEPT"],
+        ["-o", bridge, *ct, "RELATED,ESTABLISHED", *_COMMENT, "-j", "ACCEPT"],
+        ["-o", bridge, *ct, "DNAT", *_COMMENT, "-j", "ACCEPT"],
+    ]
+
+
+def _old_fwd_rules(bridge: str) -> list[list[str]]:
+    """What netlens inserted before networks were isolated, removed with the network."""
+    return [["-o", bridge, *_COMMENT, "-j", "ACCEPT"]]
 
 
 def allow_forward(bridge: str) -> bool:
     """Accept the bridge in iptables' FORWARD chain if that chain exists."""
     if not _iptables_forward_exists():
         return False
-    for rule in _fwd_rules(bridge):
+    for rule in reversed(fwd_rules(bridge)):  # -I: the first rule ends up on top
         if not _iptables(["-C", "FORWARD", *rule]):
             _iptables(["-I", "FORWARD", *rule])
     return True
@@ -142,7 +131,7 @@ def allow_forward(bridge: str) -> bool:
 def disallow_forward(bridge: str) -> None:
     if not _iptables_forward_exists():
         return
-    for rule in _fwd_rules(bridge):
+    for rule in [*fwd_rules(bridge), *_old_fwd_rules(bridge)]:
         while _iptables(["-D", "FORWARD", *rule]):
             pass
 

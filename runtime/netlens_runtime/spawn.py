@@ -11,7 +11,8 @@ exec; EOF means the parent died, so the child exits).
 Batches clone from a mount-namespace :class:`Template` (a small mount table to
 copy) and, when big, from a small helper process (:func:`start_many`): the C
 program ``netlens-spawn`` (spawn_helper.c, the same steps as :func:`_child`;
-see netlens_runtime.helper) or, without a C compiler, a fresh Python.
+built with the package, see netlens_runtime.helper) or, without it, a fresh
+Python.
 """
 
 from __future__ import annotations
@@ -536,6 +537,8 @@ def _child(
     for path, value in plan.sysctls:
         with open(path, "w") as fh:
             fh.write(value)
+    if plan.log_path is not None:
+        os.setsid()  # detached: its own session and group, out of reach of the caller's
     null = os.open("/dev/null", os.O_RDWR)
     os.dup2(null, 0)
     if log_fd >= 0:

@@ -261,6 +261,9 @@ static void child_main(struct child *c, int tini_fd, int template_fd) {
         if (write(fd, value, (size_t)len) != len) fail(path, errno ? errno : EIO);
         close(fd);
     }
+    /* detached (it logs to a file): its own session and process group, so killing
+       the caller's group (a CI runner, kill -- -PGID) leaves it running */
+    if (c->log_path[0] && setsid() < 0) fail("setup: setsid", errno);
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null < 0) fail("setup: /dev/null", errno);
     dup2(null, 0);

@@ -263,7 +263,7 @@ def test_bench_walker_vs_python_helper(namespaces: list[str]) -> None:
     from netlens.discovery import walker
 
     if walker.find() is None:
-        pytest.skip("netlens-walk cannot be built here")
+        pytest.skip("netlens-walk is not built (no C compiler at make setup)")
     argv = [*_netlens_argv(), "dump", "--json"]
     runs: dict[str, list[tuple[float, float]]] = {"walker": [], "python": []}
     for _ in range(REPEAT):
@@ -325,7 +325,7 @@ def test_bench_helpers_alone(namespaces: list[str]) -> None:
     from netlens.discovery.sources import _legacy_present
 
     if walker.find() is None:
-        pytest.skip("netlens-walk cannot be built here")
+        pytest.skip("netlens-walk is not built (no C compiler at make setup)")
     mode = "enter+nat+legacy" if _legacy_present() else "enter+nat"
     paths = [f"/run/netns/{ns}" for ns in namespaces]
     runs: dict[str, list[tuple[float, float]]] = {"walker": [], "python": []}

@@ -423,19 +423,15 @@ def _mine(snap: Snapshot, names: list[str]) -> list[tuple[object, ...]]:
 
 @pytest.fixture
 def fresh_walker(monkeypatch: pytest.MonkeyPatch) -> str:
-    """The netlens-walk build, with a finder of this test's own: a walker the
+    """The netlens-walk build, remembered as failed only in this test: a walker the
     test breaks is forgotten only here, not for the tests after it."""
-    from netlens import native
+    from conftest import built_helper
+
     from netlens.discovery import walker
 
     monkeypatch.delenv(walker.ENV, raising=False)
-    monkeypatch.setattr(walker, "_finder", native.Finder(walker.ENV))
-    if native.compiler() is None:
-        pytest.skip("no C compiler: netlens-walk cannot be built here")
-    assert walker.build(quiet=False) is not None, "netlens-walk did not build"
-    path = walker.find()  # explicit build first: a recorded failure is tried again
-    assert path is not None
-    return path
+    monkeypatch.setattr(walker, "_forgotten", False)
+    return built_helper(walker.NAME, walker.find())
 
 
 class _Counting:

@@ -45,6 +45,8 @@ BRIDGE = f"ni{RUN_TAG}dk"
 NAME = f"ni{RUN_TAG}c1"
 IMAGE = f"ni{RUN_TAG}img:latest"
 SUBNET_OCTET = 100 + int(RUN_TAG, 16) % 100  # 198.18.X.0/24: benchmark range, never routed
+NETWORK = f"ni{RUN_TAG}net"  # a user network: its bridge is br-<12 hex of its id>
+NETWORK_OCTET = 100 + (int(RUN_TAG, 16) + 50) % 100  # apart from ours and the Podman test's
 HOST_PORT = 20000 + int(RUN_TAG, 16) % 20000
 STATE_PATHS = (
     "/var/lib/docker",
@@ -110,6 +112,7 @@ class DockerEngine:
         """Undo everything, each step on its own so one failure does not stop the rest."""
         _docker(f"rm -f {NAME}", check=False)
         _docker(f"rmi -f {IMAGE}", check=False)
+        _docker(f"network rm {NETWORK}", check=False)
         if self.proc is None:
             return  # not our daemon: its rules, bridge and state are not ours to touch
         self._stop(self.proc.pid, self.proc)
@@ -146,6 +149,7 @@ class Running:
     ip: str
     sandbox: str
     inode: int
+    network_id: str
 
 
 @pytest.fixture(scope="module")
@@ -169,8 +173,10 @@ def docker_ctr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
                 f"run -d --name {NAME} --label netlens.test={RUN_TAG} "
                 f"-p 127.0.0.1:{HOST_PORT}:80 {IMAGE} /bin/sleep 600"
             )
+            _docker(f"network create --subnet 198.18.{NETWORK_OCTET}.0/24 {NETWORK}")
         except RuntimeError as err:  # the engine's problem on this machine, not netlens's
             pytest.skip(f"dockerd runs but could not run a container here: {err}")
+        network_id = _docker(f"network inspect -f '{{{{.Id}}}}' {NETWORK}").stdout.strip()
         info = json.loads(_docker(f"inspect {NAME}").stdout)[0]
         pid = int(info["State"]["Pid"])
         nets = info["NetworkSettings"]["Networks"]
@@ -181,6 +187,7 @@ def docker_ctr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
             ip=ip,
             sandbox=info["NetworkSettings"]["SandboxKey"],
             inode=os.stat(f"/proc/{pid}/ns/net").st_ino,
+            network_id=network_id,
         )
     finally:
         engine.close()
@@ -228,3 +235,26 @@ def test_discover_shows_host_veth_and_ip(docker_ctr: Running) -> None:
         snap, f"docker:{docker_ctr.id}", docker_ctr.inode, docker_ctr.ip, expected
     )
     assert ctr.name == NAME
+
+
+def test_discover_names_docker_bridges_by_their_network(docker_ctr: Running) -> None:
+    """The default network's bridge is ``bridge``, a user network's ``br-<id>`` its name,
+    read from dockerd's network store (``NETLENS_RECORD_DIR``: keep a copy of it)."""
+    from netlens.discovery import discover
+    from netlens.discovery.engines.docker import DEFAULT_ROOT, KV_PATH
+
+    record = os.environ.get("NETLENS_RECORD_DIR")
+    if record:
+        import shutil
+
+        shutil.copy(os.path.join(DEFAULT_ROOT, *KV_PATH), os.path.join(record, "local-kv.db"))
+    snap = discover(with_nat=False)
+    host = snap.host
+    assert host is not None
+    default = BRIDGE if os.path.exists(f"/sys/class/net/{BRIDGE}") else "docker0"
+    user = f"br-{docker_ctr.network_id[:12]}"
+    named = {i.name: i.network for i in host.interfaces if i.kind == "bridge"}
+    assert named.get(default) == "bridge", named
+    assert named.get(user) == NETWORK, named
+    itf = host.by_name(user)
+    assert itf is not None and itf.display_name == f"{NETWORK} ({user})"

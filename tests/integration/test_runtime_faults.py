@@ -258,8 +258,9 @@ def test_broken_native_spawner_falls_back_to_python(
     else:
         program.write_text("#!/bin/sh\nexit 127\n")
     program.chmod(0o755)
-    monkeypatch.setattr(helper, "_found", {})
-    monkeypatch.setattr(helper, "find", lambda: str(program))
+    monkeypatch.setattr(helper, "_forgotten", False)
+    monkeypatch.setattr(helper, "PATH", str(program))
+    assert helper.find() == str(program)  # trusted: ours, like an installed build
     monkeypatch.setenv("NETLENS_SPAWNER", "1")
     monkeypatch.setenv("NETLENS_SPAWNERS", helpers)
     specs = [api.ContainerSpec(name=rt.name(f"b{i}"), network=None) for i in range(3)]
@@ -267,7 +268,8 @@ def test_broken_native_spawner_falls_back_to_python(
     assert [r["state"] for r in recs] == ["running"] * 3
     for rec in recs:
         assert rec["cgroup"] in Path(f"/proc/{rec['pid']}/cgroup").read_text()
-    assert helper._found == {helper.SOURCE: None}  # not tried again in this process
+    assert helper.find() is None  # not tried again in this process
+    assert helper.status()[1] == "it failed at run time in this process"
     api.remove_containers([s.name for s in specs])
     for spec in specs:
         assert _settled(spec.name) == [], spec.name

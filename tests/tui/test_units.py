@@ -16,7 +16,7 @@ from netlens.tui.index import SnapshotIndex
 from netlens.tui.keymap import load_keymap
 from netlens.tui.screens.detail import route_code
 from netlens.tui.sources import synthetic_frame
-from netlens.tui.themes import ROLES, ThemeError, load_themes, parse_theme
+from netlens.tui.themes import ROLES, ThemeError, bundled_theme_dir, load_themes, parse_theme
 
 from .conftest import REPO
 from .fixture import make_snapshot
@@ -33,6 +33,20 @@ def test_si_rates_and_levels() -> None:
     assert fmt.level(700e6, 1e9) == "high" and fmt.level(50e6, 1e9) == "low"
     assert fmt.sparkline([0, 1, 2, 4], 4) == "▁▂▄█"
     assert fmt.sparkline([], 3) == "   "
+
+
+def test_bundled_themes_come_from_the_package_else_the_checkout(tmp_path: Path) -> None:
+    assert bundled_theme_dir() == REPO / "themes"  # this checkout: no netlens/themes
+    site = tmp_path / "site-packages" / "netlens"
+    (site / "themes").mkdir(parents=True)
+    assert bundled_theme_dir(site) == site / "themes"  # installed: the copy in the package
+    checkout = tmp_path / "checkout"
+    (checkout / "netlens").mkdir(parents=True)
+    (checkout / "pyproject.toml").write_text("")
+    assert bundled_theme_dir(checkout / "netlens") == checkout / "themes"
+    bare = tmp_path / "elsewhere" / "netlens"  # neither: never a stranger's themes/ beside
+    bare.mkdir(parents=True)
+    assert bundled_theme_dir(bare) == bare / "themes"
 
 
 def test_bundled_themes_are_valid_and_define_every_role() -> None:

@@ -310,3 +310,21 @@ def test_recorded_docker_ruleset() -> None:
         ("198.18.77.0/24", "!nixd0"),
         ("198.18.77.2/32", None),
     }
+
+
+def test_nft_set_reference_reads_as_nft_prints_it() -> None:
+    """netlens's own table masquerades ``oifname != @bridges``: a set, not a name."""
+    from netlens_runtime import firewall
+
+    nets = [{"name": "a", "bridge": "nlbA", "subnet": "10.5.0.0/24", "nat": True}]
+    doc = {"nftables": [
+        {"table": {"family": "ip", "name": "t"}},
+        {"chain": {"family": "ip", "table": "t", "name": "postrouting", "type": "nat",
+                   "hook": "postrouting", "prio": 100, "policy": "accept"}},
+    ] + [{"rule": c["add"]["rule"]} for c in firewall.commands(nets, "t")
+         if "rule" in c.get("add", {}) and c["add"]["rule"]["chain"] == "postrouting"]}  # fmt: skip
+    rules, _ = parse_nft_json(doc)
+    masq = [r for r in rules if r.src == "10.5.0.0/24"]
+    assert [(r.out_iface, r.text) for r in masq] == [
+        ("!@bridges", "ip saddr 10.5.0.0/24 oifname != @bridges masquerade")
+    ]

@@ -1,18 +1,19 @@
-"""netlens-spawn (runtime/netlens_runtime/spawn_helper.c): its build, job format and error reports.
+"""netlens-spawn (runtime/netlens_runtime/spawn_helper.c): its job format and error reports.
 
 Nothing here clones a container (the integration tests do, through both
 spawners): the program is run with jobs that make it stop before any clone.
+How it is built and found: test_helpers_build.py and test_helpers_find.py.
 """
 
 from __future__ import annotations
 
 import os
-import platform
 import struct
 import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import built_helper
 
 from netlens_runtime import helper, spawn
 
@@ -21,10 +22,8 @@ pytestmark = pytest.mark.unit
 
 @pytest.fixture(scope="module")
 def program() -> str:
-    path = helper.build()
-    if path is None:
-        pytest.skip("no working C compiler")
-    return path
+    """The program the checkout's build step made (``make setup``)."""
+    return built_helper(helper.NAME, helper.find())
 
 
 def _run(program: str, job: bytes) -> tuple[int, str]:
@@ -43,17 +42,16 @@ def _run(program: str, job: bytes) -> tuple[int, str]:
     return proc.returncode, report
 
 
-def test_build_is_named_after_the_source_and_reused(program: str) -> None:
-    builds = (helper.binary_path("static"), helper.binary_path("dynamic"))
-    assert program in builds and os.access(program, os.X_OK)
-    assert helper.build() == program
-    mode = os.stat(program).st_mode
-    assert not mode & 0o022
+def test_program_is_the_packaged_build(program: str) -> None:
+    assert program == helper.PATH and os.access(program, os.X_OK)
+    assert not os.stat(program).st_mode & 0o022
+    assert helper.why_untrusted(program) == ""
 
 
 def test_find_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NETLENS_SPAWN_HELPER", "0")
     assert helper.find() is None
+    assert helper.status() == (None, "NETLENS_SPAWN_HELPER=0")
 
 
 def test_empty_job_reports_no_pids(program: str) -> None:
@@ -108,63 +106,11 @@ def test_null_bytes_are_refused_not_truncated() -> None:
         spawn.encode_job([(plan, 7, 8, None)], 3, 4)
 
 
-def test_build_name_depends_on_machine_and_link_mode(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A build copied from another machine, or the other link mode, is never picked up."""
-    here = helper.binary_path("static")
-    assert helper.binary_path("dynamic") != here
-    monkeypatch.setattr(platform, "machine", lambda: "riscv64")
-    assert helper.binary_path("static") != here
-
-
 def test_symlink_to_a_good_build_is_not_trusted(program: str, tmp_path: Path) -> None:
     link = tmp_path / "netlens-spawn"
     link.symlink_to(program)
-    assert helper._trusted(program)
-    assert not helper._trusted(str(link))
-
-
-@pytest.fixture
-def bin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Builds go to a directory of this test (the real _bin is left alone)."""
-    path = tmp_path / "bin"
-    path.mkdir(mode=0o755)
-    monkeypatch.setattr(helper, "BIN_DIR", str(path))
-    return path
-
-
-def test_build_dir_writable_by_others_is_refused(
-    bin_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    os.chmod(bin_dir, 0o777)
-    called: list[list[str]] = []
-    monkeypatch.setattr(subprocess, "run", lambda argv, **kw: called.append(argv))
-    assert helper.build() is None
-    assert called == []  # nothing compiled, nothing run
-
-
-def test_build_that_does_not_start_is_not_kept(
-    bin_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """$CC (split like a shell would) 'compiles' garbage: neither link mode is kept."""
-    fake = tmp_path / "fake cc.sh"
-    fake.write_text('while [ "$1" != -o ]; do shift; done; printf "\\177ELFjunk" > "$2"\n')
-    monkeypatch.setenv("CC", f"sh '{fake}'")
-    assert helper.build() is None
-    failed = os.path.basename(helper.binary_path("failed"))  # no compile on next use
-    assert sorted(os.listdir(bin_dir)) == sorted([".gitignore", ".lock", failed])
-    assert os.stat(bin_dir / ".lock").st_mode & 0o777 == 0o600
-
-
-def test_lock_and_gitignore_do_not_follow_symlinks(
-    bin_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    victim = tmp_path / "victim"
-    victim.write_text("keep\n")
-    (bin_dir / ".gitignore").symlink_to(victim)
-    (bin_dir / ".lock").symlink_to(victim)
-    monkeypatch.setenv("CC", "true")
-    assert helper.build() is None  # the lock cannot be opened: no build
-    assert victim.read_text() == "keep\n"
+    assert helper.why_untrusted(program) == ""
+    assert helper.why_untrusted(str(link)) == "not an executable regular file"
 
 
 def test_unknown_machine_refuses_raw_syscalls_in_one_line() -> None:

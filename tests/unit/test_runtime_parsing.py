@@ -9,6 +9,7 @@ import struct
 from pathlib import Path
 
 import pytest
+from nft_text import rules
 
 from netlens_runtime import ipam, names, nat, netlink, state
 from netlens_runtime.errors import BadInput, Conflict
@@ -32,10 +33,19 @@ def test_ifname_ok(name: str) -> None:
     assert names.validate_ifname(name) == name
 
 
-@pytest.mark.parametrize("name", ["", "x" * 16, "a/b", "a:b", "a b", ".."])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "", "x" * 16, "a/b", "a:b", "a b", "..", ".", "a\tb", "a\0b",
+        # special to nft (wildcard, quoting) or iptables (wildcard, options)
+        'x";drop;#', "+", "eth+", "eth*", "a'b", "a\\b", "-x", "a;b", "a{b}", "a$b",
+        "\x1b[31mbr", "é", "a@b",
+    ],
+)  # fmt: skip
 def test_ifname_bad(name: str) -> None:
     with pytest.raises(BadInput):
         names.validate_ifname(name)
+    assert names.ifname_problem(name)
 
 
 def test_derived_names_fit_and_differ() -> None:
@@ -87,6 +97,8 @@ def test_parse_publish() -> None:
     }  # fmt: skip
     got = names.parse_publish("127.0.0.1:53:5353/udp")
     assert got == {"host_ip": "127.0.0.1", "host_port": 53, "port": 5353, "proto": "udp"}
+    # 0.0.0.0 is every host address, like no address at all (Docker's meaning)
+    assert names.parse_publish("0.0.0.0:18090:8000") == names.parse_publish("18090:8000")
     for bad in ("80", "a:b", "0:80", "80:70000", "1:2/sctp", "x:1:2"):
         with pytest.raises(BadInput):
             names.parse_publish(bad)
@@ -189,13 +201,16 @@ def test_nat_render() -> None:
         },
         {"name": "b", "bridge": "nlbB", "subnet": "10.6.0.0/24", "nat": False, "published": {}},
     ]  # fmt: skip
-    text = nat.render(nets, "netlens")
-    assert text.startswith("table ip netlens {}\ndelete table ip netlens\n")
-    assert 'ip saddr 10.5.0.0/24 oifname != "nlbA" masquerade' in text
-    assert "10.6.0.0/24" not in text  # no NAT for b
-    assert 'iifname "nlbB" accept' in text
-    assert text.count("fib daddr type local tcp dport 8080 dnat to 10.5.0.2:80") == 2
-    assert nat.render([], "netlens") == "table ip netlens {}\ndelete table ip netlens\n"
+    cmds = json.loads(nat.render(nets, "netlens"))["nftables"]
+    table = {"family": "ip", "name": "netlens"}
+    assert cmds[:2] == [{"add": {"table": table}}, {"delete": {"table": table}}]
+    post = rules(cmds, "postrouting")
+    assert "ip saddr 10.5.0.0/24 oifname != @bridges masquerade" in post
+    assert not [r for r in post if "10.6.0.0/24" in r]  # no NAT for b
+    assert 'iifname "nlbB" accept' in rules(cmds, "forward")
+    dnat = "fib daddr type local tcp dport 8080 dnat to 10.5.0.2:80"
+    assert rules(cmds, "prerouting") == rules(cmds, "output") == [dnat]
+    assert json.loads(nat.render([], "netlens"))["nftables"] == cmds[:2]
 
 
 def test_nat_table_scoped(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

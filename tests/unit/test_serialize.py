@@ -134,7 +134,7 @@ def test_dumps_is_deterministic_and_sorted() -> None:
     labels = doc["containers"][0]["labels"]
     assert list(labels) == sorted(labels)
     assert "\n" not in dumps(a)
-    assert dumps(a, pretty=True).startswith('{\n  "schema_version": "1.0"')
+    assert dumps(a, pretty=True).startswith('{\n  "schema_version": "1.1"')
 
 
 def test_golden_snapshot_file_loads_to_fixture() -> None:
@@ -210,7 +210,20 @@ def test_newer_minor_is_read_and_unknown_keys_ignored() -> None:
     d["rates"] = {"netns:1/2": {"rx_bps": 1.0}}
     snap = snapshot_from_dict(d)
     assert snap.schema_version == "1.9"
-    assert dataclasses.replace(snap, schema_version="1.0") == sample_snapshot()
+    assert dataclasses.replace(snap, schema_version="1.1") == sample_snapshot()
+
+
+def test_older_minor_without_network_reads_it_as_none() -> None:
+    """A 1.0 dump (before interfaces had ``network``) still loads, with network None."""
+    d = _doc()
+    d["schema_version"] = "1.0"
+    for ns in d["namespaces"]:
+        for itf in ns["interfaces"]:
+            del itf["network"]
+    snap = snapshot_from_dict(d)
+    assert all(i.network is None for i in snap.interfaces())
+    br0 = next(i for i in sample_snapshot().interfaces() if i.name == "br0")
+    assert br0.network == "lan" and br0.display_name == "lan (br0)"
 
 
 def test_absent_optional_keys_take_defaults() -> None:

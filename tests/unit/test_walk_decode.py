@@ -8,8 +8,8 @@ parent and Python decodes it) or ``marshal.loads(output)`` equals
 must never be declined, or the fast path would silently not be used.
 
 The decoder is compiled here into a shared library (ctypes: thousands of
-hypothesis examples in a second) and, through :mod:`netlens.discovery.walker`,
-into the real ``netlens-walk`` (its ``decode NAME`` mode) for the recorded and
+hypothesis examples in a second); the real ``netlens-walk`` that the build step
+made (setup.py, ``make setup``; its ``decode NAME`` mode) runs the recorded and
 live replies. Both need a C compiler; without one the tests are skipped.
 """
 
@@ -24,11 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DISCOVERY_FIXTURES, Lab, sh
+from conftest import DISCOVERY_FIXTURES, Lab, built_helper, setup_py, sh
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netlens import native
 from netlens.discovery import decode, walker, wire
 from netlens.discovery.nsenter import netlink_socket, run_in_netns
 
@@ -98,7 +97,7 @@ class CDecoder:
 
 
 def _compiler() -> list[str]:
-    cc = native.compiler()
+    cc = setup_py().compiler()
     if cc is None:
         pytest.skip("no C compiler")
     return cc
@@ -119,15 +118,11 @@ def lib(tmp_path_factory: pytest.TempPathFactory) -> CDecoder:
 
 
 @pytest.fixture(scope="module")
-def walk_exe(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """netlens-walk as walker.py builds it (sources, flags), in a private directory."""
-    _compiler()
-    prog = walker.program()
-    assert str(SOURCE) in prog.sources, "walker.py no longer builds walk_decode.c"
-    prog.bin_dir = str(tmp_path_factory.mktemp("walk_bin") / "bin")
-    path = prog.build(quiet=False)
-    assert path is not None, "netlens-walk did not build"
-    return path
+def walk_exe() -> str:
+    """netlens-walk as the build step made it (setup.py: walk.c with this decoder)."""
+    (helper,) = [h for h in setup_py().HELPERS if h.name == walker.NAME]
+    assert "netlens/discovery/walk_decode.c" in helper.sources, "setup.py no longer builds it"
+    return built_helper(walker.NAME, walker.find())
 
 
 def walk_decode(exe: str, name: str, data: bytes) -> bytes | None:

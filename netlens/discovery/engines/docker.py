@@ -137,3 +137,74 @@ class DockerIndex:
             if hit is not None:
                 return hit
         return None
+
+
+# --- networks -------------------------------------------------------------------
+
+KV_PATH = ("network", "files", "local-kv.db")  # under the data root
+KV_BUCKET = b"libnetwork"
+_KV_BRIDGE_OPTION = "com.docker.network.bridge.name"
+
+
+def _kv_json(value: bytes) -> dict[str, object] | None:
+    """A libkv value: an 8-byte modification index, then the object as JSON."""
+    import json
+
+    start = value.find(b"{", 0, 16)
+    if start < 0:
+        return None
+    try:
+        data = json.loads(value[start:])
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _generic_bridge(doc: dict[str, object]) -> str | None:
+    """The bridge name given as a driver option (docker0, ``-o ...bridge.name=``)."""
+    generic = doc.get("generic")
+    if not isinstance(generic, dict):
+        return None
+    opts = generic.get("com.docker.network.generic")
+    name = opts.get(_KV_BRIDGE_OPTION) if isinstance(opts, dict) else None
+    return str(name) if name else None
+
+
+def bridge_networks(root: str = DEFAULT_ROOT) -> dict[str, str]:
+    """Bridge interface name -> Docker network name, from dockerd's network store.
+
+    libnetwork keeps every network in ``<root>/network/files/local-kv.db``, a
+    bbolt file (bucket ``libnetwork``) read here without the daemon, as the
+    containers are. Two records per bridge network: ``.../network/<id>/`` (name,
+    driver, driver options) and the bridge driver's ``.../bridge/<id>/``
+    (``BridgeName``); a user network's bridge is ``br-`` + 12 hex of its id unless
+    named by an option, and the default network ``bridge`` has ``docker0`` (or
+    dockerd's ``--bridge``). Networks of other drivers (host, null, macvlan) own no
+    bridge. A missing or unreadable store gives no names, never an error.
+    """
+    from netlens.discovery.engines.bolt import BoltError, BoltFile
+
+    try:
+        db = BoltFile.open(os.path.join(root, *KV_PATH))
+        entries = list(db.bucket(KV_BUCKET))
+    except (OSError, BoltError):
+        return {}
+    names: dict[str, str] = {}  # network id -> name
+    bridges: dict[str, str] = {}  # network id -> bridge interface
+    for key, value, is_bucket in entries:
+        parts = [p for p in key.decode("utf-8", "replace").split("/") if p]
+        if is_bucket or value is None or len(parts) < 5 or parts[-2] not in ("network", "bridge"):
+            continue
+        doc = _kv_json(value)
+        if doc is None:
+            continue
+        nid = parts[-1]
+        if parts[-2] == "network":
+            if doc.get("networkType") == "bridge" and doc.get("name"):
+                names[nid] = str(doc["name"])
+                bridge = _generic_bridge(doc)
+                if bridge:
+                    bridges.setdefault(nid, bridge)
+        elif doc.get("BridgeName"):
+            bridges[nid] = str(doc["BridgeName"])
+    return {bridges.get(nid) or f"br-{nid[:12]}": name for nid, name in names.items()}

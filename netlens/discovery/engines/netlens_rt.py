@@ -81,3 +81,18 @@ class NetlensIndex:
             if hit is not None:
                 return hit
         return None
+
+
+def bridge_networks(state_dir: str | None = None) -> dict[str, str]:
+    """Bridge interface name -> network name (``networks/<name>.json``, key ``bridge``)."""
+    root = os.path.join(state_dir or default_state_dir(), "networks")
+    try:
+        files = sorted(f for f in os.listdir(root) if f.endswith(".json"))
+    except OSError:
+        return {}
+    out: dict[str, str] = {}
+    for fname in files:
+        data = read_json(os.path.join(root, fname))
+        if data is not None and data.get("bridge"):
+            out[str(data["bridge"])] = str(data.get("name") or fname[: -len(".json")])
+    return out

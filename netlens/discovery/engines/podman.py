@@ -256,3 +256,34 @@ def conmon_args(cmdline: str) -> tuple[str, str] | None:
             found.setdefault(key, value)
     cid = found.get("id")
     return (cid, found.get("name") or cid[:12]) if cid else None
+
+
+# --- networks -------------------------------------------------------------------
+
+NETWORK_DIRS = ("/etc/containers/networks", os.path.join(DEFAULT_ROOT, "networks"))
+DEFAULT_NETWORK = ("podman0", "podman")  # built in: no file unless someone edits it
+
+
+def bridge_networks(dirs: Iterable[str] = NETWORK_DIRS) -> dict[str, str]:
+    """Bridge interface name -> Podman network name (netavark's ``<name>.json`` files).
+
+    Podman 4+ writes one JSON file per network it created (``name``, ``driver``,
+    ``network_interface``) in its network config directory (root:
+    /etc/containers/networks; the storage root's ``networks`` for others). The
+    default network ``podman`` (bridge ``podman0``) lives in Podman's code and
+    gets a file only when changed, so it is named unless a file says otherwise.
+    macvlan/ipvlan networks name their parent NIC there: never claimed.
+    """
+    out: dict[str, str] = {}
+    for folder in dirs:
+        try:
+            files = sorted(f for f in os.listdir(folder) if f.endswith(".json"))
+        except OSError:
+            continue
+        for fname in files:
+            data = _loads(read_text(os.path.join(folder, fname), regular=True))
+            bridge, name = data.get("network_interface"), data.get("name")
+            if data.get("driver") == "bridge" and bridge and name:
+                out.setdefault(str(bridge), str(name))
+    out.setdefault(*DEFAULT_NETWORK)
+    return out

@@ -140,7 +140,10 @@ class DetailScreen(Screen[None]):
                     "ports-table",
                 )
             with TabPane("MAC table", id="tab-mac"):
-                yield Label(f"show mac address-table (bridge {itf.name})", classes="section-title")
+                yield Label(
+                    f"show mac address-table (bridge {itf.display_name})",
+                    classes="section-title",
+                )
                 by_idx = {i.ifindex: i for i in ns.interfaces}
                 rows = []
                 for f in ns.fdb:
@@ -189,7 +192,7 @@ class DetailScreen(Screen[None]):
             rows.append(("veth peer", idx.iface_label(itf.peer.key)))
         if itf.master is not None:
             m = idx.ifaces.get(f"{itf.netns}/{itf.master}")
-            rows.append(("master", m.name if m else str(itf.master)))
+            rows.append(("master", m.display_name if m else str(itf.master)))
         if itf.speed_mbps:
             rows.append(("speed", fmt.si(itf.speed_mbps * 1e6, "b/s")))
         if itf.driver:
@@ -203,6 +206,8 @@ class DetailScreen(Screen[None]):
                     f"{v.remote or v.group or '-'} port {v.port or 4789}",
                 )
             )
+        if itf.network:
+            rows.append(("network", itf.network))
         if itf.bridge is not None:
             b = itf.bridge
             rows.append(

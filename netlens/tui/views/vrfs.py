@@ -123,7 +123,7 @@ class VrfsView(View):
             members = idx.members.get(key, [])
             if (
                 ctx.needle
-                and ctx.needle.lower() not in br.name.lower()
+                and ctx.needle.lower() not in br.display_name.lower()
                 and not any(idx.matches(m, ctx.needle) for m in members)
             ):
                 continue
@@ -132,7 +132,7 @@ class VrfsView(View):
             macs = [f for f in ns.fdb if f.master == br.ifindex]
             info = br.bridge
             rows[key] = [
-                Cell(br.name),
+                Cell(br.display_name),
                 Cell(ns.name),
                 Cell(str(len(ports)), len(ports), "", True),
                 Cell(str(len(macs)), len(macs), "", True),

@@ -1,0 +1,106 @@
+"""Honest dependencies: pyproject's runtime dependencies are exactly what product code imports.
+
+Product code is netlens/ and runtime/netlens_runtime/ (what the wheel holds). Every
+absolute import of a module outside the standard library and the two packages must
+belong to a declared dependency (else a clean install breaks on it), and every
+declared dependency must be imported somewhere (else users install it for
+nothing). The import names are mapped to distributions through the metadata of
+the installed dependencies, so ``yaml`` counts for PyYAML. And the runtime
+imports nothing of netlens (the dependency runs the other way, from netlens/cli.py).
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import re
+import sys
+import tomllib
+from importlib.metadata import packages_distributions
+
+import pytest
+from conftest import REPO
+
+pytestmark = pytest.mark.unit
+
+OWN = {"netlens", "netlens_runtime"}
+DECLARED_NOT_IMPORTED = {
+    "pyroute2": "a package the product brief requires; its job (traffic control in the "
+    "labs) is still to come: once product code imports it, remove it from this list",
+}
+"""Declared on purpose although no product code imports it yet, each with the reason."""
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def declared() -> set[str]:
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    return {_norm(re.split(r"[\s<>=~!;\[]", d, maxsplit=1)[0]) for d in deps}
+
+
+def imported() -> dict[str, set[str]]:
+    """Top-level third-party import names of product code -> the files importing them."""
+    out: dict[str, set[str]] = {}
+    for root in (REPO / "netlens", REPO / "runtime" / "netlens_runtime"):
+        for path in root.rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                for name in names:
+                    top = name.split(".")[0]
+                    if top not in sys.stdlib_module_names and top not in OWN:
+                        out.setdefault(top, set()).add(str(path.relative_to(REPO)))
+    return out
+
+
+@functools.cache
+def used() -> dict[str, set[str]]:
+    """Distributions product code imports -> the files importing them."""
+    dists = packages_distributions()
+    out: dict[str, set[str]] = {}
+    for name, files in imported().items():
+        assert name in dists, f"{name} (imported by {sorted(files)}) is no installed distribution"
+        for dist in dists[name]:
+            out.setdefault(_norm(dist), set()).update(files)
+    return out
+
+
+def test_everything_product_code_imports_is_declared() -> None:
+    imports = used()
+    missing = set(imports) - declared()
+    assert not missing, {d: sorted(imports[d]) for d in missing}
+
+
+def test_every_declared_dependency_is_imported_or_a_stated_exception() -> None:
+    unused = declared() - set(used())
+    assert unused <= set(DECLARED_NOT_IMPORTED), f"nothing imports {sorted(unused)}"
+
+
+def test_the_exceptions_are_still_exceptions() -> None:
+    """A stated exception that product code now imports must leave the list."""
+    assert set(DECLARED_NOT_IMPORTED) <= declared()
+    now_used = set(DECLARED_NOT_IMPORTED) & set(used())
+    assert not now_used, f"{sorted(now_used)} is imported now: remove it from the exceptions"
+
+
+def test_the_runtime_never_imports_netlens() -> None:
+    """netlens_runtime stands alone (only netlens/cli.py wires the two together): its C
+    helper's finder once imported netlens.native; nothing of it may again."""
+    offenders = []
+    for path in (REPO / "runtime" / "netlens_runtime").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and node.level == 0
+                else []
+            )
+            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] == "netlens"]
+    assert offenders == []
