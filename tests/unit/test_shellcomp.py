@@ -105,8 +105,10 @@ BASH_CASES: list[tuple[str, set[str]]] = [
     ("netlens run --network=l", {"lan"}),
     ("netlens run --name x --rootfs s", {"sub"}),
     ("netlens exec web1 -- ip no", {"notes.txt"}),  # the command's arguments: files
-    ("netlens network ", {"create", "ls", "rm"}),
+    ("netlens network ", {"allow", "create", "disallow", "ls", "rm"}),
     ("netlens network rm ", {"lan"}),
+    ("netlens network allow ", {"lan"}),
+    ("netlens network disallow lan --from ", {"lan"}),
     ("netlens network create x --subnet ", set()),  # free text: nothing to offer
     ("netlens lab ", {"up", "down", "ls", "check"}),
     ("netlens lab down ", {"mylab", "lab.yaml", "sub"}),
