@@ -60,7 +60,8 @@ class DataSource(Protocol):
 
 
 def _seed(key: str) -> int:
-    return zlib.crc32(key.encode())
+    # surrogatepass: an id read from an engine's JSON may hold a lone surrogate
+    return zlib.crc32(key.encode("utf-8", "surrogatepass"))
 
 
 _BASES = (0.0, 40e3, 4e6, 60e6, 700e6)

@@ -58,9 +58,12 @@ def table_name(t: int) -> str:
 
 
 def _table(columns: Sequence[tuple[str, str]], rows: Iterable[Sequence[Any]], tid: str) -> NlTable:
+    """A detail table. Every plain ``str`` becomes a :class:`Cell`: DataTable reads a
+    str cell as markup with emoji codes (a MAC's ``:ab:`` was drawn as an emoji, a
+    name holding ``[/]`` raised a MarkupError), and a Cell shows it as inert text."""
     t = NlTable(columns, id=tid)
     for i, row in enumerate(rows):
-        t.add_row(*row, key=str(i))
+        t.add_row(*(c if isinstance(c, Cell) else Cell(str(c)) for c in row), key=str(i))
     return t
 
 
@@ -102,7 +105,7 @@ class DetailScreen(Screen[None]):
         return f"{self.node} (gone)"
 
     def compose(self) -> ComposeResult:
-        yield Label(self._title(), id="detail-title")
+        yield Label(fmt.plain(self._title()), id="detail-title")
         yield Static(id="detail-rate")
         with TabbedContent(id="detail-tabs"):
             if self.iface is not None:
@@ -140,7 +143,10 @@ class DetailScreen(Screen[None]):
                     "ports-table",
                 )
             with TabPane("MAC table", id="tab-mac"):
-                yield Label(f"show mac address-table (bridge {itf.name})", classes="section-title")
+                yield Label(
+                    fmt.plain(f"show mac address-table (bridge {itf.name})"),
+                    classes="section-title",
+                )
                 by_idx = {i.ifindex: i for i in ns.interfaces}
                 rows = []
                 for f in ns.fdb:
@@ -178,6 +184,7 @@ class DetailScreen(Screen[None]):
         t.add_column()
         rows: list[tuple[str, str]] = [
             ("name", itf.name),
+            *((("alias", itf.alias),) if itf.alias else ()),  # a router's "description"
             ("kind", itf.kind),
             ("VRF", idx.ns_label(itf.netns)),
             ("state", f"{itf.operstate}{' admin-up' if itf.admin_up else ' admin-down'}"),
@@ -227,7 +234,7 @@ class DetailScreen(Screen[None]):
                 ),
             ]
         for k, v2 in rows:
-            t.add_row(k, v2)
+            t.add_row(fmt.plain(k), fmt.plain(v2))
         return t
 
     def _ns_tabs(self, ns: Netns) -> ComposeResult:
@@ -265,7 +272,9 @@ class DetailScreen(Screen[None]):
                 "ifaces-table",
             )
         with TabPane("Routes", id="tab-routes"):
-            yield Label(f"show ip route vrf {ns.name}   {ROUTE_LEGEND}", classes="section-title")
+            yield Label(
+                fmt.plain(f"show ip route vrf {ns.name}   {ROUTE_LEGEND}"), classes="section-title"
+            )
             routes = sorted(
                 ns.routes,
                 key=lambda r: (r.table != 254, r.table, r.family, r.dst != "default", r.dst),
@@ -299,7 +308,7 @@ class DetailScreen(Screen[None]):
                 "routes-table",
             )
         with TabPane("ARP", id="tab-arp"):
-            yield Label(f"show arp vrf {ns.name}", classes="section-title")
+            yield Label(fmt.plain(f"show arp vrf {ns.name}"), classes="section-title")
             yield _table(
                 (
                     ("ip", "Address"),
@@ -402,7 +411,7 @@ class DetailScreen(Screen[None]):
         for e in ns.errors:
             rows.append(("error", e))
         for k, v in rows:
-            t.add_row(k, v)
+            t.add_row(fmt.plain(k), fmt.plain(v))
         return t
 
     # -- live -----------------------------------------------------------------------------

@@ -19,6 +19,8 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowDoesNotExist, RowKey
 
+from netlens.inert import terminal
+
 
 def next_sort_key(keys: list[str], current: str | None) -> str:
     """The column `s` sorts by next: both table widgets cycle the same way."""
@@ -32,11 +34,15 @@ class Cell:
 
     With 1000 rows a tick rewrites thousands of cells, but only the ~40 visible rows
     are painted, so the Text is built lazily (``__rich__``) rather than per update.
+    The text is made inert here (:func:`netlens.inert.terminal`), once for every
+    table: the fast table paints it as raw segments, where an escape sequence in
+    a name would reach the terminal and a zero-width one would break the columns.
     """
 
     __slots__ = ("justify", "sort", "style", "text")
 
     def __init__(self, text: str, sort: Any = None, style: str = "", right: bool = False):
+        text = terminal(text)
         self.text = text
         self.style = style
         self.justify: JustifyMethod = "right" if right else "left"
