@@ -42,12 +42,12 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
-from netlens.model.types import Netns, Snapshot
+from netlens.model.types import Counters, Netns, Snapshot
 from netlens.stats.aggregate import Plan, aggregate, build_plan
 from netlens.stats.counters import RECV_TIMEOUT, StatsReader, arm_timeout
 from netlens.stats.density import DensitySampler
 from netlens.stats.history import History
-from netlens.stats.rates import CounterTuple, rate, rate_to_dict
+from netlens.stats.rates import FIELDS, CounterTuple, rate, rate_to_dict
 from netlens.stats.types import ZERO, Density, Rate, StatsFrame, Usage
 
 SOL_NETLINK = 270
@@ -450,6 +450,16 @@ class CounterSampler:
                 out[keys[ifindex]] = r
         return out
 
+    def latest(self, key: str) -> CounterTuple | None:
+        """The last dumped counters of one interface (``IfRef.key``), in
+        :data:`~netlens.stats.rates.FIELDS` order. Another thread may call this
+        between samples: it only reads a dict the sampler replaces, never mutates."""
+        ns_id, _, ifindex = key.rpartition("/")
+        prev = self._prev.get(ns_id)
+        if prev is None or not ifindex.isdigit():
+            return None
+        return prev[0].get(int(ifindex))
+
     def close(self) -> None:
         for ns_id in list(self.socks):
             self.drop(ns_id)
@@ -732,6 +742,13 @@ class LiveMonitor:
             frame = _with_density(frame, self._usage, self._density)
             self.history.record(frame)
             return new_snap, frame
+
+    def counters(self, key: str) -> Counters | None:
+        """An interface's absolute counters as of the latest sample (None: not
+        sampled). Snapshots are only taken when the structure changes, so their
+        counters are old; a detail view shows these instead."""
+        c = self.sampler.latest(key)
+        return None if c is None else Counters(**dict(zip(FIELDS, c, strict=True)))
 
     def set_interval(self, seconds: float) -> None:
         """Change the sampling interval from the next tick on. The history keeps

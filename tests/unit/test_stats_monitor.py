@@ -140,3 +140,39 @@ def test_default_monitor_reads_nat_at_open_and_when_the_structure_changes(
         assert new.namespaces[0].nat == (rule,) and calls[-2:] == [False, True]
     finally:
         mon.close()
+
+
+def _lo_rx_bytes() -> int:
+    """RX bytes of this namespace's lo from /proc (what ``ip -s link`` prints)."""
+    with open("/proc/self/net/dev") as fh:
+        for line in fh:
+            name, _, rest = line.partition(":")
+            if name.strip() == "lo":
+                return int(rest.split()[0])
+    raise AssertionError("no lo")
+
+
+def test_monitor_counters_are_the_latest_sample() -> None:
+    """The absolute counters a detail view shows come from the last sample, so they
+    lie between what the kernel said just before and just after that sample."""
+    import socket
+
+    mon = LiveMonitor(interval=0.05, discover_fn=own_snapshot, watch_events=False)
+    snap = mon.open()
+    try:
+        key = f"{snap.namespaces[0].id}/1"
+        start = mon.counters(key)
+        assert start is not None and mon.counters(f"{snap.namespaces[0].id}/999") is None
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx:
+            rx.bind(("127.0.0.1", 0))
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+                for _ in range(50):
+                    tx.sendto(b"x" * 1000, rx.getsockname())
+        before = _lo_rx_bytes()
+        mon.tick()
+        after = _lo_rx_bytes()
+        now = mon.counters(key)
+        assert now is not None and before <= now.rx_bytes <= after
+        assert now.rx_bytes >= start.rx_bytes + 50 * 1000
+    finally:
+        mon.close()

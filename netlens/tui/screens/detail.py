@@ -16,7 +16,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, Label, Static, TabbedContent, TabPane
 
-from netlens.model.types import Interface, Netns, Route
+from netlens.model.types import Counters, Interface, Netns, Route
 from netlens.stats.types import Rate
 from netlens.tui import fmt
 from netlens.tui.context import Context
@@ -124,7 +124,7 @@ class DetailScreen(Screen[None]):
         idx = self.ctx.index
         assert idx is not None
         with TabPane("Overview", id="tab-overview"):
-            yield Static(self._iface_overview(itf))
+            yield Static(self._iface_overview(itf), id="iface-overview")
         if itf.kind == "bridge":
             ns = idx.ns[itf.netns]
             ports = [i for i in ns.interfaces if i.master == itf.ifindex]
@@ -219,7 +219,7 @@ class DetailScreen(Screen[None]):
                     f"{'on' if b.vlan_filtering else 'off'} id {b.bridge_id}",
                 )
             )
-        c = itf.counters
+        c = self._counters(itf)
         if c is not None:
             rows += [
                 (
@@ -236,6 +236,36 @@ class DetailScreen(Screen[None]):
         for k, v2 in rows:
             t.add_row(fmt.plain(k), fmt.plain(v2))
         return t
+
+    # -- counters -------------------------------------------------------------------------
+    def _counters(self, itf: Interface) -> Counters | None:
+        """The counters as of the latest sample, else the snapshot's: a snapshot is
+        only taken when the structure changes, so its counters stop at that moment."""
+        src = self.ctx.source
+        live = src.counters(itf.ref.key) if src is not None else None
+        return live if live is not None else itf.counters
+
+    def _byte_cells(self, itf: Interface) -> tuple[Cell, Cell]:
+        """RX and TX bytes of the Interfaces tab."""
+        c = self._counters(itf)
+        if c is None:
+            return Cell("-", -1, right=True), Cell("-", -1, right=True)
+        return Cell(str(c.rx_bytes), c.rx_bytes, right=True), Cell(
+            str(c.tx_bytes), c.tx_bytes, right=True
+        )
+
+    def _refresh_counters(self) -> None:
+        """Bring the counters on screen up to the latest sample (every tick)."""
+        if self.iface is not None:
+            shown = self.query("#iface-overview")
+            if shown:
+                shown.first(Static).update(self._iface_overview(self.iface))
+        if self.ns is not None:
+            tables = self.query("#ifaces-table")
+            if tables:
+                cells = {str(n): self._byte_cells(i) for n, i in enumerate(self.ns.interfaces)}
+                table = tables.first(NlTable)
+                table.update_columns(("rx", "tx"), cells)
 
     def _ns_tabs(self, ns: Netns) -> ComposeResult:
         idx = self.ctx.index
@@ -264,8 +294,7 @@ class DetailScreen(Screen[None]):
                         idx.iface_label(i.peer.key)
                         if i.peer
                         else (f"master {i.master}" if i.master else "-"),
-                        Cell(str(i.counters.rx_bytes) if i.counters else "-", right=True),
-                        Cell(str(i.counters.tx_bytes) if i.counters else "-", right=True),
+                        *self._byte_cells(i),
                     ]
                     for i in ns.interfaces
                 ),
@@ -428,7 +457,11 @@ class DetailScreen(Screen[None]):
         return None
 
     def refresh_frame(self) -> None:
-        """Update the live rate line (called by the app on every tick)."""
+        """Update the live rate line and the counters (called by the app on every
+        tick; a tick can come between the push of this screen and its compose)."""
+        line = self.query("#detail-rate")
+        if not line:
+            return
         rk = self._rate_key()
         fr = self.ctx.frame
         out = Text()
@@ -455,4 +488,5 @@ class DetailScreen(Screen[None]):
                 out.append("  avg 2s/10s/40s " + " / ".join(fmt.rate(float(v), bits) for v in vals))
             except (KeyError, TypeError, ValueError):
                 pass
-        self.query_one("#detail-rate", Static).update(out)
+        line.first(Static).update(out)
+        self._refresh_counters()

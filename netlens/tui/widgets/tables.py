@@ -17,7 +17,13 @@ from rich.measure import Measurement
 from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
-from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowDoesNotExist, RowKey
+from textual.widgets.data_table import (
+    CellDoesNotExist,
+    CellKey,
+    ColumnKey,
+    RowDoesNotExist,
+    RowKey,
+)
 
 from netlens.inert import terminal
 
@@ -198,6 +204,31 @@ class NlTable(DataTable[Any]):
         elif not changed_structure:
             return
         self.restore_cursor(key, old_row)
+
+    def update_columns(self, cols: Sequence[str], rows: Mapping[str, Sequence[Any]]) -> None:
+        """Write ``cols`` of the rows present (key -> cells in ``cols`` order); one
+        repaint for all, none when nothing changed (live counters, every tick)."""
+        keys = [ColumnKey(c) for c in cols]
+        data = self._data
+        changed = False
+        for rkey, cells in rows.items():
+            current = data.get(RowKey(rkey))
+            if current is None:
+                continue
+            for ck, new in zip(keys, cells, strict=False):
+                if current.get(ck) != new:
+                    current[ck] = new
+                    self._updated_cells.add(CellKey(RowKey(rkey), ck))  # may widen it
+                    changed = True
+        if not changed:
+            return
+        self._require_update_dimensions = True
+        self._update_count += 1
+        self.refresh()
+        if self.sort_col in cols:
+            key, row = self.cursor_key(), self.cursor_row
+            self._apply_sort()
+            self.restore_cursor(key, row)
 
     def touch(self) -> None:
         """Live cells changed (a new frame): repaint visible rows, re-sort if needed."""
