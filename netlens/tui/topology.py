@@ -281,9 +281,17 @@ def build_layout(
 
 
 def _box_lines(idx: SnapshotIndex, ns: Netns, bridge: str | None) -> list[str]:
-    """Two content lines of a VRF box: its interfaces, addresses and far ends."""
+    """Two content lines of a VRF box: its interfaces, addresses and far ends.
+
+    Under a bridge the interface cabled to that bridge comes first: a router with a
+    leg on several bridges showed its first interface under each of them, and the
+    one that really sat on the bridge was often never drawn.
+    """
     out: list[str] = []
     ifs = [i for i in ns.interfaces if i.kind != "loopback"]
+    if bridge is not None:
+        here = {a.inside for a in idx.attachments.get(ns.id, []) if a.bridge == bridge}
+        ifs.sort(key=lambda i: i.ref.key not in here)  # stable: the rest keep their order
     for itf in ifs:
         if len(out) == 2:
             break
