@@ -1,7 +1,9 @@
-"""The detail pane of any node: a VRF (routes, ARP, NAT), a bridge (MAC table), a link.
+"""The detail pane of any node: a VRF (routes, policy, ARP, NAT), a bridge (MAC table),
+a link.
 
-Routing tables read like ``show ip route vrf X`` (codes C/S/K/L/D/B, the table), the
-neighbours like ``show arp vrf X`` and a bridge's FDB like ``show mac address-table``.
+Routing tables read like ``show ip route vrf X`` (codes and order from
+:mod:`netlens.tui.routing`), ``ip rule`` like ``show ip policy``, the neighbours like
+``show arp vrf X`` and a bridge's FDB like ``show mac address-table``.
 """
 
 from __future__ import annotations
@@ -16,45 +18,20 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, Label, Static, TabbedContent, TabPane
 
-from netlens.model.types import Counters, Interface, Netns, Route
+from netlens.model.types import Counters, Interface, Netns
 from netlens.stats.types import Rate
 from netlens.tui import fmt
 from netlens.tui.context import Context
-from netlens.tui.widgets.tables import Cell, NlTable
-
-TABLE_NAMES = {253: "default", 254: "main", 255: "local"}
-_PROTO_CODE = {
-    "static": "S",
-    "boot": "S",
-    "dhcp": "D",
-    "bird": "B",
-    "bgp": "B",
-    "ospf": "O",
-    "zebra": "Z",
-    "ra": "R",
-    "redirect": "R",
-}
-ROUTE_LEGEND = (
-    "Codes: C - connected, S - static, K - kernel, L - local, D - DHCP, "
-    "B - BGP/bird, O - OSPF, * - candidate default"
+from netlens.tui.routing import (
+    ROUTE_LEGEND,
+    prefix_text,
+    route_code,
+    route_sort_key,
+    rule_action,
+    rule_selector,
+    table_name,
 )
-
-
-def route_code(r: Route) -> str:
-    """One-letter origin code, the way a router prints it."""
-    if r.type == "local" or r.table == 255:
-        code = "L"
-    elif r.protocol == "kernel" and r.scope == "link":
-        code = "C"
-    elif r.protocol == "kernel":
-        code = "K"
-    else:
-        code = _PROTO_CODE.get(r.protocol, "K")
-    return code + ("*" if r.dst == "default" else "")
-
-
-def table_name(t: int) -> str:
-    return TABLE_NAMES.get(t, str(t))
+from netlens.tui.widgets.tables import Cell, NlTable
 
 
 def _table(columns: Sequence[tuple[str, str]], rows: Iterable[Sequence[Any]], tid: str) -> NlTable:
@@ -304,10 +281,7 @@ class DetailScreen(Screen[None]):
             yield Label(
                 fmt.plain(f"show ip route vrf {ns.name}   {ROUTE_LEGEND}"), classes="section-title"
             )
-            routes = sorted(
-                ns.routes,
-                key=lambda r: (r.table != 254, r.table, r.family, r.dst != "default", r.dst),
-            )
+            routes = sorted(ns.routes, key=route_sort_key)
             yield _table(
                 (
                     ("code", "Code"),
@@ -322,9 +296,7 @@ class DetailScreen(Screen[None]):
                 (
                     [
                         route_code(r),
-                        "0.0.0.0/0"
-                        if r.dst == "default" and r.family == 4
-                        else ("::/0" if r.dst == "default" else r.dst),
+                        prefix_text(r),
                         table_name(r.table),
                         r.gateway or ("directly connected" if r.scope == "link" else "-"),
                         r.dev or (str(r.ifindex) if r.ifindex else "-"),
@@ -405,6 +377,24 @@ class DetailScreen(Screen[None]):
                     for p in pids
                 ),
                 "procs-table",
+            )
+        with TabPane("Policy", id="tab-rules"):
+            yield Label(
+                fmt.plain(f"show ip policy vrf {ns.name} (ip rule: which table, in order)"),
+                classes="section-title",
+            )
+            yield _table(
+                (("prio", "Prio"), ("family", "AF"), ("match", "Match"), ("action", "Action")),
+                (
+                    [
+                        Cell(str(r.priority), r.priority, right=True),
+                        f"IPv{r.family}",
+                        rule_selector(r),
+                        rule_action(r),
+                    ]
+                    for r in sorted(ns.rules, key=lambda r: (r.family, r.priority))
+                ),
+                "rules-table",
             )
 
     def _ns_overview(self, ns: Netns) -> Table:
