@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 """Version of the dump schema (netlens/model/schema.json). Bump the major part
 when a field changes meaning or disappears, the minor part when one is added."""
 
@@ -251,6 +251,9 @@ class FdbEntry:
     vlan: int | None = None
     state: str = "reachable"  # permanent, static, reachable, stale
     flags: tuple[str, ...] = ()  # self, master, extern_learn, ...
+    # Seconds since the bridge last saw this MAC (NDA_CACHEINFO), at taken_at:
+    # the age a switch's MAC table shows. None in dumps older than 1.1.
+    age: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

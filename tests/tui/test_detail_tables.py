@@ -9,7 +9,7 @@ from fixtures.model.sample import HOST, sample_snapshot
 from textual.pilot import Pilot
 from textual.widgets import TabbedContent
 
-from netlens.model.types import Route, Snapshot
+from netlens.model.types import FdbEntry, Neighbour, Route, Snapshot
 from netlens.tui.screens.detail import DetailScreen
 from netlens.tui.sources import FixtureSource
 from netlens.tui.views.base import View
@@ -79,4 +79,27 @@ async def test_routes_in_numeric_order_and_the_policy_rules() -> None:
             ["100", "IPv4", "from 10.10.0.0/16 fwmark 0x7", "lookup 200"],
             ["32766", "IPv4", "from all", "lookup main"],
             ["32767", "IPv4", "from all", "lookup default"],
+        ]
+
+
+@run_async
+async def test_mac_table_says_self_and_shows_age_and_the_arp_ip() -> None:
+    """A port's own MAC is self/permanent with nothing behind it; learned entries
+    show their age and the IP the bridge's VRF learned for them by ARP."""
+    snap = sample_snapshot()
+    host = snap.namespaces[0]
+    fdb = (
+        FdbEntry("02:42:ac:11:00:02", 10, 4, None, "reachable", ("master",), 42.4),
+        FdbEntry("9a:1b:2c:3d:4e:01", 10, 4, None, "permanent", ("master",), 900.0),
+        FdbEntry("02:00:00:00:0d:01", 11, 4, None, "static", ("master",), 5.0),
+    )
+    neigh = (*host.neighbours, Neighbour(4, "172.17.0.2", "02:42:ac:11:00:02", 4, "br0", "stale"))
+    app = make_app(FixtureSource(with_host(snap, fdb=fdb, neighbours=neigh)))
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        screen = await open_tab(pilot, f"{HOST}/4", "bridge", "tab-mac")
+        assert rows(screen.query_one("#mac-table", NlTable)) == [
+            ["1", "02:42:ac:11:00:02", "dynamic", "vethweb", "42s", "172.17.0.2", "web:eth0"],
+            ["1", "9a:1b:2c:3d:4e:01", "self/permanent", "vethweb", "-", "-", "-"],
+            ["1", "02:00:00:00:0d:01", "static", "vethdb", "-", "-", "db:eth0"],
         ]

@@ -134,7 +134,7 @@ def test_dumps_is_deterministic_and_sorted() -> None:
     labels = doc["containers"][0]["labels"]
     assert list(labels) == sorted(labels)
     assert "\n" not in dumps(a)
-    assert dumps(a, pretty=True).startswith('{\n  "schema_version": "1.0"')
+    assert dumps(a, pretty=True).startswith('{\n  "schema_version": "1.1"')
 
 
 def test_golden_snapshot_file_loads_to_fixture() -> None:
@@ -210,7 +210,24 @@ def test_newer_minor_is_read_and_unknown_keys_ignored() -> None:
     d["rates"] = {"netns:1/2": {"rx_bps": 1.0}}
     snap = snapshot_from_dict(d)
     assert snap.schema_version == "1.9"
-    assert dataclasses.replace(snap, schema_version="1.0") == sample_snapshot()
+    assert dataclasses.replace(snap, schema_version="1.1") == sample_snapshot()
+
+
+def test_older_minor_without_fdb_age_reads_it_as_none() -> None:
+    """A 1.0 dump (before MAC table entries had ``age``) still loads; a 1.1 one
+    keeps the age exactly."""
+    d = _doc()
+    d["schema_version"] = "1.0"
+    entries = [f for ns in d["namespaces"] for f in ns["fdb"]]
+    assert entries
+    for f in entries:
+        del f["age"]
+    snap = snapshot_from_dict(d)
+    assert all(f.age is None for ns in snap.namespaces for f in ns.fdb)
+    host = sample_snapshot().namespaces[0]
+    aged = dataclasses.replace(host, fdb=(dataclasses.replace(host.fdb[0], age=12.34),))
+    back = loads(dumps(dataclasses.replace(sample_snapshot(), namespaces=(aged,))))
+    assert back.namespaces[0].fdb[0].age == 12.34
 
 
 def test_absent_optional_keys_take_defaults() -> None:

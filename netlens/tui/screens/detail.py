@@ -21,6 +21,7 @@ from textual.widgets import Footer, Label, Static, TabbedContent, TabPane
 from netlens.model.types import Counters, Interface, Netns
 from netlens.stats.types import Rate
 from netlens.tui import fmt
+from netlens.tui.bridging import MAC_COLUMNS, mac_rows
 from netlens.tui.context import Context
 from netlens.tui.routing import (
     ROUTE_LEGEND,
@@ -124,32 +125,9 @@ class DetailScreen(Screen[None]):
                     fmt.plain(f"show mac address-table (bridge {itf.name})"),
                     classes="section-title",
                 )
-                by_idx = {i.ifindex: i for i in ns.interfaces}
-                rows = []
-                for f in ns.fdb:
-                    if f.master != itf.ifindex:
-                        continue
-                    port = by_idx.get(f.ifindex)
-                    typ = "static" if f.state in ("permanent", "static") else "dynamic"
-                    peer = idx.iface_label(port.peer.key) if port and port.peer else "-"
-                    rows.append(
-                        [
-                            str(f.vlan) if f.vlan else "1",
-                            f.mac,
-                            typ,
-                            port.name if port else str(f.ifindex),
-                            peer,
-                        ]
-                    )
                 yield _table(
-                    (
-                        ("vlan", "Vlan"),
-                        ("mac", "Mac Address"),
-                        ("type", "Type"),
-                        ("port", "Ports"),
-                        ("to", "Behind port"),
-                    ),
-                    rows,
+                    MAC_COLUMNS,
+                    mac_rows(idx, ns, itf),
                     "mac-table",
                 )
 
