@@ -8,7 +8,8 @@ and carry an alias with a newline, OSC 52 and Rich markup, a MAC whose ``:ab:`` 
 an emoji code, and a process whose argv holds OSC 52 and ``mininet:0[/]`` (netlens
 names it as a Mininet host ``0[/]``). Then, as root would:
 
-- ``netlens dump --json`` is valid JSON and keeps every exact name;
+- ``netlens dump --json`` is valid JSON and keeps every exact name (a byte that is
+  not UTF-8 reads as U+FFFD);
 - ``--format dot|mermaid|graphml`` print no control character (GraphML parses as XML);
 - ``netlens stats`` prints no raw ESC or BEL;
 - the dashboard on that dump opens the hostile nodes' details (no MarkupError) and
@@ -49,6 +50,8 @@ ALIAS = "l1\nl2\x1b]52;c;aGk=\x07[/]:ab:"
 MAC = "9e:ab:27:7f:6f:86"
 OSC52 = "\x1b]52;c;aGk=\x07"
 MININET = "mininet:0[/]"
+RAW = os.fsdecode(b"\xff\x1b[7mraw")  # a name that is not UTF-8 (the kernel takes bytes)
+RAW_PEER = "raw\x9b2J"  # C1 CSI
 
 
 def unsafe(data: str) -> set[str]:
@@ -83,7 +86,8 @@ class Hostile:
         ip("-n", self.ns, "link", "add", VETH, "type", "veth", "peer", "name", PEER)
         ip("-n", self.ns, "link", "set", VETH, "master", BRIDGE, "address", MAC)
         ip("-n", self.ns, "link", "set", "dev", VETH, "alias", ALIAS)
-        for dev in (BRIDGE, VETH, PEER):
+        ip("-n", self.ns, "link", "add", RAW, "type", "veth", "peer", "name", RAW_PEER)
+        for dev in (BRIDGE, VETH, PEER, RAW, RAW_PEER):
             ip("-n", self.ns, "link", "set", dev, "up")
         code = "import time; time.sleep(600)"
         argv = ["ip", "netns", "exec", self.ns, sys.executable, "-c", code, OSC52, MININET]
@@ -116,7 +120,7 @@ def test_hostile_names_stay_inert_in_dump_exports_stats_and_dashboard(
     doc = json.loads(text)
     (ns,) = doc["namespaces"]
     by_name = {i["name"]: i for i in ns["interfaces"]}
-    assert {BRIDGE, VETH, PEER} <= set(by_name)
+    assert {BRIDGE, VETH, PEER, RAW_PEER, "\ufffd\x1b[7mraw"} <= set(by_name)  # 0xff: U+FFFD
     assert by_name[VETH]["alias"] == ALIAS and by_name[VETH]["mac"] == MAC
     (cont,) = [c for c in doc["containers"] if c["netns"] == ns["id"]]
     assert cont["name"] == "0[/]" and OSC52 in cont["command"]
