@@ -110,10 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rc = args.func(args)
     except NetlensError as err:
-        print(f"netlens: {err}", file=sys.stderr)
+        _error_line(str(err))
         return err.exit_code
     except RuntimeFailure as err:
-        print(f"netlens: {err}", file=sys.stderr)
+        _error_line(str(err))
         return err.exit_code
     except KeyboardInterrupt:
         return 130
@@ -125,6 +125,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv is None and not rc and args.command == "dump":
         _exit_now()
     return int(rc or 0)
+
+
+def _error_line(text: str) -> None:
+    """One error line on stderr. Errors quote names (a container's, an interface's),
+    which whoever made them chose: escaped, they cannot write to the terminal."""
+    from netlens.inert import terminal
+
+    print(f"netlens: {terminal(text)}", file=sys.stderr)
 
 
 def _exit_now() -> None:

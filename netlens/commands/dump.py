@@ -22,6 +22,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from netlens.errors import DiscoveryError, NeedsRootError, NetlensError, UsageError
+from netlens.inert import terminal
 
 if TYPE_CHECKING:
     from netlens.model.types import Snapshot
@@ -311,7 +312,7 @@ def _run(args: argparse.Namespace) -> int:
         if not snapshot.root:
             # discovery words the warning (it knows what it skipped); one line either way
             line = next((w for w in snapshot.warnings if w.startswith("not root")), NOT_ROOT_LINE)
-            print(f"netlens: {line}", file=sys.stderr)
+            print(f"netlens: {terminal(line)}", file=sys.stderr)
         if not snapshot.namespaces:
             if not snapshot.root:
                 raise NeedsRootError("could not read any network namespace; run as root")

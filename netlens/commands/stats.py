@@ -3,6 +3,9 @@
 Plain text on purpose: this is the headless core, so no rich. On a terminal
 each sample redraws the screen (ANSI home + clear); into a pipe each sample is
 appended as a block. ``--json`` prints one JSON document per sample (NDJSON).
+Names in the table are :func:`netlens.inert.terminal` text: whoever names a
+bridge or a container must not be able to write escape sequences to root's
+terminal (the JSON keeps the exact names, escaped by JSON itself).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
 from netlens.errors import UsageError
+from netlens.inert import terminal
 
 if TYPE_CHECKING:
     from netlens.model.types import Snapshot
@@ -146,8 +150,9 @@ def format_table(
         u = frame.usage.get(cid)
         cpu = "-" if u is None or u.cpu_percent is None else f"{u.cpu_percent:.1f}"
         mem = human_bytes(u.mem_bytes if u else None)
+        name = terminal(names.get(cid, cid))[:28]
         lines.append(
-            f"{names.get(cid, cid)[:28]:<28} {human_bps(r.rx_bps):>10} {human_bps(r.tx_bps):>10} "
+            f"{name:<28} {human_bps(r.rx_bps):>10} {human_bps(r.tx_bps):>10} "
             f"{human_bps(r.total_bps):>10} {r.rx_pps + r.tx_pps:>9.0f} "
             f"{r.rx_drops + r.tx_drops:>7.0f} {mem:>7} {cpu:>6}"
         )
@@ -160,7 +165,7 @@ def format_table(
         lines.append(f"{title:<28} {'RX':>10} {'TX':>10} {'TOTAL':>10} {'PKT/S':>9} {'DROP/S':>7}")
         for key, r in sorted(section.items(), key=lambda kv: -_sort_value(kv[1], sort)):
             lines.append(
-                f"{names.get(key, key)[:28]:<28} {human_bps(r.rx_bps):>10} "
+                f"{terminal(names.get(key, key))[:28]:<28} {human_bps(r.rx_bps):>10} "
                 f"{human_bps(r.tx_bps):>10} {human_bps(r.total_bps):>10} "
                 f"{r.rx_pps + r.tx_pps:>9.0f} {r.rx_drops + r.tx_drops:>7.0f}"
             )

@@ -640,6 +640,13 @@ def parse_neighbours(data: bytes, names: dict[int, str]) -> list[Neighbour]:
     return out
 
 
+NDA_CACHEINFO = 3
+_CACHEINFO = struct.Struct("=IIII")  # struct nda_cacheinfo
+USER_HZ = 100
+"""Clock ticks per second of the kernel's user ABI (clock_t); 100 on every
+architecture Linux runs on, and what sysconf(_SC_CLK_TCK) reports."""
+
+
 def parse_fdb(data: bytes, keep_self: frozenset[int] = frozenset()) -> list[FdbEntry]:
     """Parse an AF_BRIDGE RTM_GETNEIGH dump: the bridges' MAC tables.
 
@@ -691,7 +698,14 @@ def parse_fdb(data: bytes, keep_self: frozenset[int] = frozenset()) -> list[FdbE
         if span:  # vxlan: remote VTEP
             dst_raw = data[span[0] : span[1]]
             flags.append(f"dst={ip(AF_INET if len(dst_raw) == 4 else AF_INET6, dst_raw)}")
-        out.append(FdbEntry(mac(data[ll[0] : ll[1]]), ifindex, master, vlan, st, tuple(flags)))
+        span = a.get(NDA_CACHEINFO)
+        age = None
+        if span and span[1] - span[0] >= _CACHEINFO.size:
+            # confirmed, used, updated, refcnt, in USER_HZ ticks (what `bridge -s fdb`
+            # prints as "updated"): seconds since the bridge last saw the address
+            age = _CACHEINFO.unpack_from(data, span[0])[2] / USER_HZ
+        mac_text = mac(data[ll[0] : ll[1]])
+        out.append(FdbEntry(mac_text, ifindex, master, vlan, st, tuple(flags), age))
     return out
 
 

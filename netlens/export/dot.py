@@ -10,6 +10,7 @@ from __future__ import annotations
 import networkx as nx
 
 from netlens.export._common import clusters, label_lines
+from netlens.inert import dot_string
 
 _SHAPES = {
     "server": "box3d",
@@ -33,22 +34,18 @@ _EDGE_STYLE = {
 }
 
 
-def _q(text: str) -> str:
-    """A DOT double-quoted string."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-
-
 def _node_line(node: str, data: dict[str, object], indent: str) -> str:
-    label = "\\n".join(s.replace("\\", "\\\\").replace('"', '\\"') for s in label_lines(dict(data)))
+    # each line escaped on its own, then joined with DOT's line break
+    label = "\\n".join(dot_string(s)[1:-1] for s in label_lines(dict(data)))
     shape = _SHAPES.get(str(data.get("type")), "box")
     style = ', style="rounded,dashed"' if data.get("up") is False else ""
-    return f'{indent}{_q(node)} [label="{label}", shape={shape}{style}];'
+    return f'{indent}{dot_string(node)} [label="{label}", shape={shape}{style}];'
 
 
 def to_dot(g: nx.MultiGraph) -> str:
     """The graph as DOT text, ending with a newline."""
     out = [
-        f"graph {_q('netlens ' + str(g.graph.get('hostname', '')))} {{",
+        f"graph {dot_string('netlens ' + str(g.graph.get('hostname', '')))} {{",
         '  graph [rankdir=LR, fontname="Helvetica", compound=true];',
         '  node [fontname="Helvetica", fontsize=10];',
         '  edge [fontname="Helvetica", fontsize=8];',
@@ -60,12 +57,14 @@ def to_dot(g: nx.MultiGraph) -> str:
         vdata = g.nodes[vrf]
         title = f"{vdata.get('label', vrf)} ({vrf})"
         out.append(f"  subgraph cluster_{i} {{")
-        out.append(f"    label={_q(title)}; style=rounded;")
+        out.append(f"    label={dot_string(title)}; style=rounded;")
         for node in members:
             out.append(_node_line(node, g.nodes[node], "    "))
         out.append("  }")
     for u, v, etype in g.edges(keys=True):
         style = _EDGE_STYLE.get(str(etype), "")
-        out.append(f"  {_q(u)} -- {_q(v)} [label={_q(str(etype))}, {style}];")
+        out.append(
+            f"  {dot_string(u)} -- {dot_string(v)} [label={dot_string(str(etype))}, {style}];"
+        )
     out.append("}")
     return "\n".join(out) + "\n"

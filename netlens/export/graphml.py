@@ -2,8 +2,10 @@
 
 GraphML attributes must be scalars of one type per key; the graph keeps
 addresses as tuples, so a sanitized copy is written: tuples become one
-comma-separated string, anything else non-scalar becomes its ``str``. networkx
-writes keys and elements in insertion order, so the text is stable.
+comma-separated string, anything else non-scalar becomes its ``str``. Every
+string, node ids included, goes through :func:`netlens.inert.xml_text`: a name
+holding a control character would otherwise make the document invalid XML 1.0.
+networkx writes keys and elements in insertion order, so the text is stable.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ from typing import Any
 
 import networkx as nx
 
+from netlens.inert import xml_text
+
 
 def _safe(value: Any) -> str | int | float | bool:
-    if isinstance(value, (bool, int, float, str)):
+    if isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, (tuple, list)):
-        return ",".join(str(v) for v in value)
-    return str(value)
+        return xml_text(",".join(str(v) for v in value))
+    return xml_text(str(value))
 
 
 def graphml_safe(g: nx.MultiGraph) -> nx.MultiGraph:
@@ -26,9 +30,10 @@ def graphml_safe(g: nx.MultiGraph) -> nx.MultiGraph:
     h = nx.MultiGraph()
     h.graph.update({k: _safe(v) for k, v in g.graph.items() if v is not None})
     for node, data in g.nodes(data=True):
-        h.add_node(node, **{k: _safe(v) for k, v in data.items() if v is not None})
+        h.add_node(xml_text(node), **{k: _safe(v) for k, v in data.items() if v is not None})
     for u, v, key, data in g.edges(keys=True, data=True):
-        h.add_edge(u, v, key=key, **{k: _safe(x) for k, x in data.items() if x is not None})
+        attrs = {k: _safe(x) for k, x in data.items() if x is not None}
+        h.add_edge(xml_text(u), xml_text(v), key=xml_text(str(key)), **attrs)
     return h
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import networkx as nx
 
 from netlens.export._common import clusters, label_lines
+from netlens.inert import mermaid_text
 
 # (open, close) brackets per node type
 _SHAPES = {
@@ -32,11 +33,6 @@ _LINKS = {
 }
 
 
-def _text(s: str) -> str:
-    """Mermaid label text: entity codes for the characters its parser reserves."""
-    return s.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
-
-
 def to_mermaid(g: nx.MultiGraph) -> str:
     """The graph as a Mermaid ``flowchart LR``, ending with a newline."""
     ids = {node: f"n{i}" for i, node in enumerate(g.nodes)}
@@ -44,7 +40,7 @@ def to_mermaid(g: nx.MultiGraph) -> str:
     def node_line(node: str, indent: str) -> str:
         data = g.nodes[node]
         o, c = _SHAPES.get(str(data.get("type")), ("[", "]"))
-        label = "<br/>".join(_text(x) for x in label_lines(dict(data)))
+        label = "<br/>".join(mermaid_text(x) for x in label_lines(dict(data)))
         return f'{indent}{ids[node]}{o}"{label}"{c}'
 
     out = ["flowchart LR"]
@@ -52,12 +48,12 @@ def to_mermaid(g: nx.MultiGraph) -> str:
     for node in top:
         out.append(node_line(node, "  "))
     for i, (vrf, members) in enumerate(groups.items()):
-        title = _text(f"{g.nodes[vrf].get('label', vrf)} ({vrf})")
+        title = mermaid_text(f"{g.nodes[vrf].get('label', vrf)} ({vrf})")
         out.append(f'  subgraph c{i}["{title}"]')
         for node in members:
             out.append(node_line(node, "    "))
         out.append("  end")
     for u, v, etype in g.edges(keys=True):
         link = _LINKS.get(str(etype), "---")
-        out.append(f"  {ids[u]} {link}|{etype}| {ids[v]}")
+        out.append(f"  {ids[u]} {link}|{mermaid_text(str(etype))}| {ids[v]}")
     return "\n".join(out) + "\n"

@@ -244,6 +244,7 @@ def _fdb(f: FdbEntry) -> dict[str, Any]:
         "vlan": f.vlan,
         "state": f.state,
         "flags": list(f.flags),
+        "age": f.age,
     }
 
 
@@ -654,6 +655,7 @@ def _w_FdbEntry(o: FdbEntry, c: dict[int, str]) -> str:
         f',"vlan":{"null" if o.vlan is None else _int(o.vlan)}'
         f',"state":{_esc(o.state)}'
         f',"flags":{_w_scalars(o.flags)}'
+        f',"age":{"null" if o.age is None else _w_float(o.age)}'
         "}"
     )
 
@@ -1047,6 +1049,7 @@ _r_fdb = _reader(
     _o("vlan", _INT),
     _f("state", _STR, "reachable"),
     _f("flags", _STRS, ()),
+    _o("age", _FLOAT),
 )
 _r_l3vrf = _reader(
     L3Vrf, _f("ifindex", _INT), _f("name", _STR), _f("table", _INT), _f("members", _INTS, ())

@@ -260,6 +260,9 @@ class FdbEntry:
     vlan: int | None = None
     state: str = "reachable"  # permanent, static, reachable, stale
     flags: tuple[str, ...] = ()  # self, master, extern_learn, ...
+    # Seconds since the bridge last saw this MAC (NDA_CACHEINFO), at taken_at:
+    # the age a switch's MAC table shows. None in dumps older than 1.1.
+    age: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

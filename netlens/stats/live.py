@@ -32,6 +32,7 @@ Why it is built this way:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import os
 import select
@@ -41,12 +42,12 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
-from netlens.model.types import Netns, Snapshot
+from netlens.model.types import Counters, Netns, Snapshot
 from netlens.stats.aggregate import Plan, aggregate, build_plan
 from netlens.stats.counters import RECV_TIMEOUT, StatsReader, arm_timeout
 from netlens.stats.density import DensitySampler
 from netlens.stats.history import History
-from netlens.stats.rates import CounterTuple, rate, rate_to_dict
+from netlens.stats.rates import FIELDS, CounterTuple, rate, rate_to_dict
 from netlens.stats.types import ZERO, Density, Rate, StatsFrame, Usage
 
 SOL_NETLINK = 270
@@ -449,6 +450,16 @@ class CounterSampler:
                 out[keys[ifindex]] = r
         return out
 
+    def latest(self, key: str) -> CounterTuple | None:
+        """The last dumped counters of one interface (``IfRef.key``), in
+        :data:`~netlens.stats.rates.FIELDS` order. Another thread may call this
+        between samples: it only reads a dict the sampler replaces, never mutates."""
+        ns_id, _, ifindex = key.rpartition("/")
+        prev = self._prev.get(ns_id)
+        if prev is None or not ifindex.isdigit():
+            return None
+        return prev[0].get(int(ifindex))
+
     def close(self) -> None:
         for ns_id in list(self.socks):
             self.drop(ns_id)
@@ -456,11 +467,33 @@ class CounterSampler:
 
 def _default_discover() -> Snapshot:
     """discover() without NAT: NAT rules cost an nft read per namespace and do not
-    change what is sampled. Pass ``discover_fn=netlens.discovery.discover`` to keep
-    NAT in the snapshots that tick() hands out."""
+    change what is sampled, so the periodic rescans skip them."""
     from netlens.discovery import discover
 
     return discover(with_nat=False)
+
+
+def _discover_with_nat() -> Snapshot:
+    """discover() with NAT: at open and when the structure changed (a new container
+    or network usually brings its NAT rules), so the dashboard shows them live."""
+    from netlens.discovery import discover
+
+    return discover()
+
+
+def _keep_nat(snap: Snapshot, old: Snapshot | None) -> Snapshot:
+    """``snap`` (read without NAT) with the NAT rules ``old`` had for the same
+    namespaces, so a rescan that changed nothing does not drop them."""
+    if old is None:
+        return snap
+    nat = {ns.inode: ns.nat for ns in old.namespaces if ns.nat}
+    if not nat:
+        return snap
+    namespaces = tuple(
+        dataclasses.replace(ns, nat=nat[ns.inode]) if not ns.nat and ns.inode in nat else ns
+        for ns in snap.namespaces
+    )
+    return dataclasses.replace(snap, namespaces=namespaces)
 
 
 class LiveMonitor:
@@ -480,11 +513,19 @@ class LiveMonitor:
         density_seconds: float = 2.0,
         watch_events: bool = True,
         scanner: NetnsScanner | None = None,
+        structure_fn: DiscoverFn | None = None,
     ) -> None:
+        """``discover_fn`` reads the host for the periodic rescans (default: discovery
+        without NAT); ``structure_fn`` at open and when a change was signalled or
+        found (default: discovery with NAT when ``discover_fn`` is the default, else
+        ``discover_fn``). Pass ``structure_fn=discover_fn`` to never read NAT."""
         if interval <= 0:
             raise ValueError("interval must be positive")
         self.interval = interval
         self.discover_fn: DiscoverFn = discover_fn or _default_discover
+        self.structure_fn: DiscoverFn = structure_fn or (
+            self.discover_fn if discover_fn is not None else _discover_with_nat
+        )
         self.history = History(max(1, round(history_seconds / interval)))
         self.rescan_seconds = rescan_seconds
         self.density_seconds = density_seconds
@@ -548,15 +589,27 @@ class LiveMonitor:
         self.close()
 
     # --- structure -------------------------------------------------------------------
-    def _rediscover(self, force: bool = False) -> Snapshot | None:
+    def _rediscover(self, force: bool = False, signalled: bool = True) -> Snapshot | None:
         """Run discovery; adopt it. Returns it if the structure changed (or force).
 
+        ``signalled``: something said the structure changed (an event, a mount, a
+        link count), so :attr:`structure_fn` reads the host, NAT included; a plain
+        rescan uses :attr:`discover_fn`, keeps the NAT rules it had, and reads
+        again with :attr:`structure_fn` only if it finds a change nothing announced.
         The mount table read just before becomes the reference that the presence
         checks of the next ticks compare against (a mounted namespace discovery
         chose to leave out must not trigger a rediscovery every tick).
         """
         mounts = self.scanner.mounted()
-        snap = self.discover_fn()
+        full = force or signalled or self.snapshot is None
+        snap = (self.structure_fn if full else self.discover_fn)()
+        sig = structure_signature(snap)
+        if not full and self.structure_fn is not self.discover_fn:
+            if sig != self._sig:
+                snap = self.structure_fn()
+                sig = structure_signature(snap)
+            else:
+                snap = _keep_nat(snap, self.snapshot)
         self.rediscoveries += 1
         self._last_discover = time.monotonic()
         self._known_mounts = mounts
@@ -566,7 +619,6 @@ class LiveMonitor:
         }
         self._held = {ns.inode: ns.pids for ns in snap.namespaces if not ns.is_host and ns.pids}
         self.scanner.forget(self._held)
-        sig = structure_signature(snap)
         changed = force or sig != self._sig or self.snapshot is None
         self.snapshot = snap
         self._sig = sig
@@ -652,9 +704,10 @@ class LiveMonitor:
                 self._dirty = True
             stale = time.monotonic() - self._last_discover >= self.rescan_seconds
             rediscovered = False
-            if self._dirty or stale or self._presence_changed():
+            signalled = self._dirty or self._presence_changed()
+            if signalled or stale:
                 self._dirty = False
-                new_snap = self._rediscover()
+                new_snap = self._rediscover(signalled=signalled)
                 rediscovered = True
             rates = self.sampler.sample(min_dt=self.interval / 4)
             now_mono = time.monotonic()
@@ -689,6 +742,13 @@ class LiveMonitor:
             frame = _with_density(frame, self._usage, self._density)
             self.history.record(frame)
             return new_snap, frame
+
+    def counters(self, key: str) -> Counters | None:
+        """An interface's absolute counters as of the latest sample (None: not
+        sampled). Snapshots are only taken when the structure changes, so their
+        counters are old; a detail view shows these instead."""
+        c = self.sampler.latest(key)
+        return None if c is None else Counters(**dict(zip(FIELDS, c, strict=True)))
 
     def set_interval(self, seconds: float) -> None:
         """Change the sampling interval from the next tick on. The history keeps

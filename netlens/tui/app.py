@@ -26,6 +26,8 @@ from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
 from netlens.errors import NetlensError
+from netlens.inert import terminal
+from netlens.tui import fmt
 from netlens.tui.context import Context
 from netlens.tui.gcpolicy import GcPolicy
 from netlens.tui.index import SnapshotIndex
@@ -220,7 +222,10 @@ class NetlensApp(App[None]):
         self.ctx.roles = {k: v for k, v in self.theme_variables.items() if k.startswith("nl-")}
         self.theme_changed_signal.subscribe(self, self._on_theme_changed)
         for title, text in self._notes:
-            self.notify(text, title=title, severity="warning", timeout=8)
+            # theme and keymap notes quote file contents and paths: never markup
+            self.notify(
+                terminal(text), title=terminal(title), severity="warning", timeout=8, markup=False
+            )
         self.query_one("#banner", Static).display = False
         self.query_one("#filter", Input).display = False
         self._update_status()
@@ -273,10 +278,13 @@ class NetlensApp(App[None]):
         self.call_after_refresh(self.gc_policy.structure_changed)
 
     def on_source_failed(self, msg: SourceFailed) -> None:
+        # errors quote names from the host: inert text, never markup
         if msg.fatal:
-            self.exit(message=f"{msg.title}: {msg.text}")
+            self.exit(message=fmt.plain(f"{msg.title}: {msg.text}"))
             return
-        self.notify(msg.text, title=msg.title, severity="error", timeout=5)
+        self.notify(
+            terminal(msg.text), title=terminal(msg.title), severity="error", timeout=5, markup=False
+        )
 
     async def on_event(self, event: Event) -> None:
         if isinstance(event, Key):
@@ -481,7 +489,7 @@ class NetlensApp(App[None]):
             parts.append(
                 f"{len(idx.snapshot.warnings)} discovery warning(s): " + idx.snapshot.warnings[0]
             )
-        banner.update(" ".join(parts))
+        banner.update(fmt.plain(" ".join(parts)))  # warnings and paths: never markup
         banner.display = bool(parts)
 
     def _update_status(self) -> None:
@@ -505,7 +513,8 @@ class NetlensApp(App[None]):
         main = self._main()
         if main is not None:
             # one line of fixed size: a content change needs no layout of the screen
-            main.query_one("#status", Static).update(" · ".join(parts), layout=False)
+            # hostname, file name and filter text are data: never markup
+            main.query_one("#status", Static).update(fmt.plain(" · ".join(parts)), layout=False)
 
     # -- actions --------------------------------------------------------------------------
     def action_pause(self) -> None:

@@ -3,11 +3,19 @@
 Network engineers read SI bit/s (1 Mb/s = 10^6 bit/s), so that is the default; ``b``
 switches to bytes (SI B/s). Levels map a rate to a theme role (rate-idle ... rate-high)
 so colour and line weight say how loaded a link is.
+
+Text from the host (names, aliases, MACs, commands) reaches widgets only through
+:func:`plain`: a markup string would turn ``[/]`` in a name into a MarkupError and
+``:ab:`` in a MAC into an emoji.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+from rich.text import Text
+
+from netlens.inert import terminal
 
 LEVELS = ("idle", "low", "mid", "high")
 _SI = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
@@ -66,3 +74,9 @@ def size(n: float) -> str:
         if n >= factor:
             return f"{n / factor:.1f} {unit}"
     return f"{int(n)} B"
+
+
+def plain(text: str, style: str = "") -> Text:
+    """Host data as Rich text: never parsed as markup or emoji codes, and with every
+    control character shown as an escape (:func:`netlens.inert.terminal`)."""
+    return Text(terminal(text), style=style)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from netlens.inert import terminal
 from netlens.model.types import Container, IfRef, Interface, Netns, Snapshot
 
 
@@ -152,15 +153,18 @@ class SnapshotIndex:
         return ""
 
     def ns_label(self, ns_id: str) -> str:
+        """A namespace's display name (its container's, else its own), as inert text:
+        labels are only ever drawn, and whoever named it may have put escapes in it."""
         ns = self.ns.get(ns_id)
         c = self.container_of_ns.get(ns_id)
-        return c.name if c else ns.name if ns else ns_id
+        return terminal(c.name if c else ns.name if ns else ns_id)
 
     def iface_label(self, key: str) -> str:
+        """``vrf:interface`` for display, inert like :meth:`ns_label`."""
         itf = self.ifaces.get(key)
         if itf is None:
-            return key
-        return f"{self.ns_label(itf.netns)}:{itf.display_name}"
+            return terminal(key)
+        return f"{self.ns_label(itf.netns)}:{terminal(itf.display_name)}"
 
     def ns_of_key(self, key: str) -> str | None:
         """The namespace a node key belongs to (netns ids, container ids, iface keys)."""

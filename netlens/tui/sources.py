@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from netlens.errors import DiscoveryError, UsageError
-from netlens.model.types import Snapshot
+from netlens.model.types import Counters, Snapshot
 from netlens.stats.history import History
 from netlens.stats.types import ZERO, Density, Rate, StatsFrame, Usage
 
@@ -56,11 +56,17 @@ class DataSource(Protocol):
 
     def set_interval(self, seconds: float) -> None: ...
 
+    def counters(self, key: str) -> Counters | None:
+        """An interface's counters as of the latest sample; None: only the
+        snapshot's (a saved dump, a fixture)."""
+        ...
+
     def close(self) -> None: ...
 
 
 def _seed(key: str) -> int:
-    return zlib.crc32(key.encode())
+    # surrogatepass: an id read from an engine's JSON may hold a lone surrogate
+    return zlib.crc32(key.encode("utf-8", "surrogatepass"))
 
 
 _BASES = (0.0, 40e3, 4e6, 60e6, 700e6)
@@ -222,6 +228,9 @@ class FixtureSource:
     def set_interval(self, seconds: float) -> None:
         self.interval = seconds
 
+    def counters(self, key: str) -> Counters | None:
+        return None
+
     def close(self) -> None:
         self._stop.set()
 
@@ -265,6 +274,9 @@ class FileSource:
 
     def set_interval(self, seconds: float) -> None:
         self.interval = seconds
+
+    def counters(self, key: str) -> Counters | None:
+        return None
 
     def close(self) -> None:
         return None
@@ -360,6 +372,13 @@ class LiveSource:
             m.set_interval(seconds)
         elif hasattr(m, "interval"):
             m.interval = seconds
+
+    def counters(self, key: str) -> Counters | None:
+        m = self._monitor
+        if m is None or self._stuck:
+            return None
+        c: Counters | None = m.counters(key)
+        return c
 
     def close(self) -> None:
         if self._monitor is not None and not self._stuck:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from netlens.inert import terminal
 from netlens.model.types import Interface, Netns
 from netlens.tui import fmt
 from netlens.tui.index import SnapshotIndex
@@ -142,7 +143,8 @@ def build_layout(
     inner = max(width - 4, 40)
     counts = idx.counts
     title = (
-        f" server {srv.hostname} · linux {srv.kernel} · {srv.arch} · {srv.cpu_count} cpu"
+        f" server {terminal(srv.hostname)} · linux {terminal(srv.kernel)}"
+        f" · {terminal(srv.arch)} · {srv.cpu_count} cpu"
         f" · {fmt.size(srv.mem_total)} · {counts['containers']} containers"
         f" · {counts['namespaces']} VRFs "
     )
@@ -156,7 +158,7 @@ def build_layout(
     for up in idx.uplinks:
         cap = (up.speed_mbps or 0) * 1e6 or None
         speed = fmt.si(cap, "b/s") if cap else "speed ?"
-        label = f"⇅ {up.name} {speed} {_cidrs(up)} "
+        label = f"⇅ {terminal(up.name)} {speed} {_cidrs(up)} "
         chunk = len(label) + 12
         if used + chunk > inner:
             line.append(Span(" " * (inner - used + 1), "role:server"))
@@ -189,7 +191,8 @@ def build_layout(
         collapsed = bkey in state.collapsed
         ns_note = "" if idx.ns[br.netns].is_host else f" in {idx.ns_label(br.netns)}"
         head = (
-            f"{'▸' if collapsed else '▾'} ▣ switch {br.display_name}{ns_note} {_cidrs(br)}"
+            f"{'▸' if collapsed else '▾'} ▣ switch {terminal(br.display_name)}{ns_note}"
+            f" {_cidrs(br)}"
             f" · {len(idx.members.get(bkey, []))} VRFs "
         )
         lay.add([Span("", "role:muted")])
@@ -249,14 +252,14 @@ def build_layout(
         for vx in idx.vxlans:
             info = vx.vxlan
             where = (
-                f" in {idx.ifaces[f'{vx.netns}/{vx.master}'].name}"
+                f" in {terminal(idx.ifaces[f'{vx.netns}/{vx.master}'].name)}"
                 if vx.master and (f"{vx.netns}/{vx.master}" in idx.ifaces)
                 else ""
             )
             low = idx.ifaces.get(vx.lower.key) if vx.lower else None
-            under = low.name if low else "?"
+            under = terminal(low.name) if low else "?"
             text = (
-                f"{vx.name} vni {info.vni if info else '?'} "
+                f"{terminal(vx.name)} vni {info.vni if info else '?'} "
                 f"{info.local or '' if info else ''} → "
                 f"{(info.remote or info.group or 'learning') if info else '?'}"
                 f":{(info.port if info and info.port else 4789)} via {under}{where} "
@@ -279,9 +282,17 @@ def build_layout(
 
 
 def _box_lines(idx: SnapshotIndex, ns: Netns, bridge: str | None) -> list[str]:
-    """Two content lines of a VRF box: its interfaces, addresses and far ends."""
+    """Two content lines of a VRF box: its interfaces, addresses and far ends.
+
+    Under a bridge the interface cabled to that bridge comes first: a router with a
+    leg on several bridges showed its first interface under each of them, and the
+    one that really sat on the bridge was often never drawn.
+    """
     out: list[str] = []
     ifs = [i for i in ns.interfaces if i.kind != "loopback"]
+    if bridge is not None:
+        here = {a.inside for a in idx.attachments.get(ns.id, []) if a.bridge == bridge}
+        ifs.sort(key=lambda i: i.ref.key not in here)  # stable: the rest keep their order
     for itf in ifs:
         if len(out) == 2:
             break
@@ -292,7 +303,7 @@ def _box_lines(idx: SnapshotIndex, ns: Netns, bridge: str | None) -> list[str]:
             and (not idx.ns.get(itf.peer.netns) or not idx.ns[itf.peer.netns].is_host)
         ):
             extra = f" ⇄ {idx.ns_label(itf.peer.netns)}"
-        out.append(f"{itf.name} {_cidrs(itf) or '-'}{extra}")
+        out.append(f"{terminal(itf.name)} {_cidrs(itf) or '-'}{extra}")
     if len(ifs) > 2:
         out[1] = f"{out[1]} (+{len(ifs) - 2})"
     if not out:
@@ -323,7 +334,7 @@ def _grid(
             sep = Span(" " * GAP, "role:muted")
             if att is not None:
                 port = idx.ifaces.get(att.port)
-                pname = _fit(port.name if port else "?", inner - 14)
+                pname = _fit(terminal(port.name) if port else "?", inner - 14)
                 wires += [
                     Span(" │", "wire", ns_id, ("veth_pairs", att.pair, None)),
                     Span(f" {pname} ", "role:veth", ns_id),
@@ -333,8 +344,8 @@ def _grid(
                 ]
             else:
                 wires += [Span(" " * BOX_W, "role:muted"), sep]
-            label = c.name if c else ns.name
-            eng = c.engine if c else "netns"
+            label = terminal(c.name if c else ns.name)
+            eng = terminal(c.engine) if c else "netns"
             head = _fit(f" {label} · {eng} ", inner - 1)
             tops += [
                 Span("┌─", role, ns_id),

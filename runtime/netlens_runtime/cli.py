@@ -293,8 +293,13 @@ def _require_root_to_read(what: str, processes: bool = True) -> None:
 
 
 def _table(rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
+    """Print aligned columns; every cell is inert text (names and commands are the
+    user's: an escape sequence in them must not reach the terminal)."""
+    from netlens_runtime.inert import terminal
+
+    cells = [[terminal(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
+    for r in cells:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
 
 

@@ -15,6 +15,7 @@ from conftest import RUN_TAG, Lab, is_root, sh
 
 from netlens.discovery.nat import forward_policy_warning, read_nat
 from netlens.discovery.nsfind import NsHandle, find_namespaces
+from netlens.model.types import NatRule, Snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -135,3 +136,39 @@ def test_discovery_probes_nat_in_its_own_visit(
     assert probes[1] is not None and probes[1].nft_nat and probes[1].legacy_nat4
     assert probes[2] is not None and not probes[2].nft_nat
     assert read_nat(handles, probes=probes).keys() >= {handles[1].inode}
+
+
+def test_live_monitor_shows_nat_at_start_and_after_a_change(
+    nat_lab: tuple[Lab, str, str, str],
+) -> None:
+    """What the dashboard runs (LiveMonitor with its default discovery) carries NAT:
+    the rules of a namespace present at start, and those of one made afterwards."""
+    from netlens.stats.live import LiveMonitor
+
+    lb, natns, _filt, plain = nat_lab
+
+    def nat_of(snap: Snapshot, name: str) -> tuple[NatRule, ...]:
+        return next(ns.nat for ns in snap.namespaces if name in ns.names)
+
+    mon = LiveMonitor(interval=0.2, history_seconds=5)
+    try:
+        snap = mon.open()
+        assert {r.action for r in nat_of(snap, natns)} >= {"masquerade", "dnat", "snat"}
+        assert nat_of(snap, plain) == ()
+        later = lb.add_netns("m")
+        lb.cleanups.append(f"ip netns exec {later} nft delete table ip {TABLE}")
+        sh(
+            f"ip netns exec {later} nft 'add table ip {TABLE}; add chain ip {TABLE} post "
+            "{ type nat hook postrouting priority srcnat; }; "
+            f"add rule ip {TABLE} post ip saddr 10.231.8.0/24 masquerade'"
+        )
+        seen: tuple[NatRule, ...] = ()
+        for _ in range(50):  # the new mount is seen within a tick or two
+            new, _frame = mon.tick()
+            if new is not None and any(later in ns.names for ns in new.namespaces):
+                seen = nat_of(new, later)
+                if seen:
+                    break
+        assert [r.action for r in seen] == ["masquerade"]
+    finally:
+        mon.close()

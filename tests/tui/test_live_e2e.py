@@ -9,6 +9,9 @@ lab's own namespaces.
 from __future__ import annotations
 
 import asyncio
+import html
+import json
+import re
 import shutil
 from collections.abc import Iterator
 
@@ -95,3 +98,75 @@ def test_live_dashboard_sees_lab_and_traffic(nvlab: Lab) -> None:
     names, bps = asyncio.run(drive(nvlab, a, b, peer))
     assert {a, b} <= names
     assert bps > 0, "no rate seen for the pinging namespace"
+
+
+def _ip_rx_bytes(ns: str, dev: str) -> int:
+    out = sh(f"ip -n {ns} -j -s link show {dev}").stdout
+    return int(json.loads(out)[0]["stats64"]["rx"]["bytes"])
+
+
+async def drive_detail(lab: Lab, a: str, peer: str) -> list[tuple[int, int, int]]:
+    """Open the detail of ``a``'s veth during a ping flood; each round reads ``ip -s
+    link``, waits for two new frames, reads the painted RX bytes, reads ``ip`` again."""
+    from textual.pilot import Pilot
+
+    from netlens.tui.screens.detail import DetailScreen
+    from netlens.tui.views.base import View
+
+    dev = lab.name("ea")
+    src = LiveSource(interval=0.3)
+    src.open_timeout = 60.0
+    app = NetlensApp(src)
+
+    async def frames(pilot: Pilot[None], n: int) -> None:
+        for _ in range(n):
+            fr = app.ctx.frame
+            for _ in range(200):
+                await pilot.pause(0.05)
+                if app.ctx.frame is not fr:
+                    break
+        await pilot.pause()
+
+    rounds: list[tuple[int, int, int]] = []
+    async with app.run_test(size=(120, 40)) as pilot:
+        key = None
+        for _ in range(750):
+            idx = app.ctx.index
+            if idx is not None:
+                key = next(
+                    (
+                        k
+                        for k, i in idx.ifaces.items()
+                        if i.name == dev and a in idx.ns[i.netns].names
+                    ),
+                    None,
+                )
+                if key is not None:
+                    break
+            await pilot.pause(0.1)
+        assert key is not None, "the lab's veth never appeared"
+        lab.spawn(["ip", "netns", "exec", a, "ping", "-f", "-q", "-s", "1200", "-w", "30", peer])
+        app.post_message(View.Open(key, "vrf"))
+        await frames(pilot, 1)
+        assert isinstance(app.screen, DetailScreen)
+        for _ in range(3):
+            before = _ip_rx_bytes(a, dev)
+            await frames(pilot, 2)
+            text = html.unescape(re.sub(r"<[^>]*>", "", app.export_screenshot()))
+            m = re.search(r"rx\s*(\d+) bytes", text.replace("\xa0", " "))
+            assert m, "no rx line in the overview"
+            rounds.append((before, int(m.group(1)), _ip_rx_bytes(a, dev)))
+    return rounds
+
+
+def test_live_detail_counters_follow_ip_s_link(nvlab: Lab) -> None:
+    """The byte counters of an interface's detail follow the kernel while it is
+    open (they froze at the snapshot's value)."""
+    if not shutil.which("ping"):
+        pytest.skip("ping not installed")
+    LiveSource.check_available()
+    a, _b, peer = build(nvlab)
+    rounds = asyncio.run(drive_detail(nvlab, a, peer))
+    for before, shown, after in rounds:
+        assert before <= shown <= after, (before, shown, after)
+    assert rounds[-1][1] > rounds[0][1], "the counter never moved under a ping flood"

@@ -180,3 +180,64 @@ def test_gc_policy_freezes_and_gives_back() -> None:
     finally:
         pol.release()
     assert gc.get_freeze_count() == 0
+
+
+@pytest.mark.parametrize(
+    ("route", "code"),
+    [
+        # the local table's broadcast and multicast routes are not local addresses
+        (Route(4, 255, "10.0.0.255", type="broadcast", protocol="kernel", scope="link"), "b"),
+        (Route(6, 255, "ff00::/8", type="multicast", protocol="kernel"), "m"),
+        (Route(6, 255, "2001:db8::", type="anycast", protocol="kernel"), "L"),
+        # IPv6 connected prefixes have universe scope, and are still connected
+        (Route(6, 254, "2001:db8::/64", protocol="kernel", metric=256), "C"),
+        (Route(6, 254, "fe80::/64", protocol="kernel", metric=256), "C"),
+        (Route(6, 254, "default", gateway="fe80::1", protocol="ra"), "R*"),
+        (Route(4, 254, "10.8.0.0/16", gateway="10.0.0.9", protocol="kernel"), "K"),
+    ],
+)
+def test_route_codes_a_router_would_use(route: Route, code: str) -> None:
+    assert route_code(route) == code
+
+
+def test_routes_sort_by_family_then_numeric_prefix() -> None:
+    from netlens.tui.routing import prefix_text, route_sort_key
+
+    routes = [
+        Route(6, 254, "2001:db8::/64"),
+        Route(4, 254, "10.77.254.0/30"),
+        Route(4, 254, "10.77.32.0/20"),
+        Route(4, 254, "10.77.32.0/24"),
+        Route(6, 254, "default", gateway="fe80::1"),
+        Route(4, 100, "default", gateway="10.0.0.1"),
+        Route(4, 254, "default", gateway="10.0.0.1"),
+        Route(4, 254, "9.0.0.0/8"),
+    ]
+    got = [(r.table, prefix_text(r)) for r in sorted(routes, key=route_sort_key)]
+    assert got == [
+        (254, "0.0.0.0/0"),
+        (254, "9.0.0.0/8"),
+        (254, "10.77.32.0/20"),
+        (254, "10.77.32.0/24"),
+        (254, "10.77.254.0/30"),
+        (254, "::/0"),
+        (254, "2001:db8::/64"),
+        (100, "0.0.0.0/0"),
+    ]
+
+
+def test_policy_rules_read_like_ip_rule() -> None:
+    from netlens.model.types import Rule
+    from netlens.tui.routing import rule_action, rule_selector
+
+    r = Rule(4, 100, 200, src="10.10.0.0/16", iif="eth0", fwmark=7)
+    assert (rule_selector(r), rule_action(r)) == (
+        "from 10.10.0.0/16 iif eth0 fwmark 0x7",
+        "lookup 200",
+    )
+    assert (rule_selector(Rule(4, 32766, 254)), rule_action(Rule(4, 32766, 254))) == (
+        "from all",
+        "lookup main",
+    )
+    r = Rule(6, 5, 0, action="blackhole", dst="2001:db8::/32", invert=True)
+    assert (rule_selector(r), rule_action(r)) == ("not from all to 2001:db8::/32", "blackhole")

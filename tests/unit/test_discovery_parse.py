@@ -383,6 +383,16 @@ def test_parse_fdb_keeps_bridge_rows_and_vxlan_self_rows() -> None:
     assert rows[0].flags == ("master",) and rows[1].flags == ("self", "dst=10.0.0.7")
 
 
+def test_parse_fdb_reads_the_age_from_cacheinfo() -> None:
+    """NDA_CACHEINFO: confirmed, used, updated, refcnt in USER_HZ ticks; the age is
+    'updated' (what ``bridge -s fdb`` prints), absent when the kernel gave none."""
+    mac = A(2, bytes.fromhex("02000000cc01"))
+    ci = A(nl.NDA_CACHEINFO, struct.pack("=IIII", 500, 300, 1234, 1))
+    data = ndm(7, 4, 0x02, 0, mac, A(9, u32(3)), ci) + ndm(7, 4, 0x02, 0, mac, A(9, u32(3)))
+    a, b = nl.parse_fdb(data)
+    assert a.age == 12.34 and b.age is None
+
+
 def test_parse_netconf() -> None:
     def conf(fam: int, idx: int, fwd: int, rp: int) -> bytes:
         body = bytes([fam, 0, 0, 0]) + A(1, struct.pack("=i", idx)) + A(2, u32(fwd)) + A(3, u32(rp))

@@ -16,6 +16,7 @@ import pytest
 pytestmark = pytest.mark.unit
 
 HEADLESS = [
+    "netlens.inert",
     "netlens.discovery",
     "netlens.model",
     "netlens.model.graph",

@@ -226,6 +226,23 @@ def test_older_minor_without_network_reads_it_as_none() -> None:
     assert br0.network == "lan" and br0.display_name == "lan (br0)"
 
 
+def test_older_minor_without_fdb_age_reads_it_as_none() -> None:
+    """A 1.0 dump (before MAC table entries had ``age``) still loads; a 1.1 one
+    keeps the age exactly."""
+    d = _doc()
+    d["schema_version"] = "1.0"
+    entries = [f for ns in d["namespaces"] for f in ns["fdb"]]
+    assert entries
+    for f in entries:
+        del f["age"]
+    snap = snapshot_from_dict(d)
+    assert all(f.age is None for ns in snap.namespaces for f in ns.fdb)
+    host = sample_snapshot().namespaces[0]
+    aged = dataclasses.replace(host, fdb=(dataclasses.replace(host.fdb[0], age=12.34),))
+    back = loads(dumps(dataclasses.replace(sample_snapshot(), namespaces=(aged,))))
+    assert back.namespaces[0].fdb[0].age == 12.34
+
+
 def test_absent_optional_keys_take_defaults() -> None:
     d = _doc()
     itf = d["namespaces"][0]["interfaces"][0]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 import pytest
 from fixtures.model.sample import own_snapshot
 
-from netlens.model.types import Interface, Netns, Snapshot
+from netlens.model.types import Interface, NatRule, Netns, Snapshot
 from netlens.stats.live import LiveMonitor, NetnsScanner, frame_to_json, structure_signature
 
 pytestmark = pytest.mark.unit
@@ -106,3 +107,72 @@ def test_signature_ignores_counters_but_not_structure() -> None:
     b = Snapshot(server=a.server, namespaces=(renamed,), taken_at=a.taken_at + 5)
     assert structure_signature(a) == structure_signature(own_snapshot())
     assert structure_signature(a) != structure_signature(b)
+
+
+def test_default_monitor_reads_nat_at_open_and_when_the_structure_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The dashboard's live snapshots carry NAT: read at open and on a change;
+    plain rescans skip the NAT read but keep the rules already known."""
+    rule = NatRule("nftables", "ip", "nat", "post", "postrouting", "masquerade")
+    calls: list[bool] = []
+    state = {"name": "host"}
+
+    def fake_discover(*, with_nat: bool = True, **_: object) -> Snapshot:
+        calls.append(with_nat)
+        snap = own_snapshot()
+        ns = dataclasses.replace(
+            snap.namespaces[0], name=state["name"], nat=(rule,) if with_nat else ()
+        )
+        return dataclasses.replace(snap, namespaces=(ns,))
+
+    monkeypatch.setattr("netlens.discovery.discover", fake_discover)
+    mon = LiveMonitor(interval=0.05, watch_events=False, rescan_seconds=0.0)
+    snap = mon.open()
+    try:
+        assert snap.namespaces[0].nat == (rule,) and calls == [True]
+        new, _ = mon.tick()  # a rescan (rescan_seconds=0) that finds nothing new
+        assert new is None and calls[-1] is False
+        assert mon.snapshot is not None and mon.snapshot.namespaces[0].nat == (rule,)
+        state["name"] = "renamed"  # a change no event announced
+        new, _ = mon.tick()
+        assert new is not None and new.namespaces[0].name == "renamed"
+        assert new.namespaces[0].nat == (rule,) and calls[-2:] == [False, True]
+    finally:
+        mon.close()
+
+
+def _lo_rx_bytes() -> int:
+    """RX bytes of this namespace's lo from /proc (what ``ip -s link`` prints)."""
+    with open("/proc/self/net/dev") as fh:
+        for line in fh:
+            name, _, rest = line.partition(":")
+            if name.strip() == "lo":
+                return int(rest.split()[0])
+    raise AssertionError("no lo")
+
+
+def test_monitor_counters_are_the_latest_sample() -> None:
+    """The absolute counters a detail view shows come from the last sample, so they
+    lie between what the kernel said just before and just after that sample."""
+    import socket
+
+    mon = LiveMonitor(interval=0.05, discover_fn=own_snapshot, watch_events=False)
+    snap = mon.open()
+    try:
+        key = f"{snap.namespaces[0].id}/1"
+        start = mon.counters(key)
+        assert start is not None and mon.counters(f"{snap.namespaces[0].id}/999") is None
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx:
+            rx.bind(("127.0.0.1", 0))
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+                for _ in range(50):
+                    tx.sendto(b"x" * 1000, rx.getsockname())
+        before = _lo_rx_bytes()
+        mon.tick()
+        after = _lo_rx_bytes()
+        now = mon.counters(key)
+        assert now is not None and before <= now.rx_bytes <= after
+        assert now.rx_bytes >= start.rx_bytes + 50 * 1000
+    finally:
+        mon.close()

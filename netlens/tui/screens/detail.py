@@ -1,7 +1,9 @@
-"""The detail pane of any node: a VRF (routes, ARP, NAT), a bridge (MAC table), a link.
+"""The detail pane of any node: a VRF (routes, policy, ARP, NAT), a bridge (MAC table),
+a link.
 
-Routing tables read like ``show ip route vrf X`` (codes C/S/K/L/D/B, the table), the
-neighbours like ``show arp vrf X`` and a bridge's FDB like ``show mac address-table``.
+Routing tables read like ``show ip route vrf X`` (codes and order from
+:mod:`netlens.tui.routing`), ``ip rule`` like ``show ip policy``, the neighbours like
+``show arp vrf X`` and a bridge's FDB like ``show mac address-table``.
 """
 
 from __future__ import annotations
@@ -16,51 +18,30 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, Label, Static, TabbedContent, TabPane
 
-from netlens.model.types import Interface, Netns, Route
+from netlens.model.types import Counters, Interface, Netns
 from netlens.stats.types import Rate
 from netlens.tui import fmt
+from netlens.tui.bridging import MAC_COLUMNS, mac_rows
 from netlens.tui.context import Context
-from netlens.tui.widgets.tables import Cell, NlTable
-
-TABLE_NAMES = {253: "default", 254: "main", 255: "local"}
-_PROTO_CODE = {
-    "static": "S",
-    "boot": "S",
-    "dhcp": "D",
-    "bird": "B",
-    "bgp": "B",
-    "ospf": "O",
-    "zebra": "Z",
-    "ra": "R",
-    "redirect": "R",
-}
-ROUTE_LEGEND = (
-    "Codes: C - connected, S - static, K - kernel, L - local, D - DHCP, "
-    "B - BGP/bird, O - OSPF, * - candidate default"
+from netlens.tui.routing import (
+    ROUTE_LEGEND,
+    prefix_text,
+    route_code,
+    route_sort_key,
+    rule_action,
+    rule_selector,
+    table_name,
 )
-
-
-def route_code(r: Route) -> str:
-    """One-letter origin code, the way a router prints it."""
-    if r.type == "local" or r.table == 255:
-        code = "L"
-    elif r.protocol == "kernel" and r.scope == "link":
-        code = "C"
-    elif r.protocol == "kernel":
-        code = "K"
-    else:
-        code = _PROTO_CODE.get(r.protocol, "K")
-    return code + ("*" if r.dst == "default" else "")
-
-
-def table_name(t: int) -> str:
-    return TABLE_NAMES.get(t, str(t))
+from netlens.tui.widgets.tables import Cell, NlTable
 
 
 def _table(columns: Sequence[tuple[str, str]], rows: Iterable[Sequence[Any]], tid: str) -> NlTable:
+    """A detail table. Every plain ``str`` becomes a :class:`Cell`: DataTable reads a
+    str cell as markup with emoji codes (a MAC's ``:ab:`` was drawn as an emoji, a
+    name holding ``[/]`` raised a MarkupError), and a Cell shows it as inert text."""
     t = NlTable(columns, id=tid)
     for i, row in enumerate(rows):
-        t.add_row(*row, key=str(i))
+        t.add_row(*(c if isinstance(c, Cell) else Cell(str(c)) for c in row), key=str(i))
     return t
 
 
@@ -102,7 +83,7 @@ class DetailScreen(Screen[None]):
         return f"{self.node} (gone)"
 
     def compose(self) -> ComposeResult:
-        yield Label(self._title(), id="detail-title")
+        yield Label(fmt.plain(self._title()), id="detail-title")
         yield Static(id="detail-rate")
         with TabbedContent(id="detail-tabs"):
             if self.iface is not None:
@@ -121,7 +102,7 @@ class DetailScreen(Screen[None]):
         idx = self.ctx.index
         assert idx is not None
         with TabPane("Overview", id="tab-overview"):
-            yield Static(self._iface_overview(itf))
+            yield Static(self._iface_overview(itf), id="iface-overview")
         if itf.kind == "bridge":
             ns = idx.ns[itf.netns]
             ports = [i for i in ns.interfaces if i.master == itf.ifindex]
@@ -141,35 +122,12 @@ class DetailScreen(Screen[None]):
                 )
             with TabPane("MAC table", id="tab-mac"):
                 yield Label(
-                    f"show mac address-table (bridge {itf.display_name})",
+                    fmt.plain(f"show mac address-table (bridge {itf.display_name})"),
                     classes="section-title",
                 )
-                by_idx = {i.ifindex: i for i in ns.interfaces}
-                rows = []
-                for f in ns.fdb:
-                    if f.master != itf.ifindex:
-                        continue
-                    port = by_idx.get(f.ifindex)
-                    typ = "static" if f.state in ("permanent", "static") else "dynamic"
-                    peer = idx.iface_label(port.peer.key) if port and port.peer else "-"
-                    rows.append(
-                        [
-                            str(f.vlan) if f.vlan else "1",
-                            f.mac,
-                            typ,
-                            port.name if port else str(f.ifindex),
-                            peer,
-                        ]
-                    )
                 yield _table(
-                    (
-                        ("vlan", "Vlan"),
-                        ("mac", "Mac Address"),
-                        ("type", "Type"),
-                        ("port", "Ports"),
-                        ("to", "Behind port"),
-                    ),
-                    rows,
+                    MAC_COLUMNS,
+                    mac_rows(idx, ns, itf),
                     "mac-table",
                 )
 
@@ -181,6 +139,7 @@ class DetailScreen(Screen[None]):
         t.add_column()
         rows: list[tuple[str, str]] = [
             ("name", itf.name),
+            *((("alias", itf.alias),) if itf.alias else ()),  # a router's "description"
             ("kind", itf.kind),
             ("VRF", idx.ns_label(itf.netns)),
             ("state", f"{itf.operstate}{' admin-up' if itf.admin_up else ' admin-down'}"),
@@ -217,7 +176,7 @@ class DetailScreen(Screen[None]):
                     f"{'on' if b.vlan_filtering else 'off'} id {b.bridge_id}",
                 )
             )
-        c = itf.counters
+        c = self._counters(itf)
         if c is not None:
             rows += [
                 (
@@ -232,8 +191,38 @@ class DetailScreen(Screen[None]):
                 ),
             ]
         for k, v2 in rows:
-            t.add_row(k, v2)
+            t.add_row(fmt.plain(k), fmt.plain(v2))
         return t
+
+    # -- counters -------------------------------------------------------------------------
+    def _counters(self, itf: Interface) -> Counters | None:
+        """The counters as of the latest sample, else the snapshot's: a snapshot is
+        only taken when the structure changes, so its counters stop at that moment."""
+        src = self.ctx.source
+        live = src.counters(itf.ref.key) if src is not None else None
+        return live if live is not None else itf.counters
+
+    def _byte_cells(self, itf: Interface) -> tuple[Cell, Cell]:
+        """RX and TX bytes of the Interfaces tab."""
+        c = self._counters(itf)
+        if c is None:
+            return Cell("-", -1, right=True), Cell("-", -1, right=True)
+        return Cell(str(c.rx_bytes), c.rx_bytes, right=True), Cell(
+            str(c.tx_bytes), c.tx_bytes, right=True
+        )
+
+    def _refresh_counters(self) -> None:
+        """Bring the counters on screen up to the latest sample (every tick)."""
+        if self.iface is not None:
+            shown = self.query("#iface-overview")
+            if shown:
+                shown.first(Static).update(self._iface_overview(self.iface))
+        if self.ns is not None:
+            tables = self.query("#ifaces-table")
+            if tables:
+                cells = {str(n): self._byte_cells(i) for n, i in enumerate(self.ns.interfaces)}
+                table = tables.first(NlTable)
+                table.update_columns(("rx", "tx"), cells)
 
     def _ns_tabs(self, ns: Netns) -> ComposeResult:
         idx = self.ctx.index
@@ -262,19 +251,17 @@ class DetailScreen(Screen[None]):
                         idx.iface_label(i.peer.key)
                         if i.peer
                         else (f"master {i.master}" if i.master else "-"),
-                        Cell(str(i.counters.rx_bytes) if i.counters else "-", right=True),
-                        Cell(str(i.counters.tx_bytes) if i.counters else "-", right=True),
+                        *self._byte_cells(i),
                     ]
                     for i in ns.interfaces
                 ),
                 "ifaces-table",
             )
         with TabPane("Routes", id="tab-routes"):
-            yield Label(f"show ip route vrf {ns.name}   {ROUTE_LEGEND}", classes="section-title")
-            routes = sorted(
-                ns.routes,
-                key=lambda r: (r.table != 254, r.table, r.family, r.dst != "default", r.dst),
+            yield Label(
+                fmt.plain(f"show ip route vrf {ns.name}   {ROUTE_LEGEND}"), classes="section-title"
             )
+            routes = sorted(ns.routes, key=route_sort_key)
             yield _table(
                 (
                     ("code", "Code"),
@@ -289,9 +276,7 @@ class DetailScreen(Screen[None]):
                 (
                     [
                         route_code(r),
-                        "0.0.0.0/0"
-                        if r.dst == "default" and r.family == 4
-                        else ("::/0" if r.dst == "default" else r.dst),
+                        prefix_text(r),
                         table_name(r.table),
                         r.gateway or ("directly connected" if r.scope == "link" else "-"),
                         r.dev or (str(r.ifindex) if r.ifindex else "-"),
@@ -304,7 +289,7 @@ class DetailScreen(Screen[None]):
                 "routes-table",
             )
         with TabPane("ARP", id="tab-arp"):
-            yield Label(f"show arp vrf {ns.name}", classes="section-title")
+            yield Label(fmt.plain(f"show arp vrf {ns.name}"), classes="section-title")
             yield _table(
                 (
                     ("ip", "Address"),
@@ -373,6 +358,24 @@ class DetailScreen(Screen[None]):
                 ),
                 "procs-table",
             )
+        with TabPane("Policy", id="tab-rules"):
+            yield Label(
+                fmt.plain(f"show ip policy vrf {ns.name} (ip rule: which table, in order)"),
+                classes="section-title",
+            )
+            yield _table(
+                (("prio", "Prio"), ("family", "AF"), ("match", "Match"), ("action", "Action")),
+                (
+                    [
+                        Cell(str(r.priority), r.priority, right=True),
+                        f"IPv{r.family}",
+                        rule_selector(r),
+                        rule_action(r),
+                    ]
+                    for r in sorted(ns.rules, key=lambda r: (r.family, r.priority))
+                ),
+                "rules-table",
+            )
 
     def _ns_overview(self, ns: Netns) -> Table:
         idx = self.ctx.index
@@ -407,7 +410,7 @@ class DetailScreen(Screen[None]):
         for e in ns.errors:
             rows.append(("error", e))
         for k, v in rows:
-            t.add_row(k, v)
+            t.add_row(fmt.plain(k), fmt.plain(v))
         return t
 
     # -- live -----------------------------------------------------------------------------
@@ -424,7 +427,11 @@ class DetailScreen(Screen[None]):
         return None
 
     def refresh_frame(self) -> None:
-        """Update the live rate line (called by the app on every tick)."""
+        """Update the live rate line and the counters (called by the app on every
+        tick; a tick can come between the push of this screen and its compose)."""
+        line = self.query("#detail-rate")
+        if not line:
+            return
         rk = self._rate_key()
         fr = self.ctx.frame
         out = Text()
@@ -451,4 +458,5 @@ class DetailScreen(Screen[None]):
                 out.append("  avg 2s/10s/40s " + " / ".join(fmt.rate(float(v), bits) for v in vals))
             except (KeyError, TypeError, ValueError):
                 pass
-        self.query_one("#detail-rate", Static).update(out)
+        line.first(Static).update(out)
+        self._refresh_counters()

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import ClassVar
 
 from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
@@ -47,7 +48,8 @@ class HelpScreen(ModalScreen[None]):
                         self.app.get_key_display(Binding(k.strip(), b.action))
                         for k in b.key.split(",")
                     )
-                    t.add_row(keys, b.description or b.action, b.id or "")
+                    # keys come from the user's keymap file: text, never markup
+                    t.add_row(Text(keys), Text(b.description or b.action), b.id or "")
         t.add_row("", "", "")
         t.add_row("ctrl+p", "command palette (views, themes, units)", "")
         return t

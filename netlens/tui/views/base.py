@@ -25,6 +25,16 @@ class View(Vertical):
     def __init__(self, ctx: Context, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.ctx = ctx
+        self._needle = ""  # the filter of the last refresh_index
+
+    def refiltered(self) -> bool:
+        """True once per new, non-empty filter (call it in ``refresh_index``): the
+        view then moves its cursor to the first match, so Enter opens what the
+        filter found rather than the row the cursor happened to be on."""
+        needle = self.ctx.needle
+        changed = bool(needle) and needle != self._needle
+        self._needle = needle
+        return changed
 
     def refresh_index(self) -> None:
         """The snapshot, filter or units changed."""

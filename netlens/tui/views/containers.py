@@ -159,6 +159,8 @@ class ContainersView(View):
             gone = key in vanished or (ns is not None and not ns.complete)
             rows[key] = [*self._static(row, gone), *self._rates(row)]
         self.table.sync(rows)
+        if self.refiltered():
+            self.table.action_cursor_to(0)
 
     def refresh_frame(self) -> None:
         self.table.touch()

@@ -15,6 +15,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Label, Sparkline, Static
 
+from netlens.inert import terminal
 from netlens.tui import fmt
 from netlens.tui.context import Context
 from netlens.tui.views.base import View
@@ -68,8 +69,8 @@ class DensityView(View):
         out = Text()
         self._row(
             out,
-            f"server {srv.hostname}",
-            Text(
+            f"server {terminal(srv.hostname)}",
+            fmt.plain(
                 f"{srv.cpu_count} cores · {fmt.size(srv.mem_total)} · {srv.arch}"
                 f" · kernel {srv.kernel}",
                 style=ctx.style("server"),
@@ -111,7 +112,7 @@ class DensityView(View):
             r = fr.uplinks.get(key) if fr else None
             ucap = (u.speed_mbps or 0) * 1e6 or None
             bps = r.total_bps if r else 0.0
-            up.append(f"uplink {u.name}".ljust(LABEL_W), style=ctx.style("uplink"))
+            up.append(f"uplink {terminal(u.name)}".ljust(LABEL_W), style=ctx.style("uplink"))
             up.append(
                 fmt.sparkline(ctx.history.series(key, n=40), 40),
                 style=ctx.style(f"rate-{fmt.level(bps, ucap)}"),

@@ -147,8 +147,12 @@ class VrfsView(View):
         return LiveCell(self.painter, (table, key), "rate")
 
     def refresh_index(self) -> None:
-        self.query_one("#vrf-table", FastTable).sync(self._vrf_rows())
-        self.query_one("#bridge-table", FastTable).sync(self._bridge_rows())
+        first = self.refiltered()
+        for tid, rows in (("#vrf-table", self._vrf_rows()), ("#bridge-table", self._bridge_rows())):
+            table = self.query_one(tid, FastTable)
+            table.sync(rows)
+            if first:
+                table.action_cursor_to(0)
 
     def refresh_frame(self) -> None:
         self.query_one("#vrf-table", FastTable).touch()

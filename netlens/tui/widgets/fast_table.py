@@ -24,7 +24,7 @@ from textual.message import Message
 from textual.strip import Strip
 
 from netlens.tui.widgets.styled import StyledScrollView
-from netlens.tui.widgets.tables import Cell, LiveCell, next_sort_key
+from netlens.tui.widgets.tables import CURSOR_MARK, Cell, LiveCell, next_sort_key
 
 AnyCell = Cell | LiveCell
 
@@ -342,6 +342,8 @@ class FastTable(StyledScrollView, can_focus=True):
                 if self.has_focus:
                     cells = [Cell(c.text, 0, "", c.justify == "right") for c in cells]
                 segs = self._segments(cells, style)
+                if segs:  # the cursor seen without colour too: a marker in the margin
+                    segs[0] = Segment(CURSOR_MARK + segs[0].text[1:], segs[0].style)
             else:
                 # The leading static cells of a row (name, engine, IP, ...) look the
                 # same on every tick: keep their segments, paint only the live ones.

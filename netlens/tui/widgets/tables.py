@@ -14,10 +14,23 @@ from typing import Any, ClassVar, Protocol
 from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, JustifyMethod, RenderResult
 from rich.measure import Measurement
-from rich.text import Text
+from rich.text import Text, TextType
 from textual.binding import Binding, BindingType
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable
-from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowDoesNotExist, RowKey
+from textual.widgets.data_table import (
+    CellDoesNotExist,
+    CellKey,
+    ColumnKey,
+    RowDoesNotExist,
+    RowKey,
+)
+
+from netlens.inert import terminal
+
+CURSOR_MARK = "▶"
+"""Drawn beside the cursor row (and the topology's selection): a terminal without
+colour, or a screen reader, shows where the cursor is; a background is not enough."""
 
 
 def next_sort_key(keys: list[str], current: str | None) -> str:
@@ -32,11 +45,15 @@ class Cell:
 
     With 1000 rows a tick rewrites thousands of cells, but only the ~40 visible rows
     are painted, so the Text is built lazily (``__rich__``) rather than per update.
+    The text is made inert here (:func:`netlens.inert.terminal`), once for every
+    table: the fast table paints it as raw segments, where an escape sequence in
+    a name would reach the terminal and a zero-width one would break the columns.
     """
 
     __slots__ = ("justify", "sort", "style", "text")
 
     def __init__(self, text: str, sort: Any = None, style: str = "", right: bool = False):
+        text = terminal(text)
         self.text = text
         self.style = style
         self.justify: JustifyMethod = "right" if right else "left"
@@ -129,9 +146,42 @@ class NlTable(DataTable[Any]):
         self._cols = [(c[0], c[1]) for c in columns]
         self.sort_col: str | None = None
         self.sort_reverse = False
+        self._marked: str | None = None  # the row key whose label is the cursor mark
         for col in columns:
             width = int(col[2]) if len(col) > 2 else None
             self.add_column(col[1], key=col[0], width=width)
+
+    # -- the cursor mark ------------------------------------------------------------------
+    def add_row(
+        self,
+        *cells: Any,
+        height: int | None = 1,
+        key: str | None = None,
+        label: TextType | None = None,
+    ) -> RowKey:
+        """Every row gets a one-character label: where :data:`CURSOR_MARK` goes."""
+        row_key = super().add_row(*cells, height=height, key=key, label=label or " ")
+        self._mark_cursor()
+        return row_key
+
+    def _mark_cursor(self) -> None:
+        """Put the mark on the row the cursor is on (rows move under it when sorted)."""
+        key = self.cursor_key()
+        if key == self._marked:
+            return
+        old = self.rows.get(RowKey(self._marked)) if self._marked is not None else None
+        if old is not None:
+            old.label = Text(" ")
+        new = self.rows.get(RowKey(key)) if key is not None else None
+        if new is not None:
+            new.label = Text(CURSOR_MARK)
+        self._marked = key
+        self._update_count += 1
+        self.refresh()
+
+    def watch_cursor_coordinate(self, old: Coordinate, new: Coordinate) -> None:
+        super().watch_cursor_coordinate(old, new)
+        self._mark_cursor()
 
     # -- keyed sync -----------------------------------------------------------------------
     def cursor_key(self) -> str | None:
@@ -192,6 +242,32 @@ class NlTable(DataTable[Any]):
         elif not changed_structure:
             return
         self.restore_cursor(key, old_row)
+        self._mark_cursor()  # rows came or went under a cursor that did not move
+
+    def update_columns(self, cols: Sequence[str], rows: Mapping[str, Sequence[Any]]) -> None:
+        """Write ``cols`` of the rows present (key -> cells in ``cols`` order); one
+        repaint for all, none when nothing changed (live counters, every tick)."""
+        keys = [ColumnKey(c) for c in cols]
+        data = self._data
+        changed = False
+        for rkey, cells in rows.items():
+            current = data.get(RowKey(rkey))
+            if current is None:
+                continue
+            for ck, new in zip(keys, cells, strict=False):
+                if current.get(ck) != new:
+                    current[ck] = new
+                    self._updated_cells.add(CellKey(RowKey(rkey), ck))  # may widen it
+                    changed = True
+        if not changed:
+            return
+        self._require_update_dimensions = True
+        self._update_count += 1
+        self.refresh()
+        if self.sort_col in cols:
+            key, row = self.cursor_key(), self.cursor_row
+            self._apply_sort()
+            self.restore_cursor(key, row)
 
     def touch(self) -> None:
         """Live cells changed (a new frame): repaint visible rows, re-sort if needed."""
@@ -210,6 +286,7 @@ class NlTable(DataTable[Any]):
         if self.sort_col is None or self.row_count == 0:
             return
         self.sort(self.sort_col, key=lambda c: getattr(c, "sort", c), reverse=self.sort_reverse)
+        self._mark_cursor()
 
     def sort_by(self, col: str, reverse: bool | None = None) -> None:
         key = self.cursor_key()

@@ -24,8 +24,24 @@ from netlens.tui import fmt
 from netlens.tui.index import SnapshotIndex
 from netlens.tui.topology import GridCache, Layout, Region, Span, ViewState, build_layout
 from netlens.tui.widgets.styled import StyledScrollView
+from netlens.tui.widgets.tables import CURSOR_MARK
 
 _HEAVY = str.maketrans("│─┌┐└┘", "┃━┏┓┗┛")
+
+
+def _mark(segs: list[Segment], col: int) -> list[Segment]:
+    """``segs`` with the character at ``col`` replaced by the selection marker, so the
+    selection shows without colour too (the marker sits just left of the node)."""
+    out: list[Segment] = []
+    x = 0
+    for seg in segs:
+        n = len(seg.text)
+        if x <= col < x + n:
+            i = col - x
+            seg = Segment(seg.text[:i] + CURSOR_MARK + seg.text[i + 1 :], seg.style)
+        out.append(seg)
+        x += n
+    return out
 
 
 class TopologyView(StyledScrollView, can_focus=True):
@@ -76,8 +92,25 @@ class TopologyView(StyledScrollView, can_focus=True):
         self.refresh()
 
     def set_state(self, state: ViewState) -> None:
+        """New collapse/filter/focus state. A new filter puts the selection on its
+        first match: Enter right after filtering opened the server (the selection
+        stayed on it, above the matches) instead of the VRF the filter found."""
+        refiltered = bool(state.needle) and state.needle != self.state.needle
         self.state = state
         self._relayout()
+        if refiltered:
+            self._select_first_match()
+
+    def _select_first_match(self) -> None:
+        regs = self._layout.regions
+        idx, needle = self.index, self.state.needle
+        if idx is None:
+            return
+        first = next((r for r in regs if r.kind == "vrf" and idx.matches(r.node, needle)), None)
+        if first is None:
+            first = next((r for r in regs if r.kind not in ("server", "uplink")), None)
+        if first is not None and first.node != self.selected:
+            self._select(first)
 
     def set_bits(self, bits: bool) -> None:
         self.bits = bits
@@ -165,6 +198,9 @@ class TopologyView(StyledScrollView, can_focus=True):
         sel = Style(bgcolor=self.app.theme_variables.get("nl-selected", "blue"))
         if 0 <= line_y < len(self._layout.lines):
             segs = [self._segment(s, base, sel) for s in self._layout.lines[line_y]]
+            cur = self._current()
+            if cur is not None and cur.y == line_y:
+                segs = _mark(segs, cur.x - 1 if cur.x > 0 else cur.x + 1)
             if scroll_x == 0:
                 # one Strip per line: pad to the width instead of crop_extend's copy
                 used = sum(cell_len(sg.text) for sg in segs)
