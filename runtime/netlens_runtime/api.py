@@ -8,7 +8,7 @@ made when a step fails, so a failed create leaves nothing behind and
 
 State lives under ``$NETLENS_STATE_DIR`` (default /run/netlens):
 ``containers/<name>.json`` (keys: name, id, pid, netns_inode, network, ip,
-rootfs, command, labels, created, state, cgroup, host_veth, ...),
+rootfs, host_view, volumes, command, labels, created, state, cgroup, host_veth, ...),
 ``networks/<name>.json``, ``logs/<name>.log``, ``pending/`` and ``lock``.
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from netlens_runtime import core
+from netlens_runtime import core, hostview
 from netlens_runtime.core import (
     connect,
     gc,
@@ -81,6 +81,10 @@ class ContainerSpec:
     rootfs: str | None = None
     sysctls: dict[str, str] = field(default_factory=dict)
     hostname: str | None = None
+    volumes: list[str] = field(default_factory=list)
+    """``HOST:CONTAINER[:ro]`` bind mounts (netlens run -v, lab ``binds``)."""
+    host_view: str = hostview.DEFAULT_VIEW
+    """"tools": the host's tools, not its secrets; "full": the whole host root read-only."""
 
 
 def create_network(spec: NetworkSpec) -> dict[str, Any]:

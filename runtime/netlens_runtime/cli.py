@@ -84,7 +84,22 @@ def _add_commands(sub: Any) -> None:
     p.add_argument("--cap-add", action="append", default=[], metavar="CAP")
     p.add_argument("--sysctl", action="append", default=[], metavar="K=V")
     p.add_argument("--hostname", help="hostname (default: the name)")
-    p.add_argument("--rootfs", help="root directory (default: read-only view of /)")
+    p.add_argument(
+        "--volume",
+        "-v",
+        action="append",
+        default=[],
+        metavar="HOST:CONTAINER[:ro]",
+        help="bind-mount a host path (absolute paths; repeatable)",
+    )
+    p.add_argument(
+        "--host-view",
+        choices=("tools", "full"),
+        default="tools",
+        help="tools (default): the host's /usr, /etc (secrets masked), /opt read-only, empty "
+        "/root, /home, /var; full: the host's whole root read-only",
+    )
+    p.add_argument("--rootfs", help="root directory instead of a view of the host's")
     p.add_argument("-d", "--detach", action="store_true", help="run in the background")
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND [ARG...]")
 
@@ -177,6 +192,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         rootfs=args.rootfs,
         sysctls=_kv(args.sysctl, "--sysctl"),
         hostname=args.hostname,
+        volumes=args.volume,
+        host_view=args.host_view,
     )
     if args.detach:
         rec = api.create_container(spec)
@@ -206,7 +223,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
         print(json.dumps(recs, indent=1, sort_keys=True))
         return 0
     rows: list[tuple[str, ...]] = [
-        ("NAME", "ID", "STATE", "PID", "NETWORK", "IP", "CREATED", "COMMAND")
+        ("NAME", "ID", "STATE", "PID", "NETWORK", "IP", "VIEW", "CREATED", "COMMAND")
     ]
     for r in recs:
         rows.append(
@@ -217,12 +234,23 @@ def cmd_ps(args: argparse.Namespace) -> int:
                 str(r["pid"]),
                 str(r.get("network") or "none"),
                 str(r.get("ip") or "-"),
+                _view(r),
                 str(r["created"])[:19],
                 " ".join(r["command"])[:40],
             )
         )
     _table(rows)
     return 0
+
+
+def _view(rec: dict[str, Any]) -> str:
+    """What the container sees as its root: rootfs, tools (the default) or full.
+
+    Records made before host views existed had the full host root.
+    """
+    if rec.get("rootfs"):
+        return "rootfs"
+    return str(rec.get("host_view") or "full")
 
 
 def _table(rows: Sequence[Sequence[str]]) -> None:

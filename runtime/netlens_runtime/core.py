@@ -23,7 +23,7 @@ import signal
 import time
 from typing import TYPE_CHECKING, Any
 
-from netlens_runtime import cgroups, ipam, names, nat, spawn, state
+from netlens_runtime import cgroups, hostview, ipam, names, nat, spawn, state
 from netlens_runtime.errors import BadInput, Conflict, NeedsRoot, NotFound, RuntimeFailure
 from netlens_runtime.netlink import Netlink, NetlinkError, ifindex
 
@@ -56,6 +56,8 @@ if TYPE_CHECKING:
         rootfs: str | None
         sysctls: dict[str, str]
         hostname: str | None
+        volumes: list[str]
+        host_view: str
 
 
 class NetworkArgs:
@@ -92,6 +94,8 @@ class ContainerArgs:
         rootfs: str | None = None,
         sysctls: dict[str, str] | None = None,
         hostname: str | None = None,
+        volumes: list[str] | None = None,
+        host_view: str = hostview.DEFAULT_VIEW,
     ) -> None:
         self.name = name
         self.command = command if command is not None else ["sleep", "infinity"]
@@ -103,6 +107,8 @@ class ContainerArgs:
         self.rootfs = rootfs
         self.sysctls = sysctls or {}
         self.hostname = hostname
+        self.volumes = volumes or []
+        self.host_view = host_view
 
 
 def require_root(what: str = "the netlens runtime") -> None:
@@ -344,6 +350,11 @@ def _prepare(spec: ContainerLike, attach: bool) -> _Job:
         for sub in ("proc", "sys", "dev", "tmp"):
             if not os.path.isdir(os.path.join(rootfs, sub)):
                 raise BadInput(f"--rootfs {spec.rootfs!r} has no /{sub} directory")
+    if spec.host_view not in hostview.VIEWS:
+        raise BadInput(f"invalid host view {spec.host_view!r}: use {' or '.join(hostview.VIEWS)}")
+    if rootfs is not None and spec.host_view != hostview.DEFAULT_VIEW:
+        raise BadInput("--host-view and --rootfs exclude each other: the root is DIR")
+    volumes, skeleton = hostview.place_volumes(list(spec.volumes), spec.host_view, rootfs)
     hostname = spec.hostname or spec.name
     if len(hostname.encode()) > 64:
         raise BadInput(f"hostname {hostname!r} is longer than 64 bytes")
@@ -358,6 +369,9 @@ def _prepare(spec: ContainerLike, attach: bool) -> _Job:
         rootfs=rootfs,
         log_path=None if attach else state.log_path(spec.name),
         sysctls=sysctls,
+        host_view=spec.host_view,
+        volumes=volumes,
+        skeleton=skeleton,
     )
     return _Job(spec, plan, memory, cpus, publish)
 
@@ -487,11 +501,16 @@ def _use_spawner(jobs: list[_Job]) -> bool:
     NETLENS_SPAWNER=1 or 0 forces it on or off (tests use both paths).
     """
     forced = os.environ.get("NETLENS_SPAWNER")
-    if any(j.rootfs for j in jobs):
+    if not all(_templated(j) for j in jobs):
         return False
     if forced in ("0", "1"):
         return forced == "1"
     return len(jobs) >= SPAWNER_MIN
+
+
+def _templated(job: _Job) -> bool:
+    """The job's root is the batch template's (the default view, not --rootfs or full)."""
+    return not job.rootfs and job.plan.host_view == hostview.DEFAULT_VIEW
 
 
 def _helpers(n: int) -> int:
@@ -559,7 +578,9 @@ def _build(jobs: list[_Job]) -> list[dict[str, Any]]:
     # The template's helper sets up its mounts while we do the rest here.
     template = None
     try:
-        template = spawn.Template() if sum(1 for j in jobs if not j.rootfs) > 1 else None
+        shared = [j.plan for j in jobs if _templated(j)]
+        if len(shared) > 1:
+            template = spawn.Template(hostview.merge_skeletons(shared))
         for job in jobs:
             if job.net is not None:
                 prefix = ipaddress.IPv4Network(job.net["subnet"]).prefixlen
@@ -584,7 +605,7 @@ def _build(jobs: list[_Job]) -> list[dict[str, Any]]:
             for job, v2 in zip(jobs, v2_dirs, strict=True):
                 cg_fd = os.open(v2, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) if v2 else -1
                 try:
-                    tfd = template.fd if template is not None and not job.rootfs else -1
+                    tfd = template.fd if template is not None and _templated(job) else -1
                     job.child = spawn.start(job.plan, tini_fd, cg_fd, tfd)
                 finally:
                     if cg_fd >= 0:
@@ -674,6 +695,11 @@ def _record(job: _Job, created: str) -> dict[str, Any]:
         "cap_add": list(spec.cap_add),
         "caps": job.plan.caps,
         "sysctls": dict(spec.sysctls),
+        "host_view": None if job.rootfs else job.plan.host_view,
+        "volumes": [
+            dict(zip(("host", "container", "read_only"), names.parse_volume(v), strict=True))
+            for v in spec.volumes
+        ],
         "log": job.plan.log_path,
         "links": [],
     }

@@ -129,6 +129,7 @@ class LabNode:
     sysctls: dict[str, str] = field(default_factory=dict)
     hostname: str | None = None
     publish: tuple[str, ...] = ()
+    binds: tuple[str, ...] = ()
     interfaces: tuple[LabInterface, ...] = ()
     routes: tuple[LabRoute, ...] = ()
 
@@ -365,6 +366,23 @@ def _check_route_dest(v: _Val) -> str:
         raise v.err(f"{text!r} is not a valid destination (a CIDR or 'default': {exc})") from None
 
 
+def _check_binds(v: _Val) -> tuple[str, ...]:
+    """``binds:`` (containerlab's name): ``HOST:CONTAINER[:ro]`` strings, as ``netlens run -v``."""
+    from netlens_runtime.names import parse_volume
+
+    out = []
+    for item in v.sequence():
+        text = item.string()
+        try:
+            host = parse_volume(text)[0]
+        except BadInput as exc:
+            raise item.err(str(exc)) from None
+        if not os.path.exists(host):
+            raise item.err(f"host path {host} does not exist")
+        out.append(text)
+    return tuple(out)
+
+
 def _check_memory(v: _Val) -> str:
     val = v.scalar()
     text = str(val).strip()
@@ -425,6 +443,7 @@ _NODE = frozenset(
         "ip_forward",
         "hostname",
         "publish",
+        "binds",
         "interfaces",
         "routes",
         "links",
@@ -687,6 +706,8 @@ class _Loader:
             out["hostname"] = f["hostname"].opt_string()
         if "publish" in f:
             out["publish"] = tuple(f["publish"].string_list())
+        if "binds" in f:
+            out["binds"] = _check_binds(f["binds"])
         if "interfaces" in f:
             out["interfaces"] = tuple(self._interfaces(f["interfaces"], networks))
         if "routes" in f:
