@@ -399,6 +399,19 @@ def _create(specs: list[ContainerLike], attach: bool) -> list[dict[str, Any]]:
         if job.spec.name in seen:
             raise BadInput(f"container name {job.spec.name} given twice")
         seen.add(job.spec.name)
+    # The batch's root is built by a helper process (spawn.Template) while we
+    # take the lock, allocate addresses and make cgroups.
+    shared = [j.plan for j in jobs if _templated(j)]
+    template = spawn.Template(hostview.merge_skeletons(shared)) if len(shared) > 1 else None
+    try:
+        return _create_locked(jobs, template)
+    finally:
+        if template is not None:
+            template.close()
+
+
+def _create_locked(jobs: list[_Job], template: spawn.Template | None) -> list[dict[str, Any]]:
+    """The rest of :func:`_create`, under the state lock."""
     with state.locked():
         _gc_pending()
         for job in jobs:
@@ -419,7 +432,7 @@ def _create(specs: list[ContainerLike], attach: bool) -> list[dict[str, Any]]:
         _allocate(jobs, networks)
         journal = state.write_pending([j.spec.name for j in jobs])
         try:
-            records = _build(jobs)
+            records = _build(jobs, template)
             for netname in touched:
                 state.write_json(state.network_path(netname), networks[netname])
             if any(j.publish for j in jobs):
@@ -566,8 +579,28 @@ def _links_for(host: Netlink, chunk: list[_Job], bridges: dict[str, int]) -> Non
     host.commit()
 
 
-def _build(jobs: list[_Job]) -> list[dict[str, Any]]:
-    """Make cgroups, PID 1s, links; release the children; write records."""
+def _early_error(jobs: list[_Job]) -> str:
+    """The error text of a child that failed after reporting READY (e.g. a volume), if any.
+
+    Until ``go`` a live child writes nothing more, so anything readable now is
+    an error report (or EOF: it died without one).
+    """
+    for job in jobs:
+        child = job.child
+        if child is None or child.err_r < 0:
+            continue
+        if select.select([child.err_r], [], [], 0)[0]:
+            text = os.read(child.err_r, 4096).decode(errors="replace")
+            return text or f"{job.spec.name}: the container's setup process exited early"
+    return ""
+
+
+def _build(jobs: list[_Job], template: spawn.Template | None) -> list[dict[str, Any]]:
+    """Make cgroups, PID 1s, links; release the children; write records.
+
+    ``template`` (for batches of more than one default-view container) is
+    closed once every child is cloned: each has its own fd of it.
+    """
     if 4 * len(jobs) + 256 > 1024:
         _raise_nofile(jobs)
     for job in jobs:  # the children open (create) their logs: give them pooled files
@@ -575,12 +608,7 @@ def _build(jobs: list[_Job]) -> list[dict[str, Any]]:
         if log is not None and not os.path.lexists(log):
             state.reuse(log, 0o640)
     tini_fd = spawn.open_tini()
-    # The template's helper sets up its mounts while we do the rest here.
-    template = None
     try:
-        shared = [j.plan for j in jobs if _templated(j)]
-        if len(shared) > 1:
-            template = spawn.Template(hostview.merge_skeletons(shared))
         for job in jobs:
             if job.net is not None:
                 prefix = ipaddress.IPv4Network(job.net["subnet"]).prefixlen
@@ -625,7 +653,13 @@ def _build(jobs: list[_Job]) -> list[dict[str, Any]]:
         # exec overlapping our next chunk's links) was slower, 3.6 against 3.2
         # ms/node at 100: the children's eth0 setup and our link creation both
         # take the rtnl lock, and its waiters spin on the other core.
-        _links_for(host, jobs, bridges)
+        try:
+            _links_for(host, jobs, bridges)
+        except OSError as failed:
+            why = _early_error(jobs)
+            if why:  # a child that died says why; our veth only missed its namespace
+                raise RuntimeFailure(why) from failed
+            raise
     _fault("after_veth")
     for job in jobs:
         assert job.child is not None

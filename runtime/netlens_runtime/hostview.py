@@ -194,6 +194,8 @@ def place_volumes(
     """
     from netlens_runtime.names import parse_volume
 
+    if not texts:
+        return [], []
     layout = host_layout() if view == "tools" and rootfs is None else []
     bound = ["/" + name for name, link in layout if link is None]
     scratch = [p for p, _ in (SCRATCH if layout else SCRATCH_FULL)]

@@ -559,11 +559,14 @@ def _child(
 
         resource.setrlimit(resource.RLIMIT_NOFILE, plan.nofile)
     for path, value in plan.sysctls:  # through the fd: /proc/sys is read-only now
-        fd = os.open(path.removeprefix("/proc/sys/"), os.O_WRONLY | os.O_CLOEXEC, dir_fd=sysfd)
         try:
-            os.write(fd, value.encode())
-        finally:
-            os.close(fd)
+            fd = os.open(path.removeprefix("/proc/sys/"), os.O_WRONLY | os.O_CLOEXEC, dir_fd=sysfd)
+            try:
+                os.write(fd, value.encode())
+            finally:
+                os.close(fd)
+        except OSError as err:
+            raise OSError(err.errno, err.strerror, path) from None
     if sysfd >= 0:
         os.close(sysfd)
     null = os.open("/dev/null", os.O_RDWR)
