@@ -63,8 +63,12 @@ SCRATCH = (
 """Writable, per container: a fresh tmpfs each (the first three in every view)."""
 SCRATCH_FULL = SCRATCH[:3]
 
-ETC_SECRETS = ("shadow", "shadow-", "gshadow", "gshadow-", "sudoers", "sudoers.d")
-"""Masked whatever their mode (/etc/shadow is readable by group shadow), with /etc/ssh/*_key."""
+ETC_SECRETS = (
+    "shadow", "shadow-", "gshadow", "gshadow-", "sudoers", "sudoers.d", "ssl/private",
+)  # fmt: skip
+"""Masked whatever their mode, with /etc/ssh/*_key: /etc/shadow is readable by group
+shadow and Debian's /etc/ssl/private by group ssl-cert, so "only root may read" alone
+would miss them."""
 
 PROC_READONLY = ("/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs")
 PROC_MASK_FILES = (

@@ -103,7 +103,8 @@ def test_etc_masks_on_a_tree(tmp_path: Path) -> None:
     make("sudoers.d/readme", 0o600)  # inside a masked directory: not masked on its own
     make("ssh/ssh_host_ed25519_key", 0o644)  # fixed pattern
     make("ssh/ssh_host_ed25519_key.pub", 0o644)
-    make("ssl/private", 0o700, is_dir=True)
+    make("ssl/private", 0o710, gid=7, is_dir=True)  # fixed list (Debian: group ssl-cert)
+    make("private", 0o700, is_dir=True)
     make("ssl/certs/ca.pem", 0o644)
     make("app/token", 0o600)
     make("app/group-token", 0o640, gid=7)
@@ -115,6 +116,7 @@ def test_etc_masks_on_a_tree(tmp_path: Path) -> None:
         ("app/token", False),
         ("gshadow-", False),
         ("open/secret", False),
+        ("private", True),
         ("shadow", False),
         ("ssh/ssh_host_ed25519_key", False),
         ("ssl/private", True),
