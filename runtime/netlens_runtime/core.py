@@ -585,13 +585,15 @@ def _early_error(jobs: list[_Job]) -> str:
     Until ``go`` a live child writes nothing more, so anything readable now is
     an error report (or EOF: it died without one).
     """
+    poller = select.poll()  # not select(): a big batch has fds beyond FD_SETSIZE
+    names_by_fd = {}
     for job in jobs:
-        child = job.child
-        if child is None or child.err_r < 0:
-            continue
-        if select.select([child.err_r], [], [], 0)[0]:
-            text = os.read(child.err_r, 4096).decode(errors="replace")
-            return text or f"{job.spec.name}: the container's setup process exited early"
+        if job.child is not None and job.child.err_r >= 0:
+            poller.register(job.child.err_r, select.POLLIN)
+            names_by_fd[job.child.err_r] = job.spec.name
+    for fd, _ in poller.poll(0):
+        text = os.read(fd, 4096).decode(errors="replace")
+        return text or f"{names_by_fd[fd]}: the container's setup process exited early"
     return ""
 
 
