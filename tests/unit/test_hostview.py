@@ -210,3 +210,31 @@ def test_c_spawner_lists_are_the_python_ones() -> None:
     assert _c_strings("proc_mask_files") == list(hostview.PROC_MASK_FILES)
     assert _c_strings("mask_dirs") == list(hostview.MASK_DIRS)
     assert _c_strings("scratch") == [x for pair in hostview.SCRATCH for x in pair]
+
+
+def test_early_error_reads_fds_past_fd_setsize() -> None:
+    """A child's error report is found on any fd: a big batch holds more than 1024."""
+    import resource
+    from types import SimpleNamespace
+
+    from netlens_runtime import core
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1300:
+        pytest.skip("the fd limit is below 1300")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1300), hard))
+    quiet_r, quiet_w = os.pipe()
+    fail_r, fail_w = os.pipe()
+    high = os.dup2(fail_r, 1200)
+    try:
+        os.write(fail_w, b"c2: setup: volume /x: No such file or directory")
+        jobs = [
+            SimpleNamespace(child=SimpleNamespace(err_r=quiet_r), spec=SimpleNamespace(name="c1")),
+            SimpleNamespace(child=SimpleNamespace(err_r=high), spec=SimpleNamespace(name="c2")),
+        ]
+        assert core._early_error(jobs) == "c2: setup: volume /x: No such file or directory"  # type: ignore[arg-type]
+        assert core._early_error(jobs[:1]) == ""  # type: ignore[arg-type]
+    finally:
+        for fd in (quiet_r, quiet_w, fail_r, fail_w, high):
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
