@@ -8,7 +8,7 @@ made when a step fails, so a failed create leaves nothing behind and
 
 State lives under ``$NETLENS_STATE_DIR`` (default /run/netlens):
 ``containers/<name>.json`` (keys: name, id, pid, netns_inode, network, ip,
-rootfs, command, labels, created, state, cgroup, host_veth, ...),
+rootfs, host_view, volumes, command, labels, created, state, cgroup, host_veth, ...),
 ``networks/<name>.json``, ``logs/<name>.log`` (and the rotated ``.log.1``),
 ``labs/<name>.json``, ``pending/``, ``quarantine/`` (records that could not be
 used, each with a ``.why``) and ``lock``.
@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from netlens_runtime import core
+from netlens_runtime import core, hostview
 from netlens_runtime.core import (
     connect,
     gc,
@@ -97,6 +97,10 @@ class ContainerSpec:
     """None: names.PIDS_DEFAULT (2048); 0 or -1: no limit."""
     log_size: int | str | None = None
     """The most a detached container's log takes on disk (e.g. "10m", the default)."""
+    volumes: list[str] = field(default_factory=list)
+    """``HOST:CONTAINER[:ro]`` bind mounts (netlens run -v, lab ``binds``)."""
+    host_view: str = hostview.DEFAULT_VIEW
+    """"tools": the host's tools, not its secrets; "full": the whole host root read-only."""
 
 
 def create_network(spec: NetworkSpec) -> dict[str, Any]:

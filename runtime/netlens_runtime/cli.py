@@ -106,7 +106,22 @@ def _add_commands(sub: Any) -> None:
     p.add_argument("--cap-add", action="append", default=[], metavar="CAP")
     p.add_argument("--sysctl", action="append", default=[], metavar="K=V")
     p.add_argument("--hostname", help="hostname (default: the name)")
-    p.add_argument("--rootfs", help="root directory (default: read-only view of /)")
+    p.add_argument(
+        "--volume",
+        "-v",
+        action="append",
+        default=[],
+        metavar="HOST:CONTAINER[:ro]",
+        help="bind-mount a host path (absolute paths; repeatable)",
+    )
+    p.add_argument(
+        "--host-view",
+        choices=("tools", "full"),
+        default="tools",
+        help="tools (default): the host's /usr, /etc (secrets masked), /opt read-only, empty "
+        "/root, /home, /var; full: the host's whole root read-only",
+    )
+    p.add_argument("--rootfs", help="root directory instead of a view of the host's")
     p.add_argument("-d", "--detach", action="store_true", help="run in the background")
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND [ARG...]")
 
@@ -237,6 +252,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         rootfs=args.rootfs,
         sysctls=_kv(args.sysctl, "--sysctl"),
         hostname=args.hostname,
+        volumes=args.volume,
+        host_view=args.host_view,
     )
     if args.detach:
         rec = api.create_container(spec)

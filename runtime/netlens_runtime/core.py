@@ -24,7 +24,7 @@ import signal
 import time
 from typing import TYPE_CHECKING, Any
 
-from netlens_runtime import cgroups, ipam, names, nat, netpolicy, spawn, state
+from netlens_runtime import cgroups, hostview, ipam, names, nat, netpolicy, spawn, state
 from netlens_runtime.errors import BadInput, Conflict, NeedsRoot, NotFound, RuntimeFailure
 from netlens_runtime.netlink import Netlink, NetlinkError, ifindex
 
@@ -59,6 +59,8 @@ if TYPE_CHECKING:
         rootfs: str | None
         sysctls: dict[str, str]
         hostname: str | None
+        volumes: list[str]
+        host_view: str
 
 
 class NetworkArgs:
@@ -100,6 +102,8 @@ class ContainerArgs:
         rootfs: str | None = None,
         sysctls: dict[str, str] | None = None,
         hostname: str | None = None,
+        volumes: list[str] | None = None,
+        host_view: str = hostview.DEFAULT_VIEW,
     ) -> None:
         self.name = name
         self.command = command if command is not None else ["sleep", "infinity"]
@@ -112,6 +116,8 @@ class ContainerArgs:
         self.rootfs = rootfs
         self.sysctls = sysctls or {}
         self.hostname = hostname
+        self.volumes = volumes or []
+        self.host_view = host_view
 
 
 def require_root(
@@ -380,6 +386,11 @@ def _prepare(spec: ContainerLike, attach: bool) -> _Job:
         for k, v in spec.sysctls.items()
     ]
     rootfs = names.validate_rootfs(spec.rootfs) if spec.rootfs is not None else None
+    if spec.host_view not in hostview.VIEWS:
+        raise BadInput(f"invalid host view {spec.host_view!r}: use {' or '.join(hostview.VIEWS)}")
+    if rootfs is not None and spec.host_view != hostview.DEFAULT_VIEW:
+        raise BadInput("--host-view and --rootfs exclude each other: the root is DIR")
+    volumes, skeleton = hostview.place_volumes(list(spec.volumes), spec.host_view, rootfs)
     hostname = spec.name  # a valid name fits a hostname's length
     if spec.hostname:
         hostname = names.validate_hostname(spec.hostname)
@@ -394,6 +405,9 @@ def _prepare(spec: ContainerLike, attach: bool) -> _Job:
         rootfs=rootfs,
         log_path=None if attach else state.log_path(spec.name),
         sysctls=sysctls,
+        host_view=spec.host_view,
+        volumes=volumes,
+        skeleton=skeleton,
     )
     plan.log_max = log_max
     return _Job(spec, plan, memory, cpus, publish, pids)
@@ -422,6 +436,19 @@ def _create(specs: list[ContainerLike], attach: bool) -> list[dict[str, Any]]:
         if job.spec.name in seen:
             raise BadInput(f"container name {job.spec.name} given twice")
         seen.add(job.spec.name)
+    # The batch's root is built by a helper process (spawn.Template) while we
+    # take the lock, allocate addresses and make cgroups.
+    shared = [j.plan for j in jobs if _templated(j)]
+    template = spawn.Template(hostview.merge_skeletons(shared)) if len(shared) > 1 else None
+    try:
+        return _create_locked(jobs, template)
+    finally:
+        if template is not None:
+            template.close()
+
+
+def _create_locked(jobs: list[_Job], template: spawn.Template | None) -> list[dict[str, Any]]:
+    """The rest of :func:`_create`, under the state lock."""
     with state.locked():
         _gc_pending()
         for job in jobs:
@@ -442,7 +469,7 @@ def _create(specs: list[ContainerLike], attach: bool) -> list[dict[str, Any]]:
         _allocate(jobs, networks)
         journal = state.write_pending([j.spec.name for j in jobs])
         try:
-            records = _build(jobs)
+            records = _build(jobs, template)
             for netname in touched:
                 state.write_json(state.network_path(netname), networks[netname])
             if any(j.publish for j in jobs):
@@ -522,11 +549,16 @@ def _use_spawner(jobs: list[_Job]) -> bool:
     NETLENS_SPAWNER=1 or 0 forces it on or off (tests use both paths).
     """
     forced = os.environ.get("NETLENS_SPAWNER")
-    if any(j.rootfs for j in jobs):
+    if not all(_templated(j) for j in jobs):
         return False
     if forced in ("0", "1"):
         return forced == "1"
     return len(jobs) >= SPAWNER_MIN
+
+
+def _templated(job: _Job) -> bool:
+    """The job's root is the batch template's (the default view, not --rootfs or full)."""
+    return not job.rootfs and job.plan.host_view == hostview.DEFAULT_VIEW
 
 
 def _helpers(n: int) -> int:
@@ -582,8 +614,30 @@ def _links_for(host: Netlink, chunk: list[_Job], bridges: dict[str, int]) -> Non
     host.commit()
 
 
-def _build(jobs: list[_Job]) -> list[dict[str, Any]]:
-    """Make cgroups, PID 1s, links; release the children; write records."""
+def _early_error(jobs: list[_Job]) -> str:
+    """The error text of a child that failed after reporting READY (e.g. a volume), if any.
+
+    Until ``go`` a live child writes nothing more, so anything readable now is
+    an error report (or EOF: it died without one).
+    """
+    poller = select.poll()  # not select(): a big batch has fds beyond FD_SETSIZE
+    names_by_fd = {}
+    for job in jobs:
+        if job.child is not None and job.child.err_r >= 0:
+            poller.register(job.child.err_r, select.POLLIN)
+            names_by_fd[job.child.err_r] = job.spec.name
+    for fd, _ in poller.poll(0):
+        text = os.read(fd, 4096).decode(errors="replace")
+        return text or f"{names_by_fd[fd]}: the container's setup process exited early"
+    return ""
+
+
+def _build(jobs: list[_Job], template: spawn.Template | None) -> list[dict[str, Any]]:
+    """Make cgroups, PID 1s, links; release the children; write records.
+
+    ``template`` (for batches of more than one default-view container) is
+    closed once every child is cloned: each has its own fd of it.
+    """
     if 4 * len(jobs) + 256 > 1024:
         _raise_nofile(jobs)
     for job in jobs:  # the children open (create) their logs: give them pooled files
@@ -591,10 +645,7 @@ def _build(jobs: list[_Job]) -> list[dict[str, Any]]:
         if log is not None and not os.path.lexists(log):
             state.reuse(log, 0o640)
     tini_fd = spawn.open_tini()
-    # The template's helper sets up its mounts while we do the rest here.
-    template = None
     try:
-        template = spawn.Template() if sum(1 for j in jobs if not j.rootfs) > 1 else None
         for job in jobs:
             if job.net is not None:
                 prefix = ipaddress.IPv4Network(job.net["subnet"]).prefixlen
@@ -620,7 +671,7 @@ def _build(jobs: list[_Job]) -> list[dict[str, Any]]:
             for job, v2 in zip(jobs, v2_dirs, strict=True):
                 cg_fd = os.open(v2, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) if v2 else -1
                 try:
-                    tfd = template.fd if template is not None and not job.rootfs else -1
+                    tfd = template.fd if template is not None and _templated(job) else -1
                     job.child = spawn.start(job.plan, tini_fd, cg_fd, tfd)
                 finally:
                     if cg_fd >= 0:
@@ -640,7 +691,13 @@ def _build(jobs: list[_Job]) -> list[dict[str, Any]]:
         # exec overlapping our next chunk's links) was slower, 3.6 against 3.2
         # ms/node at 100: the children's eth0 setup and our link creation both
         # take the rtnl lock, and its waiters spin on the other core.
-        _links_for(host, jobs, bridges)
+        try:
+            _links_for(host, jobs, bridges)
+        except OSError as failed:
+            why = _early_error(jobs)
+            if why:  # a child that died says why; our veth only missed its namespace
+                raise RuntimeFailure(why) from failed
+            raise
     _fault("after_veth")
     for job in jobs:
         assert job.child is not None
@@ -712,6 +769,11 @@ def _record(job: _Job, created: str) -> dict[str, Any]:
         "cap_add": list(spec.cap_add),
         "caps": job.plan.caps,
         "sysctls": dict(spec.sysctls),
+        "host_view": None if job.rootfs else job.plan.host_view,
+        "volumes": [
+            dict(zip(("host", "container", "read_only"), names.parse_volume(v), strict=True))
+            for v in spec.volumes
+        ],
         "log": job.plan.log_path,
         "links": [],
     }

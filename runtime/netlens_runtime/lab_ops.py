@@ -272,6 +272,7 @@ def _container_spec(spec: LabSpec, node: LabNode) -> Any:
         rootfs=node.rootfs,
         sysctls=dict(node.sysctls),
         hostname=node.hostname or node.name,
+        volumes=list(node.binds),
     )
 
 

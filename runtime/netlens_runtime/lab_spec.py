@@ -135,6 +135,7 @@ class LabNode:
     sysctls: dict[str, str] = field(default_factory=dict)
     hostname: str | None = None
     publish: tuple[str, ...] = ()
+    binds: tuple[str, ...] = ()
     interfaces: tuple[LabInterface, ...] = ()
     routes: tuple[LabRoute, ...] = ()
 
@@ -374,6 +375,23 @@ def _check_route_dest(v: _Val) -> str:
         raise v.err(f"{text!r} is not a valid destination (a CIDR or 'default': {exc})") from None
 
 
+def _check_binds(v: _Val) -> tuple[str, ...]:
+    """``binds:`` (containerlab's name): ``HOST:CONTAINER[:ro]`` strings, as ``netlens run -v``."""
+    from netlens_runtime.names import parse_volume
+
+    out = []
+    for item in v.sequence():
+        text = item.string()
+        try:
+            host = parse_volume(text)[0]
+        except BadInput as exc:
+            raise item.err(str(exc)) from None
+        if not os.path.exists(host):
+            raise item.err(f"host path {host} does not exist")
+        out.append(text)
+    return tuple(out)
+
+
 def parse_rate(text: str) -> int:
     """``'10mbit'`` -> 10_000_000 bits/s. Raises ValueError on nonsense."""
     m = _RATE_RE.match(text.strip())
@@ -428,6 +446,7 @@ _NODE = frozenset(
         "ip_forward",
         "hostname",
         "publish",
+        "binds",
         "interfaces",
         "routes",
         "links",
@@ -740,6 +759,8 @@ class _Loader:
                 if not item.is_null():
                     item.checked(names.parse_publish)
             out["publish"] = tuple(pv.string_list())
+        if "binds" in f:
+            out["binds"] = _check_binds(f["binds"])
         if "interfaces" in f:
             out["interfaces"] = tuple(self._interfaces(f["interfaces"], networks))
         if "routes" in f:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import posixpath
 import re
 import zlib
 
@@ -355,3 +356,36 @@ def validate_sysctl(key: object) -> str:
             " kernel.msg*/sem/shm* keys are set per container"
         )
     return key
+
+
+# The container's own mounts: a volume there would hide or replace them.
+_NOT_VOLUME_TARGETS = ("/proc", "/sys", "/dev")
+
+
+def parse_volume(text: str) -> tuple[str, str, bool]:
+    """``HOST:CONTAINER[:ro|rw]`` -> (host path, container path, read-only).
+
+    Both paths absolute, without '..' (a volume must not climb out of what
+    its text says), normalised; the container path is neither ``/`` nor under
+    /proc, /sys or /dev. Whether the host path exists is the caller's check.
+    """
+    usage = f"invalid volume {text!r}: use HOST:CONTAINER[:ro] with absolute paths"
+    parts = text.split(":")
+    read_only = False
+    if len(parts) == 3 and parts[2] in ("ro", "rw"):
+        read_only = parts.pop() == "ro"
+    if len(parts) != 2 or "\0" in text:
+        raise BadInput(usage)
+    for path in parts:
+        if not path.startswith("/"):
+            raise BadInput(usage)
+        if ".." in path.split("/"):
+            raise BadInput(f"invalid volume {text!r}: '..' is not allowed in its paths")
+    # One leading slash: normpath keeps '//x' (POSIX lets two mean something else).
+    host, target = (posixpath.normpath("/" + p.lstrip("/")) for p in parts)
+    if target == "/":
+        raise BadInput(f"invalid volume {text!r}: the container path cannot be /")
+    for own in _NOT_VOLUME_TARGETS:
+        if target == own or target.startswith(own + "/"):
+            raise BadInput(f"invalid volume {text!r}: {own} is the container's own")
+    return host, target, read_only

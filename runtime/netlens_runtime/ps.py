@@ -27,7 +27,9 @@ FILTER_KEYS = ("label", "name", "network", "status")
 # Docker's container states: a status filter naming one of these is valid even
 # when no netlens container can be in it (the answer is then empty, as in Docker).
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
-TABLE_HEAD = ("NAME", "ID", "STATE", "PID", "NETWORK", "IP", "PORTS", "CREATED", "COMMAND")
+TABLE_HEAD = (
+    "NAME", "ID", "STATE", "PID", "NETWORK", "IP", "PORTS", "VIEW", "CREATED", "COMMAND"
+)  # fmt: skip
 
 
 def cell(text: object) -> str:
@@ -99,8 +101,10 @@ def view(rec: dict[str, Any], networks: dict[str, dict[str, Any]]) -> dict[str, 
     """A container as ``ps --format json`` shows it; keys are stable across versions.
 
     name, id, state, pid (None unless running), networks (names), addresses (CIDR),
-    ports (host_ip, host_port, port, proto), rootfs (None: the host's root, read
-    only), command (argv), created (UTC, ISO 8601), labels, privileged.
+    ports (host_ip, host_port, port, proto), rootfs (None: a view of the host's
+    root, read only), view ("rootfs", "tools": the host's tools without its
+    secrets, "full": the whole host root), command (argv), created (UTC, ISO 8601),
+    labels, privileged.
     """
     running = rec.get("state") == "running"
     labels = rec.get("labels")
@@ -114,11 +118,22 @@ def view(rec: dict[str, Any], networks: dict[str, dict[str, Any]]) -> dict[str, 
         "addresses": _addresses(rec, networks),
         "ports": [dict(p) for p in rec.get("publish") or () if isinstance(p, dict)],
         "rootfs": rec.get("rootfs"),
+        "view": host_view(rec),
         "command": [str(a) for a in command] if isinstance(command, list) else [],
         "created": rec.get("created"),
         "labels": {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {},
         "privileged": bool(rec.get("privileged")),
     }
+
+
+def host_view(rec: dict[str, Any]) -> str:
+    """What the container sees as its root: "rootfs", "tools" (the default) or "full".
+
+    Records made before host views existed had the full host root.
+    """
+    if rec.get("rootfs"):
+        return "rootfs"
+    return "tools" if rec.get("host_view") == "tools" else "full"
 
 
 def select_records(
@@ -158,6 +173,7 @@ def table_rows(objs: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
                 cell(",".join(o["networks"]) or "none"),
                 ",".join(ips) or "-",
                 cell(",".join(_port(p) for p in o["ports"]) or "-"),
+                o["view"],
                 cell(str(o["created"] or "-")[:19]),
                 cell(command if len(command) <= 40 else command[:39] + "…"),
             )

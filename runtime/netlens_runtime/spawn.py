@@ -24,7 +24,7 @@ import os
 import signal
 from typing import Any
 
-from netlens_runtime import sysc
+from netlens_runtime import hostview, sysc
 
 # Static first: it also runs inside a --rootfs that has no libc.
 TINI_PATHS = ("/usr/bin/tini-static", "/usr/bin/tini", "/sbin/tini")
@@ -57,9 +57,19 @@ class Plan:
         sysctls: list[tuple[str, str]] | None = None,
         addr: str | None = None,
         gateway: str | None = None,
+        host_view: str = hostview.DEFAULT_VIEW,
+        volumes: list[hostview.Volume] | None = None,
+        skeleton: list[tuple[str, bool]] | None = None,
+        privileged: bool = False,
     ) -> None:
         self.name, self.hostname, self.argv, self.env = name, hostname, argv, env
         self.caps, self.rootfs = caps, rootfs
+        self.host_view = host_view  # "tools" (default) or "full" (see hostview)
+        self.volumes = volumes or []
+        # Mount points of volumes to make in the default root (a template makes
+        # every container's; see hostview.place_volumes).
+        self.skeleton = skeleton or []
+        self.privileged = privileged  # no /proc and /sys masks, writable /proc/sys
         self.log_path = log_path  # None: inherit stdout/stderr (attached run)
         self.log_max = 0  # the most its logs take on disk (names.parse_log_size)
         self.sysctls = sysctls or []
@@ -141,12 +151,14 @@ class Template:
 
     A new mount namespace copies every mount of its creator; a host with a
     thousand mounts (named netns handles under /run/netns, Docker's) makes
-    that copy cost milliseconds per container. The template is the host's
-    root read-only with /proc, /sys, /dev, /run and /tmp detached, made once
-    per batch by a helper process that holds it until :meth:`close`.
+    that copy cost milliseconds per container. The template is the default
+    view's root (hostview.build_root: the host's tools, /etc's secrets masked,
+    ``skeleton``'s volume mount points), pivoted into, so it holds a dozen
+    mounts; it is made once per batch by a helper process that holds it until
+    :meth:`close`. A child that joins it (setns) lands in its root.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, skeleton: list[tuple[str, bool]] | None = None) -> None:
         hold_r, self._hold_w = os.pipe2(os.O_CLOEXEC)
         ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
         self.pid = sysc.clone3(sysc.CLONE_NEWNS)
@@ -154,11 +166,13 @@ class Template:
             try:
                 _close_others([0, 1, 2, hold_r, ready_w])
                 sysc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-                sysc.mount_setattr_rdonly_private("/")
-                detach_under(("/proc", "/sys", "/dev", "/run", "/var/run", "/tmp", "/var/tmp"))
-                make_dev("/dev")  # shared read-only by the batch; pts and shm are per container
+                masks = hostview.etc_masks()
+                hostview.build_root(hostview.STAGE, skeleton or [], masks, hostview.host_layout())
                 os.write(ready_w, b"k")
                 os.read(hold_r, 1)
+            except BaseException as err:
+                with contextlib.suppress(BaseException):
+                    os.write(ready_w, f"!{err}".encode())
             finally:
                 os._exit(0)
         os.close(hold_r)
@@ -169,12 +183,13 @@ class Template:
     def wait(self) -> int:
         """Wait until the template is made (the caller works meanwhile); its fd."""
         if self.fd < 0:
-            ok = os.read(self._ready_r, 1)
+            ok = os.read(self._ready_r, 4096)
             os.close(self._ready_r)
             self._ready_r = -1
             if ok != b"k":
                 self.close()
-                raise OSError("mount namespace template failed")
+                why = ok[1:].decode(errors="replace") if ok else "its process died"
+                raise OSError(f"mount namespace template failed: {why}")
             self.fd = os.open(f"/proc/{self.pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
         return self.fd
 
@@ -250,12 +265,19 @@ def clone_child(
             # Passed through a spawner they lost close-on-exec; tini must not inherit them.
             for fd in (go_r, err_w, tini_fd):
                 os.set_inheritable(fd, False)
+            # Everything the child imports, imported while the host's root is ours
+            # (the default view does not show this package or our interpreter's).
+            from netlens_runtime import netlink  # noqa: F401
+
+            if plan.nofile is not None:
+                import resource  # noqa: F401
             step = "setup"
+            trees = hostview.open_volumes(plan.volumes)  # host paths: before the template
             if template_fd >= 0:
                 sysc.setns(template_fd, sysc.CLONE_NEWNS)
                 os.close(template_fd)
                 sysc.unshare(sysc.CLONE_NEWNS)
-            _child(plan, go_r, err_w, log_fd, tini_fd, template_fd >= 0)
+            _child(plan, go_r, err_w, log_fd, tini_fd, template_fd >= 0, trees)
         except BaseException as err:
             with contextlib.suppress(BaseException):
                 os.write(err_w, f"{plan.name}: {step}: {err}".encode())
@@ -297,6 +319,12 @@ try:
 except BaseException as err:
     os.write(out, ("!" + repr(err)).encode())
 """
+
+
+# Flags of the job record (spawn_helper.c's header comment has the layout).
+FS_PRIVILEGED = 1
+VOL_RDONLY, VOL_MKDIR, VOL_MKFILE = 1, 2, 4
+_VOL_CREATE = {"": 0, "dir": VOL_MKDIR, "file": VOL_MKFILE}
 
 
 class _NativeBroken(OSError):
@@ -487,6 +515,10 @@ def encode_job(
         half = max(plan.log_max // 2, 1)
         out.append(struct.pack("=iiQqqq", go_r, err_w, plan.caps, soft, hard, half))
         out += [text(plan.name), text(plan.hostname), text(plan.log_path or ""), text(cgroup or "")]
+        out.append(struct.pack("=II", FS_PRIVILEGED if plan.privileged else 0, len(plan.volumes)))
+        for host, target, read_only, create in plan.volumes:
+            flags = (VOL_RDONLY if read_only else 0) | _VOL_CREATE[create]
+            out += [text(host), text(target), struct.pack("=I", flags)]
         out += [requests(plan.nl_pre), requests(plan.nl_post)]
         out.append(struct.pack("=I", len(plan.sysctls)))
         out += [text(x) for pair in plan.sysctls for x in pair]
@@ -507,7 +539,7 @@ def _close_others(keep: list[int]) -> None:
 
 
 def _child(
-    plan: Plan, go_r: int, err_w: int, log_fd: int, tini_fd: int, templated: bool
+    plan: Plan, go_r: int, err_w: int, log_fd: int, tini_fd: int, templated: bool, trees: list[int]
 ) -> None:  # pragma: no cover
     from netlens_runtime.netlink import Netlink
 
@@ -521,7 +553,7 @@ def _child(
     os.write(err_w, READY)  # the parent may now put eth0 into our namespace
     if not templated:
         sysc.unshare(sysc.CLONE_NEWNS)
-    setup_fs(plan.rootfs, templated)  # /sys is mounted after unshare: it shows our netns
+    sysfd = hostview.setup_fs(plan, templated, trees)  # after unshare: /sys shows our netns
     if os.read(go_r, 1) != b"g":
         os._exit(1)  # the parent died or gave up
     os.close(go_r)
@@ -534,9 +566,17 @@ def _child(
         import resource
 
         resource.setrlimit(resource.RLIMIT_NOFILE, plan.nofile)
-    for path, value in plan.sysctls:
-        with open(path, "w") as fh:
-            fh.write(value)
+    for path, value in plan.sysctls:  # through the fd: /proc/sys is read-only now
+        try:
+            fd = os.open(path.removeprefix("/proc/sys/"), os.O_WRONLY | os.O_CLOEXEC, dir_fd=sysfd)
+            try:
+                os.write(fd, value.encode())
+            finally:
+                os.close(fd)
+        except OSError as err:
+            raise OSError(err.errno, err.strerror, path) from None
+    if sysfd >= 0:
+        os.close(sysfd)
     if plan.log_path is not None:
         os.setsid()  # detached: its own session and group, out of reach of the caller's
     null = os.open("/dev/null", os.O_RDWR)
@@ -567,101 +607,3 @@ def drop_privileges(caps: int) -> None:
         sysc.prctl(sysc.PR_CAP_AMBIENT, sysc.PR_CAP_AMBIENT_CLEAR_ALL)
     sysc.capset(caps)
     sysc.prctl(sysc.PR_SET_NO_NEW_PRIVS, 1)
-
-
-def detach_under(prefixes: tuple[str, ...]) -> None:  # pragma: no cover - child only
-    """Lazily unmount every mount at or below ``prefixes`` in this mount namespace.
-
-    Looks at the real mount table: /run is often not a mount of its own while
-    /run/netns holds one nsfs mount per named network namespace (a thousand
-    on a lab host), and every copied mount costs time and memory per container.
-    """
-    with open("/proc/self/mountinfo", "rb") as fh:
-        points = {line.split(b" ", 5)[4].decode("unicode_escape", "replace") for line in fh}
-    picked: list[str] = []
-    for point in sorted(points, key=len):
-        if any(point == p or point.startswith(p + "/") for p in prefixes) and not any(
-            point == q or point.startswith(q + "/") for q in picked
-        ):
-            picked.append(point)
-    for point in picked:
-        with contextlib.suppress(OSError):
-            sysc.umount2(point, sysc.MNT_DETACH)
-
-
-def make_dev(dev: str) -> None:  # pragma: no cover - child only
-    """A minimal read-only /dev: null, zero, full, random, urandom, tty; pts/ and shm/.
-
-    No disk or other device node exists, so CAP_DAC_OVERRIDE cannot reach the
-    host's disks through /dev. A template makes it once for a whole batch.
-    """
-    sysc.mount("tmpfs", dev, "tmpfs", sysc.MS_NOSUID | sysc.MS_NOEXEC, "mode=755,size=64k")
-    old = os.umask(0)
-    try:
-        for node, minor in (("null", 3), ("zero", 5), ("full", 7), ("random", 8), ("urandom", 9)):
-            sysc.mknod(f"{dev}/{node}", 0o20666, 1, minor)
-        sysc.mknod(f"{dev}/tty", 0o20666, 5, 0)
-        for link, target in (
-            ("fd", "/proc/self/fd"),
-            ("stdin", "/proc/self/fd/0"),
-            ("stdout", "/proc/self/fd/1"),
-            ("stderr", "/proc/self/fd/2"),
-            ("ptmx", "pts/ptmx"),
-        ):
-            os.symlink(target, f"{dev}/{link}")
-        os.mkdir(f"{dev}/pts", 0o755)
-        os.mkdir(f"{dev}/shm", 0o1777)
-    finally:
-        os.umask(old)
-    ro = sysc.MS_REMOUNT | sysc.MS_BIND | sysc.MS_RDONLY | sysc.MS_NOSUID | sysc.MS_NOEXEC
-    sysc.mount(None, dev, None, ro, None)
-
-
-def setup_fs(rootfs: str | None, templated: bool = False) -> None:  # pragma: no cover
-    """Read-only root (host's or ``rootfs``), own /proc, /sys, /dev, private tmpfs.
-
-    ``templated``: the namespace is a copy of a :class:`Template` (root already
-    read-only and private, /proc etc. already detached, /dev made).
-    """
-    if templated:
-        root = ""
-    elif rootfs:
-        sysc.mount(None, "/", None, sysc.MS_REC | sysc.MS_PRIVATE, None)
-        sysc.mount(rootfs, rootfs, None, sysc.MS_BIND | sysc.MS_REC, None)
-        sysc.mount_setattr_rdonly_private(rootfs)
-        root = rootfs.rstrip("/")
-    else:
-        sysc.mount_setattr_rdonly_private("/")
-        root = ""
-    nosuid = sysc.MS_NOSUID | sysc.MS_NODEV
-    for sub, fstype, flags, data in (
-        ("/proc", "proc", nosuid | sysc.MS_NOEXEC, None),
-        ("/sys", "sysfs", nosuid | sysc.MS_NOEXEC | sysc.MS_RDONLY, None),
-    ):
-        if not templated:
-            with contextlib.suppress(OSError):
-                sysc.umount2(root + sub, sysc.MNT_DETACH)
-        sysc.mount(fstype, root + sub, fstype, flags, data)
-    if not templated and not rootfs:
-        # The host's own mounts there would stay, hidden, in this namespace's
-        # copy (a host with many named netns has hundreds under /run): drop them.
-        detach_under(("/dev", "/run", "/var/run", "/tmp", "/var/tmp"))
-    dev = root + "/dev"
-    if not templated:
-        make_dev(dev)
-    sysc.mount(
-        "devpts",
-        f"{dev}/pts",
-        "devpts",
-        sysc.MS_NOSUID | sysc.MS_NOEXEC,
-        "newinstance,ptmxmode=0666,mode=620",
-    )
-    sysc.mount("shm", f"{dev}/shm", "tmpfs", nosuid, "mode=1777,size=65536k")
-    for sub, mode in (("/tmp", "1777"), ("/run", "755"), ("/var/tmp", "1777")):
-        if os.path.isdir(root + sub):
-            sysc.mount("tmpfs", root + sub, "tmpfs", nosuid, f"mode={mode}")
-    if rootfs:
-        os.chdir(rootfs)
-        sysc.pivot_root(".", ".")
-        sysc.umount2(".", sysc.MNT_DETACH)
-        os.chdir("/")

@@ -6,20 +6,25 @@
  * faults and interpreter work, more than the kernel's own work (netns ~0.8 ms,
  * exec ~0.7 ms). Cloned from this program, a child touches a few pages.
  *
- * It does exactly what runtime/spawn.py's templated child path does (see
- * clone_child, _child, setup_fs there): the Python code stays the reference
- * and the fallback when this program is not built. Usage (run by
- * runtime/spawn.py's start_many, never by hand):
+ * It does exactly what netlens_runtime/spawn.py's templated child path does
+ * (see clone_child, _child there, and container_fs, confine in hostview.py):
+ * the Python code stays the reference and the fallback when this program is
+ * not built. Usage (run by spawn.py's start_many, never by hand):
  *
  *   netlens-spawn OUT_FD < job
  *   netlens-spawn log HALF PATH      (a container's logger: log_helper.c)
  *
  * job (native byte order, as Python's struct "="): u32 n, i32 tini_fd, i32 template_fd, then n children:
  *   i32 go_r, i32 err_w, u64 caps, i64 nofile_soft, i64 nofile_hard (-1: keep), i64 log_half,
- *   str name, str hostname, str log_path, str cgroup_dir, blob nl_pre,
- *   u32 nl_pre_count, blob nl_post, u32 nl_post_count,
+ *   str name, str hostname, str log_path, str cgroup_dir,
+ *   u32 fs_flags (1: privileged, no /proc and /sys masks), u32 nvol,
+ *   (str host, str target, u32 vol_flags (1: read-only, 2: mkdir target, 4: create
+ *   target file)) * nvol,
+ *   blob nl_pre, u32 nl_pre_count, blob nl_post, u32 nl_post_count,
  *   u32 nsysctl, (str path, str value) * nsysctl, u32 argc, str * argc,
  *   u32 envc, str * envc        (str and blob: u32 length + bytes)
+ * fs_flags and the volumes follow cgroup_dir; new per-child fields of other
+ * work go at the end of the record.
  * Reports "pid pid ..." on OUT_FD, or "!error" when it stopped early. A child with
  * a log_path gets a logger first: the file is opened (created) here, and a fork of
  * this program runs log_loop on a pipe whose write end becomes the child's stdout
@@ -59,7 +64,26 @@
 #ifndef AT_EMPTY_PATH
 #define AT_EMPTY_PATH 0x1000
 #endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#define OPEN_TREE_CLONE_ 1
+#define MOVE_MOUNT_F_EMPTY_PATH_ 4
+#define MOUNT_ATTR_RDONLY_ 1
 #define NETLINK_CAP_ACK_OPT 10
+#define FS_PRIVILEGED 1
+#define VOL_RDONLY 1
+#define VOL_MKDIR 2
+#define VOL_MKFILE 4
 
 struct buf {
     const unsigned char *p;
@@ -72,6 +96,9 @@ struct child {
     int64_t nofile_soft, nofile_hard, log_half;
     int log_w; /* the write end of the pipe to its logger, or -1 */
     char *name, *hostname, *log_path, *cgroup;
+    uint32_t fs_flags, nvol;
+    char **vol; /* host, target, host, target, ... */
+    uint32_t *vol_flags;
     char *nl_pre, *nl_post;
     uint32_t nl_pre_len, nl_pre_count, nl_post_len, nl_post_count;
     uint32_t nsysctl;
@@ -122,6 +149,14 @@ static int parse_child(struct buf *b, struct child *c) {
     if (!(c->name = take_str(b, NULL)) || !(c->hostname = take_str(b, NULL)) ||
         !(c->log_path = take_str(b, NULL)) || !(c->cgroup = take_str(b, NULL)))
         return -1;
+    if (take(b, &c->fs_flags, 4) || take(b, &c->nvol, 4) || c->nvol > 4096) return -1;
+    c->vol = calloc((size_t)c->nvol * 2 + 1, sizeof(char *));
+    c->vol_flags = calloc((size_t)c->nvol + 1, sizeof(uint32_t));
+    if (!c->vol || !c->vol_flags) return -1;
+    for (uint32_t i = 0; i < c->nvol; i++)
+        if (!(c->vol[2 * i] = take_str(b, NULL)) || !(c->vol[2 * i + 1] = take_str(b, NULL)) ||
+            take(b, &c->vol_flags[i], 4))
+            return -1;
     if (!(c->nl_pre = take_str(b, &c->nl_pre_len)) || take(b, &c->nl_pre_count, 4)) return -1;
     if (!(c->nl_post = take_str(b, &c->nl_post_len)) || take(b, &c->nl_post_count, 4)) return -1;
     if (take(b, &n, 4) || n > 4096) return -1;
@@ -200,9 +235,86 @@ static void must_mount(const char *src, const char *dst, const char *fs, unsigne
     if (mount(src, dst, fs, fl, data) < 0) fail(step, errno);
 }
 
-static int is_dir(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+/* The lists of hostview.py (a unit test checks they are equal). */
+static const char *const proc_readonly[] = {"/proc/sysrq-trigger", "/proc/irq", "/proc/bus",
+                                            "/proc/fs"};
+static const char *const proc_mask_files[] = {"/proc/kcore", "/proc/keys", "/proc/timer_list",
+                                              "/proc/timer_stats", "/proc/latency_stats",
+                                              "/proc/sched_debug"};
+static const char *const mask_dirs[] = {"/proc/scsi", "/proc/acpi", "/proc/asound",
+                                        "/sys/firmware", "/sys/devices/virtual/powercap"};
+static const char *const scratch[][2] = {{"/tmp", "mode=1777"}, {"/run", "mode=755"},
+                                         {"/var/tmp", "mode=1777"}, {"/var/log", "mode=755"},
+                                         {"/var/lib", "mode=755"}};
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* A mount whose path this kernel lacks (ENOENT) is skipped: returns 0 then, 1 if done. */
+static int mount_if_there(const char *src, const char *dst, const char *fs, unsigned long fl,
+                          const char *data) {
+    if (mount(src, dst, fs, fl, data) == 0) return 1;
+    if (errno != ENOENT) fail(dst, errno);
+    return 0;
+}
+
+/* hostview.confine: Docker's default /proc and /sys masks. */
+static void confine(void) {
+    unsigned long fl = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+    unsigned long ro = MS_REMOUNT | MS_BIND | MS_RDONLY | fl;
+    must_mount("/proc/sys", "/proc/sys", NULL, MS_BIND, NULL, "setup: /proc/sys");
+    must_mount(NULL, "/proc/sys", NULL, ro, NULL, "setup: /proc/sys read-only");
+    /* bound from the read-only mount, so read-only too until remounted without it */
+    must_mount("/proc/sys/net", "/proc/sys/net", NULL, MS_BIND, NULL, "setup: /proc/sys/net");
+    must_mount(NULL, "/proc/sys/net", NULL, MS_REMOUNT | MS_BIND | fl, NULL,
+               "setup: /proc/sys/net writable");
+    for (size_t i = 0; i < COUNT(proc_readonly); i++)
+        if (mount_if_there(proc_readonly[i], proc_readonly[i], NULL, MS_BIND, NULL))
+            must_mount(NULL, proc_readonly[i], NULL, ro, NULL, proc_readonly[i]);
+    for (size_t i = 0; i < COUNT(proc_mask_files); i++)
+        mount_if_there("/dev/null", proc_mask_files[i], NULL, MS_BIND, NULL);
+    for (size_t i = 0; i < COUNT(mask_dirs); i++)
+        mount_if_there("tmpfs", mask_dirs[i], "tmpfs", fl | MS_RDONLY, "mode=555");
+}
+
+/* mkdir -p of path's parents (mode 0755; umask is 0 here); 0 or an errno. */
+static int make_parents(char *path) {
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        int r = mkdir(path, 0755);
+        *p = '/';
+        if (r < 0 && errno != EEXIST) return errno;
+    }
+    return 0;
+}
+
+/* Attach one volume's detached tree (opened before entering the template); 0 or an errno. */
+static int mount_volume(char *target, uint32_t fl, int tree) {
+    int err;
+    if (fl & (VOL_MKDIR | VOL_MKFILE) && (err = make_parents(target))) return err;
+    if (fl & VOL_MKDIR && mkdir(target, 0755) < 0 && errno != EEXIST) return errno;
+    if (fl & VOL_MKFILE) {
+        int fd = open(target, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+        if (fd < 0) return errno;
+        close(fd);
+    }
+    struct { uint64_t set, clr, propagation, userns; } attr = {
+        fl & VOL_RDONLY ? MOUNT_ATTR_RDONLY_ : 0, 0, MS_PRIVATE, 0};
+    if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0)
+        return errno;
+    if (syscall(SYS_move_mount, tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH_) < 0)
+        return errno;
+    close(tree);
+    return 0;
+}
+
+static void mount_volumes(struct child *c, const int *trees) {
+    char step[300];
+    for (uint32_t i = 0; i < c->nvol; i++) {
+        int err = mount_volume(c->vol[2 * i + 1], c->vol_flags[i], trees[i]);
+        if (!err) continue;
+        snprintf(step, sizeof step, "setup: volume %s", c->vol[2 * i + 1]);
+        fail(step, err);
+    }
 }
 
 static void child_main(struct child *c, int tini_fd, int template_fd) {
@@ -223,6 +335,14 @@ static void child_main(struct child *c, int tini_fd, int template_fd) {
     fcntl(c->err_w, F_SETFD, FD_CLOEXEC);
     fcntl(tini_fd, F_SETFD, FD_CLOEXEC);
     int log_fd = c->log_w; /* the pipe to its logger (log_helper.c), or -1 */
+    /* host paths: copied before we enter the template, where they are not visible */
+    int *trees = calloc((size_t)c->nvol + 1, sizeof(int));
+    if (!trees) fail("setup: volumes", ENOMEM);
+    for (uint32_t i = 0; i < c->nvol; i++) {
+        trees[i] = (int)syscall(SYS_open_tree, AT_FDCWD, c->vol[2 * i],
+                                OPEN_TREE_CLONE_ | O_CLOEXEC | AT_RECURSIVE);
+        if (trees[i] < 0) fail(c->vol[2 * i], errno);
+    }
     if (setns(template_fd, CLONE_NEWNS) < 0) fail("setup: setns", errno);
     close(template_fd);
     if (unshare(CLONE_NEWNS) < 0) fail("setup: unshare mount", errno);
@@ -232,18 +352,21 @@ static void child_main(struct child *c, int tini_fd, int template_fd) {
     netlink_send(c->nl_pre, c->nl_pre_len, c->nl_pre_count, "setup: lo up");
     char ready = 1;
     if (write(c->err_w, &ready, 1) != 1) _exit(1);
-    /* setup_fs(templated=True): /sys is mounted after unshare, so it shows our netns */
+    /* hostview.container_fs: /sys is mounted after unshare, so it shows our netns */
     unsigned long nosuid = MS_NOSUID | MS_NODEV;
     must_mount("proc", "/proc", "proc", nosuid | MS_NOEXEC, NULL, "setup: mount /proc");
+    int sysfd = -1; /* the runtime's sysctls go through it once /proc/sys is read-only */
+    if (c->nsysctl && (sysfd = open("/proc/sys", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+        fail("setup: /proc/sys", errno);
     must_mount("sysfs", "/sys", "sysfs", nosuid | MS_NOEXEC | MS_RDONLY, NULL, "setup: mount /sys");
+    if (!(c->fs_flags & FS_PRIVILEGED)) confine();
     must_mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
                "newinstance,ptmxmode=0666,mode=620", "setup: mount /dev/pts");
     must_mount("shm", "/dev/shm", "tmpfs", nosuid, "mode=1777,size=65536k", "setup: mount /dev/shm");
-    static const char *const tmps[][2] = {{"/tmp", "mode=1777"}, {"/run", "mode=755"},
-                                          {"/var/tmp", "mode=1777"}};
-    for (int i = 0; i < 3; i++)
-        if (is_dir(tmps[i][0]))
-            must_mount("tmpfs", tmps[i][0], "tmpfs", nosuid, tmps[i][1], "setup: mount tmpfs");
+    for (size_t i = 0; i < COUNT(scratch); i++)
+        must_mount("tmpfs", scratch[i][0], "tmpfs", nosuid, scratch[i][1], "setup: mount tmpfs");
+    if (mkdir("/run/lock", 01777) < 0) fail("setup: /run/lock", errno);
+    mount_volumes(c, trees);
     char go = 0;
     if (read(c->go_r, &go, 1) != 1 || go != 'g') _exit(1); /* the parent died or gave up */
     close(c->go_r);
@@ -254,13 +377,15 @@ static void child_main(struct child *c, int tini_fd, int template_fd) {
     }
     for (uint32_t i = 0; i < c->nsysctl; i++) {
         const char *path = c->sysctl[2 * i], *value = c->sysctl[2 * i + 1];
-        int fd = open(path, O_WRONLY | O_CLOEXEC);
+        const char *rel = strncmp(path, "/proc/sys/", 10) == 0 ? path + 10 : path;
+        int fd = openat(sysfd, rel, O_WRONLY | O_CLOEXEC);
         if (fd < 0) fail(path, errno);
         ssize_t len = (ssize_t)strlen(value);
         errno = 0;
         if (write(fd, value, (size_t)len) != len) fail(path, errno ? errno : EIO);
         close(fd);
     }
+    if (sysfd >= 0) close(sysfd);
     /* detached (it logs to a file): its own session and process group, so killing
        the caller's group (a CI runner, kill -- -PGID) leaves it running */
     if (c->log_path[0] && setsid() < 0) fail("setup: setsid", errno);

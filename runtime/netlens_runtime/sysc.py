@@ -43,6 +43,8 @@ SYS_SETNS = _OURS.get("setns", -1)
 SYS_PIDFD_OPEN = 434
 SYS_PIDFD_SEND_SIGNAL = 424
 SYS_MOUNT_SETATTR = 442
+SYS_OPEN_TREE = 428
+SYS_MOVE_MOUNT = 429
 
 
 def _nr(number: int) -> int:
@@ -75,7 +77,13 @@ MS_PRIVATE = 1 << 18
 MNT_DETACH = 2
 AT_FDCWD = -100
 AT_RECURSIVE = 0x8000
+AT_EMPTY_PATH = 0x1000
 MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = os.O_CLOEXEC
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
 
 PR_SET_NO_NEW_PRIVS = 38
 PR_CAPBSET_DROP = 24
@@ -148,17 +156,53 @@ def pivot_root(new_root: str, put_old: str) -> None:
 
 def mount_setattr_rdonly_private(path: str) -> None:
     """Make every mount under ``path`` read-only and private in one syscall."""
-    attr = struct.pack("QQQQ", MOUNT_ATTR_RDONLY, 0, MS_PRIVATE, 0)
+    mount_setattr(path, MOUNT_ATTR_RDONLY, MS_PRIVATE)
+
+
+def mount_setattr(
+    path: str, attr_set: int, propagation: int = 0, fd: int = AT_FDCWD, flags: int = AT_RECURSIVE
+) -> None:
+    """mount_setattr(2): set ``attr_set`` (MOUNT_ATTR_*) and ``propagation`` (MS_PRIVATE...).
+
+    ``fd`` with ``path=""`` and AT_EMPTY_PATH in ``flags`` changes a detached
+    tree from :func:`open_tree` before it is attached.
+    """
+    attr = struct.pack("QQQQ", attr_set, 0, propagation, 0)
     buf = ctypes.create_string_buffer(attr, len(attr))
     ret = _syscall(
         SYS_MOUNT_SETATTR,
-        ctypes.c_int(AT_FDCWD),
+        ctypes.c_int(fd),
         path.encode(),
-        ctypes.c_uint(AT_RECURSIVE),
+        ctypes.c_uint(flags),
         buf,
         ctypes.c_size_t(len(attr)),
     )
-    _check(ret, "mount_setattr")
+    _check(ret, f"mount_setattr {path}")
+
+
+def open_tree(path: str) -> int:
+    """A detached recursive copy of the mount tree at ``path`` (close-on-exec fd).
+
+    The copy is made in the caller's mount namespace and can be attached in
+    another one later (:func:`move_mount`): a container's child opens its
+    volumes before it enters the batch's template, where host paths are gone.
+    """
+    flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE
+    fd = _syscall(SYS_OPEN_TREE, ctypes.c_int(AT_FDCWD), path.encode(), ctypes.c_uint(flags))
+    return _check(fd, f"open_tree {path}")
+
+
+def move_mount(tree_fd: int, target: str) -> None:
+    """Attach a detached tree (from :func:`open_tree`) at ``target``."""
+    ret = _syscall(
+        SYS_MOVE_MOUNT,
+        ctypes.c_int(tree_fd),
+        b"",
+        ctypes.c_int(AT_FDCWD),
+        target.encode(),
+        ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH),
+    )
+    _check(ret, f"move_mount {target}")
 
 
 def reset_signals() -> None:

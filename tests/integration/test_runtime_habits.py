@@ -81,7 +81,8 @@ def test_ps_all_quiet_format_and_filters(rt: Rt) -> None:
     assert _lines(rt.cli("ps", "-aq")) == sorted([web, db, solo])
     table = rt.cli("ps").stdout.splitlines()
     assert table[0].split() == ["NAME", "ID", "STATE", "PID", "NETWORK", "IP", "PORTS",
-                                "CREATED", "COMMAND"]  # fmt: skip
+                                "VIEW", "CREATED", "COMMAND"]  # fmt: skip
+    assert table[1].split()[7] == "tools"  # the default host view: tools, not secrets
     assert [ln.split()[0] for ln in table[1:]] == sorted([web, solo])
     assert db in rt.cli("ps", "-a").stdout
 
@@ -100,7 +101,8 @@ def test_ps_all_quiet_format_and_filters(rt: Rt) -> None:
     assert set(objs) == {web, db, solo}
     w = objs[web]
     assert set(w) == {"name", "id", "state", "pid", "networks", "addresses", "ports", "rootfs",
-                      "command", "created", "labels", "privileged"}  # fmt: skip
+                      "view", "command", "created", "labels", "privileged"}  # fmt: skip
+    assert w["view"] == "tools"
     assert w["state"] == "running" and w["networks"] == [net]
     assert w["command"] == ["sleep", "infinity"]
     assert w["labels"] == {"role": "web", "tier": "front"} and w["privileged"] is False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from netlens.cli import main
@@ -16,6 +18,7 @@ pytestmark = pytest.mark.unit
         ["rm"],
         ["network", "create"],
         ["stop", "-t", "x", "c"],
+        ["run", "--host-view", "most", "--", "true"],
     ],
 )
 def test_bad_flags_one_line_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -52,13 +55,28 @@ def test_bad_values_exit_2(
     monkeypatch.setattr("os.geteuid", lambda: 0)
     monkeypatch.setenv("NETLENS_NO_LOG", "1")
     monkeypatch.setenv("NETLENS_STATE_DIR", str(tmp_path))
+    for sub in ("proc", "sys", "dev", "tmp"):  # a --rootfs that passes its own checks
+        os.makedirs(f"{tmp_path}/{sub}", exist_ok=True)
     for argv in (
         ["run", "-d", "--name", "bad name", "--", "true"],
         ["run", "-d", "--memory", "lots", "--", "true"],
         ["run", "-d", "--publish", "80", "--", "true"],
         ["run", "-d", "--env", "NOEQUALS", "--", "true"],
         ["run", "-d"],
+        ["run", "-d", "-v", "relative:/x", "--", "true"],
+        ["run", "-d", "-v", f"{tmp_path}:/proc/x", "--", "true"],
+        ["run", "-d", "--host-view", "full", "--rootfs", str(tmp_path), "--", "true"],
     ):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1, err
+
+
+def test_ps_view_column() -> None:
+    """ps says what a container sees as its root; records older than host views had all of it."""
+    from netlens_runtime.cli import _view
+
+    assert _view({"rootfs": "/srv/r", "host_view": None}) == "rootfs"
+    assert _view({"rootfs": None, "host_view": "tools"}) == "tools"
+    assert _view({"rootfs": None, "host_view": "full"}) == "full"
+    assert _view({"rootfs": None}) == "full"

@@ -76,16 +76,29 @@ def test_job_layout(program: str) -> None:
     spawn.prepare_netlink(plan)
     plan.nofile = (1024, 4096)
     plan.log_max = 10 << 20
+    plan.privileged = True
+    plan.volumes = [("/h", "/data", True, "dir"), ("/h/f", "/run/f", False, "file")]
     job = spawn.encode_job([(plan, 7, 8, "/sys/fs/cgroup/x")], 3, 4)
     # ... nofile soft and hard, then half the log size (log_helper.c rotates there)
     assert struct.unpack_from("=IiiiiQqqq", job) == (1, 3, 4, 7, 8, 5, 1024, 4096, 5 << 20)
     off = struct.calcsize("=IiiiiQqqq")
-    fields = []
-    for _ in range(4):
+
+    def text() -> str:
+        nonlocal off
         (n,) = struct.unpack_from("=I", job, off)
-        fields.append(job[off + 4 : off + 4 + n].decode())
         off += 4 + n
-    assert fields == ["c1", "host1", "", "/sys/fs/cgroup/x"]
+        return job[off - n : off].decode()
+
+    def u32() -> int:
+        nonlocal off
+        off += 4
+        return int(struct.unpack_from("=I", job, off - 4)[0])
+
+    assert [text() for _ in range(4)] == ["c1", "host1", "", "/sys/fs/cgroup/x"]
+    # Right after cgroup_dir: fs flags (1: privileged) and the volumes.
+    assert (u32(), u32()) == (spawn.FS_PRIVILEGED, 2)
+    assert (text(), text(), u32()) == ("/h", "/data", spawn.VOL_RDONLY | spawn.VOL_MKDIR)
+    assert (text(), text(), u32()) == ("/h/f", "/run/f", spawn.VOL_MKFILE)
     (pre_len,) = struct.unpack_from("=I", job, off)
     (pre_count,) = struct.unpack_from("=I", job, off + 4 + pre_len)
     assert pre_count == 1  # lo up

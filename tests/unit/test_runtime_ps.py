@@ -48,9 +48,12 @@ def test_view_has_exactly_the_documented_keys() -> None:
     )
     obj = ps.view(rec, NETS)
     assert list(obj) == [
-        "name", "id", "state", "pid", "networks", "addresses", "ports", "rootfs",
+        "name", "id", "state", "pid", "networks", "addresses", "ports", "rootfs", "view",
         "command", "created", "labels", "privileged",
     ]  # fmt: skip
+    assert obj["view"] == "full"  # a record from before host views had the whole host root
+    assert ps.view({**rec, "host_view": "tools"}, NETS)["view"] == "tools"
+    assert ps.view({**rec, "rootfs": "/srv/r", "host_view": "tools"}, NETS)["view"] == "rootfs"
     assert obj["addresses"] == ["10.9.0.5/24", "10.99.0.1/30"]
     assert obj["networks"] == ["lan"] and obj["pid"] == 4242 and obj["privileged"] is False
     assert obj["ports"] == [{"host_ip": None, "host_port": 8080, "port": 80, "proto": "tcp"}]
