@@ -66,7 +66,12 @@ class NetworkSpec:
 
 @dataclass
 class ContainerSpec:
-    """One container; ``network=None`` means no network (only lo)."""
+    """One container; ``network=None`` means no network (only lo).
+
+    ``security_opt``: ``["seccomp=unconfined"]`` or ``["seccomp=/path/profile.json"]``
+    (Docker's format); by default the runtime's own profile. ``privileged``: every
+    capability, no seccomp filter.
+    """
 
     name: str
     command: list[str] = field(default_factory=lambda: ["sleep", "infinity"])
@@ -81,6 +86,8 @@ class ContainerSpec:
     rootfs: str | None = None
     sysctls: dict[str, str] = field(default_factory=dict)
     hostname: str | None = None
+    privileged: bool = False
+    security_opt: list[str] = field(default_factory=list)
 
 
 def create_network(spec: NetworkSpec) -> dict[str, Any]:

@@ -85,6 +85,19 @@ def _add_commands(sub: Any) -> None:
     p.add_argument("--sysctl", action="append", default=[], metavar="K=V")
     p.add_argument("--hostname", help="hostname (default: the name)")
     p.add_argument("--rootfs", help="root directory (default: read-only view of /)")
+    p.add_argument(
+        "--privileged",
+        action="store_true",
+        help="every capability and no seccomp filter (only for what really needs it)",
+    )
+    p.add_argument(
+        "--security-opt",
+        action="append",
+        default=[],
+        metavar="seccomp=unconfined|FILE",
+        help="the system call filter: a profile in Docker's JSON format, or none"
+        " (default: the runtime's own, like Docker's)",
+    )
     p.add_argument("-d", "--detach", action="store_true", help="run in the background")
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND [ARG...]")
 
@@ -177,6 +190,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         rootfs=args.rootfs,
         sysctls=_kv(args.sysctl, "--sysctl"),
         hostname=args.hostname,
+        privileged=args.privileged,
+        security_opt=args.security_opt,
     )
     if args.detach:
         rec = api.create_container(spec)
@@ -206,7 +221,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
         print(json.dumps(recs, indent=1, sort_keys=True))
         return 0
     rows: list[tuple[str, ...]] = [
-        ("NAME", "ID", "STATE", "PID", "NETWORK", "IP", "CREATED", "COMMAND")
+        ("NAME", "ID", "STATE", "SECURITY", "PID", "NETWORK", "IP", "CREATED", "COMMAND")
     ]
     for r in recs:
         rows.append(
@@ -214,6 +229,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
                 r["name"],
                 str(r["id"])[:12],
                 r["state"],
+                _security(r),
                 str(r["pid"]),
                 str(r.get("network") or "none"),
                 str(r.get("ip") or "-"),
@@ -223,6 +239,19 @@ def cmd_ps(args: argparse.Namespace) -> int:
         )
     _table(rows)
     return 0
+
+
+def _security(rec: dict[str, Any]) -> str:
+    """``privileged``, ``unconfined`` (no seccomp filter), ``profile`` (a file) or ``default``.
+
+    Records written before confinement existed had no filter: ``unconfined``.
+    """
+    if rec.get("privileged"):
+        return "privileged"
+    profile = rec.get("seccomp")
+    if profile is None or profile == "unconfined":
+        return "unconfined"
+    return "default" if profile == "default" else "profile"
 
 
 def _table(rows: Sequence[Sequence[str]]) -> None:

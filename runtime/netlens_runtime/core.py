@@ -23,7 +23,7 @@ import signal
 import time
 from typing import TYPE_CHECKING, Any
 
-from netlens_runtime import cgroups, ipam, names, nat, spawn, state
+from netlens_runtime import cgroups, ipam, names, nat, seccomp, spawn, state
 from netlens_runtime.errors import BadInput, Conflict, NeedsRoot, NotFound, RuntimeFailure
 from netlens_runtime.netlink import Netlink, NetlinkError, ifindex
 
@@ -56,6 +56,8 @@ if TYPE_CHECKING:
         rootfs: str | None
         sysctls: dict[str, str]
         hostname: str | None
+        privileged: bool
+        security_opt: list[str]
 
 
 class NetworkArgs:
@@ -92,6 +94,8 @@ class ContainerArgs:
         rootfs: str | None = None,
         sysctls: dict[str, str] | None = None,
         hostname: str | None = None,
+        privileged: bool = False,
+        security_opt: list[str] | None = None,
     ) -> None:
         self.name = name
         self.command = command if command is not None else ["sleep", "infinity"]
@@ -103,6 +107,8 @@ class ContainerArgs:
         self.rootfs = rootfs
         self.sysctls = sysctls or {}
         self.hostname = hostname
+        self.privileged = privileged
+        self.security_opt = security_opt or []
 
 
 def require_root(what: str = "the netlens runtime") -> None:
@@ -311,6 +317,7 @@ class _Job:
         self.cpus = cpus
         self.rootfs = plan.rootfs
         self.publish = publish
+        self.seccomp = seccomp.DEFAULT  # the profile: default, unconfined or a file's path
         self.net: dict[str, Any] | None = None
         self.ip: str | None = None
         self.host_veth: str | None = None
@@ -319,6 +326,19 @@ class _Job:
         self.child: spawn.Child | None = None
         self.netns_inode = 0
         self.record: dict[str, Any] | None = None
+
+
+def _bounding() -> int:
+    """Every capability we can pass on (a privileged container's set): our bounding set.
+
+    Not simply all of them: a runtime started with fewer (a sandbox, a
+    container) cannot grant what it lacks, and capset would fail.
+    """
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("CapBnd:"):
+                return int(line.split()[1], 16) & names.cap_mask(["ALL"])
+    return names.cap_mask(["ALL"])
 
 
 def _prepare(spec: ContainerLike, attach: bool) -> _Job:
@@ -331,7 +351,9 @@ def _prepare(spec: ContainerLike, attach: bool) -> _Job:
     publish = [names.parse_publish(p) for p in spec.publish]
     if publish and spec.network is None:
         raise BadInput("--publish needs a network")
-    caps = names.cap_mask(spec.cap_add)
+    privileged = bool(spec.privileged)
+    profile = seccomp.parse_security_opts(list(spec.security_opt), privileged)
+    caps = _bounding() if privileged else names.cap_mask(spec.cap_add)
     sysctls = [
         ("/proc/sys/" + names.validate_sysctl(k).replace(".", "/"), str(v))
         for k, v in spec.sysctls.items()
@@ -359,7 +381,11 @@ def _prepare(spec: ContainerLike, attach: bool) -> _Job:
         log_path=None if attach else state.log_path(spec.name),
         sysctls=sysctls,
     )
-    return _Job(spec, plan, memory, cpus, publish)
+    plan.privileged = privileged
+    plan.seccomp = seccomp.program(profile, caps)  # cached: no compile per container
+    job = _Job(spec, plan, memory, cpus, publish)
+    job.seccomp = profile
+    return job
 
 
 def create_container(spec: ContainerLike, attach: bool = False) -> dict[str, Any]:
@@ -673,6 +699,9 @@ def _record(job: _Job, created: str) -> dict[str, Any]:
         "publish": job.publish,
         "cap_add": list(spec.cap_add),
         "caps": job.plan.caps,
+        "privileged": job.plan.privileged,
+        "seccomp": job.seccomp,
+        "seccomp_filter": seccomp.cache_file(job.seccomp, job.plan.caps),
         "sysctls": dict(spec.sysctls),
         "log": job.plan.log_path,
         "links": [],
@@ -985,7 +1014,7 @@ def gc() -> list[str]:
                 del net["published"][cname]
                 removed.append(f"published ports of {cname}")
             state.write_json(state.network_path(net["name"]), net)
-        for kind in ("containers", "networks", "logs"):
+        for kind in ("containers", "networks", "logs", "seccomp"):
             with contextlib.suppress(OSError):
                 for fname in os.listdir(state.sub(kind)):
                     path = state.sub(kind, fname)

@@ -69,6 +69,11 @@ class Plan:
         # Die with the parent before exec (not when a short-lived spawner is the
         # parent: the go pipe's EOF covers the creating process's death then).
         self.pdeathsig = True
+        # Every capability, no seccomp filter, no no_new_privs (--privileged).
+        self.privileged = False
+        # The compiled classic-BPF seccomp program loaded right before exec
+        # (netlens_runtime.seccomp); None: unconfined.
+        self.seccomp: bytes | None = None
 
 
 def prepare_netlink(plan: Plan) -> None:
@@ -482,6 +487,8 @@ def encode_job(
         out += [text(arg) for arg in plan.argv]
         out.append(struct.pack("=I", len(plan.env)))
         out += [text(f"{k}={v}") for k, v in plan.env.items()]
+        out.append(struct.pack("=I", 1 if plan.privileged else 0))
+        out.append(text(plan.seccomp or b""))
     return b"".join(out)
 
 
@@ -541,12 +548,18 @@ def _child(
     # exec keeps ignored signals and the blocked mask: Python ignores SIGPIPE and
     # SIGXFSZ (``yes | head`` would never end on EPIPE), make ignores 32 and 33.
     sysc.reset_signals()
-    drop_privileges(plan.caps)
+    drop_privileges(plan.caps, not plan.privileged)
+    if plan.seccomp is not None:
+        sysc.set_seccomp(plan.seccomp)  # last: the filter may refuse what came before
     os.execve(tini_fd, ["tini", "--", *plan.argv], plan.env)
 
 
-def drop_privileges(caps: int) -> None:
-    """Bounding set and capability sets down to ``caps``; then no_new_privs."""
+def drop_privileges(caps: int, no_new_privs: bool = True) -> None:
+    """Bounding set and capability sets down to ``caps``; then no_new_privs.
+
+    A privileged container keeps the ability to gain privileges by exec (setuid
+    programs, file capabilities), as under Docker's --privileged: it has them all.
+    """
     for cap in range(64):
         if not caps & (1 << cap):
             try:
@@ -556,7 +569,8 @@ def drop_privileges(caps: int) -> None:
     with contextlib.suppress(OSError):
         sysc.prctl(sysc.PR_CAP_AMBIENT, sysc.PR_CAP_AMBIENT_CLEAR_ALL)
     sysc.capset(caps)
-    sysc.prctl(sysc.PR_SET_NO_NEW_PRIVS, 1)
+    if no_new_privs:
+        sysc.prctl(sysc.PR_SET_NO_NEW_PRIVS, 1)
 
 
 def detach_under(prefixes: tuple[str, ...]) -> None:  # pragma: no cover - child only
