@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 """Version of the dump schema (netlens/model/schema.json). Bump the major part
 when a field changes meaning or disappears, the minor part when one is added."""
 
@@ -301,6 +301,8 @@ class Container:
     state: str | None = None  # running, exited, ... as the engine says
     cgroup: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    # Every capability and no seccomp filter (netlens --privileged); None: the engine does not say.
+    privileged: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

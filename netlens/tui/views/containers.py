@@ -128,6 +128,9 @@ class ContainersView(View):
     def _static(self, row: ContainerRow, gone: bool) -> list[Cell]:
         st = f"italic {self.ctx.style('vanished')}" if gone else ""
         name = f"{row.name} (gone)" if gone else row.name
+        if row.privileged:  # every capability, no seccomp filter: worth a glance
+            name = f"{name} (privileged)"
+            st = st or self.ctx.style("banner")
         return [
             Cell(name, row.name.lower(), st),
             Cell(row.engine, None, st),
