@@ -342,7 +342,11 @@ def _bounding() -> int:
 
 
 def _prepare(spec: ContainerLike, attach: bool) -> _Job:
-    """Validate a spec and compute the child's plan (no side effects)."""
+    """Validate a spec and compute the child's plan.
+
+    No side effects, but for the seccomp cache (netlens_runtime.seccomp): a profile
+    compiled here for the first time is kept in the state directory.
+    """
     names.validate_name(spec.name)
     if not spec.command:
         raise BadInput("no command given")
