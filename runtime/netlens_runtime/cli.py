@@ -199,12 +199,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     import signal
 
-    rec = api.create_container(spec, attach=True)
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN)  # tini forwards Ctrl-C
+    # The container has a session of its own (no controlling terminal), so Ctrl-C
+    # and the like reach only us: we pass them on to its PID 1, tini, which passes
+    # them on to the command. Held back until we know that PID (the child clears
+    # its mask before exec).
+    sigs = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
     try:
-        _, status = os.waitpid(int(rec["pid"]), 0)
+        rec = api.create_container(spec, attach=True)
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        raise
+    pid = int(rec["pid"])
+
+    def forward(signum: int, _frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+    old = {sig: signal.signal(sig, forward) for sig in sigs}
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    try:
+        _, status = os.waitpid(pid, 0)  # retried after each forwarded signal (PEP 475)
     finally:
-        signal.signal(signal.SIGINT, old)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
         with contextlib.suppress(Exception):
             api.remove_container(spec.name, force=True)
     return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)

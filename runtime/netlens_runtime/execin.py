@@ -26,22 +26,35 @@ _ORDER = (
 )
 
 
-def container_filter(rec: dict[str, Any]) -> bytes | None:
-    """The seccomp program the container's processes run under, for the new one too.
+def container_filters(rec: dict[str, Any]) -> list[bytes]:
+    """The seccomp programs for a process entering the container, loaded in this order.
 
-    Without it a process of the container could ptrace the exec'd one (same
-    user, same capabilities) and make it call what the filter refuses them.
-    The state directory's cache file named in the record is used when it is
-    still there and ours; else the profile is compiled again for the record's
-    capabilities (RuntimeFailure, with the way out, when that cannot be done).
+    First the filter the container's processes run under: without it one of
+    them could ptrace the new process (same user, same capabilities) and make
+    it call what the filter refuses them. The state directory's cache file
+    named in the record is used when it is still there and ours; else the
+    profile is compiled again for the record's capabilities (RuntimeFailure,
+    with the way out, when that cannot be done). Then, unless the container is
+    privileged, one that refuses TIOCSTI and TIOCLINUX: unlike the container's
+    own processes, this one has the caller's terminal as its controlling
+    terminal, and the same ptrace could make it type into the caller's shell.
     """
+    if rec.get("privileged"):
+        return []
+    caps = int(rec.get("caps") or 0)
+    out: list[bytes] = []
     profile = rec.get("seccomp")
-    if rec.get("privileged") or profile in (None, seccomp.UNCONFINED):
-        return None  # a record from before filters existed ran without one too
-    path = rec.get("seccomp_filter")
-    bpf = seccomp.load_cached(str(path)) if path else None
-    if bpf is None:
-        bpf = seccomp.program(str(profile), int(rec.get("caps") or 0))
+    if profile not in (None, seccomp.UNCONFINED):  # None: a record from before filters
+        path = rec.get("seccomp_filter")
+        bpf = seccomp.load_cached(str(path)) if path else None
+        out.append(bpf if bpf is not None else _program(str(profile), caps))
+    out.append(_program(seccomp.TTY_PROFILE, caps))
+    return out
+
+
+def _program(source: str, caps: int) -> bytes:
+    bpf = seccomp.program(source, caps)
+    assert bpf is not None  # only "unconfined" has none
     return bpf
 
 
@@ -60,7 +73,7 @@ def exec_in(rec: dict[str, Any], argv: list[str], env: dict[str, str] | None = N
                 procs.append(os.open(f"{d}/cgroup.procs", os.O_WRONLY | os.O_CLOEXEC))
     except FileNotFoundError:
         raise Conflict(f"container {rec['name']} is not running") from None
-    bpf = container_filter(rec)
+    bpf = container_filters(rec)
     full_env = {"PATH": spawn.DEFAULT_PATH, "HOSTNAME": str(rec.get("hostname") or "")}
     full_env.update(rec.get("env") or {})
     full_env.update(env or {})
@@ -75,8 +88,8 @@ def exec_in(rec: dict[str, Any], argv: list[str], env: dict[str, str] | None = N
             os.chdir("/")
             privileged = bool(rec.get("privileged"))
             spawn.drop_privileges(int(rec.get("caps") or 0), not privileged)
-            if bpf is not None:
-                sysc.set_seccomp(bpf)
+            for prog in bpf:
+                sysc.set_seccomp(prog)
             os.execvpe(argv[0], argv, full_env)
         except BaseException as err:
             os.write(2, f"netlens: exec {argv[0]}: {err}\n".encode())

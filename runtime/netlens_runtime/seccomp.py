@@ -39,6 +39,8 @@ from netlens_runtime.errors import BadInput, RuntimeFailure
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_PROFILE = os.path.join(HERE, "seccomp_default.json")
+TTY_PROFILE = os.path.join(HERE, "seccomp_tty.json")
+"""Added for ``netlens exec`` (see there): no TIOCSTI or TIOCLINUX."""
 DEFAULT = "default"
 UNCONFINED = "unconfined"
 LIBRARY_ENV = "NETLENS_LIBSECCOMP"

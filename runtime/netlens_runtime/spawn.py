@@ -545,6 +545,10 @@ def _child(
     os.close(null)
     os.chdir("/")
     os.umask(0o022)
+    # A session of its own, so no controlling terminal: else the container (even
+    # detached: /dev/tty) could push keystrokes into the terminal that started it
+    # (TIOCSTI), for the caller's root shell to run.
+    os.setsid()
     # exec keeps ignored signals and the blocked mask: Python ignores SIGPIPE and
     # SIGXFSZ (``yes | head`` would never end on EPIPE), make ignores 32 and 33.
     sysc.reset_signals()

@@ -283,6 +283,8 @@ static void child_main(struct child *c, int tini_fd, int template_fd) {
     close(null);
     if (chdir("/") < 0) fail("setup: chdir", errno);
     umask(022);
+    /* a session of its own, no controlling terminal (see spawn.py's _child: TIOCSTI) */
+    if (setsid() < 0) fail("setup: setsid", errno);
     /* The command starts with every signal at its default and none blocked, whatever
      * our caller ignored (make ignores 32 and 33, Python SIGPIPE and SIGXFSZ): exec
      * keeps ignored dispositions and the mask. The raw syscall also reaches 32 and 33,

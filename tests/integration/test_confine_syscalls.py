@@ -351,3 +351,113 @@ def test_custom_profile_file_and_missing_libseccomp(labstate: Path, tmp_path: Pa
     res = subprocess.run([*argv[:-3], "--security-opt", "seccomp=unconfined", *argv[-3:]],
                          env=env_missing, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert res.returncode == 0, res.stderr
+
+
+# --- the terminal that started the container ------------------------------------------
+
+# Tries to push a line into the controlling terminal, or (ARG "fd1") into fd 1.
+TTY_PROBE = r"""
+import fcntl, sys, termios, time
+line = b"echo " + b"INJ" + b"-" + sys.argv[1].encode() + b"\n"
+time.sleep(float(sys.argv[3]))
+try:
+    if sys.argv[2] == "fd1":
+        tty = open(sys.stdout.fileno(), "wb", closefd=False)
+    else:
+        tty = open("/dev/tty", "wb")
+    for c in line:
+        fcntl.ioctl(tty, termios.TIOCSTI, bytes([c]))
+    print("TTY-INJECTED", flush=True)
+except OSError as err:
+    print("TTY-REFUSED", err.errno, flush=True)
+"""
+
+
+def _in_pty(argvs: list[list[str]], linger: float = 0.0) -> str:
+    """Run commands one after the other in a new session whose controlling terminal is
+    a fresh pty (as from an admin's shell); everything the terminal showed."""
+    import pty
+
+    pid, master = pty.fork()
+    if pid == 0:  # pragma: no cover - child
+        try:
+            for argv in argvs:
+                subprocess.run(argv, env={**os.environ, "NETLENS_NO_LOG": "1"}, timeout=120)
+            time.sleep(linger)
+        finally:
+            os._exit(0)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the session is gone
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.waitpid(pid, 0)
+    os.close(master)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_attached_run_cannot_type_into_the_terminal_and_ctrl_c_still_works(
+    labstate: Path,
+) -> None:
+    tag = f"{RUN_TAG}a"
+    probe = [sys.executable, "-c", TTY_PROBE, tag, "fd1", "0"]
+    netlens = [sys.executable, "-m", "netlens", "run", "--network", "none", "--"]
+    shown = _in_pty([[*netlens, *probe]])
+    assert "TTY-REFUSED 1" in shown, shown  # EPERM: not its controlling terminal
+    assert f"INJ-{tag}" not in shown, shown
+    # Ctrl-C reaches the command (through netlens and tini) though it has its own session.
+    script = "trap 'echo GOT-INT; exit 3' INT; echo READY; sleep 60 & wait"
+    proc = subprocess.Popen(
+        [*netlens[:-1], "--name", f"nc{RUN_TAG}i", "--", "sh", "-c", script],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "NETLENS_NO_LOG": "1"},
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "READY"
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert "GOT-INT" in out and proc.returncode == 3
+
+
+def test_detached_and_lab_containers_have_no_controlling_terminal(
+    labstate: Path, tmp_path: Path, spawn_path: str
+) -> None:
+    """``run -d`` and ``lab up`` from a terminal: the containers outlive the command,
+    and must not reach that terminal through /dev/tty (its shell runs what they type)."""
+    tag = f"{RUN_TAG}{spawn_path[0]}"
+    run_name = f"nc{tag}t"
+    probe = [sys.executable, "-c", TTY_PROBE, tag, "tty", "1"]
+    lab = tmp_path / "tty.yaml"
+    node = json.dumps({"command": probe})
+    lab.write_text(f"name: nc{tag}l\nnodes:\n  a: {node}\n  b: {node}\n")
+    netlens = [sys.executable, "-m", "netlens"]
+    shown = _in_pty(
+        [[*netlens, "run", "-d", "--name", run_name, "--network", "none", "--", *probe],
+         [*netlens, "lab", "up", str(lab)]],
+        linger=2.5,
+    )  # fmt: skip
+    assert f"INJ-{tag}" not in shown, shown
+    from netlens_runtime import state
+
+    names = [run_name, f"nc{tag}l-a", f"nc{tag}l-b"]
+    _wait_exited(names)
+    for name in names:
+        log = Path(state.log_path(name)).read_text()
+        assert "TTY-REFUSED 6" in log, (name, log)  # ENXIO: no controlling terminal
+
+
+def test_exec_cannot_type_into_the_callers_terminal(labstate: Path) -> None:
+    """The exec'd process does hold the caller's terminal (interactive use): a second
+    filter refuses TIOCSTI, so no process of the container can make it type there."""
+    name, tag = f"nc{RUN_TAG}e", f"{RUN_TAG}e"
+    _cli("run", "-d", "--name", name, "--network", "none", "--", "sleep", "600")
+    netlens = [sys.executable, "-m", "netlens", "exec", name, "--"]
+    shown = _in_pty([[*netlens, sys.executable, "-c", TTY_PROBE, tag, "tty", "0"]])
+    assert "TTY-REFUSED 1" in shown and f"INJ-{tag}" not in shown, shown
