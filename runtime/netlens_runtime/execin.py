@@ -15,7 +15,7 @@ import signal
 from typing import Any
 
 from netlens_runtime import seccomp, spawn, sysc
-from netlens_runtime.errors import Conflict
+from netlens_runtime.errors import Conflict, RuntimeFailure
 
 _ORDER = (
     ("uts", sysc.CLONE_NEWUTS),
@@ -48,7 +48,15 @@ def container_filters(rec: dict[str, Any]) -> list[bytes]:
         path = rec.get("seccomp_filter")
         bpf = seccomp.load_cached(str(path)) if path else None
         out.append(bpf if bpf is not None else _program(str(profile), caps))
-    out.append(_program(seccomp.TTY_PROFILE, caps))
+    try:
+        out.append(_program(seccomp.TTY_PROFILE, caps))
+    except RuntimeFailure as err:
+        if seccomp.MISSING not in str(err):
+            raise
+        raise RuntimeFailure(
+            "libseccomp is not installed (Debian package libseccomp2): exec needs it to keep"
+            " the container's processes from typing into your terminal"
+        ) from None
     return out
 
 

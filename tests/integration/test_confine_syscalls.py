@@ -351,6 +351,12 @@ def test_custom_profile_file_and_missing_libseccomp(labstate: Path, tmp_path: Pa
     res = subprocess.run([*argv[:-3], "--security-opt", "seccomp=unconfined", *argv[-3:]],
                          env=env_missing, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert res.returncode == 0, res.stderr
+    # exec keeps the caller's terminal away from the container with a filter: none, no exec
+    res = subprocess.run([sys.executable, "-m", "netlens", "exec", f"nc{RUN_TAG}g", "--", "true"],
+                         env=env_missing, capture_output=True, text=True, timeout=60)  # fmt: skip
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode != 0 and len(lines) == 1 and "libseccomp2" in lines[0], res.stderr
+    assert _cli("exec", f"nc{RUN_TAG}g", "--", "true").returncode == 0
 
 
 # --- the terminal that started the container ------------------------------------------
