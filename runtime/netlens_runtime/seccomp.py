@@ -328,7 +328,7 @@ def compile_profile(raw: bytes, source: str, caps: int) -> bytes:
     label = "the default seccomp profile" if source == DEFAULT else source
     profile = sp.parse(raw, label)
     kernel = sp.kernel_version(os.uname().release)
-    plan = sp.resolve(profile, cap_names(caps), platform.machine(), kernel, label)
+    plan = sp.resolve(profile, cap_names(caps), platform.machine(), kernel)
     lib = _open_library()
     ctx = lib.seccomp_init(plan.default)
     if not ctx:

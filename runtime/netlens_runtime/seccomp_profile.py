@@ -22,16 +22,15 @@ these ``caps``, runs on one of these ``arches``, kernel >= ``minKernel``).
 Conditions on distinct arguments are ANDed; when an argument index repeats,
 each condition becomes a rule of its own (ORed), as runc does.
 
+Podman's additions ``defaultErrno`` and ``errno`` (errno names) are read too.
 Where this is stricter than Docker: unknown keys are errors (a typo such as
-``exclude`` would silently widen a rule), and so is a system call given two
-different actions without conditions, or conditions next to an unconditional
-rule with another action (libseccomp would silently keep one of them).
-Names libseccomp does not know are skipped later, as Docker does, so one file
-serves older and newer kernels.
+``exclude`` would silently widen a rule). Names libseccomp does not know are
+skipped later, as Docker does, so one file serves older and newer kernels.
 """
 
 from __future__ import annotations
 
+import errno as errno_names
 import json
 import re
 from collections.abc import Collection
@@ -84,6 +83,7 @@ _TOP = frozenset(
     {
         "defaultAction",
         "defaultErrnoRet",
+        "defaultErrno",
         "architectures",
         "archMap",
         "syscalls",
@@ -94,7 +94,7 @@ _TOP = frozenset(
     }
 )
 _ENTRY = frozenset(
-    {"name", "names", "action", "errnoRet", "args", "includes", "excludes", "comment"}
+    {"name", "names", "action", "errnoRet", "errno", "args", "includes", "excludes", "comment"}
 )
 _ARG = frozenset({"index", "value", "valueTwo", "op"})
 _COND = frozenset({"caps", "arches", "minKernel"})
@@ -237,6 +237,18 @@ def _arch(text: str, where: str) -> str:
     return name
 
 
+def _errno(number: Any, name: Any, where: str, errno_key: str) -> Any:
+    """``errnoRet`` (a number), else Podman's ``errno`` (a name such as ``ENOSYS``)."""
+    if name is None:
+        return number
+    code = getattr(errno_names, name, None) if isinstance(name, str) else None
+    if not isinstance(code, int) or not name.startswith("E"):
+        raise _Bad(where, f"{name!r} is not an errno name (e.g. EPERM)")
+    if number is not None and number != code:
+        raise _Bad(errno_key, f"{number} is not {name} ({code})")
+    return code
+
+
 def _action(name: Any, errno: Any, where: str, errno_key: str) -> int:
     if not isinstance(name, str) or name not in ACTIONS:
         raise _Bad(where, f"unknown action {name!r} (known: {', '.join(sorted(ACTIONS))})")
@@ -299,9 +311,10 @@ def _profile(doc: Any) -> Profile:
     top = _mapping(doc, "", _TOP)
     if "defaultAction" not in top:
         raise _Bad("", "missing field 'defaultAction' (e.g. SCMP_ACT_ERRNO)")
-    default = _action(
-        top["defaultAction"], top.get("defaultErrnoRet"), "defaultAction", "defaultErrnoRet"
+    default_errno = _errno(
+        top.get("defaultErrnoRet"), top.get("defaultErrno"), "defaultErrno", "defaultErrnoRet"
     )
+    default = _action(top["defaultAction"], default_errno, "defaultAction", "defaultErrnoRet")
     if _list(top.get("flags"), "flags"):
         raise _Bad("flags", "seccomp filter flags are not supported")
     if top.get("listenerPath"):
@@ -339,7 +352,8 @@ def _profile(doc: Any) -> Profile:
                 raise _Bad(f"{at}.names[{j}]", f"{name!r} is not a system call name")
         if "action" not in f:
             raise _Bad(at, "missing field 'action'")
-        action = _action(f["action"], f.get("errnoRet"), f"{at}.action", f"{at}.errnoRet")
+        code = _errno(f.get("errnoRet"), f.get("errno"), f"{at}.errno", f"{at}.errnoRet")
+        action = _action(f["action"], code, f"{at}.action", f"{at}.errnoRet")
         entries.append(
             Entry(
                 where=at,
@@ -369,53 +383,34 @@ def _applies(e: Entry, caps: Collection[str], arch: str, kernel: tuple[int, int]
 
 
 def resolve(
-    profile: Profile, caps: Collection[str], arch: str, kernel: tuple[int, int], source: str
+    profile: Profile, caps: Collection[str], arch: str, kernel: tuple[int, int]
 ) -> Resolved:
     """The rules for a container with ``caps`` (``CAP_*`` names) on ``arch`` and ``kernel``.
 
-    Rules whose action is the default one are dropped (libseccomp refuses them,
-    and they change nothing). BadInput when the rules that apply contradict
-    each other.
+    What Docker's profiles mean under runc and libseccomp, made explicit here:
+    entries whose action is the default one are skipped (runc does; they change
+    nothing), the first rule without conditions for a system call decides it
+    (libseccomp keeps the first and ignores later ones), and then the
+    conditional rules for that call are dropped (libseccomp does too).
     """
     native = arch_name(arch)
     if profile.arch_map:
         arches = (native, *profile.arch_map.get(native, ()))
     else:
         arches = (native, *profile.arches)
+    decided: set[str] = set()
     rules: list[Rule] = []
-    first: dict[str, tuple[int, str]] = {}  # name -> (unconditional action, entry)
-    conditional: dict[str, list[tuple[int, str]]] = {}
     for e in profile.entries:
-        if not _applies(e, caps, native, kernel):
+        if e.action == profile.default or not _applies(e, caps, native, kernel):
             continue
         for name in e.names:
-            if e.args:
-                conditional.setdefault(name, []).append((e.action, e.where))
-            else:
-                seen = first.get(name)
-                if seen is not None and seen[0] != e.action:
-                    raise BadInput(
-                        f"{source}: {e.where}: system call {name!r} already has another action"
-                        f" in {seen[1]}"
-                    )
-                if seen is not None:
-                    continue
-                first[name] = (e.action, e.where)
-            if e.action == profile.default:
-                continue
-            if len({a.index for a in e.args}) == len(e.args):
+            if not e.args:
+                if name not in decided:
+                    decided.add(name)
+                    rules.append(Rule(name, e.action, ()))
+            elif len({a.index for a in e.args}) == len(e.args):
                 rules.append(Rule(name, e.action, e.args))
             else:  # an argument named twice: each condition on its own (ORed), as runc does
                 rules += [Rule(name, e.action, (a,)) for a in e.args]
-    for name, conds in conditional.items():
-        seen = first.get(name)
-        for action, where in conds:
-            if seen is not None and action != seen[0]:
-                raise BadInput(
-                    f"{source}: {where}: conditions on {name!r} can never apply:"
-                    f" {seen[1]} gives it an action without conditions"
-                )
-    keep = {r.name for r in rules if not r.args}
-    # An unconditional rule covers the conditional ones with its action.
-    out = tuple(dict.fromkeys(r for r in rules if not r.args or r.name not in keep))
+    out = tuple(dict.fromkeys(r for r in rules if not r.args or r.name not in decided))
     return Resolved(profile.default, tuple(dict.fromkeys(arches)), out)

@@ -46,7 +46,7 @@ def _doc(**top: Any) -> bytes:
 
 def _rules(raw: bytes, caps: set[str] | None = None, arch: str = "x86_64") -> sp.Resolved:
     profile = sp.parse(raw, "p.json")
-    return sp.resolve(profile, caps or set(), arch, (6, 1), "p.json")
+    return sp.resolve(profile, caps or set(), arch, (6, 1))
 
 
 def _actions(res: sp.Resolved, name: str) -> list[tuple[int, tuple[sp.Arg, ...]]]:
@@ -58,9 +58,7 @@ def _actions(res: sp.Resolved, name: str) -> list[tuple[int, tuple[sp.Arg, ...]]
 
 def _default(caps: int) -> sp.Resolved:
     raw = Path(seccomp.DEFAULT_PROFILE).read_bytes()
-    return sp.resolve(
-        sp.parse(raw, "default"), seccomp.cap_names(caps), "x86_64", (6, 1), "default"
-    )
+    return sp.resolve(sp.parse(raw, "default"), seccomp.cap_names(caps), "x86_64", (6, 1))
 
 
 def test_default_profile_refuses_the_dangerous_calls_without_capabilities() -> None:
@@ -74,8 +72,9 @@ def test_default_profile_refuses_the_dangerous_calls_without_capabilities() -> N
                  "process_vm_readv", "kcmp", "settimeofday", "clock_settime", "iopl",
                  "quotactl", "acct", "mbind", "set_mempolicy", "uselib", "_sysctl"):  # fmt: skip
         assert _actions(res, name) == [(errno(EPERM), ())], name
-    for name in ("read", "write", "execve", "execveat", "socket", "ptrace", "prctl",
-                 "chroot", "adjtimex"):  # fmt: skip
+    for name in ("read", "write", "execve", "execveat", "socket", "ptrace", "prctl", "chroot",
+                 "adjtimex", "mkdir", "rmdir", "unlink", "rename", "setsid", "wait4", "kill",
+                 "fork", "vfork", "pipe2", "ioctl", "mknod"):  # fmt: skip
         assert _actions(res, name) == [(ALLOW, ())], name
     # clone3: its flags are out of sight; ENOSYS (the default, so no rule of its own)
     assert _actions(res, "clone3") == []
@@ -137,7 +136,7 @@ def test_arches_and_min_kernel_conditions() -> None:
     )
     assert [r.name for r in _rules(raw, arch="x86_64").rules] == ["x"]
     assert [r.name for r in _rules(raw, arch="aarch64").rules] == ["y"]
-    newer = sp.resolve(sp.parse(raw, "p"), set(), "x86_64", (6, 2), "p")
+    newer = sp.resolve(sp.parse(raw, "p"), set(), "x86_64", (6, 2))
     assert [r.name for r in newer.rules] == ["x", "z"]
 
 
@@ -226,27 +225,60 @@ def test_bad_profiles_name_the_file_and_the_field(doc: bytes, where: str) -> Non
     assert "\n" not in message
 
 
-def test_contradicting_rules_are_refused() -> None:
+def test_first_unconditional_rule_decides_like_libseccomp_under_docker() -> None:
+    """Profiles that name a call twice load as under Docker: the first rule without
+    conditions decides, later ones and any conditional ones for that call are dropped."""
     both = _doc(
         syscalls=[
             {"names": ["mount"], "action": "SCMP_ACT_ALLOW"},
-            {"names": ["mount", "read"], "action": "SCMP_ACT_ERRNO"},
+            {"names": ["mount", "read"], "action": "SCMP_ACT_KILL"},
         ]
     )
-    with pytest.raises(BadInput, match=r"syscalls\[1\]: system call 'mount' already has"):
-        _rules(both)
+    res = _rules(both)
+    assert _actions(res, "mount") == [(ALLOW, ())]
+    assert _actions(res, "read") == [(sp.ACTIONS["SCMP_ACT_KILL"], ())]
     shadowed = _doc(
         syscalls=[
-            {"names": ["clone"], "action": "SCMP_ACT_ERRNO"},
             {"names": ["clone"], "action": "SCMP_ACT_ALLOW",
              "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
         ]
     )  # fmt: skip
-    with pytest.raises(BadInput, match=r"syscalls\[1\]: conditions on 'clone' can never apply"):
-        _rules(shadowed)
-    # the same unconditional action twice is fine (Docker's profiles repeat names per cap)
-    twice = _doc(syscalls=[{"names": ["mount"], "action": "SCMP_ACT_ALLOW"}] * 2)
-    assert _actions(_rules(twice), "mount") == [(ALLOW, ())]
+    assert _actions(_rules(shadowed), "clone") == [(errno(13), ())]
+    # A rule with the default action changes nothing and does not take the call (runc).
+    skipped = _doc(
+        defaultErrnoRet=38,
+        syscalls=[
+            {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
+            {"names": ["clone3"], "action": "SCMP_ACT_ALLOW"},
+        ],
+    )
+    assert _actions(_rules(skipped), "clone3") == [(ALLOW, ())]
+
+
+def test_podman_errno_names() -> None:
+    raw = _doc(
+        defaultErrno="ENOSYS",
+        syscalls=[{"names": ["x"], "action": "SCMP_ACT_ERRNO", "errno": "EACCES"}],
+    )
+    res = _rules(raw)
+    assert res.default == errno(ENOSYS) and _actions(res, "x") == [(errno(13), ())]
+    for bad, where in (
+        (_doc(defaultErrno="ENOPE"), "defaultErrno: 'ENOPE' is not an errno name"),
+        (_doc(defaultErrno="EPERM", defaultErrnoRet=38), "defaultErrnoRet: 38 is not EPERM"),
+    ):
+        with pytest.raises(BadInput, match=where):
+            sp.parse(bad, "p.json")
+
+
+PODMAN = Path("/usr/share/containers/seccomp.json")
+
+
+@pytest.mark.skipif(not PODMAN.is_file(), reason="Podman's profile is not installed here")
+def test_podmans_shipped_profile_loads(state_dir: Path) -> None:
+    """A real-world profile in this format (Debian's containers-common) compiles."""
+    prog = seccomp.program(str(PODMAN), DEFAULT_CAPS)
+    assert prog is not None and len(prog) % 8 == 0
 
 
 def test_security_opts() -> None:
@@ -420,3 +452,25 @@ def test_unreadable_or_bad_profile_file(state_dir: Path, tmp_path: Path) -> None
     with pytest.raises(BadInput, match=r"bad.json: syscalls\[0\]: missing field 'action'"):
         seccomp.program(str(bad), DEFAULT_CAPS)
     assert not (state_dir / "seccomp").exists()
+
+
+@needs_lib
+def test_every_name_in_the_shipped_profiles_is_a_system_call() -> None:
+    """A misspelt name would be skipped silently (as Docker skips unknown ones): the call
+    would get the default action instead of the one written for it."""
+    import ctypes
+
+    lib = ctypes.CDLL("libseccomp.so.2")
+    lib.seccomp_syscall_resolve_name.argtypes = (ctypes.c_char_p,)
+    for path in (seccomp.DEFAULT_PROFILE, seccomp.TTY_PROFILE):
+        profile = sp.parse(Path(path).read_bytes(), path)
+        unknown = sorted(
+            {n for e in profile.entries for n in e.names}
+            - {
+                n
+                for e in profile.entries
+                for n in e.names
+                if lib.seccomp_syscall_resolve_name(n.encode()) != -1
+            }
+        )
+        assert unknown == [], (path, unknown)
