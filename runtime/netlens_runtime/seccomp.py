@@ -21,10 +21,13 @@ by us in a directory owned by us, neither writable by group or others) and
 holds the very key it was made for, compared byte for byte (no hash to trust).
 
 What stays per container is the kernel's work when the child loads the
-program (checking and JIT-compiling it): about 0.1 ms of CPU for the default
-profile's ~500 instructions on the reference VM, growing with the program's
-length; hence the default lists the machine's own ABI only (a 32-bit one would
-double it) and other ABIs are refused by killing the caller.
+program (checking, converting and JIT-compiling it), which grows with the
+program's length: hence the default profile lists the machine's own ABI only
+(a 32-bit one would double it; other ABIs are refused by killing the caller),
+and its program is not libseccomp's (~500 instructions, one per named call)
+but :mod:`netlens_runtime.seccomp_bpf`'s (~200: a search over runs of call
+numbers), checked against libseccomp's decisions by the tests. libseccomp
+still resolves its call numbers, and compiles every other profile.
 
 Without libseccomp a confined container is refused (fail closed) with a line
 saying what to install, or to choose ``seccomp=unconfined``.
@@ -52,7 +55,7 @@ UNCONFINED = "unconfined"
 LIBRARY_ENV = "NETLENS_LIBSECCOMP"
 """Use this libseccomp file instead of the system's (empty: as if not installed)."""
 
-_FORMAT = b"netlens-seccomp 1\n"  # bump when the cache key or file layout changes
+_FORMAT = b"netlens-seccomp 2\n"  # bump when the cache key or file layout changes
 _MAGIC = b"NLBPF1\n"
 _LIB_DIRS = ("/usr/lib", "/lib", "/usr/lib64", "/lib64", "/usr/local/lib")
 _SONAME = "libseccomp.so.2"
@@ -303,6 +306,7 @@ def _open_library() -> ctypes.CDLL:
     lib.seccomp_arch_add.argtypes = (ctypes.c_void_p, ctypes.c_uint32)
     lib.seccomp_attr_set.argtypes = (ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32)
     lib.seccomp_syscall_resolve_name.argtypes = (ctypes.c_char_p,)
+    lib.seccomp_syscall_resolve_name_arch.argtypes = (ctypes.c_uint32, ctypes.c_char_p)
     lib.seccomp_rule_add_array.argtypes = (
         ctypes.c_void_p,
         ctypes.c_uint32,
@@ -330,6 +334,17 @@ def compile_profile(raw: bytes, source: str, caps: int) -> bytes:
     kernel = sp.kernel_version(os.uname().release)
     plan = sp.resolve(profile, cap_names(caps), platform.machine(), kernel)
     lib = _open_library()
+    if source == DEFAULT:  # what every container loads: the compact program (seccomp_bpf)
+        from netlens_runtime import seccomp_bpf
+
+        token = lib.seccomp_arch_resolve_name(platform.machine().encode())
+        numbers = {}
+        for rule in plan.rules:
+            nr = lib.seccomp_syscall_resolve_name_arch(token, rule.name.encode())
+            if nr >= 0:
+                numbers[rule.name] = nr
+        with contextlib.suppress(seccomp_bpf.Unsupported):
+            return seccomp_bpf.build(plan, numbers, platform.machine())
     ctx = lib.seccomp_init(plan.default)
     if not ctx:
         raise BadInput(f"{label}: libseccomp refused the default action")

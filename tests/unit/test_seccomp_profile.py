@@ -4,6 +4,7 @@ compiled-program cache (trusted only when ours, keyed byte for byte)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -299,7 +300,7 @@ def test_security_opts() -> None:
 
 def run_bpf(prog: bytes, arch: int, nr: int, args: tuple[int, ...] = ()) -> int:
     """Classic BPF as the kernel runs a seccomp filter: the action for one call."""
-    data = struct.pack("=iIQ6Q", nr, arch, 0, *(list(args) + [0] * 6)[:6])
+    data = struct.pack("=IIQ6Q", nr & 0xFFFFFFFF, arch, 0, *(list(args) + [0] * 6)[:6])
     insns = [struct.unpack_from("=HBBI", prog, i) for i in range(0, len(prog), 8)]
     a = x = pc = 0
     mem = [0] * 16
@@ -394,6 +395,43 @@ def test_profile_with_a_32bit_abi_filters_it_too(state_dir: Path, tmp_path: Path
     assert run_bpf(prog, AUDIT_ARCH_I386, 120, (CLONE_NEWUSER,)) == errno(EPERM)  # clone
 
 
+@needs_lib
+@pytest.mark.parametrize(
+    "cap_add",
+    [[], ["ALL"], *[[c] for c in ("SYS_ADMIN", "SYS_PTRACE", "SYS_TIME", "SYS_MODULE", "SYS_BOOT",
+                                  "SYSLOG", "BPF", "PERFMON", "DAC_READ_SEARCH", "SYS_NICE",
+                                  "SYS_RAWIO", "SYS_PACCT", "SYS_TTY_CONFIG", "NET_ADMIN")]],
+)  # fmt: skip
+def test_compact_default_program_decides_exactly_like_libseccomps(
+    state_dir: Path, cap_add: list[str]
+) -> None:
+    """The default profile is compiled by seccomp_bpf (a shorter program, loaded by every
+    container): for every call number, ABI and the arguments that matter, it must give
+    what libseccomp's program for the same rules gives."""
+    assert NR is not None
+    caps = names.cap_mask(cap_add)
+    raw = Path(seccomp.DEFAULT_PROFILE).read_bytes()
+    ours = seccomp.compile_profile(raw, "default", caps)
+    theirs = seccomp.compile_profile(raw, seccomp.DEFAULT_PROFILE, caps)  # by libseccomp
+    assert len(ours) < len(theirs) // 2, (len(ours), len(theirs))
+    arch = AUDIT_ARCH[platform.machine()]
+    flags = [0, SIGCHLD, 0x3D0F00, SIGCHLD | CLONE_NEWUSER, 1 << 32 | CLONE_NEWUSER, 1 << 32,
+             0x20000, 0x20008, 8, 0xFFFFFFFF, 1 << 32 | 0xFFFFFFFF, 0x400000,
+             *(bit | SIGCHLD for bit in (0x20000, 0x02000000, 0x04000000, 0x08000000,
+                                         0x10000000, 0x20000000, 0x40000000))]  # fmt: skip
+    special = {0x3FFFFFFF, 0x40000000, 0x40000001, 0x40000000 | NR["unshare"], 0x7FFFFFFF,
+               0x80000000, 0xFFFFFFFE, 0xFFFFFFFF}  # fmt: skip
+    checked = 0
+    for nr in [*range(0, 1100), *sorted(special)]:
+        many = nr in (NR["clone"], NR["personality"])
+        for audit in (arch, AUDIT_ARCH_I386, 0) if nr < 600 else (arch,):
+            for a0 in flags if many and audit == arch else [0, SIGCHLD | CLONE_NEWUSER]:
+                want = run_bpf(theirs, audit, nr, (a0, a0))
+                assert run_bpf(ours, audit, nr, (a0, a0)) == want, (hex(nr), hex(audit), hex(a0))
+                checked += 1
+    assert checked > 3000
+
+
 # --- the cache ----------------------------------------------------------------------
 
 
@@ -474,3 +512,27 @@ def test_every_name_in_the_shipped_profiles_is_a_system_call() -> None:
             }
         )
         assert unknown == [], (path, unknown)
+
+
+def test_compact_program_overlapping_argument_rules_most_restrictive_first() -> None:
+    """Where argument rules of one call overlap, the most restrictive action wins (the
+    kernel's order for stacked filters); the default profile's never overlap."""
+    from netlens_runtime import seccomp_bpf
+
+    eq = sp.Arg(0, sp.OPS["SCMP_CMP_EQ"], 1, 0)
+    low_bit = sp.Arg(0, sp.OPS["SCMP_CMP_MASKED_EQ"], 1, 1)
+    rules = (sp.Rule("x", ALLOW, (eq,)), sp.Rule("x", errno(13), (low_bit,)))
+    plan = sp.Resolved(errno(ENOSYS), ("x86_64",), rules)
+    prog = seccomp_bpf.build(plan, {"x": 7}, "x86_64")
+    arch = AUDIT_ARCH["x86_64"]
+    assert run_bpf(prog, arch, 7, (1,)) == errno(13)
+    assert run_bpf(prog, arch, 7, (3,)) == errno(13)
+    assert run_bpf(prog, arch, 7, (2,)) == errno(ENOSYS)
+    assert run_bpf(prog, arch, 7, (1 << 32 | 1,)) == errno(13)  # EQ is on all 64 bits
+    assert run_bpf(prog, arch, 8, (1,)) == errno(ENOSYS)
+    with pytest.raises(seccomp_bpf.Unsupported):
+        seccomp_bpf.build(dataclasses.replace(plan, arches=("x86_64", "x86")), {}, "x86_64")
+    lt = sp.Arg(0, sp.OPS["SCMP_CMP_LT"], 1, 0)
+    with pytest.raises(seccomp_bpf.Unsupported):
+        seccomp_bpf.build(sp.Resolved(ALLOW, ("x86_64",), (sp.Rule("x", 0, (lt,)),)), {"x": 1},
+                          "x86_64")  # fmt: skip
