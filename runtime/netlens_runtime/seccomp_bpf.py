@@ -7,7 +7,7 @@ with the program's length. libseccomp spends one comparison per named call:
 508 instructions for the default profile on x86_64. An allowlist is mostly
 long runs of consecutive call numbers with the same outcome, so this program
 compares against run boundaries in a binary search (~60 runs on x86_64):
-207 instructions, loaded in about half the time.
+183 instructions, loaded in about half the time.
 
 It is used only for the default profile with the machine's own ABI (x86_64 or
 aarch64), whose rules use no argument comparisons but ``SCMP_CMP_EQ`` and
@@ -165,19 +165,24 @@ def _leaf(asm: _Asm, rules: tuple[Rule, ...], default: int) -> None:
         return
     # Argument rules (an unconditional one never sits beside them: see resolve()).
     for rule in sorted(rules, key=lambda r: _rank(r.action)):
-        nxt = asm.label()
+        checks = []  # (offset of a 32-bit half, mask, expected value)
         for arg in rule.args:
-            lo, hi = _ARGS + 8 * arg.index, _ARGS + 8 * arg.index + 4
             if arg.op == OPS["SCMP_CMP_EQ"]:
                 mask, value = 0xFFFFFFFFFFFFFFFF, arg.a
             else:  # MASKED_EQ: value is the mask, valueTwo the expected bits
                 mask, value = arg.a, arg.b
-            for off, shift in ((hi, 32), (lo, 0)):
-                asm.emit(_LD_ABS, off)
-                part = mask >> shift & 0xFFFFFFFF
-                if part != 0xFFFFFFFF:
-                    asm.emit(_AND_K, part)
-                asm.emit(_JEQ, value >> shift & 0xFFFFFFFF, 0, nxt)
+            for off, shift in ((_ARGS + 8 * arg.index + 4, 32), (_ARGS + 8 * arg.index, 0)):
+                checks.append((off, mask >> shift & 0xFFFFFFFF, value >> shift & 0xFFFFFFFF))
+        if any(m == 0 and v != 0 for _, m, v in checks):
+            continue  # (x & 0) == v != 0: the rule can never match
+        nxt = asm.label()
+        for off, m, v in checks:
+            if m == 0:
+                continue  # (x & 0) == 0: always true
+            asm.emit(_LD_ABS, off)
+            if m != 0xFFFFFFFF:
+                asm.emit(_AND_K, m)
+            asm.emit(_JEQ, v, 0, nxt)
         asm.emit(_RET, rule.action)
         asm.place(nxt)
     asm.emit(_RET, default)
