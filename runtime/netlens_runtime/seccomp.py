@@ -326,7 +326,11 @@ def cap_names(caps: int) -> frozenset[str]:
 
 
 def compile_profile(raw: bytes, source: str, caps: int) -> bytes:
-    """Parse, resolve for ``caps`` and compile with libseccomp: the BPF program's bytes."""
+    """Parse, resolve for ``caps`` and compile: the BPF program's bytes.
+
+    The default profile becomes :mod:`netlens_runtime.seccomp_bpf`'s compact program
+    (libseccomp gives the call numbers); any other profile libseccomp's.
+    """
     from netlens_runtime import seccomp_profile as sp
 
     label = "the default seccomp profile" if source == DEFAULT else source
