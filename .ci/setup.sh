@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 # gcc + libc6-dev build the runtime's small C spawner (runtime/netlens_runtime/spawn_helper.c) and
 # discovery's namespace walker (netlens/discovery/walk.c) when the package is built (setup.py).
 # zsh runs the completion tests; tcpdump, iperf3 and ping are the host's tools a container
-# must still run (tests/integration/test_confine_fs.py).
-DEBS=(iproute2 iperf3 nftables iptables procps util-linux tini busybox-static tmux kmod iputils-ping tcpdump graphviz gcc libc6-dev zsh)
+# must still run (tests/integration/test_confine_fs.py); libseccomp2 compiles every
+# container's seccomp filter (without it confined containers are refused).
+DEBS=(iproute2 iperf3 nftables iptables procps util-linux tini busybox-static tmux kmod iputils-ping tcpdump graphviz gcc libc6-dev zsh libseccomp2)
 missing=()
 for p in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

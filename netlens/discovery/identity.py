@@ -158,6 +158,7 @@ class _Identifier:
                 state=nl.state,
                 cgroup=nl.cgroup,
                 labels=nl.labels,
+                privileged=nl.privileged,
             )
 
         mounts = (*h.mounts, h.path)

@@ -315,6 +315,7 @@ def _container(c: Container) -> dict[str, Any]:
         "state": c.state,
         "cgroup": c.cgroup,
         "labels": {k: labels[k] for k in sorted(labels)} if labels else {},
+        "privileged": c.privileged,
     }
 
 
@@ -732,6 +733,7 @@ def _w_Container(o: Container, c: dict[int, str]) -> str:
         f',"state":{"null" if o.state is None else _esc(o.state)}'
         f',"cgroup":{"null" if o.cgroup is None else _esc(o.cgroup)}'
         f',"labels":{_w_map(o.labels)}'
+        f',"privileged":{"null" if o.privileged is None else "true" if o.privileged else "false"}'
         "}"
     )
 
@@ -1103,6 +1105,7 @@ _r_container = _reader(
     _o("state", _STR),
     _o("cgroup", _STR),
     _f("labels", _MAP, _NEWDICT),
+    _o("privileged", _BOOL),
 )
 _r_server = _reader(
     Server,

@@ -313,6 +313,8 @@ class Container:
     state: str | None = None  # running, exited, ... as the engine says
     cgroup: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    # Every capability and no seccomp filter (netlens --privileged); None: the engine does not say.
+    privileged: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,7 @@ class ContainerRow:
     bridge: str
     netns: str
     vrf_key: str  # Netns.id, to read VRF rates when the container has none
+    privileged: bool = False  # every capability, no seccomp filter: marked in the table
 
 
 @dataclass
@@ -132,6 +133,7 @@ class SnapshotIndex:
                     bridge=br_name,
                     netns=ns.id,
                     vrf_key=ns.id,
+                    privileged=bool(c and c.privileged),
                 )
             )
         return idx
@@ -191,7 +193,8 @@ class SnapshotIndex:
         return out
 
     def matches(self, ns_id: str, needle: str) -> bool:
-        """Filter predicate: name, container, engine, image, addresses, interfaces."""
+        """Filter predicate: name, container, engine, image, addresses, interfaces
+        ("privileged" finds the privileged containers)."""
         if not needle:
             return True
         n = needle.lower()
@@ -205,5 +208,6 @@ class SnapshotIndex:
             *(i.name for i in ns.interfaces),
             *(a.address for i in ns.interfaces for a in i.addresses),
             *((c.name, c.engine, c.image or "", c.id) if c else ()),
+            *(("privileged",) if c and c.privileged else ()),
         )
         return any(n in h.lower() for h in hay)

@@ -78,7 +78,12 @@ class NetworkSpec:
 
 @dataclass
 class ContainerSpec:
-    """One container; ``network=None`` means no network (only lo)."""
+    """One container; ``network=None`` means no network (only lo).
+
+    ``security_opt``: ``["seccomp=unconfined"]`` or ``["seccomp=/path/profile.json"]``
+    (Docker's format); by default the runtime's own profile. ``privileged``: every
+    capability, no seccomp filter.
+    """
 
     name: str
     command: list[str] = field(default_factory=lambda: ["sleep", "infinity"])
@@ -101,6 +106,8 @@ class ContainerSpec:
     """``HOST:CONTAINER[:ro]`` bind mounts (netlens run -v, lab ``binds``)."""
     host_view: str = hostview.DEFAULT_VIEW
     """"tools": the host's tools, not its secrets; "full": the whole host root read-only."""
+    privileged: bool = False
+    security_opt: list[str] = field(default_factory=list)
 
 
 def create_network(spec: NetworkSpec) -> dict[str, Any]:

@@ -122,6 +122,19 @@ def _add_commands(sub: Any) -> None:
         "/root, /home, /var; full: the host's whole root read-only",
     )
     p.add_argument("--rootfs", help="root directory instead of a view of the host's")
+    p.add_argument(
+        "--privileged",
+        action="store_true",
+        help="every capability and no seccomp filter (only for what really needs it)",
+    )
+    p.add_argument(
+        "--security-opt",
+        action="append",
+        default=[],
+        metavar="seccomp=unconfined|FILE",
+        help="the system call filter: a profile in Docker's JSON format, or none"
+        " (default: the runtime's own, like Docker's)",
+    )
     p.add_argument("-d", "--detach", action="store_true", help="run in the background")
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND [ARG...]")
 
@@ -254,6 +267,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         hostname=args.hostname,
         volumes=args.volume,
         host_view=args.host_view,
+        privileged=args.privileged,
+        security_opt=args.security_opt,
     )
     if args.detach:
         rec = api.create_container(spec)
@@ -261,12 +276,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     import signal
 
-    rec = api.create_container(spec, attach=True)
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN)  # tini forwards Ctrl-C
+    # The container has a session of its own (no controlling terminal), so Ctrl-C
+    # and the like reach only us: we pass them on to its PID 1, tini, which passes
+    # them on to the command. Held back until we know that PID (the child clears
+    # its mask before exec).
+    sigs = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
     try:
-        _, status = os.waitpid(int(rec["pid"]), 0)
+        rec = api.create_container(spec, attach=True)
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        raise
+    pid = int(rec["pid"])
+
+    def forward(signum: int, _frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+    old = {sig: signal.signal(sig, forward) for sig in sigs}
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    try:
+        _, status = os.waitpid(pid, 0)  # retried after each forwarded signal (PEP 475)
     finally:
-        signal.signal(signal.SIGINT, old)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
         with contextlib.suppress(Exception):
             api.remove_container(spec.name, force=True)
     return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)

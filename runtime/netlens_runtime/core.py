@@ -24,7 +24,7 @@ import signal
 import time
 from typing import TYPE_CHECKING, Any
 
-from netlens_runtime import cgroups, hostview, ipam, names, nat, netpolicy, spawn, state
+from netlens_runtime import cgroups, hostview, ipam, names, nat, netpolicy, seccomp, spawn, state
 from netlens_runtime.errors import BadInput, Conflict, NeedsRoot, NotFound, RuntimeFailure
 from netlens_runtime.netlink import Netlink, NetlinkError, ifindex
 
@@ -61,6 +61,8 @@ if TYPE_CHECKING:
         hostname: str | None
         volumes: list[str]
         host_view: str
+        privileged: bool
+        security_opt: list[str]
 
 
 class NetworkArgs:
@@ -104,6 +106,8 @@ class ContainerArgs:
         hostname: str | None = None,
         volumes: list[str] | None = None,
         host_view: str = hostview.DEFAULT_VIEW,
+        privileged: bool = False,
+        security_opt: list[str] | None = None,
     ) -> None:
         self.name = name
         self.command = command if command is not None else ["sleep", "infinity"]
@@ -118,6 +122,8 @@ class ContainerArgs:
         self.hostname = hostname
         self.volumes = volumes or []
         self.host_view = host_view
+        self.privileged = privileged
+        self.security_opt = security_opt or []
 
 
 def require_root(
@@ -347,6 +353,7 @@ class _Job:
         self.pids = pids
         self.rootfs = plan.rootfs
         self.publish = publish
+        self.seccomp = seccomp.DEFAULT  # the profile: default, unconfined or a file's path
         self.net: dict[str, Any] | None = None
         self.ip: str | None = None
         self.host_veth: str | None = None
@@ -357,9 +364,26 @@ class _Job:
         self.record: dict[str, Any] | None = None
 
 
+def _bounding() -> int:
+    """Every capability we can pass on (a privileged container's set): our bounding set.
+
+    Not simply all of them: a runtime started with fewer (a sandbox, a
+    container) cannot grant what it lacks, and capset would fail.
+    """
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("CapBnd:"):
+                return int(line.split()[1], 16) & names.cap_mask(["ALL"])
+    return names.cap_mask(["ALL"])
+
+
 def _prepare(spec: ContainerLike, attach: bool) -> _Job:
     """Validate a spec (the rules of :mod:`netlens_runtime.names`) and compute the
-    child's plan (no side effects)."""
+    child's plan.
+
+    No side effects, but for the seccomp cache (netlens_runtime.seccomp): a profile
+    compiled here for the first time is kept in the state directory.
+    """
     names.validate_name(spec.name)
     if spec.network is not None:
         names.validate_name(spec.network, "network")
@@ -380,7 +404,9 @@ def _prepare(spec: ContainerLike, attach: bool) -> _Job:
     publish = [names.parse_publish(p) for p in spec.publish]
     if publish and spec.network is None:
         raise BadInput("--publish needs a network")
-    caps = names.cap_mask(spec.cap_add)
+    privileged = bool(spec.privileged)
+    profile = seccomp.parse_security_opts(list(spec.security_opt), privileged)
+    caps = _bounding() if privileged else names.cap_mask(spec.cap_add)
     sysctls = [
         ("/proc/sys/" + names.validate_sysctl(k).replace(".", "/"), str(v))
         for k, v in spec.sysctls.items()
@@ -410,7 +436,11 @@ def _prepare(spec: ContainerLike, attach: bool) -> _Job:
         skeleton=skeleton,
     )
     plan.log_max = log_max
-    return _Job(spec, plan, memory, cpus, publish, pids)
+    plan.privileged = privileged
+    plan.seccomp = seccomp.program(profile, caps)  # cached: no compile per container
+    job = _Job(spec, plan, memory, cpus, publish, pids)
+    job.seccomp = profile
+    return job
 
 
 def create_container(spec: ContainerLike, attach: bool = False) -> dict[str, Any]:
@@ -768,6 +798,9 @@ def _record(job: _Job, created: str) -> dict[str, Any]:
         "publish": job.publish,
         "cap_add": list(spec.cap_add),
         "caps": job.plan.caps,
+        "privileged": job.plan.privileged,
+        "seccomp": job.seccomp,
+        "seccomp_filter": seccomp.cache_file(job.seccomp, job.plan.caps),
         "sysctls": dict(spec.sysctls),
         "host_view": None if job.rootfs else job.plan.host_view,
         "volumes": [
@@ -1159,7 +1192,7 @@ def gc() -> list[str]:
                 del net["published"][cname]
                 removed.append(f"published ports of {cname}")
             state.write_json(state.network_path(net["name"]), net)
-        for kind in ("containers", "networks", "logs", "pending"):
+        for kind in ("containers", "networks", "logs", "pending", "seccomp"):
             with contextlib.suppress(OSError):
                 for fname in os.listdir(state.kind_dir(kind)):
                     path = os.path.join(state.kind_dir(kind), fname)

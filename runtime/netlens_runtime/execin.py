@@ -3,8 +3,8 @@
 The CLI process itself enters the container's uts, ipc, net, pid and mount
 namespaces (it is single-threaded and about to fork anyway), then forks: the
 child lands in the container's pid namespace, joins its cgroups, drops to the
-container's capabilities and execs. Same privileges as the container's own
-processes, and no ``nsenter`` process in between.
+container's capabilities, loads its seccomp filter and execs. Same privileges
+as the container's own processes, and no ``nsenter`` process in between.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import os
 import signal
 from typing import Any
 
-from netlens_runtime import spawn, sysc
-from netlens_runtime.errors import Conflict
+from netlens_runtime import seccomp, spawn, sysc
+from netlens_runtime.errors import Conflict, RuntimeFailure
 
 _ORDER = (
     ("uts", sysc.CLONE_NEWUTS),
@@ -24,6 +24,46 @@ _ORDER = (
     ("pid", sysc.CLONE_NEWPID),
     ("mnt", sysc.CLONE_NEWNS),
 )
+
+
+def container_filters(rec: dict[str, Any]) -> list[bytes]:
+    """The seccomp programs for a process entering the container, loaded in this order.
+
+    First the filter the container's processes run under: without it one of
+    them could ptrace the new process (same user, same capabilities) and make
+    it call what the filter refuses them. The state directory's cache file
+    named in the record is used when it is still there and ours; else the
+    profile is compiled again for the record's capabilities (RuntimeFailure,
+    with the way out, when that cannot be done). Then, unless the container is
+    privileged, one that refuses TIOCSTI and TIOCLINUX: unlike the container's
+    own processes, this one has the caller's terminal as its controlling
+    terminal, and the same ptrace could make it type into the caller's shell.
+    """
+    if rec.get("privileged"):
+        return []
+    caps = int(rec.get("caps") or 0)
+    out: list[bytes] = []
+    profile = rec.get("seccomp")
+    if profile not in (None, seccomp.UNCONFINED):  # None: a record from before filters
+        path = rec.get("seccomp_filter")
+        bpf = seccomp.load_cached(str(path)) if path else None
+        out.append(bpf if bpf is not None else _program(str(profile), caps))
+    try:
+        out.append(_program(seccomp.TTY_PROFILE, caps))
+    except RuntimeFailure as err:
+        if seccomp.MISSING not in str(err):
+            raise
+        raise RuntimeFailure(
+            "libseccomp is not installed (Debian package libseccomp2): exec needs it to keep"
+            " the container's processes from typing into your terminal"
+        ) from None
+    return out
+
+
+def _program(source: str, caps: int) -> bytes:
+    bpf = seccomp.program(source, caps)
+    assert bpf is not None  # only "unconfined" has none
+    return bpf
 
 
 def exec_in(rec: dict[str, Any], argv: list[str], env: dict[str, str] | None = None) -> int:
@@ -41,6 +81,7 @@ def exec_in(rec: dict[str, Any], argv: list[str], env: dict[str, str] | None = N
                 procs.append(os.open(f"{d}/cgroup.procs", os.O_WRONLY | os.O_CLOEXEC))
     except FileNotFoundError:
         raise Conflict(f"container {rec['name']} is not running") from None
+    bpf = container_filters(rec)
     full_env = {"PATH": spawn.DEFAULT_PATH, "HOSTNAME": str(rec.get("hostname") or "")}
     full_env.update(rec.get("env") or {})
     full_env.update(env or {})
@@ -53,7 +94,10 @@ def exec_in(rec: dict[str, Any], argv: list[str], env: dict[str, str] | None = N
             for fd in procs:
                 os.write(fd, str(os.getpid()).encode())
             os.chdir("/")
-            spawn.drop_privileges(int(rec.get("caps") or 0))
+            privileged = bool(rec.get("privileged"))
+            spawn.drop_privileges(int(rec.get("caps") or 0), not privileged)
+            for prog in bpf:
+                sysc.set_seccomp(prog)
             os.execvpe(argv[0], argv, full_env)
         except BaseException as err:
             os.write(2, f"netlens: exec {argv[0]}: {err}\n".encode())

@@ -273,6 +273,8 @@ def _container_spec(spec: LabSpec, node: LabNode) -> Any:
         sysctls=dict(node.sysctls),
         hostname=node.hostname or node.name,
         volumes=list(node.binds),
+        privileged=node.privileged,
+        security_opt=list(node.security_opt),
     )
 
 
@@ -584,6 +586,7 @@ def summary_lines(spec: LabSpec, rec: LabRecord, limit: int = 40) -> Iterator[st
             break
         addrs = " ".join(rec.addresses.get(node.name, [])) or "-"
         fwd = " (router)" if node.sysctls.get("net.ipv4.ip_forward") == "1" else ""
+        fwd += " (privileged)" if node.privileged else ""
         yield f"  {rec.nodes[node.name]:<28} {addrs}{fwd}"
 
 

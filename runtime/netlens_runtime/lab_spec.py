@@ -138,6 +138,8 @@ class LabNode:
     binds: tuple[str, ...] = ()
     interfaces: tuple[LabInterface, ...] = ()
     routes: tuple[LabRoute, ...] = ()
+    privileged: bool = False
+    security_opt: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,6 +426,47 @@ def _check_rate(v: _Val) -> tuple[int, int]:
     return lo, hi
 
 
+_PROFILES_OK: set[tuple[str, int, int, int]] = set()
+"""Profile files (path and identity) already read and found good."""
+
+
+def _confinement(f: dict[str, _Val], out: dict[str, Any], base: str) -> None:
+    """``privileged: true`` and ``security_opt: [seccomp=unconfined|FILE]`` of a node.
+
+    A profile FILE is relative to the lab file's directory and is read and
+    checked here (Docker's JSON format), so a bad one stops ``lab up`` and
+    ``lab check`` before anything is made.
+    """
+    if "privileged" in f:
+        out["privileged"] = f["privileged"].boolean()
+    if "security_opt" not in f:
+        return
+    from netlens_runtime import seccomp_profile
+
+    opts = []
+    for v in f["security_opt"].sequence():
+        key, sep, value = v.string().partition("=")
+        if key != "seccomp" or not sep or not value:
+            raise v.err(f"{v.string()!r}: use seccomp=unconfined or seccomp=FILE")
+        if value != "unconfined":
+            value = os.path.join(base, value)
+            try:
+                st = os.stat(value)
+                seen = (value, st.st_ino, st.st_size, st.st_mtime_ns)
+                if seen not in _PROFILES_OK:  # a group of a thousand nodes: read once
+                    with open(value, "rb") as fh:
+                        seccomp_profile.parse(fh.read(seccomp_profile.MAX_BYTES + 1), value)
+                    _PROFILES_OK.add(seen)
+            except OSError as exc:
+                raise v.err(f"seccomp profile {value}: {exc.strerror}") from None
+            except BadInput as exc:
+                raise v.err(str(exc)) from None
+            if out.get("privileged"):
+                raise v.err("a privileged node runs without a seccomp filter: drop this profile")
+        opts.append(f"seccomp={value}")
+    out["security_opt"] = tuple(opts)
+
+
 # ------------------------------------------------------------------ the loader
 
 _TOP = frozenset({"name", "networks", "nodes", "links", "traffic", "defaults"})
@@ -450,6 +493,8 @@ _NODE = frozenset(
         "interfaces",
         "routes",
         "links",
+        "privileged",
+        "security_opt",
     }
 )
 _DEFAULTS = _NODE - {"count", "ip", "links", "interfaces", "hostname"}
@@ -782,6 +827,7 @@ class _Loader:
                     )
                 )
             out["routes"] = routes
+        _confinement(f, out, os.path.dirname(self.path))
         return out
 
     def _interfaces(

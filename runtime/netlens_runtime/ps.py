@@ -28,7 +28,8 @@ FILTER_KEYS = ("label", "name", "network", "status")
 # when no netlens container can be in it (the answer is then empty, as in Docker).
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 TABLE_HEAD = (
-    "NAME", "ID", "STATE", "PID", "NETWORK", "IP", "PORTS", "VIEW", "CREATED", "COMMAND"
+    "NAME", "ID", "STATE", "PID", "NETWORK", "IP", "PORTS", "VIEW", "SECURITY", "CREATED",
+    "COMMAND",
 )  # fmt: skip
 
 
@@ -104,7 +105,8 @@ def view(rec: dict[str, Any], networks: dict[str, dict[str, Any]]) -> dict[str, 
     ports (host_ip, host_port, port, proto), rootfs (None: a view of the host's
     root, read only), view ("rootfs", "tools": the host's tools without its
     secrets, "full": the whole host root), command (argv), created (UTC, ISO 8601),
-    labels, privileged.
+    labels, privileged, security ("privileged"; "default", "profile" (a file) or
+    "unconfined": the seccomp filter).
     """
     running = rec.get("state") == "running"
     labels = rec.get("labels")
@@ -123,6 +125,7 @@ def view(rec: dict[str, Any], networks: dict[str, dict[str, Any]]) -> dict[str, 
         "created": rec.get("created"),
         "labels": {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {},
         "privileged": bool(rec.get("privileged")),
+        "security": security(rec),
     }
 
 
@@ -134,6 +137,19 @@ def host_view(rec: dict[str, Any]) -> str:
     if rec.get("rootfs"):
         return "rootfs"
     return "tools" if rec.get("host_view") == "tools" else "full"
+
+
+def security(rec: dict[str, Any]) -> str:
+    """``privileged``, ``unconfined`` (no seccomp filter), ``profile`` (a file) or ``default``.
+
+    Records written before confinement existed had no filter: ``unconfined``.
+    """
+    if rec.get("privileged"):
+        return "privileged"
+    profile = rec.get("seccomp")
+    if profile is None or profile == "unconfined":
+        return "unconfined"
+    return "default" if profile == "default" else "profile"
 
 
 def select_records(
@@ -174,6 +190,7 @@ def table_rows(objs: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
                 ",".join(ips) or "-",
                 cell(",".join(_port(p) for p in o["ports"]) or "-"),
                 o["view"],
+                o["security"],
                 cell(str(o["created"] or "-")[:19]),
                 cell(command if len(command) <= 40 else command[:39] + "…"),
             )

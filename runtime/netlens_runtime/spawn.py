@@ -69,7 +69,9 @@ class Plan:
         # Mount points of volumes to make in the default root (a template makes
         # every container's; see hostview.place_volumes).
         self.skeleton = skeleton or []
-        self.privileged = privileged  # no /proc and /sys masks, writable /proc/sys
+        # --privileged: every capability, no seccomp filter, no no_new_privs, no
+        # /proc and /sys masks and a writable /proc/sys.
+        self.privileged = privileged
         self.log_path = log_path  # None: inherit stdout/stderr (attached run)
         self.log_max = 0  # the most its logs take on disk (names.parse_log_size)
         self.sysctls = sysctls or []
@@ -81,6 +83,9 @@ class Plan:
         # Die with the parent before exec (not when a short-lived spawner is the
         # parent: the go pipe's EOF covers the creating process's death then).
         self.pdeathsig = True
+        # The compiled classic-BPF seccomp program loaded right before exec
+        # (netlens_runtime.seccomp); None: unconfined.
+        self.seccomp: bytes | None = None
 
 
 def prepare_netlink(plan: Plan) -> None:
@@ -526,6 +531,8 @@ def encode_job(
         out += [text(arg) for arg in plan.argv]
         out.append(struct.pack("=I", len(plan.env)))
         out += [text(f"{k}={v}") for k, v in plan.env.items()]
+        out.append(struct.pack("=I", 1 if plan.privileged else 0))
+        out.append(text(plan.seccomp or b""))
     return b"".join(out)
 
 
@@ -577,8 +584,6 @@ def _child(
             raise OSError(err.errno, err.strerror, path) from None
     if sysfd >= 0:
         os.close(sysfd)
-    if plan.log_path is not None:
-        os.setsid()  # detached: its own session and group, out of reach of the caller's
     null = os.open("/dev/null", os.O_RDWR)
     os.dup2(null, 0)
     if log_fd >= 0:
@@ -588,15 +593,26 @@ def _child(
     os.close(null)
     os.chdir("/")
     os.umask(0o022)
+    # A session and process group of its own, so no controlling terminal: else the
+    # container (even detached: /dev/tty) could push keystrokes into the terminal
+    # that started it (TIOCSTI), for the caller's root shell to run; and killing the
+    # caller's group (a CI runner, kill -- -PGID) leaves a detached container running.
+    os.setsid()
     # exec keeps ignored signals and the blocked mask: Python ignores SIGPIPE and
     # SIGXFSZ (``yes | head`` would never end on EPIPE), make ignores 32 and 33.
     sysc.reset_signals()
-    drop_privileges(plan.caps)
+    drop_privileges(plan.caps, not plan.privileged)
+    if plan.seccomp is not None:
+        sysc.set_seccomp(plan.seccomp)  # last: the filter may refuse what came before
     os.execve(tini_fd, ["tini", "--", *plan.argv], plan.env)
 
 
-def drop_privileges(caps: int) -> None:
-    """Bounding set and capability sets down to ``caps``; then no_new_privs."""
+def drop_privileges(caps: int, no_new_privs: bool = True) -> None:
+    """Bounding set and capability sets down to ``caps``; then no_new_privs.
+
+    A privileged container keeps the ability to gain privileges by exec (setuid
+    programs, file capabilities), as under Docker's --privileged: it has them all.
+    """
     for cap in range(64):
         if not caps & (1 << cap):
             try:
@@ -606,4 +622,5 @@ def drop_privileges(caps: int) -> None:
     with contextlib.suppress(OSError):
         sysc.prctl(sysc.PR_CAP_AMBIENT, sysc.PR_CAP_AMBIENT_CLEAR_ALL)
     sysc.capset(caps)
-    sysc.prctl(sysc.PR_SET_NO_NEW_PRIVS, 1)
+    if no_new_privs:
+        sysc.prctl(sysc.PR_SET_NO_NEW_PRIVS, 1)

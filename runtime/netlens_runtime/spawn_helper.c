@@ -22,7 +22,9 @@
  *   target file)) * nvol,
  *   blob nl_pre, u32 nl_pre_count, blob nl_post, u32 nl_post_count,
  *   u32 nsysctl, (str path, str value) * nsysctl, u32 argc, str * argc,
- *   u32 envc, str * envc        (str and blob: u32 length + bytes)
+ *   u32 envc, str * envc, u32 privileged (1: keep the ability to gain privileges
+ *   by exec, no no_new_privs), blob seccomp (a classic-BPF program, struct
+ *   sock_filter[]; empty: no filter)       (str and blob: u32 length + bytes)
  * fs_flags and the volumes follow cgroup_dir; new per-child fields of other
  * work go at the end of the record.
  * Reports "pid pid ..." on OUT_FD, or "!error" when it stopped early. A child with
@@ -30,14 +32,17 @@
  * this program runs log_loop on a pipe whose write end becomes the child's stdout
  * and stderr.
  * Each child writes READY (0x01) on err_w once its network namespace exists
- * and lo is up, waits for a byte on go_r, configures eth0, drops privileges
- * and execs tini (err_w is close-on-exec: EOF means exec succeeded).
+ * and lo is up, waits for a byte on go_r, configures eth0, drops privileges,
+ * loads its seccomp filter and execs tini (err_w is close-on-exec: EOF means
+ * exec succeeded).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
 #include <linux/netlink.h>
+#include <linux/seccomp.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
@@ -105,6 +110,9 @@ struct child {
     char **sysctl; /* path, value, path, value, ... */
     char **argv;   /* "tini", "--", command..., NULL */
     char **envp;
+    uint32_t privileged;
+    char *seccomp; /* struct sock_filter[] */
+    uint32_t seccomp_len;
 };
 
 static int take(struct buf *b, void *out, size_t n) {
@@ -169,6 +177,10 @@ static int parse_child(struct buf *b, struct child *c) {
     c->argv[0] = "tini";
     c->argv[1] = "--";
     if (!(c->envp = take_list(b, NULL, 0))) return -1;
+    if (take(b, &c->privileged, 4)) return -1;
+    if (!(c->seccomp = take_str(b, &c->seccomp_len)) || c->seccomp_len % sizeof(struct sock_filter) ||
+        c->seccomp_len / sizeof(struct sock_filter) > BPF_MAXINSNS)
+        return -1;
     return 0;
 }
 
@@ -386,9 +398,6 @@ static void child_main(struct child *c, int tini_fd, int template_fd) {
         close(fd);
     }
     if (sysfd >= 0) close(sysfd);
-    /* detached (it logs to a file): its own session and process group, so killing
-       the caller's group (a CI runner, kill -- -PGID) leaves it running */
-    if (c->log_path[0] && setsid() < 0) fail("setup: setsid", errno);
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null < 0) fail("setup: /dev/null", errno);
     dup2(null, 0);
@@ -400,6 +409,9 @@ static void child_main(struct child *c, int tini_fd, int template_fd) {
     close(null);
     if (chdir("/") < 0) fail("setup: chdir", errno);
     umask(022);
+    /* a session and group of its own: no controlling terminal, out of reach of the
+       caller's group (see spawn.py's _child: TIOCSTI, kill -- -PGID) */
+    if (setsid() < 0) fail("setup: setsid", errno);
     /* The command starts with every signal at its default and none blocked, whatever
      * our caller ignored (make ignores 32 and 33, Python SIGPIPE and SIGXFSZ): exec
      * keeps ignored dispositions and the mask. The raw syscall also reaches 32 and 33,
@@ -416,7 +428,14 @@ static void child_main(struct child *c, int tini_fd, int template_fd) {
     uint32_t lo = (uint32_t)c->caps, hi = (uint32_t)(c->caps >> 32);
     struct __user_cap_data_struct data[2] = {{lo, lo, lo}, {hi, hi, hi}};
     if (syscall(SYS_capset, &hdr, data) < 0) fail("setup: capset", errno);
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail("setup: no_new_privs", errno);
+    if (!c->privileged && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        fail("setup: no_new_privs", errno);
+    if (c->seccomp_len) { /* last: the filter may refuse what came before */
+        struct sock_fprog prog = {(unsigned short)(c->seccomp_len / sizeof(struct sock_filter)),
+                                  (struct sock_filter *)c->seccomp};
+        if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0)
+            fail("setup: seccomp", errno);
+    }
     syscall(SYS_execveat, tini_fd, "", c->argv, c->envp, AT_EMPTY_PATH);
     fail("setup: exec tini", errno);
 }

@@ -238,6 +238,26 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0) -> None:
     )
 
 
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.c_void_p))
+
+
+def set_seccomp(program: bytes) -> None:
+    """Load a classic-BPF seccomp filter (``struct sock_filter`` array) on this thread.
+
+    Needs no_new_privs or CAP_SYS_ADMIN; the filter holds for every later exec.
+    """
+    buf = ctypes.create_string_buffer(program, len(program))
+    prog = _SockFprog(len(program) // 8, ctypes.addressof(buf))
+    mode, zero = ctypes.c_ulong(SECCOMP_MODE_FILTER), ctypes.c_ulong(0)
+    ret = _libc.prctl(ctypes.c_int(PR_SET_SECCOMP), mode, ctypes.byref(prog), zero, zero)
+    _check(ret, "seccomp")
+
+
 def capset(caps: int) -> None:
     """Set effective, permitted and inheritable sets of this thread to ``caps``."""
     header = struct.pack("Ii", 0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this thread

@@ -366,23 +366,17 @@ def test_host_view_full_shows_the_host_root(
 def test_privileged_container_has_no_proc_masks(
     env: Env, monkeypatch: pytest.MonkeyPatch, batch: bool
 ) -> None:
-    """Plan.privileged (set by --privileged) skips the masks in the Python and the C child."""
-    from netlens_runtime import api, core
+    """--privileged (ContainerSpec.privileged) skips the masks in the Python and the C child."""
+    from netlens_runtime import api
 
-    prepare = core._prepare
-
-    def privileged(spec: Any, attach: bool) -> Any:
-        job = prepare(spec, attach)
-        job.plan.privileged = True
-        return job
-
-    monkeypatch.setattr(core, "_prepare", privileged)
     if batch:
         monkeypatch.setenv("NETLENS_SPAWNER", "1")  # the C child when it can be built
     specs = [
-        api.ContainerSpec(name=f"nr{RUN_TAG}p{i}", network=None) for i in range(2 if batch else 1)
+        api.ContainerSpec(name=f"nr{RUN_TAG}p{i}", network=None, privileged=True)
+        for i in range(2 if batch else 1)
     ]
     for rec in api.create_containers(specs):
+        assert rec["privileged"] is True
         mounts = env.cli("exec", rec["name"], "--", "cat", "/proc/self/mounts").stdout
         points = [m.split()[1] for m in mounts.splitlines()]
         assert "/proc" in points and "/proc/sys" not in points and "/proc/keys" not in points

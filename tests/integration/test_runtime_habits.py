@@ -81,7 +81,7 @@ def test_ps_all_quiet_format_and_filters(rt: Rt) -> None:
     assert _lines(rt.cli("ps", "-aq")) == sorted([web, db, solo])
     table = rt.cli("ps").stdout.splitlines()
     assert table[0].split() == ["NAME", "ID", "STATE", "PID", "NETWORK", "IP", "PORTS",
-                                "VIEW", "CREATED", "COMMAND"]  # fmt: skip
+                                "VIEW", "SECURITY", "CREATED", "COMMAND"]  # fmt: skip
     assert table[1].split()[7] == "tools"  # the default host view: tools, not secrets
     assert [ln.split()[0] for ln in table[1:]] == sorted([web, solo])
     assert db in rt.cli("ps", "-a").stdout
@@ -101,7 +101,9 @@ def test_ps_all_quiet_format_and_filters(rt: Rt) -> None:
     assert set(objs) == {web, db, solo}
     w = objs[web]
     assert set(w) == {"name", "id", "state", "pid", "networks", "addresses", "ports", "rootfs",
-                      "view", "command", "created", "labels", "privileged"}  # fmt: skip
+                      "view", "command", "created", "labels", "privileged",
+                      "security"}  # fmt: skip
+    assert w["security"] == "default"
     assert w["view"] == "tools"
     assert w["state"] == "running" and w["networks"] == [net]
     assert w["command"] == ["sleep", "infinity"]
@@ -193,8 +195,10 @@ def test_detached_container_survives_kill_of_callers_group(rt: Rt, spawn_path: s
     assert api.is_running(rec)
 
 
-def test_attached_run_stays_in_the_callers_session(rt: Rt) -> None:
-    """Without -d the container keeps the terminal's job control: the caller's session."""
+def test_attached_run_has_its_own_session_and_the_caller_forwards_signals(rt: Rt) -> None:
+    """Without -d the container is in a session of its own too (no controlling terminal:
+    no TIOCSTI into the caller's shell), and ``netlens run`` forwards SIGTERM to it, so
+    stopping the caller stops and removes the container."""
     from netlens_runtime import api, state
 
     name = rt.name("a")
@@ -207,13 +211,14 @@ def test_attached_run_stays_in_the_callers_session(rt: Rt) -> None:
         assert caller.stdout is not None and caller.stdout.readline().strip() == "up"
         rec = state.load_container(name)
         assert rec is not None and api.is_running(rec)
-        sid, _pgid = _sid_pgid(int(rec["pid"]))
-        assert sid == caller.pid
+        sid, pgid = _sid_pgid(int(rec["pid"]))
+        assert sid != caller.pid and pgid != caller.pid
+        caller.send_signal(signal.SIGTERM)  # forwarded to the container's PID 1
+        caller.wait(timeout=30)
+        assert not api.is_running(rec)
+        assert state.load_container(name) is None  # an attached run removes its container
     finally:
-        caller.send_signal(signal.SIGTERM)  # the attached run forwards it and removes
-        try:
-            caller.wait(timeout=30)
-        except subprocess.TimeoutExpired:
+        if caller.poll() is None:
             os.killpg(caller.pid, signal.SIGKILL)
             caller.wait()
 

@@ -241,3 +241,42 @@ def test_policy_rules_read_like_ip_rule() -> None:
     )
     r = Rule(6, 5, 0, action="blackhole", dst="2001:db8::/32", invert=True)
     assert (rule_selector(r), rule_action(r)) == ("not from all to 2001:db8::/32", "blackhole")
+
+
+def test_privileged_container_is_marked_and_found() -> None:
+    """A privileged container (every capability, no seccomp filter) shows as such in the
+    containers table and the detail, and the filter finds it by that word."""
+    import dataclasses
+
+    from netlens.tui.context import Context
+    from netlens.tui.screens.detail import DetailScreen
+    from netlens.tui.views.containers import ContainersView
+
+    snap = make_snapshot()
+    first = snap.containers[0]
+    snap = dataclasses.replace(
+        snap, containers=(dataclasses.replace(first, privileged=True), *snap.containers[1:])
+    )
+    idx = SnapshotIndex.build(snap)
+    rows = {r.key: r for r in idx.rows}
+    assert rows[first.id].privileged
+    assert sum(r.privileged for r in idx.rows) == 1
+    assert idx.matches(rows[first.id].netns, "privileged")
+    assert not any(idx.matches(r.netns, "privileged") for r in idx.rows if r.key != first.id)
+    ctx = Context()
+    ctx.index = idx
+    cells = ContainersView(ctx)._static(rows[first.id], gone=False)
+    assert cells[0].text == f"{first.name} (privileged)"
+    other = next(r for r in idx.rows if not r.privileged)
+    assert ContainersView(ctx)._static(other, gone=False)[0].text == other.name
+    from rich.console import Console
+
+    def overview(netns: str) -> str:
+        screen = DetailScreen(ctx, netns, "vrf")
+        assert screen.ns is not None
+        console = Console(width=120, record=True)
+        console.print(screen._ns_overview(screen.ns))
+        return console.export_text()
+
+    assert "every capability, no seccomp filter" in overview(rows[first.id].netns)
+    assert "privileged" not in overview(other.netns)  # the engine does not say: no row

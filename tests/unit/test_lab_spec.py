@@ -211,3 +211,33 @@ def test_cli_reports_one_line_and_exit_2(tmp_path: Path) -> None:
         env=env,
     )
     assert ok.returncode == 0 and "ok: lab 'demo', 12 nodes" in ok.stdout
+
+
+def test_privileged_and_security_opt_nodes(tmp_path: Path) -> None:
+    """Profiles are relative to the lab file, read and checked at load time; a bad one
+    (or one on a privileged node) names the lab file's line and the field."""
+    (tmp_path / "p.json").write_text('{"defaultAction": "SCMP_ACT_ALLOW"}')
+    (tmp_path / "bad.json").write_text('{"defaultAction": "SCMP_ACT_MAYBE"}')
+    lab = tmp_path / "lab.yaml"
+    text = (
+        "name: s\n"
+        "defaults: {security_opt: [seccomp=p.json]}\n"
+        "nodes:\n"
+        "  a: {}\n"
+        "  b: {privileged: true, security_opt: [seccomp=unconfined]}\n"
+        "  c: {security_opt: [seccomp=unconfined]}\n"
+    )
+    spec = load_lab(str(lab), text=text)
+    assert spec.node("a").security_opt == (f"seccomp={tmp_path}/p.json",)
+    assert not spec.node("a").privileged
+    assert spec.node("b").privileged and spec.node("b").security_opt == ("seccomp=unconfined",)
+    assert spec.node("c").security_opt == ("seccomp=unconfined",)
+    for bad, where in (
+        ("  a: {security_opt: [seccomp=bad.json]}\n", r"lab\.yaml:\d+: .*bad\.json: defaultAction"),
+        ("  a: {security_opt: [seccomp=nope.json]}\n", r"lab\.yaml:\d+: .*No such file"),
+        ("  a: {security_opt: [label=x]}\n", r"use seccomp=unconfined or seccomp=FILE"),
+        ("  a: {privileged: yes please}\n", r"nodes\.a\.privileged: expected true or false"),
+        ("  a: {privileged: true}\n", r"lab\.yaml:2: .*privileged node runs without"),
+    ):
+        with pytest.raises(BadInput, match=where):
+            load_lab(str(lab), text=text.split("nodes:\n")[0] + "nodes:\n" + bad)

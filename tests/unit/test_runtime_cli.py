@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -74,9 +75,34 @@ def test_bad_values_exit_2(
 
 def test_ps_view_column() -> None:
     """ps says what a container sees as its root; records older than host views had all of it."""
-    from netlens_runtime.cli import _view
+    from netlens_runtime.ps import host_view as _view
 
     assert _view({"rootfs": "/srv/r", "host_view": None}) == "rootfs"
     assert _view({"rootfs": None, "host_view": "tools"}) == "tools"
     assert _view({"rootfs": None, "host_view": "full"}) == "full"
     assert _view({"rootfs": None}) == "full"
+
+
+def test_bad_security_options_exit_2_and_make_nothing(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A bad --security-opt or profile file: one line naming the problem, nothing made."""
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    monkeypatch.setenv("NETLENS_NO_LOG", "1")
+    state = tmp_path / "state"
+    monkeypatch.setenv("NETLENS_STATE_DIR", str(state))
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["mount"],'
+                   ' "action": "SCMP_ACT_ALLOW", "args": [{"index": 9, "value": 0,'
+                   ' "op": "SCMP_CMP_EQ"}]}]}')  # fmt: skip
+    cases = (
+        (["--security-opt", "apparmor=unconfined"], "unsupported --security-opt"),
+        (["--security-opt", f"seccomp={tmp_path}/missing.json"], "No such file"),
+        (["--security-opt", f"seccomp={bad}"], "bad.json: syscalls[0].args[0].index"),
+        (["--privileged", "--security-opt", f"seccomp={bad}"], "--privileged runs without"),
+    )
+    for opts, text in cases:
+        assert main(["run", "-d", "--name", "c1", *opts, "--", "true"]) == 2, opts
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and text in err, err
+    assert not (state / "containers").exists() or not os.listdir(state / "containers")

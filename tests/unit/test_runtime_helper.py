@@ -78,6 +78,7 @@ def test_job_layout(program: str) -> None:
     plan.log_max = 10 << 20
     plan.privileged = True
     plan.volumes = [("/h", "/data", True, "dir"), ("/h/f", "/run/f", False, "file")]
+    plan.seccomp = struct.pack("=HBBI", 0x06, 0, 0, 0x7FFF0000)  # one instruction: ret ALLOW
     job = spawn.encode_job([(plan, 7, 8, "/sys/fs/cgroup/x")], 3, 4)
     # ... nofile soft and hard, then half the log size (log_helper.c rotates there)
     assert struct.unpack_from("=IiiiiQqqq", job) == (1, 3, 4, 7, 8, 5, 1024, 4096, 5 << 20)
@@ -106,9 +107,20 @@ def test_job_layout(program: str) -> None:
     (post_len,) = struct.unpack_from("=I", job, off)
     (post_count,) = struct.unpack_from("=I", job, off + 4 + post_len)
     assert post_count == 4  # addrgenmode, up, address, default route
-    assert job.endswith(struct.pack("=I", 1) + struct.pack("=I", 3) + b"A=1")
+    env = struct.pack("=I", 1) + struct.pack("=I", 3) + b"A=1"
+    # then privileged (u32) and the seccomp program (u32 length + instructions)
+    assert job.endswith(env + struct.pack("=II", 1, 8) + plan.seccomp)
     # A complete job ends exactly there: one byte less is refused (not run: it would clone).
     assert _run(program, job[:-1])[1].startswith("!bad job")
+
+
+def test_seccomp_program_must_be_whole_instructions(program: str) -> None:
+    """A program whose length is not a multiple of 8 bytes is refused before any clone."""
+    plan = spawn.Plan("c1", "c1", ["sleep", "1"], {"PATH": "/bin"}, caps=0)
+    spawn.prepare_netlink(plan)
+    plan.seccomp = b"\x06\x00\x00\x00\x00\x00\xff"  # 7 bytes
+    code, report = _run(program, spawn.encode_job([(plan, 7, 8, None)], 3, 4))
+    assert code == 1 and report.startswith("!bad job"), report
 
 
 def test_null_bytes_are_refused_not_truncated() -> None:

@@ -49,8 +49,12 @@ def test_view_has_exactly_the_documented_keys() -> None:
     obj = ps.view(rec, NETS)
     assert list(obj) == [
         "name", "id", "state", "pid", "networks", "addresses", "ports", "rootfs", "view",
-        "command", "created", "labels", "privileged",
+        "command", "created", "labels", "privileged", "security",
     ]  # fmt: skip
+    assert obj["security"] == "unconfined"  # a record from before seccomp had no filter
+    assert ps.view({**rec, "seccomp": "default"}, NETS)["security"] == "default"
+    assert ps.view({**rec, "seccomp": "/p.json"}, NETS)["security"] == "profile"
+    assert ps.view({**rec, "privileged": True}, NETS)["security"] == "privileged"
     assert obj["view"] == "full"  # a record from before host views had the whole host root
     assert ps.view({**rec, "host_view": "tools"}, NETS)["view"] == "tools"
     assert ps.view({**rec, "rootfs": "/srv/r", "host_view": "tools"}, NETS)["view"] == "rootfs"

@@ -134,7 +134,7 @@ def test_dumps_is_deterministic_and_sorted() -> None:
     labels = doc["containers"][0]["labels"]
     assert list(labels) == sorted(labels)
     assert "\n" not in dumps(a)
-    assert dumps(a, pretty=True).startswith('{\n  "schema_version": "1.1"')
+    assert dumps(a, pretty=True).startswith(f'{{\n  "schema_version": "{T.SCHEMA_VERSION}"')
 
 
 def test_golden_snapshot_file_loads_to_fixture() -> None:
@@ -210,7 +210,7 @@ def test_newer_minor_is_read_and_unknown_keys_ignored() -> None:
     d["rates"] = {"netns:1/2": {"rx_bps": 1.0}}
     snap = snapshot_from_dict(d)
     assert snap.schema_version == "1.9"
-    assert dataclasses.replace(snap, schema_version="1.1") == sample_snapshot()
+    assert dataclasses.replace(snap, schema_version=T.SCHEMA_VERSION) == sample_snapshot()
 
 
 def test_older_minor_without_network_reads_it_as_none() -> None:

@@ -32,6 +32,12 @@ class NetlensContainer:
     image: str | None
     cgroup: str | None
     labels: dict[str, str] = field(default_factory=dict)
+    privileged: bool | None = None  # None: a record from before the runtime wrote it
+
+
+def _flag(value: object) -> bool | None:
+    """A record's boolean, None when missing or not a boolean (a hand-edited file)."""
+    return value if isinstance(value, bool) else None
 
 
 class NetlensIndex:
@@ -60,6 +66,7 @@ class NetlensIndex:
                 image=str(data.get("image") or data.get("rootfs") or "") or None,
                 cgroup=str(data["cgroup"]) if data.get("cgroup") else None,
                 labels=str_labels(data.get("labels")),
+                privileged=_flag(data.get("privileged")),
             )
             if ctr.netns_inode:
                 self.by_inode[ctr.netns_inode] = ctr

@@ -403,6 +403,13 @@ class DetailScreen(Screen[None]):
                 ("command", c.command or "-"),
                 ("pid", str(c.pid or "-")),
             ]
+            if c.privileged is not None:
+                rows.append(
+                    (
+                        "privileged",
+                        "yes: every capability, no seccomp filter" if c.privileged else "no",
+                    )
+                )
         for k, v in sorted(ns.sysctls.items()):
             rows.append((k.removeprefix("net."), v))
         if not ns.complete:

@@ -128,8 +128,12 @@ class ContainersView(View):
     def _static(self, row: ContainerRow, gone: bool) -> list[Cell]:
         st = f"italic {self.ctx.style('vanished')}" if gone else ""
         name = f"{row.name} (gone)" if gone else row.name
+        name_st = st
+        if row.privileged:  # every capability, no seccomp filter: worth a glance
+            name = f"{name} (privileged)"
+            name_st = st or self.ctx.style("banner")
         return [
-            Cell(name, row.name.lower(), st),
+            Cell(name, row.name.lower(), name_st),
             Cell(row.engine, None, st),
             Cell(row.ip, tuple(int(p) if p.isdigit() else 0 for p in row.ip.split(".")), st),
             Cell(row.bridge or "-", None, st),
