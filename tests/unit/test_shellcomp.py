@@ -105,10 +105,12 @@ BASH_CASES: list[tuple[str, set[str]]] = [
     ("netlens run --network=l", {"lan"}),
     ("netlens run --name x --rootfs s", {"sub"}),
     ("netlens exec web1 -- ip no", {"notes.txt"}),  # the command's arguments: files
-    ("netlens network ", {"create", "ls", "rm"}),
+    ("netlens network ", {"create", "ls", "rm", "allow", "disallow"}),
     ("netlens network rm ", {"lan"}),
     ("netlens network create x --subnet ", set()),  # free text: nothing to offer
     ("netlens lab ", {"up", "down", "ls", "check"}),
+    ("netlens link ", {"set", "show", "reset", "down", "up"}),
+    ("netlens link set x --direction ", {"both", "egress", "ingress"}),
     ("netlens lab down ", {"mylab", "lab.yaml", "sub"}),
     ("netlens lab up ", {"demo", "example", "lab.yaml", "sub"}),
     ("netlens view ", {"host.json", "sub"}),
@@ -167,7 +169,7 @@ ZSH_CASES: list[tuple[str, list[str]]] = [
         "netlens r",
         [
             "describe dump,stats,view,demo,run,ps,stop,rm,exec,logs,inspect,gc,network,"
-            "lab,completion"
+            "lab,link,completion"
         ],
     ),
     ("netlens rm ", ["add --,db,web1,web2"]),
