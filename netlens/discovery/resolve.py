@@ -29,6 +29,7 @@ from netlens.discovery.netlink import positional_builder as positional_builder
 from netlens.discovery.nsfind import NsHandle
 from netlens.discovery.server import is_physical, link_driver, link_speed, read_server
 from netlens.discovery.sources import NetlinkSource, ProcSource
+from netlens.discovery.tc import parse_qdiscs
 from netlens.discovery.wire import FIRST_ROUND as FIRST_ROUND  # requests per namespace
 from netlens.errors import DiscoveryError
 from netlens.model import (
@@ -44,6 +45,7 @@ from netlens.model import (
     Route,
     Rule,
     Snapshot,
+    TrafficControl,
     VethPair,
 )
 
@@ -52,6 +54,9 @@ _new_netns = positional_builder(Netns)
 
 _LOWER_KINDS = frozenset({"vlan", "macvlan", "macvtap", "ipvlan", "ipvtap", "vxlan"})
 _NEEDS_FDB = frozenset({"bridge", "vxlan"})
+OPTIONAL = frozenset({"qdisc"})
+"""Requests whose failure is no error of the namespace: a kernel without traffic
+control (or a fixture recorded before netlens read it) simply has no qdiscs."""
 
 
 @dataclass(slots=True)
@@ -67,6 +72,7 @@ class NsData:
     neighbours: list[Neighbour] = field(default_factory=list)
     fdb: list[FdbEntry] = field(default_factory=list)
     sysctls: dict[str, str] = field(default_factory=dict)
+    tc: dict[int, TrafficControl] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     readable: bool = True
 
@@ -91,6 +97,8 @@ def _replies(
         data = got.get(r)
         if isinstance(data, (bytes, nl.Decoded)):
             out[r] = data
+        elif r in OPTIONAL:
+            continue
         else:
             err = data if data is not None else OSError(errno.EIO, "no reply")
             ns.errors.append(f"{r}: {err.strerror or err}")
@@ -138,6 +146,9 @@ def read_namespaces(
         raw = got.get("neigh")
         if isinstance(raw, bytes):
             ns.neighbours = nl.parse_neighbours(raw, names)
+        raw = got.get("qdisc")
+        if isinstance(raw, bytes):
+            ns.tc = parse_qdiscs(raw)
         kinds = {rec.kind for rec in ns.links}
         if "bridge" in kinds:
             bridged.append(ns.handle.inode)
@@ -400,6 +411,7 @@ def _build(
                     link_driver(proc, rec.name) if is_uplink else None,
                     rec.counters,
                     owners.get(rec.name) if rec.kind == "bridge" else None,
+                    ns.tc.get(rec.ifindex) if ns.tc else None,
                 )
             )
         vrfs = tuple(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,6 +147,17 @@ def _qdiscs(pid: int) -> str:
     return _in(pid, ["tc", "qdisc", "show"]).stdout
 
 
+def _dumped(container: str, ifname: str) -> list[dict[str, Any]]:
+    """``ifname`` of ``container`` as ``netlens dump --json`` reports it."""
+    dump = subprocess.run(
+        [sys.executable, "-m", "netlens", "dump", "--json", "--container", container],
+        capture_output=True, text=True, env={**os.environ, "NETLENS_NO_LOG": "1"},
+    )  # fmt: skip
+    assert dump.returncode == 0, dump.stderr
+    doc = json.loads(dump.stdout)
+    return [i for n in doc["namespaces"] for i in n["interfaces"] if i["name"] == ifname]
+
+
 def _show(lab: str) -> list[dict[str, Any]]:
     from netlens_runtime import linkops
 
@@ -169,6 +181,9 @@ def test_rate_limits_both_directions_as_measured_by_iperf3(
     out = _measure(servers, a, b, b_ip)
     assert 0.75 <= out / 10_000_000 <= 1.05, out
     assert "tbf 4e4c: dev p2p0 root" in _qdiscs(a)
+    # the inspector reads it back from the kernel, like anyone's tc
+    (p2p0,) = _dumped(lab_ops.node_name(spec.name, "a"), "p2p0")
+    assert p2p0["tc"]["kinds"] == ["tbf"] and p2p0["tc"]["rate_bps"] == 10_000_000
 
     # ingress of the same interface: what b sends to a, through the ifb
     assert _cli("link", "set", f"{spec.name}:a:p2p0", "--rate", "5mbit", "--direction",
@@ -180,6 +195,7 @@ def test_rate_limits_both_directions_as_measured_by_iperf3(
 
     assert _cli("link", "reset", f"{spec.name}:a:p2p0") == 0
     assert _show(spec.name) == []
+    assert [i["tc"] for i in _dumped(lab_ops.node_name(spec.name, "a"), "p2p0")] == [None]
     assert "4e4c" not in _qdiscs(a) and "ingress" not in _qdiscs(a)
     assert "nlifb" not in _in(a, ["ip", "-o", "link"]).stdout
     assert _measure(servers, b, a, a_ip, seconds=1) > 5 * 5_000_000
@@ -351,15 +367,7 @@ def test_link_down_pulls_both_ends_and_up_brings_routes_back(
     assert _cli("link", "down", f"{spec.name}:b:p2p0") == 0  # the same cable: already down
     assert "already down" in capsys.readouterr().out
 
-    dump = subprocess.run(
-        ["python3", "-m", "netlens", "dump", "--json", "--container",
-         lab_ops.node_name(spec.name, "b")],
-        capture_output=True, text=True, env={**os.environ, "NETLENS_NO_LOG": "1"},
-    )  # fmt: skip
-    assert dump.returncode == 0, dump.stderr
-    (ns,) = [n for n in json.loads(dump.stdout)["namespaces"] if any(
-        i["name"] == "p2p0" for i in n["interfaces"])]  # fmt: skip
-    (p2p0,) = [i for i in ns["interfaces"] if i["name"] == "p2p0"]
+    (p2p0,) = _dumped(lab_ops.node_name(spec.name, "b"), "p2p0")
     assert p2p0["operstate"] == "down", p2p0
 
     assert _cli("link", "up", f"{spec.name}:b:p2p0") == 0  # either end plugs it back

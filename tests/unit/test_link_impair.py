@@ -217,7 +217,7 @@ def test_loss_script_replaces_the_table_and_drops_on_the_receiving_device() -> N
         "nl_loss_x", "web:eth0", [linkloss.LossChain("egress", "nlv0123", 1.5, "web:eth0", True)]
     )
     assert port.splitlines()[:4] == delete
-    assert "table netdev nl_loss_x {" in port and "table inet nl_loss_x {" not in port
+    assert "table netdev nl_loss_x {\n" in port and "table inet nl_loss_x {\n" not in port
     assert 'type filter hook ingress device "nlv0123" priority -100;' in port
     assert "\t\tnumgen random mod 10000 < 150 drop" in port
     # a node's end: prerouting by input interface (ifb-shaped ingress skips netdev hooks)
@@ -229,7 +229,7 @@ def test_loss_script_replaces_the_table_and_drops_on_the_receiving_device() -> N
             linkloss.LossChain("ingress", "eth1", 0.004, "lab:a:eth1"),
         ],
     )
-    assert "table inet nl_loss_x {" in node and "hook ingress" not in node
+    assert "table inet nl_loss_x {\n" in node and "hook ingress" not in node
     assert node.count("type filter hook prerouting priority -300;") == 2
     assert 'iifname "p0" numgen random mod 10000 < 3000 drop' in node
     assert 'iifname "eth1" numgen random mod 10000 < 1 drop' in node  # never zero

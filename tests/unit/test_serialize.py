@@ -134,7 +134,7 @@ def test_dumps_is_deterministic_and_sorted() -> None:
     labels = doc["containers"][0]["labels"]
     assert list(labels) == sorted(labels)
     assert "\n" not in dumps(a)
-    assert dumps(a, pretty=True).startswith('{\n  "schema_version": "1.1"')
+    assert dumps(a, pretty=True).startswith(f'{{\n  "schema_version": "{T.SCHEMA_VERSION}"')
 
 
 def test_golden_snapshot_file_loads_to_fixture() -> None:
@@ -210,7 +210,20 @@ def test_newer_minor_is_read_and_unknown_keys_ignored() -> None:
     d["rates"] = {"netns:1/2": {"rx_bps": 1.0}}
     snap = snapshot_from_dict(d)
     assert snap.schema_version == "1.9"
-    assert dataclasses.replace(snap, schema_version="1.1") == sample_snapshot()
+    assert dataclasses.replace(snap, schema_version=T.SCHEMA_VERSION) == sample_snapshot()
+
+
+def test_older_minor_without_tc_reads_it_as_none() -> None:
+    """A 1.1 dump (before interfaces had ``tc``) still loads, with tc None."""
+    d = _doc()
+    d["schema_version"] = "1.1"
+    for ns in d["namespaces"]:
+        for itf in ns["interfaces"]:
+            del itf["tc"]
+    snap = snapshot_from_dict(d)
+    assert all(i.tc is None for i in snap.interfaces())
+    shaped = [i for i in sample_snapshot().interfaces() if i.tc is not None]
+    assert [i.tc.summary() for i in shaped if i.tc] == ["10mbit 20ms~5ms loss 1.5%"]
 
 
 def test_older_minor_without_network_reads_it_as_none() -> None:
