@@ -18,6 +18,7 @@ the same namespace (no LINK_NETNSID) or have vanished mid-walk (``peer=None``,
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import gc
 import time
@@ -29,8 +30,9 @@ from netlens.discovery.netlink import positional_builder as positional_builder
 from netlens.discovery.nsfind import NsHandle
 from netlens.discovery.server import is_physical, link_driver, link_speed, read_server
 from netlens.discovery.sources import NetlinkSource, ProcSource
-from netlens.discovery.tc import parse_qdiscs
+from netlens.discovery.tc import parse_qdiscs, redirect_target
 from netlens.discovery.wire import FIRST_ROUND as FIRST_ROUND  # requests per namespace
+from netlens.discovery.wire import TFILTER
 from netlens.errors import DiscoveryError
 from netlens.model import (
     Address,
@@ -97,12 +99,25 @@ def _replies(
         data = got.get(r)
         if isinstance(data, (bytes, nl.Decoded)):
             out[r] = data
-        elif r in OPTIONAL:
+        elif r in OPTIONAL or r.startswith(TFILTER):
             continue
         else:
             err = data if data is not None else OSError(errno.EIO, "no reply")
             ns.errors.append(f"{r}: {err.strerror or err}")
     return out
+
+
+def _ingress_redirects(src: NetlinkSource, ns: NsData) -> None:
+    """Where each ingress qdisc's filters redirect arriving packets (an ifb that
+    shapes them, for ``netlens link``'s ingress): one filter dump per such device."""
+    names = tuple(f"{TFILTER}{i}" for i, tc in sorted(ns.tc.items()) if tc.ingress)
+    got = _replies(src, ns, names)
+    for name in names:
+        raw = got.get(name)
+        target = redirect_target(raw) if isinstance(raw, bytes) else None
+        if target is not None:
+            index = int(name[len(TFILTER) :])
+            ns.tc[index] = dataclasses.replace(ns.tc[index], ingress_to=target)
 
 
 def read_namespaces(
@@ -149,6 +164,8 @@ def read_namespaces(
         raw = got.get("qdisc")
         if isinstance(raw, bytes):
             ns.tc = parse_qdiscs(raw)
+            if any(tc.ingress for tc in ns.tc.values()):
+                _ingress_redirects(src, ns)
         kinds = {rec.kind for rec in ns.links}
         if "bridge" in kinds:
             bridged.append(ns.handle.inode)

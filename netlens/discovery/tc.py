@@ -158,6 +158,56 @@ def parse_qdiscs(data: bytes) -> dict[int, TrafficControl]:
     return out
 
 
+RTM_NEWTFILTER = 44
+TCA_ACT_KIND, TCA_ACT_OPTIONS, TCA_MIRRED_PARMS = 1, 2, 2
+TCA_EGRESS_REDIR = 1
+_MIRRED = struct.Struct(
+    "=IIiiiiI"
+)  # tc_gen (index, capab, action, refcnt, bindcnt), eaction, ifindex
+
+
+def redirect_target(data: bytes) -> int | None:
+    """The ifindex an ingress filter's ``mirred egress redirect`` sends packets to.
+
+    Whatever the classifier (u32, matchall, flower, bpf), its actions are nested
+    attributes holding ``TCA_ACT_KIND "mirred"``: found by walking the nesting a
+    few levels deep rather than by knowing every classifier's layout. The first
+    redirect found wins (netlens puts one; more is someone else's design).
+    """
+    if b"mirred\0" not in data:
+        return None
+    size = len(data)
+    for typ, _flags, start, msg_end in iter_messages(data):
+        end = min(msg_end, size)
+        if typ != RTM_NEWTFILTER or end - start < _TCMSG.size:
+            continue
+        found = _find_mirred(data, start + _TCMSG.size, end, 0)
+        if found is not None:
+            return found
+    return None
+
+
+def _find_mirred(data: bytes, off: int, end: int, depth: int) -> int | None:
+    if depth > 5:
+        return None
+    a = _attrs(data, off, end)
+    kind = a.get(TCA_ACT_KIND)
+    if kind is not None and data[kind[0] : kind[1]].split(b"\0", 1)[0] == b"mirred":
+        opts = a.get(TCA_ACT_OPTIONS)
+        parms = _attrs(data, *opts).get(TCA_MIRRED_PARMS) if opts else None
+        if parms and parms[1] - parms[0] >= _MIRRED.size:
+            *_, eaction, ifindex = _MIRRED.unpack_from(data, parms[0])
+            if eaction == TCA_EGRESS_REDIR:
+                return int(ifindex)
+        return None
+    for start, stop in a.values():
+        if stop - start >= 4:
+            found = _find_mirred(data, start, stop, depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
 def _int(v: int | float | None) -> int | None:
     return None if v is None else int(v)
 

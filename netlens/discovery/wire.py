@@ -50,6 +50,10 @@ RTM_NEWRULE = 32
 RTM_GETRULE = 34
 RTM_NEWQDISC = 36
 RTM_GETQDISC = 38
+RTM_NEWTFILTER = 44
+RTM_GETTFILTER = 46
+TC_H_CLSACT_INGRESS = 0xFFFFFFF2
+"""tc's "ingress" parent: the filters of an ingress qdisc, or of clsact's ingress hook."""
 RTM_NEWNETCONF = 80
 RTM_GETNETCONF = 82
 RTM_NEWNSID = 88
@@ -129,8 +133,18 @@ def message(msg_type: int, flags: int, seq: int, body: bytes) -> bytes:
     return _HDR.pack(16 + len(body), msg_type, flags, seq, 0) + body
 
 
+TFILTER = "tfilter:"
+"""Prefix of a per-device request, ``tfilter:<ifindex>``: the ingress filters of one
+interface (the kernel dumps filters per device only). Asked in a later round, for
+interfaces that have an ingress qdisc."""
+
+
 def dump_request(name: str, seq: int = 1) -> bytes:
-    """The dump request for one of :data:`REQUESTS` (``link``, ``addr``, ...)."""
+    """The dump request for one of :data:`REQUESTS` (``link``, ``addr``, ...) or a
+    ``tfilter:<ifindex>``."""
+    if name.startswith(TFILTER):
+        body = _TCMSG.pack(AF_UNSPEC, int(name[len(TFILTER) :]), 0, TC_H_CLSACT_INGRESS, 0)
+        return message(RTM_GETTFILTER, _DUMP_FLAGS, seq, body)
     msg_type, family = REQUESTS[name]
     if msg_type == RTM_GETLINK:
         body = _IFINFO.pack(family, 0, 0, 0, 0)

@@ -164,6 +164,7 @@ def _tc(t: TrafficControl | None) -> dict[str, Any] | None:
         "corrupt_pct": t.corrupt_pct,
         "duplicate_pct": t.duplicate_pct,
         "ingress": t.ingress,
+        "ingress_to": t.ingress_to,
     }
 
 
@@ -999,6 +1000,7 @@ _r_tc = _reader(
     _o("corrupt_pct", _FLOAT),
     _o("duplicate_pct", _FLOAT),
     _f("ingress", _BOOL, False),
+    _o("ingress_to", _INT),
 )
 _r_interface = _reader(
     Interface,

@@ -153,8 +153,8 @@ class TrafficControl:
     ``netem``; the quiet defaults such as noqueue or fq_codel are left out). The
     numbers are what those qdiscs apply; None when not set. ``ingress`` is true
     when an ingress or clsact qdisc is attached: what arrives may be filtered or
-    redirected (netlens shapes ingress by redirecting to an ifb device, which
-    then carries its own TrafficControl).
+    redirected; ``ingress_to`` names where (netlens shapes ingress by redirecting
+    to an ifb device, which then carries its own TrafficControl).
     """
 
     kinds: tuple[str, ...] = ()
@@ -165,6 +165,9 @@ class TrafficControl:
     corrupt_pct: float | None = None
     duplicate_pct: float | None = None
     ingress: bool = False
+    ingress_to: int | None = None
+    """ifindex (same namespace) an ingress filter redirects arriving packets to with
+    mirred: an ifb whose own ``tc`` then shapes what this interface receives."""
 
     def summary(self) -> str:
         """``10mbit 20ms~5ms loss 1%``: the settings in one short phrase for views."""

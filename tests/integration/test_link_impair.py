@@ -148,14 +148,14 @@ def _qdiscs(pid: int) -> str:
 
 
 def _dumped(container: str, ifname: str) -> list[dict[str, Any]]:
-    """``ifname`` of ``container`` as ``netlens dump --json`` reports it."""
+    """``ifname`` of ``container`` as ``netlens dump --json`` reports it ("": all)."""
     dump = subprocess.run(
         [sys.executable, "-m", "netlens", "dump", "--json", "--container", container],
         capture_output=True, text=True, env={**os.environ, "NETLENS_NO_LOG": "1"},
     )  # fmt: skip
     assert dump.returncode == 0, dump.stderr
     doc = json.loads(dump.stdout)
-    return [i for n in doc["namespaces"] for i in n["interfaces"] if i["name"] == ifname]
+    return [i for n in doc["namespaces"] for i in n["interfaces"] if ifname in ("", i["name"])]
 
 
 def _show(lab: str) -> list[dict[str, Any]]:
@@ -192,6 +192,13 @@ def test_rate_limits_both_directions_as_measured_by_iperf3(
     assert 0.75 <= back / 5_000_000 <= 1.05, back
     (row,) = _show(spec.name)
     assert row["egress"] == {"rate": 10_000_000} and row["ingress"] == {"rate": 5_000_000}
+    # the dump follows the ingress redirect to the ifb and its rate
+    (p2p0,) = _dumped(lab_ops.node_name(spec.name, "a"), "p2p0")
+    assert p2p0["tc"]["ingress"] and p2p0["tc"]["ingress_to"] is not None
+    ifb = [i for i in _dumped(lab_ops.node_name(spec.name, "a"), "") if i["kind"] == "ifb"]
+    assert [(i["ifindex"], i["tc"]["rate_bps"]) for i in ifb] == [
+        (p2p0["tc"]["ingress_to"], 5_000_000)
+    ]
 
     assert _cli("link", "reset", f"{spec.name}:a:p2p0") == 0
     assert _show(spec.name) == []

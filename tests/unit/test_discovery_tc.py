@@ -123,3 +123,18 @@ def test_truncated_messages_do_not_raise() -> None:
     data = _qdisc(2, "tbf", 0x4E4C0000, ROOT, _tbf(125_000))
     for cut in range(0, len(data), 7):
         parse_qdiscs(data[:cut])  # never an exception, whatever survives
+
+
+def test_the_ingress_redirect_target_is_found_in_the_filter_actions() -> None:
+    """A u32 filter with a mirred egress redirect, encoded as netlens's link control
+    sends it (RTM_NEWTFILTER, the layout the kernel dumps it back in)."""
+    from netlens.discovery.tc import redirect_target
+    from netlens_runtime.linkctl import compile_requests, redirect_requests
+
+    (raw,) = compile_requests(redirect_requests(5, 9, add_qdisc=False))
+    assert redirect_target(raw + _done()) == 9
+    assert redirect_target(_done()) is None
+    # a mirror (not a redirect) of the same filter shapes nothing
+    mirror = raw.replace(struct.pack("=iI", 1, 9), struct.pack("=iI", 2, 9))
+    assert mirror != raw
+    assert redirect_target(mirror + _done()) is None
