@@ -393,3 +393,24 @@ def test_link_down_pulls_both_ends_and_up_brings_routes_back(
     assert _operstate(None, host_end) == "up"
     # the carrier comes back asynchronously: routes may still say linkdown for a moment
     assert _in(a, ["ip", "route"]).stdout.replace(" linkdown", "") == routes
+
+
+# ------------------------------------------------------------ lab up --nodes
+
+
+def test_lab_up_builds_only_the_named_nodes(
+    labstate: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "lk.yaml"
+    path.write_text(LAB.format(o=OCTET, extra=IMPAIRED.format(o=OCTET)))
+    name = f"lk{RUN_TAG}s"
+    assert _cli("lab", "up", str(path), "--name", name, "--nodes", "b") == 0
+    err = capsys.readouterr().err
+    assert "leaves out link a:p2p0 - b:p2p0" in err and "route 10." in err
+    nodes = {c["labels"]["netlens.lab.node"] for c in api.list_containers()}
+    assert nodes == {"b"}
+    (b,) = [int(c["pid"]) for c in api.list_containers()]
+    assert "p2p0" not in _in(b, ["ip", "-o", "link"]).stdout
+    # b's own impairment (its eth0) came along; the dropped link's did not
+    assert [r["target"] for r in _show(name)] == [f"{name}:b:eth0"]
+    assert lab_ops.lab_down(name) == []
