@@ -332,15 +332,21 @@ def _set(t: Target, spec: ImpairSpec) -> dict[str, Any]:
         ingress = i0.merged(spec.changes) if "ingress" in dirs else i0
     except ImpairError as exc:
         raise BadInput(f"{t.label}: {exc}") from None
+    had_old = bool(old)
     try:
         made = _apply(t, egress, ingress, old)
     except BaseException:
-        if old and not old.get("made"):  # the restore failed too: nothing is left
-            impair.pop(t.ifname, None)
-        save(t)
+        if had_old:  # _restore put the old settings back (new "made"), or cleared them
+            if not old:
+                impair.pop(t.ifname, None)
+                if not impair:
+                    t.rec.pop("impair", None)
+            save(t)
         raise
     if egress.is_empty() and ingress.is_empty():
         impair.pop(t.ifname, None)
+        if not impair:
+            t.rec.pop("impair", None)
         entry: dict[str, Any] = {}
     else:
         entry = {"egress": egress.to_json(), "ingress": ingress.to_json(), "made": made}
@@ -376,10 +382,10 @@ def reset(target: str) -> str:
                 os.close(fd)
         else:  # not running: its own namespace is gone; tables elsewhere are not
             linkloss.forget([{"name": t.container, "impair": {t.ifname: old}}])
-        if impair.pop(t.ifname, None) is not None or "impair" in t.rec:
-            if not impair:
-                t.rec.pop("impair", None)
-            save(t)
+        impair.pop(t.ifname, None)
+        if not impair:
+            t.rec.pop("impair", None)
+        save(t)
     return t.label
 
 

@@ -414,3 +414,34 @@ def test_lab_up_builds_only_the_named_nodes(
     # b's own impairment (its eth0) came along; the dropped link's did not
     assert [r["target"] for r in _show(name)] == [f"{name}:b:eth0"]
     assert lab_ops.lab_down(name) == []
+
+
+@pytest.mark.parametrize("failures", [1, 99])
+def test_a_change_failing_half_way_puts_the_old_settings_back(
+    labstate: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failures: int
+) -> None:
+    """nft refuses the new loss table after the old tc and tables were cleared: the
+    old settings come back (once), or nothing is left, record included (always)."""
+    from netlens_runtime import linkloss
+    from netlens_runtime.errors import RuntimeFailure
+
+    spec, pids = _lab(tmp_path, f"h{failures}")
+    a, b = pids["a"], pids["b"]
+    target = f"{spec.name}:a:p2p0"
+    assert _cli("link", "set", target, "--rate", "10mbit", "--loss", "5%") == 0
+    before = (_qdiscs(a), _tables(a), _tables(b), _show(spec.name))
+    real, left = linkloss.run_nft, [failures]
+
+    def flaky(fd: int | None, script: str) -> None:
+        if "numgen" in script and left[0] > 0:
+            left[0] -= 1
+            raise RuntimeFailure("nft: injected failure")
+        real(fd, script)
+
+    monkeypatch.setattr(linkloss, "run_nft", flaky)
+    assert _cli("link", "set", target, "--rate", "20mbit", "--loss", "7%") == 1
+    after = (_qdiscs(a), _tables(a), _tables(b), _show(spec.name))
+    if failures == 1:
+        assert after == before
+    else:
+        assert "4e4c" not in after[0] and not after[1] and not after[2] and after[3] == []
