@@ -103,9 +103,18 @@ def _listening(pid: int, ip: str, port: int) -> bool:
 
 
 def _measure(
-    servers: list[subprocess.Popen[str]], src: int, dst: int, dst_ip: str, seconds: int = 3
+    servers: list[subprocess.Popen[str]],
+    src: int,
+    dst: int,
+    dst_ip: str,
+    seconds: int = 3,
+    udp_bps: int = 0,
 ) -> float:
-    """Received bits/s of one iperf3 TCP run from node ``src`` to ``dst_ip`` in ``dst``."""
+    """Received bits/s of one iperf3 run from node ``src`` to ``dst_ip`` in ``dst``: TCP,
+    or UDP sent at ``udp_bps``. Through a rate limit UDP sent well above it: on a
+    busy shared machine a starved TCP sender lets the shaper's queue run dry (one
+    run here measured 4 of 10 Mbit/s), while UDP keeps it full and measures the
+    shaper, not the scheduler."""
     srv = subprocess.Popen(
         ["nsenter", f"--net=/proc/{dst}/ns/net", "iperf3", "-s", "-1", "-B", dst_ip,
          "-p", str(PORT)],
@@ -116,7 +125,8 @@ def _measure(
     while not _listening(dst, dst_ip, PORT):
         assert srv.poll() is None and time.monotonic() < deadline, "iperf3 server did not start"
         time.sleep(0.05)
-    res = _in(src, ["iperf3", "-c", dst_ip, "-p", str(PORT), "-t", str(seconds), "-J"])
+    udp = ["-u", "-b", str(udp_bps)] if udp_bps else []
+    res = _in(src, ["iperf3", "-c", dst_ip, "-p", str(PORT), "-t", str(seconds), *udp, "-J"])
     assert res.returncode == 0, res.stdout[-500:] + res.stderr
     srv.wait(timeout=10)
     return float(json.loads(res.stdout)["end"]["sum_received"]["bits_per_second"])
@@ -178,7 +188,7 @@ def test_rate_limits_both_directions_as_measured_by_iperf3(
 
     assert _cli("link", "set", f"{spec.name}:a:p2p0", "--rate", "10mbit", "--direction",
                 "egress") == 0  # fmt: skip
-    out = _measure(servers, a, b, b_ip)
+    out = _measure(servers, a, b, b_ip, udp_bps=40_000_000)
     assert 0.75 <= out / 10_000_000 <= 1.05, out
     assert "tbf 4e4c: dev p2p0 root" in _qdiscs(a)
     # the inspector reads it back from the kernel, like anyone's tc
@@ -188,7 +198,7 @@ def test_rate_limits_both_directions_as_measured_by_iperf3(
     # ingress of the same interface: what b sends to a, through the ifb
     assert _cli("link", "set", f"{spec.name}:a:p2p0", "--rate", "5mbit", "--direction",
                 "ingress") == 0  # fmt: skip
-    back = _measure(servers, b, a, a_ip)
+    back = _measure(servers, b, a, a_ip, udp_bps=20_000_000)
     assert 0.75 <= back / 5_000_000 <= 1.05, back
     (row,) = _show(spec.name)
     assert row["egress"] == {"rate": 10_000_000} and row["ingress"] == {"rate": 5_000_000}
