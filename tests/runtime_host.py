@@ -15,8 +15,9 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 
 @contextlib.contextmanager
@@ -48,6 +49,7 @@ def teardown_state(state_dir: Path) -> list[str]:
         from netlens_runtime import api, cgroups, lab_ops, nat, state
 
         problems: list[str] = []
+        host_tables = _host_loss_tables(state.load_containers().values())
         for rec in lab_ops.list_labs():
             try:
                 problems += [f"lab {rec.name}: {p}" for p in lab_ops.lab_down(rec.name)]
@@ -71,6 +73,11 @@ def teardown_state(state_dir: Path) -> list[str]:
                     os.kill(pid, 9)
                 if cgroups.remove(dirs, wait=5):
                     problems.append(f"cgroup {leaf} left")
+        for table in sorted(host_tables):  # linkloss.forget must have removed them
+            listed = subprocess.run(["nft", "list", "table", "netdev", table], capture_output=True)
+            if listed.returncode == 0:
+                subprocess.run(["nft", "delete", "table", "netdev", table], capture_output=True)
+                problems.append(f"nft table netdev {table} left")
         table = nat.table_name()
         listed = subprocess.run(["nft", "list", "table", "ip", table], capture_output=True)
         if listed.returncode == 0:
@@ -78,6 +85,19 @@ def teardown_state(state_dir: Path) -> list[str]:
             problems.append(f"nft table {table} left")
     shutil.rmtree(state_dir, ignore_errors=True)
     return problems
+
+
+def _host_loss_tables(recs: Iterable[dict[str, Any]]) -> set[str]:
+    """The host-side loss tables (``netlens link``) the containers' records list."""
+    from netlens_runtime import linkloss
+
+    return {
+        str(made["table"])
+        for rec in recs
+        for entry in (rec.get("impair") or {}).values()
+        for made in (entry.get("made") or {}).get("loss", [])
+        if made.get("where") == linkloss.HOST
+    }
 
 
 def wait_idle(limit: float = 0.1, timeout: float = 10.0) -> None:

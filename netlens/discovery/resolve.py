@@ -18,6 +18,7 @@ the same namespace (no LINK_NETNSID) or have vanished mid-walk (``peer=None``,
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import gc
 import time
@@ -29,7 +30,9 @@ from netlens.discovery.netlink import positional_builder as positional_builder
 from netlens.discovery.nsfind import NsHandle
 from netlens.discovery.server import is_physical, link_driver, link_speed, read_server
 from netlens.discovery.sources import NetlinkSource, ProcSource
+from netlens.discovery.tc import parse_qdiscs, redirect_target
 from netlens.discovery.wire import FIRST_ROUND as FIRST_ROUND  # requests per namespace
+from netlens.discovery.wire import TFILTER
 from netlens.errors import DiscoveryError
 from netlens.model import (
     Address,
@@ -44,6 +47,7 @@ from netlens.model import (
     Route,
     Rule,
     Snapshot,
+    TrafficControl,
     VethPair,
 )
 
@@ -52,6 +56,9 @@ _new_netns = positional_builder(Netns)
 
 _LOWER_KINDS = frozenset({"vlan", "macvlan", "macvtap", "ipvlan", "ipvtap", "vxlan"})
 _NEEDS_FDB = frozenset({"bridge", "vxlan"})
+OPTIONAL = frozenset({"qdisc"})
+"""Requests whose failure is no error of the namespace: a kernel without traffic
+control (or a fixture recorded before netlens read it) simply has no qdiscs."""
 
 
 @dataclass(slots=True)
@@ -67,6 +74,7 @@ class NsData:
     neighbours: list[Neighbour] = field(default_factory=list)
     fdb: list[FdbEntry] = field(default_factory=list)
     sysctls: dict[str, str] = field(default_factory=dict)
+    tc: dict[int, TrafficControl] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     readable: bool = True
 
@@ -91,10 +99,25 @@ def _replies(
         data = got.get(r)
         if isinstance(data, (bytes, nl.Decoded)):
             out[r] = data
+        elif r in OPTIONAL or r.startswith(TFILTER):
+            continue
         else:
             err = data if data is not None else OSError(errno.EIO, "no reply")
             ns.errors.append(f"{r}: {err.strerror or err}")
     return out
+
+
+def _ingress_redirects(src: NetlinkSource, ns: NsData) -> None:
+    """Where each ingress qdisc's filters redirect arriving packets (an ifb that
+    shapes them, for ``netlens link``'s ingress): one filter dump per such device."""
+    names = tuple(f"{TFILTER}{i}" for i, tc in sorted(ns.tc.items()) if tc.ingress)
+    got = _replies(src, ns, names)
+    for name in names:
+        raw = got.get(name)
+        target = redirect_target(raw) if isinstance(raw, bytes) else None
+        if target is not None:
+            index = int(name[len(TFILTER) :])
+            ns.tc[index] = dataclasses.replace(ns.tc[index], ingress_to=target)
 
 
 def read_namespaces(
@@ -138,6 +161,11 @@ def read_namespaces(
         raw = got.get("neigh")
         if isinstance(raw, bytes):
             ns.neighbours = nl.parse_neighbours(raw, names)
+        raw = got.get("qdisc")
+        if isinstance(raw, bytes):
+            ns.tc = parse_qdiscs(raw)
+            if any(tc.ingress for tc in ns.tc.values()):
+                _ingress_redirects(src, ns)
         kinds = {rec.kind for rec in ns.links}
         if "bridge" in kinds:
             bridged.append(ns.handle.inode)
@@ -400,6 +428,7 @@ def _build(
                     link_driver(proc, rec.name) if is_uplink else None,
                     rec.counters,
                     owners.get(rec.name) if rec.kind == "bridge" else None,
+                    ns.tc.get(rec.ifindex) if ns.tc else None,
                 )
             )
         vrfs = tuple(

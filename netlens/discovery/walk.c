@@ -137,7 +137,7 @@ static void write_all(int fd, const unsigned char *p, size_t n)
 }
 
 /* --- requests (wire.REQUESTS, wire.NETCONF) ------------------------------------ */
-enum { R_LINK, R_ADDR, R_ROUTE, R_RULE, R_NEIGH, R_FDB, R_NETCONF, R_COUNT };
+enum { R_LINK, R_ADDR, R_ROUTE, R_RULE, R_NEIGH, R_FDB, R_QDISC, R_NETCONF, R_COUNT };
 
 static const struct {
     const char *name;
@@ -151,6 +151,7 @@ static const struct {
     [R_RULE] = {"rule", RTM_GETRULE, AF_UNSPEC, 0},
     [R_NEIGH] = {"neigh", RTM_GETNEIGH, AF_UNSPEC, 0},
     [R_FDB] = {"fdb", RTM_GETNEIGH, AF_BRIDGE, 0},
+    [R_QDISC] = {"qdisc", RTM_GETQDISC, AF_UNSPEC, 0},
     [R_NETCONF] = {"netconf", RTM_GETNETCONF, 0, 0},
 };
 
@@ -161,14 +162,16 @@ static void put_hdr(struct nlw_buf *b, uint32_t len, uint16_t type, uint16_t fla
 }
 
 /* wire.dump_request: the header plus the family's fixed struct, all zero but
- * the family (ifinfomsg 16 bytes, ifaddrmsg 8, rtmsg/fib_rule_hdr 12, ndmsg 12). */
+ * the family (ifinfomsg 16 bytes, ifaddrmsg 8, rtmsg/fib_rule_hdr 12, ndmsg 12,
+ * tcmsg 20). */
 static void put_dump_request(struct nlw_buf *b, int r, uint32_t seq)
 {
-    unsigned char body[16] = {0};
+    unsigned char body[20] = {0};
     size_t blen;
     switch (REQ[r].type) {
     case RTM_GETLINK: blen = 16; break;
     case RTM_GETADDR: blen = 8; break;
+    case RTM_GETQDISC: blen = 20; break;
     default: blen = 12; break;
     }
     body[0] = REQ[r].family;

@@ -48,6 +48,12 @@ RTM_NEWNEIGH = 28
 RTM_GETNEIGH = 30
 RTM_NEWRULE = 32
 RTM_GETRULE = 34
+RTM_NEWQDISC = 36
+RTM_GETQDISC = 38
+RTM_NEWTFILTER = 44
+RTM_GETTFILTER = 46
+TC_H_CLSACT_INGRESS = 0xFFFFFFF2
+"""tc's "ingress" parent: the filters of an ingress qdisc, or of clsact's ingress hook."""
 RTM_NEWNETCONF = 80
 RTM_GETNETCONF = 82
 RTM_NEWNSID = 88
@@ -75,6 +81,7 @@ REQUESTS: dict[str, tuple[int, int]] = {
     "rule": (RTM_GETRULE, AF_UNSPEC),
     "neigh": (RTM_GETNEIGH, AF_UNSPEC),
     "fdb": (RTM_GETNEIGH, AF_BRIDGE),
+    "qdisc": (RTM_GETQDISC, AF_UNSPEC),
 }
 NETCONF = "netconf"
 """Pseudo-request: three RTM_GETNETCONF gets (IPv4 all and default, IPv6 all).
@@ -85,7 +92,7 @@ namespaces (every namespace's sysctl dentries share one hash chain), netlink a
 few microseconds."""
 NETCONF_QUERIES = ((AF_INET, -1), (AF_INET, -2), (AF_INET6, -1))
 
-FIRST_ROUND = ("rule", "neigh", NETCONF, "link", "addr", "route")
+FIRST_ROUND = ("rule", "neigh", "qdisc", NETCONF, "link", "addr", "route")
 """Requests per namespace, in the order that lets the kernel serve most of them
 from one send (short dumps that finish in one part first). Defined here, not in
 the resolver, so the helper process can be started before the model is imported."""
@@ -98,6 +105,7 @@ _IFADDR = struct.Struct("=BBBBI")  # family, prefixlen, flags, scope, index
 _RTMSG = struct.Struct("=BBBBBBBBI")  # family dst_len src_len tos table proto scope type flags
 _RULE = struct.Struct("=BBBBBBBBI")  # family dst_len src_len tos table res1 res2 action flags
 _NDMSG = struct.Struct("=BxxxiHBB")  # family, ifindex, state, flags, type
+_TCMSG = struct.Struct("=BxxxiIII")  # family, ifindex, handle, parent, info
 _RTNH = struct.Struct("=HBBi")  # rtnexthop: len, flags, hops, ifindex
 _U8 = struct.Struct("=B")
 _U16 = struct.Struct("=H")
@@ -125,8 +133,18 @@ def message(msg_type: int, flags: int, seq: int, body: bytes) -> bytes:
     return _HDR.pack(16 + len(body), msg_type, flags, seq, 0) + body
 
 
+TFILTER = "tfilter:"
+"""Prefix of a per-device request, ``tfilter:<ifindex>``: the ingress filters of one
+interface (the kernel dumps filters per device only). Asked in a later round, for
+interfaces that have an ingress qdisc."""
+
+
 def dump_request(name: str, seq: int = 1) -> bytes:
-    """The dump request for one of :data:`REQUESTS` (``link``, ``addr``, ...)."""
+    """The dump request for one of :data:`REQUESTS` (``link``, ``addr``, ...) or a
+    ``tfilter:<ifindex>``."""
+    if name.startswith(TFILTER):
+        body = _TCMSG.pack(AF_UNSPEC, int(name[len(TFILTER) :]), 0, TC_H_CLSACT_INGRESS, 0)
+        return message(RTM_GETTFILTER, _DUMP_FLAGS, seq, body)
     msg_type, family = REQUESTS[name]
     if msg_type == RTM_GETLINK:
         body = _IFINFO.pack(family, 0, 0, 0, 0)
@@ -134,6 +152,8 @@ def dump_request(name: str, seq: int = 1) -> bytes:
         body = _IFADDR.pack(family, 0, 0, 0, 0)
     elif msg_type in (RTM_GETROUTE, RTM_GETRULE):
         body = _RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)
+    elif msg_type == RTM_GETQDISC:
+        body = _TCMSG.pack(family, 0, 0, 0, 0)
     else:
         body = _NDMSG.pack(family, 0, 0, 0, 0)
     return message(msg_type, _DUMP_FLAGS, seq, body)

@@ -49,6 +49,7 @@ from netlens.model.types import (
     Rule,
     Server,
     Snapshot,
+    TrafficControl,
     VethPair,
     VlanInfo,
     VxlanInfo,
@@ -151,6 +152,22 @@ def _vxlan(v: VxlanInfo | None) -> dict[str, Any] | None:
     }
 
 
+def _tc(t: TrafficControl | None) -> dict[str, Any] | None:
+    if t is None:
+        return None
+    return {
+        "kinds": list(t.kinds),
+        "rate_bps": t.rate_bps,
+        "delay_us": t.delay_us,
+        "jitter_us": t.jitter_us,
+        "loss_pct": t.loss_pct,
+        "corrupt_pct": t.corrupt_pct,
+        "duplicate_pct": t.duplicate_pct,
+        "ingress": t.ingress,
+        "ingress_to": t.ingress_to,
+    }
+
+
 def _interface(i: Interface) -> dict[str, Any]:
     vlan = i.vlan
     bond = i.bond
@@ -184,6 +201,7 @@ def _interface(i: Interface) -> dict[str, Any]:
         "driver": i.driver,
         "counters": _counters(i.counters),
         "network": i.network,
+        "tc": _tc(i.tc),
     }
 
 
@@ -578,8 +596,13 @@ def _w_Interface(o: Interface, c: dict[int, str]) -> str:
         f',"driver":{"null" if o.driver is None else _esc(o.driver)}'
         f',"counters":{"null" if o.counters is None else _w_Counters(o.counters, c)}'
         f',"network":{"null" if o.network is None else _esc(o.network)}'
+        f',"tc":{"null" if o.tc is None else _w_tc(o.tc)}'
         "}"
     )
+
+
+def _w_tc(t: TrafficControl) -> str:
+    return json.dumps(_tc(t), separators=(",", ":"))  # rare: a few interfaces per host
 
 
 def _w_NextHop(o: NextHop, c: dict[int, str]) -> str:
@@ -971,6 +994,18 @@ _r_vxlan = _reader(
     _o("underlay", _INT),
     _o("learning", _BOOL),
 )
+_r_tc = _reader(
+    TrafficControl,
+    _f("kinds", _STRS, ()),
+    _o("rate_bps", _INT),
+    _o("delay_us", _INT),
+    _o("jitter_us", _INT),
+    _o("loss_pct", _FLOAT),
+    _o("corrupt_pct", _FLOAT),
+    _o("duplicate_pct", _FLOAT),
+    _f("ingress", _BOOL, False),
+    _o("ingress_to", _INT),
+)
 _r_interface = _reader(
     Interface,
     _f("netns", _STR),
@@ -1001,6 +1036,7 @@ _r_interface = _reader(
     _o("driver", _STR),
     _o("counters", _OBJ, _r_counters),
     _o("network", _STR),
+    _o("tc", _OBJ, _r_tc),
 )
 _r_nexthop = _reader(
     NextHop, _o("gateway", _STR), _o("ifindex", _INT), _o("dev", _STR), _f("weight", _INT, 1)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 """Version of the dump schema (netlens/model/schema.json). Bump the major part
 when a field changes meaning or disappears, the minor part when one is added."""
 
@@ -146,6 +146,61 @@ class MacvlanInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class TrafficControl:
+    """What an interface's qdiscs do to what it sends (``tc qdisc show``).
+
+    ``kinds`` are the shaping qdiscs of the egress tree, root first (``tbf``,
+    ``netem``; the quiet defaults such as noqueue or fq_codel are left out). The
+    numbers are what those qdiscs apply; None when not set. ``ingress`` is true
+    when an ingress or clsact qdisc is attached: what arrives may be filtered or
+    redirected; ``ingress_to`` names where (netlens shapes ingress by redirecting
+    to an ifb device, which then carries its own TrafficControl).
+    """
+
+    kinds: tuple[str, ...] = ()
+    rate_bps: int | None = None
+    delay_us: int | None = None
+    jitter_us: int | None = None
+    loss_pct: float | None = None
+    corrupt_pct: float | None = None
+    duplicate_pct: float | None = None
+    ingress: bool = False
+    ingress_to: int | None = None
+    """ifindex (same namespace) an ingress filter redirects arriving packets to with
+    mirred: an ifb whose own ``tc`` then shapes what this interface receives."""
+
+    def summary(self) -> str:
+        """``10mbit 20ms~5ms loss 1%``: the settings in one short phrase for views."""
+        words: list[str] = []
+        if self.rate_bps:
+            words.append(_rate_text(self.rate_bps))
+        if self.delay_us:
+            delay = _us_text(self.delay_us)
+            words.append(f"{delay}~{_us_text(self.jitter_us)}" if self.jitter_us else delay)
+        for name, value in (
+            ("loss", self.loss_pct),
+            ("corrupt", self.corrupt_pct),
+            ("dup", self.duplicate_pct),
+        ):
+            if value:
+                words.append(f"{name} {value:g}%")
+        if not words:
+            words.append("+".join(self.kinds) if self.kinds else "ingress filter")
+        return " ".join(words)
+
+
+def _rate_text(bps: int) -> str:
+    for unit, scale in (("gbit", 10**9), ("mbit", 10**6), ("kbit", 10**3)):
+        if bps >= scale:
+            return f"{bps / scale:g}{unit}"
+    return f"{bps}bit"
+
+
+def _us_text(us: int) -> str:
+    return f"{us / 1000:g}ms" if us >= 1000 else f"{us}us"
+
+
+@dataclass(frozen=True, slots=True)
 class Interface:
     """One link in one namespace (``ip -d link``), with its addresses."""
 
@@ -180,6 +235,9 @@ class Interface:
     # ``demo-lan``, Docker's ``bridge`` for docker0, a Podman network): the name
     # users know it by, where the kernel only knows ``nlb827cbd6c2a`` or ``br-3f2a...``.
     network: str | None = None
+    # Shaping or impairment on the interface (a rate, netem's delay/loss...); None
+    # when only the default queueing runs. Since schema 1.2.
+    tc: TrafficControl | None = None
 
     @property
     def ref(self) -> IfRef:

@@ -35,6 +35,7 @@ ROLES = (
     "rate-low",
     "rate-mid",
     "rate-high",
+    "impaired",
 )
 BASE_KEYS = (
     "primary",
@@ -70,6 +71,7 @@ DEFAULT_ROLES: dict[str, str] = {
     "rate-low": "#5fd787",
     "rate-mid": "#ffcc66",
     "rate-high": "#ff5f5f",
+    "impaired": "#ff87d7",
 }
 
 

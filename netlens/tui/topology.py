@@ -70,6 +70,61 @@ def _cidrs(itf: Interface) -> str:
     return " ".join(a.cidr for a in itf.addresses if a.scope != "host")
 
 
+IMPAIRED = "≈"
+"""Marks a link whose qdiscs shape or impair it (``Interface.tc``, read from the kernel)."""
+
+
+def egress_text(itf: Interface | None) -> str:
+    """What ``itf``'s own qdiscs do to what it sends ("" when nothing shapes it)."""
+    tc = itf.tc if itf is not None else None
+    if tc is None or not (tc.kinds or not tc.ingress):
+        return ""
+    return tc.summary()
+
+
+def ingress_text(idx: SnapshotIndex, itf: Interface | None) -> str:
+    """What shapes what ``itf`` receives: the tc of the device (an ifb) its ingress
+    filter redirects to; "" when nothing does."""
+    tc = itf.tc if itf is not None else None
+    if itf is None or tc is None or not tc.ingress_to:
+        return ""
+    target = idx.ifaces.get(f"{itf.netns}/{tc.ingress_to}")
+    return target.tc.summary() if target is not None and target.tc is not None else ""
+
+
+def redirect_targets(ns: Netns) -> set[int]:
+    """ifindexes of the devices (ifbs) other interfaces of ``ns`` redirect ingress to."""
+    return {i.tc.ingress_to for i in ns.interfaces if i.tc and i.tc.ingress_to}
+
+
+def shaping_text(idx: SnapshotIndex, itf: Interface) -> str:
+    """``10mbit 20ms, in 2mbit``: both directions of one interface ("" when none)."""
+    out, into = egress_text(itf), ingress_text(idx, itf)
+    if into:
+        into = f"in {into}"
+    elif itf.tc is not None and itf.tc.ingress:
+        into = "ingress filter"
+    return ", ".join(w for w in (out, into) if w)
+
+
+def p2p_impairment(
+    a: Interface | None,
+    b: Interface | None,
+    a_name: str,
+    b_name: str,
+    idx: SnapshotIndex | None = None,
+) -> str:
+    """``≈ r1→r2 10mbit 20ms · r2→r1 loss 1%``: what each direction of the cable
+    suffers (the sender's egress, then the receiver's ingress), "" when nothing."""
+    parts = []
+    for src, dst, s_name, d_name in ((a, b, a_name, b_name), (b, a, b_name, a_name)):
+        said = [egress_text(src), ingress_text(idx, dst) if idx is not None else ""]
+        said = [w for w in said if w]
+        if said:
+            parts.append(f"{s_name}→{d_name} {' + '.join(said)}")
+    return f"{IMPAIRED} {' · '.join(parts)}" if parts else ""
+
+
 @dataclass
 class ViewState:
     """What the user asked for: collapsed bridges, a filter, a focused node."""
@@ -224,17 +279,19 @@ def build_layout(
             y = len(lay.lines)
             lay.regions.append(Region(a_ns, "vrf", y, INDENT))
             lay.regions.append(Region(b_ns, "vrf", y, INDENT + len(la) + 12))
-            lay.add(
-                [
-                    Span(" " * INDENT, "role:muted"),
-                    Span(la, "role:vrf", a_ns),
-                    Span(" ──────── ", "wire", None, ("veth_pairs", link.pair, None)),
-                    Span("  ", "role:muted"),
-                    Span(lb, "role:vrf", b_ns),
-                    Span("  ", "role:muted"),
-                    Span(" " * 10, "rate", None, ("veth_pairs", link.pair, None)),
-                ]
-            )
+            spans = [
+                Span(" " * INDENT, "role:muted"),
+                Span(la, "role:vrf", a_ns),
+                Span(" ──────── ", "wire", None, ("veth_pairs", link.pair, None)),
+                Span("  ", "role:muted"),
+                Span(lb, "role:vrf", b_ns),
+                Span("  ", "role:muted"),
+                Span(" " * 10, "rate", None, ("veth_pairs", link.pair, None)),
+            ]
+            mark = p2p_impairment(ia, ib, idx.ns_label(a_ns), idx.ns_label(b_ns), idx)
+            if mark:
+                spans.append(Span(f"  {mark}", "role:impaired"))
+            lay.add(spans)
 
     # -- VRFs on no bridge ----------------------------------------------------------------
     loose = [
@@ -281,15 +338,35 @@ def build_layout(
     return lay
 
 
-def _box_lines(idx: SnapshotIndex, ns: Netns, bridge: str | None) -> list[str]:
-    """Two content lines of a VRF box: its interfaces, addresses and far ends.
+def _box_lines(idx: SnapshotIndex, ns: Netns, bridge: str | None) -> list[tuple[str, str]]:
+    """Two content lines of a VRF box with their roles: its interfaces, addresses and
+    far ends; the second says what shapes or impairs the box's links, if anything does."""
+    lines = _box_text(idx, ns, bridge)
+    plumbing = redirect_targets(ns)
+    shaped = [
+        (i, text)
+        for i in ns.interfaces
+        if i.tc is not None and i.kind != "loopback" and i.ifindex not in plumbing
+        for text in (shaping_text(idx, i),)
+        if text
+    ]
+    if shaped:
+        more = f" (+{len(shaped) - 1})" if len(shaped) > 1 else ""
+        text = f"{IMPAIRED} {terminal(shaped[0][0].name)} {shaped[0][1]}{more}"
+        return [(lines[0], "role:address"), (text, "role:impaired")]
+    return [(text, "role:address") for text in lines]
+
+
+def _box_text(idx: SnapshotIndex, ns: Netns, bridge: str | None) -> list[str]:
+    """A VRF box's interfaces, addresses and far ends, two lines.
 
     Under a bridge the interface cabled to that bridge comes first: a router with a
     leg on several bridges showed its first interface under each of them, and the
     one that really sat on the bridge was often never drawn.
     """
     out: list[str] = []
-    ifs = [i for i in ns.interfaces if i.kind != "loopback"]
+    plumbing = redirect_targets(ns)  # ifbs shaping another interface's ingress
+    ifs = [i for i in ns.interfaces if i.kind != "loopback" and i.ifindex not in plumbing]
     if bridge is not None:
         here = {a.inside for a in idx.attachments.get(ns.id, []) if a.bridge == bridge}
         ifs.sort(key=lambda i: i.ref.key not in here)  # stable: the rest keep their order
@@ -353,12 +430,12 @@ def _grid(
                 Span("─" * (inner - 1 - len(head)) + "┐", role, ns_id),
                 sep,
             ]
-            for k, text in enumerate(_box_lines(idx, ns, bridge)):
+            for k, (text, text_role) in enumerate(_box_lines(idx, ns, bridge)):
                 mids[k] += [
                     Span("│", role, ns_id),
                     Span(
                         _pad(" " + text, inner),
-                        "role:vanished" if vanished else "role:address",
+                        "role:vanished" if vanished else text_role,
                         ns_id,
                     ),
                     Span("│", role, ns_id),

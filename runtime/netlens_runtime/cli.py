@@ -222,6 +222,9 @@ def _add_commands(sub: Any) -> None:
         hook = getattr(lab, "add_commands", None)
         if hook is not None:
             hook(sub)
+    from netlens_runtime import link_cli
+
+    link_cli.add_commands(sub)
 
 
 def _need_sub(args: argparse.Namespace) -> int:

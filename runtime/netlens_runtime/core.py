@@ -944,6 +944,10 @@ def remove_containers(names_: list[str], force: bool = True) -> None:
         # Their namespaces would take the host veths along, but later and
         # asynchronously: delete them now so the names are free when we return.
         delete_links([str(r["host_veth"]) for r in recs if r.get("host_veth")])
+        if any(r.get("impair") for r in recs):  # loss rules outside their namespaces
+            from netlens_runtime import linkloss
+
+            linkloss.forget(recs)
         networks = state.load_networks()
         touched: set[str] = set()
         published = False

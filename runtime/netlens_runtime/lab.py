@@ -22,7 +22,11 @@ def add_commands(sub: Any) -> None:
     up = lab_sub.add_parser("up", help="validate a lab file and build it")
     up.add_argument("file", help="lab YAML file, or the name of a bundled lab (demo)")
     up.add_argument("--name", help="build it under another name")
-    up.add_argument("--nodes", type=int, help="grow the lab's 'count' groups to N nodes in all")
+    up.add_argument(
+        "--nodes",
+        metavar="N|A,B",
+        help="N: grow the lab's 'count' groups to N nodes in all; A,B: build only these nodes",
+    )
     up.set_defaults(func=_cmd_up)
     down = lab_sub.add_parser("down", help="remove a lab (by name or by its file)")
     down.add_argument("lab", help="lab name or lab file")
@@ -32,16 +36,33 @@ def add_commands(sub: Any) -> None:
     ls.set_defaults(func=_cmd_ls)
     check = lab_sub.add_parser("check", help="validate a lab file; build nothing")
     check.add_argument("file", help="lab YAML file, or the name of a bundled lab")
-    check.add_argument("--nodes", type=int, help="validate it grown to N nodes")
+    check.add_argument(
+        "--nodes", metavar="N|A,B", help="validate it grown to N nodes, or only these nodes"
+    )
     check.set_defaults(func=_cmd_check)
+
+
+def _load(args: argparse.Namespace, name: str | None = None) -> Any:
+    """The lab file, grown (``--nodes N``) or cut down (``--nodes a,b``); notes on the way."""
+    from netlens_runtime.lab_ops import resolve_lab_file
+    from netlens_runtime.lab_spec import load_lab
+    from netlens_runtime.lab_subset import parse_nodes_arg, subset
+
+    nodes = parse_nodes_arg(args.nodes)
+    scale = nodes if isinstance(nodes, int) else None
+    spec = load_lab(resolve_lab_file(args.file), scale=scale, name=name)
+    if isinstance(nodes, list):
+        spec, notes = subset(spec, nodes)
+        for note in notes:
+            print(f"netlens: --nodes leaves out {note}", file=sys.stderr)
+    return spec
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from netlens_runtime.errors import Conflict
-    from netlens_runtime.lab_ops import check_host, resolve_lab_file
-    from netlens_runtime.lab_spec import load_lab
+    from netlens_runtime.lab_ops import check_host
 
-    spec = load_lab(resolve_lab_file(args.file), scale=args.nodes)
+    spec = _load(args)
     try:
         check_host(spec)
     except Conflict as err:  # the file is valid; this host is not ready for it
@@ -54,10 +75,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
-    from netlens_runtime.lab_ops import lab_up, resolve_lab_file, summary_lines
-    from netlens_runtime.lab_spec import load_lab
+    from netlens_runtime.lab_ops import lab_up, summary_lines
 
-    spec = load_lab(resolve_lab_file(args.file), scale=args.nodes, name=args.name)
+    spec = _load(args, args.name)
     t0 = time.monotonic()
     rec = lab_up(spec, log=lambda m: print(f"netlens: {m}", file=sys.stderr))
     took = time.monotonic() - t0

@@ -84,6 +84,40 @@ def in_netns(paths: Sequence[str], func: Callable[[str], T]) -> list[T]:
     return results
 
 
+def call_in(netns_fd: int | None, func: Callable[[], T]) -> T:
+    """``func()`` on a worker thread inside the namespace of ``netns_fd`` (None: ours).
+
+    Like :func:`in_netns` for one namespace the caller already opened (and
+    checked, e.g. against a container record's inode): link control enters a
+    node that way. A process ``func`` starts is born in that namespace too
+    (fork copies the calling thread's namespaces), so ``nft`` runs there.
+    """
+    result: list[T] = []
+    failure: list[BaseException] = []
+
+    def worker() -> None:
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            if netns_fd is not None:
+                _setns(netns_fd)
+            try:
+                result.append(func())
+            finally:
+                if netns_fd is not None:
+                    _setns(home)
+        except BaseException as exc:
+            failure.append(exc)
+        finally:
+            os.close(home)
+
+    thread = threading.Thread(target=worker, name="netlens-netns-call", daemon=True)
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return result[0]
+
+
 # ------------------------------------------------------------ rtnetlink batch
 
 RTM_NEWLINK = 16

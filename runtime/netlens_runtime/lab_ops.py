@@ -11,7 +11,8 @@ this order, recording every step so a failure anywhere rolls back all of it:
 3. point-to-point links (``connect``);
 4. extra legs of multi-homed nodes (a host veth on another network's bridge);
 5. addresses of those legs and static routes: one rtnetlink batch per node,
-   sent on a socket opened inside the node's namespace (:mod:`netlens_runtime.lab_ns`).
+   sent on a socket opened inside the node's namespace (:mod:`netlens_runtime.lab_ns`);
+6. impairments (``impair:`` blocks: :mod:`netlens_runtime.linkops`).
 
 The lab's record (``$NETLENS_STATE_DIR/labs/<name>.json``) is written *before*
 anything is created, with everything the lab will own, so even a ``lab up`` killed
@@ -367,6 +368,8 @@ def lab_up(spec: LabSpec, *, log: Callable[[str], None] | None = None) -> LabRec
                 work.append((f"/proc/{pids[node.name]}/ns/net", ops))
         if work:
             _configure_nodes(work)
+        # 6. impairments from the file's impair: blocks (tc and nftables in the nodes)
+        _impair(spec)
         rec.status = "up"
         _save_record(rec)
     except BaseException as exc:
@@ -421,6 +424,19 @@ def _node_ops(spec: LabSpec, node: LabNode) -> list[NodeOp]:
     for route in node.routes:
         ops.append(AddRoute(route.to, route.via, route.dev))
     return ops
+
+
+def _impair(spec: LabSpec) -> None:
+    """Apply the lab's ``impair:`` blocks (:mod:`netlens_runtime.linkops`; pyroute2 is
+    imported only when a lab has some)."""
+    if not any(n.impair or any(i.impair for i in n.interfaces) for n in spec.nodes) and not any(
+        lk.impair for lk in spec.links
+    ):
+        return
+    from netlens_runtime import linkops
+
+    _step("impair", spec.name)
+    linkops.apply_many(linkops.lab_impairments(spec))
 
 
 def _run_host_batch(lines: list[str]) -> None:

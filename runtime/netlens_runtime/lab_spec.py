@@ -30,8 +30,9 @@ from typing import Any, TypeVar
 
 import yaml
 
-from netlens_runtime import ipam, names
+from netlens_runtime import ipam, lab_impair, names
 from netlens_runtime.errors import BadInput
+from netlens_runtime.lab_impair import ImpairSpec
 from netlens_runtime.names import ifname_problem
 
 T = TypeVar("T")
@@ -91,6 +92,8 @@ class LabInterface:
     ifname: str
     ip: str | None = None
     """Address without prefix; the prefix comes from the network's subnet."""
+    impair: ImpairSpec | None = None
+    """``impair:``: what this leg suffers (``lab up`` applies it with linkops)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +116,8 @@ class LabLink:
     a_addr: str | None = None
     b_addr: str | None = None
     mtu: int | None = None
+    impair: ImpairSpec | None = None
+    """``impair:``: what each direction of the cable suffers (each end's egress)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +145,8 @@ class LabNode:
     routes: tuple[LabRoute, ...] = ()
     privileged: bool = False
     security_opt: tuple[str, ...] = ()
+    impair: ImpairSpec | None = None
+    """``impair:`` of the node itself: its primary interface (eth0) suffers it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -495,13 +502,14 @@ _NODE = frozenset(
         "links",
         "privileged",
         "security_opt",
+        "impair",
     }
 )
 _DEFAULTS = _NODE - {"count", "ip", "links", "interfaces", "hostname"}
-_LINK = frozenset({"peer", "ifname", "addr", "peer_ifname", "peer_addr", "mtu"})
-_TOPLINK = frozenset({"a", "b", "mtu"})
+_LINK = frozenset({"peer", "ifname", "addr", "peer_ifname", "peer_addr", "mtu", "impair"})
+_TOPLINK = frozenset({"a", "b", "mtu", "impair"})
 _END = frozenset({"node", "ifname", "addr"})
-_IFACE = frozenset({"network", "ip", "ifname"})
+_IFACE = frozenset({"network", "ip", "ifname", "impair"})
 _ROUTE = frozenset({"to", "via", "dev"})
 _FLOW = frozenset({"from", "to", "proto", "port", "rate"})
 
@@ -808,6 +816,8 @@ class _Loader:
             out["binds"] = _check_binds(f["binds"])
         if "interfaces" in f:
             out["interfaces"] = tuple(self._interfaces(f["interfaces"], networks))
+        if "impair" in f:
+            out["impair"] = lab_impair.from_yaml(f["impair"], with_direction=True)
         if "routes" in f:
             routes = []
             for rv in f["routes"].sequence():
@@ -842,7 +852,13 @@ class _Loader:
             if net not in networks:
                 raise f["network"].err(f"no network {net!r} in this lab")
             ip = f["ip"].checked(_node_address) if "ip" in f else None
-            yield (LabInterface(network=net, ifname=_check_ifname(f["ifname"]), ip=ip), iv)
+            impair = (
+                lab_impair.from_yaml(f["impair"], with_direction=True) if "impair" in f else None
+            )
+            iface = LabInterface(
+                network=net, ifname=_check_ifname(f["ifname"]), ip=ip, impair=impair
+            )
+            yield (iface, iv)
 
     def _node_links(self, node: str, val: _Val) -> Iterator[tuple[LabLink, _Val]]:
         for lv in val.sequence():
@@ -861,6 +877,7 @@ class _Loader:
                     a_addr=_check_iface_addr(f["addr"]) if "addr" in f else None,
                     b_addr=_check_iface_addr(f["peer_addr"]) if "peer_addr" in f else None,
                     mtu=_check_mtu(f["mtu"]) if "mtu" in f else None,
+                    impair=_link_impair(f),
                 ),
                 lv,
             )
@@ -888,7 +905,16 @@ class _Loader:
                     )
                 )
             (a, ai, aa), (b, bi, ba) = ends
-            link = LabLink(a, ai, b, bi, aa, ba, _check_mtu(f["mtu"]) if "mtu" in f else None)
+            link = LabLink(
+                a,
+                ai,
+                b,
+                bi,
+                aa,
+                ba,
+                _check_mtu(f["mtu"]) if "mtu" in f else None,
+                _link_impair(f),
+            )
             out.append((link, lv))
         return out
 
@@ -913,6 +939,11 @@ class _Loader:
                     " networks (or 'network: null' for none)"
                 )
             network = f.get("network")
+            if f.get("impair") is not None and network is None:
+                raise d.vals["impair"].err(
+                    f"node {d.name!r} has no network, so no {PRIMARY_IFNAME} to impair"
+                    " (impair its links or interfaces instead)"
+                )
             ip = f.get("ip")
             if ip is not None:
                 where = d.ip_where or d.where
@@ -1075,6 +1106,11 @@ class _Loader:
                 )
             )
         return out
+
+
+def _link_impair(f: dict[str, _Val]) -> ImpairSpec | None:
+    """A link's ``impair:`` block: both directions of the cable, no ``direction`` key."""
+    return lab_impair.from_yaml(f["impair"], with_direction=False) if "impair" in f else None
 
 
 class _Missing:

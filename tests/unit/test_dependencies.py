@@ -24,11 +24,12 @@ from conftest import REPO
 pytestmark = pytest.mark.unit
 
 OWN = {"netlens", "netlens_runtime"}
-DECLARED_NOT_IMPORTED = {
-    "pyroute2": "a package the product brief requires; its job (traffic control in the "
-    "labs) is still to come: once product code imports it, remove it from this list",
-}
+DECLARED_NOT_IMPORTED: dict[str, str] = {}
 """Declared on purpose although no product code imports it yet, each with the reason."""
+
+PYROUTE2_HOME = "runtime/netlens_runtime/linkctl.py"
+"""The one product module that imports pyroute2 (traffic control): ~150 ms to import,
+so it stays off every start-up path (see test_link_cli_paths.py)."""
 
 
 def _norm(name: str) -> str:
@@ -87,6 +88,13 @@ def test_the_exceptions_are_still_exceptions() -> None:
     assert set(DECLARED_NOT_IMPORTED) <= declared()
     now_used = set(DECLARED_NOT_IMPORTED) & set(used())
     assert not now_used, f"{sorted(now_used)} is imported now: remove it from the exceptions"
+
+
+def test_pyroute2_is_imported_by_product_code_and_only_by_link_control() -> None:
+    """The product brief requires pyroute2: traffic control uses it. Anywhere else its
+    import cost would land on a path that must start fast."""
+    assert "pyroute2" in declared()
+    assert used().get("pyroute2") == {PYROUTE2_HOME}
 
 
 def test_the_runtime_never_imports_netlens() -> None:

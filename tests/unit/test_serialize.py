@@ -213,6 +213,19 @@ def test_newer_minor_is_read_and_unknown_keys_ignored() -> None:
     assert dataclasses.replace(snap, schema_version=T.SCHEMA_VERSION) == sample_snapshot()
 
 
+def test_older_minor_without_tc_reads_it_as_none() -> None:
+    """A 1.1 dump (before interfaces had ``tc``) still loads, with tc None."""
+    d = _doc()
+    d["schema_version"] = "1.1"
+    for ns in d["namespaces"]:
+        for itf in ns["interfaces"]:
+            del itf["tc"]
+    snap = snapshot_from_dict(d)
+    assert all(i.tc is None for i in snap.interfaces())
+    shaped = [i for i in sample_snapshot().interfaces() if i.tc is not None]
+    assert [i.tc.summary() for i in shaped if i.tc] == ["10mbit 20ms~5ms loss 1.5%"]
+
+
 def test_older_minor_without_network_reads_it_as_none() -> None:
     """A 1.0 dump (before interfaces had ``network``) still loads, with network None."""
     d = _doc()

@@ -111,6 +111,8 @@ BASH_CASES: list[tuple[str, set[str]]] = [
     ("netlens network disallow lan --from ", {"lan"}),
     ("netlens network create x --subnet ", set()),  # free text: nothing to offer
     ("netlens lab ", {"up", "down", "ls", "check"}),
+    ("netlens link ", {"set", "show", "reset", "down", "up"}),
+    ("netlens link set x --direction ", {"both", "egress", "ingress"}),
     ("netlens lab down ", {"mylab", "lab.yaml", "sub"}),
     ("netlens lab up ", {"demo", "example", "lab.yaml", "sub"}),
     ("netlens view ", {"host.json", "sub"}),
@@ -169,7 +171,7 @@ ZSH_CASES: list[tuple[str, list[str]]] = [
         "netlens r",
         [
             "describe dump,stats,view,demo,run,ps,stop,rm,exec,logs,inspect,gc,network,"
-            "lab,completion"
+            "lab,link,completion"
         ],
     ),
     ("netlens rm ", ["add --,db,web1,web2"]),

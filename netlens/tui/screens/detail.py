@@ -32,6 +32,7 @@ from netlens.tui.routing import (
     rule_selector,
     table_name,
 )
+from netlens.tui.topology import egress_text, ingress_text, shaping_text
 from netlens.tui.widgets.tables import Cell, NlTable
 
 
@@ -167,6 +168,15 @@ class DetailScreen(Screen[None]):
             )
         if itf.network:
             rows.append(("network", itf.network))
+        if itf.tc is not None:
+            out, into = egress_text(itf), ingress_text(idx, itf)
+            if out:
+                rows.append(("sends ≈", f"{out}  ({'+'.join(itf.tc.kinds)})"))
+            via = idx.ifaces.get(f"{itf.netns}/{itf.tc.ingress_to}")
+            if into and via is not None:
+                rows.append(("receives ≈", f"{into}  (via {via.name})"))
+            elif itf.tc.ingress:
+                rows.append(("receives ≈", "an ingress qdisc filters what arrives"))
         if itf.bridge is not None:
             b = itf.bridge
             rows.append(
@@ -245,7 +255,9 @@ class DetailScreen(Screen[None]):
                     [
                         i.name,
                         i.kind,
-                        i.operstate,
+                        f"{i.operstate} ≈ {shaping_text(idx, i)}"
+                        if i.tc and shaping_text(idx, i)
+                        else i.operstate,
                         " ".join(a.cidr for a in i.addresses) or "-",
                         i.mac or "-",
                         idx.iface_label(i.peer.key)
