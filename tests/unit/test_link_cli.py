@@ -87,14 +87,17 @@ def test_show_on_an_empty_state_dir(state: Path, capsys: pytest.CaptureFixture[s
 def test_show_lists_records(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """What a record says is what show prints (table and JSON), filtered by lab."""
     (state / "containers").mkdir(parents=True)
+    base = {"id": "0" * 64, "pid": 0, "netns_inode": 0, "state": "exited",
+            "created": "2024-01-01T00:00:00.000Z", "command": ["true"]}  # fmt: skip
     rec = {
+        **base,  # a record the runtime accepts (netlens_runtime.records)
         "name": "lb-r1",
         "labels": {"netlens.lab": "lb", "netlens.lab.node": "r1"},
         "impair": {"p2p0": {"egress": {"rate": 10_000_000, "delay": 20_000}, "ingress": {}}},
         "link_down": {"p2p0": {"routes": []}},
     }
     (state / "containers" / "lb-r1.json").write_text(json.dumps(rec))
-    other = {"name": "web", "impair": {"eth0": {"egress": {}, "ingress": {"loss": 1.0}}}}
+    other = {**base, "name": "web", "impair": {"eth0": {"egress": {}, "ingress": {"loss": 1.0}}}}
     (state / "containers" / "web.json").write_text(json.dumps(other))
     assert main(["link", "show"]) == 0
     out = capsys.readouterr().out.splitlines()
