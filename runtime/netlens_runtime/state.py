@@ -77,7 +77,8 @@ SPARE_MAX = 4096  # files kept for reuse; beyond that, removed files are unlinke
 
 
 QUARANTINE = "quarantine"
-KINDS = ("containers", "networks", "pending", "logs", "labs", SPARE, QUARANTINE)
+SECCOMP = "seccomp"  # compiled filters (netlens_runtime.seccomp's cache)
+KINDS = ("containers", "networks", "pending", "logs", "labs", SPARE, QUARANTINE, SECCOMP)
 
 
 def ensure_dirs() -> None:
