@@ -280,10 +280,33 @@ def log_owner(fname: str) -> str | None:
     return None
 
 
-def remove_logs(name: str) -> None:
+def remove_logs(name: str, wait: float = 2.0) -> None:
     """Unlink a container's logs. Not into the spare pool: its logger may write a last
-    chunk into the open file, which must never land in a pooled (reused) inode."""
-    remove_file(log_path(name))
+    chunk into the open file, which must never land in a pooled (reused) inode.
+
+    The container is dead by now, but its logger may still drain the pipe and rotate
+    (the shell fallback then makes ``<name>.log`` again): it holds a lock on the file
+    it writes until it exits, so wait (at most ``wait`` seconds) for that lock first.
+    """
+    import fcntl
+    import time
+
+    path = log_path(name)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            break  # no log (or not a file we follow): nothing writes to it
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            time.sleep(0.01)  # the logger still writes: it exits at the pipe's EOF
+            continue
+        finally:
+            os.close(fd)
+        break
+    remove_file(path)
     remove_file(rotated_log_path(name))
 
 
