@@ -396,7 +396,10 @@ def cmd_logs(args: argparse.Namespace) -> int:
     rec = api.get_container(args.name)
     # The path is the name's, never the record's: a record is a file, not an authority.
     path = state.log_path(args.name)
-    if rec.get("log") is None or not os.path.lexists(path):
+    # A rotation renames the file before it makes the next one: the rotated file
+    # counts too, or a busy container's log would flicker out of existence.
+    rotated = state.rotated_log_path(args.name)
+    if rec.get("log") is None or not (os.path.lexists(path) or os.path.lexists(rotated)):
         raise NotFound(f"container {args.name} has no log (it was attached)")
     out = sys.stdout.buffer
     for data in logger.read_chunks(path, args.follow, lambda: api.is_running(rec)):
