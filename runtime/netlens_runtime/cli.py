@@ -29,8 +29,11 @@ def _one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     return parser
 
 
-def _guard(func: Any) -> Any:
-    """A system call failing where we did not expect it: one line, not a traceback."""
+def _guard(func: Any, label: Any = None) -> Any:
+    """A system call failing where we did not expect it: one line, not a traceback.
+
+    ``label(args)`` names the command in that line (default: ``args.command``).
+    """
 
     def run(args: argparse.Namespace) -> int:
         from netlens_runtime.errors import RuntimeFailure
@@ -40,7 +43,8 @@ def _guard(func: Any) -> Any:
         except (BrokenPipeError, KeyboardInterrupt):
             raise
         except OSError as err:
-            raise RuntimeFailure(f"{args.command}: {err}") from err
+            what = label(args) if label is not None else args.command
+            raise RuntimeFailure(f"{what}: {err}") from err
 
     return run
 

@@ -58,19 +58,10 @@ def add_commands(sub: Any) -> None:
 
 
 def _guard(func: Any) -> Any:
-    """A system call failing where nobody expected it: one line, not a traceback."""
+    """The runtime CLI's guard (one line, not a traceback), naming the link verb."""
+    from netlens_runtime.cli import _guard as guard
 
-    def run(args: argparse.Namespace) -> int:
-        from netlens_runtime.errors import RuntimeFailure
-
-        try:
-            return int(func(args) or 0)
-        except (BrokenPipeError, KeyboardInterrupt):
-            raise
-        except OSError as err:
-            raise RuntimeFailure(f"link {args.link_command}: {err}") from err
-
-    return run
+    return guard(func, lambda args: f"link {args.link_command}")
 
 
 def _cmd_set(args: argparse.Namespace) -> int:
