@@ -20,7 +20,7 @@ from netlens.tui.widgets.fast_table import FastTable
 from netlens.tui.widgets.topology_view import TopologyView
 
 from .conftest import SIZE, loaded, make_app, run_async
-from .fixture import fixture_source, make_snapshot
+from .fixture import container_ip, fixture_source, make_snapshot
 
 pytestmark = pytest.mark.tui
 
@@ -102,7 +102,7 @@ async def test_filter_limits_rows_and_escape_clears() -> None:
         await pilot.press("escape")
         assert t.row_count == total
         # the filter also narrows the topology
-        await pilot.press("1", "slash", *"10.11.0.5", "enter")
+        await pilot.press("1", "slash", *container_ip(1, 2), "enter")  # proxy-9's address
         topo = app.query_one(TopologyView)
         drawn = {r.node for r in topo._layout.regions if r.kind == "vrf"}
         assert drawn == {app.ctx.index.rows[8].netns} if app.ctx.index else False
