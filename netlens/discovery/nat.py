@@ -396,15 +396,13 @@ def _fmt_left(left: Any) -> tuple[str, str | None, str | None]:
 
 
 def _split_addr_port(spec: str) -> tuple[str | None, str | None]:
-    """``1.2.3.4:80``, ``[fd00::1]:80``, ``1.2.3.4-1.2.3.9:1000-2000``, ``fd00::1``."""
+    """``1.2.3.4:80``, ``[fd00::1]:80``, ``1.2.3.4-1.2.3.9:1000-2000``, ``fd00::1``, ``::1``."""
     if not spec:
         return None, None
     if spec.startswith("["):
         addr, _, rest = spec[1:].partition("]")
         return addr or None, rest.lstrip(":") or None
-    if spec.startswith(":"):
-        return None, spec[1:] or None
-    if spec.count(":") == 1:
+    if spec.count(":") == 1:  # ":8080" too; "::1" and "fd00::1" are bare addresses
         addr, _, port = spec.partition(":")
         return addr or None, port or None
     return spec, None
