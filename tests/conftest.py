@@ -19,6 +19,15 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+hypothesis_settings.register_profile(
+    "mutation", derandomize=True, database=None, deadline=None, max_examples=30
+)
+"""For ``make mutation`` (tests/mutation/run.py): every mutant meets the same examples,
+so a mutant's verdict does not depend on the draw; no example database is shared
+between the forked workers; 30 examples a property (tests that ask for more keep
+theirs) because every mutant runs the properties again."""
 
 RUN_TAG = secrets.token_hex(2)  # 4 hex chars: short, interface names max 15 bytes
 
@@ -200,18 +209,23 @@ def labstate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A private runtime state dir (``NETLENS_STATE_DIR``) for ``lab up`` tests and benches.
 
     Afterwards everything it lists is removed, pass or fail, and the test fails
-    if anything of it could not be (see ``runtime_host.teardown_state``).
+    if anything of it could not be (see ``runtime_host.teardown_state``), or if the
+    kernel still holds nft rules, iptables rules, cgroups or a forwarding claim of
+    this state directory that it did not hold before (``runtime_host.kernel_changes``).
     """
     if not is_root():
         pytest.skip("needs root")
-    from runtime_host import teardown_state
+    from runtime_host import kernel_changes, kernel_state, teardown_state
 
     sdir = tmp_path / "state"
     monkeypatch.setenv("NETLENS_STATE_DIR", str(sdir))
+    before = kernel_state(sdir)
     try:
         yield sdir
     finally:
+        known = kernel_state(sdir).names  # the test's bridges and veths, before teardown
         left = teardown_state(sdir)
+        left += kernel_changes(before, kernel_state(sdir), known=known)
     assert not left, left
 
 
