@@ -2,7 +2,7 @@
 PY ?= python3
 PYTEST ?= $(PY) -m pytest
 
-.PHONY: setup demo test unit integration lint typecheck bench screenshots clean-host
+.PHONY: setup demo test unit integration lint typecheck bench screenshots mutation clean-host
 
 setup:
 	@bash .ci/setup.sh
@@ -31,3 +31,12 @@ bench: setup
 
 screenshots: setup
 	$(PY) tests/tui/make_screenshots.py
+
+# Mutation testing of the pure core against the unit tests (no root). Not part of
+# `make test`: it takes minutes per module. MODULES=rates,nat picks modules, JOBS=N
+# sets mutmut's workers; nice 19 because the machine is shared.
+MODULES ?=
+JOBS ?= 2
+mutation:
+	nice -n 19 $(PY) tests/mutation/run.py --jobs $(JOBS) $(subst $(comma), ,$(MODULES))
+comma := ,

@@ -242,17 +242,19 @@ def test_wrap_distance_limits_are_half_the_range() -> None:
 
 
 def test_rate_to_dict_keeps_every_field_rounded() -> None:
-    r = Rate(1.23456, 2.0004, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0)
+    """Every field, to three decimals (each value has more, and differs per field)."""
+    r = Rate(*(k + 0.12345 for k in range(8)))
     assert rate_to_dict(r) == {
-        "rx_bps": 1.235,
-        "tx_bps": 2.0,
-        "rx_pps": 3.0,
-        "tx_pps": 4.0,
-        "rx_drops": 5.0,
-        "tx_drops": 6.0,
-        "rx_errors": 7.0,
-        "tx_errors": 8.0,
+        "rx_bps": 0.123,
+        "tx_bps": 1.123,
+        "rx_pps": 2.123,
+        "tx_pps": 3.123,
+        "rx_drops": 4.123,
+        "tx_drops": 5.123,
+        "rx_errors": 6.123,
+        "tx_errors": 7.123,
     }
+    assert list(rate_to_dict(r)) == list(Rate.__slots__)  # the JSON keeps field order
 
 
 @settings(deadline=None)  # a shared CI machine must not make these flaky
@@ -263,3 +265,12 @@ def test_swap_and_max_are_field_wise(a: Rate, b: Rate) -> None:
         other = name.replace("rx_", "@").replace("tx_", "rx_").replace("@", "tx_")
         assert getattr(s, name) == getattr(a, other)
         assert getattr(rate_max(a, b), name) == max(getattr(a, name), getattr(b, name))
+
+
+def test_counter_tuples_of_different_lengths_are_refused() -> None:
+    """A sampler bug (a short counters tuple) must fail loudly, not pair counters up
+    wrongly; also when the first counter already went down (the slow path)."""
+    with pytest.raises(ValueError):
+        deltas([1, 2], [3])
+    with pytest.raises(ValueError):
+        deltas([5, 1], [3])
