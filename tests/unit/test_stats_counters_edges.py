@@ -242,3 +242,34 @@ def test_arm_timeout_splits_seconds_and_microseconds() -> None:
     finally:
         a.close()
         b.close()
+
+
+def test_reader_shortcut_takes_minimal_messages_and_leaves_short_ones_to_the_walk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Messages of exactly the smallest stats size go through the shortcut; an error
+    reply that happens to come with DONE in one buffer is walked and raised, not
+    unpacked as if it were stats."""
+    walked: list[int] = []
+    real = counters.parse_messages
+
+    def spy(*args: object) -> bool:
+        walked.append(1)
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(counters, "parse_messages", spy)
+
+    def minimal(seq: int) -> list[bytes]:
+        eight = nla(IFLA_STATS_LINK_64, struct.pack("=8Q", *[5] * 8))
+        return [raw_stats(5, eight, seq) + raw_stats(6, eight, seq) + done(seq)]
+
+    assert StatsReader().dump(FakeSock(minimal)) == {5: (5,) * 8, 6: (5,) * 8}  # type: ignore[arg-type]
+    assert walked == []
+
+    def refused(seq: int) -> list[bytes]:
+        err = nlmsg(NLMSG_ERROR, seq, struct.pack("=i", -errno.EPERM) + b"\0" * 16)
+        return [err + done(seq)]
+
+    with pytest.raises(NetlinkDumpError) as exc:
+        StatsReader().dump(FakeSock(refused))  # type: ignore[arg-type]
+    assert exc.value.errno == errno.EPERM and walked == [1]
