@@ -33,10 +33,13 @@ screenshots: setup
 	$(PY) tests/tui/make_screenshots.py
 
 # Mutation testing of the pure core against the unit tests (no root). Not part of
-# `make test`: it takes minutes per module. MODULES=rates,nat picks modules, JOBS=N
-# sets mutmut's workers; nice 19 because the machine is shared.
+# `make test`: it takes minutes per module. MODULES=rates,nat picks modules,
+# CHANGED=REV only those changed since git revision REV, JOBS=N sets mutmut's
+# workers; nice 19 because the machine is shared.
 MODULES ?=
 JOBS ?= 2
+CHANGED ?=
 mutation:
-	nice -n 19 $(PY) tests/mutation/run.py --jobs $(JOBS) $(subst $(comma), ,$(MODULES))
+	nice -n 19 $(PY) tests/mutation/run.py --jobs $(JOBS) $(if $(CHANGED),--changed $(CHANGED)) \
+		$(subst $(comma), ,$(MODULES))
 comma := ,

@@ -20,9 +20,11 @@ keeps the work tree clean, gives each module its own settings (which file to
 mutate), and lets two modules never share a results cache.
 
 Only the unit tests run (``tests/unit``): no root, no namespaces, no engines.
-Usage (``make mutation`` runs every module; ``MODULES=rates,nat`` picks some)::
+Usage (``make mutation`` runs every module; ``MODULES=rates,nat`` picks some;
+``CHANGED=origin/main`` only those whose file or unit tests changed since then)::
 
-    nice -n 19 python3 tests/mutation/run.py [--jobs N] [--min-score 85] [MODULE...]
+    nice -n 19 python3 tests/mutation/run.py [--jobs N] [--min-score 85] [--changed REV]
+                                             [MODULE...]
 
 Exit status: 0 when every module reached ``--min-score`` percent of mutants
 killed, 1 otherwise. Surviving mutants not listed in SURVIVORS.md are printed
@@ -288,17 +290,43 @@ def show(name: str, mutant: str) -> str:
     ).stdout
 
 
+def changed_modules(rev: str) -> set[str]:
+    """Modules whose source, or one of whose unit test files, differs from ``rev``
+    (committed or not): what a CI run on a branch needs to mutate again."""
+    diff = subprocess.run(
+        ["git", "diff", "--name-only", rev, "--", "netlens", "tests/unit", "tests/conftest.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    touched = set(diff)
+    if "tests/conftest.py" in touched:
+        return set(MODULES)
+    return {n for n, m in MODULES.items() if m.path in touched or touched & set(m.tests)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("modules", nargs="*", help=f"any of {', '.join(MODULES)} (default: all)")
     ap.add_argument("--jobs", type=int, default=int(os.environ.get("JOBS", "2")))
     ap.add_argument("--min-score", type=float, default=85.0)
     ap.add_argument("--show", action="store_true", help="print undocumented survivors' diffs")
+    ap.add_argument(
+        "--changed",
+        metavar="REV",
+        help="only the modules whose file or unit tests differ from git revision REV",
+    )
     args = ap.parse_args(argv)
     # SIGTERM (a CI step's timeout, kill PID) unwinds like Ctrl-C, so the finally
     # above ends mutmut's process group.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     names = [m for arg in args.modules for m in arg.split(",") if m] or list(MODULES)
+    if args.changed:
+        names = [n for n in names if n in changed_modules(args.changed)]
+        if not names:
+            print(f"no module in scope changed since {args.changed}")
+            return 0
     unknown = [n for n in names if n not in MODULES]
     if unknown:
         print(f"unknown module(s): {', '.join(unknown)}; known: {', '.join(MODULES)}")
