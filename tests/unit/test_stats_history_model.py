@@ -179,3 +179,89 @@ def test_every_default_section_is_recorded_and_found_in_order() -> None:
     assert h.series("server", "tx_pps") == [7.0]
     assert h.series("k", "rx_bps", section="interfaces") == [0.0]
     assert h.keys("interfaces") == []
+
+
+# --- the cases a random draw rarely makes ------------------------------------------------------
+def rec(h: History, t: float, dt: float = 1.0, section: str = "containers", **rates: Rate) -> None:
+    h.record(StatsFrame(taken_at=t, interval=dt, **{section: dict(rates)}))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("field", Rate.__slots__)
+def test_a_rate_with_only_one_field_set_is_recorded(field: str) -> None:
+    h = History(capacity=4)
+    rec(h, 1, a=Rate(**{field: 2.0}))
+    attr = {"rx_drops": "drops", "tx_drops": "drops", "rx_errors": "errors", "tx_errors": "errors"}
+    assert h.series("a", attr.get(field, field)) == [2.0]
+    assert getattr(h.peak("a"), field) == 2.0
+
+
+def test_an_idle_key_does_not_stop_the_keys_after_it() -> None:
+    h = History(capacity=4)
+    rec(h, 1, idle=ZERO, quiet=Rate(), busy=Rate(rx_bps=3.0))
+    assert h.series("busy", "rx_bps") == [3.0] and h.keys("containers") == ["busy"]
+
+
+def test_a_one_sample_gap_does_not_show_the_previous_lap() -> None:
+    """Ring of 3: written at t0..t3, idle at t4 (its slot still holds t1's value from
+    the previous lap), written at t5: t4 must read zero."""
+    h = History(capacity=3)
+    for t in range(4):
+        rec(h, t, a=Rate(rx_bps=float(10 + t)))
+    rec(h, 4, a=ZERO)
+    rec(h, 5, a=Rate(rx_bps=15.0))
+    assert h.series("a", "rx_bps") == [13.0, 0.0, 15.0]
+
+
+def test_idle_tracks_are_freed_only_at_the_end_of_a_lap() -> None:
+    h = History(capacity=4)
+    rec(h, 0, a=Rate(rx_bps=1.0))
+    for t in range(1, 5):
+        rec(h, t, a=ZERO)
+    assert h.keys("containers") == ["a"]  # idle for 4 samples, but the lap ends at t=7
+    assert h.peak("a").rx_bps == 1.0
+    for t in range(5, 8):
+        rec(h, t, a=ZERO)
+    assert h.keys("containers") == [] and h.peak("a") == ZERO
+
+
+def test_averages_of_one_sample_and_of_intervals_of_zero_length() -> None:
+    h = History(capacity=5)
+    rec(h, 1, dt=4.0, a=Rate(tx_bps=8.0))
+    assert h.averages("a") == (8.0, 8.0, 8.0)
+    z = History(capacity=5)
+    rec(z, 1, dt=0.0, a=Rate(tx_bps=8.0))
+    rec(z, 2, dt=0.0, a=Rate(tx_bps=8.0))
+    assert z.averages("a") == (0.0, 0.0, 0.0)  # no time passed: no average, no division
+
+
+def test_averages_and_peaks_read_the_section_asked_for() -> None:
+    h = History(capacity=5, sections=("bridges", "vrfs"))
+    h.record(
+        StatsFrame(
+            taken_at=1, interval=1, bridges={"k": Rate(rx_bps=4.0)}, vrfs={"k": Rate(rx_bps=9.0)}
+        )
+    )
+    assert h.averages("k", attr="rx_bps") == (4.0, 4.0, 4.0)  # bridges first
+    assert h.averages("k", section="vrfs", attr="rx_bps") == (9.0, 9.0, 9.0)
+    assert h.peak("k").rx_bps == 4.0 and h.peak("k", section="vrfs").rx_bps == 9.0
+
+
+def test_defaults_are_600_samples_and_series_of_300() -> None:
+    h = History()
+    assert h.capacity == 600
+    for t in range(650):
+        rec(h, t, a=Rate(rx_bps=float(t)))
+    assert len(h) == 600
+    got = h.series("a", "rx_bps")
+    assert len(got) == 300 and got[0] == 350.0 and got[-1] == 649.0
+
+
+def test_unknown_attribute_names_the_known_ones() -> None:
+    with pytest.raises(ValueError) as exc:
+        History(capacity=2).series("a", "bogus")
+    assert str(exc.value) == (
+        "unknown attribute 'bogus'; one of rx_bps, tx_bps, total_bps, rx_pps, tx_pps, "
+        "total_pps, drops, errors"
+    )
+    with pytest.raises(ValueError, match=r"^history capacity must be at least 1$"):
+        History(capacity=0)
