@@ -329,7 +329,9 @@ def test_replayed_fixture_is_its_golden_dump_field_for_field(root: Path) -> None
     reviewed dump (``golden.json`` beside the recording). The tests above check
     chosen fields against iproute2; this one notices any other field going wrong
     (an interface's alias, a route's scope, a container's name). After a deliberate
-    change of the model, regenerate with NETLENS_UPDATE_GOLDEN=1 and read the diff."""
+    change of the model, regenerate with NETLENS_UPDATE_GOLDEN=1 and read the diff.
+    Kept in fixtures/discovery/golden/, apart from the recordings (which
+    test_kinds_fixture_is_what_the_builder_writes compares file by file)."""
     import os
 
     from netlens.model.serialize import snapshot_to_dict
@@ -337,7 +339,7 @@ def test_replayed_fixture_is_its_golden_dump_field_for_field(root: Path) -> None
     doc = snapshot_to_dict(replay(root))
     doc["taken_at"] = 0.0  # the only field that is not the recording's
     text = json.dumps(doc, indent=1, sort_keys=True) + "\n"
-    golden = root / "golden.json"
+    golden = FIXTURES / "golden" / f"{root.name}.json"
     if os.environ.get("NETLENS_UPDATE_GOLDEN") == "1":
         golden.write_text(text)
     assert text == golden.read_text()
