@@ -11,7 +11,7 @@ added, a missing link not replaced by its peer shows as a difference.
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from test_stats_aggregate import A, B, H, snapshot
 
@@ -51,8 +51,16 @@ def vrf(snap: Snapshot, ns_id: str, got: dict[str, Rate]) -> Rate:
     return total(parts)
 
 
+def _all(keys: list[str]) -> dict[str, Rate]:
+    return {k: Rate(*(float(10 * i + j) for j in range(8))) for i, k in enumerate(keys)}
+
+
 @settings(deadline=None)
 @given(samples)
+@example(_all(KEYS))  # everything sampled
+@example(_all([f"{H}/4", f"{H}/5", f"{H}/3"]))  # the containers' namespaces unreadable
+@example(_all([f"{A}/2", f"{B}/2"]))  # only the container ends
+@example({})
 def test_every_aggregate_and_field_matches_the_definitions(got: dict[str, Rate]) -> None:
     snap = snapshot()
     f = aggregate(build_plan(snap), got, 12.0, 3.0)
@@ -103,3 +111,57 @@ def test_plan_lists_what_each_aggregate_reads() -> None:
     assert plan.veth_pairs == {f"{A}/2": (f"{A}/2", f"{H}/4"), f"{B}/2": (f"{B}/2", f"{H}/5")}
     assert [s.key for s in plan.ns_sources[H]] == [f"{H}/2", f"{H}/3"]
     assert [(s.key, s.peer) for s in plan.ns_sources[A]] == [(f"{A}/2", f"{H}/4")]
+
+
+def test_plan_takes_peers_from_the_pairs_and_skips_what_is_not_traffic() -> None:
+    """Interfaces without a peer of their own get it from the snapshot's veth pairs; a
+    loopback is skipped by kind or by name; a port of a bond (not a bridge) is the
+    namespace's own link; uplink speeds add up; a pair whose peer vanished stays."""
+    from netlens.model.types import Container, IfRef, Interface, Netns, Server, VethPair
+
+    def itf(ns: str, idx: int, name: str, kind: str, **kw: object) -> Interface:
+        return Interface(netns=ns, ifindex=idx, name=name, kind=kind, **kw)  # type: ignore[arg-type]
+
+    host = Netns(
+        id=H, inode=1, dev=4, is_host=True, name="host",
+        interfaces=(
+            itf(H, 1, "lo", "unknown"),  # named lo, kind not reported
+            itf(H, 2, "eth0", "ether", uplink=True, speed_mbps=1000),
+            itf(H, 3, "eth1", "ether", uplink=True, speed_mbps=1, master=9),
+            itf(H, 9, "bond0", "bond"),
+            itf(H, 4, "vA", "veth"),  # no peer on the interface: the pair says it
+            itf(H, 6, "lo2", "loopback"),
+            itf(H, 7, "vGone", "veth"),
+        ),
+    )  # fmt: skip
+    ns_a = Netns(
+        id=A, inode=2, dev=4, is_host=False, name="a",
+        interfaces=(itf(A, 2, "eth0", "veth"),),
+    )  # fmt: skip
+    snap = Snapshot(
+        server=Server("h", "6.18", "x86_64", 2, 2**33),
+        namespaces=(host, ns_a),
+        containers=(
+            Container(id="t:hostnet", engine="netlens", name="hn", netns=H),
+            Container(id="t:none", engine="netlens", name="nn", netns=None),
+            Container(id="t:a", engine="netlens", name="a", netns=A),
+        ),
+        veth_pairs=(VethPair(IfRef(A, 2), IfRef(H, 4)), VethPair(IfRef(H, 7), None)),
+    )  # fmt: skip
+    plan = build_plan(snap)
+    assert plan.containers == {"t:hostnet": None, "t:none": None, "t:a": A}
+    assert plan.server_netns == [A]
+    assert plan.uplink_capacity_bps == 1001e6
+    assert [(s.key, s.peer) for s in plan.ns_sources[H]] == [
+        (f"{H}/2", None),
+        (f"{H}/3", None),
+        (f"{H}/9", None),
+        (f"{H}/4", f"{A}/2"),
+        (f"{H}/7", None),
+    ]
+    assert [(s.key, s.peer) for s in plan.ns_sources[A]] == [(f"{A}/2", f"{H}/4")]
+    assert plan.veth_pairs[f"{H}/7"] == (f"{H}/7", None)
+    f = aggregate(plan, {f"{H}/4": Rate(rx_bps=5.0, tx_bps=7.0), f"{H}/7": Rate(rx_pps=2.0)}, 1, 1)
+    assert f.containers["t:a"] == Rate(rx_bps=7.0, tx_bps=5.0)  # a unreadable: vA swapped
+    assert f.veth_pairs[f"{H}/7"] == Rate(rx_pps=2.0)
+    assert f.containers["t:hostnet"] == ZERO and f.containers["t:none"] == ZERO
