@@ -99,7 +99,11 @@ MODULES: dict[str, Module] = {
     ),
     "nat": Module(
         "netlens/discovery/nat.py",
-        ("tests/unit/test_nat.py", "tests/unit/test_nat_parsers.py"),
+        (
+            "tests/unit/test_nat.py",
+            "tests/unit/test_nat_parsers.py",
+            "tests/unit/test_nat_edges.py",
+        ),
         io=(
             "_send_getchain",
             "_recv_chains",
@@ -115,6 +119,7 @@ MODULES: dict[str, Module] = {
             "_run_in",
             "_parallel",
             "_run_local",
+            "_probe_for_warning",
         ),
     ),
     "resolve": Module(

@@ -555,6 +555,21 @@ def test_probe_from_wire_reads_errors_tables_and_shares_equal_answers() -> None:
 
 # --- which tools run, and what their output becomes ------------------------------------------
 DROP = NftChain("ip", "filter", "FORWARD", "filter", "forward", "drop")
+KNOWN_TOOLS = {
+    "nft",
+    "iptables-legacy-save",
+    "ip6tables-legacy-save",
+    "iptables-nft-save",
+    "ip6tables-nft-save",
+}
+
+
+def which(tool: str) -> str | None:
+    """shutil.which on a host with exactly the tools netlens uses (a misspelt name is
+    not found, as on a real host)."""
+    return f"/usr/sbin/{tool}" if tool in KNOWN_TOOLS else None
+
+
 WARNING_TAIL = (
     " and br_netfilter is on (net.bridge.bridge-nf-call-iptables=1): traffic across Linux "
     "bridges that Docker did not create is silently dropped; add ACCEPT rules for those "
@@ -599,7 +614,7 @@ def test_forward_policy_warning_reads_a_legacy_filter_table(
 
     monkeypatch.setattr(nat, "_run_in", run_in)
     monkeypatch.setattr(nat, "_run_local", run_local)
-    monkeypatch.setattr("netlens.discovery.nat.shutil.which", lambda tool: f"/usr/sbin/{tool}")
+    monkeypatch.setattr("netlens.discovery.nat.shutil.which", which)
     handle = NsHandle(4, 7, "/run/netns/x") if with_handle else None
     pr = NsProbe(legacy_tables4=("filter",), br_nf_call_iptables=True)
     warn = nat.forward_policy_warning(handle, probe_result=pr)
@@ -636,9 +651,7 @@ def test_forward_policy_warning_reads_a_legacy_filter_table(
 def test_tool_jobs_run_only_what_the_probe_saw_and_is_installed(
     monkeypatch: pytest.MonkeyPatch, probe_: NsProbe, have_nft: bool, tools: bool, want: list[str]
 ) -> None:
-    monkeypatch.setattr(
-        "netlens.discovery.nat.shutil.which", lambda t: f"/usr/sbin/{t}" if tools else None
-    )
+    monkeypatch.setattr("netlens.discovery.nat.shutil.which", lambda t: which(t) if tools else None)
     argv = {
         "nft": ["nft", "-j", "list", "ruleset"],
         "ip": ["iptables-legacy-save", "-t", "nat"],
@@ -689,7 +702,7 @@ def test_nft_rules_reread_xt_tables_with_the_family_s_own_tool(
         return saved.get(argv[0])
 
     monkeypatch.setattr(nat, "_run_in", run_in)
-    monkeypatch.setattr("netlens.discovery.nat.shutil.which", lambda t: f"/usr/sbin/{t}")
+    monkeypatch.setattr("netlens.discovery.nat.shutil.which", which)
     rules = nat._nft_rules("/run/netns/x", json.dumps(XT_DOC))
     got = [(r.source, r.family, r.table, r.src) for r in rules]
     assert got == [
@@ -705,7 +718,7 @@ def test_nft_rules_keep_the_json_when_the_reread_fails(monkeypatch: pytest.Monke
     import json
 
     monkeypatch.setattr(nat, "_run_in", lambda path, argv: None)
-    monkeypatch.setattr("netlens.discovery.nat.shutil.which", lambda t: f"/usr/sbin/{t}")
+    monkeypatch.setattr("netlens.discovery.nat.shutil.which", which)
     rules = nat._nft_rules("/p", json.dumps(XT_DOC))
     want = [("ip", "nix", "masquerade"), ("inet", "own", "masquerade"), ("ip", "nat", "snat")]
     assert [(r.family, r.table, r.action) for r in rules] == want
