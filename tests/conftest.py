@@ -82,6 +82,30 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report.longrepr = f"skipped under CI=true, where every test must run: {reason}"
 
 
+MEMOS = {
+    "netlens.discovery.netlink": ("_PORT_MEMO", "_ADDR_MEMO", "_ROUTE_MEMO", "_RULE_MEMO",
+                                  "_NETCONF_MEMO"),
+    "netlens.discovery.decode": ("_IP_CACHE", "_ADDR_ROWS", "_ROUTE_ROWS", "_ROUTE_EXACT"),
+    "netlens.discovery.wire": ("_REQUEST_CACHE", "_BATCH_CACHE"),
+    "netlens.discovery.nat": ("_WIRE_PROBES",),
+    "netlens.stats.counters": ("_fast_structs",),
+}  # fmt: skip
+"""Module-level memo tables of the parsers (parsed messages by their bytes, structs by
+size). A memo filled by an earlier test answers a later one without running the code
+under test, so a broken parser could pass; mutation testing (tests/mutation) showed
+exactly that. Every test starts with them empty."""
+
+
+@pytest.fixture(autouse=True)
+def _empty_parser_memos() -> None:
+    """Empty the memo tables of the parser modules already imported (importing them
+    here would change what the import tests see)."""
+    for module, names in MEMOS.items():
+        mod = sys.modules.get(module)
+        for name in names if mod is not None else ():
+            getattr(mod, name).clear()
+
+
 def settle_kernel(max_wait: float = 45.0, quiet_ticks: int = 3, calm_for: float = 5.0) -> float:
     """Wait until the kernel's interrupt work calms down after a lab was built;
     returns the seconds waited (benchmarks print it).
