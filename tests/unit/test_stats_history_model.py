@@ -219,8 +219,10 @@ def test_idle_tracks_are_freed_only_at_the_end_of_a_lap() -> None:
         rec(h, t, a=ZERO)
     assert h.keys("containers") == ["a"]  # idle for 4 samples, but the lap ends at t=7
     assert h.peak("a").rx_bps == 1.0
-    for t in range(5, 8):
+    for t in range(5, 7):
         rec(h, t, a=ZERO)
+    assert h.keys("containers") == ["a"]  # t=6: still one sample before the lap's end
+    rec(h, 7, a=ZERO)
     assert h.keys("containers") == [] and h.peak("a") == ZERO
 
 
