@@ -230,3 +230,89 @@ def test_attrs_masks_flags_and_stops_at_a_broken_length() -> None:
     assert nl.nud_state(0) == "none"
     assert not nl.dump_interrupted(msg(16, b"") + done())
     assert nl.dump_interrupted(msg(16, b"") + done(flags=nl.NLM_F_MULTI | nl.NLM_F_DUMP_INTR))
+
+
+# --- paths the first measurement left open --------------------------------------------------------
+def test_rows_decoded_by_the_helper_build_the_same_records() -> None:
+    """The helper process sends decoded rows (``Decoded``) instead of bytes; the
+    builders must take them as they are, not decode them again."""
+    from test_discovery_parse import ifaddr, ifinfo, rtm, s
+
+    links = ifinfo(2, 0x1043, A(3, s("eth0")), A(4, u32(1400))) + done()
+    addrs = ifaddr(2, 24, 0, 2, A(1, bytes([10, 0, 0, 1])), A(2, bytes([10, 0, 0, 1]))) + done()
+    routes = rtm(2, 24, 254, 2, 253, 1, 0, A(1, bytes([10, 0, 0, 0])), A(4, u32(2))) + done()
+    assert nl.parse_links(nl.Decoded(nl.decode_links(links))) == nl.parse_links(links)
+    assert nl.parse_addrs(nl.Decoded(nl.decode_addrs(addrs))) == nl.parse_addrs(addrs)
+    names = {2: "eth0"}
+    assert nl.parse_routes(nl.Decoded(nl.decode_routes(routes)), names) == nl.parse_routes(
+        routes, names
+    )
+
+
+def test_loopback_by_flag_or_by_device_type() -> None:
+    from test_discovery_parse import ifinfo, s
+
+    data = (
+        ifinfo(1, 0x1, A(3, s("lo")), iftype=772)  # ARPHRD_LOOPBACK without IFF_LOOPBACK
+        + ifinfo(2, 0x8, A(3, s("lo2")), iftype=1)  # IFF_LOOPBACK on an ether type
+        + ifinfo(3, 0x1, A(3, s("eth0")), iftype=1)
+        + done()
+    )
+    assert [r.kind for r in nl.parse_links(data)] == ["loopback", "loopback", "ether"]
+
+
+def test_bridge_root_id_needs_its_own_attribute() -> None:
+    b = kind("bridge", a11=bytes([0x80, 0, 2, 0, 0, 0, 0, 1])).bridge
+    assert b is not None and (b.bridge_id, b.root_id) == ("8000.02:00:00:00:00:01", None)
+
+
+def test_positional_builder_refuses_classes_it_cannot_fill() -> None:
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Checked:
+        a: int
+
+        def __post_init__(self) -> None:
+            pass
+
+    @dataclasses.dataclass(frozen=True)
+    class Plain:
+        a: int
+
+    for cls in (Checked, Plain):
+        with pytest.raises(TypeError) as exc:
+            nl.positional_builder(cls)
+        assert str(exc.value) == f"{cls.__name__}: needs slots and no __post_init__"
+
+
+def test_neighbours_without_state_or_of_other_families_are_left_out() -> None:
+    ip4 = A(1, bytes([10, 0, 0, 9]))
+    lladdr = A(2, MAC)
+    data = (
+        ndm(2, 3, 0x02, 0, ip4, lladdr)
+        + ndm(2, 3, 0, 0, ip4, lladdr)  # NUD_NONE
+        + ndm(7, 3, 0x02, 0, ip4, lladdr)  # AF_BRIDGE: the FDB's, not ARP
+        + ndm(2, 3, 0x40, 0, ip4, lladdr)  # noarp
+        + done()
+    )
+    (n,) = nl.parse_neighbours(data, {3: "eth0"})
+    assert (n.ip, n.mac, n.state, n.dev) == ("10.0.0.9", "02:00:00:00:00:07", "reachable", "eth0")
+
+
+def test_fdb_incomplete_entry_is_reachable_not_stale() -> None:
+    data = ndm(7, 3, 0x01, 0, A(2, MAC), A(9, u32(10))) + done()
+    assert [e.state for e in nl.parse_fdb(data)] == ["reachable"]
+
+
+def test_routes_with_codes_netlens_has_no_name_for() -> None:
+    from test_discovery_parse import rtm
+
+    data = (
+        rtm(2, 24, 254, 77, 100, 30, 0, A(1, bytes([10, 0, 0, 0])), A(4, u32(2)))
+        + rtm(2, 24, 254, 2, 253, 1, 0, A(1, bytes([10, 1, 0, 0])), A(4, u32(2)))
+        + done()
+    )
+    odd, usual = nl.parse_routes(data, {2: "eth0"})
+    assert (odd.protocol, odd.scope, odd.type) == ("77", "100", "30")
+    assert (usual.protocol, usual.scope, usual.type) == ("kernel", "link", "unicast")
