@@ -315,4 +315,7 @@ def test_routes_with_codes_netlens_has_no_name_for() -> None:
     )
     odd, usual = nl.parse_routes(data, {2: "eth0"})
     assert (odd.protocol, odd.scope, odd.type) == ("77", "100", "30")
+    first_unnamed = len(nl.ROUTE_TYPES)
+    edge = rtm(2, 24, 254, 2, 0, first_unnamed, 0, A(1, bytes([10, 2, 0, 0]))) + done()
+    assert nl.parse_routes(edge, {})[0].type == str(first_unnamed)
     assert (usual.protocol, usual.scope, usual.type) == ("kernel", "link", "unicast")
