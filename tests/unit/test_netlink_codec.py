@@ -134,11 +134,11 @@ def fib(
 
 def test_rules_every_selector_and_the_header_values() -> None:
     data = (
-        fib(2, 24, 0, 254, 1, 0, A(1, bytes([10, 2, 3, 0])), A(6, u32(5)))
+        fib(7, 0, 0, 254, 1, 0)  # AF_BRIDGE: not a routing rule (first: skipped, not the end)
+        + msg(nl.RTM_NEWLINK, bytes(16))  # not a rule at all
+        + fib(2, 24, 0, 254, 1, 0, A(1, bytes([10, 2, 3, 0])), A(6, u32(5)))
         + fib(10, 0, 64, 100, 6, 0, A(2, bytes([0xFD] + [0] * 15)))  # blackhole, prio 0
         + fib(2, 0, 0, 255, 99, 0, A(19, b"\0"))  # an unknown action; l3mdev attr off
-        + fib(7, 0, 0, 254, 1, 0)  # AF_BRIDGE: not a routing rule
-        + msg(nl.RTM_NEWLINK, bytes(16))  # not a rule at all
         + done()
     )
     a, b, c = nl.parse_rules(data)
@@ -162,17 +162,19 @@ MAC = bytes([2, 0, 0, 0, 0, 7])
 
 
 def test_fdb_states_flags_vlan_and_remote() -> None:
-    data = (
+    dropped = (  # first, so that a skip that stopped the walk would lose the rest
+        ndm(7, 5, 0x02, nl.NTF_SELF, A(2, MAC), A(9, u32(10)))  # a NIC's own list
+        + ndm(7, 3, 0x02, 0, A(2, MAC))  # no master, not kept: dropped
+        + ndm(7, 3, 0x02, 0, A(9, u32(10)))  # no MAC: dropped
+        + ndm(2, 3, 0x02, 0, A(2, MAC), A(9, u32(10)))  # an ARP entry, not FDB
+        + msg(nl.RTM_NEWLINK, bytes(16))
+    )
+    data = dropped + (
         ndm(7, 3, nl.NUD_PERMANENT, 0, A(2, MAC), A(9, u32(10)), A(5, struct.pack("=H", 20)))
         + ndm(7, 3, nl.NUD_NOARP, nl.NTF_MASTER | nl.NTF_EXT_LEARNED, A(2, MAC), A(9, u32(10)))
         + ndm(7, 3, 0x04, nl.NTF_OFFLOADED | nl.NTF_STICKY, A(2, MAC), A(9, u32(10)))
         + ndm(7, 4, 0x02, nl.NTF_SELF, A(2, MAC), A(1, bytes([192, 0, 2, 9])))
         + ndm(7, 4, 0x02, nl.NTF_SELF, A(2, MAC), A(1, bytes([0xFD] + [0] * 15)))
-        + ndm(7, 5, 0x02, nl.NTF_SELF, A(2, MAC), A(9, u32(10)))  # a NIC's own list
-        + ndm(7, 3, 0x02, 0, A(2, MAC))  # no master, not kept: dropped
-        + ndm(7, 3, 0x02, 0, A(9, u32(10)))  # no MAC: dropped
-        + ndm(2, 3, 0x02, 0, A(2, MAC), A(9, u32(10)))  # an ARP entry, not FDB
-        + msg(nl.RTM_NEWLINK, bytes(16))
         + done()
     )
     got = nl.parse_fdb(data, keep_self=frozenset({4}))
@@ -195,13 +197,13 @@ def netconf(fam: int, ifindex: int, **values: int) -> bytes:
 
 def test_netconf_names_each_value_by_family_and_device() -> None:
     data = (
-        netconf(2, -1, a2=1, a3=2, a5=0, a4=7)  # 4 (mc_forwarding) is not shown
+        msg(nl.RTM_NEWLINK, bytes(16))  # not netconf: skipped
+        + netconf(2, -1, a2=1, a3=2, a5=0, a4=7)  # 4 (mc_forwarding) is not shown
         + netconf(2, -2, a3=1, a2=0)  # default: only rp_filter is shown
         + netconf(10, -1, a2=1, a5=1)
         + netconf(10, -2, a2=0)  # ipv6 default: nothing shown
         + netconf(2, 3, a2=1)  # a device's own values: not shown
         + msg(nl.RTM_NEWNETCONF, bytes([2, 0, 0, 0]) + A(2, struct.pack("=i", 1)), flags=0)
-        + msg(nl.RTM_NEWLINK, bytes(16))
     )
     assert nl.parse_netconf(data) == {
         "net.ipv4.ip_forward": "1",
@@ -290,10 +292,12 @@ def test_neighbours_without_state_or_of_other_families_are_left_out() -> None:
     ip4 = A(1, bytes([10, 0, 0, 9]))
     lladdr = A(2, MAC)
     data = (
-        ndm(2, 3, 0x02, 0, ip4, lladdr)
+        msg(nl.RTM_NEWLINK, bytes(16))  # not a neighbour
         + ndm(2, 3, 0, 0, ip4, lladdr)  # NUD_NONE
         + ndm(7, 3, 0x02, 0, ip4, lladdr)  # AF_BRIDGE: the FDB's, not ARP
         + ndm(2, 3, 0x40, 0, ip4, lladdr)  # noarp
+        + ndm(2, 3, 0x02, 0, lladdr)  # no address
+        + ndm(2, 3, 0x02, 0, ip4, lladdr)
         + done()
     )
     (n,) = nl.parse_neighbours(data, {3: "eth0"})
@@ -319,3 +323,10 @@ def test_routes_with_codes_netlens_has_no_name_for() -> None:
     edge = rtm(2, 24, 254, 2, 0, first_unnamed, 0, A(1, bytes([10, 2, 0, 0]))) + done()
     assert nl.parse_routes(edge, {})[0].type == str(first_unnamed)
     assert (usual.protocol, usual.scope, usual.type) == ("kernel", "link", "unicast")
+
+
+def test_an_address_scope_without_a_name_keeps_its_number() -> None:
+    from test_discovery_parse import ifaddr
+
+    data = ifaddr(2, 24, 100, 2, A(1, bytes([10, 0, 0, 1])), A(2, bytes([10, 0, 0, 1]))) + done()
+    assert [a.scope for a in nl.parse_addrs(data)[2]] == ["100"]  # ip addr add ... scope 100
