@@ -310,3 +310,40 @@ def test_a_rule_whose_expressions_are_not_a_list_is_read_as_empty() -> None:
     for exprs in (1, "masquerade", {"masquerade": None}, None):
         rule = {"family": "ip", "table": "t", "chain": "c", "expr": exprs}
         assert parse_nft_json({"nftables": [{"rule": rule}]}) == ([], set())
+
+
+def test_only_nat_xt_targets_mark_a_table_for_a_re_read() -> None:
+    rule = {"family": "ip", "table": "t", "chain": "c", "expr": [
+        {"counter": {"packets": 1}}, {"limit": None}, {"masquerade": None}]}  # fmt: skip
+    rules, xt = parse_nft_json({"nftables": [{"rule": rule}]})
+    assert len(rules) == 1 and xt == set()
+
+
+def test_a_failed_re_read_does_not_stop_the_next_table_s(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    masq = {"xt": {"type": "target", "name": "MASQUERADE"}}
+    doc = {"nftables": [
+        {"rule": {"family": "ip", "table": "nat", "chain": "POSTROUTING", "expr": [masq]}},
+        {"rule": {"family": "ip6", "table": "nat", "chain": "POSTROUTING", "expr": [masq]}},
+    ]}  # fmt: skip
+    six = "*nat\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -s fd00::/64 -j MASQUERADE\nCOMMIT\n"
+    monkeypatch.setattr("netlens.discovery.nat.shutil.which", lambda t: f"/usr/sbin/{t}")
+    monkeypatch.setattr(
+        nat, "_run_in", lambda path, argv: six if argv[0].startswith("ip6") else None
+    )
+    rules = nat._nft_rules("/p", json.dumps(doc))
+    assert [(r.family, r.src) for r in rules] == [("ip6", "fd00::/64")]
+
+
+def test_read_nat_runs_nft_only_when_it_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: list[list[str]] = []
+    monkeypatch.setattr(nat, "_parallel", lambda jobs: [ran.append(argv) for _p, argv in jobs])
+    probe = NsProbe(chains=(NftChain("ip", "t", "c", "nat"),))
+    monkeypatch.setattr("netlens.discovery.nat.shutil.which", which)
+    nat.read_nat([NsHandle(4, 1, "/a")], probes=[probe])
+    assert ran == [["nft", "-j", "list", "ruleset"]]
+    ran.clear()
+    monkeypatch.setattr("netlens.discovery.nat.shutil.which", lambda t: None)
+    nat.read_nat([NsHandle(4, 1, "/a")], probes=[probe])
+    assert ran == []
