@@ -2,7 +2,7 @@
 PY ?= python3
 PYTEST ?= $(PY) -m pytest
 
-.PHONY: setup demo test unit integration installed lint typecheck bench screenshots clean-host
+.PHONY: setup demo test unit integration installed lint typecheck bench screenshots mutation clean-host
 
 setup:
 	@bash .ci/setup.sh
@@ -35,3 +35,15 @@ bench: setup
 
 screenshots: setup
 	$(PY) tests/tui/make_screenshots.py
+
+# Mutation testing of the pure core against the unit tests (no root). Not part of
+# `make test`: it takes minutes per module. MODULES=rates,nat picks modules,
+# CHANGED=REV only those changed since git revision REV, JOBS=N sets mutmut's
+# workers; nice 19 because the machine is shared.
+MODULES ?=
+JOBS ?= 2
+CHANGED ?=
+mutation:
+	nice -n 19 $(PY) tests/mutation/run.py --jobs $(JOBS) $(if $(CHANGED),--changed $(CHANGED)) \
+		$(subst $(comma), ,$(MODULES))
+comma := ,

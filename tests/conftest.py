@@ -19,6 +19,15 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+hypothesis_settings.register_profile(
+    "mutation", derandomize=True, database=None, deadline=None, max_examples=30
+)
+"""For ``make mutation`` (tests/mutation/run.py): every mutant meets the same examples,
+so a mutant's verdict does not depend on the draw; no example database is shared
+between the forked workers; 30 examples a property (tests that ask for more keep
+theirs) because every mutant runs the properties again."""
 
 RUN_TAG = secrets.token_hex(2)  # 4 hex chars: short, interface names max 15 bytes
 
@@ -101,6 +110,30 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
     report.outcome = "failed"
     report.longrepr = f"skipped under CI=true, where every test must run: {reason}"
+
+
+MEMOS = {
+    "netlens.discovery.netlink": ("_PORT_MEMO", "_ADDR_MEMO", "_ROUTE_MEMO", "_RULE_MEMO",
+                                  "_NETCONF_MEMO"),
+    "netlens.discovery.decode": ("_IP_CACHE", "_ADDR_ROWS", "_ROUTE_ROWS", "_ROUTE_EXACT"),
+    "netlens.discovery.wire": ("_REQUEST_CACHE", "_BATCH_CACHE"),
+    "netlens.discovery.nat": ("_WIRE_PROBES",),
+    "netlens.stats.counters": ("_fast_structs",),
+}  # fmt: skip
+"""Module-level memo tables of the parsers (parsed messages by their bytes, structs by
+size). A memo filled by an earlier test answers a later one without running the code
+under test, so a broken parser could pass; mutation testing (tests/mutation) showed
+exactly that. Every test starts with them empty."""
+
+
+@pytest.fixture(autouse=True)
+def _empty_parser_memos() -> None:
+    """Empty the memo tables of the parser modules already imported (importing them
+    here would change what the import tests see)."""
+    for module, names in MEMOS.items():
+        mod = sys.modules.get(module)
+        for name in names if mod is not None else ():
+            getattr(mod, name).clear()
 
 
 def settle_kernel(max_wait: float = 45.0, quiet_ticks: int = 3, calm_for: float = 5.0) -> float:
@@ -230,18 +263,23 @@ def labstate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A private runtime state dir (``NETLENS_STATE_DIR``) for ``lab up`` tests and benches.
 
     Afterwards everything it lists is removed, pass or fail, and the test fails
-    if anything of it could not be (see ``runtime_host.teardown_state``).
+    if anything of it could not be (see ``runtime_host.teardown_state``), or if the
+    kernel still holds nft rules, iptables rules, cgroups or a forwarding claim of
+    this state directory that it did not hold before (``runtime_host.kernel_changes``).
     """
     if not is_root():
         pytest.skip("needs root")
-    from runtime_host import teardown_state
+    from runtime_host import kernel_changes, kernel_state, teardown_state
 
     sdir = tmp_path / "state"
     monkeypatch.setenv("NETLENS_STATE_DIR", str(sdir))
+    before = kernel_state(sdir)
     try:
         yield sdir
     finally:
+        known = kernel_state(sdir).names  # the test's bridges and veths, before teardown
         left = teardown_state(sdir)
+        left += kernel_changes(before, kernel_state(sdir), known=known)
     assert not left, left
 
 

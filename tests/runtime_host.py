@@ -3,8 +3,11 @@
 One teardown for every test that runs the bundled runtime against a private
 state directory (``NETLENS_STATE_DIR``): labs, containers, networks, cgroups and
 the nft table of that directory go, and whatever could not be removed is
-reported so the caller can fail on it. And one way to wait for an idle machine
-before a measurement. Imported as ``runtime_host`` (``tests/`` is on
+reported so the caller can fail on it. A before/after picture of what the
+kernel holds for that state directory (:func:`kernel_state`,
+:func:`kernel_changes`), so rollback and removal tests check the kernel and not
+only the runtime's own records. And one way to wait for an idle machine before a
+measurement. Imported as ``runtime_host`` (``tests/`` is on
 ``sys.path`` because ``conftest.py`` lives there).
 """
 
@@ -12,10 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -119,3 +124,143 @@ def wait_idle(limit: float = 0.1, timeout: float = 10.0) -> None:
         time.sleep(0.2)
         if busy() - a < limit * 0.2 * (os.cpu_count() or 1):
             return
+
+
+# --- what the kernel holds for one state directory ----------------------------------------
+FORWARDING_SYSCTLS = (
+    "/proc/sys/net/ipv4/ip_forward",
+    "/proc/sys/net/ipv4/conf/all/forwarding",
+    "/proc/sys/net/ipv6/conf/all/forwarding",
+    "/proc/sys/net/bridge/bridge-nf-call-iptables",
+)
+_COUNTERS = re.compile(r"\s*counter packets \d+ bytes \d+|\[\d+:\d+\]")
+
+
+@dataclass(frozen=True)
+class KernelState:
+    """The host's firewall, forwarding and cgroups as one state directory's runtime sees
+    them. Raw dumps are kept: which lines are ours is decided when two states are
+    compared, with the names both of them know (a bridge made and removed between
+    the two is only known to one)."""
+
+    table: str  # the state directory's own nft table (ip family)
+    scope: str  # its cgroup leaves end in ".<scope>"
+    names: frozenset[str]  # bridges and host veths of its networks and containers
+    nft: str  # `nft list ruleset`
+    iptables: str  # iptables-save of both flavours (legacy tables are invisible to nft)
+    cgroups: frozenset[str]
+    sysctls: tuple[tuple[str, str | None], ...]
+    forward_claim: bool  # the state dir holds ip_forward.json: it flipped forwarding on
+
+
+def _run(argv: list[str]) -> str:
+    try:
+        res = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return res.stdout if res.returncode == 0 else ""
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as fh:
+            return fh.read().strip()
+    except OSError:
+        return None
+
+
+def kernel_state(state_dir: Path, also: Iterable[str] = ()) -> KernelState:
+    """Snapshot what the kernel holds for ``state_dir``; ``also``: container names whose
+    host veths count as ours even when no record lists them (a half-made create)."""
+    with state_env(state_dir):
+        from netlens_runtime import cgroups, names, nat, state
+
+        scope = state.scope()
+        ours: set[str] = set()
+        with contextlib.suppress(Exception):
+            ours |= {str(n["bridge"]) for n in state.load_networks().values()}
+        with contextlib.suppress(Exception):
+            recs = state.load_containers()
+            ours |= {str(r.get("host_veth")) for r in recs.values() if r.get("host_veth")}
+            ours |= {names.host_veth_name(c, scope) for c in recs}
+        ours |= {names.host_veth_name(c, scope) for c in also}
+        dirs = {
+            d
+            for leaf, found in cgroups.all_dirs().items()
+            if scope and leaf.endswith(f".{scope}")
+            for d in found
+        }
+        claim = os.path.exists(os.path.join(state.state_dir(), nat.FORWARD_RECORD))
+        table = nat.table_name()
+    iptables = _run(["iptables-save"]) + _run(["ip6tables-save"])
+    if shutil.which("iptables-legacy-save"):
+        iptables += _run(["iptables-legacy-save"])
+    return KernelState(
+        table=table,
+        scope=scope,
+        names=frozenset(ours),
+        nft=_run(["nft", "list", "ruleset"]),
+        iptables=iptables,
+        cgroups=frozenset(dirs),
+        sysctls=tuple((p, _read(p)) for p in FORWARDING_SYSCTLS),
+        forward_claim=claim,
+    )
+
+
+def _nft_lines(ruleset: str, table: str, names: frozenset[str]) -> set[str]:
+    """Every line of our own table (tables and chains included), and the lines of any
+    other table that name one of our bridges or veths; counters dropped."""
+    out: set[str] = set()
+    header = ""
+    for raw in ruleset.splitlines():
+        line = _COUNTERS.sub("", raw).strip()
+        if raw.startswith("table "):
+            header = line
+        if header == f"table ip {table} {{" or any(f'"{n}"' in line for n in names):
+            out.add(f"{header} | {line}")
+    return out
+
+
+def _ipt_lines(dump: str, names: frozenset[str]) -> set[str]:
+    words = {n for n in names if n}
+    return {
+        _COUNTERS.sub("", line).strip()
+        for line in dump.splitlines()
+        if not line.startswith("#") and words & set(line.split())
+    }
+
+
+def kernel_changes(before: KernelState, after: KernelState, known: Iterable[str] = ()) -> list[str]:
+    """What ``after`` holds for the state directory that ``before`` did not, or lacks.
+
+    Only what belongs to the state directory is compared (its table, its objects'
+    names, its cgroup scope): other tests on this host change the rest of the
+    ruleset at the same time, and that must not make this check flaky. The global
+    forwarding sysctls are the one shared thing: a change of them counts only while
+    the state directory still claims it (``ip_forward.json`` left behind), since
+    another runtime may flip them meanwhile. ``known``: more names of ours (from a
+    state taken in between, when both ends predate or outlive the objects).
+    """
+    names = before.names | after.names | frozenset(known)
+    out: list[str] = []
+    for tag, old, new in (
+        (
+            "nft",
+            _nft_lines(before.nft, before.table, names),
+            _nft_lines(after.nft, after.table, names),
+        ),
+        ("iptables", _ipt_lines(before.iptables, names), _ipt_lines(after.iptables, names)),
+        ("cgroup", set(before.cgroups), set(after.cgroups)),
+    ):
+        out += [f"{tag} added: {x}" for x in sorted(new - old)]
+        out += [f"{tag} removed: {x}" for x in sorted(old - new)]
+    if after.forward_claim and not before.forward_claim:
+        out.append("ip_forward.json left: forwarding was turned on and never given back")
+    if after.forward_claim and after.sysctls != before.sysctls:
+        changed = [
+            f"{p}: {a} -> {b}"
+            for (p, a), (_q, b) in zip(before.sysctls, after.sysctls, strict=True)
+            if a != b
+        ]
+        out.append(f"forwarding sysctls changed while claimed: {changed}")
+    return out

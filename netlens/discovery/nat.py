@@ -370,7 +370,9 @@ def _fmt_value(v: Any) -> str:
         if "set" in v:
             items = v["set"] if isinstance(v["set"], list) else [v["set"]]
             return "{ " + ", ".join(_fmt_value(x) for x in items) + " }"
-        key = next(iter(v), "?")
+        if not v:
+            return "{}"  # nothing to show; never a KeyError that would end the parse
+        key = next(iter(v))
         return f"{key} {_fmt_value(v[key])}" if v[key] is not None else str(key)
     if isinstance(v, list):
         return "{ " + ", ".join(_fmt_value(x) for x in v) + " }"
@@ -396,15 +398,13 @@ def _fmt_left(left: Any) -> tuple[str, str | None, str | None]:
 
 
 def _split_addr_port(spec: str) -> tuple[str | None, str | None]:
-    """``1.2.3.4:80``, ``[fd00::1]:80``, ``1.2.3.4-1.2.3.9:1000-2000``, ``fd00::1``."""
+    """``1.2.3.4:80``, ``[fd00::1]:80``, ``1.2.3.4-1.2.3.9:1000-2000``, ``fd00::1``, ``::1``."""
     if not spec:
         return None, None
     if spec.startswith("["):
         addr, _, rest = spec[1:].partition("]")
         return addr or None, rest.lstrip(":") or None
-    if spec.startswith(":"):
-        return None, spec[1:] or None
-    if spec.count(":") == 1:
+    if spec.count(":") == 1:  # ":8080" too; "::1" and "fd00::1" are bare addresses
         addr, _, port = spec.partition(":")
         return addr or None, port or None
     return spec, None
@@ -478,7 +478,7 @@ def _nft_expr(d: _Draft, expr: dict[str, Any], jumps: list[str]) -> bool:
         return False
     if key == "xt" and isinstance(val, dict):
         name = str(val.get("name", ""))
-        d.parts.append(f"xt {val.get('type', '')} {name}".strip())
+        d.parts.append(" ".join(p for p in ("xt", str(val.get("type") or ""), name) if p))
         return val.get("type") == "target" and name in _IPT_TARGETS
     if key in ("jump", "goto") and isinstance(val, dict):
         jumps.append(str(val.get("target")))
@@ -529,7 +529,8 @@ def parse_nft_json(doc: dict[str, Any]) -> tuple[list[NatRule], set[tuple[str, s
             chain = str(rule.get("chain"))
             d = _Draft()
             jumps: list[str] = []
-            for expr in rule.get("expr") or []:
+            exprs = rule.get("expr")
+            for expr in exprs if isinstance(exprs, list) else []:
                 if isinstance(expr, dict) and _nft_expr(d, expr, jumps):
                     xt_tables.add(tkey)
             for j in jumps:
@@ -864,17 +865,8 @@ def forward_policy_warning(
     namespace of ``handle`` (default: the caller's own, normally the host).
     Pass ``probe_result`` to reuse a probe made with ``probe(..., with_br_nf=True)``.
     """
-    pr = probe_result
-    if pr is None:
-        path = handle.path if handle is not None else "/proc/thread-self/ns/net"
-        if handle is None:
-            pr = _probe_here(path, with_br_nf=True)
-        else:
-            found = nsenter.run_in_netns([path], lambda t: _probe_here(t, with_br_nf=True))[0]
-            if isinstance(found, OSError):
-                return None
-            pr = found
-    if not pr.br_nf_call_iptables:
+    pr = probe_result if probe_result is not None else _probe_for_warning(handle)
+    if pr is None or not pr.br_nf_call_iptables:
         return None
     drops = [
         f"{c.family} {c.table} {c.name}"
@@ -897,6 +889,15 @@ def forward_policy_warning(
         "Docker did not create is silently dropped; add ACCEPT rules for those bridges "
         "(e.g. iptables -I DOCKER-USER -i BR -o BR -j ACCEPT)"
     )
+
+
+def _probe_for_warning(handle: NsHandle | None) -> NsProbe | None:
+    """Probe ``handle``'s namespace (or this thread's) with the br_netfilter knob;
+    None when it cannot be entered."""
+    if handle is None:
+        return _probe_here("/proc/thread-self/ns/net", with_br_nf=True)
+    found = nsenter.run_in_netns([handle.path], lambda t: _probe_here(t, with_br_nf=True))[0]
+    return None if isinstance(found, OSError) else found
 
 
 def _run_local(argv: list[str]) -> str | None:

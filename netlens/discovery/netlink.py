@@ -213,10 +213,6 @@ def _u32(data: bytes, span: tuple[int, int]) -> int:
     return int(_U32.unpack_from(data, span[0])[0])
 
 
-def _u8(data: bytes, span: tuple[int, int]) -> int:
-    return int(data[span[0]])
-
-
 def mac(raw: bytes) -> str:
     return raw.hex(":")
 

@@ -249,7 +249,12 @@ class DensitySampler:
         return (usage_ns - prev.usage_ns) / 1e9 / (now - prev.at) * 100.0
 
     def _psutil_usage(self, c: Container, now: float) -> Usage:
-        import psutil
+        try:
+            import psutil
+        except ImportError:
+            # An unprivileged user may run a Python whose site-packages it cannot
+            # read (root's interpreter): usage is then unknown, and sampling goes on.
+            return Usage(processes=len(c.pids))
 
         pids = list(c.pids) or ([c.pid] if c.pid else [])
         rss = 0

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from conftest import RUN_TAG
+from runtime_host import kernel_changes, kernel_state
 
 from netlens_runtime import api
 from netlens_runtime.errors import Conflict, NotFound, RuntimeFailure
@@ -101,6 +102,7 @@ def test_routed_lab_connects_two_segments_through_the_router(
     from netlens_runtime import lab_ops
 
     spec = _spec("routed.yaml", "r", tmp_path)
+    before = kernel_state(labstate)
     rec = lab_ops.lab_up(spec)
     assert rec.status == "up"
     a, b, r = (lab_ops.node_name(spec.name, n) for n in ("a", "b", "r"))
@@ -121,7 +123,11 @@ def test_routed_lab_connects_two_segments_through_the_router(
     bridges = [str(n["bridge"]) for n in api.list_networks()]
     assert len(bridges) == 2
     assert all(_link_exists(br) for br in bridges)
+    up = kernel_state(labstate)
+    assert up.names >= set(bridges)
     assert lab_ops.lab_down(spec.name) == []
+    # nft table and chains, FORWARD rules of both bridges, cgroups, forwarding claim
+    assert kernel_changes(before, kernel_state(labstate), known=up.names) == []
     assert not (labstate / "labs" / f"{spec.name}.json").exists()
     assert api.list_containers() == [] and api.list_networks() == []
     assert not any(_alive(p) for p in pids.values())
@@ -133,7 +139,9 @@ def test_p2p_chain_and_lab_down_by_file(labstate: Path, tmp_path: Path) -> None:
     from netlens_runtime import lab_ops
 
     spec = _spec("p2p.yaml", "c", tmp_path)
+    before = kernel_state(labstate)
     lab_ops.lab_up(spec)
+    up = kernel_state(labstate)
     pids = _pids()
     x, z = (pids[lab_ops.node_name(spec.name, n)] for n in ("x", "z"))
     # x -> y (forwarding) -> z over two point-to-point veths, no bridge at all.
@@ -148,6 +156,7 @@ def test_p2p_chain_and_lab_down_by_file(labstate: Path, tmp_path: Path) -> None:
     lab_ops.lab_down(lab_ops.lab_name_of(str(path)))
     assert api.list_containers() == []
     assert not any(_alive(p) for p in pids.values())
+    assert kernel_changes(before, kernel_state(labstate), known=up.names) == []
 
 
 def test_second_lab_up_of_same_name_is_refused(labstate: Path, tmp_path: Path) -> None:
@@ -209,6 +218,7 @@ def test_failed_lab_up_rolls_back_everything(
 
     monkeypatch.setattr(api, "create_network", spy_net)
     fifth = lab_ops.node_name(spec.name, "k")
+    before = kernel_state(labstate)
     if where == "core-batch":
         monkeypatch.setenv("NETLENS_FAULT", "before_exec")
     else:
@@ -232,6 +242,10 @@ def test_failed_lab_up_rolls_back_everything(
     for c in created:
         assert not c["host_veth"] or not _link_exists(c["host_veth"])
     assert not any(e.endswith(".json") for e in os.listdir(labstate / "pending"))
+    # the kernel too: the NAT network's table and FORWARD rules, cgroups, forwarding
+    ours = [str(n["bridge"]) for n in nets] + [str(c["host_veth"]) for c in created]
+    after = kernel_state(labstate, also=[str(c["name"]) for c in created])
+    assert kernel_changes(before, after, known=ours) == []
     # And the same lab builds fine right after (nothing is left to conflict with).
     monkeypatch.delenv("NETLENS_FAULT", raising=False)
     monkeypatch.setattr(lab_ops, "_fault", None)

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from conftest import is_root
-from runtime_host import teardown_state
+from runtime_host import KernelState, kernel_changes, kernel_state, teardown_state
 
 pytestmark = pytest.mark.integration
 
@@ -34,11 +34,19 @@ def rt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     state_dir = tmp_path / "state"
     monkeypatch.setenv("NETLENS_STATE_DIR", str(state_dir))
     helper = Rt(state_dir, 500 + next(_INDEX))
+    before = kernel_state(state_dir)
     try:
         yield helper
     finally:
+        known = kernel_state(state_dir).names
         left = teardown_state(state_dir)
+        left += kernel_changes(before, kernel_state(state_dir), known=known)
     assert not left, left
+
+
+def _kernel(also: list[str] | None = None) -> KernelState:
+    """The kernel's view of this test's state directory (nft, iptables, cgroups, sysctls)."""
+    return kernel_state(Path(os.environ["NETLENS_STATE_DIR"]), also=also or [])
 
 
 def _leftovers(name: str) -> list[str]:
@@ -98,12 +106,16 @@ def test_failed_batch_rolls_back_everything(
                           publish=[f"{31000 + i}:80"] if i == 0 else [])
         for i in range(3)
     ]  # fmt: skip
+    names = [s.name for s in specs]
+    before = _kernel(names)
     monkeypatch.setenv("NETLENS_FAULT", point)
     with pytest.raises(RuntimeFailure, match=f"injected fault at {point}"):
         api.create_containers(specs)
     monkeypatch.delenv("NETLENS_FAULT")
     for spec in specs:
         assert _settled(spec.name) == [], spec.name
+    # the published port's DNAT, forward rules, cgroups: the kernel is as it was
+    assert kernel_changes(before, _kernel(names)) == []
     # The same names work afterwards.
     recs = api.create_containers(specs)
     assert [r["state"] for r in recs] == ["running"] * 3
@@ -128,10 +140,12 @@ def test_failed_exec_in_child_rolls_back(
     # A spawner only clones batches (a batch of one is cloned by us).
     other = api.ContainerSpec(name=rt.name("sy"), network=None)
     specs = [spec] if path == "direct" else [other, spec]
+    before = _kernel([s.name for s in specs])
     with pytest.raises(RuntimeFailure, match=rt.name("sx")):
         api.create_containers(specs)
     for one in specs:
         assert _settled(one.name) == [], one.name
+    assert kernel_changes(before, _kernel([s.name for s in specs])) == []
 
 
 @pytest.mark.parametrize("point", ["before_exec", "after_exec"])
@@ -140,6 +154,7 @@ def test_gc_after_sigkill_mid_create(rt: Any, point: str) -> None:
 
     net = api.create_network(api.NetworkSpec(name=rt.name("n"), subnet=rt.subnet()))
     name = rt.name("k")
+    before = _kernel([name])
     env = {**rt.env, "NETLENS_FAULT": f"hang_{point}"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "netlens", "run", "-d", "--name", name, "--network", net["name"],
@@ -161,6 +176,7 @@ def test_gc_after_sigkill_mid_create(rt: Any, point: str) -> None:
     removed = api.gc()
     assert any("half-created" in r for r in removed), removed
     assert _settled(name) == []
+    assert kernel_changes(before, _kernel([name])) == []
     assert api.gc() == []  # nothing left to do
 
 
@@ -186,6 +202,7 @@ def test_forwarding_under_iptables_forward_drop(rt: Any) -> None:
     had_filter = subprocess.run(["nft", "list", "table", "ip", "filter"],
                                 capture_output=True).returncode == 0  # fmt: skip
     old_policy = _iptables_policy()
+    before = _kernel()
     try:
         knob.write_text("1")
         subprocess.run(["iptables", "-w", "-P", "FORWARD", "DROP"], check=True)
@@ -208,6 +225,8 @@ def test_forwarding_under_iptables_forward_drop(rt: Any) -> None:
         rules = subprocess.run(["iptables", "-w", "-S", "FORWARD"], capture_output=True,
                                text=True, check=True).stdout  # fmt: skip
         assert net["bridge"] not in rules
+        # the bridge's accept rules, the NAT table, the forwarding claim: all gone
+        assert kernel_changes(before, _kernel(), known=[net["bridge"]]) == []
     finally:
         subprocess.run(["iptables", "-w", "-P", "FORWARD", old_policy], capture_output=True)
         if not had_filter:
@@ -230,12 +249,14 @@ def test_batch_through_spawner_and_its_rollback(
     monkeypatch.setenv("NETLENS_SPAWN_HELPER", native)
     net = api.create_network(api.NetworkSpec(name=rt.name("n"), subnet=rt.subnet()))
     specs = [api.ContainerSpec(name=rt.name(f"s{i}"), network=net["name"]) for i in range(3)]
+    before = _kernel([s.name for s in specs])
     monkeypatch.setenv("NETLENS_FAULT", "after_veth")
     with pytest.raises(RuntimeFailure, match="injected fault"):
         api.create_containers(specs)
     monkeypatch.delenv("NETLENS_FAULT")
     for spec in specs:
         assert _settled(spec.name) == [], spec.name
+    assert kernel_changes(before, _kernel([s.name for s in specs])) == []
     recs = api.create_containers(specs)
     for rec in recs:
         assert rec["cgroup"] in Path(f"/proc/{rec['pid']}/cgroup").read_text()
@@ -264,6 +285,7 @@ def test_broken_native_spawner_falls_back_to_python(
     monkeypatch.setenv("NETLENS_SPAWNER", "1")
     monkeypatch.setenv("NETLENS_SPAWNERS", helpers)
     specs = [api.ContainerSpec(name=rt.name(f"b{i}"), network=None) for i in range(3)]
+    before = _kernel([s.name for s in specs])
     recs = api.create_containers(specs)
     assert [r["state"] for r in recs] == ["running"] * 3
     for rec in recs:
@@ -273,6 +295,7 @@ def test_broken_native_spawner_falls_back_to_python(
     api.remove_containers([s.name for s in specs])
     for spec in specs:
         assert _settled(spec.name) == [], spec.name
+    assert kernel_changes(before, _kernel([s.name for s in specs])) == []
 
 
 @pytest.mark.parametrize("content", ["", "{torn"])
@@ -293,3 +316,53 @@ def test_gc_removes_unreadable_record_that_blocks_its_name(rt: Any, content: str
     assert not os.path.exists(state.container_path(name))
     rec = api.create_containers([spec])[0]
     assert rec["name"] == name and rec["state"] == "running"
+
+
+def test_kernel_check_sees_what_a_run_leaves_behind_and_nothing_else(rt: Any) -> None:
+    """Negative control for runtime_host.kernel_changes: a NAT table with a chain,
+    a FORWARD rule for one of our bridges, a cgroup of our scope and a forwarding
+    claim left in the state directory are all reported; a table of someone else
+    made at the same moment is not."""
+    from netlens_runtime import names, nat, state
+
+    scope = state.scope()
+    table = nat.table_name()
+    ghost = names.bridge_name(rt.name("ghost"), scope)
+    foreign = f"nl{rt.name('x')}"[:30]
+    base = next(
+        (b for b in ("/sys/fs/cgroup/unified/netlens", "/sys/fs/cgroup/memory/netlens",
+                     "/sys/fs/cgroup/netlens") if os.path.isdir(b)),
+        None,
+    )  # fmt: skip
+    cg = f"{base}/ghost.{scope}" if base else None
+    claim = Path(state.sub(nat.FORWARD_RECORD))
+    before = _kernel()
+    try:
+        subprocess.run(["nft", "add", "table", "ip", table], check=True)
+        subprocess.run(["nft", f"add chain ip {table} post {{ type nat hook postrouting "
+                        "priority 100; }"], check=True)  # fmt: skip
+        subprocess.run(["nft", "add", "table", "ip", foreign], check=True)
+        subprocess.run(["nft", "add", "chain", "ip", foreign, "c"], check=True)
+        subprocess.run(["iptables", "-w", "-I", "FORWARD", "-i", ghost, "-j", "ACCEPT"],
+                       check=True)  # fmt: skip
+        if cg:
+            os.mkdir(cg)
+        state.ensure_dirs()
+        claim.write_text('{"previous": "0", "set": "1"}')
+        found = kernel_changes(before, _kernel(), known=[ghost])
+        assert f"nft added: table ip {table} {{ | table ip {table} {{" in found
+        assert any(f.startswith(f"nft added: table ip {table} {{ | chain post") for f in found)
+        assert f"iptables added: -A FORWARD -i {ghost} -j ACCEPT" in found
+        if cg:
+            assert f"cgroup added: {cg}" in found
+        assert any(f.startswith("ip_forward.json left") for f in found)
+        assert not any(foreign in f for f in found)  # someone else's table is not ours
+    finally:
+        subprocess.run(["nft", "delete", "table", "ip", table], capture_output=True)
+        subprocess.run(["nft", "delete", "table", "ip", foreign], capture_output=True)
+        subprocess.run(["iptables", "-w", "-D", "FORWARD", "-i", ghost, "-j", "ACCEPT"],
+                       capture_output=True)  # fmt: skip
+        if cg and os.path.isdir(cg):
+            os.rmdir(cg)
+        claim.unlink(missing_ok=True)
+    assert kernel_changes(before, _kernel(), known=[ghost]) == []  # and clean again

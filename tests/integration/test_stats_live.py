@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -384,3 +385,31 @@ def test_sample_snapshot_rates_is_json_ready(nslab: Lab) -> None:
     assert a["tx_pps"] > 10 and a["tx_bps"] > 0
     assert 0.4 < doc["interval"] < 2
     assert doc["density"]["namespaces"] == len(snap.namespaces)
+
+
+def test_stats_without_root_says_so_once_and_samples_its_own_namespace(nslab: Lab) -> None:
+    """``netlens stats --json`` as nobody inside namespace a: exit 0, exactly the one
+    not-root line on stderr, and NDJSON on stdout that sees a's own veth move."""
+    ns = nslab.add_netns("a")
+    hb = nslab.name("hb")
+    veth_into(nslab, hb, ns)
+    sh(f"ip -n {ns} addr add 169.254.77.1/30 dev eth0")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NETLENS_")}
+    env["NETLENS_NO_LOG"] = "1"
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env["PYTHONPATH"] = f"{repo}{os.pathsep}{repo}/runtime"
+    res = subprocess.run(
+        ["ip", "netns", "exec", ns, "setpriv", "--reuid=65534", "--regid=65534",
+         "--clear-groups", sys.executable, "-m", "netlens", "stats", "--json", "--count", "2",
+         "--interval", "0.2"],
+        capture_output=True, text=True, timeout=60, cwd="/tmp", env=env, check=False,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.splitlines() == [
+        "netlens: not root: only this process's own namespace is sampled; "
+        "run as root to see inside containers"
+    ]
+    docs = [json.loads(line) for line in res.stdout.splitlines()]
+    assert len(docs) == 2
+    ino = os.stat(f"/run/netns/{ns}").st_ino
+    assert f"netns:{ino}" in docs[-1]["vrfs"]  # its own namespace is sampled

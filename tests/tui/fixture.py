@@ -10,6 +10,7 @@ gives the 1000-container host the benchmark uses. Rates come from
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 
 from netlens.model.types import (
@@ -36,6 +37,28 @@ HOST_ID = "netns:4026531840"
 FIXED_TIME = 1_785_000_000.0  # a fixed instant so screenshots never change
 _ENGINES = ("docker", "podman", "netlens", "lxc", "docker", "containerd")
 _NAMES = ("web", "api", "db", "cache", "worker", "queue", "auth", "search", "proxy", "batch")
+
+
+def bridge_subnet(b: int) -> ipaddress.IPv4Network:
+    """The subnet of bridge ``br<b>``: one address plan for every part of the host."""
+    return ipaddress.IPv4Network(f"10.{10 + b}.0.0/16")
+
+
+def gateway_ip(b: int) -> str:
+    """The bridge's own address, the containers' default gateway: the first host."""
+    return str(bridge_subnet(b)[1])
+
+
+def container_ip(b: int, i: int) -> str:
+    """Container ``i`` (0-based) of bridge ``b``: handed out in order after the gateway,
+    as Docker's IPAM does, so the first container is .2."""
+    return str(bridge_subnet(b)[2 + i])
+
+
+def router_ip(b: int) -> str:
+    """The router namespace's leg on bridge ``b``: the last-but-one host of the /16's
+    first /24, out of the containers' way (they stop at 250 per bridge)."""
+    return str(bridge_subnet(b)[254])
 
 
 def _mac(a: int, b: int) -> str:
@@ -69,7 +92,12 @@ def make_snapshot(
 
     ``per_bridge`` gives the number of containers on each bridge ``br0``, ``br1``...
     ``drop`` lists container names to leave out (to simulate containers vanishing).
+    Addresses come from :func:`container_ip` and friends, so the containers, the
+    router's ARP table, the host's DNAT and the bridges' MAC tables tell one story
+    (tests/tui/test_fixture_model.py checks that they do).
     """
+    if any(n > 250 for n in per_bridge):
+        raise ValueError("at most 250 containers per bridge: .254 is the router's")
     host_ifs: list[Interface] = [
         Interface(
             HOST_ID,
@@ -163,7 +191,7 @@ def make_snapshot(
         br_idx = next_if
         next_if += 1
         bridge_ifindex.append(br_idx)
-        gw = f"10.{10 + b}.0.1"
+        gw = gateway_ip(b)
         host_ifs.append(
             Interface(
                 HOST_ID,
@@ -179,7 +207,7 @@ def make_snapshot(
                 counters=_ctr(50 + b),
             )
         )
-        host_routes.append(_connected(f"10.{10 + b}.0.0/16", f"br{b}", br_idx, gw))
+        host_routes.append(_connected(str(bridge_subnet(b)), f"br{b}", br_idx, gw))
         for i in range(n):
             count += 1
             name = f"{_NAMES[(count - 1) % len(_NAMES)]}-{count}"
@@ -190,7 +218,7 @@ def make_snapshot(
             engine = _ENGINES[count % len(_ENGINES)]
             ns_id = f"netns:{inode}"
             cid = f"{engine}:{count:04x}c0ffee{b}"
-            ip = f"10.{10 + b}.{(i + 2) // 250}.{(i + 2) % 250 + 1}"
+            ip = container_ip(b, i)
             host_veth = f"veth{count:04x}"
             host_ifs.append(
                 Interface(
@@ -250,7 +278,7 @@ def make_snapshot(
                     ),
                     routes=(
                         Route(4, 254, "default", gateway=gw, dev="eth0", ifindex=2),
-                        _connected(f"10.{10 + b}.0.0/16", "eth0", 2, ip),
+                        _connected(str(bridge_subnet(b)), "eth0", 2, ip),
                         Route(
                             4,
                             255,
@@ -342,7 +370,7 @@ def make_snapshot(
                     True,
                     True,
                     mac=_mac(0xEF, b),
-                    addresses=(Address(4, f"10.{10 + b}.0.254", 16),),
+                    addresses=(Address(4, router_ip(b), 16),),
                     peer=IfRef(HOST_ID, peer_idx),
                     counters=_ctr(410 + b),
                 )
@@ -376,8 +404,8 @@ def make_snapshot(
                 pids=(),
                 interfaces=tuple(r_ifs),
                 routes=(
-                    _connected("10.10.0.0/16", "eth0", 2, "10.10.0.254"),
-                    _connected("10.11.0.0/16", "eth1", 3, "10.11.0.254"),
+                    _connected(str(bridge_subnet(0)), "eth0", 2, router_ip(0)),
+                    _connected(str(bridge_subnet(1)), "eth1", 3, router_ip(1)),
                     _connected("172.31.0.0/30", "p2p-edge", 4, "172.31.0.1"),
                     Route(
                         4,
@@ -392,7 +420,7 @@ def make_snapshot(
                         4,
                         254,
                         "default",
-                        gateway="10.10.0.1",
+                        gateway=gateway_ip(0),
                         dev="eth0",
                         ifindex=2,
                         protocol="static",
@@ -409,7 +437,8 @@ def make_snapshot(
                 ),
                 neighbours=(
                     Neighbour(4, "172.31.0.2", "02:00:00:00:0e:02", 4, "p2p-edge", "reachable"),
-                    Neighbour(4, "10.10.0.2", _mac(0xCC, 1), 2, "eth0", "stale"),
+                    # the router answered web-1 (the published web server) lately
+                    Neighbour(4, container_ip(0, 0), _mac(0xCC, 1), 2, "eth0", "stale"),
                 ),
                 nat=(
                     NatRule(
@@ -505,9 +534,9 @@ def make_snapshot(
                 proto="tcp",
                 in_iface="eth0",
                 dport="8080",
-                to_addr="10.10.0.2",
+                to_addr=container_ip(0, 0),  # web-1's nginx
                 to_port="80",
-                text="iifname eth0 tcp dport 8080 dnat to 10.10.0.2:80",
+                text=f"iifname eth0 tcp dport 8080 dnat to {container_ip(0, 0)}:80",
             ),
         ),
         sysctls={"net.ipv4.ip_forward": "1"},

@@ -86,7 +86,8 @@ async def drive(lab: Lab, a: str, b: str, peer: str) -> tuple[set[str], float]:
         await pilot.pause(0.6)  # one more tick painted
         row = next(r for r in idx.rows if r.netns == ns_a)
         shown = str(rows.get_row(row.key)[4])
-        assert shown.endswith("b/s"), shown  # the table paints a rate, not a dash
+        # the table paints the ping's rate: not a dash, and not "0 b/s" either
+        assert shown.endswith("b/s") and float(shown.split()[0]) > 0, shown
         return names, best
 
 

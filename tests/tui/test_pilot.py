@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import time
 from pathlib import Path
 
 import pytest
+from rich.console import Console
+from textual.binding import Binding
 from textual.pilot import Pilot
 from textual.widgets import Input
 
@@ -20,7 +23,7 @@ from netlens.tui.widgets.fast_table import FastTable
 from netlens.tui.widgets.topology_view import TopologyView
 
 from .conftest import SIZE, loaded, make_app, run_async
-from .fixture import fixture_source, make_snapshot
+from .fixture import container_ip, fixture_source, make_snapshot
 
 pytestmark = pytest.mark.tui
 
@@ -102,7 +105,7 @@ async def test_filter_limits_rows_and_escape_clears() -> None:
         await pilot.press("escape")
         assert t.row_count == total
         # the filter also narrows the topology
-        await pilot.press("1", "slash", *"10.11.0.5", "enter")
+        await pilot.press("1", "slash", *container_ip(1, 2), "enter")  # proxy-9's address
         topo = app.query_one(TopologyView)
         drawn = {r.node for r in topo._layout.regions if r.kind == "vrf"}
         assert drawn == {app.ctx.index.rows[8].netns} if app.ctx.index else False
@@ -242,7 +245,24 @@ async def test_help_lists_binding_ids_and_keymap_remaps(_isolated_config: Path) 
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot)
         await pilot.press("question_mark")
-        assert isinstance(app.screen, HelpScreen)
+        help_screen = app.screen
+        assert isinstance(help_screen, HelpScreen)
+        console = Console(width=200, file=io.StringIO(), record=True)
+        console.print(help_screen._table())
+        rows = console.export_text().splitlines()
+        ids = [
+            b.id
+            for group in help_screen.groups.values()
+            for b in group
+            if isinstance(b, Binding) and b.id
+        ]
+        assert {"quit", "help", "units", "view.topology", "clear"} <= set(ids)
+        for binding_id in ids:  # every id is listed, on a row of its own
+            assert any(row.rstrip().endswith(binding_id) for row in rows), binding_id
+        quit_row = next(r for r in rows if r.rstrip().endswith(" quit"))
+        assert quit_row.split()[0] == "x"  # the remapped key, not q
+        units_row = next(r for r in rows if r.rstrip().endswith(" units"))
+        assert units_row.split()[0] == "u"
         await pilot.press("escape")
         await pilot.press("3", "u")
         assert app.ctx.bits is False
@@ -316,3 +336,53 @@ async def test_ticks_wait_behind_key_presses_but_are_never_lost() -> None:
         assert app.ctx.frame is not frame
         await wait_for(pilot, lambda: app.ctx.generation > gen)
         await wait_for(pilot, lambda: any("(gone)" in n for n in names(t)) or t.row_count == 9)
+
+
+@run_async
+async def test_theme_given_as_a_toml_file_is_loaded_and_applied(tmp_path: Path) -> None:
+    """``--theme FILE.toml``: a file outside every theme directory is read, registered
+    and applied, its roles included; a .toml that is not there falls back with a note."""
+    path = tmp_path / "ocean.toml"
+    path.write_text('[theme]\nname = "ocean"\nprimary = "#0a7bbd"\n[roles]\nbridge = "#00cc99"\n')
+    app = make_app(theme=str(path))
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        assert app.theme == "ocean"
+        assert app.ctx.roles["nl-bridge"] == "#00cc99"
+        assert app.get_css_variables()["primary"].lower() == "#0a7bbd"
+        assert not app._notifications
+    missing = make_app(theme=str(tmp_path / "absent.toml"))
+    async with missing.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        assert missing.theme == "netlens-dark"
+        texts = " ".join(n.message for n in missing._notifications)
+        assert "absent.toml" in texts
+
+
+def test_view_command_hands_the_theme_file_to_the_app(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``netlens view DUMP --theme F.toml`` starts the app with F's theme (the app's
+    run is replaced: no terminal here)."""
+    import json
+    import sys
+
+    from netlens.cli import main
+    from netlens.model.serialize import snapshot_to_dict
+    from netlens.tui import app as app_module
+
+    seen: list[str] = []
+
+    def fake_run(self: NetlensApp, *args: object, **kwargs: object) -> None:
+        seen.append(self.theme)
+
+    monkeypatch.setattr(app_module.NetlensApp, "run", fake_run)
+    theme = tmp_path / "ocean.toml"
+    theme.write_text('[theme]\nname = "ocean"\nprimary = "#0a7bbd"\n')
+    dump = tmp_path / "host.json"
+    dump.write_text(json.dumps(snapshot_to_dict(make_snapshot())))
+    monkeypatch.setenv("NETLENS_NO_LOG", "1")
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
+    assert main(["view", str(dump), "--theme", str(theme)]) == 0
+    assert seen == ["ocean"]

@@ -321,3 +321,25 @@ def test_positional_builder_makes_the_same_frozen_objects() -> None:
 
     with pytest.raises(TypeError):
         positional_builder(NoSlots)
+
+
+@pytest.mark.parametrize("root", [LAB, KINDS], ids=["lab", "kinds"])
+def test_replayed_fixture_is_its_golden_dump_field_for_field(root: Path) -> None:
+    """The whole snapshot of a recorded host, every field of every object, against a
+    reviewed dump (``golden.json`` beside the recording). The tests above check
+    chosen fields against iproute2; this one notices any other field going wrong
+    (an interface's alias, a route's scope, a container's name). After a deliberate
+    change of the model, regenerate with NETLENS_UPDATE_GOLDEN=1 and read the diff.
+    Kept in fixtures/discovery/golden/, apart from the recordings (which
+    test_kinds_fixture_is_what_the_builder_writes compares file by file)."""
+    import os
+
+    from netlens.model.serialize import snapshot_to_dict
+
+    doc = snapshot_to_dict(replay(root))
+    doc["taken_at"] = 0.0  # the only field that is not the recording's
+    text = json.dumps(doc, indent=1, sort_keys=True) + "\n"
+    golden = FIXTURES / "golden" / f"{root.name}.json"
+    if os.environ.get("NETLENS_UPDATE_GOLDEN") == "1":
+        golden.write_text(text)
+    assert text == golden.read_text()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from typing import Any
@@ -164,3 +165,26 @@ def test_headless_modules_import_no_tui_nor_pyroute2() -> None:
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("euid", [0, 1000])
+def test_not_root_line_is_one_stderr_line_and_only_without_root(
+    euid: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without root ``stats`` says once, on stderr, what it cannot see, and samples
+    anyway; stdout stays pure NDJSON for scripts. As root it says nothing."""
+    monkeypatch.setattr(os, "geteuid", lambda: euid)
+    out = io.StringIO()
+    assert cmd.run(args(json=True, count=2), out=out, monitor=FakeMonitor()) == 0
+    err = capsys.readouterr().err.splitlines()
+    if euid == 0:
+        assert err == []
+    else:
+        assert err == [
+            "netlens: not root: only this process's own namespace is sampled; "
+            "run as root to see inside containers"
+        ]
+    assert [json.loads(line)["taken_at"] for line in out.getvalue().splitlines()] == [
+        1001.0,
+        1002.0,
+    ]

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
+from netlens.stats import counters
 from netlens.stats.counters import (
     IFLA_STATS_LINK_64,
     NLMSG_DONE,
@@ -152,8 +153,25 @@ def test_reader_follows_a_dump_over_several_recvs() -> None:
     assert sock.chunks == []  # read up to DONE, not further
 
 
-def test_reader_single_buffer_fast_path() -> None:
+def test_reader_single_buffer_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One buffer of same-sized messages and DONE is unpacked without the message
+    walk (parse_messages is never called) and gives what the walk would."""
     sock = FakeSock(
         lambda seq: [stats_msg(1, [1] * 8, seq) + stats_msg(2, [2] * 8, seq) + done(seq)]
     )
+    walked: list[int] = []
+    real = counters.parse_messages
+
+    def spy(*args: object) -> bool:
+        walked.append(1)
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(counters, "parse_messages", spy)
     assert StatsReader().dump(sock) == {1: (1,) * 8, 2: (2,) * 8}  # type: ignore[arg-type]
+    assert walked == []
+    # a stale message of another seq in the same buffer: the walk takes over
+    sock = FakeSock(
+        lambda seq: [stats_msg(7, [7] * 8, seq - 1) + stats_msg(1, [1] * 8, seq) + done(seq)]
+    )
+    assert StatsReader().dump(sock) == {1: (1,) * 8}  # type: ignore[arg-type]
+    assert walked == [1]

@@ -40,13 +40,17 @@ class HelpScreen(ModalScreen[None]):
         t.add_column("Keys", style="bold")
         t.add_column("Action")
         t.add_column("Binding id (remap in keymap.toml)", style="dim")
+        # The user's keymap.toml replaces a binding's keys by id: show what is active,
+        # not the defaults the classes declare (the keymap is Textual's, normalised).
+        remapped: dict[str, str] = dict(getattr(self.app, "_keymap", {}))
         for group, bindings in self.groups.items():
             t.add_row(f"[u]{group}[/]", "", "")
             for b in bindings:
                 if isinstance(b, Binding):
+                    active = remapped.get(b.id, b.key) if b.id else b.key
                     keys = " ".join(
                         self.app.get_key_display(Binding(k.strip(), b.action))
-                        for k in b.key.split(",")
+                        for k in active.split(",")
                     )
                     # keys come from the user's keymap file: text, never markup
                     t.add_row(Text(keys), Text(b.description or b.action), b.id or "")
