@@ -26,6 +26,7 @@ installed: setup
 lint:
 	$(PY) -m ruff check netlens runtime tests setup.py
 	$(PY) -m ruff format --check netlens runtime tests setup.py
+	$(PY) -c 'import sys; from importlinter.cli import lint_imports_command as c; c(["--no-cache"])'
 
 typecheck:
 	$(PY) -m mypy
