@@ -149,7 +149,7 @@ def test_requests_number_messages_from_one_and_netconf_asks_three() -> None:
 
 def test_batches_put_the_short_requests_with_the_first_long_dump() -> None:
     assert wire._batches(wire.FIRST_ROUND) == [
-        ("rule", "neigh", wire.NETCONF, "link"),
+        ("rule", "neigh", "qdisc", wire.NETCONF, "link"),
         ("addr",),
         ("route",),
     ]
