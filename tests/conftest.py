@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -283,20 +284,33 @@ def labstate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     assert not left, left
 
 
+_TAGGED = re.compile(rf"(?!veth)[a-z-]*{RUN_TAG}")
+
+
+def _run_tagged(name: str) -> bool:
+    """A name this run made: a test prefix of letters, then the tag.
+
+    The tag is 4 hex characters, which other engines' names contain by chance
+    (Docker's and LXC's host veths are ``veth`` + random hex): a bare substring
+    match would delete another session's or another engine's link.
+    """
+    return _TAGGED.match(name) is not None
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _sweep_run_tag() -> Iterator[None]:
     """Last line of defence: remove any namespace or link carrying this run's tag."""
     yield
     if not is_root() or not shutil.which("ip"):
         return
-    tag = RUN_TAG
+    ours = _run_tagged
     for line in sh("ip netns list", check=False).stdout.splitlines():
         name = line.split()[0] if line.split() else ""
-        if tag in name:
+        if ours(name):
             sh(f"ip netns del {name}", check=False)
     for line in sh("ip -o link show", check=False).stdout.splitlines():
         parts = line.split(": ")
         if len(parts) > 1:
             name = parts[1].split("@")[0]
-            if tag in name:
+            if ours(name):
                 sh(f"ip link del {name}", check=False)
