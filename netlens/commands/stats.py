@@ -107,7 +107,7 @@ def format_table(
     frame: StatsFrame, names: dict[str, str], sort: str = "total", limit: int | None = None
 ) -> str:
     """The top-like text of one frame."""
-    from netlens.stats.live import density_to_dict
+    from netlens.stats.frames import density_to_dict
 
     lines: list[str] = []
     s = frame.server
@@ -174,7 +174,7 @@ def format_table(
 
 def frame_document(frame: StatsFrame, names: dict[str, str]) -> dict[str, Any]:
     """The NDJSON document of one frame: the frame plus display names of its keys."""
-    from netlens.stats.live import frame_to_json
+    from netlens.stats.frames import frame_to_json
 
     doc = frame_to_json(frame)
     keys = set(frame.containers) | set(frame.bridges) | set(frame.uplinks) | set(frame.vrfs)

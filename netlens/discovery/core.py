@@ -18,7 +18,8 @@ from netlens.discovery.sources import LiveNetlink, LiveProc
 from netlens.discovery.wire import FIRST_ROUND
 
 if TYPE_CHECKING:
-    from netlens.discovery.nat import NsProbe, StartedTools
+    from netlens.discovery.nat import NsProbe
+    from netlens.discovery.nat_tools import StartedTools
     from netlens.discovery.nsfind import NsHandle
     from netlens.model import Container, NatRule, Snapshot
 
@@ -99,7 +100,7 @@ def discover(
         # The visit that opened each namespace's socket (here, or in the helper
         # process) also probed it for NAT; tools run only where it saw NAT.
         try:
-            from netlens.discovery.nat import read_nat
+            from netlens.discovery.nat_tools import read_nat
 
             nat = read_nat(handles, probes=source.nat_probes(handles), started=tools)
         except Exception as err:
@@ -120,7 +121,7 @@ def _start_nat_tools(source: LiveNetlink, handles: Sequence[NsHandle]) -> Starte
     other namespaces instead of after it (25 ms of a 1000-namespace dump). A
     failure here only means they run later, in :func:`read_nat`."""
     try:
-        from netlens.discovery.nat import start_tools
+        from netlens.discovery.nat_tools import start_tools
 
         return start_tools(p for p in source.early_nat_probes(handles) if _has_nat(p[1]))
     except Exception:

@@ -8,32 +8,29 @@ this merges them. Read-only and daemon-free, like container identity: a
 missing or torn file costs only its names.
 
 When two engines claim one bridge name (a bridge made by hand with a
-colliding name), the first reader wins: netlens's runtime, Docker, Podman,
-then plain CNI configurations.
+colliding name), the first reader of :data:`netlens.discovery.registry.READERS`
+wins: netlens's runtime, Docker, Podman, then plain CNI configurations.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from netlens.discovery.engines import cni, docker, netlens_rt, podman
+from netlens.discovery import registry
 
 
-def bridge_networks(
-    *,
-    netlens_state_dir: str | None = None,
-    docker_root: str = docker.DEFAULT_ROOT,
-    podman_dirs: Iterable[str] = podman.NETWORK_DIRS,
-    cni_dir: str = cni.DEFAULT_DIR,
-) -> dict[str, str]:
-    """Host bridge interface name -> network name, from every engine's state."""
+def bridge_networks(**roots: str | Iterable[str] | None) -> dict[str, str]:
+    """Host bridge interface name -> network name, from every engine's state.
+
+    ``roots``: the readers' own keywords (``netlens_state_dir``, ``docker_root``,
+    ``podman_dirs``, ``cni_dir``...), each defaulting to its engine's standard path.
+    """
+    readers = registry.READERS
+    opts = registry.options(readers, dict(roots), "bridge_networks")
     out: dict[str, str] = {}
-    for found in (
-        netlens_rt.bridge_networks(netlens_state_dir),
-        docker.bridge_networks(docker_root),
-        podman.bridge_networks(podman_dirs),
-        cni.bridge_networks(cni_dir),
-    ):
-        for bridge, name in found.items():
+    for reader in readers:
+        if reader.networks is None:
+            continue
+        for bridge, name in reader.networks(opts).items():
             out.setdefault(bridge, name)
     return out

@@ -35,7 +35,8 @@ import pytest
 from conftest import RUN_TAG, is_root, sh
 
 from netlens.model.types import Container, Interface, Netns, Server, Snapshot
-from netlens.stats.live import CounterSampler, LiveMonitor
+from netlens.stats.live import LiveMonitor
+from netlens.stats.sampler import CounterSampler
 
 pytestmark = pytest.mark.bench
 

@@ -627,7 +627,7 @@ def test_walker_reads_nat_like_the_python_helper(
     """One namespace of the walk carries an nft NAT table and an iptables-legacy
     rule: the walker's NAT probe finds the same rules as the Python helper's and
     as a direct read."""
-    from netlens.discovery.nat import read_nat
+    from netlens.discovery.nat_tools import read_nat
 
     natns, legacy_ns = many_namespaces[5], many_namespaces[6]
     table = f"nw{RUN_TAG}"

@@ -32,7 +32,7 @@ from conftest import RUN_TAG, sh
 from engine_host import HostState, busybox_rootfs_tar, require, wired_container
 
 from netlens.discovery.identity import identify
-from netlens.discovery.nat import read_nat
+from netlens.discovery.nat_tools import read_nat
 from netlens.discovery.nsfind import find_namespaces
 from netlens.model import Engine
 

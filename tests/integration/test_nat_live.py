@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from conftest import RUN_TAG, Lab, is_root, sh
 
-from netlens.discovery.nat import forward_policy_warning, read_nat
+from netlens.discovery.nat_tools import forward_policy_warning, read_nat
 from netlens.discovery.nsfind import NsHandle, find_namespaces
 from netlens.model.types import NatRule, Snapshot
 

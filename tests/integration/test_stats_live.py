@@ -21,8 +21,9 @@ from conftest import Lab, is_root, sh
 
 from netlens.model.types import Container, IfRef, Interface, Netns, Server, Snapshot, VethPair
 from netlens.stats.counters import StatsReader
-from netlens.stats.live import LiveMonitor, open_sockets, sample_snapshot_rates
+from netlens.stats.live import LiveMonitor, sample_snapshot_rates
 from netlens.stats.rates import FIELDS
+from netlens.stats.watch import open_sockets
 
 pytestmark = pytest.mark.integration
 

@@ -71,6 +71,11 @@ DISCOVERY_TESTS = (
 comparisons (test_walk*.py) rebuild and re-run the C decoder, so they join only
 for the modules the C code mirrors (decode, wire)."""
 WALKER_TESTS = ("tests/unit/test_walk.py", "tests/unit/test_walk_decode.py")
+NAT_TESTS = (
+    "tests/unit/test_nat.py",
+    "tests/unit/test_nat_parsers.py",
+    "tests/unit/test_nat_edges.py",
+)
 
 
 @dataclass(frozen=True)
@@ -100,11 +105,7 @@ MODULES: dict[str, Module] = {
     ),
     "nat": Module(
         "netlens/discovery/nat.py",
-        (
-            "tests/unit/test_nat.py",
-            "tests/unit/test_nat_parsers.py",
-            "tests/unit/test_nat_edges.py",
-        ),
+        NAT_TESTS,
         io=(
             "_send_getchain",
             "_recv_chains",
@@ -113,15 +114,15 @@ MODULES: dict[str, Module] = {
             "legacy_present",
             "start_probe",
             "finish_probe",
-            "_probe_here",
+            "probe_here",
             "probe",
-            "_spawn",
-            "_collect",
-            "_run_in",
-            "_parallel",
-            "_run_local",
-            "_probe_for_warning",
         ),
+    ),
+    "nat_rules": Module("netlens/discovery/nat_rules.py", NAT_TESTS),
+    "nat_tools": Module(
+        "netlens/discovery/nat_tools.py",
+        NAT_TESTS,
+        io=("_spawn", "_collect", "_run_in", "_parallel", "_run_local", "_probe_for_warning"),
     ),
     "resolve": Module(
         "netlens/discovery/resolve.py", DISCOVERY_TESTS, io=("read_namespaces", "_replies")

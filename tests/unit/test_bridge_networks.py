@@ -9,7 +9,7 @@ import pytest
 from fixtures.identity import docker_kv as kv
 
 from netlens.discovery.engines import cni, docker, netlens_rt, podman
-from netlens.discovery.engines.bolt import BoltFile
+from netlens.discovery.engines._bolt import BoltFile
 from netlens.discovery.networks import bridge_networks
 
 pytestmark = pytest.mark.unit

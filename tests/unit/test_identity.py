@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from netlens.discovery.engines.bolt import BoltError, BoltFile
+from netlens.discovery.engines._bolt import BoltError, BoltFile
 from netlens.discovery.engines.lxc import monitor_args as lxc_monitor_args
 from netlens.discovery.engines.podman import PodmanContainer, PodmanIndex
 from netlens.discovery.engines.podman import conmon_args as podman_conmon_args

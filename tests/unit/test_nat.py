@@ -8,16 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from netlens.discovery import nat
-from netlens.discovery.nat import (
-    NftChain,
-    NsProbe,
-    forward_policy_warning,
-    parse_chain_dump,
-    parse_iptables_save,
-    parse_nft_json,
-    read_nat,
-)
+from netlens.discovery import nat_tools
+from netlens.discovery.nat import NftChain, NsProbe, parse_chain_dump
+from netlens.discovery.nat_rules import parse_iptables_save, parse_nft_json
+from netlens.discovery.nat_tools import forward_policy_warning, read_nat
 from netlens.discovery.nsfind import NsHandle
 
 pytestmark = pytest.mark.unit
@@ -160,8 +154,10 @@ def test_read_nat_runs_tools_only_where_the_probe_saw_nat(monkeypatch: pytest.Mo
         calls.append((path, argv[0]))
         return None if path == "/gone" else outputs[argv[0]]
 
-    monkeypatch.setattr(nat, "_run_in", fake_run)
-    monkeypatch.setattr("netlens.discovery.nat.shutil.which", lambda tool: f"/usr/sbin/{tool}")
+    monkeypatch.setattr(nat_tools, "_run_in", fake_run)
+    monkeypatch.setattr(
+        "netlens.discovery.nat_tools.shutil.which", lambda tool: f"/usr/sbin/{tool}"
+    )
     hs = [NsHandle(4, n, f"/run/netns/n{n}") for n in (1, 2, 3)] + [NsHandle(4, 9, "/gone")]
     nat_chain = NftChain("ip", "nix", "post", "nat", "postrouting", "accept")
     filt = NftChain("ip", "filter", "FORWARD", "filter", "forward", "accept")
@@ -224,9 +220,11 @@ def test_tools_started_early_give_the_same_rules(monkeypatch: pytest.MonkeyPatch
         ran.append((path, argv[0]))
         return outputs[argv[0]]
 
-    monkeypatch.setattr(nat, "_spawn", fake_spawn)
-    monkeypatch.setattr(nat, "_run_in", fake_run)
-    monkeypatch.setattr("netlens.discovery.nat.shutil.which", lambda tool: f"/usr/sbin/{tool}")
+    monkeypatch.setattr(nat_tools, "_spawn", fake_spawn)
+    monkeypatch.setattr(nat_tools, "_run_in", fake_run)
+    monkeypatch.setattr(
+        "netlens.discovery.nat_tools.shutil.which", lambda tool: f"/usr/sbin/{tool}"
+    )
     hs = [NsHandle(4, n, f"/run/netns/n{n}") for n in (1, 2, 3)]
     chain = NftChain("ip", "nix", "post", "nat", "postrouting", "accept")
     probes = [NsProbe(chains=(chain,), legacy_tables4=("nat",))] * 3
@@ -234,7 +232,7 @@ def test_tools_started_early_give_the_same_rules(monkeypatch: pytest.MonkeyPatch
     assert set(expected) == {1, 2, 3}
     ran.clear()
 
-    started = nat.start_tools([(hs[0], probes[0]), (hs[1], probes[1])])
+    started = nat_tools.start_tools([(hs[0], probes[0]), (hs[1], probes[1])])
     assert spawned == [
         ("/run/netns/n1", "nft"),
         ("/run/netns/n1", "iptables-legacy-save"),
@@ -260,12 +258,14 @@ def test_start_tools_is_bounded_and_close_ends_them(monkeypatch: pytest.MonkeyPa
         procs.append(_FakeProc("x"))
         return procs[-1]
 
-    monkeypatch.setattr(nat, "_spawn", fake_spawn)
-    monkeypatch.setattr("netlens.discovery.nat.shutil.which", lambda tool: f"/usr/sbin/{tool}")
+    monkeypatch.setattr(nat_tools, "_spawn", fake_spawn)
+    monkeypatch.setattr(
+        "netlens.discovery.nat_tools.shutil.which", lambda tool: f"/usr/sbin/{tool}"
+    )
     chain = NftChain("ip", "nix", "post", "nat", "postrouting", "accept")
     pairs = [(NsHandle(4, n, f"/run/netns/n{n}"), NsProbe(chains=(chain,))) for n in range(10)]
-    started = nat.start_tools(pairs)
-    assert len(procs) == nat._MAX_PARALLEL and len(started.runs) == nat._MAX_PARALLEL
+    started = nat_tools.start_tools(pairs)
+    assert len(procs) == nat_tools._MAX_PARALLEL and len(started.runs) == nat_tools._MAX_PARALLEL
     started.close()
     assert all(p.killed for p in procs) and not started.runs
 
@@ -281,15 +281,17 @@ def test_start_tools_interrupted_reaps_the_started(monkeypatch: pytest.MonkeyPat
         procs.append(_FakeProc("x"))
         return procs[-1]
 
-    monkeypatch.setattr(nat, "_spawn", fake_spawn)
-    monkeypatch.setattr("netlens.discovery.nat.shutil.which", lambda tool: f"/usr/sbin/{tool}")
+    monkeypatch.setattr(nat_tools, "_spawn", fake_spawn)
+    monkeypatch.setattr(
+        "netlens.discovery.nat_tools.shutil.which", lambda tool: f"/usr/sbin/{tool}"
+    )
     chain = NftChain("ip", "nix", "post", "nat", "postrouting", "accept")
     pairs = [
         (NsHandle(4, n, f"/run/netns/n{n}"), NsProbe(chains=(chain,), legacy_tables4=("nat",)))
         for n in range(3)
     ]
     with pytest.raises(KeyboardInterrupt):
-        nat.start_tools(pairs)
+        nat_tools.start_tools(pairs)
     assert len(procs) == 1
     assert procs[0].killed and procs[0].returncode is not None  # killed and waited
 

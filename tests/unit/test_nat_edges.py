@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from netlens.discovery import nat
-from netlens.discovery.nat import NftChain, NsProbe, parse_iptables_save, parse_nft_json
+from netlens.discovery import nat, nat_rules, nat_tools
+from netlens.discovery.nat import NftChain, NsProbe
+from netlens.discovery.nat_rules import parse_iptables_save, parse_nft_json
 from netlens.discovery.nsfind import NsHandle
 
 pytestmark = pytest.mark.unit
@@ -121,16 +122,16 @@ def test_goto_and_jump_both_give_hooks_but_other_statements_do_not() -> None:
 
 
 def test_fmt_left_defaults_and_extra_keys() -> None:
-    assert nat._fmt_left({"payload": {}}) == (" ", "", "")
-    assert nat._fmt_left({"meta": {}}) == ("meta ", "meta", "")
-    assert nat._fmt_left({"meta": {"key": "oif"}}) == ("oif", "meta", "oif")
-    assert nat._fmt_left({"ct": {"key": "state", "dir": "original", "field": "f"}}) == (
+    assert nat_rules._fmt_left({"payload": {}}) == (" ", "", "")
+    assert nat_rules._fmt_left({"meta": {}}) == ("meta ", "meta", "")
+    assert nat_rules._fmt_left({"meta": {"key": "oif"}}) == ("oif", "meta", "oif")
+    assert nat_rules._fmt_left({"ct": {"key": "state", "dir": "original", "field": "f"}}) == (
         "ct state f",
         "ct",
         None,
     )
-    assert nat._fmt_left({"ct": {"key": "", "field": "f"}}) == ("ct f", "ct", None)
-    assert nat._fmt_value({}) == "{}"
+    assert nat_rules._fmt_left({"ct": {"key": "", "field": "f"}}) == ("ct f", "ct", None)
+    assert nat_rules._fmt_value({}) == "{}"
 
 
 # --- iptables-save text -----------------------------------------------------------------------
@@ -263,28 +264,28 @@ def test_read_nat_asks_each_installed_tool_and_keeps_each_namespace_s_rules(
 ) -> None:
     legacy6 = "*nat\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -s fd00::/64 -j MASQUERADE\nCOMMIT\n"
     outputs = {("/a", "ip6tables-legacy-save"): None, ("/b", "ip6tables-legacy-save"): legacy6}
-    monkeypatch.setattr("netlens.discovery.nat.shutil.which", which)
+    monkeypatch.setattr("netlens.discovery.nat_tools.shutil.which", which)
     monkeypatch.setattr(
-        nat, "_parallel", lambda jobs: [outputs[(path, argv[0])] for path, argv in jobs]
+        nat_tools, "_parallel", lambda jobs: [outputs[(path, argv[0])] for path, argv in jobs]
     )
     hs = [NsHandle(4, 1, "/a"), NsHandle(4, 2, "/b")]
     probes: list[NsProbe | None] = [NsProbe(legacy_tables6=("nat",))] * 2
-    got = nat.read_nat(hs, probes=probes)
+    got = nat_tools.read_nat(hs, probes=probes)
     assert list(got) == [2] and [(r.family, r.src) for r in got[2]] == [("ip6", "fd00::/64")]
-    monkeypatch.setattr(nat, "probe", lambda handles: [None] * len(handles))
-    assert nat.read_nat(hs) == {}  # probed here when not given
+    monkeypatch.setattr(nat_tools, "probe", lambda handles: [None] * len(handles))
+    assert nat_tools.read_nat(hs) == {}  # probed here when not given
     with pytest.raises(ValueError):
-        nat.read_nat(hs, probes=probes[:1])  # one probe per handle
+        nat_tools.read_nat(hs, probes=probes[:1])  # one probe per handle
 
 
 def test_start_tools_finds_nft_by_its_name_and_close_survives_odd_processes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     started: list[list[str]] = []
-    monkeypatch.setattr("netlens.discovery.nat.shutil.which", which)
-    monkeypatch.setattr(nat, "_spawn", lambda path, argv: started.append(argv))
+    monkeypatch.setattr("netlens.discovery.nat_tools.shutil.which", which)
+    monkeypatch.setattr(nat_tools, "_spawn", lambda path, argv: started.append(argv))
     pr = NsProbe(chains=(NftChain("ip", "t", "c", "nat"),))
-    tools = nat.start_tools([(NsHandle(4, 1, "/a"), pr)])
+    tools = nat_tools.start_tools([(NsHandle(4, 1, "/a"), pr)])
     assert started == [["nft", "-j", "list", "ruleset"]]
 
     class Stubborn:
@@ -328,22 +329,24 @@ def test_a_failed_re_read_does_not_stop_the_next_table_s(monkeypatch: pytest.Mon
         {"rule": {"family": "ip6", "table": "nat", "chain": "POSTROUTING", "expr": [masq]}},
     ]}  # fmt: skip
     six = "*nat\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -s fd00::/64 -j MASQUERADE\nCOMMIT\n"
-    monkeypatch.setattr("netlens.discovery.nat.shutil.which", lambda t: f"/usr/sbin/{t}")
+    monkeypatch.setattr("netlens.discovery.nat_tools.shutil.which", lambda t: f"/usr/sbin/{t}")
     monkeypatch.setattr(
-        nat, "_run_in", lambda path, argv: six if argv[0].startswith("ip6") else None
+        nat_tools, "_run_in", lambda path, argv: six if argv[0].startswith("ip6") else None
     )
-    rules = nat._nft_rules("/p", json.dumps(doc))
+    rules = nat_tools._nft_rules("/p", json.dumps(doc))
     assert [(r.family, r.src) for r in rules] == [("ip6", "fd00::/64")]
 
 
 def test_read_nat_runs_nft_only_when_it_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
     ran: list[list[str]] = []
-    monkeypatch.setattr(nat, "_parallel", lambda jobs: [ran.append(argv) for _p, argv in jobs])
+    monkeypatch.setattr(
+        nat_tools, "_parallel", lambda jobs: [ran.append(argv) for _p, argv in jobs]
+    )
     probe = NsProbe(chains=(NftChain("ip", "t", "c", "nat"),))
-    monkeypatch.setattr("netlens.discovery.nat.shutil.which", which)
-    nat.read_nat([NsHandle(4, 1, "/a")], probes=[probe])
+    monkeypatch.setattr("netlens.discovery.nat_tools.shutil.which", which)
+    nat_tools.read_nat([NsHandle(4, 1, "/a")], probes=[probe])
     assert ran == [["nft", "-j", "list", "ruleset"]]
     ran.clear()
-    monkeypatch.setattr("netlens.discovery.nat.shutil.which", lambda t: None)
-    nat.read_nat([NsHandle(4, 1, "/a")], probes=[probe])
+    monkeypatch.setattr("netlens.discovery.nat_tools.shutil.which", lambda t: None)
+    nat_tools.read_nat([NsHandle(4, 1, "/a")], probes=[probe])
     assert ran == []

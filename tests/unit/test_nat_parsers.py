@@ -18,15 +18,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netlens.discovery import nat
-from netlens.discovery.nat import (
-    NftChain,
-    NsProbe,
-    parse_chain_dump,
-    parse_iptables_save,
-    parse_nft_json,
-    probe_from_wire,
-)
+from netlens.discovery import nat, nat_rules, nat_tools
+from netlens.discovery.nat import NftChain, NsProbe, parse_chain_dump, probe_from_wire
+from netlens.discovery.nat_rules import parse_iptables_save, parse_nft_json
 from netlens.discovery.nsfind import NsHandle
 
 pytestmark = pytest.mark.unit
@@ -129,7 +123,7 @@ def test_nft_dnat_nested_two_levels_like_netavark_gets_its_hook() -> None:
 
 def test_hook_walk_follows_any_depth_and_stops_on_cycles() -> None:
     edges = {"base": {"a"}, "a": {"b"}, "b": {"c", "a"}, "c": {"d"}, "other": {"d"}}
-    hooks = nat._hooks_of({"base": "prerouting", "other": "output", "lone": None}, edges)
+    hooks = nat_rules._hooks_of({"base": "prerouting", "other": "output", "lone": None}, edges)
     assert hooks == {
         "base": "prerouting",
         "a": "prerouting",
@@ -154,11 +148,11 @@ port_ranges = st.tuples(st.integers(1, 65535), st.integers(1, 65535)).map(
 def test_a_bare_ipv6_address_is_never_split_at_a_colon(addr: str) -> None:
     """``fd00::1`` is an address, not ``fd00`` port ``:1``; only ``::`` (one colon
     pair, no other) could be misread, and it is an address too."""
-    assert nat._split_addr_port(addr) == (addr, None)
+    assert nat_rules._split_addr_port(addr) == (addr, None)
 
 
 def test_split_addr_port_examples() -> None:
-    split = nat._split_addr_port
+    split = nat_rules._split_addr_port
     assert split("fd00::1") == ("fd00::1", None)
     assert split("::1") == ("::1", None)  # once read as port ":1"
     assert split("[fd00::1]:80") == ("fd00::1", "80")
@@ -190,7 +184,7 @@ def to_specs(draw: st.DrawFn) -> tuple[str, str | None, str | None]:
 @given(to_specs())
 def test_to_destination_round_trip(spec: tuple[str, str | None, str | None]) -> None:
     text, addr, port = spec
-    assert nat._split_addr_port(text) == (addr, port)
+    assert nat_rules._split_addr_port(text) == (addr, port)
 
 
 ifnames = st.from_regex(r"\A[a-z][a-z0-9]{0,7}\Z")
@@ -242,7 +236,7 @@ def ipt_rules(draw: st.DrawFn) -> tuple[str, dict[str, str | None]]:
 
 
 @settings(deadline=None)
-@given(st.sampled_from(sorted(nat._IPT_HOOKS)), ipt_rules())
+@given(st.sampled_from(sorted(nat_rules._IPT_HOOKS)), ipt_rules())
 def test_iptables_save_line_round_trip(
     builtin: str, rule: tuple[str, dict[str, str | None]]
 ) -> None:
@@ -253,7 +247,12 @@ def test_iptables_save_line_round_trip(
     (r,) = parse_iptables_save(text, source="iptables-legacy")
     got = {k: getattr(r, k) for k in want}
     assert got == want
-    assert (r.table, r.chain, r.hook, r.text) == ("nat", "CHAIN", nat._IPT_HOOKS[builtin], line)
+    assert (r.table, r.chain, r.hook, r.text) == (
+        "nat",
+        "CHAIN",
+        nat_rules._IPT_HOOKS[builtin],
+        line,
+    )
 
 
 @st.composite
@@ -333,7 +332,7 @@ def test_nft_nat_action_text_brackets_an_ipv6_address_with_a_port() -> None:
 
 
 def test_fmt_value_shapes() -> None:
-    fmt = nat._fmt_value
+    fmt = nat_rules._fmt_value
     assert fmt({"prefix": {"addr": "10.0.0.0", "len": 8}}) == "10.0.0.0/8"
     assert fmt({"range": ["10.0.0.1", "10.0.0.9"]}) == "10.0.0.1-10.0.0.9"
     assert fmt({"set": [80, {"range": [1000, 2000]}]}) == "{ 80, 1000-2000 }"
@@ -345,7 +344,7 @@ def test_fmt_value_shapes() -> None:
 
 
 def test_fmt_left_shapes() -> None:
-    left = nat._fmt_left
+    left = nat_rules._fmt_left
     assert left({"payload": {"protocol": "ip", "field": "saddr"}}) == ("ip saddr", "ip", "saddr")
     assert left({"meta": {"key": "iifname"}}) == ("iifname", "meta", "iifname")
     assert left({"meta": {"key": "l4proto"}}) == ("meta l4proto", "meta", "l4proto")
@@ -580,7 +579,7 @@ WARNING_TAIL = (
 def test_forward_policy_warning_names_every_dropping_forward_chain(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("netlens.discovery.nat.shutil.which", lambda tool: None)
+    monkeypatch.setattr("netlens.discovery.nat_tools.shutil.which", lambda tool: None)
     chains = (
         DROP,
         NftChain("inet", "fw", "fwd", "filter", "forward", "drop"),
@@ -589,10 +588,12 @@ def test_forward_policy_warning_names_every_dropping_forward_chain(
         NftChain("ip", "filter", "INPUT", "filter", "input", "drop"),  # not forwarding
         NftChain("ip", "x", "FORWARD", "filter", "forward", "accept"),
     )
-    warn = nat.forward_policy_warning(probe_result=NsProbe(chains=chains, br_nf_call_iptables=True))
+    warn = nat_tools.forward_policy_warning(
+        probe_result=NsProbe(chains=chains, br_nf_call_iptables=True)
+    )
     assert warn == "FORWARD policy is DROP (ip filter FORWARD; inet fw fwd)" + WARNING_TAIL
     off = NsProbe(chains=chains, br_nf_call_iptables=False)
-    assert nat.forward_policy_warning(probe_result=off) is None
+    assert nat_tools.forward_policy_warning(probe_result=off) is None
 
 
 @pytest.mark.parametrize("with_handle", [False, True])
@@ -612,20 +613,20 @@ def test_forward_policy_warning_reads_a_legacy_filter_table(
         ran.append((None, argv))
         return text
 
-    monkeypatch.setattr(nat, "_run_in", run_in)
-    monkeypatch.setattr(nat, "_run_local", run_local)
-    monkeypatch.setattr("netlens.discovery.nat.shutil.which", which)
+    monkeypatch.setattr(nat_tools, "_run_in", run_in)
+    monkeypatch.setattr(nat_tools, "_run_local", run_local)
+    monkeypatch.setattr("netlens.discovery.nat_tools.shutil.which", which)
     handle = NsHandle(4, 7, "/run/netns/x") if with_handle else None
     pr = NsProbe(legacy_tables4=("filter",), br_nf_call_iptables=True)
-    warn = nat.forward_policy_warning(handle, probe_result=pr)
+    warn = nat_tools.forward_policy_warning(handle, probe_result=pr)
     assert warn == "FORWARD policy is DROP (iptables-legacy filter FORWARD)" + WARNING_TAIL
     argv = ["iptables-legacy-save", "-t", "filter"]
     assert ran == [("/run/netns/x" if with_handle else None, argv)]
     text = "*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -j DROP\nCOMMIT\n"  # policy accept
-    assert nat.forward_policy_warning(handle, probe_result=pr) is None
+    assert nat_tools.forward_policy_warning(handle, probe_result=pr) is None
     pr2 = NsProbe(legacy_tables4=("nat",), br_nf_call_iptables=True)  # no legacy filter
     ran.clear()
-    assert nat.forward_policy_warning(handle, probe_result=pr2) is None and ran == []
+    assert nat_tools.forward_policy_warning(handle, probe_result=pr2) is None and ran == []
 
 
 @pytest.mark.parametrize(
@@ -651,13 +652,15 @@ def test_forward_policy_warning_reads_a_legacy_filter_table(
 def test_tool_jobs_run_only_what_the_probe_saw_and_is_installed(
     monkeypatch: pytest.MonkeyPatch, probe_: NsProbe, have_nft: bool, tools: bool, want: list[str]
 ) -> None:
-    monkeypatch.setattr("netlens.discovery.nat.shutil.which", lambda t: which(t) if tools else None)
+    monkeypatch.setattr(
+        "netlens.discovery.nat_tools.shutil.which", lambda t: which(t) if tools else None
+    )
     argv = {
         "nft": ["nft", "-j", "list", "ruleset"],
         "ip": ["iptables-legacy-save", "-t", "nat"],
         "ip6": ["ip6tables-legacy-save", "-t", "nat"],
     }
-    assert nat._tool_jobs(probe_, have_nft) == [(k, argv[k]) for k in want]
+    assert nat_tools._tool_jobs(probe_, have_nft) == [(k, argv[k]) for k in want]
 
 
 XT_DOC = {
@@ -701,9 +704,9 @@ def test_nft_rules_reread_xt_tables_with_the_family_s_own_tool(
         asked.append(argv)
         return saved.get(argv[0])
 
-    monkeypatch.setattr(nat, "_run_in", run_in)
-    monkeypatch.setattr("netlens.discovery.nat.shutil.which", which)
-    rules = nat._nft_rules("/run/netns/x", json.dumps(XT_DOC))
+    monkeypatch.setattr(nat_tools, "_run_in", run_in)
+    monkeypatch.setattr("netlens.discovery.nat_tools.shutil.which", which)
+    rules = nat_tools._nft_rules("/run/netns/x", json.dumps(XT_DOC))
     got = [(r.source, r.family, r.table, r.src) for r in rules]
     assert got == [
         ("nftables", "ip", "nix", None),  # no xt in it: kept as read
@@ -717,13 +720,13 @@ def test_nft_rules_reread_xt_tables_with_the_family_s_own_tool(
 def test_nft_rules_keep_the_json_when_the_reread_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     import json
 
-    monkeypatch.setattr(nat, "_run_in", lambda path, argv: None)
-    monkeypatch.setattr("netlens.discovery.nat.shutil.which", which)
-    rules = nat._nft_rules("/p", json.dumps(XT_DOC))
+    monkeypatch.setattr(nat_tools, "_run_in", lambda path, argv: None)
+    monkeypatch.setattr("netlens.discovery.nat_tools.shutil.which", which)
+    rules = nat_tools._nft_rules("/p", json.dumps(XT_DOC))
     want = [("ip", "nix", "masquerade"), ("inet", "own", "masquerade"), ("ip", "nat", "snat")]
     assert [(r.family, r.table, r.action) for r in rules] == want
-    monkeypatch.setattr("netlens.discovery.nat.shutil.which", lambda t: None)
-    rules = nat._nft_rules("/p", json.dumps(XT_DOC))  # no tool: the same
+    monkeypatch.setattr("netlens.discovery.nat_tools.shutil.which", lambda t: None)
+    rules = nat_tools._nft_rules("/p", json.dumps(XT_DOC))  # no tool: the same
     assert [(r.family, r.table, r.action) for r in rules] == want
-    assert nat._nft_rules("/p", None) == [] and nat._nft_rules("/p", "") == []
-    assert nat._nft_rules("/p", "{not json") == []
+    assert nat_tools._nft_rules("/p", None) == [] and nat_tools._nft_rules("/p", "") == []
+    assert nat_tools._nft_rules("/p", "{not json") == []

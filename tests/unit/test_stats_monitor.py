@@ -10,7 +10,9 @@ import pytest
 from fixtures.model.sample import own_snapshot
 
 from netlens.model.types import Interface, NatRule, Netns, Snapshot
-from netlens.stats.live import LiveMonitor, NetnsScanner, frame_to_json, structure_signature
+from netlens.stats.frames import frame_to_json
+from netlens.stats.live import LiveMonitor
+from netlens.stats.watch import NetnsScanner, structure_signature
 
 pytestmark = pytest.mark.unit
 

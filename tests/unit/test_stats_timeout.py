@@ -20,14 +20,15 @@ import pytest
 from fixtures.model.sample import own_snapshot
 
 from netlens.model.types import Netns
-from netlens.stats import live
+from netlens.stats import sampler as sampler_mod
 from netlens.stats.counters import (
     RTM_NEWSTATS,
     NetlinkDumpError,
     StatsReader,
     arm_timeout,
 )
-from netlens.stats.live import CounterSampler, LiveMonitor
+from netlens.stats.live import LiveMonitor
+from netlens.stats.sampler import CounterSampler
 
 pytestmark = pytest.mark.unit
 
@@ -116,7 +117,7 @@ def test_monitor_open_does_not_hang_and_reopens_at_the_next_rescan(
     silent: Callable[[], socket.socket], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ghost = Netns(id="netns:99", inode=99, dev=0, is_host=False, name="dying")
-    real_open = live.open_sockets
+    real_open = sampler_mod.open_sockets
     opened: list[str] = []
 
     def open_sockets(namespaces: Iterable[Netns]) -> dict[str, socket.socket]:
@@ -127,7 +128,7 @@ def test_monitor_open_does_not_hang_and_reopens_at_the_next_rescan(
             opened.append(ghost.id)
         return out
 
-    monkeypatch.setattr(live, "open_sockets", open_sockets)
+    monkeypatch.setattr(sampler_mod, "open_sockets", open_sockets)
     mon = LiveMonitor(
         interval=0.05,
         discover_fn=lambda: own_snapshot((ghost,)),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 
-from netlens.discovery.engines import read_text
+from netlens.discovery.engines import EngineReader, read_text
 
 DEFAULT_DIR = "/etc/cni/net.d"
 
@@ -35,3 +35,11 @@ def bridge_networks(conf_dir: str = DEFAULT_DIR) -> dict[str, str]:
             if isinstance(plugin, dict) and plugin.get("type") == "bridge":
                 out.setdefault(str(plugin.get("bridge") or "cni0"), str(data["name"]))
     return out
+
+
+# CNI names no namespace (its plugins leave no record of one): bridges only.
+READER = EngineReader(
+    name="cni",
+    options={"cni_dir": DEFAULT_DIR},
+    networks=lambda opts: bridge_networks(opts["cni_dir"]),
+)

@@ -9,12 +9,25 @@ names. The ``moby`` namespace is Docker's and is left to the Docker reader.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
-from netlens.discovery.engines import as_int, command_text, read_json, read_text, str_labels
+from netlens.discovery.engines import (
+    Claims,
+    EngineReader,
+    Namespace,
+    Options,
+    as_int,
+    command_text,
+    read_json,
+    read_text,
+    str_labels,
+)
+from netlens.model import Container, Engine
 
 DEFAULT_ROOT = "/run/containerd"
 _TASKS = "io.containerd.runtime.v2.task"
+_CGROUP = re.compile(r"cri-containerd-([0-9a-f]{64})|kubepods[^\s]*?/([0-9a-f]{64})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,3 +107,48 @@ class ContainerdIndex:
             if hit is not None:
                 return hit
         return None
+
+
+class _Claims(Claims):
+    """A CRI cgroup names the task; a plain ``ctr``/nerdctl task only by init pid."""
+
+    def __init__(self, opts: Options) -> None:
+        self.index = ContainerdIndex(opts["containerd_root"])
+        self.present = os.path.isdir(self.index.tasks_dir)
+
+    def by_cgroup(self, ns: Namespace, cgroup: str) -> Container | None:
+        m = _CGROUP.search(cgroup)
+        if m is None or ns.lowest is None:
+            return None
+        cid = m.group(1) or m.group(2)
+        task = self.index.get(cid)
+        if task is None:
+            task = ContainerdTask(cid, "", cid[:12], ns.lowest, None, None)
+        return _container(ns, task, cgroup)
+
+    def fallback(self, ns: Namespace) -> Container | None:
+        if not self.present or not ns.pids:
+            return None
+        task = self.index.by_pid(ns.pids)
+        return _container(ns, task, ns.cgroup) if task is not None else None
+
+
+def _container(ns: Namespace, task: ContainerdTask, cgroup: str | None) -> Container:
+    pids = ns.pids
+    return Container(
+        id=f"containerd:{task.id}",
+        engine=Engine.CONTAINERD,
+        name=task.name,
+        netns=ns.id,
+        engine_id=task.id,
+        pid=task.pid if task.pid in pids or not pids else pids[0],
+        pids=pids,
+        command=task.command or (ns.cmdline(pids[0]) if pids else None) or None,
+        image=task.image,
+        state="running",
+        cgroup=cgroup,
+        labels=task.labels,
+    )
+
+
+READER = EngineReader(name="containerd", options={"containerd_root": DEFAULT_ROOT}, claims=_Claims)

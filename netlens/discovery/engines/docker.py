@@ -11,11 +11,23 @@ match by that mount, by pid, or by the ``docker-<id>`` / ``docker/<id>`` cgroup.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
-from netlens.discovery.engines import as_int, command_text, read_json, str_labels
+from netlens.discovery.engines import (
+    Claims,
+    EngineReader,
+    Namespace,
+    Options,
+    as_int,
+    command_text,
+    read_json,
+    str_labels,
+)
+from netlens.model import Container, Engine
 
 DEFAULT_ROOT = "/var/lib/docker"
+_CGROUP = re.compile(r"docker[-/]([0-9a-f]{64})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +194,7 @@ def bridge_networks(root: str = DEFAULT_ROOT) -> dict[str, str]:
     dockerd's ``--bridge``). Networks of other drivers (host, null, macvlan) own no
     bridge. A missing or unreadable store gives no names, never an error.
     """
-    from netlens.discovery.engines.bolt import BoltError, BoltFile
+    from netlens.discovery.engines._bolt import BoltError, BoltFile
 
     try:
         db = BoltFile.open(os.path.join(root, *KV_PATH))
@@ -208,3 +220,64 @@ def bridge_networks(root: str = DEFAULT_ROOT) -> dict[str, str]:
         elif doc.get("BridgeName"):
             bridges[nid] = str(doc["BridgeName"])
     return {bridges.get(nid) or f"br-{nid[:12]}": name for nid, name in names.items()}
+
+
+class _Claims(Claims):
+    """Docker's sandbox bind mount first; then its cgroup; a pid only where the
+    cgroup says nothing (inside a cgroup namespace every path reads ``/``)."""
+
+    def __init__(self, opts: Options) -> None:
+        self.index = DockerIndex(opts["docker_root"])
+
+    def recorded(self, ns: Namespace) -> Container | None:
+        dk = self.index.by_sandbox(ns.mounts)
+        return _container(ns, dk, ns.cgroup) if dk is not None else None
+
+    def by_cgroup(self, ns: Namespace, cgroup: str) -> Container | None:
+        m = _CGROUP.search(cgroup)
+        if m is None or ns.lowest is None:
+            return None
+        dk = self.index.get(m.group(1))
+        # A process that made its own namespace inside a container shares the
+        # container's cgroup: claim the namespace only if it is the container's.
+        if dk is not None and (
+            dk.pid in ns.pids or (dk.sandbox_key is not None and dk.sandbox_key in ns.mounts)
+        ):
+            return _container(ns, dk, cgroup)
+        if dk is None and any("/docker/netns/" in p for p in ns.mounts):
+            cid = m.group(1)
+            stub = DockerContainer(cid, cid[:12], ns.lowest, "", None, None, None)
+            return _container(ns, stub, cgroup)
+        return None
+
+    def fallback(self, ns: Namespace) -> Container | None:
+        cgroup = ns.cgroup
+        if ns.lowest is None or (cgroup and cgroup != "/"):
+            return None
+        dk = self.index.by_pid(ns.pids)
+        return _container(ns, dk, cgroup) if dk is not None else None
+
+
+def _container(ns: Namespace, dk: DockerContainer, cgroup: str | None) -> Container:
+    return Container(
+        id=f"docker:{dk.id}",
+        engine=Engine.DOCKER,
+        name=dk.name,
+        netns=ns.id,
+        engine_id=dk.id,
+        pid=dk.pid if dk.pid in ns.pids or not ns.pids else ns.pids[0],
+        pids=ns.pids,
+        command=dk.command,
+        image=dk.image,
+        state=dk.state or "running",
+        cgroup=cgroup,
+        labels=dk.labels,
+    )
+
+
+READER = EngineReader(
+    name="docker",
+    options={"docker_root": DEFAULT_ROOT},
+    claims=_Claims,
+    networks=lambda opts: bridge_networks(opts["docker_root"]),
+)

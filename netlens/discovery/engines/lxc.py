@@ -13,12 +13,15 @@ keys (link, veth pair, addresses) an engineer checks first.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
-from netlens.discovery.engines import read_text
+from netlens.discovery.engines import Claims, EngineReader, Namespace, Options, read_text
+from netlens.model import Container, Engine
 
 DEFAULT_ROOT = "/var/lib/lxc"
 MONITOR = "[lxc monitor]"
+_CGROUP = re.compile(r"lxc\.payload[./]([^/\s]+)|^/lxc/([^/\s]+)")
 _NET_KEYS = (".type", ".link", ".veth.pair", ".name", ".hwaddr", ".ipv4.address", ".ipv6.address")
 
 
@@ -72,3 +75,39 @@ def monitor_args(cmdline: str) -> tuple[str, str] | None:
     if len(rest) < 2:
         return None
     return rest[0], rest[1]
+
+
+class _Claims(Claims):
+    """An LXC container is known by its cgroup only (``lxc.payload.<name>``)."""
+
+    def __init__(self, opts: Options) -> None:
+        self.root: str = opts["lxc_root"]
+
+    def by_cgroup(self, ns: Namespace, cgroup: str) -> Container | None:
+        m = _CGROUP.search(cgroup)
+        if m is None or ns.lowest is None:
+            return None
+        name = m.group(1) or m.group(2)
+        cfg = read_config(self.root, name)
+        if cfg is None:
+            # Not under our lxcpath: the monitor (init's parent) says which one.
+            monitor = monitor_args(ns.parent(ns.lowest)[1])
+            if monitor is not None and monitor[1] == name and monitor[0] != self.root:
+                cfg = read_config(monitor[0], name)
+        return Container(
+            id=f"lxc:{name}",
+            engine=Engine.LXC,
+            name=name,
+            netns=ns.id,
+            engine_id=name,
+            pid=ns.lowest,
+            pids=ns.pids,
+            command=ns.cmdline(ns.lowest) or None,
+            image=cfg.image if cfg else None,
+            state="running",
+            cgroup=cgroup,
+            labels=dict(cfg.labels) if cfg else {},
+        )
+
+
+READER = EngineReader(name="lxc", options={"lxc_root": DEFAULT_ROOT}, claims=_Claims)

@@ -11,7 +11,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from netlens.discovery.engines import as_int, command_text, read_json, str_labels
+from netlens.discovery.engines import (
+    Claims,
+    EngineReader,
+    Namespace,
+    Options,
+    as_int,
+    command_text,
+    read_json,
+    str_labels,
+)
+from netlens.model import Container, Engine
 
 DEFAULT_STATE_DIR = "/run/netlens"
 
@@ -103,3 +113,38 @@ def bridge_networks(state_dir: str | None = None) -> dict[str, str]:
         if data is not None and data.get("bridge"):
             out[str(data["bridge"])] = str(data.get("name") or fname[: -len(".json")])
     return out
+
+
+class _Claims(Claims):
+    """The runtime's state files name a namespace by inode or pid, before anyone."""
+
+    def __init__(self, opts: Options) -> None:
+        self.index = NetlensIndex(opts["netlens_state_dir"])
+
+    def recorded(self, ns: Namespace) -> Container | None:
+        nl = self.index.match(ns.handle.inode, ns.pids)
+        if nl is None:
+            return None
+        return Container(
+            id=f"netlens:{nl.id}",
+            engine=Engine.NETLENS,
+            name=nl.name,
+            netns=ns.id,
+            engine_id=nl.id,
+            pid=nl.pid if nl.pid in ns.pids or not ns.pids else ns.lowest,
+            pids=ns.pids,
+            command=nl.command,
+            image=nl.image,
+            state=nl.state,
+            cgroup=nl.cgroup,
+            labels=nl.labels,
+            privileged=nl.privileged,
+        )
+
+
+READER = EngineReader(
+    name="netlens",
+    options={"netlens_state_dir": None},  # None: $NETLENS_STATE_DIR or /run/netlens
+    claims=_Claims,
+    networks=lambda opts: bridge_networks(opts["netlens_state_dir"]),
+)

@@ -21,15 +21,28 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from netlens.discovery.engines import as_int, command_text, loads, read_text, str_labels
+from netlens.discovery.engines import (
+    Claims,
+    EngineReader,
+    Namespace,
+    Options,
+    as_int,
+    command_text,
+    loads,
+    read_text,
+    str_labels,
+)
+from netlens.model import Container, Engine
 
 DEFAULT_ROOT = "/var/lib/containers/storage"
 DEFAULT_RUN_ROOT = "/run/containers/storage"
+_CGROUP = re.compile(r"libpod-([0-9a-f]{64})")  # conmon sits in libpod-conmon-<id>
 NETNS_PREFIX = "netns-"  # Podman's /run/netns/netns-<uuid> (rootless: $XDG_RUNTIME_DIR/netns)
 
 # libpod/define/containerstate.go
@@ -127,7 +140,7 @@ def read_sqlite(path: str) -> list[PodmanContainer]:
 
 def read_bolt(path: str) -> list[PodmanContainer]:
     """Containers in Podman 4's ``bolt_state.db`` (bucket ``ctr`` -> id -> keys)."""
-    from netlens.discovery.engines.bolt import BoltFile
+    from netlens.discovery.engines._bolt import BoltFile
 
     db = BoltFile.open(path)
     out: list[PodmanContainer] = []
@@ -258,6 +271,84 @@ def conmon_args(cmdline: str) -> tuple[str, str] | None:
     return (cid, found.get("name") or cid[:12]) if cid else None
 
 
+# --- claims ---------------------------------------------------------------------
+
+
+class _Claims(Claims):
+    """The libpod cgroup names a container outright; without one, only evidence."""
+
+    def __init__(self, opts: Options) -> None:
+        self.index = PodmanIndex(opts["podman_root"])
+
+    def by_cgroup(self, ns: Namespace, cgroup: str) -> Container | None:
+        m = _CGROUP.search(cgroup)
+        if m is None:
+            return None
+        cid = m.group(1)
+        return self._container(ns, cid, self.index.get(cid), cgroup)
+
+    def fallback(self, ns: Namespace) -> Container | None:
+        """A Podman container named only where the namespace shows it is Podman's.
+
+        A recorded pid alone proves nothing: after a reboot the database still
+        lists "running" containers whose pids now belong to anyone. So a pid match
+        counts only beside a ``netns-<uuid>`` bind mount or a conmon parent (the
+        libpod cgroup is handled by :meth:`by_cgroup`), and without such evidence
+        the database is not even loaded: the common host pays nothing for it.
+        """
+        if not self.index.present:
+            return None
+        looks = looks_like_podman_netns(ns.mounts)
+        if not (ns.pids or looks):
+            return None
+        pids, cgroup = ns.pids, ns.cgroup
+        if looks:
+            pm = self.index.by_netns(ns.mounts) or self.index.by_pid(pids)
+            if pm is not None:
+                return self._container(ns, pm.id, pm, cgroup)
+        if not pids:
+            return None
+        ppid, parent = ns.parent(pids[0])
+        if not parent.split("\0", 1)[0].endswith("conmon"):
+            return None
+        conmon = conmon_args(parent)
+        pm = self.index.get(conmon[0]) if conmon is not None else None
+        if pm is None:
+            # The parent is a conmon: the database's record whose first pid and
+            # conmon pid both match is that container.
+            cand = self.index.by_pid(pids[:1])
+            if cand is not None and cand.conmon_pid is not None and cand.conmon_pid == ppid:
+                pm = cand
+        if pm is not None:
+            return self._container(ns, pm.id, pm, cgroup)
+        return self._container(ns, conmon[0], None, cgroup) if conmon is not None else None
+
+    def _container(
+        self, ns: Namespace, cid: str, pm: PodmanContainer | None, cgroup: str | None
+    ) -> Container:
+        pids = ns.pids
+        if pm is None and pids:
+            # Database unreadable: conmon, the container's parent, still names it.
+            conmon = conmon_args(ns.parent(pids[0])[1])
+            if conmon is not None and conmon[0] == cid:
+                pm = PodmanContainer(cid, conmon[1], None)
+        pid = pm.pid if pm is not None and pm.pid in pids else (pids[0] if pids else None)
+        return Container(
+            id=f"podman:{cid}",
+            engine=Engine.PODMAN,
+            name=pm.name if pm else cid[:12],
+            netns=ns.id,
+            engine_id=cid,
+            pid=pid,
+            pids=pids,
+            command=(pm.command if pm else None) or (ns.cmdline(pid) if pid else None) or None,
+            image=pm.image if pm else None,
+            state=(pm.state if pm else None) or ("running" if pids else None),
+            cgroup=cgroup,
+            labels=dict(pm.labels) if pm else {},
+        )
+
+
 # --- networks -------------------------------------------------------------------
 
 NETWORK_DIRS = ("/etc/containers/networks", os.path.join(DEFAULT_ROOT, "networks"))
@@ -287,3 +378,11 @@ def bridge_networks(dirs: Iterable[str] = NETWORK_DIRS) -> dict[str, str]:
                 out.setdefault(str(bridge), str(name))
     out.setdefault(*DEFAULT_NETWORK)
     return out
+
+
+READER = EngineReader(
+    name="podman",
+    options={"podman_root": DEFAULT_ROOT, "podman_dirs": NETWORK_DIRS},
+    claims=_Claims,
+    networks=lambda opts: bridge_networks(opts["podman_dirs"]),
+)
