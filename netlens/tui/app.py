@@ -30,7 +30,7 @@ from netlens.inert import terminal
 from netlens.tui import fmt
 from netlens.tui.context import Context
 from netlens.tui.gcpolicy import GcPolicy
-from netlens.tui.index import SnapshotIndex
+from netlens.tui.index import ViewIndex
 from netlens.tui.keymap import keymap_path, load_keymap
 from netlens.tui.messages import SourceFailed, SourceOpened, StatsTick
 from netlens.tui.screens.detail import DetailScreen
@@ -251,7 +251,7 @@ class NetlensApp(App[None]):
         except Exception as err:  # a bug or a kernel surprise: report, do not crash
             self.post_message(SourceFailed("Cannot read the host", repr(err), fatal=True))
             return
-        self.post_message(SourceOpened(SnapshotIndex.build(snap), first))
+        self.post_message(SourceOpened(ViewIndex.build(snap), first))
         failures = 0
         while src.live and not worker.is_cancelled:
             try:
@@ -264,7 +264,7 @@ class NetlensApp(App[None]):
             failures = 0
             if worker.is_cancelled:
                 break
-            self.post_message(StatsTick(frame, SnapshotIndex.build(new) if new else None))
+            self.post_message(StatsTick(frame, ViewIndex.build(new) if new else None))
 
     def on_source_opened(self, msg: SourceOpened) -> None:
         if not self.screen_stack:

@@ -48,7 +48,16 @@ class ContainerRow:
 
 
 @dataclass
-class SnapshotIndex:
+class ViewIndex:
+    """What the dashboard's views look up, derived once per snapshot: which bridge each
+    namespace hangs from and by which veth, the point-to-point cables, the containers
+    table's rows and the filter predicate.
+
+    Not :class:`netlens.model.index.SnapshotIndex` (plain dicts from ids to model
+    objects, shared by the exports and the dump): this one answers the views' questions
+    and is built in the data worker, off the event loop.
+    """
+
     snapshot: Snapshot
     ns: dict[str, Netns] = field(default_factory=dict)
     container_of_ns: dict[str, Container] = field(default_factory=dict)
@@ -72,7 +81,7 @@ class SnapshotIndex:
         return self._counts
 
     @classmethod
-    def build(cls, snap: Snapshot) -> SnapshotIndex:
+    def build(cls, snap: Snapshot) -> ViewIndex:
         idx = cls(snap)
         for ns in snap.namespaces:
             idx.ns[ns.id] = ns

@@ -14,7 +14,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from netlens.tui.app import MAX_TICK_DELAY, NetlensApp, ViewTab
-from netlens.tui.index import SnapshotIndex
+from netlens.tui.index import ViewIndex
 from netlens.tui.messages import StatsTick
 from netlens.tui.screens.detail import DetailScreen
 from netlens.tui.screens.help import HelpScreen
@@ -306,7 +306,7 @@ def test_merged_ticks_keep_the_newest_frame_and_any_structure_change() -> None:
     src = fixture_source()
     f1, f2 = src.initial_frame(), src.initial_frame()
     assert f1 is not None and f2 is not None
-    idx = SnapshotIndex.build(snap)
+    idx = ViewIndex.build(snap)
     with_index, plain = StatsTick(f1, idx), StatsTick(f2, None)
     merged = NetlensApp._merge(with_index, plain)
     assert merged.frame is f2 and merged.index is idx
