@@ -21,6 +21,7 @@ class Context:
     frame: StatsFrame | None = None
     bits: bool = True
     needle: str = ""
+    paused: bool = False  # the app holds ticks back; the status line says so
     generation: int = 0  # bumped on every structural change
     ghosts: dict[str, ContainerRow] = field(default_factory=dict)  # rows that went away
     ghost_ttl: dict[str, int] = field(default_factory=dict)  # ticks left before removal

@@ -89,6 +89,15 @@ def test_keymap_file(tmp_path: Path) -> None:
     assert load_keymap(tmp_path / "none.toml") == ({}, [])
 
 
+def test_keymap_dotted_ids_written_bare_or_quoted(tmp_path: Path) -> None:
+    """``view.vrfs = "v"`` is a nested table to TOML: it must still remap view.vrfs."""
+    p = tmp_path / "keymap.toml"
+    p.write_text('[keymap]\nview.vrfs = "v"\n"interval.up" = "u"\nview.density = 4\n')
+    km, problems = load_keymap(p)
+    assert km == {"view.vrfs": "v", "interval.up": "u"}
+    assert problems == [f"{p}: keymap.view.density must be a key string like 'ctrl+q'"]
+
+
 def test_index_groups_containers_by_bridge_and_finds_p2p() -> None:
     idx = ViewIndex.build(make_snapshot())
     br = {b.name: b.ref.key for b in idx.bridges}
