@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from netlens.model.types import FdbEntry, Interface, Netns
-from netlens.tui.index import SnapshotIndex
+from netlens.tui.index import ViewIndex
 from netlens.tui.widgets.tables import Cell
 
 MAC_COLUMNS = (
@@ -48,7 +48,7 @@ def arp_by_mac(ns: Netns) -> dict[str, list[str]]:
     return out
 
 
-def mac_rows(idx: SnapshotIndex, ns: Netns, bridge: Interface) -> Iterator[list[str | Cell]]:
+def mac_rows(idx: ViewIndex, ns: Netns, bridge: Interface) -> Iterator[list[str | Cell]]:
     """One row per FDB entry the bridge holds, in the order of :data:`MAC_COLUMNS`."""
     by_idx = {i.ifindex: i for i in ns.interfaces}
     arp = arp_by_mac(ns)

@@ -10,17 +10,18 @@ from dataclasses import dataclass, field
 
 from netlens.stats.history import History
 from netlens.stats.types import StatsFrame
-from netlens.tui.index import ContainerRow, SnapshotIndex
+from netlens.tui.index import ContainerRow, ViewIndex
 from netlens.tui.sources import DataSource, HistoryView
 
 
 @dataclass
 class Context:
     source: DataSource | None = None
-    index: SnapshotIndex | None = None
+    index: ViewIndex | None = None
     frame: StatsFrame | None = None
     bits: bool = True
     needle: str = ""
+    paused: bool = False  # the app holds ticks back; the status line says so
     generation: int = 0  # bumped on every structural change
     ghosts: dict[str, ContainerRow] = field(default_factory=dict)  # rows that went away
     ghost_ttl: dict[str, int] = field(default_factory=dict)  # ticks left before removal
@@ -34,7 +35,7 @@ class Context:
     def vanished(self) -> set[str]:
         return set(self.ghosts)
 
-    def set_index(self, index: SnapshotIndex, keep_ticks: int = 8) -> None:
+    def set_index(self, index: ViewIndex, keep_ticks: int = 8) -> None:
         """Swap in a new structure; rows that disappeared stay as greyed ghosts a while
         so the user sees them go instead of the table jumping under the cursor."""
         if self.index is not None:

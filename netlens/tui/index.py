@@ -9,9 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from netlens.inert import terminal
-from netlens.model.types import Container, IfRef, Interface, Netns, Snapshot
+from netlens.model.index import SnapshotIndex
+from netlens.model.types import Container, Interface, Netns, Snapshot
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +53,16 @@ class ContainerRow:
 
 
 @dataclass
-class SnapshotIndex:
+class ViewIndex:
+    """What the dashboard's views look up, derived once per snapshot: which bridge each
+    namespace hangs from and by which veth, the point-to-point cables, the containers
+    table's rows and the filter predicate.
+
+    Not :class:`netlens.model.index.SnapshotIndex` (plain dicts from ids to model
+    objects, shared by the exports and the dump): this one answers the views' questions
+    and is built in the data worker, off the event loop.
+    """
+
     snapshot: Snapshot
     ns: dict[str, Netns] = field(default_factory=dict)
     container_of_ns: dict[str, Container] = field(default_factory=dict)
@@ -61,7 +75,10 @@ class SnapshotIndex:
     p2p: list[P2PLink] = field(default_factory=list)
     pair_of: dict[str, str] = field(default_factory=dict)  # iface key -> pair key
     rows: list[ContainerRow] = field(default_factory=list)
+    base: SnapshotIndex | None = field(default=None, repr=False)  # the model's lookups
+    bridge_of_port: dict[str, str] = field(default_factory=dict)  # port key -> bridge key
     _counts: dict[str, int] | None = field(default=None, init=False, repr=False)
+    _graph: nx.MultiGraph | None = field(default=None, init=False, repr=False)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -72,46 +89,50 @@ class SnapshotIndex:
         return self._counts
 
     @classmethod
-    def build(cls, snap: Snapshot) -> SnapshotIndex:
-        idx = cls(snap)
-        for ns in snap.namespaces:
-            idx.ns[ns.id] = ns
-            for itf in ns.interfaces:
-                idx.ifaces[itf.ref.key] = itf
-                if itf.kind == "bridge":
-                    idx.bridges.append(itf)
-                    idx.members[itf.ref.key] = []
-                if itf.uplink:
-                    idx.uplinks.append(itf)
-                if itf.kind == "vxlan":
-                    idx.vxlans.append(itf)
-        for cont in snap.containers:
-            if cont.netns:
-                idx.container_of_ns.setdefault(cont.netns, cont)
+    def build(cls, snap: Snapshot, base: SnapshotIndex | None = None) -> ViewIndex:
+        """Derive the views' lookups from the model's :class:`SnapshotIndex`: the same
+        dicts, node ids (``IfRef.key``) and bridge-port rule that
+        :func:`netlens.model.graph.build_graph` turns into ``bridge_port`` and ``veth``
+        edges. Walking the networkx graph itself cost 2-3x more CPU per snapshot at 1000
+        containers (``tests/bench/test_bench_tui.py``), so the views walk these dicts."""
+        base = base or SnapshotIndex(snap)
+        idx = cls(snap, base.netns, base.container_by_netns, base.by_key)
+        idx.base = base
+        port_bridge = {p: b for b, ports in base.bridge_ports.items() for p in ports}
+        idx.bridge_of_port = port_bridge
+        for key, itf in idx.ifaces.items():
+            if itf.kind == "bridge":
+                idx.bridges.append(itf)
+                idx.members[key] = []
+            if itf.uplink:
+                idx.uplinks.append(itf)
+            if itf.kind == "vxlan":
+                idx.vxlans.append(itf)
         for vp in snap.veth_pairs:
             idx.pair_of[vp.a.key] = vp.a.key
             if vp.b is not None:
                 idx.pair_of[vp.b.key] = vp.a.key
         # also pairs the discovery layer resolved on interfaces but not in veth_pairs
-        for itf in list(idx.ifaces.values()):
-            if itf.peer is not None and itf.ref.key not in idx.pair_of:
+        for key, itf in list(idx.ifaces.items()):
+            if itf.peer is not None and key not in idx.pair_of:
                 a, b = sorted((itf.ref, itf.peer))
-                idx.pair_of[itf.ref.key] = a.key
+                idx.pair_of[key] = a.key
                 idx.pair_of.setdefault(itf.peer.key, a.key)
         seen: set[str] = set()
-        for itf in idx.ifaces.values():
+        for key, itf in idx.ifaces.items():
             if itf.kind != "veth" or itf.peer is None:
                 continue
-            peer = idx.ifaces.get(itf.peer.key)
-            pair = idx.pair_of.get(itf.ref.key, itf.ref.key)
-            bridge = idx._bridge_of(itf)
-            if bridge is not None and peer is not None and idx._bridge_of(peer) is None:
+            pkey = f"{itf.peer.netns}/{itf.peer.ifindex}"
+            peer = idx.ifaces.get(pkey)
+            pair = idx.pair_of.get(key, key)
+            bridge = port_bridge.get(key)
+            if bridge is not None and peer is not None and pkey not in port_bridge:
                 if not idx.ns[peer.netns].is_host:
-                    att = Attachment(bridge.ref.key, itf.ref.key, peer.ref.key, pair)
+                    att = Attachment(bridge, key, pkey, pair)
                     idx.attachments.setdefault(peer.netns, []).append(att)
-                    idx.members[bridge.ref.key].append(peer.netns)
+                    idx.members[bridge].append(peer.netns)
                 continue
-            if peer is None or bridge is not None or idx._bridge_of(peer) is not None:
+            if peer is None or bridge is not None or pkey in port_bridge:
                 continue
             if pair in seen:
                 continue
@@ -138,11 +159,14 @@ class SnapshotIndex:
             )
         return idx
 
-    def _bridge_of(self, itf: Interface) -> Interface | None:
-        if itf.master is None:
-            return None
-        m = self.ifaces.get(IfRef(itf.netns, itf.master).key)
-        return m if m is not None and m.kind == "bridge" else None
+    def graph(self) -> nx.MultiGraph:
+        """The snapshot's networkx graph (:mod:`netlens.model.graph`), built once on
+        first use from the same index, for path questions the dicts do not answer."""
+        if self._graph is None:
+            from netlens.model.graph import build_graph  # networkx only when asked
+
+            self._graph = build_graph(self.snapshot, self.base)
+        return self._graph
 
     @staticmethod
     def first_ip(ns: Netns) -> str:

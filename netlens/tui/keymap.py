@@ -3,6 +3,7 @@
     [keymap]
     quit = "ctrl+q"
     pause = "p,space"
+    view.vrfs = "v"        # dotted ids may be written bare: TOML nests them
 
 Binding ids are listed by ``?`` (help). Unknown ids are reported, not fatal.
 """
@@ -31,9 +32,20 @@ def load_keymap(path: Path | None = None) -> tuple[dict[str, str], list[str]]:
     table = data.get("keymap", data)
     out: dict[str, str] = {}
     problems: list[str] = []
-    for k, v in table.items():
+    for k, v in _flat(table):
         if isinstance(v, str) and v.strip():
             out[k] = v.strip()
         else:
             problems.append(f"{p}: keymap.{k} must be a key string like 'ctrl+q'")
     return out, problems
+
+
+def _flat(table: dict[str, object], prefix: str = "") -> list[tuple[str, object]]:
+    """``view.vrfs = "v"`` is a nested table in TOML; binding ids are dotted strings."""
+    out: list[tuple[str, object]] = []
+    for k, v in table.items():
+        if isinstance(v, dict):
+            out += _flat(v, f"{prefix}{k}.")
+        else:
+            out.append((f"{prefix}{k}", v))
+    return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.message import Message
 
 from netlens.stats.types import StatsFrame
-from netlens.tui.index import SnapshotIndex
+from netlens.tui.index import ViewIndex
 
 
 class StatsTick(Message):
@@ -16,7 +16,7 @@ class StatsTick(Message):
     never loses a snapshot.
     """
 
-    def __init__(self, frame: StatsFrame, index: SnapshotIndex | None) -> None:
+    def __init__(self, frame: StatsFrame, index: ViewIndex | None) -> None:
         super().__init__()
         self.frame = frame
         self.index = index
@@ -30,7 +30,7 @@ class StatsTick(Message):
 class SourceOpened(Message):
     """The source produced its first snapshot (and maybe a first frame)."""
 
-    def __init__(self, index: SnapshotIndex, frame: StatsFrame | None) -> None:
+    def __init__(self, index: ViewIndex, frame: StatsFrame | None) -> None:
         super().__init__()
         self.index = index
         self.frame = frame

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from netlens.inert import terminal
 from netlens.model.types import Interface, Netns
 from netlens.tui import fmt
-from netlens.tui.index import SnapshotIndex
+from netlens.tui.index import ViewIndex
 
 BOX_W = 30
 GAP = 2
@@ -82,7 +82,7 @@ def egress_text(itf: Interface | None) -> str:
     return tc.summary()
 
 
-def ingress_text(idx: SnapshotIndex, itf: Interface | None) -> str:
+def ingress_text(idx: ViewIndex, itf: Interface | None) -> str:
     """What shapes what ``itf`` receives: the tc of the device (an ifb) its ingress
     filter redirects to; "" when nothing does."""
     tc = itf.tc if itf is not None else None
@@ -97,7 +97,7 @@ def redirect_targets(ns: Netns) -> set[int]:
     return {i.tc.ingress_to for i in ns.interfaces if i.tc and i.tc.ingress_to}
 
 
-def shaping_text(idx: SnapshotIndex, itf: Interface) -> str:
+def shaping_text(idx: ViewIndex, itf: Interface) -> str:
     """``10mbit 20ms, in 2mbit``: both directions of one interface ("" when none)."""
     out, into = egress_text(itf), ingress_text(idx, itf)
     if into:
@@ -112,7 +112,7 @@ def p2p_impairment(
     b: Interface | None,
     a_name: str,
     b_name: str,
-    idx: SnapshotIndex | None = None,
+    idx: ViewIndex | None = None,
 ) -> str:
     """``≈ r1→r2 10mbit 20ms · r2→r1 loss 1%``: what each direction of the cable
     suffers (the sender's egress, then the receiver's ingress), "" when nothing."""
@@ -151,11 +151,11 @@ class GridCache:
     """
 
     def __init__(self) -> None:
-        self._idx: SnapshotIndex | None = None
+        self._idx: ViewIndex | None = None
         self._blocks: dict[tuple[str | None, tuple[str, ...], int], _Block] = {}
 
     def grid(
-        self, lay: Layout, idx: SnapshotIndex, members: list[str], cols: int, bridge: str | None
+        self, lay: Layout, idx: ViewIndex, members: list[str], cols: int, bridge: str | None
     ) -> None:
         if idx is not self._idx:
             self._idx = idx
@@ -175,7 +175,7 @@ class GridCache:
 
 
 def build_layout(
-    idx: SnapshotIndex, state: ViewState, width: int, cache: GridCache | None = None
+    idx: ViewIndex, state: ViewState, width: int, cache: GridCache | None = None
 ) -> Layout:
     """Lay the snapshot out for a terminal ``width`` columns wide.
 
@@ -338,7 +338,7 @@ def build_layout(
     return lay
 
 
-def _box_lines(idx: SnapshotIndex, ns: Netns, bridge: str | None) -> list[tuple[str, str]]:
+def _box_lines(idx: ViewIndex, ns: Netns, bridge: str | None) -> list[tuple[str, str]]:
     """Two content lines of a VRF box with their roles: its interfaces, addresses and
     far ends; the second says what shapes or impairs the box's links, if anything does."""
     lines = _box_text(idx, ns, bridge)
@@ -357,7 +357,7 @@ def _box_lines(idx: SnapshotIndex, ns: Netns, bridge: str | None) -> list[tuple[
     return [(text, "role:address") for text in lines]
 
 
-def _box_text(idx: SnapshotIndex, ns: Netns, bridge: str | None) -> list[str]:
+def _box_text(idx: ViewIndex, ns: Netns, bridge: str | None) -> list[str]:
     """A VRF box's interfaces, addresses and far ends, two lines.
 
     Under a bridge the interface cabled to that bridge comes first: a router with a
@@ -391,9 +391,7 @@ def _box_text(idx: SnapshotIndex, ns: Netns, bridge: str | None) -> list[str]:
     return out
 
 
-def _grid(
-    lay: Layout, idx: SnapshotIndex, members: list[str], cols: int, bridge: str | None
-) -> None:
+def _grid(lay: Layout, idx: ViewIndex, members: list[str], cols: int, bridge: str | None) -> None:
     inner = BOX_W - 2
     for start in range(0, len(members), cols):
         row = members[start : start + cols]

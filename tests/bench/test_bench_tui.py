@@ -200,3 +200,73 @@ def test_keypress_to_repaint_with_1000_containers() -> None:
         f"settled p95 <= 100 ms: {verdict[p95(settled) <= 100.0]}; "
         f"RSS <= 300 MB: {verdict[res['rss'] <= 300.0]}"
     )
+
+
+def topology_from_graph(snap: Any) -> dict[str, Any]:
+    """The topology view's cross references walked on the networkx graph: bridges, the
+    namespaces hanging from each (bridge_port then veth edges) and the point-to-point
+    veths. Rows, uplinks and labels are left out, which only flatters this path."""
+    from netlens.model.graph import bridge_ports, build_graph, neighbours, nodes_of_type
+    from netlens.model.index import SnapshotIndex
+
+    base = SnapshotIndex(snap)
+    g = build_graph(snap, base)
+    nodes = g.nodes
+    members: dict[str, list[str]] = {}
+    attachments: dict[str, list[tuple[str, str, str]]] = {}
+    in_bridge: set[str] = set()
+    for br in nodes_of_type(g, "bridge"):
+        ports = bridge_ports(g, br)
+        in_bridge.update(ports)
+        members[br] = []
+        for port in ports:
+            for inside in neighbours(g, port, "veth"):
+                if "bridge_port" in g.adj[inside]:
+                    continue
+                ns = nodes[inside]["netns"]
+                if not nodes[ns].get("is_host"):
+                    attachments.setdefault(ns, []).append((br, port, inside))
+                    members[br].append(ns)
+    p2p = set()
+    for a, b, key in g.edges(keys=True):
+        if key == "veth" and a not in in_bridge and b not in in_bridge:
+            p2p.add(tuple(sorted((a, b))))
+    return {"members": members, "attachments": attachments, "p2p": p2p}
+
+
+def test_topology_from_graph_vs_view_index() -> None:
+    """Issue 15: should the topology view walk the networkx graph? Same run,
+    interleaved, CPU time (process_time) medians at 1000 containers; the two paths
+    must agree on what they derive before their cost is compared."""
+    from netlens.model.index import SnapshotIndex
+    from netlens.tui.index import ViewIndex
+    from tests.tui.fixture import make_snapshot
+
+    snap = make_snapshot((250, 250, 250, 250))
+    idx = ViewIndex.build(snap)
+    via_graph = topology_from_graph(snap)
+    assert {k: sorted(v) for k, v in via_graph["members"].items()} == {
+        k: sorted(v) for k, v in idx.members.items()
+    }
+    assert {k: sorted(v) for k, v in via_graph["attachments"].items()} == {
+        k: sorted((a.bridge, a.port, a.inside) for a in v) for k, v in idx.attachments.items()
+    }
+    assert via_graph["p2p"] == {tuple(sorted((p.a, p.b))) for p in idx.p2p}
+    runs: dict[str, list[float]] = {"graph": [], "index": [], "model": []}
+    jobs = {
+        "graph": lambda: topology_from_graph(snap),
+        "index": lambda: ViewIndex.build(snap),
+        "model": lambda: SnapshotIndex(snap),
+    }
+    for _ in range(15):
+        for name, job in jobs.items():
+            t0 = time.process_time()
+            job()
+            runs[name].append(time.process_time() - t0)
+    med = {k: statistics.median(v) * 1000 for k, v in runs.items()}
+    print(
+        f"\n[bench tui] topology at {len(idx.rows)} containers, CPU ms median of 15: "
+        f"networkx graph + walk {med['graph']:.1f}; ViewIndex.build {med['index']:.1f} "
+        f"(of which the model SnapshotIndex {med['model']:.1f}); "
+        f"graph/index = {med['graph'] / med['index']:.1f}x"
+    )

@@ -24,7 +24,8 @@ from typing import Any
 
 def main(dump: str, plan: dict[str, Any]) -> dict[str, Any]:
     import netlens
-    from netlens.tui.app import VIEWS, NetlensApp
+    from netlens.tui.app import NetlensApp
+    from netlens.tui.registry import VIEWS
     from netlens.tui.sources import FileSource
     from netlens.tui.themes import bundled_theme_dir
 
@@ -53,10 +54,12 @@ def main(dump: str, plan: dict[str, Any]) -> dict[str, Any]:
                 for number in range(1, len(VIEWS) + 1):
                     await pilot.press(str(number))
                     await pilot.pause()
-                    report["seen"].append([app.theme, app.active_view, app.get_css_variables()])
+                    report["seen"].append(
+                        [app.theme, app.main.active_view, app.get_css_variables()]
+                    )
             await pilot.press("1", plan["user_key"])
             await pilot.pause()
-            report["after_user_key"] = app.active_view
+            report["after_user_key"] = app.main.active_view
 
     asyncio.run(drive())
     for row in report["seen"]:  # keep only the role variables the test compares

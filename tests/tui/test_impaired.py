@@ -13,7 +13,7 @@ import io
 import pytest
 
 from netlens.model.types import Netns, Snapshot, TrafficControl
-from netlens.tui.index import SnapshotIndex
+from netlens.tui.index import ViewIndex
 from netlens.tui.topology import IMPAIRED, ViewState, build_layout, p2p_impairment
 
 from .fixture import make_snapshot
@@ -28,7 +28,7 @@ IFB = TrafficControl(("tbf",), rate_bps=5_000_000)
 def _shaped() -> tuple[Snapshot, str, str]:
     """The fixture with the router's p2p end and web-1's eth0 shaped."""
     snap = make_snapshot()
-    idx = SnapshotIndex.build(snap)
+    idx = ViewIndex.build(snap)
     p2p = idx.p2p[0]
     router_end = idx.ifaces[p2p.a]
     web = next(r for r in idx.rows if r.name == "web-1")
@@ -53,7 +53,7 @@ def _shaped() -> tuple[Snapshot, str, str]:
 
 
 def _text(snap: Snapshot) -> list[tuple[str, list[str]]]:
-    lay = build_layout(SnapshotIndex.build(snap), ViewState(), 160)
+    lay = build_layout(ViewIndex.build(snap), ViewState(), 160)
     return [("".join(s.text for s in line), [s.token for s in line]) for line in lay.lines]
 
 
@@ -76,7 +76,7 @@ def test_p2p_line_and_container_box_show_the_settings() -> None:
 
 def test_both_ends_are_named_in_their_direction() -> None:
     snap, _router, _web = _shaped()
-    idx = SnapshotIndex.build(snap)
+    idx = ViewIndex.build(snap)
     a = idx.ifaces[idx.p2p[0].a]
     b = dataclasses.replace(a, tc=TrafficControl(loss_pct=1.0))
     assert p2p_impairment(a, b, "r1", "r2") == (f"{IMPAIRED} r1→r2 10mbit 20ms~5ms · r2→r1 loss 1%")
@@ -88,7 +88,7 @@ def test_both_ends_are_named_in_their_direction() -> None:
 
 def test_an_ingress_filter_without_a_shaped_redirect_is_named() -> None:
     snap, _router, web = _shaped()
-    idx = SnapshotIndex.build(snap)
+    idx = ViewIndex.build(snap)
     eth0 = next(i for i in idx.ns[web].interfaces if i.name == "eth0")
     bare = dataclasses.replace(eth0, tc=TrafficControl(ingress=True))
     from netlens.tui.topology import shaping_text

@@ -13,11 +13,12 @@ from textual.binding import Binding
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from netlens.tui.app import MAX_TICK_DELAY, NetlensApp, ViewTab
-from netlens.tui.index import SnapshotIndex
+from netlens.tui.app import MAX_TICK_DELAY, NetlensApp
+from netlens.tui.index import ViewIndex
 from netlens.tui.messages import StatsTick
 from netlens.tui.screens.detail import DetailScreen
 from netlens.tui.screens.help import HelpScreen
+from netlens.tui.screens.main import ViewTab
 from netlens.tui.views.base import View
 from netlens.tui.widgets.fast_table import FastTable
 from netlens.tui.widgets.topology_view import TopologyView
@@ -57,7 +58,7 @@ async def test_clicking_a_view_name_in_the_header_shows_that_view() -> None:
             tab = next(t for t in app.query(ViewTab) if t.view == view)
             await pilot.click(tab)
             await pilot.pause()
-            assert app.active_view == view
+            assert app.main.active_view == view
             assert [t.view for t in app.query(ViewTab) if t.has_class("-active")] == [view]
             assert [v.id for v in app.query(View) if v.visible] == [f"view-{view}"]
 
@@ -69,7 +70,7 @@ async def test_number_keys_switch_views_and_enter_opens_detail() -> None:
         await loaded(pilot)
         for key, view in (("2", "vrfs"), ("3", "containers"), ("4", "density"), ("1", "topology")):
             await pilot.press(key)
-            assert app.active_view == view
+            assert app.main.active_view == view
             shown = [v.id for v in app.query(View) if v.visible]
             assert shown == [f"view-{view}"]
         topo = app.query_one(TopologyView)
@@ -306,7 +307,7 @@ def test_merged_ticks_keep_the_newest_frame_and_any_structure_change() -> None:
     src = fixture_source()
     f1, f2 = src.initial_frame(), src.initial_frame()
     assert f1 is not None and f2 is not None
-    idx = SnapshotIndex.build(snap)
+    idx = ViewIndex.build(snap)
     with_index, plain = StatsTick(f1, idx), StatsTick(f2, None)
     merged = NetlensApp._merge(with_index, plain)
     assert merged.frame is f2 and merged.index is idx

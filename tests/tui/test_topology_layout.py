@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from netlens.tui.index import SnapshotIndex
+from netlens.tui.index import ViewIndex
 from netlens.tui.topology import ViewState, build_layout
 
 from .fixture import make_snapshot
@@ -14,7 +14,7 @@ from .fixture import make_snapshot
 pytestmark = pytest.mark.tui
 
 
-def box_first_lines(idx: SnapshotIndex, ns_id: str) -> dict[str, str]:
+def box_first_lines(idx: ViewIndex, ns_id: str) -> dict[str, str]:
     """For each bridge the VRF hangs from: the first content line of its box there."""
     lay = build_layout(idx, ViewState(), 120)
     heads = [r for r in lay.regions if r.kind == "bridge"]
@@ -41,7 +41,7 @@ def test_a_router_box_shows_the_interface_on_that_bridge_first() -> None:
     snap = dataclasses.replace(
         snap, namespaces=tuple(router2 if ns is router else ns for ns in snap.namespaces)
     )
-    idx = SnapshotIndex.build(snap)
+    idx = ViewIndex.build(snap)
     names = {b.ref.key: b.name for b in idx.bridges}
     shown = {names[k]: v for k, v in box_first_lines(idx, router.id).items()}
     assert shown["br0"].startswith("eth0 10.10.0.254/16"), shown

@@ -12,7 +12,7 @@ from netlens.errors import UsageError
 from netlens.model.types import Route
 from netlens.stats.types import ZERO
 from netlens.tui import fmt
-from netlens.tui.index import SnapshotIndex
+from netlens.tui.index import ViewIndex
 from netlens.tui.keymap import load_keymap
 from netlens.tui.screens.detail import route_code
 from netlens.tui.sources import synthetic_frame
@@ -89,8 +89,17 @@ def test_keymap_file(tmp_path: Path) -> None:
     assert load_keymap(tmp_path / "none.toml") == ({}, [])
 
 
+def test_keymap_dotted_ids_written_bare_or_quoted(tmp_path: Path) -> None:
+    """``view.vrfs = "v"`` is a nested table to TOML: it must still remap view.vrfs."""
+    p = tmp_path / "keymap.toml"
+    p.write_text('[keymap]\nview.vrfs = "v"\n"interval.up" = "u"\nview.density = 4\n')
+    km, problems = load_keymap(p)
+    assert km == {"view.vrfs": "v", "interval.up": "u"}
+    assert problems == [f"{p}: keymap.view.density must be a key string like 'ctrl+q'"]
+
+
 def test_index_groups_containers_by_bridge_and_finds_p2p() -> None:
-    idx = SnapshotIndex.build(make_snapshot())
+    idx = ViewIndex.build(make_snapshot())
     br = {b.name: b.ref.key for b in idx.bridges}
     assert len(idx.members[br["br0"]]) == 7 and len(idx.members[br["br1"]]) == 5
     assert [idx.iface_label(p.a) for p in idx.p2p] == ["router:p2p-edge"]
@@ -106,7 +115,7 @@ def test_index_groups_containers_by_bridge_and_finds_p2p() -> None:
 def test_synthetic_frame_sums_like_the_live_layer() -> None:
     snap = make_snapshot()
     fr = synthetic_frame(snap, 3)
-    idx = SnapshotIndex.build(snap)
+    idx = ViewIndex.build(snap)
     br0 = next(b for b in idx.bridges if b.name == "br0").ref.key
     ports = [i.ref.key for i in snap.host.interfaces if i.master == int(br0.split("/")[1])]  # type: ignore[union-attr]
     total = sum(fr.interfaces[k].total_bps for k in ports if k in fr.interfaces)
@@ -144,7 +153,7 @@ def test_cached_grids_lay_out_exactly_like_a_fresh_layout() -> None:
 
     cache = GridCache()
     for snap in (make_snapshot(), make_snapshot((3, 9), with_router=False)):
-        idx = SnapshotIndex.build(snap)
+        idx = ViewIndex.build(snap)
         br = [b.ref.key for b in idx.bridges]
         states = [
             ViewState(),
@@ -257,7 +266,7 @@ def test_privileged_container_is_marked_and_found() -> None:
     snap = dataclasses.replace(
         snap, containers=(dataclasses.replace(first, privileged=True), *snap.containers[1:])
     )
-    idx = SnapshotIndex.build(snap)
+    idx = ViewIndex.build(snap)
     rows = {r.key: r for r in idx.rows}
     assert rows[first.id].privileged
     assert sum(r.privileged for r in idx.rows) == 1

@@ -23,6 +23,7 @@ from netlens.stats.types import Rate
 from netlens.tui import fmt
 from netlens.tui.bridging import MAC_COLUMNS, mac_rows
 from netlens.tui.context import Context
+from netlens.tui.registry import view_bindings
 from netlens.tui.routing import (
     ROUTE_LEGEND,
     prefix_text,
@@ -49,9 +50,11 @@ def _table(columns: Sequence[tuple[str, str]], rows: Iterable[Sequence[Any]], ti
 class DetailScreen(Screen[None]):
     """Everything about one node; Escape goes back."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
+    OWN_BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,backspace", "app.pop_screen", "Back", id="detail.back"),
     ]
+    # a view key goes back to the main screen and shows that view
+    BINDINGS: ClassVar[list[BindingType]] = [*OWN_BINDINGS, *view_bindings()]
 
     def __init__(self, ctx: Context, node: str, kind: str) -> None:
         super().__init__()

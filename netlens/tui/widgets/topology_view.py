@@ -21,7 +21,7 @@ from textual.strip import Strip
 
 from netlens.stats.types import Rate, StatsFrame
 from netlens.tui import fmt
-from netlens.tui.index import SnapshotIndex
+from netlens.tui.index import ViewIndex
 from netlens.tui.topology import GridCache, Layout, Region, Span, ViewState, build_layout
 from netlens.tui.widgets.styled import StyledScrollView
 from netlens.tui.widgets.tables import CURSOR_MARK
@@ -69,7 +69,7 @@ class TopologyView(StyledScrollView, can_focus=True):
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.index: SnapshotIndex | None = None
+        self.index: ViewIndex | None = None
         self.frame: StatsFrame | None = None
         self.state = ViewState()
         self.bits = True
@@ -82,7 +82,7 @@ class TopologyView(StyledScrollView, can_focus=True):
         self._cache: dict[int, tuple[tuple[int, int], Strip]] = {}
 
     # -- data in --------------------------------------------------------------------------
-    def set_index(self, index: SnapshotIndex) -> None:
+    def set_index(self, index: ViewIndex) -> None:
         self.index = index
         self._relayout()
 
