@@ -84,7 +84,7 @@ def ns_paths(ns: Netns) -> list[str]:
 
 def open_ns_fd(ns: Netns) -> int | None:
     """An nsfs fd of exactly this namespace (inode checked: pids and names get reused)."""
-    from netlens.discovery.nsenter import open_netns
+    from netlens.kernel.nsenter import open_netns
 
     for path in ns_paths(ns):
         fd = open_netns(path)
@@ -101,9 +101,9 @@ def open_sockets(namespaces: Iterable[Netns]) -> dict[str, socket.socket]:
     """One bound NETLINK_ROUTE socket per namespace that could be entered.
 
     The namespace this thread is in already gets a plain socket; the others are
-    opened from one setns worker thread (netlens.discovery.nsenter).
+    opened from one setns worker thread (netlens.kernel.nsenter).
     """
-    from netlens.discovery.nsenter import netlink_socket, open_netlink_sockets
+    from netlens.kernel.nsenter import netlink_socket, open_netlink_sockets
 
     here = _current_netns_inode()
     out: dict[str, socket.socket] = {}
@@ -556,7 +556,7 @@ class LiveMonitor:
     # --- lifecycle -------------------------------------------------------------------
     def open(self) -> Snapshot:
         """Discover, open one socket per namespace and take the baseline sample."""
-        from netlens.discovery.nsenter import raise_fd_limit
+        from netlens.kernel.nsenter import raise_fd_limit
 
         raise_fd_limit()
         if self.watch_events and self.events is None:
@@ -850,7 +850,7 @@ def sample_snapshot_rates(snapshot: Snapshot, seconds: float) -> dict[str, Any]:
     """
     if seconds <= 0:
         raise ValueError("sample seconds must be positive")
-    from netlens.discovery.nsenter import raise_fd_limit
+    from netlens.kernel.nsenter import raise_fd_limit
 
     raise_fd_limit()
     sampler = CounterSampler()

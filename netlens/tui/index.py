@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from netlens.inert import terminal
+from netlens.kernel.inert import terminal
 from netlens.model.types import Container, IfRef, Interface, Netns, Snapshot
 
 

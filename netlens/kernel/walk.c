@@ -1,4 +1,4 @@
-/* netlens-walk: the namespace walk of netlens/discovery/wire.py, in C.
+/* netlens-walk: the namespace walk of netlens/kernel/wire.py, in C.
  *
  * Why: with a thousand namespaces the discovery helper (wire.serve in enter
  * mode) is the long pole of `netlens dump`; the kernel work per namespace is
