@@ -477,7 +477,7 @@ def test_helper_process_gives_the_same_snapshot(
     handles = [h for h in find_namespaces() if h.is_host or set(h.names) & set(many_namespaces)]
     direct = LiveNetlink()
     direct.use_pump = False
-    from netlens.kernel import wire
+    from netlens.kernel import serve
 
     seen = _Counting(monkeypatch)
     a = _run(handles, direct)
@@ -510,7 +510,7 @@ def test_helper_process_gives_the_same_snapshot(
     c = _run(handles, _source(walker=False, start="exec"))
     assert _mine(c, many_namespaces) == _mine(a, many_namespaces)
     # a forked helper that dies at once: the same fallback
-    monkeypatch.setattr(wire, "serve", _die)
+    monkeypatch.setattr(serve, "serve", _die)
     d = _run(handles, _source(walker=False))
     assert seen.kinds()[-1] == "fork" and seen.pumps[-1].failed
     assert _mine(d, many_namespaces) == _mine(a, many_namespaces)
