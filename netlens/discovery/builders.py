@@ -1,4 +1,4 @@
-"""A small, fast rtnetlink codec: dump requests out, plain values in.
+"""Kernel replies into model objects: the model-building end of the rtnetlink codec.
 
 pyroute2 decodes every attribute of every message into nested objects (966 ms
 for 2007 links here) and costs 150 ms just to import. An inspector walking a
@@ -6,12 +6,14 @@ thousand namespaces needs neither: it sends a handful of dump requests per
 namespace over raw sockets and reads back only the attributes it shows.
 Everything else is skipped unread.
 
-Three layers: :mod:`~netlens.kernel.wire` moves bytes (requests, the
-multi-request exchange, the helper process), :mod:`~netlens.kernel.decode`
-walks attributes into plain tuples (links, addresses, routes; importable by the
-helper), and this module turns rows and the smaller replies (rules, neighbours,
-FDB, netconf) into model objects, memoising the ones that repeat byte for byte
-across namespaces. The same functions run on live replies and recorded fixtures.
+Three layers: :mod:`~netlens.kernel.wire` moves bytes (requests, the multi-request
+exchange; :mod:`~netlens.kernel.serve` is the helper process),
+:mod:`~netlens.kernel.decode` walks attributes into plain tuples (links, addresses,
+routes; importable by the helper), and this module (the only one of the three that
+knows the model, hence in discovery and not in the kernel leaf) turns rows and the
+smaller replies (rules, neighbours, FDB, netconf) into model objects, memoising the
+ones that repeat byte for byte across namespaces. The same functions run on live
+replies and recorded fixtures.
 """
 
 from __future__ import annotations

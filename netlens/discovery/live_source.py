@@ -49,7 +49,7 @@ class LiveNetlink:
     nsids, or when the helper fails).
 
     Knobs (environment): ``NETLENS_DISCOVERY_HELPER`` ``0`` no helper process at
-    all, ``exec`` a fresh ``python3 wire.py`` instead of a fork when the Python
+    all, ``exec`` a fresh ``python3 serve.py`` instead of a fork when the Python
     helper runs, anything else the default; ``NETLENS_WALK_HELPER=0`` never the
     C walker ``netlens-walk`` (by default it is the helper whenever it is built,
     see :mod:`netlens.kernel.walker`; the Python helper is its fallback).

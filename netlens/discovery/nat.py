@@ -274,7 +274,7 @@ _WIRE_PROBES: dict[tuple[bytes | str, str, str], NsProbe] = {}
 
 
 def probe_from_wire(chain: bytes | str, legacy4: str, legacy6: str) -> NsProbe:
-    """The probe the discovery helper process made (``wire.py`` STATUS_NAT): the
+    """The probe the discovery helper process made (``serve.py`` STATUS_NAT): the
     raw chain dump bytes (or "errno:text"), and the legacy table lists' text.
 
     Most namespaces answer alike (no chains, the same table lists): equal

@@ -1,12 +1,13 @@
 """Where discovery's raw inputs come from: the live kernel, or a recorded fixture.
 
 The parsers and the resolver never touch a socket or a file. They ask a
-:class:`NetlinkSource` for raw netlink reply bytes per (namespace, request) and
-for namespace ids, and a :class:`ProcSource` for procfs/sysfs text. The live
-implementations read this host; the fixture implementations replay a directory
-written by ``python3 -m netlens.discovery.capture``; the recording wrappers sit on
-a live source and keep everything that was asked, which is how capture works.
-So unit tests run the exact resolver code on bytes captured from a real host.
+:class:`NetlinkSource` for raw netlink reply bytes per (namespace, request) and for
+namespace ids, and a :class:`ProcSource` for procfs/sysfs text. The live
+implementations (:mod:`netlens.discovery.live_source`) read this host; the fixture
+implementations replay a directory written by ``python3 -m
+netlens.discovery.capture``; the recording wrappers sit on a live source and keep
+everything that was asked, which is how capture works. So unit tests run the exact
+resolver code on bytes captured from a real host.
 
 Fixture directory layout::
 
