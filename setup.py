@@ -5,12 +5,12 @@ is in pyproject.toml. This file adds three things to setuptools' build, so that
 ``pip install .``, ``pipx install .``, a wheel from ``python -m build`` and the
 editable install of a checkout all give the same product:
 
-- ``build_helpers`` compiles ``netlens-walk`` (netlens/discovery/walk.c and
+- ``build_helpers`` compiles ``netlens-walk`` (netlens/kernel/walk.c and
   walk_decode.c: discovery's namespace walker) and ``netlens-spawn``
   (runtime/netlens_runtime/spawn_helper.c and log_helper.c: the runtime's batch
   spawner and its containers' logger) with the
   system ``cc`` (``$CC``) into ``_bin/`` beside the module that finds each one
-  (netlens/discovery/walker.py, netlens_runtime/helper.py). Nothing is compiled
+  (netlens/kernel/walker.py, netlens_runtime/helper.py). Nothing is compiled
   at run time. Without a working compiler the build still succeeds: it says
   why on stderr and the product uses its Python fallbacks (``netlens --version``
   tells which). Static first (no dynamic loader work when the walker starts, and
@@ -59,9 +59,9 @@ class Helper:
 HELPERS = (
     Helper(
         "netlens-walk",
-        "netlens.discovery",
-        ("netlens/discovery/walk.c", "netlens/discovery/walk_decode.c"),
-        ("netlens/discovery/walk_decode.h",),
+        "netlens.kernel",
+        ("netlens/kernel/walk.c", "netlens/kernel/walk_decode.c"),
+        ("netlens/kernel/walk_decode.h",),
     ),
     Helper(
         "netlens-spawn",

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # gcc + libc6-dev build the runtime's small C spawner (runtime/netlens_runtime/spawn_helper.c) and
-# discovery's namespace walker (netlens/discovery/walk.c) when the package is built (setup.py).
+# discovery's namespace walker (netlens/kernel/walk.c) when the package is built (setup.py).
 # zsh runs the completion tests; tcpdump, iperf3 and ping are the host's tools a container
 # must still run (tests/integration/test_confine_fs.py); libseccomp2 compiles every
 # container's seccomp filter (without it confined containers are refused).

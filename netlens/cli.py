@@ -56,7 +56,7 @@ def version_report() -> str:
     """What ``netlens --version`` prints (see :class:`VersionAction`)."""
     import platform
 
-    from netlens.discovery import walker
+    from netlens.kernel import walker
     from netlens_runtime import helper
 
     here = os.path.dirname(os.path.abspath(__file__))
@@ -130,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _error_line(text: str) -> None:
     """One error line on stderr. Errors quote names (a container's, an interface's),
     which whoever made them chose: escaped, they cannot write to the terminal."""
-    from netlens.inert import terminal
+    from netlens.kernel.inert import terminal
 
     print(f"netlens: {terminal(text)}", file=sys.stderr)
 

@@ -114,10 +114,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 MEMOS = {
-    "netlens.discovery.netlink": ("_PORT_MEMO", "_ADDR_MEMO", "_ROUTE_MEMO", "_RULE_MEMO",
+    "netlens.discovery.builders": ("_PORT_MEMO", "_ADDR_MEMO", "_ROUTE_MEMO", "_RULE_MEMO",
                                   "_NETCONF_MEMO"),
-    "netlens.discovery.decode": ("_IP_CACHE", "_ADDR_ROWS", "_ROUTE_ROWS", "_ROUTE_EXACT"),
-    "netlens.discovery.wire": ("_REQUEST_CACHE", "_BATCH_CACHE"),
+    "netlens.kernel.decode": ("_IP_CACHE", "_ADDR_ROWS", "_ROUTE_ROWS", "_ROUTE_EXACT"),
+    "netlens.kernel.wire": ("_REQUEST_CACHE", "_BATCH_CACHE"),
     "netlens.discovery.nat": ("_WIRE_PROBES",),
     "netlens.stats.counters": ("_fast_structs",),
 }  # fmt: skip

@@ -22,7 +22,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from netlens.errors import DiscoveryError, NeedsRootError, NetlensError, UsageError
-from netlens.inert import terminal
+from netlens.kernel.inert import terminal
 
 if TYPE_CHECKING:
     from netlens.model.types import Snapshot

@@ -3,7 +3,7 @@
 Plain text on purpose: this is the headless core, so no rich. On a terminal
 each sample redraws the screen (ANSI home + clear); into a pipe each sample is
 appended as a block. ``--json`` prints one JSON document per sample (NDJSON).
-Names in the table are :func:`netlens.inert.terminal` text: whoever names a
+Names in the table are :func:`netlens.kernel.inert.terminal` text: whoever names a
 bridge or a container must not be able to write escape sequences to root's
 terminal (the JSON keeps the exact names, escaped by JSON itself).
 """
@@ -16,7 +16,7 @@ import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
 from netlens.errors import UsageError
-from netlens.inert import terminal
+from netlens.kernel.inert import terminal
 
 if TYPE_CHECKING:
     from netlens.model.types import Snapshot

@@ -26,9 +26,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from netlens.discovery.live_source import LiveNetlink, LiveProc
 from netlens.discovery.nsfind import NsHandle, find_namespaces, parse_mountinfo
 from netlens.discovery.resolve import build_snapshot
-from netlens.discovery.sources import LiveNetlink, LiveProc, RecordingNetlink, RecordingProc
+from netlens.discovery.sources import RecordingNetlink, RecordingProc
 from netlens.errors import UsageError
 
 

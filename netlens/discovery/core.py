@@ -13,9 +13,9 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from netlens.discovery.live_source import LiveNetlink, LiveProc
 from netlens.discovery.nsfind import find_namespaces
-from netlens.discovery.sources import LiveNetlink, LiveProc
-from netlens.discovery.wire import FIRST_ROUND
+from netlens.kernel.wire import FIRST_ROUND
 
 if TYPE_CHECKING:
     from netlens.discovery.nat import NsProbe

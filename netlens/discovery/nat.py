@@ -35,23 +35,9 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from netlens.discovery import nsenter
 from netlens.discovery.nsfind import NsHandle
+from netlens.kernel import consts, nsenter
 
-# --- netlink constants (linux/netfilter/nfnetlink.h, nf_tables.h) -------------------
-_NFNL_SUBSYS_NFTABLES = 10
-_NFT_MSG_NEWCHAIN = 3
-_NFT_MSG_GETCHAIN = 4
-_NLM_F_REQUEST = 0x1
-_NLM_F_DUMP = 0x300
-_NLMSG_ERROR = 2
-_NLMSG_DONE = 3
-_NFTA_CHAIN_TABLE = 1
-_NFTA_CHAIN_NAME = 3
-_NFTA_CHAIN_HOOK = 4
-_NFTA_CHAIN_POLICY = 5
-_NFTA_CHAIN_TYPE = 7
-_NFTA_HOOK_HOOKNUM = 1
 _FAMILIES = {1: "inet", 2: "ip", 3: "arp", 5: "netdev", 7: "bridge", 10: "ip6"}
 _INET_HOOKS = ("prerouting", "input", "forward", "output", "postrouting")
 
@@ -121,33 +107,33 @@ def parse_chain_dump(data: bytes) -> tuple[list[NftChain], bool]:
         ln, typ, _flags, _seq, _pid = struct.unpack_from("=IHHII", data, off)
         if ln < 16:
             return chains, True
-        if typ == _NLMSG_DONE:
+        if typ == consts.NLMSG_DONE:
             return chains, True
-        if typ == _NLMSG_ERROR:
+        if typ == consts.NLMSG_ERROR:
             (err,) = struct.unpack_from("=i", data, off + 16)
             if err:
                 raise OSError(-err, os.strerror(-err))
             return chains, True
-        if typ == (_NFNL_SUBSYS_NFTABLES << 8) | _NFT_MSG_NEWCHAIN and ln >= 20:
+        if typ == (consts.NFNL_SUBSYS_NFTABLES << 8) | consts.NFT_MSG_NEWCHAIN and ln >= 20:
             family = _FAMILIES.get(data[off + 16], str(data[off + 16]))
             at = _attrs(data, off + 20, off + ln)
             hook: str | None = None
-            if _NFTA_CHAIN_HOOK in at:
-                nested = at[_NFTA_CHAIN_HOOK]
-                hk = _attrs(nested, 0, len(nested)).get(_NFTA_HOOK_HOOKNUM)
+            if consts.NFTA_CHAIN_HOOK in at:
+                nested = at[consts.NFTA_CHAIN_HOOK]
+                hk = _attrs(nested, 0, len(nested)).get(consts.NFTA_HOOK_HOOKNUM)
                 if hk is not None and len(hk) >= 4:
                     num = struct.unpack(">I", hk[:4])[0]
                     hook = _INET_HOOKS[num] if num < len(_INET_HOOKS) else str(num)
             policy: str | None = None
-            pol = at.get(_NFTA_CHAIN_POLICY)
+            pol = at.get(consts.NFTA_CHAIN_POLICY)
             if pol is not None and len(pol) >= 4:
                 policy = "accept" if struct.unpack(">I", pol[:4])[0] == 1 else "drop"
             chains.append(
                 NftChain(
                     family=family,
-                    table=_cstr(at.get(_NFTA_CHAIN_TABLE)) or "",
-                    name=_cstr(at.get(_NFTA_CHAIN_NAME)) or "",
-                    type=_cstr(at.get(_NFTA_CHAIN_TYPE)),
+                    table=_cstr(at.get(consts.NFTA_CHAIN_TABLE)) or "",
+                    name=_cstr(at.get(consts.NFTA_CHAIN_NAME)) or "",
+                    type=_cstr(at.get(consts.NFTA_CHAIN_TYPE)),
                     hook=hook,
                     policy=policy,
                 )
@@ -157,8 +143,8 @@ def parse_chain_dump(data: bytes) -> tuple[list[NftChain], bool]:
 
 
 def _send_getchain(sock: socket.socket, seq: int = 1) -> None:
-    msg_type = (_NFNL_SUBSYS_NFTABLES << 8) | _NFT_MSG_GETCHAIN
-    req = struct.pack("=IHHII", 20, msg_type, _NLM_F_REQUEST | _NLM_F_DUMP, seq, 0)
+    msg_type = (consts.NFNL_SUBSYS_NFTABLES << 8) | consts.NFT_MSG_GETCHAIN
+    req = struct.pack("=IHHII", 20, msg_type, consts.NLM_F_REQUEST | consts.NLM_F_DUMP, seq, 0)
     req += struct.pack("=BBH", 0, 0, 0)  # nfgenmsg: NFPROTO_UNSPEC, version 0, res_id 0
     sock.settimeout(2.0)
     sock.send(req)
@@ -231,7 +217,7 @@ def start_probe(legacy: bool = True) -> StartedProbe:
     errors: list[str] = []
     sock: socket.socket | None = None
     try:
-        sock = nsenter.netlink_socket(nsenter.NETLINK_NETFILTER, rcvbuf=1 << 16)
+        sock = nsenter.netlink_socket(consts.NETLINK_NETFILTER, rcvbuf=1 << 16)
         try:
             _send_getchain(sock)
         except OSError:
@@ -273,7 +259,7 @@ _WIRE_PROBES: dict[tuple[bytes | str, str, str], NsProbe] = {}
 
 
 def probe_from_wire(chain: bytes | str, legacy4: str, legacy6: str) -> NsProbe:
-    """The probe the discovery helper process made (``wire.py`` STATUS_NAT): the
+    """The probe the discovery helper process made (``serve.py`` STATUS_NAT): the
     raw chain dump bytes (or "errno:text"), and the legacy table lists' text.
 
     Most namespaces answer alike (no chains, the same table lists): equal

@@ -18,10 +18,10 @@ import shutil
 import subprocess
 from collections.abc import Iterable, Sequence
 
-from netlens.discovery import nsenter
 from netlens.discovery.nat import NsProbe, probe, probe_here
 from netlens.discovery.nat_rules import parse_iptables_save, parse_nft_json
 from netlens.discovery.nsfind import NsHandle
+from netlens.kernel import nsenter
 from netlens.model import NatRule
 
 log = logging.getLogger(__name__)

@@ -28,10 +28,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from netlens.kernel.consts import CLONE_NEWNET, NS_GET_NSTYPE
+
 NETNS_RUN_DIR = "/run/netns"
 DEEP_ENV = "NETLENS_DEEP_SCAN"
-_NS_GET_NSTYPE = 0xB703  # ioctl on an nsfs fd (linux/nsfs.h): its CLONE_NEW* type
-_CLONE_NEWNET = 0x40000000
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,12 +304,12 @@ def _nsfs_fd_inode(
         opened = os.fstat(fd)
         if (opened.st_dev, opened.st_ino) != (nsfs_dev, st.st_ino):
             return None
-        kind = fcntl.ioctl(fd, _NS_GET_NSTYPE)
+        kind = fcntl.ioctl(fd, NS_GET_NSTYPE)
     except OSError:
         return None
     finally:
         os.close(fd)
-    return st.st_ino if kind == _CLONE_NEWNET else None
+    return st.st_ino if kind == CLONE_NEWNET else None
 
 
 def _readlink_any(path: str) -> str | None:

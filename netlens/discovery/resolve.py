@@ -25,15 +25,16 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from netlens.discovery import netlink as nl
-from netlens.discovery.netlink import positional_builder as positional_builder
+from netlens.discovery import builders as nl
+from netlens.discovery.builders import positional_builder as positional_builder
 from netlens.discovery.nsfind import NsHandle
 from netlens.discovery.server import is_physical, link_driver, link_speed, read_server
 from netlens.discovery.sources import NetlinkSource, ProcSource
 from netlens.discovery.tc import parse_qdiscs, redirect_target
-from netlens.discovery.wire import FIRST_ROUND as FIRST_ROUND  # requests per namespace
-from netlens.discovery.wire import TFILTER
 from netlens.errors import DiscoveryError
+from netlens.kernel import consts, wire
+from netlens.kernel.wire import FIRST_ROUND as FIRST_ROUND  # requests per namespace
+from netlens.kernel.wire import TFILTER
 from netlens.model import (
     Address,
     Container,
@@ -81,23 +82,23 @@ class NsData:
 
 def _replies(
     src: NetlinkSource, ns: NsData, requests: Sequence[str]
-) -> dict[str, bytes | nl.Decoded]:
+) -> dict[str, bytes | wire.Decoded]:
     """Replies to ``requests``; failures become errors of the namespace. A dump the
     kernel flags as changed mid-dump is asked once more."""
     got = src.dumps(ns.handle.inode, requests)
-    retry = [r for r, d in got.items() if isinstance(d, nl.Interrupted)]
+    retry = [r for r, d in got.items() if isinstance(d, wire.Interrupted)]
     if retry:
         again = src.dumps(ns.handle.inode, retry)
         for r in retry:
             data = again.get(r)
-            if isinstance(data, nl.Interrupted):
+            if isinstance(data, wire.Interrupted):
                 ns.errors.append(f"{r}: changed during the dump (may be inconsistent)")
             if data is not None:
                 got[r] = data
-    out: dict[str, bytes | nl.Decoded] = {}
+    out: dict[str, bytes | wire.Decoded] = {}
     for r in requests:
         data = got.get(r)
-        if isinstance(data, (bytes, nl.Decoded)):
+        if isinstance(data, (bytes, wire.Decoded)):
             out[r] = data
         elif r in OPTIONAL or r.startswith(TFILTER):
             continue
@@ -146,7 +147,7 @@ def read_namespaces(
             ns.links = nl.parse_links(data)
             ns.by_index = {rec.ifindex: rec for rec in ns.links}
         names = {rec.ifindex: rec.name for rec in ns.links}
-        raw = got.get(nl.NETCONF)
+        raw = got.get(wire.NETCONF)
         if isinstance(raw, bytes):
             ns.sysctls = nl.parse_netconf(raw)
         data = got.get("addr")
@@ -405,7 +406,7 @@ def _build(
                     rec.name,
                     rec.kind,
                     rec.operstate,
-                    bool(rec.flags & nl.IFF_UP),
+                    bool(rec.flags & consts.IFF_UP),
                     rec.carrier,
                     rec.mtu,
                     rec.mac,

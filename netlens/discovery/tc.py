@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import struct
 
-from netlens.discovery.wire import iter_messages
+from netlens.kernel.consts import RTM_NEWQDISC, RTM_NEWTFILTER
+from netlens.kernel.wire import iter_messages
 from netlens.model import TrafficControl
 
-RTM_NEWQDISC = 36
 TCA_KIND, TCA_OPTIONS = 1, 2
 TC_H_ROOT = 0xFFFFFFFF
 TC_H_INGRESS = 0xFFFFFFF1
@@ -158,7 +158,6 @@ def parse_qdiscs(data: bytes) -> dict[int, TrafficControl]:
     return out
 
 
-RTM_NEWTFILTER = 44
 TCA_ACT_KIND, TCA_ACT_OPTIONS, TCA_MIRRED_PARMS = 1, 2, 2
 TCA_EGRESS_REDIR = 1
 _MIRRED = struct.Struct(

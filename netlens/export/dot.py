@@ -10,7 +10,7 @@ from __future__ import annotations
 import networkx as nx
 
 from netlens.export._common import clusters, label_lines
-from netlens.inert import dot_string
+from netlens.kernel.inert import dot_string
 
 _SHAPES = {
     "server": "box3d",

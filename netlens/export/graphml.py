@@ -3,7 +3,7 @@
 GraphML attributes must be scalars of one type per key; the graph keeps
 addresses as tuples, so a sanitized copy is written: tuples become one
 comma-separated string, anything else non-scalar becomes its ``str``. Every
-string, node ids included, goes through :func:`netlens.inert.xml_text`: a name
+string, node ids included, goes through :func:`netlens.kernel.inert.xml_text`: a name
 holding a control character would otherwise make the document invalid XML 1.0.
 networkx writes keys and elements in insertion order, so the text is stable.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import networkx as nx
 
-from netlens.inert import xml_text
+from netlens.kernel.inert import xml_text
 
 
 def _safe(value: Any) -> str | int | float | bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import networkx as nx
 
 from netlens.export._common import clusters, label_lines
-from netlens.inert import mermaid_text
+from netlens.kernel.inert import mermaid_text
 
 # (open, close) brackets per node type
 _SHAPES = {

@@ -7,8 +7,13 @@ layout is fixed, so the parser reads exactly what it needs:
 
     nlmsghdr (16) | if_stats_msg (12) | nlattr (4) | rtnl_link_stats64 (>= 192)
 
-The sockets are the ones :func:`netlens.discovery.nsenter.open_netlink_sockets`
+The sockets are the ones :func:`netlens.kernel.nsenter.open_netlink_sockets`
 opened inside each namespace; this module never changes namespace itself.
+The numbers are :mod:`netlens.kernel.consts`'. The message walk is written
+here rather than with :func:`netlens.kernel.wire.iter_replies`: it runs for
+every namespace on every sample, over a reused buffer (memoryview), with a
+fast path that unpacks a run of same-sized messages in one struct call; a
+generator per message would cost more than the parse.
 """
 
 from __future__ import annotations
@@ -19,16 +24,17 @@ import struct
 import time
 from itertools import count
 
+from netlens.kernel.consts import (
+    AF_UNSPEC,
+    IFLA_STATS_LINK_64,
+    NLM_F_DUMP,
+    NLM_F_REQUEST,
+    NLMSG_DONE,
+    NLMSG_ERROR,
+    RTM_GETSTATS,
+    RTM_NEWSTATS,
+)
 from netlens.stats.rates import CounterTuple
-
-RTM_NEWSTATS = 92
-RTM_GETSTATS = 94
-NLMSG_ERROR = 2
-NLMSG_DONE = 3
-NLM_F_REQUEST = 0x1
-NLM_F_DUMP = 0x300
-IFLA_STATS_LINK_64 = 1
-AF_UNSPEC = 0
 
 _NLMSGHDR = struct.Struct("=IHHII")
 _REQUEST = struct.Struct("=IHHII BBH I I")  # nlmsghdr + if_stats_msg

@@ -151,7 +151,7 @@ class LiveMonitor:
     # --- lifecycle -------------------------------------------------------------------
     def open(self) -> Snapshot:
         """Discover, open one socket per namespace and take the baseline sample."""
-        from netlens.discovery.nsenter import raise_fd_limit
+        from netlens.kernel.nsenter import raise_fd_limit
 
         raise_fd_limit()
         if self.watch_events and self.events is None:
@@ -385,7 +385,7 @@ def sample_snapshot_rates(snapshot: Snapshot, seconds: float) -> dict[str, Any]:
     """
     if seconds <= 0:
         raise ValueError("sample seconds must be positive")
-    from netlens.discovery.nsenter import raise_fd_limit
+    from netlens.kernel.nsenter import raise_fd_limit
 
     raise_fd_limit()
     sampler = CounterSampler()

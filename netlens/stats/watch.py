@@ -17,15 +17,19 @@ import socket
 from collections.abc import Iterable
 from typing import Any, TextIO
 
+from netlens.kernel.consts import (
+    NETLINK_ADD_MEMBERSHIP,
+    NETLINK_LISTEN_ALL_NSID,
+    RTM_DELLINK,
+    RTM_DELNSID,
+    RTM_NEWLINK,
+    RTM_NEWNSID,
+    RTMGRP_LINK,
+    RTNLGRP_NSID,
+    SOL_NETLINK,
+)
 from netlens.model.types import Netns, Snapshot
 
-SOL_NETLINK = 270
-NETLINK_ADD_MEMBERSHIP = 1
-NETLINK_LISTEN_ALL_NSID = 8
-RTMGRP_LINK = 0x1
-RTNLGRP_NSID = 28
-RTM_NEWLINK, RTM_DELLINK = 16, 17
-RTM_NEWNSID, RTM_DELNSID = 88, 89
 _STRUCTURE_EVENTS = {RTM_NEWLINK, RTM_DELLINK, RTM_NEWNSID, RTM_DELNSID}
 
 
@@ -48,7 +52,7 @@ def ns_paths(ns: Netns) -> list[str]:
 
 def open_ns_fd(ns: Netns) -> int | None:
     """An nsfs fd of exactly this namespace (inode checked: pids and names get reused)."""
-    from netlens.discovery.nsenter import open_netns
+    from netlens.kernel.nsenter import open_netns
 
     for path in ns_paths(ns):
         fd = open_netns(path)
@@ -65,9 +69,9 @@ def open_sockets(namespaces: Iterable[Netns]) -> dict[str, socket.socket]:
     """One bound NETLINK_ROUTE socket per namespace that could be entered.
 
     The namespace this thread is in already gets a plain socket; the others are
-    opened from one setns worker thread (netlens.discovery.nsenter).
+    opened from one setns worker thread (netlens.kernel.nsenter).
     """
-    from netlens.discovery.nsenter import netlink_socket, open_netlink_sockets
+    from netlens.kernel.nsenter import netlink_socket, open_netlink_sockets
 
     here = _current_netns_inode()
     out: dict[str, socket.socket] = {}

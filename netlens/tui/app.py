@@ -24,7 +24,7 @@ from textual.theme import Theme
 from textual.worker import get_current_worker
 
 from netlens.errors import NetlensError
-from netlens.inert import terminal
+from netlens.kernel.inert import terminal
 from netlens.tui import fmt
 from netlens.tui.context import Context
 from netlens.tui.gcpolicy import GcPolicy

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from rich.text import Text
 
-from netlens.inert import terminal
+from netlens.kernel.inert import terminal
 
 LEVELS = ("idle", "low", "mid", "high")
 _SI = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
@@ -78,5 +78,5 @@ def size(n: float) -> str:
 
 def plain(text: str, style: str = "") -> Text:
     """Host data as Rich text: never parsed as markup or emoji codes, and with every
-    control character shown as an escape (:func:`netlens.inert.terminal`)."""
+    control character shown as an escape (:func:`netlens.kernel.inert.terminal`)."""
     return Text(terminal(text), style=style)

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from netlens.inert import terminal
+from netlens.kernel.inert import terminal
 from netlens.model.index import SnapshotIndex
 from netlens.model.types import Container, Interface, Netns, Snapshot
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from netlens.inert import terminal
+from netlens.kernel.inert import terminal
 from netlens.model.types import Interface, Netns
 from netlens.tui import fmt
 from netlens.tui.index import ViewIndex

@@ -352,7 +352,7 @@ def _require_root_to_read(what: str, processes: bool = True) -> None:
 def _table(rows: Sequence[Sequence[str]]) -> None:
     """Print aligned columns; every cell is inert text (names and commands are the
     user's: an escape sequence in them must not reach the terminal)."""
-    from netlens_runtime.inert import terminal
+    from netlens.kernel.inert import terminal
 
     cells = [[terminal(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]

@@ -449,7 +449,8 @@ def _run_host_batch(lines: list[str]) -> None:
 
 def _configure_nodes(work: list[tuple[str, list[NodeOp]]]) -> None:
     """Apply each node's ops from one worker thread that visits every namespace."""
-    from netlens_runtime.lab_ns import apply_ops, in_netns
+    from netlens.kernel.nsenter import in_netns
+    from netlens_runtime.lab_ns import apply_ops
 
     todo = dict(work)
 

@@ -24,7 +24,7 @@ pyroute2's ``IPBatch`` so unit tests check the bytes the kernel would get,
 including netem, which this project's kernel lacks.
 
 :class:`Tc` works in the namespace of the thread that makes it: callers run it
-through :func:`netlens_runtime.lab_ns.call_in`, whose worker thread
+through :func:`netlens.kernel.nsenter.call_in`, whose worker thread
 ``setns``es into an fd the caller opened and checked, and goes home after; no
 namespace is ever created.
 """
@@ -190,7 +190,7 @@ def _reason(err: NetlinkError) -> str:
 class Tc:
     """tc and link requests in the namespace of the thread that made it.
 
-    Make it inside :func:`netlens_runtime.lab_ns.call_in`'s function and close it there: pyroute2
+    Make it inside :func:`netlens.kernel.nsenter.call_in`'s function and close it there: pyroute2
     sockets belong to the thread that opened them.
     """
 

@@ -33,9 +33,9 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
+from netlens.kernel.nsenter import call_in
 from netlens_runtime import state
 from netlens_runtime.errors import RuntimeFailure
-from netlens_runtime.lab_ns import call_in
 
 HOST = "@host"
 """``where`` of a table in the host's (our own) namespace: no container can be named so."""

@@ -15,7 +15,7 @@ made and puts the old settings back: a refused ``link set`` changes nothing.
 The kernel work is in :mod:`netlens_runtime.linkctl` (tc, links, routes, with
 pyroute2: imported only here, inside the functions that change something) and
 :mod:`netlens_runtime.linkloss` (nftables loss), both run inside the node's
-namespace through :func:`netlens_runtime.lab_ns.call_in`.
+namespace through :func:`netlens.kernel.nsenter.call_in`.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from netlens.kernel.nsenter import call_in
 from netlens_runtime import linkloss, state
 from netlens_runtime.errors import BadInput, Conflict, NeedsRoot, NotFound
 from netlens_runtime.lab_impair import Impair, ImpairError, ImpairSpec, nft_loss
-from netlens_runtime.lab_ns import call_in
 from netlens_runtime.names import ifname_problem
 
 if TYPE_CHECKING:

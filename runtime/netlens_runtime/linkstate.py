@@ -19,8 +19,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from netlens.kernel.nsenter import call_in
 from netlens_runtime import linkloss, state
-from netlens_runtime.lab_ns import call_in
 from netlens_runtime.linkops import (
     Peer,
     Target,

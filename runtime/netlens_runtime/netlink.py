@@ -1,7 +1,9 @@
 """A minimal rtnetlink client: just the messages the runtime sends.
 
 Why not pyroute2: importing it costs ~150 ms, the whole budget of ``netlens
-run``. Messages are packed with ``struct`` and queued; :meth:`Netlink.commit`
+run``. The codec (attributes, headers, walking the acks) and the numbers are
+:mod:`netlens.kernel`'s, shared with discovery; this module holds the requests
+only the runtime sends. Messages are packed with ``struct`` and queued; :meth:`Netlink.commit`
 sends the whole batch in as few ``send`` calls as the socket buffer allows and
 reads the acks once, so a 100-container lab costs one round trip per batch.
 """
@@ -14,40 +16,54 @@ import ipaddress
 import os
 import struct
 
+from netlens.kernel import wire
+from netlens.kernel.consts import (
+    IFA_ADDRESS,
+    IFA_BROADCAST,
+    IFA_LOCAL,
+    IFF_UP,
+    IFLA_AF_SPEC,
+    IFLA_GROUP,
+    IFLA_IFNAME,
+    IFLA_INET6_ADDR_GEN_MODE,
+    IFLA_INFO_DATA,
+    IFLA_INFO_KIND,
+    IFLA_LINKINFO,
+    IFLA_MASTER,
+    IFLA_MTU,
+    IFLA_NET_NS_FD,
+    IFLA_NET_NS_PID,
+    IN6_ADDR_GEN_MODE_NONE,
+    NETLINK_CAP_ACK,
+    NETLINK_EXT_ACK,
+    NLA_F_NESTED,
+    NLM_F_ACK,
+    NLM_F_ACK_TLVS,
+    NLM_F_CREATE,
+    NLM_F_EXCL,
+    NLM_F_REQUEST,
+    NLMSG_ERROR,
+    NLMSGERR_ATTR_MSG,
+    RTA_GATEWAY,
+    RTA_OIF,
+    RTM_DELLINK,
+    RTM_GETLINK,
+    RTM_NEWADDR,
+    RTM_NEWLINK,
+    RTM_NEWROUTE,
+    SOL_NETLINK,
+    VETH_INFO_PEER,
+)
 from netlens_runtime import sysc
 
-NETLINK_ROUTE = 0
-NETLINK_EXT_ACK = 11
-NETLINK_CAP_ACK = 10
-SOL_NETLINK = 270
-
-RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_NEWADDR, RTM_NEWROUTE = 16, 17, 18, 20, 24
-NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
-NLMSG_ERROR = 2
-NLM_F_ACK_TLVS = 0x200
-NLMSGERR_ATTR_MSG = 1
-
-IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_LINKINFO, IFLA_NET_NS_FD = 3, 4, 10, 18, 28
-IFLA_NET_NS_PID, IFLA_AF_SPEC, IFLA_GROUP = 19, 26, 27
-IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE = 8, 1
-IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
-VETH_INFO_PEER = 1
-IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST = 1, 2, 4
-RTA_OIF, RTA_GATEWAY = 4, 5
-IFF_UP = 1
-NLA_F_NESTED = 0x8000
-
 _IFINFO = struct.Struct("=BxHiII")
-_HDR = struct.Struct("=IHHII")
 
 
 class NetlinkError(OSError):
     """A request the kernel refused; ``what`` names the request."""
 
 
-def _attr(kind: int, payload: bytes) -> bytes:
-    length = 4 + len(payload)
-    return struct.pack("=HH", length, kind) + payload + b"\0" * ((4 - length % 4) % 4)
+_attr = wire.nla
 
 
 def _str(kind: int, text: str) -> bytes:
@@ -115,8 +131,8 @@ class Netlink:
 
     def _queue(self, mtype: int, flags: int, body: bytes, what: str) -> None:
         self.seq += 1
-        hdr = _HDR.pack(16 + len(body), mtype, flags | NLM_F_REQUEST | NLM_F_ACK, self.seq, 0)
-        self.queue.append((self.seq, hdr + body, what))
+        msg = wire.message(mtype, flags | NLM_F_REQUEST | NLM_F_ACK, self.seq, body)
+        self.queue.append((self.seq, msg, what))
 
     def send(self, requests: Netlink) -> None:
         """Commit requests built elsewhere, e.g. a :class:`Requests` (their seqs are kept)."""
@@ -233,22 +249,17 @@ class Netlink:
         """Index of ``name`` in this socket's namespace (one synchronous request)."""
         self.seq += 1
         body = _IFINFO.pack(0, 0, 0, 0, 0) + _str(IFLA_IFNAME, name)
-        self.sock.send(_HDR.pack(16 + len(body), RTM_GETLINK, NLM_F_REQUEST, self.seq, 0) + body)
+        self.sock.send(wire.message(RTM_GETLINK, NLM_F_REQUEST, self.seq, body))
         while True:
             data = self.sock.recv(65536)
-            off = 0
-            while off + 16 <= len(data):
-                length, mtype, _, seq, _ = _HDR.unpack_from(data, off)
-                if length < 16:
-                    break
+            for mtype, _flags, seq, off, _length in wire.iter_replies(data):
                 if seq == self.seq:
                     if mtype == NLMSG_ERROR:
-                        (err,) = struct.unpack_from("=i", data, off + 16)
-                        raise NetlinkError(-err, f"no interface {name}: {os.strerror(-err)}")
+                        err = wire.ack_error(data, off)
+                        raise NetlinkError(err, f"no interface {name}: {os.strerror(err)}")
                     if mtype == RTM_NEWLINK:
                         (index,) = struct.unpack_from("=i", data, off + 20)
                         return int(index)
-                off += (length + 3) & ~3
 
     # -- transport --------------------------------------------------------------
 
@@ -275,21 +286,16 @@ class Netlink:
         first: NetlinkError | None = None
         while pending:
             data = self.sock.recv(1 << 20)
-            off = 0
-            while off + 16 <= len(data):
-                length, mtype, flags, seq, _ = _HDR.unpack_from(data, off)
-                if length < 16:
-                    break
+            for mtype, flags, seq, off, length in wire.iter_replies(data):
                 if mtype == NLMSG_ERROR and seq in pending:
                     pending.discard(seq)
-                    (err,) = struct.unpack_from("=i", data, off + 16)
-                    if err and -err not in ignore and first is None:
+                    err = wire.ack_error(data, off)
+                    if err and err not in ignore and first is None:
                         detail = _ext_msg(data[off : off + length], flags)
-                        text = f"{whats[seq]}: {os.strerror(-err)}" + (
+                        text = f"{whats[seq]}: {os.strerror(err)}" + (
                             f" ({detail})" if detail else ""
                         )
-                        first = NetlinkError(-err, text)
-                off += (length + 3) & ~3
+                        first = NetlinkError(err, text)
         if first is not None:
             raise first
 

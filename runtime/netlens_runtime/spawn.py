@@ -290,6 +290,18 @@ def clone_child(
     return pid
 
 
+def _import_roots() -> str:
+    """The directories holding netlens_runtime and netlens.kernel (one directory when
+    installed, two in a checkout), joined for the ``-S -I`` spawner's sys.path."""
+    import netlens.kernel
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    kernel = os.path.dirname(
+        os.path.dirname(os.path.dirname(os.path.abspath(netlens.kernel.__file__)))
+    )
+    return os.pathsep.join(dict.fromkeys((here, kernel)))
+
+
 # Reports on the fd in argv[2]: "pid pid ..." or "!error". Its stdio goes to
 # /dev/null first: the children inherit it until they close it, and a pipe
 # held by children waiting for ``go`` would never reach EOF.
@@ -297,7 +309,7 @@ _SPAWNER = """
 import os, pickle, sys
 out = int(sys.argv[2])
 try:
-    sys.path.insert(0, sys.argv[1])
+    sys.path[:0] = sys.argv[1].split(os.pathsep)
     from netlens_runtime import logger, spawn
     job = pickle.load(sys.stdin.buffer)
     null = os.open("/dev/null", os.O_RDWR)
@@ -395,7 +407,7 @@ def _start_many(
             pipes.append((go_r, go_w, err_r, err_w))
         for plan in plans:
             plan.pdeathsig = False
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        root = _import_roots()
         helpers = max(1, min(helpers, len(plans)))
         step = -(-len(plans) // helpers)
         for lo in range(0, len(plans), step):

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from netlens_runtime.lab_ns import in_netns
+from netlens.kernel.nsenter import in_netns
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 from conftest import RUN_TAG, is_root, settle_kernel, sh
 
-from netlens.discovery import netlink as nl
-from netlens.discovery import nsenter
+from netlens.discovery import builders as nl
+from netlens.kernel import consts, nsenter, wire
 
 pytestmark = pytest.mark.bench
 
@@ -52,16 +52,16 @@ def _ack(sock: socket.socket, msg: bytes) -> None:
 
 def _configure(sock: socket.socket, i: int) -> None:
     """Inside one namespace: lo and eth0 up, 10.x.y.z/16 on eth0 (raw rtnetlink)."""
-    links = nl.parse_links(nl.dump(sock, "link"))
+    links = nl.parse_links(wire.dump(sock, "link"))
     eth0 = next(r.ifindex for r in links if r.name == "eth0")
     for idx in (1, eth0):
-        body = struct.pack("=BxHiII", 0, 0, idx, nl.IFF_UP, nl.IFF_UP)
-        _ack(sock, nl.message(RTM_NEWLINK, nl.NLM_F_REQUEST | NLM_F_ACK, 1, body))
+        body = struct.pack("=BxHiII", 0, 0, idx, consts.IFF_UP, consts.IFF_UP)
+        _ack(sock, wire.message(RTM_NEWLINK, consts.NLM_F_REQUEST | NLM_F_ACK, 1, body))
     addr = bytes([10, 200 + i // 65536 % 50, i // 256 % 256, i % 256 or 1])
     body = struct.pack("=BBBBI", socket.AF_INET, 8, 0, 0, eth0)
-    body += nl.nla(2, addr) + nl.nla(1, addr)
-    flags = nl.NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
-    _ack(sock, nl.message(RTM_NEWADDR, flags, 2, body))
+    body += wire.nla(2, addr) + wire.nla(1, addr)
+    flags = consts.NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
+    _ack(sock, wire.message(RTM_NEWADDR, flags, 2, body))
 
 
 def _batch(lines: list[str], check: bool = True) -> None:
@@ -148,7 +148,7 @@ def only_mine():
     # 1000-namespace host, even while other engineers' namespaces share this one.
     from netlens.discovery.nsfind import find_namespaces
     from netlens.discovery.resolve import build_snapshot
-    from netlens.discovery.sources import LiveNetlink, LiveProc
+    from netlens.discovery.live_source import LiveNetlink, LiveProc
 
     handles = [
         h for h in find_namespaces() if h.is_host or any(n.startswith(prefix) for n in h.names)

@@ -260,7 +260,7 @@ def _stats(xs: list[float]) -> str:
 
 def test_bench_walker_vs_python_helper(namespaces: list[str]) -> None:
     """`netlens dump --json` with netlens-walk, then with the Python helper, A B A B."""
-    from netlens.discovery import walker
+    from netlens.kernel import walker
 
     if walker.find() is None:
         pytest.skip("netlens-walk is not built (no C compiler at make setup)")
@@ -289,12 +289,13 @@ def _report(runs: dict[str, list[tuple[float, float]]], cpu_label: str, ratio: s
 
 
 # One helper alone over every namespace, frames to /dev/null: the C walker as a
-# child (its CPU is RUSAGE_CHILDREN), or wire.serve in this process (it enters
+# child (its CPU is RUSAGE_CHILDREN), or serve.serve in this process (it enters
 # the namespaces itself: a throwaway process). argv: variant mode path...
 _ALONE = """
 import os, resource, subprocess, sys, time
-from netlens.discovery import nsenter, walker, wire
-from netlens.discovery.decode import DECODERS
+from netlens.kernel import nsenter, walker, wire
+from netlens.kernel import serve
+from netlens.kernel.decode import DECODERS
 variant, mode, *paths = sys.argv[1:]
 nsenter.raise_fd_limit(len(paths) + 256)
 fds = [nsenter.open_netns(p) for p in paths]
@@ -311,7 +312,7 @@ if variant == "walker":
 else:
     t = time.perf_counter()
     c = time.process_time()
-    wire.serve(wire.FIRST_ROUND, fds, out, dict(DECODERS), enter=True,
+    serve.serve(wire.FIRST_ROUND, fds, out, dict(DECODERS), enter=True,
                nat="nat" in parts, legacy="legacy" in parts)
     wall = time.perf_counter() - t
     cpu = time.process_time() - c
@@ -320,9 +321,9 @@ print(wall, cpu)
 
 
 def test_bench_helpers_alone(namespaces: list[str]) -> None:
-    """netlens-walk against wire.serve, each alone over the N namespaces."""
-    from netlens.discovery import walker
-    from netlens.discovery.sources import _legacy_present
+    """netlens-walk against serve.serve, each alone over the N namespaces."""
+    from netlens.discovery.live_source import _legacy_present
+    from netlens.kernel import walker
 
     if walker.find() is None:
         pytest.skip("netlens-walk is not built (no C compiler at make setup)")

@@ -185,7 +185,7 @@ def test_wheel_is_platform_tagged_and_holds_the_whole_product(wheel: Path, dist:
     }
     assert want <= names, want - names
     if setup_py().compiler() is not None:
-        for prog in ("netlens/discovery/_bin/netlens-walk", "netlens_runtime/_bin/netlens-spawn"):
+        for prog in ("netlens/kernel/_bin/netlens-walk", "netlens_runtime/_bin/netlens-spawn"):
             assert prog in names and modes[prog] & 0o777 == 0o755, prog
     assert not [n for n in names if n.endswith((".c", ".h"))]  # nothing compiles at run time
     (sdist,) = dist.glob("*.tar.gz")
@@ -219,7 +219,7 @@ def test_version_shows_both_helpers_native_and_they_run(installed: Installed) ->
     site = installed.site()
     python = platform.python_version()
     assert lines[0] == f"netlens {__version__} ({site / 'netlens'}, Python {python})"
-    walk = site / "netlens" / "discovery" / "_bin" / "netlens-walk"
+    walk = site / "netlens" / "kernel" / "_bin" / "netlens-walk"
     spawn = site / "netlens_runtime" / "_bin" / "netlens-spawn"
     assert [line.split() for line in lines[1:]] == [
         ["netlens-walk", "native", str(walk)],
@@ -233,7 +233,7 @@ def test_version_shows_both_helpers_native_and_they_run(installed: Installed) ->
     # The installed walker decodes a recorded reply exactly as the installed decode.py.
     reply = next(DISCOVERY_FIXTURES.glob("*/netlink/*/link.bin"))
     code = (
-        "import marshal, subprocess, sys; from netlens.discovery.decode import DECODERS;"
+        "import marshal, subprocess, sys; from netlens.kernel.decode import DECODERS;"
         "raw = open(sys.argv[2], 'rb').read();"
         "out = subprocess.run([sys.argv[1], 'decode', 'link'], input=raw, capture_output=True);"
         "assert out.returncode == 0, out;"

@@ -22,9 +22,9 @@ import pytest
 from conftest import RUN_TAG, Lab, discovery_fixture_module, is_root, sh
 
 from netlens.discovery import discover
+from netlens.discovery.live_source import LiveNetlink, LiveProc
 from netlens.discovery.nsfind import NsHandle, find_namespaces
 from netlens.discovery.resolve import build_snapshot
-from netlens.discovery.sources import LiveNetlink, LiveProc
 from netlens.model import Netns, Snapshot
 
 pytestmark = pytest.mark.integration
@@ -361,7 +361,7 @@ def test_not_root_reads_own_namespace_and_says_what_needs_root(ndlab: Lab) -> No
 @pytest.fixture
 def many_namespaces(ndlab: Lab) -> Iterator[list[str]]:
     """Enough namespaces (each with a veth to one bridge) for the helper process."""
-    from netlens.discovery.sources import PUMP_MIN_NAMESPACES
+    from netlens.discovery.live_source import PUMP_MIN_NAMESPACES
 
     n = PUMP_MIN_NAMESPACES + 8
     br = ndlab.add_bridge("mbr")
@@ -428,7 +428,7 @@ def fresh_walker(monkeypatch: pytest.MonkeyPatch) -> str:
     test breaks is forgotten only here, not for the tests after it."""
     from conftest import built_helper
 
-    from netlens.discovery import walker
+    from netlens.kernel import walker
 
     monkeypatch.delenv(walker.ENV, raising=False)
     monkeypatch.setattr(walker, "_forgotten", False)
@@ -436,18 +436,18 @@ def fresh_walker(monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 class _Counting:
-    """Records every helper process discovery starts (``sources._Pump``) and
+    """Records every helper process discovery starts (``live_source.Pump``) and
     every ``os.fork`` of this process meanwhile."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        from netlens.discovery import sources
+        from netlens.discovery import live_source
 
         self.pumps: list[Any] = []
         self.forks = 0
         pumps = self.pumps
         real_fork = os.fork
 
-        class CountingPump(sources._Pump):
+        class CountingPump(live_source.Pump):
             def __init__(self, *args: Any, **kwargs: Any) -> None:
                 super().__init__(*args, **kwargs)
                 pumps.append(self)
@@ -456,7 +456,7 @@ class _Counting:
             self.forks += 1
             return real_fork()
 
-        monkeypatch.setattr(sources, "_Pump", CountingPump)
+        monkeypatch.setattr(live_source, "Pump", CountingPump)
         monkeypatch.setattr(os, "fork", fork)
 
     def kinds(self) -> list[str]:
@@ -477,7 +477,7 @@ def test_helper_process_gives_the_same_snapshot(
     handles = [h for h in find_namespaces() if h.is_host or set(h.names) & set(many_namespaces)]
     direct = LiveNetlink()
     direct.use_pump = False
-    from netlens.discovery import wire
+    from netlens.kernel import serve
 
     seen = _Counting(monkeypatch)
     a = _run(handles, direct)
@@ -510,7 +510,7 @@ def test_helper_process_gives_the_same_snapshot(
     c = _run(handles, _source(walker=False, start="exec"))
     assert _mine(c, many_namespaces) == _mine(a, many_namespaces)
     # a forked helper that dies at once: the same fallback
-    monkeypatch.setattr(wire, "serve", _die)
+    monkeypatch.setattr(serve, "serve", _die)
     d = _run(handles, _source(walker=False))
     assert seen.kinds()[-1] == "fork" and seen.pumps[-1].failed
     assert _mine(d, many_namespaces) == _mine(a, many_namespaces)
@@ -559,7 +559,8 @@ def test_broken_walker_falls_back(
     """A walker that dies at once, writes garbage or cannot be run: the parent
     reads the rest directly (or starts the Python helper) and gives the same
     snapshot; the walker is not started again by this process."""
-    from netlens.discovery import sources, walker
+    from netlens.discovery import live_source
+    from netlens.kernel import walker
 
     handles = [h for h in find_namespaces() if h.is_host or set(h.names) & set(many_namespaces)]
     direct = LiveNetlink()
@@ -570,7 +571,7 @@ def test_broken_walker_falls_back(
         fake.write_text(_GARBAGE[broken])
         fake.chmod(0o755)
     seen = _Counting(monkeypatch)
-    monkeypatch.setattr(sources, "_walker", lambda: str(fake))
+    monkeypatch.setattr(live_source, "_walker", lambda: str(fake))
     snap = _run(handles, _source(nat=True))
     assert _mine(snap, many_namespaces) == _mine(a, many_namespaces)
     _assert_host_as_read_directly(handles, snap, a)  # the walker's first namespace, here instead

@@ -38,7 +38,7 @@ import networkx as nx
 import pytest
 from conftest import RUN_TAG, Lab
 
-from netlens.inert import terminal
+from netlens.kernel.inert import terminal
 
 pytestmark = pytest.mark.integration
 ENV = {**os.environ, "NETLENS_NO_LOG": "1"}

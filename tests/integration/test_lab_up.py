@@ -20,9 +20,9 @@ import pytest
 from conftest import RUN_TAG
 from runtime_host import kernel_changes, kernel_state
 
+from netlens.kernel.nsenter import in_netns
 from netlens_runtime import api
 from netlens_runtime.errors import Conflict, NotFound, RuntimeFailure
-from netlens_runtime.lab_ns import in_netns
 from netlens_runtime.lab_spec import LabSpec, load_lab
 
 pytestmark = pytest.mark.integration

@@ -106,13 +106,13 @@ def test_discovery_probes_nat_in_its_own_visit(
 ) -> None:
     """discover() probes NAT while it opens each namespace (here, or in the helper
     process that enters them itself): the same probes as nat.probe's own pass."""
-    from netlens.discovery import nat, sources
+    from netlens.discovery import live_source, nat
     from netlens.discovery.resolve import FIRST_ROUND
 
     _lb, natns, filt, plain = nat_lab
     handles = [h for h in find_namespaces() if h.is_host] + _handles([natns, filt, plain])
-    monkeypatch.setattr(sources, "PUMP_MIN_NAMESPACES", 1 if helper else 10**6)
-    src = sources.LiveNetlink(nat_probe=True)
+    monkeypatch.setattr(live_source, "PUMP_MIN_NAMESPACES", 1 if helper else 10**6)
+    src = live_source.LiveNetlink(nat_probe=True)
     try:
         assert src.open(handles) == {}
         inodes = [h.inode for h in handles]

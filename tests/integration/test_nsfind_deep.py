@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from conftest import RUN_TAG, is_root, sh
 
-from netlens.discovery.nsenter import open_netns
 from netlens.discovery.nsfind import find_namespaces
+from netlens.kernel.nsenter import open_netns
 
 pytestmark = pytest.mark.integration
 

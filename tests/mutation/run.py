@@ -127,9 +127,9 @@ MODULES: dict[str, Module] = {
     "resolve": Module(
         "netlens/discovery/resolve.py", DISCOVERY_TESTS, io=("read_namespaces", "_replies")
     ),
-    "decode": Module("netlens/discovery/decode.py", (*DISCOVERY_TESTS, *WALKER_TESTS)),
+    "decode": Module("netlens/kernel/decode.py", (*DISCOVERY_TESTS, *WALKER_TESTS)),
     "wire": Module(
-        "netlens/discovery/wire.py",
+        "netlens/kernel/wire.py",
         (*DISCOVERY_TESTS, *WALKER_TESTS),
         io=(
             "_read_proc",
@@ -143,7 +143,7 @@ MODULES: dict[str, Module] = {
             "main",
         ),
     ),
-    "netlink": Module("netlens/discovery/netlink.py", DISCOVERY_TESTS),
+    "netlink": Module("netlens/discovery/builders.py", DISCOVERY_TESTS),
 }
 """The pure core in scope. A mutant of a function no selected test calls counts as
 not killed ("no tests"), except in the functions named in ``io``."""

@@ -19,7 +19,7 @@ from fixtures.model.sample import HOST, RT, WEB, sample_snapshot
 from textual.pilot import Pilot
 from textual.widgets import Input, Label, TabbedContent, TabPane
 
-from netlens.inert import terminal
+from netlens.kernel.inert import terminal
 from netlens.tui.app import NetlensApp
 from netlens.tui.screens.detail import DetailScreen
 from netlens.tui.sources import FixtureSource

@@ -16,26 +16,28 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netlens.discovery import decode
-from netlens.discovery import netlink as nl
+from netlens.discovery import builders as nl
 from netlens.discovery.nsfind import find_namespaces, parse_mountinfo
 from netlens.discovery.server import _cpus_from_list
+from netlens.kernel import consts, decode, wire
 
 pytestmark = pytest.mark.unit
 
-A = nl.nla
+A = wire.nla
 
 
-def msg(msg_type: int, body: bytes, seq: int = 1, flags: int = nl.NLM_F_MULTI) -> bytes:
+def msg(msg_type: int, body: bytes, seq: int = 1, flags: int = consts.NLM_F_MULTI) -> bytes:
     return struct.pack("=IHHII", 16 + len(body), msg_type, flags, seq, 4242) + body
 
 
-def done(seq: int = 1, flags: int = nl.NLM_F_MULTI) -> bytes:
-    return struct.pack("=IHHIIi", 20, nl.NLMSG_DONE, flags, seq, 4242, 0)
+def done(seq: int = 1, flags: int = consts.NLM_F_MULTI) -> bytes:
+    return struct.pack("=IHHIIi", 20, consts.NLMSG_DONE, flags, seq, 4242, 0)
 
 
 def ifinfo(index: int, flags: int, *attrs: bytes, iftype: int = 1) -> bytes:
-    return msg(nl.RTM_NEWLINK, struct.pack("=BxHiII", 0, iftype, index, flags, 0) + b"".join(attrs))
+    return msg(
+        consts.RTM_NEWLINK, struct.pack("=BxHiII", 0, iftype, index, flags, 0) + b"".join(attrs)
+    )
 
 
 def u32(v: int) -> bytes:
@@ -57,15 +59,15 @@ def linkinfo(kind: str, data: bytes = b"", slave: str | None = None, sdata: byte
 
 # --- requests --------------------------------------------------------------------------------
 def test_dump_requests_have_the_kernel_layout() -> None:
-    for name, (mtype, family) in nl.REQUESTS.items():
-        data = nl.dump_request(name, seq=7)
+    for name, (mtype, family) in wire.REQUESTS.items():
+        data = wire.dump_request(name, seq=7)
         ln, typ, flags, seq, pid = struct.unpack_from("=IHHII", data)
         assert (ln, typ, seq, pid) == (len(data), mtype, 7, 0)
-        assert flags == nl.NLM_F_REQUEST | nl.NLM_F_DUMP
+        assert flags == consts.NLM_F_REQUEST | consts.NLM_F_DUMP
         assert data[16] == family
-    nsid = nl.nsid_request(33, seq=2)
-    assert struct.unpack_from("=IH", nsid)[1] == nl.RTM_GETNSID
-    assert struct.unpack_from("=HHI", nsid, 20) == (8, nl.NETNSA_FD, 33)
+    nsid = wire.nsid_request(33, seq=2)
+    assert struct.unpack_from("=IH", nsid)[1] == consts.RTM_GETNSID
+    assert struct.unpack_from("=HHI", nsid, 20) == (8, consts.NETNSA_FD, 33)
 
 
 # --- links ------------------------------------------------------------------------------------
@@ -74,7 +76,7 @@ def test_parse_link_fields_and_counters() -> None:
     data = (
         ifinfo(
             5,
-            nl.IFF_UP | nl.IFF_LOWER_UP,
+            consts.IFF_UP | consts.IFF_LOWER_UP,
             A(3, s("veth-a")),
             A(4, u32(9000)),
             A(1, bytes.fromhex("020000000005")),
@@ -106,7 +108,7 @@ def test_parse_link_fields_and_counters() -> None:
 
 
 def test_kind_defaults_loopback_and_ether() -> None:
-    data = ifinfo(1, nl.IFF_LOOPBACK, A(3, s("lo")), iftype=772) + ifinfo(2, 0, A(3, s("eth0")))
+    data = ifinfo(1, consts.IFF_LOOPBACK, A(3, s("lo")), iftype=772) + ifinfo(2, 0, A(3, s("eth0")))
     assert [(r.name, r.kind, r.operstate) for r in nl.parse_links(data)] == [
         ("lo", "loopback", "unknown"),
         ("eth0", "ether", "unknown"),
@@ -200,7 +202,9 @@ def test_vlan_8021ad_and_macvlan_modes() -> None:
 
 # --- addresses, routes, rules, neighbours, fdb ------------------------------------------------
 def ifaddr(fam: int, plen: int, scope: int, index: int, *attrs: bytes) -> bytes:
-    return msg(nl.RTM_NEWADDR, struct.pack("=BBBBI", fam, plen, 0, scope, index) + b"".join(attrs))
+    return msg(
+        consts.RTM_NEWADDR, struct.pack("=BBBBI", fam, plen, 0, scope, index) + b"".join(attrs)
+    )
 
 
 def test_parse_addrs() -> None:
@@ -243,15 +247,15 @@ def test_addr_memo_is_not_fooled_by_a_cacheinfo_of_another_size() -> None:
     local = A(2, bytes([10, 9, 8, 7]))
     odd = hdr + local + struct.pack("=HH", 8, 6) + bytes(4) + A(3, s("evil"))
     fine = hdr + local + A(6, bytes(16))
-    assert decode.decode_addrs(msg(nl.RTM_NEWADDR, odd))[0][6] == "evil"
-    assert decode.decode_addrs(msg(nl.RTM_NEWADDR, fine))[0][6] is None
+    assert decode.decode_addrs(msg(consts.RTM_NEWADDR, odd))[0][6] == "evil"
+    assert decode.decode_addrs(msg(consts.RTM_NEWADDR, fine))[0][6] is None
 
 
 def rtm(
     fam: int, dlen: int, table: int, proto: int, scope: int, rtype: int, flags: int, *attrs: bytes
 ) -> bytes:
     hdr = struct.pack("=BBBBBBBBI", fam, dlen, 0, 0, table, proto, scope, rtype, flags)
-    return msg(nl.RTM_NEWROUTE, hdr + b"".join(attrs))
+    return msg(consts.RTM_NEWROUTE, hdr + b"".join(attrs))
 
 
 def test_parse_routes() -> None:
@@ -309,7 +313,7 @@ def test_parse_routes() -> None:
 def test_parse_rules() -> None:
     def fib(fam: int, slen: int, action: int, flags: int, *attrs: bytes) -> bytes:
         hdr = struct.pack("=BBBBBBBBI", fam, 0, slen, 0, 0, 0, 0, action, flags)
-        return msg(nl.RTM_NEWRULE, hdr + b"".join(attrs))
+        return msg(consts.RTM_NEWRULE, hdr + b"".join(attrs))
 
     data = (
         fib(
@@ -323,7 +327,7 @@ def test_parse_rules() -> None:
             A(10, u32(0x10)),
             A(3, s("eth0")),
         )
-        + fib(10, 0, 7, nl.FIB_RULE_INVERT, A(6, u32(200)), A(17, s("vrf1")))
+        + fib(10, 0, 7, consts.FIB_RULE_INVERT, A(6, u32(200)), A(17, s("vrf1")))
         + fib(2, 0, 1, 0, A(6, u32(1000)), A(19, b"\1"))
         + done()
     )
@@ -342,7 +346,8 @@ def test_parse_rules() -> None:
 
 def ndm(fam: int, ifindex: int, state: int, flags: int, *attrs: bytes) -> bytes:
     return msg(
-        nl.RTM_NEWNEIGH, struct.pack("=BxxxiHBB", fam, ifindex, state, flags, 1) + b"".join(attrs)
+        consts.RTM_NEWNEIGH,
+        struct.pack("=BxxxiHBB", fam, ifindex, state, flags, 1) + b"".join(attrs),
     )
 
 
@@ -354,11 +359,11 @@ def test_parse_neighbours() -> None:
             10,
             3,
             0x04,
-            nl.NTF_ROUTER,
+            consts.NTF_ROUTER,
             A(1, socket.inet_pton(socket.AF_INET6, "fe80::2")),
             A(2, mac),
         )
-        + ndm(2, 3, nl.NUD_NOARP, 0, A(1, bytes([224, 0, 0, 1])))  # like ip neigh: hidden
+        + ndm(2, 3, consts.NUD_NOARP, 0, A(1, bytes([224, 0, 0, 1])))  # like ip neigh: hidden
         + ndm(2, 3, 0x20, 0, A(1, bytes([10, 0, 0, 3])))
     )
     a, b, c = nl.parse_neighbours(data, {3: "eth0"})
@@ -370,9 +375,11 @@ def test_parse_neighbours() -> None:
 def test_parse_fdb_keeps_bridge_rows_and_vxlan_self_rows() -> None:
     mac = bytes.fromhex("02000000bb01")
     data = (
-        ndm(7, 4, nl.NUD_NOARP, 0, A(2, mac), A(9, u32(3)), A(5, struct.pack("=H", 10)))
-        + ndm(7, 4, nl.NUD_PERMANENT, nl.NTF_SELF, A(2, bytes.fromhex("333300000001")))
-        + ndm(7, 6, nl.NUD_PERMANENT, nl.NTF_SELF, A(2, bytes(6)), A(1, bytes([10, 0, 0, 7])))
+        ndm(7, 4, consts.NUD_NOARP, 0, A(2, mac), A(9, u32(3)), A(5, struct.pack("=H", 10)))
+        + ndm(7, 4, consts.NUD_PERMANENT, consts.NTF_SELF, A(2, bytes.fromhex("333300000001")))
+        + ndm(
+            7, 6, consts.NUD_PERMANENT, consts.NTF_SELF, A(2, bytes(6)), A(1, bytes([10, 0, 0, 7]))
+        )
         + ndm(2, 4, 0x02, 0, A(1, bytes([10, 0, 0, 1])))
     )
     rows = nl.parse_fdb(data, frozenset({6}))
@@ -387,7 +394,7 @@ def test_parse_fdb_reads_the_age_from_cacheinfo() -> None:
     """NDA_CACHEINFO: confirmed, used, updated, refcnt in USER_HZ ticks; the age is
     'updated' (what ``bridge -s fdb`` prints), absent when the kernel gave none."""
     mac = A(2, bytes.fromhex("02000000cc01"))
-    ci = A(nl.NDA_CACHEINFO, struct.pack("=IIII", 500, 300, 1234, 1))
+    ci = A(consts.NDA_CACHEINFO, struct.pack("=IIII", 500, 300, 1234, 1))
     data = ndm(7, 4, 0x02, 0, mac, A(9, u32(3)), ci) + ndm(7, 4, 0x02, 0, mac, A(9, u32(3)))
     a, b = nl.parse_fdb(data)
     assert a.age == 12.34 and b.age is None
@@ -396,7 +403,7 @@ def test_parse_fdb_reads_the_age_from_cacheinfo() -> None:
 def test_parse_netconf() -> None:
     def conf(fam: int, idx: int, fwd: int, rp: int) -> bytes:
         body = bytes([fam, 0, 0, 0]) + A(1, struct.pack("=i", idx)) + A(2, u32(fwd)) + A(3, u32(rp))
-        return msg(nl.RTM_NEWNETCONF, body, flags=0)
+        return msg(consts.RTM_NEWNETCONF, body, flags=0)
 
     got = nl.parse_netconf(
         conf(2, -1, 1, 2) + conf(2, -2, 0, 1) + conf(10, -1, 1, 0) + conf(2, 3, 0, 0)
@@ -431,22 +438,24 @@ class FakeKernel:
 
     def send(self, data: bytes) -> int:
         self.sends += 1
-        for typ, _fl, start, _end in nl.iter_messages(data):
+        for typ, _fl, start, _end in wire.iter_messages(data):
             seq = struct.unpack_from("=I", data, start - 8)[0]
-            if typ == nl.RTM_GETNETCONF:
+            if typ == consts.RTM_GETNETCONF:
                 self.queue.append(
-                    msg(nl.RTM_NEWNETCONF, bytes(4) + A(1, struct.pack("=i", -1)), seq, 0)
+                    msg(consts.RTM_NEWNETCONF, bytes(4) + A(1, struct.pack("=i", -1)), seq, 0)
                 )
                 continue
             if self.running:
-                self.queue.append(msg(nl.NLMSG_ERROR, struct.pack("=i", -16) + bytes(16), seq, 0))
+                self.queue.append(
+                    msg(consts.NLMSG_ERROR, struct.pack("=i", -16) + bytes(16), seq, 0)
+                )
                 continue
             n = self.parts.get(typ, 1)
             body = struct.pack("=BxHiII", 0, 0, seq, 0, 0)
             # the kernel flags the first message after a change, not the DONE
-            first = nl.NLM_F_MULTI | (nl.NLM_F_DUMP_INTR if typ in self.interrupted else 0)
+            first = consts.NLM_F_MULTI | (consts.NLM_F_DUMP_INTR if typ in self.interrupted else 0)
             chunks = [
-                msg(typ - 2, body, seq, first if i == 0 else nl.NLM_F_MULTI) for i in range(n)
+                msg(typ - 2, body, seq, first if i == 0 else consts.NLM_F_MULTI) for i in range(n)
             ]
             chunks[-1] += done(seq)
             self.queue.append(chunks[0])
@@ -460,23 +469,25 @@ class FakeKernel:
 
 
 def test_exchange_batches_and_retries_busy_dumps() -> None:
-    k = FakeKernel({nl.RTM_GETLINK: 3, nl.RTM_GETADDR: 2, nl.RTM_GETROUTE: 2})
-    out = nl.exchange(k, ["rule", "neigh", nl.NETCONF, "link", "addr", "route"])  # type: ignore[arg-type]
-    assert set(out) == {"rule", "neigh", nl.NETCONF, "link", "addr", "route"}
+    k = FakeKernel({consts.RTM_GETLINK: 3, consts.RTM_GETADDR: 2, consts.RTM_GETROUTE: 2})
+    out = wire.exchange(k, ["rule", "neigh", wire.NETCONF, "link", "addr", "route"])  # type: ignore[arg-type]
+    assert set(out) == {"rule", "neigh", wire.NETCONF, "link", "addr", "route"}
     assert k.sends == 3  # rule, neigh, netconf and link in one; then addr; then route
     counts = {
-        name: sum(1 for t, *_ in nl.iter_messages(data) if t not in (2, 3))
+        name: sum(1 for t, *_ in wire.iter_messages(data) if t not in (2, 3))
         for name, data in out.items()
         if isinstance(data, bytes)
     }
-    assert counts == {"rule": 1, "neigh": 1, nl.NETCONF: 3, "link": 3, "addr": 2, "route": 2}
-    assert not any(isinstance(d, nl.Interrupted) for d in out.values())
+    assert counts == {"rule": 1, "neigh": 1, wire.NETCONF: 3, "link": 3, "addr": 2, "route": 2}
+    assert not any(isinstance(d, wire.Interrupted) for d in out.values())
 
 
 def test_exchange_marks_interrupted_dumps() -> None:
-    k = FakeKernel({nl.RTM_GETROUTE: 2}, interrupted=frozenset({nl.RTM_GETROUTE}))
-    out = nl.exchange(k, ["route", "rule"])  # type: ignore[arg-type]
-    assert isinstance(out["route"], nl.Interrupted) and not isinstance(out["rule"], nl.Interrupted)
+    k = FakeKernel({consts.RTM_GETROUTE: 2}, interrupted=frozenset({consts.RTM_GETROUTE}))
+    out = wire.exchange(k, ["route", "rule"])  # type: ignore[arg-type]
+    assert isinstance(out["route"], wire.Interrupted) and not isinstance(
+        out["rule"], wire.Interrupted
+    )
 
 
 # --- finding namespaces -----------------------------------------------------------------------

@@ -16,7 +16,16 @@ import pytest
 pytestmark = pytest.mark.unit
 
 HEADLESS = [
-    "netlens.inert",
+    "netlens.kernel",
+    "netlens.kernel.consts",
+    "netlens.kernel.wire",
+    "netlens.kernel.decode",
+    "netlens.kernel.serve",
+    "netlens.kernel.nsenter",
+    "netlens.kernel.pump",
+    "netlens.kernel.native",
+    "netlens.kernel.walker",
+    "netlens.kernel.inert",
     "netlens.discovery",
     "netlens.model",
     "netlens.model.graph",

@@ -148,7 +148,7 @@ def test_inplace_build_makes_both_and_rebuilds_only_what_changed(
     if setup.compiler() is None:
         pytest.skip("no C compiler")
     root = _copy_project(tmp_path / "project")
-    walk = root / "netlens" / "discovery" / "_bin" / "netlens-walk"
+    walk = root / "netlens" / "kernel" / "_bin" / "netlens-walk"
     spawn = root / "runtime" / "netlens_runtime" / "_bin" / "netlens-spawn"
     res = _inplace(root)
     assert res.returncode == 0 and "not built" not in res.stderr, res.stderr
@@ -157,7 +157,7 @@ def test_inplace_build_makes_both_and_rebuilds_only_what_changed(
     assert _inplace(root).returncode == 0
     assert {p: p.stat().st_ino for p in (walk, spawn)} == first  # fresh: not rebuilt
     later = walk.stat().st_mtime + 5
-    os.utime(root / "netlens" / "discovery" / "walk_decode.h", (later, later))
+    os.utime(root / "netlens" / "kernel" / "walk_decode.h", (later, later))
     assert _inplace(root).returncode == 0
     assert walk.stat().st_ino != first[walk] and spawn.stat().st_ino == first[spawn]
 
@@ -167,7 +167,7 @@ def test_inplace_build_without_a_compiler_succeeds_and_removes_the_stale_build(
 ) -> None:
     """A failed build never leaves an older program to run: the fallback runs instead."""
     root = _copy_project(tmp_path / "project")
-    walk = root / "netlens" / "discovery" / "_bin" / "netlens-walk"
+    walk = root / "netlens" / "kernel" / "_bin" / "netlens-walk"
     walk.parent.mkdir()
     walk.write_text("#!/bin/sh\nexit 2\n")  # an older build
     os.utime(walk, (1, 1))

@@ -1,15 +1,14 @@
 """How the installed C helpers are found and trusted, and what ``--version`` says of them.
 
-netlens.discovery.walker finds ``netlens-walk`` and netlens_runtime.helper finds
-``netlens-spawn``; the runtime never imports netlens, so each has its own copy
-of the trust rule: every test here runs against both. Files are made in this
+netlens.kernel.walker finds ``netlens-walk`` and netlens_runtime.helper finds
+``netlens-spawn``; both judge with the one rule of netlens.kernel.native, each
+against its own file: every test here runs against both. Files are made in this
 test's own directories (the real ``_bin`` builds are left alone); the ownership
 cases chown, so they need root.
 """
 
 from __future__ import annotations
 
-import inspect
 import os
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import pytest
 from conftest import REPO, built_helper, is_root
 
 from netlens import cli
-from netlens.discovery import walker
+from netlens.kernel import native, walker
 from netlens_runtime import helper
 
 pytestmark = pytest.mark.unit
@@ -54,8 +53,22 @@ def layout(tmp_path: Path) -> tuple[Path, Path]:
     return prog, ref
 
 
-def test_both_copies_of_the_trust_rule_are_the_same_code() -> None:
-    assert inspect.getsource(walker.why_untrusted) == inspect.getsource(helper.why_untrusted)
+def test_both_finders_judge_with_the_one_rule(
+    finder: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The verdict on each finder's own program comes from netlens.kernel.native,
+    judged against that finder's file (not a copy of the rule, not another file)."""
+    asked: list[tuple[str, str]] = []
+
+    def rule(path: str, ref: str) -> str:
+        asked.append((path, ref))
+        return "judged here"
+
+    monkeypatch.setattr(native, "why_untrusted", rule)
+    monkeypatch.setattr(os.path, "lexists", lambda _p: True)
+    assert finder.status() == (None, f"{finder.PATH} not trusted: judged here")
+    assert finder.why_untrusted("/x") == "judged here"
+    assert asked == [(finder.PATH, finder.__file__), ("/x", finder.__file__)]
 
 
 def test_a_program_like_the_installed_one_is_trusted(

@@ -23,7 +23,7 @@ from fixtures.model import hostile as H
 from fixtures.model.sample import sample_snapshot
 
 from netlens.export import render
-from netlens.inert import dot_string, mermaid_text, terminal, xml_text
+from netlens.kernel.inert import dot_string, mermaid_text, terminal, xml_text
 from netlens.model.serialize import dumps, loads
 
 pytestmark = pytest.mark.unit
@@ -76,16 +76,6 @@ def test_terminal_shows_each_character_as_a_visible_escape() -> None:
 def test_terminal_keeps_printable_unicode_and_returns_plain_names_as_they_are() -> None:
     for name in ("eth0", "brü-日本-🙂", "[red]x[/] :ab:", "back\\slash", "sp ace"):
         assert terminal(name) is name
-
-
-def test_runtime_copy_of_the_rule_gives_the_same_answers() -> None:
-    """The runtime may not import netlens, so it keeps its own copy of the rule."""
-    from netlens_runtime.inert import terminal as rt_terminal
-
-    samples = [*HOSTILE, "".join(map(chr, range(0x3000))), "".join(map(chr, range(0xD700, 0xE100)))]
-    samples += ["\U0001f600\U000e0001\U0010ffff", "\udc80\udcff\ud800"]
-    for text in samples:
-        assert rt_terminal(text) == terminal(text)
 
 
 def test_format_escapers() -> None:

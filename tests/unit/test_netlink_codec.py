@@ -1,4 +1,4 @@
-"""The rtnetlink model builders, attribute by attribute (netlens/discovery/netlink.py).
+"""The rtnetlink model builders, attribute by attribute (netlens/discovery/builders.py).
 
 test_discovery_parse.py checks each parser on one realistic message; here each
 attribute a builder reads is given present and absent, at its boundary values
@@ -14,8 +14,9 @@ import struct
 import pytest
 from test_discovery_parse import A, done, msg, u32
 
-from netlens.discovery import netlink as nl
-from netlens.discovery.netlink import LinkRec
+from netlens.discovery import builders as nl
+from netlens.discovery.builders import LinkRec
+from netlens.kernel import consts, wire
 
 pytestmark = pytest.mark.unit
 
@@ -129,13 +130,13 @@ def fib(
     fam: int, dlen: int, slen: int, table: int, action: int, flags: int, *attrs: bytes
 ) -> bytes:
     hdr = struct.pack("=BBBBBBBBI", fam, dlen, slen, 0, table, 0, 0, action, flags)
-    return msg(nl.RTM_NEWRULE, hdr + b"".join(attrs))
+    return msg(consts.RTM_NEWRULE, hdr + b"".join(attrs))
 
 
 def test_rules_every_selector_and_the_header_values() -> None:
     data = (
         fib(7, 0, 0, 254, 1, 0)  # AF_BRIDGE: not a routing rule (first: skipped, not the end)
-        + msg(nl.RTM_NEWLINK, bytes(16))  # not a rule at all
+        + msg(consts.RTM_NEWLINK, bytes(16))  # not a rule at all
         + fib(2, 24, 0, 254, 1, 0, A(1, bytes([10, 2, 3, 0])), A(6, u32(5)))
         + fib(10, 0, 64, 100, 6, 0, A(2, bytes([0xFD] + [0] * 15)))  # blackhole, prio 0
         + fib(2, 0, 0, 255, 99, 0, A(19, b"\0"))  # an unknown action; l3mdev attr off
@@ -154,7 +155,8 @@ def test_rules_every_selector_and_the_header_values() -> None:
 # --- FDB ---------------------------------------------------------------------------------------
 def ndm(fam: int, ifindex: int, state: int, flags: int, *attrs: bytes) -> bytes:
     return msg(
-        nl.RTM_NEWNEIGH, struct.pack("=BxxxiHBB", fam, ifindex, state, flags, 0) + b"".join(attrs)
+        consts.RTM_NEWNEIGH,
+        struct.pack("=BxxxiHBB", fam, ifindex, state, flags, 0) + b"".join(attrs),
     )
 
 
@@ -163,18 +165,25 @@ MAC = bytes([2, 0, 0, 0, 0, 7])
 
 def test_fdb_states_flags_vlan_and_remote() -> None:
     dropped = (  # first, so that a skip that stopped the walk would lose the rest
-        ndm(7, 5, 0x02, nl.NTF_SELF, A(2, MAC), A(9, u32(10)))  # a NIC's own list
+        ndm(7, 5, 0x02, consts.NTF_SELF, A(2, MAC), A(9, u32(10)))  # a NIC's own list
         + ndm(7, 3, 0x02, 0, A(2, MAC))  # no master, not kept: dropped
         + ndm(7, 3, 0x02, 0, A(9, u32(10)))  # no MAC: dropped
         + ndm(2, 3, 0x02, 0, A(2, MAC), A(9, u32(10)))  # an ARP entry, not FDB
-        + msg(nl.RTM_NEWLINK, bytes(16))
+        + msg(consts.RTM_NEWLINK, bytes(16))
     )
     data = dropped + (
-        ndm(7, 3, nl.NUD_PERMANENT, 0, A(2, MAC), A(9, u32(10)), A(5, struct.pack("=H", 20)))
-        + ndm(7, 3, nl.NUD_NOARP, nl.NTF_MASTER | nl.NTF_EXT_LEARNED, A(2, MAC), A(9, u32(10)))
-        + ndm(7, 3, 0x04, nl.NTF_OFFLOADED | nl.NTF_STICKY, A(2, MAC), A(9, u32(10)))
-        + ndm(7, 4, 0x02, nl.NTF_SELF, A(2, MAC), A(1, bytes([192, 0, 2, 9])))
-        + ndm(7, 4, 0x02, nl.NTF_SELF, A(2, MAC), A(1, bytes([0xFD] + [0] * 15)))
+        ndm(7, 3, consts.NUD_PERMANENT, 0, A(2, MAC), A(9, u32(10)), A(5, struct.pack("=H", 20)))
+        + ndm(
+            7,
+            3,
+            consts.NUD_NOARP,
+            consts.NTF_MASTER | consts.NTF_EXT_LEARNED,
+            A(2, MAC),
+            A(9, u32(10)),
+        )
+        + ndm(7, 3, 0x04, consts.NTF_OFFLOADED | consts.NTF_STICKY, A(2, MAC), A(9, u32(10)))
+        + ndm(7, 4, 0x02, consts.NTF_SELF, A(2, MAC), A(1, bytes([192, 0, 2, 9])))
+        + ndm(7, 4, 0x02, consts.NTF_SELF, A(2, MAC), A(1, bytes([0xFD] + [0] * 15)))
         + done()
     )
     got = nl.parse_fdb(data, keep_self=frozenset({4}))
@@ -192,18 +201,18 @@ def test_fdb_states_flags_vlan_and_remote() -> None:
 def netconf(fam: int, ifindex: int, **values: int) -> bytes:
     body = bytes([fam, 0, 0, 0]) + A(1, struct.pack("=i", ifindex))
     body += b"".join(A(int(k[1:]), struct.pack("=i", v)) for k, v in values.items())
-    return msg(nl.RTM_NEWNETCONF, body, flags=0)
+    return msg(consts.RTM_NEWNETCONF, body, flags=0)
 
 
 def test_netconf_names_each_value_by_family_and_device() -> None:
     data = (
-        msg(nl.RTM_NEWLINK, bytes(16))  # not netconf: skipped
+        msg(consts.RTM_NEWLINK, bytes(16))  # not netconf: skipped
         + netconf(2, -1, a2=1, a3=2, a5=0, a4=7)  # 4 (mc_forwarding) is not shown
         + netconf(2, -2, a3=1, a2=0)  # default: only rp_filter is shown
         + netconf(10, -1, a2=1, a5=1)
         + netconf(10, -2, a2=0)  # ipv6 default: nothing shown
         + netconf(2, 3, a2=1)  # a device's own values: not shown
-        + msg(nl.RTM_NEWNETCONF, bytes([2, 0, 0, 0]) + A(2, struct.pack("=i", 1)), flags=0)
+        + msg(consts.RTM_NEWNETCONF, bytes([2, 0, 0, 0]) + A(2, struct.pack("=i", 1)), flags=0)
     )
     assert nl.parse_netconf(data) == {
         "net.ipv4.ip_forward": "1",
@@ -231,7 +240,9 @@ def test_attrs_masks_flags_and_stops_at_a_broken_length() -> None:
     assert nl.nud_state(0x02) == "reachable" and nl.nud_state(0x82) == "reachable"
     assert nl.nud_state(0) == "none"
     assert not nl.dump_interrupted(msg(16, b"") + done())
-    assert nl.dump_interrupted(msg(16, b"") + done(flags=nl.NLM_F_MULTI | nl.NLM_F_DUMP_INTR))
+    assert nl.dump_interrupted(
+        msg(16, b"") + done(flags=consts.NLM_F_MULTI | consts.NLM_F_DUMP_INTR)
+    )
 
 
 # --- paths the first measurement left open --------------------------------------------------------
@@ -243,10 +254,10 @@ def test_rows_decoded_by_the_helper_build_the_same_records() -> None:
     links = ifinfo(2, 0x1043, A(3, s("eth0")), A(4, u32(1400))) + done()
     addrs = ifaddr(2, 24, 0, 2, A(1, bytes([10, 0, 0, 1])), A(2, bytes([10, 0, 0, 1]))) + done()
     routes = rtm(2, 24, 254, 2, 253, 1, 0, A(1, bytes([10, 0, 0, 0])), A(4, u32(2))) + done()
-    assert nl.parse_links(nl.Decoded(nl.decode_links(links))) == nl.parse_links(links)
-    assert nl.parse_addrs(nl.Decoded(nl.decode_addrs(addrs))) == nl.parse_addrs(addrs)
+    assert nl.parse_links(wire.Decoded(nl.decode_links(links))) == nl.parse_links(links)
+    assert nl.parse_addrs(wire.Decoded(nl.decode_addrs(addrs))) == nl.parse_addrs(addrs)
     names = {2: "eth0"}
-    assert nl.parse_routes(nl.Decoded(nl.decode_routes(routes)), names) == nl.parse_routes(
+    assert nl.parse_routes(wire.Decoded(nl.decode_routes(routes)), names) == nl.parse_routes(
         routes, names
     )
 
@@ -292,7 +303,7 @@ def test_neighbours_without_state_or_of_other_families_are_left_out() -> None:
     ip4 = A(1, bytes([10, 0, 0, 9]))
     lladdr = A(2, MAC)
     data = (
-        msg(nl.RTM_NEWLINK, bytes(16))  # not a neighbour
+        msg(consts.RTM_NEWLINK, bytes(16))  # not a neighbour
         + ndm(2, 3, 0, 0, ip4, lladdr)  # NUD_NONE
         + ndm(7, 3, 0x02, 0, ip4, lladdr)  # AF_BRIDGE: the FDB's, not ARP
         + ndm(2, 3, 0x40, 0, ip4, lladdr)  # noarp

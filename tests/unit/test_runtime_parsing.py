@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from nft_text import rules
 
+from netlens.kernel import consts
 from netlens_runtime import ipam, names, nat, netlink, state
 from netlens_runtime.errors import BadInput, Conflict
 
@@ -253,23 +254,23 @@ def test_netlink_messages() -> None:
     (s1, addr, _), (s2, route, _), (_, veth, what) = nl.queue
     assert (s1, s2) == (1, 2)
     length, mtype, flags, seq, _ = struct.unpack_from("=IHHII", addr)
-    assert (length, mtype, seq) == (len(addr), netlink.RTM_NEWADDR, 1)
-    assert flags & netlink.NLM_F_ACK and flags & netlink.NLM_F_CREATE
+    assert (length, mtype, seq) == (len(addr), consts.RTM_NEWADDR, 1)
+    assert flags & consts.NLM_F_ACK and flags & consts.NLM_F_CREATE
     _fam, plen, _, _, index = struct.unpack_from("=BBBBI", addr, 16)
     assert (plen, index) == (24, 7)
     attrs = _attrs(addr[24:])
-    assert attrs[netlink.IFA_LOCAL] == bytes([10, 1, 2, 3])
-    assert attrs[netlink.IFA_BROADCAST] == bytes([10, 1, 2, 255])
+    assert attrs[consts.IFA_LOCAL] == bytes([10, 1, 2, 3])
+    assert attrs[consts.IFA_BROADCAST] == bytes([10, 1, 2, 255])
     rattrs = _attrs(route[28:])
-    assert rattrs[netlink.RTA_GATEWAY] == bytes([10, 1, 2, 1])
-    assert struct.unpack("=I", rattrs[netlink.RTA_OIF])[0] == 7
+    assert rattrs[consts.RTA_GATEWAY] == bytes([10, 1, 2, 1])
+    assert struct.unpack("=I", rattrs[consts.RTA_OIF])[0] == 7
     vattrs = _attrs(veth[32:])
-    assert vattrs[netlink.IFLA_IFNAME] == b"nlvx\0"
-    assert struct.unpack("=I", vattrs[netlink.IFLA_MASTER])[0] == 4
-    info = _attrs(vattrs[netlink.IFLA_LINKINFO])
-    assert info[netlink.IFLA_INFO_KIND] == b"veth\0"
-    peer = _attrs(info[netlink.IFLA_INFO_DATA])[netlink.VETH_INFO_PEER]
+    assert vattrs[consts.IFLA_IFNAME] == b"nlvx\0"
+    assert struct.unpack("=I", vattrs[consts.IFLA_MASTER])[0] == 4
+    info = _attrs(vattrs[consts.IFLA_LINKINFO])
+    assert info[consts.IFLA_INFO_KIND] == b"veth\0"
+    peer = _attrs(info[consts.IFLA_INFO_DATA])[consts.VETH_INFO_PEER]
     pattrs = _attrs(peer[16:])
-    assert pattrs[netlink.IFLA_IFNAME] == b"eth0\0"
-    assert struct.unpack("=I", pattrs[netlink.IFLA_NET_NS_FD])[0] == 9
+    assert pattrs[consts.IFLA_IFNAME] == b"eth0\0"
+    assert struct.unpack("=I", pattrs[consts.IFLA_NET_NS_FD])[0] == 9
     assert "nlvx" in what

@@ -8,13 +8,15 @@ from collections.abc import Callable
 
 import pytest
 
-from netlens.stats import counters
-from netlens.stats.counters import (
+from netlens.kernel.consts import (
     IFLA_STATS_LINK_64,
     NLMSG_DONE,
     NLMSG_ERROR,
     RTM_GETSTATS,
     RTM_NEWSTATS,
+)
+from netlens.stats import counters
+from netlens.stats.counters import (
     NetlinkDumpError,
     StatsReader,
     build_request,

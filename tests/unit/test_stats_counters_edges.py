@@ -18,11 +18,13 @@ import struct
 import pytest
 from test_stats_counters import FakeSock, done, nlmsg, stats_msg
 
-from netlens.stats import counters
-from netlens.stats.counters import (
+from netlens.kernel.consts import (
     IFLA_STATS_LINK_64,
     NLMSG_ERROR,
     RTM_NEWSTATS,
+)
+from netlens.stats import counters
+from netlens.stats.counters import (
     NetlinkDumpError,
     StatsReader,
     parse_messages,

@@ -19,10 +19,12 @@ from typing import Any
 import pytest
 from fixtures.model.sample import own_snapshot
 
+from netlens.kernel.consts import (
+    RTM_NEWSTATS,
+)
 from netlens.model.types import Netns
 from netlens.stats import sampler as sampler_mod
 from netlens.stats.counters import (
-    RTM_NEWSTATS,
     NetlinkDumpError,
     StatsReader,
     arm_timeout,
@@ -99,7 +101,7 @@ def test_dump_that_never_finishes_times_out() -> None:
 
 
 def test_sampler_skips_and_drops_a_silent_namespace(silent: Callable[[], socket.socket]) -> None:
-    from netlens.discovery.nsenter import netlink_socket
+    from netlens.kernel.nsenter import netlink_socket
 
     sampler = CounterSampler(timeout=TIMEOUT)
     try:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from netlens.discovery.netlink import LinkRec
+from netlens.discovery.builders import LinkRec
 from netlens.discovery.nsfind import NsHandle
 from netlens.discovery.resolve import NsData, NsidMap, pair_veths
 

@@ -1,4 +1,4 @@
-"""netlens-walk (netlens/discovery/walk.c) run on its own, without root.
+"""netlens-walk (netlens/kernel/walk.c) run on its own, without root.
 
 What needs no namespace: its usage checks, the ``decode`` mode on recorded
 replies (the C decoder must give exactly what decode.py gives, or decline),
@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from conftest import DISCOVERY_FIXTURES, REPO, built_helper, setup_py
 
-from netlens.discovery import walker, wire
-from netlens.discovery.decode import DECODERS
+from netlens.kernel import serve, walker, wire
+from netlens.kernel.decode import DECODERS
 
 pytestmark = pytest.mark.unit
 
@@ -35,8 +35,8 @@ def _frames(data: bytes) -> list[tuple[int, int, int, bytes]]:
     out = []
     off = 0
     while off < len(data):
-        pos, idx, status, length = wire.FRAME.unpack_from(data, off)
-        off += wire.FRAME.size
+        pos, idx, status, length = serve.FRAME.unpack_from(data, off)
+        off += serve.FRAME.size
         assert off + length <= len(data), "truncated frame"
         out.append((pos, idx, status, data[off : off + length]))
         off += length
@@ -107,15 +107,15 @@ def test_a_namespace_that_cannot_be_entered_gives_error_frames(program: str, mod
     frames = _frames(res.stdout)
     text = f"22:{os.strerror(22)}".encode()
     want = [
-        (pos, i, wire.STATUS_ERROR, text) for pos in (0, 1) for i in range(len(wire.FIRST_ROUND))
+        (pos, i, serve.STATUS_ERROR, text) for pos in (0, 1) for i in range(len(wire.FIRST_ROUND))
     ]
     if "nat" in mode:
-        nat = [(pos, len(wire.FIRST_ROUND), wire.STATUS_NAT) for pos in (0, 1)]
-        assert [f[:3] for f in frames if f[2] == wire.STATUS_NAT] == nat
+        nat = [(pos, len(wire.FIRST_ROUND), serve.STATUS_NAT) for pos in (0, 1)]
+        assert [f[:3] for f in frames if f[2] == serve.STATUS_NAT] == nat
         for f in frames:
-            if f[2] == wire.STATUS_NAT:
+            if f[2] == serve.STATUS_NAT:
                 assert marshal.loads(f[3]) == (text.decode(), "", "")
-        frames = [f for f in frames if f[2] != wire.STATUS_NAT]
+        frames = [f for f in frames if f[2] != serve.STATUS_NAT]
     assert frames == want
 
 
@@ -133,7 +133,7 @@ def test_walker_builds_without_warnings(tmp_path: Path) -> None:
             "-c",
             "-o",
             str(tmp_path / "w.o"),
-            str(REPO / "netlens" / "discovery" / "walk.c"),
+            str(REPO / "netlens" / "kernel" / "walk.c"),
         ],
         capture_output=True,
         text=True,

@@ -28,8 +28,8 @@ from conftest import DISCOVERY_FIXTURES, Lab, built_helper, setup_py, sh
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netlens.discovery import decode, walker, wire
-from netlens.discovery.nsenter import netlink_socket, run_in_netns
+from netlens.kernel import decode, walker, wire
+from netlens.kernel.nsenter import netlink_socket, run_in_netns
 
 unit = pytest.mark.unit
 
@@ -121,7 +121,7 @@ def lib(tmp_path_factory: pytest.TempPathFactory) -> CDecoder:
 def walk_exe() -> str:
     """netlens-walk as the build step made it (setup.py: walk.c with this decoder)."""
     (helper,) = [h for h in setup_py().HELPERS if h.name == walker.NAME]
-    assert "netlens/discovery/walk_decode.c" in helper.sources, "setup.py no longer builds it"
+    assert "netlens/kernel/walk_decode.c" in helper.sources, "setup.py no longer builds it"
     return built_helper(walker.NAME, walker.find())
 
 

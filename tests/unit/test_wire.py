@@ -16,23 +16,23 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netlens.discovery import wire
+from netlens.kernel import consts, wire
 
 pytestmark = pytest.mark.unit
 
 HDR = struct.Struct("=IHHII")
 
 
-def msg(typ: int, body: bytes = b"", seq: int = 1, flags: int = wire.NLM_F_MULTI) -> bytes:
+def msg(typ: int, body: bytes = b"", seq: int = 1, flags: int = consts.NLM_F_MULTI) -> bytes:
     return HDR.pack(16 + len(body), typ, flags, seq, 0) + body
 
 
-def done(seq: int = 1, flags: int = wire.NLM_F_MULTI) -> bytes:
-    return msg(wire.NLMSG_DONE, b"\0\0\0\0", seq, flags)
+def done(seq: int = 1, flags: int = consts.NLM_F_MULTI) -> bytes:
+    return msg(consts.NLMSG_DONE, b"\0\0\0\0", seq, flags)
 
 
 def error(code: int, seq: int = 1) -> bytes:
-    return msg(wire.NLMSG_ERROR, struct.pack("=i", code) + bytes(16), seq, 0)
+    return msg(consts.NLMSG_ERROR, struct.pack("=i", code) + bytes(16), seq, 0)
 
 
 class Script:
@@ -82,14 +82,14 @@ def test_dump_request_bodies_have_the_kernel_struct_sizes(
 
 
 def test_netconf_and_nsid_requests() -> None:
-    raw = wire.netconf_request(wire.AF_INET6, -2, seq=4)
-    assert HDR.unpack_from(raw) == (28, wire.RTM_GETNETCONF, wire.NLM_F_REQUEST, 4, 0)
+    raw = wire.netconf_request(consts.AF_INET6, -2, seq=4)
+    assert HDR.unpack_from(raw) == (28, consts.RTM_GETNETCONF, consts.NLM_F_REQUEST, 4, 0)
     assert raw[16:20] == b"\x0a\0\0\0"
-    assert struct.unpack_from("=HHi", raw, 20) == (8, wire.NETCONFA_IFINDEX, -2)
+    assert struct.unpack_from("=HHi", raw, 20) == (8, consts.NETCONFA_IFINDEX, -2)
     raw = wire.nsid_request(42, seq=3)
-    assert HDR.unpack_from(raw) == (28, wire.RTM_GETNSID, wire.NLM_F_REQUEST, 3, 0)
+    assert HDR.unpack_from(raw) == (28, consts.RTM_GETNSID, consts.NLM_F_REQUEST, 3, 0)
     assert raw[16:20] == bytes(4)
-    assert struct.unpack_from("=HHI", raw, 20) == (8, wire.NETNSA_FD, 42)
+    assert struct.unpack_from("=HHI", raw, 20) == (8, consts.NETNSA_FD, 42)
 
 
 # --- reply framing -----------------------------------------------------------------------
@@ -104,12 +104,12 @@ def test_iter_messages_walks_aligned_messages_and_stops_at_a_bad_length() -> Non
 
 def test_end_of_dump_reads_done_errors_and_acks() -> None:
     part = msg(16, b"x" * 4)
-    assert wire._end_of_dump(part) == 0
-    assert wire._end_of_dump(part + done()) == 1
-    assert wire._end_of_dump(part + error(-95)) == -95
-    assert wire._end_of_dump(error(0)) == 1  # an ack ends it too
-    assert wire._end_of_dump(HDR.pack(8, 16, 0, 0, 0) + bytes(8)) == 1  # malformed: stop
-    assert wire._end_of_dump(b"") == 0
+    assert wire.end_of_dump(part) == 0
+    assert wire.end_of_dump(part + done()) == 1
+    assert wire.end_of_dump(part + error(-95)) == -95
+    assert wire.end_of_dump(error(0)) == 1  # an ack ends it too
+    assert wire.end_of_dump(HDR.pack(8, 16, 0, 0, 0) + bytes(8)) == 1  # malformed: stop
+    assert wire.end_of_dump(b"") == 0
 
 
 def test_recv_dump_joins_parts_until_done_and_raises_a_refusal() -> None:
@@ -134,7 +134,7 @@ def test_requests_number_messages_from_one_and_netconf_asks_three() -> None:
     seqs = [struct.unpack_from("=I", raw, s - 8)[0] for _t, _f, s, _e in wire.iter_messages(raw)]
     assert seqs == [1, 2, 3, 4, 5]
     types = [t for t, *_ in wire.iter_messages(raw)]
-    assert types == [wire.RTM_GETRULE, *[wire.RTM_GETNETCONF] * 3, wire.RTM_GETLINK]
+    assert types == [consts.RTM_GETRULE, *[consts.RTM_GETNETCONF] * 3, consts.RTM_GETLINK]
     assert raw == b"".join(
         [
             wire.dump_request("rule", 1),
@@ -158,7 +158,7 @@ def test_batches_put_the_short_requests_with_the_first_long_dump() -> None:
 
 
 def test_any_interrupted_looks_at_every_message() -> None:
-    flagged = msg(16, flags=wire.NLM_F_MULTI | wire.NLM_F_DUMP_INTR)
+    flagged = msg(16, flags=consts.NLM_F_MULTI | consts.NLM_F_DUMP_INTR)
     assert wire._any_interrupted(msg(16) + msg(16) + flagged)
     assert not wire._any_interrupted(msg(16) + msg(16) + done())
     assert not wire._any_interrupted(msg(16, b"abc") + flagged[:-1])  # odd size: not a dump
@@ -168,13 +168,13 @@ def test_any_interrupted_looks_at_every_message() -> None:
 # --- exchange over a scripted socket --------------------------------------------------------
 def test_exchange_keeps_errors_per_request_and_skips_strangers() -> None:
     sock = Script(
-        msg(wire.RTM_NEWRULE, b"r", 1) + done(1),
-        msg(wire.RTM_NEWRULE, b"?", 99) + done(99),  # another dump's late answer
+        msg(consts.RTM_NEWRULE, b"r", 1) + done(1),
+        msg(consts.RTM_NEWRULE, b"?", 99) + done(99),  # another dump's late answer
         error(-95, 2),  # neigh refused
     )
     out = wire.exchange(sock, ["rule", "neigh", "rule"])  # type: ignore[arg-type]
     assert list(out) == ["rule", "neigh", "rule"][:2]
-    assert out["rule"] == msg(wire.RTM_NEWRULE, b"r", 1) + done(1)
+    assert out["rule"] == msg(consts.RTM_NEWRULE, b"r", 1) + done(1)
     err = out["neigh"]
     assert isinstance(err, wire.NetlinkError) and err.errno == 95
 
@@ -185,13 +185,13 @@ def test_exchange_ignores_a_refused_netconf_and_gives_empty_bytes() -> None:
 
 
 def test_exchange_sees_an_interruption_in_a_later_part_and_on_a_lone_done() -> None:
-    first = msg(wire.RTM_NEWLINK, b"1111", 1)
-    later = msg(wire.RTM_NEWLINK, b"2222", 1) + msg(
-        wire.RTM_NEWLINK, b"3333", 1, wire.NLM_F_MULTI | wire.NLM_F_DUMP_INTR
+    first = msg(consts.RTM_NEWLINK, b"1111", 1)
+    later = msg(consts.RTM_NEWLINK, b"2222", 1) + msg(
+        consts.RTM_NEWLINK, b"3333", 1, consts.NLM_F_MULTI | consts.NLM_F_DUMP_INTR
     )
     out = wire.exchange(Script(first, later, done(1)), ["link"])  # type: ignore[arg-type]
     assert isinstance(out["link"], wire.Interrupted) and out["link"] == first + later + done(1)
-    lone = done(1, wire.NLM_F_MULTI | wire.NLM_F_DUMP_INTR)
+    lone = done(1, consts.NLM_F_MULTI | consts.NLM_F_DUMP_INTR)
     out = wire.exchange(Script(first, lone), ["link"])  # type: ignore[arg-type]
     assert isinstance(out["link"], wire.Interrupted)
     out = wire.exchange(Script(first, done(1)), ["link"])  # type: ignore[arg-type]
@@ -207,22 +207,22 @@ def test_exchange_short_reply_is_an_error_for_every_request() -> None:
 
 # --- namespace ids ---------------------------------------------------------------------------
 def nsid_reply(seq: int, nsid: int) -> bytes:
-    body = bytes(4) + wire.nla(wire.NETNSA_NSID, struct.pack("=i", nsid))
-    return msg(wire.RTM_NEWNSID, body, seq, 0)
+    body = bytes(4) + wire.nla(consts.NETNSA_NSID, struct.pack("=i", nsid))
+    return msg(consts.RTM_NEWNSID, body, seq, 0)
 
 
 def test_parse_nsid_reads_the_id_and_treats_minus_one_and_errors_as_none() -> None:
     raw = nsid_reply(1, 7)
-    assert wire.parse_nsid(wire.RTM_NEWNSID, raw, 16, len(raw)) == 7
+    assert wire.parse_nsid(consts.RTM_NEWNSID, raw, 16, len(raw)) == 7
     raw = nsid_reply(1, -1)
-    assert wire.parse_nsid(wire.RTM_NEWNSID, raw, 16, len(raw)) is None
-    assert wire.parse_nsid(wire.NLMSG_ERROR, raw, 16, len(raw)) is None
-    other = msg(wire.RTM_NEWNSID, bytes(4) + wire.nla(2, b"\0" * 4) + wire.nla(1, b"\5\0\0\0"))
-    assert wire.parse_nsid(wire.RTM_NEWNSID, other, 16, len(other)) == 5
-    nested = msg(wire.RTM_NEWNSID, bytes(4) + wire.nla(0x8000 | 1, b"\3\0\0\0"))
-    assert wire.parse_nsid(wire.RTM_NEWNSID, nested, 16, len(nested)) == 3
-    bad = msg(wire.RTM_NEWNSID, bytes(4) + struct.pack("=HH", 2, 1) + b"\0" * 8)
-    assert wire.parse_nsid(wire.RTM_NEWNSID, bad, 16, len(bad)) is None
+    assert wire.parse_nsid(consts.RTM_NEWNSID, raw, 16, len(raw)) is None
+    assert wire.parse_nsid(consts.NLMSG_ERROR, raw, 16, len(raw)) is None
+    other = msg(consts.RTM_NEWNSID, bytes(4) + wire.nla(2, b"\0" * 4) + wire.nla(1, b"\5\0\0\0"))
+    assert wire.parse_nsid(consts.RTM_NEWNSID, other, 16, len(other)) == 5
+    nested = msg(consts.RTM_NEWNSID, bytes(4) + wire.nla(0x8000 | 1, b"\3\0\0\0"))
+    assert wire.parse_nsid(consts.RTM_NEWNSID, nested, 16, len(nested)) == 3
+    bad = msg(consts.RTM_NEWNSID, bytes(4) + struct.pack("=HH", 2, 1) + b"\0" * 8)
+    assert wire.parse_nsid(consts.RTM_NEWNSID, bad, 16, len(bad)) is None
 
 
 @settings(deadline=None)

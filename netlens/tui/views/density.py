@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Label, Sparkline, Static
 
-from netlens.inert import terminal
+from netlens.kernel.inert import terminal
 from netlens.tui import fmt
 from netlens.tui.context import Context
 from netlens.tui.views.base import View

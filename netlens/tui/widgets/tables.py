@@ -26,7 +26,7 @@ from textual.widgets.data_table import (
     RowKey,
 )
 
-from netlens.inert import terminal
+from netlens.kernel.inert import terminal
 
 CURSOR_MARK = "▶"
 """Drawn beside the cursor row (and the topology's selection): a terminal without
@@ -45,7 +45,7 @@ class Cell:
 
     With 1000 rows a tick rewrites thousands of cells, but only the ~40 visible rows
     are painted, so the Text is built lazily (``__rich__``) rather than per update.
-    The text is made inert here (:func:`netlens.inert.terminal`), once for every
+    The text is made inert here (:func:`netlens.kernel.inert.terminal`), once for every
     table: the fast table paints it as raw segments, where an escape sequence in
     a name would reach the terminal and a zero-width one would break the columns.
     """

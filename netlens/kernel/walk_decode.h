@@ -1,4 +1,4 @@
-/* The C half of netlens/discovery/decode.py, for the netlens-walk helper.
+/* The C half of netlens/kernel/decode.py, for the netlens-walk helper.
  *
  * Why: with a thousand namespaces the parent process spent most of its discovery
  * time walking netlink attributes in Python. The walker decodes link, addr and

@@ -1,24 +1,45 @@
 """The netlink wire: requests out, raw reply bytes back, nothing parsed.
 
-Kept free of model imports (only ``os``, ``socket``, ``struct``, ``sys``) so it
-also runs as a tiny helper process: with hundreds of namespaces, discovery
-starts a helper which runs every namespace's requests and streams the replies
-back over a pipe, while the parent process parses them. Kernel dump work then
-runs on one core and Python parsing on the other, instead of one after the other.
-The helper is ``netlens-walk`` (walk.c, the same frames from C) where it is
-built; this module's :func:`serve` is its fallback, forked (or, from a process
-with other threads, started as ``python3 -I -S wire.py``).
-
-Run by the parent only: ``wire.py NAMES FD [FD ...]`` writes, for every FD in
-order and every request name, a frame ``=IHBI`` (fd position, name position,
-status 0 data / 1 interrupted dump / 2 error, length) plus that many bytes.
+Kept free of model imports (only ``struct`` and the numbers of
+:mod:`netlens.kernel.consts`) because it also runs in the discovery helper
+process (:mod:`netlens.kernel.serve`), which must start in a few milliseconds:
+with hundreds of namespaces that helper runs every namespace's requests and
+streams the replies back over a pipe while the parent process parses them.
+This module is the codec both sides share: building requests, the batched
+multi-request exchange with its end-of-dump detection, and namespace ids.
 """
 
 from __future__ import annotations
 
-import os
 import struct
-import sys
+
+from netlens.kernel.consts import (
+    AF_BRIDGE,
+    AF_INET,
+    AF_INET6,
+    AF_UNSPEC,
+    EBUSY,
+    NETCONFA_IFINDEX,
+    NETNSA_FD,
+    NETNSA_NSID,
+    NLM_F_DUMP,
+    NLM_F_DUMP_INTR,
+    NLM_F_REQUEST,
+    NLMSG_DONE,
+    NLMSG_ERROR,
+    RTM_GETADDR,
+    RTM_GETLINK,
+    RTM_GETNEIGH,
+    RTM_GETNETCONF,
+    RTM_GETNSID,
+    RTM_GETQDISC,
+    RTM_GETROUTE,
+    RTM_GETRULE,
+    RTM_GETTFILTER,
+    RTM_NEWNETCONF,
+    RTM_NEWNSID,
+    TC_H_CLSACT_INGRESS,
+)
 
 # The helper process must start in a few milliseconds: ``socket`` (via selectors
 # and enum) and ``collections`` cost tens of milliseconds to import, so the wire
@@ -26,52 +47,7 @@ import sys
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from _socket import socket as Socket
-    from collections.abc import Callable, Iterator, Sequence
-    from typing import Any
-
-# --- netlink and rtnetlink numbers (linux/netlink.h, linux/rtnetlink.h) -----------------
-NLMSG_NOOP = 1
-NLMSG_ERROR = 2
-NLMSG_DONE = 3
-NLM_F_REQUEST = 0x1
-NLM_F_MULTI = 0x2
-NLM_F_DUMP_INTR = 0x10
-NLM_F_DUMP = 0x300
-
-RTM_NEWLINK = 16
-RTM_GETLINK = 18
-RTM_NEWADDR = 20
-RTM_GETADDR = 22
-RTM_NEWROUTE = 24
-RTM_GETROUTE = 26
-RTM_NEWNEIGH = 28
-RTM_GETNEIGH = 30
-RTM_NEWRULE = 32
-RTM_GETRULE = 34
-RTM_NEWQDISC = 36
-RTM_GETQDISC = 38
-RTM_NEWTFILTER = 44
-RTM_GETTFILTER = 46
-TC_H_CLSACT_INGRESS = 0xFFFFFFF2
-"""tc's "ingress" parent: the filters of an ingress qdisc, or of clsact's ingress hook."""
-RTM_NEWNETCONF = 80
-RTM_GETNETCONF = 82
-RTM_NEWNSID = 88
-RTM_GETNSID = 90
-
-AF_UNSPEC = 0
-AF_INET = 2
-AF_BRIDGE = 7
-AF_INET6 = 10
-
-IFF_UP = 0x1
-IFF_LOOPBACK = 0x8
-IFF_LOWER_UP = 0x10000
-
-NETNSA_NSID = 1
-NETNSA_FD = 3
-NETCONFA_IFINDEX = 1
-EBUSY = 16
+    from collections.abc import Iterator, Sequence
 
 # The dumps discovery sends, by name. The name is also the fixture file name.
 REQUESTS: dict[str, tuple[int, int]] = {
@@ -189,7 +165,26 @@ def iter_messages(data: bytes) -> Iterator[tuple[int, int, int, int]]:
         off += (ln + 3) & ~3
 
 
-def _end_of_dump(chunk: bytes) -> int:
+def iter_replies(data: bytes) -> Iterator[tuple[int, int, int, int, int]]:
+    """Yield (type, flags, seq, start, length) for each message in ``data``, where
+    ``start`` is the offset of its header: how a sender matches acks to requests."""
+    off = 0
+    n = len(data)
+    unpack = _HDR.unpack_from
+    while off + 16 <= n:
+        ln, typ, flags, seq, _pid = unpack(data, off)
+        if ln < 16:
+            break
+        yield typ, flags, seq, off, ln
+        off += (ln + 3) & ~3
+
+
+def ack_error(data: bytes, start: int) -> int:
+    """The errno of the NLMSG_ERROR message whose header is at ``start`` (0: an ack)."""
+    return -int(_I32.unpack_from(data, start + 16)[0])
+
+
+def end_of_dump(chunk: bytes) -> int:
     """0 when more is coming; 1 at NLMSG_DONE; -errno for an error reply."""
     off = 0
     n = len(chunk)
@@ -224,7 +219,7 @@ def recv_dump(sock: Socket, bufsize: int = 65536) -> bytes:
         chunk = recv(bufsize)
         if not chunk:
             break
-        end = _end_of_dump(chunk)
+        end = end_of_dump(chunk)
         if end < 0:
             raise NetlinkError(-end, f"netlink dump refused: errno {-end}")
         chunks.append(chunk)
@@ -240,7 +235,7 @@ def dump(sock: Socket, name: str, seq: int = 1) -> bytes:
 
 
 class Decoded(list):  # type: ignore[type-arg]
-    """Rows the helper process already decoded (:mod:`netlens.discovery.decode`)
+    """Rows the helper process already decoded (:mod:`netlens.kernel.decode`)
     in place of the raw reply bytes; the parsers accept either."""
 
 
@@ -449,261 +444,3 @@ def parse_nsid(typ: int, data: bytes, start: int, end: int) -> int | None:
             return nsid if nsid >= 0 else None
         off += (alen + 3) & ~3
     return None
-
-
-# --- helper process ---------------------------------------------------------------------------
-FRAME = struct.Struct("=IHBI")
-FIONREAD = 0x541B  # ioctl: bytes waiting in a pipe
-PARENT_BEHIND = 262144
-"""Unread bytes in the pipe that mean the parent is the slower side. Rows decoded
-here cost a marshal round trip on top of the decode, so the helper decodes only
-when the parent is far behind (while it reads the host, typically); 16 KiB made
-the helper, the long pole of a 1000-namespace walk, decode 65 % of them."""
-STATUS_DATA, STATUS_INTERRUPTED, STATUS_ERROR, STATUS_DECODED, STATUS_NAT = 0, 1, 2, 3, 4
-"""Frame statuses. STATUS_NAT (enter mode with the NAT probe, name position
-``len(names)``, the last frame of a namespace): ``marshal`` of (the raw
-NFT_MSG_GETCHAIN dump bytes, or an "errno:text" string; ip_tables_names text;
-ip6_tables_names text)."""
-
-NETLINK_NETFILTER = 12
-_NFT_GETCHAIN = struct.pack(
-    "=IHHIIBBH", 20, (10 << 8) | 4, NLM_F_REQUEST | NLM_F_DUMP, 1, 0, 0, 0, 0
-)
-LEGACY_PATHS = (
-    "/proc/thread-self/net/ip_tables_names",
-    "/proc/thread-self/net/ip6_tables_names",
-)
-
-
-def _read_proc(path: str) -> str:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return ""
-    try:
-        return os.read(fd, 65536).decode("ascii", "replace")
-    except OSError:
-        return ""
-    finally:
-        os.close(fd)
-
-
-def _netlink(_socket: Any, protocol: int, rcvbuf: int, timeout_s: int) -> Socket:
-    """A bound netlink socket in the current namespace, with a kernel-side receive
-    timeout (one stuck namespace must not hang the walk)."""
-    sock: Socket = _socket.socket(16, _socket.SOCK_RAW | _socket.SOCK_CLOEXEC, protocol)  # NETLINK
-    try:
-        if rcvbuf:  # 0: the default (net.core.rmem_default, 208 KiB here) is enough
-            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_RCVBUF, rcvbuf)
-        sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_RCVTIMEO, struct.pack("@ll", timeout_s, 0))
-        sock.bind((0, 0))
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-def _chain_dump(sock: Socket) -> bytes:
-    """The rest of a GETCHAIN dump sent earlier (raw bytes up to NLMSG_DONE)."""
-    chunks: list[bytes] = []
-    while True:
-        chunk = sock.recv(1 << 17)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        if _end_of_dump(chunk):
-            break
-    return b"".join(chunks)
-
-
-def serve(
-    names: Sequence[str],
-    fds: Sequence[int],
-    out_fd: int = 1,
-    decoders: dict[str, Callable[[bytes], list[Any]]] | None = None,
-    *,
-    enter: bool = False,
-    nat: bool = False,
-    legacy: bool = False,
-) -> None:
-    """Run ``names`` on each socket fd in order and stream framed replies to ``out_fd``.
-
-    Replies with a decoder (link, addr, route) are sent as ``marshal``-ed rows, so
-    the parent skips the attribute walk; an interrupted dump goes raw (the parent
-    asks again) and so does anything else.
-
-    ``enter``: the fds are nsfs handles, not sockets. This single-threaded helper
-    then does the setns pass itself (enter, open the socket, dump, go on), so
-    entering 1000 namespaces runs on the second core while the parent reads the
-    host; ``nat`` also probes NAT in the same visit (a STATUS_NAT frame), and
-    ``legacy`` reads the iptables-legacy table lists there.
-    """
-    import _socket
-
-    setns: Callable[[int, int], int] | None = None
-    if enter:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
-        libc.setns.restype = ctypes.c_int
-        setns = libc.setns
-        get_errno = ctypes.get_errno
-    decoders = decoders or {}
-    for pos, fd in enumerate(fds):
-        if setns is not None:
-            _serve_entered(pos, fd, names, out_fd, decoders, setns, get_errno, nat, legacy)
-            continue
-        decode_now = _parent_behind(out_fd)  # balance the two cores
-        try:
-            sock = _socket.socket(fileno=fd)
-        except OSError as err:
-            replies: dict[str, bytes | OSError] = dict.fromkeys(names, err)
-        else:
-            try:
-                replies = exchange_or_error(sock, names)
-            finally:
-                sock.detach()
-        _write_all(out_fd, _frames(pos, names, replies, decoders, decode_now))
-
-
-def _frames(
-    pos: int,
-    names: Sequence[str],
-    replies: dict[str, bytes | OSError],
-    decoders: dict[str, Callable[[bytes], list[Any]]],
-    decode_now: bool,
-) -> list[bytes]:
-    import marshal
-
-    pack = FRAME.pack
-    frames: list[bytes] = []
-    for i, name in enumerate(names):
-        data = replies.get(name, b"")
-        if isinstance(data, OSError):
-            payload = f"{data.errno or 0}:{data.strerror or data}".encode()
-            frames.append(pack(pos, i, STATUS_ERROR, len(payload)) + payload)
-        elif isinstance(data, Interrupted):
-            frames.append(pack(pos, i, STATUS_INTERRUPTED, len(data)))
-            frames.append(data)
-        elif decode_now and name in decoders:
-            blob = marshal.dumps(decoders[name](data))
-            frames.append(pack(pos, i, STATUS_DECODED, len(blob)))
-            frames.append(blob)
-        else:
-            frames.append(pack(pos, i, STATUS_DATA, len(data)))
-            frames.append(data)
-    return frames
-
-
-def _parent_behind(out_fd: int) -> bool:
-    """Decode here only while the parent is behind (the pipe still holds unread
-    replies); when it is waiting, raw is faster."""
-    import fcntl
-
-    try:
-        unread = int.from_bytes(fcntl.ioctl(out_fd, FIONREAD, b"\0\0\0\0"), "little")
-    except OSError:
-        unread = PARENT_BEHIND
-    return unread >= PARENT_BEHIND
-
-
-def _write_all(out_fd: int, frames: list[bytes]) -> None:
-    view = memoryview(b"".join(frames))
-    while view:
-        view = view[os.write(out_fd, view) :]
-
-
-def _serve_entered(
-    pos: int,
-    fd: int,
-    names: Sequence[str],
-    out_fd: int,
-    decoders: dict[str, Callable[[bytes], list[Any]]],
-    setns: Callable[[int, int], int],
-    get_errno: Callable[[], int],
-    nat: bool,
-    legacy: bool,
-) -> None:
-    """One namespace in enter mode: setns, open, probe NAT, dump, stream."""
-    import _socket
-    import marshal
-
-    decode_now = _parent_behind(out_fd)
-    replies: dict[str, bytes | OSError]
-    nat_result: tuple[bytes | str, str, str] = ("5:not probed", "", "")
-    if setns(fd, 0x40000000) != 0:  # CLONE_NEWNET
-        code = get_errno()
-        err = OSError(code, os.strerror(code))
-        replies = dict.fromkeys(names, err)
-        nat_result = (f"{code}:{os.strerror(code)}", "", "")
-    else:
-        nf: Any = None
-        chain: bytes | str = b""
-        if nat:
-            try:
-                nf = _netlink(_socket, NETLINK_NETFILTER, 0, 2)  # one chain-dump part at a time
-                nf.send(_NFT_GETCHAIN)
-            except OSError as err:
-                if nf is not None:
-                    nf.close()
-                nf = None
-                chain = f"{err.errno or 0}:{err.strerror or err}"
-        texts = tuple(_read_proc(p) for p in LEGACY_PATHS) if nat and legacy else ("", "")
-        try:
-            sock = _netlink(_socket, 0, 1 << 18, 5)
-        except OSError as err:
-            replies = dict.fromkeys(names, err)
-        else:
-            try:
-                replies = exchange_or_error(sock, names)
-            finally:
-                sock.close()
-        if nf is not None:
-            try:
-                chain = _chain_dump(nf)
-            except OSError as err:
-                chain = f"{err.errno or 0}:{err.strerror or err}"
-            finally:
-                nf.close()
-        nat_result = (chain, texts[0], texts[1])
-    frames = _frames(pos, names, replies, decoders, decode_now)
-    if nat:
-        blob = marshal.dumps(nat_result)
-        frames.append(FRAME.pack(pos, len(names), STATUS_NAT, len(blob)))
-        frames.append(blob)
-    _write_all(out_fd, frames)
-
-
-def main(argv: Sequence[str]) -> int:
-    """Helper entry point: ``wire.py NAMES [MODE] FD...`` (NAMES comma-separated;
-    MODE ``enter``, ``enter+nat`` or ``enter+nat+legacy``: the FDs are nsfs handles)."""
-    import importlib.util
-
-    # -I -S: nothing from site or the environment; load the decoder by path.
-    spec = importlib.util.spec_from_file_location(
-        "netlens_decode", os.path.join(os.path.dirname(os.path.abspath(__file__)), "decode.py")
-    )
-    decoders: dict[str, Callable[[bytes], list[Any]]] = {}
-    if spec is not None and spec.loader is not None:
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        decoders = dict(mod.DECODERS)
-    args = list(argv[2:])
-    mode = args.pop(0).split("+") if args and not args[0].isdigit() else []
-    serve(
-        argv[1].split(","),
-        [int(a) for a in args],
-        decoders=decoders,
-        enter="enter" in mode,
-        nat="nat" in mode,
-        legacy="legacy" in mode,
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    try:
-        sys.exit(main(sys.argv))
-    except BrokenPipeError:  # the parent gave up (timeout, interrupt): just stop
-        sys.exit(1)

@@ -1,6 +1,6 @@
-/* netlens-walk: the namespace walk of netlens/discovery/wire.py, in C.
+/* netlens-walk: the namespace walk of netlens/kernel/serve.py, in C.
  *
- * Why: with a thousand namespaces the discovery helper (wire.serve in enter
+ * Why: with a thousand namespaces the discovery helper (serve.serve in enter
  * mode) is the long pole of `netlens dump`; the kernel work per namespace is
  * small and the Python around it (ctypes setns, socket objects, bytes slicing,
  * marshal) cost as much again. This program makes the same syscalls in the
@@ -20,7 +20,7 @@
  * run the requests as wire.exchange does (same request bytes and sequence
  * numbers, same batches, EBUSY re-sends, NLM_F_DUMP_INTR detection); read the
  * chain dump; close both sockets (nothing is kept open in a namespace once the
- * walk moves on) and write the namespace's frames (wire.FRAME "=IHBI": fd
+ * walk moves on) and write the namespace's frames (serve.FRAME "=IHBI": fd
  * position, name position, status, length; then the payload). Nothing in any
  * namespace is created or changed: only dumps and gets are sent.
  *
@@ -55,7 +55,7 @@ enum { STATUS_DATA = 0, STATUS_INTERRUPTED = 1, STATUS_ERROR = 2, STATUS_DECODED
 
 #define FRAME_SIZE 11          /* "=IHBI" */
 #define RECV_SIZE 65536        /* wire.exchange: sock.recv(65536) */
-#define CHAIN_RECV_SIZE 131072 /* wire._chain_dump: sock.recv(1 << 17) */
+#define CHAIN_RECV_SIZE 131072 /* serve._chain_dump: sock.recv(1 << 17) */
 #define ROUTE_RCVBUF (1 << 18)
 #define ROUTE_TIMEOUT_S 5
 #define NF_TIMEOUT_S 2
@@ -449,7 +449,7 @@ static int end_of_dump(const unsigned char *p, size_t n)
     return 0;
 }
 
-/* wire._chain_dump: the rest of the GETCHAIN dump. 0, or -errno. */
+/* serve._chain_dump: the rest of the GETCHAIN dump. 0, or -errno. */
 static int chain_dump(int nf, struct nlw_buf *out)
 {
     for (;;) {

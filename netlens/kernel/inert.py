@@ -27,6 +27,10 @@ JSON needs nothing from here: ``json.dumps`` and the dump's own writer escape ev
 control character, and the document keeps the exact name. Rich and Textual output
 takes :func:`terminal` text inside a ``Text`` object, never a markup string (see
 :mod:`netlens.tui.fmt`). Headless: standard library only.
+
+It lives in :mod:`netlens.kernel` because the names it guards are the kernel's (and
+the engines'), and because both halves print them: the inspector and the runtime
+(``netlens run``'s tables), which may import netlens.kernel and nothing else.
 """
 
 from __future__ import annotations

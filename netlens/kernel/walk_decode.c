@@ -1,4 +1,4 @@
-/* The C half of netlens/discovery/decode.py: link, addr and route dumps to
+/* The C half of netlens/kernel/decode.py: link, addr and route dumps to
  * Python marshal bytes (interface and contract in walk_decode.h).
  *
  * Why: the parent process of a 1000-namespace discovery spent most of its CPU

@@ -1,15 +1,15 @@
 """Decode rtnetlink replies into plain tuples (no model classes, no heavy imports).
 
 This is the attribute-walking half of parsing: it turns reply bytes into tuples
-of ints, strings and bytes. :mod:`netlens.discovery.netlink` turns those rows
+of ints, strings and bytes. :mod:`netlens.discovery.builders` turns those rows
 into model objects. The split exists for speed: this module imports only
-``struct`` and ``_socket``, so the ``wire.py`` helper process can load it in a
+``struct`` and ``_socket``, so the helper process (:mod:`netlens.kernel.serve`) can load it in a
 few milliseconds and decode the replies of a thousand namespaces on the second
 core; the rows cross the pipe with ``marshal`` and the parent only builds
 objects. Live replies read directly, and recorded fixtures, go through the very
 same functions in the parent.
 
-Row layouts (positions are part of the contract with ``netlink.py``):
+Row layouts (positions are part of the contract with ``builders.py``):
 
 - link: (ifindex, iftype, flags, name, operstate, carrier, mtu, mac, alias,
   master, link, link_netnsid, stats8, parent_dev, kind, kind_data, slave_kind,
@@ -27,35 +27,37 @@ import struct
 from _socket import AF_INET6 as _SOCK_AF_INET6
 from _socket import inet_ntop
 
+from netlens.kernel.consts import (
+    AF_INET,
+    AF_INET6,
+    IFLA_ADDRESS,
+    IFLA_CARRIER,
+    IFLA_IFALIAS,
+    IFLA_IFNAME,
+    IFLA_INFO_DATA,
+    IFLA_INFO_KIND,
+    IFLA_INFO_SLAVE_DATA,
+    IFLA_INFO_SLAVE_KIND,
+    IFLA_LINK,
+    IFLA_LINK_NETNSID,
+    IFLA_LINKINFO,
+    IFLA_MASTER,
+    IFLA_MTU,
+    IFLA_OPERSTATE,
+    IFLA_PARENT_DEV_NAME,
+    IFLA_STATS64,
+    RTM_F_CLONED,
+    RTM_NEWADDR,
+    RTM_NEWLINK,
+    RTM_NEWROUTE,
+)
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
     Row = tuple[Any, ...]  # a decoded message (see the module docstring)
 
-AF_INET = 2
-AF_INET6 = 10
-RTM_NEWLINK = 16
-RTM_NEWADDR = 20
-RTM_NEWROUTE = 24
-RTM_F_CLONED = 0x200
-
-IFLA_ADDRESS = 1
-IFLA_IFNAME = 3
-IFLA_MTU = 4
-IFLA_LINK = 5
-IFLA_MASTER = 10
-IFLA_OPERSTATE = 16
-IFLA_LINKINFO = 18
-IFLA_IFALIAS = 20
-IFLA_STATS64 = 23
-IFLA_CARRIER = 33
-IFLA_LINK_NETNSID = 37
-IFLA_PARENT_DEV_NAME = 56
-IFLA_INFO_KIND = 1
-IFLA_INFO_DATA = 2
-IFLA_INFO_SLAVE_KIND = 4
-IFLA_INFO_SLAVE_DATA = 5
 
 _STATS8 = struct.Struct("=8Q")  # first 8 u64 of rtnl_link_stats64
 _RTMSG = struct.Struct("=BBBBBBBBI")

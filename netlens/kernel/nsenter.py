@@ -1,4 +1,4 @@
-"""Open sockets inside other network namespaces without forking.
+"""Enter network namespaces without forking: discovery, stats and the runtime.
 
 pyroute2's ``IPRoute(netns=...)`` forks a helper per namespace (about 7 ms each)
 and, by default, *creates* a missing namespace (``O_CREAT``). An inspector must do
@@ -10,6 +10,12 @@ afterwards. 1000 namespaces open in tens of milliseconds this way.
 Only the worker thread ever changes namespace (``setns`` with CLONE_NEWNET acts
 on the calling thread), so the rest of the process - the Textual event loop
 included - never leaves the host namespace.
+
+Two policies for a failure inside a namespace, both needed: discovery's
+:func:`run_in_netns` records it per namespace and walks on (a namespace that
+vanishes mid-walk is normal), the runtime's :func:`in_netns` and :func:`call_in`
+stop at the first one and raise it (a lab must not silently lose a route).
+Python 3.11 has no ``os.setns``, hence ctypes.
 """
 
 from __future__ import annotations
@@ -21,14 +27,12 @@ import os
 import resource
 import socket
 import stat
+import struct
 import threading
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-CLONE_NEWNET = 0x40000000
-NS_GET_NSTYPE = 0xB703  # ioctl: which kind of namespace an nsfs fd refers to
-NETLINK_ROUTE = 0
-NETLINK_NETFILTER = 12
+from netlens.kernel.consts import CLONE_NEWNET, NETLINK_ROUTE, NS_GET_NSTYPE
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
@@ -167,3 +171,109 @@ def open_netlink_sockets(
     for res in run_in_netns(targets, lambda _t: netlink_socket(protocol)):
         out.append(None if isinstance(res, OSError) else res)
     return out
+
+
+_RCVTIMEO = struct.pack("@ll", 5, 0)  # struct timeval, native longs
+
+
+def timed_netlink_socket(_target: int | str = "") -> socket.socket:
+    """A NETLINK_ROUTE socket in the calling thread's namespace with a kernel-side
+    receive timeout (no extra syscalls per read, unlike ``settimeout``), so that one
+    stuck namespace cannot hang a walk. Made to run inside :func:`run_in_netns`."""
+    sock = netlink_socket(rcvbuf=1 << 18)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _RCVTIMEO)
+    return sock
+
+
+def own_netns_inode() -> int | None:
+    """The inode of the calling thread's network namespace (None: no /proc)."""
+    try:
+        return os.stat("/proc/thread-self/ns/net").st_ino
+    except OSError:
+        return None
+
+
+def read_small(path: str) -> str | None:
+    """The first 256 bytes of a small procfs file, stripped (None: unreadable). Paths
+    under /proc/sys/net resolve against the *calling thread's* namespace, so inside
+    :func:`run_in_netns` they read the target's values."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, 256).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def in_netns(paths: Sequence[str], func: Callable[[str], T]) -> list[T]:
+    """Call ``func(path)`` inside each namespace in turn, from one worker thread.
+
+    The first exception stops the walk and is re-raised in the caller (a lab
+    must not silently lose a route). The worker always returns to the host
+    namespace before it runs the next item or ends.
+    """
+    results: list[T] = []
+    failure: list[BaseException] = []
+
+    def worker() -> None:
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            for path in paths:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    setns(fd)
+                    try:
+                        results.append(func(path))
+                    finally:
+                        setns(home)
+                finally:
+                    os.close(fd)
+        except BaseException as exc:
+            failure.append(exc)
+        finally:
+            os.close(home)
+
+    thread = threading.Thread(target=worker, name="netlens-lab-setns", daemon=True)
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return results
+
+
+def call_in(netns_fd: int | None, func: Callable[[], T]) -> T:
+    """``func()`` on a worker thread inside the namespace of ``netns_fd`` (None: ours).
+
+    Like :func:`in_netns` for one namespace the caller already opened (and
+    checked, e.g. against a container record's inode): link control enters a
+    node that way. A process ``func`` starts is born in that namespace too
+    (fork copies the calling thread's namespaces), so ``nft`` runs there.
+    """
+    result: list[T] = []
+    failure: list[BaseException] = []
+
+    def worker() -> None:
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            if netns_fd is not None:
+                setns(netns_fd)
+            try:
+                result.append(func())
+            finally:
+                if netns_fd is not None:
+                    setns(home)
+        except BaseException as exc:
+            failure.append(exc)
+        finally:
+            os.close(home)
+
+    thread = threading.Thread(target=worker, name="netlens-netns-call", daemon=True)
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return result[0]

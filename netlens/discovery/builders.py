@@ -1,4 +1,4 @@
-"""A small, fast rtnetlink codec: dump requests out, plain values in.
+"""Kernel replies into model objects: the model-building end of the rtnetlink codec.
 
 pyroute2 decodes every attribute of every message into nested objects (966 ms
 for 2007 links here) and costs 150 ms just to import. An inspector walking a
@@ -6,12 +6,14 @@ thousand namespaces needs neither: it sends a handful of dump requests per
 namespace over raw sockets and reads back only the attributes it shows.
 Everything else is skipped unread.
 
-Three layers: :mod:`~netlens.discovery.wire` moves bytes (requests, the
-multi-request exchange, the helper process), :mod:`~netlens.discovery.decode`
-walks attributes into plain tuples (links, addresses, routes; importable by the
-helper), and this module turns rows and the smaller replies (rules, neighbours,
-FDB, netconf) into model objects, memoising the ones that repeat byte for byte
-across namespaces. The same functions run on live replies and recorded fixtures.
+Three layers: :mod:`~netlens.kernel.wire` moves bytes (requests, the multi-request
+exchange; :mod:`~netlens.kernel.serve` is the helper process),
+:mod:`~netlens.kernel.decode` walks attributes into plain tuples (links, addresses,
+routes; importable by the helper), and this module (the only one of the three that
+knows the model, hence in discovery and not in the kernel leaf) turns rows and the
+smaller replies (rules, neighbours, FDB, netconf) into model objects, memoising the
+ones that repeat byte for byte across namespaces. The same functions run on live
+replies and recorded fixtures.
 """
 
 from __future__ import annotations
@@ -22,23 +24,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from netlens.discovery.decode import (
-    decode_addrs,
-    decode_links,
-    decode_routes,
-    ip,
-)
-from netlens.discovery.wire import (
+from netlens.kernel.consts import (
     AF_BRIDGE,
     AF_INET,
     AF_INET6,
     AF_UNSPEC,
     EBUSY,
+    FIB_RULE_INVERT,
     IFF_LOOPBACK,
     IFF_LOWER_UP,
     IFF_UP,
-    NETCONF,
-    NETCONF_QUERIES,
+    NDA_CACHEINFO,
     NETCONFA_IFINDEX,
     NETNSA_FD,
     NETNSA_NSID,
@@ -49,7 +45,14 @@ from netlens.discovery.wire import (
     NLMSG_DONE,
     NLMSG_ERROR,
     NLMSG_NOOP,
-    REQUESTS,
+    NTF_EXT_LEARNED,
+    NTF_MASTER,
+    NTF_OFFLOADED,
+    NTF_ROUTER,
+    NTF_SELF,
+    NTF_STICKY,
+    NUD_NOARP,
+    NUD_PERMANENT,
     RTM_GETADDR,
     RTM_GETLINK,
     RTM_GETNEIGH,
@@ -64,6 +67,17 @@ from netlens.discovery.wire import (
     RTM_NEWNSID,
     RTM_NEWROUTE,
     RTM_NEWRULE,
+)
+from netlens.kernel.decode import (
+    decode_addrs,
+    decode_links,
+    decode_routes,
+    ip,
+)
+from netlens.kernel.wire import (
+    NETCONF,
+    NETCONF_QUERIES,
+    REQUESTS,
     Decoded,
     Interrupted,
     NetlinkError,
@@ -518,7 +532,6 @@ RULE_ACTIONS = {
     7: "unreachable",
     8: "prohibit",
 }
-FIB_RULE_INVERT = 0x2
 
 
 _RULE_MEMO: dict[bytes, Rule] = {}
@@ -579,14 +592,6 @@ def parse_rules(data: bytes) -> list[Rule]:
 
 
 # --- neighbours and FDB -----------------------------------------------------------------------
-NUD_NOARP = 0x40
-NUD_PERMANENT = 0x80
-NTF_SELF = 0x02
-NTF_MASTER = 0x04
-NTF_EXT_LEARNED = 0x10
-NTF_OFFLOADED = 0x20
-NTF_STICKY = 0x40
-NTF_ROUTER = 0x80
 _NUD = (
     (0x01, "incomplete"),
     (0x02, "reachable"),
@@ -636,7 +641,6 @@ def parse_neighbours(data: bytes, names: dict[int, str]) -> list[Neighbour]:
     return out
 
 
-NDA_CACHEINFO = 3
 _CACHEINFO = struct.Struct("=IIII")  # struct nda_cacheinfo
 USER_HZ = 100
 """Clock ticks per second of the kernel's user ABI (clock_t); 100 on every
