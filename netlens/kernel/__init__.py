@@ -1,0 +1,1 @@
+"""Kernel access: netlink requests, namespace entry, and nothing that interprets them."""
