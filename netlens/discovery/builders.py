@@ -53,6 +53,7 @@ from netlens.kernel.consts import (
     NTF_STICKY,
     NUD_NOARP,
     NUD_PERMANENT,
+    ROUTE_TYPES,
     RTM_GETADDR,
     RTM_GETLINK,
     RTM_GETNEIGH,
@@ -67,6 +68,7 @@ from netlens.kernel.consts import (
     RTM_NEWNSID,
     RTM_NEWROUTE,
     RTM_NEWRULE,
+    nud_state,
 )
 from netlens.kernel.decode import (
     decode_addrs,
@@ -447,20 +449,6 @@ def parse_addrs(data: bytes | Decoded) -> dict[int, list[Address]]:
 
 
 # --- routes -----------------------------------------------------------------------------------
-ROUTE_TYPES = (
-    "unspec",
-    "unicast",
-    "local",
-    "broadcast",
-    "anycast",
-    "multicast",
-    "blackhole",
-    "unreachable",
-    "prohibit",
-    "throw",
-    "nat",
-    "xresolve",
-)
 PROTOCOLS = {
     0: "unspec",
     1: "redirect",
@@ -592,23 +580,6 @@ def parse_rules(data: bytes) -> list[Rule]:
 
 
 # --- neighbours and FDB -----------------------------------------------------------------------
-_NUD = (
-    (0x01, "incomplete"),
-    (0x02, "reachable"),
-    (0x04, "stale"),
-    (0x08, "delay"),
-    (0x10, "probe"),
-    (0x20, "failed"),
-    (0x40, "noarp"),
-    (0x80, "permanent"),
-)
-
-
-def nud_state(state: int) -> str:
-    for bit, name in _NUD:
-        if state & bit:
-            return name
-    return "none"
 
 
 def parse_neighbours(data: bytes, names: dict[int, str]) -> list[Neighbour]:

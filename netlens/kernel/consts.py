@@ -153,3 +153,51 @@ NFTA_HOOK_HOOKNUM = 1
 
 # --- errno values the codec tells apart ---------------------------------------------
 EBUSY = 16
+
+# --- route, neighbour and netconf queries (linux/rtnetlink.h, neighbour.h, netconf.h) ---
+RTA_SRC = 2
+RTA_IIF = 3
+RTA_PRIORITY = 6
+RTA_PREFSRC = 7
+RTA_METRICS = 8
+RTA_TABLE = 15
+RTA_MARK = 16
+RTA_VIA = 18
+RTA_IP_PROTO = 27
+RTA_SPORT = 28
+RTA_DPORT = 29
+RTAX_MTU = 2
+RTM_F_LOOKUP_TABLE = 0x1000
+RTM_F_FIB_MATCH = 0x2000
+NDA_DST = 1
+NDA_LLADDR = 2
+NDA_VLAN = 5
+NDA_MASTER = 9
+NETCONFA_FORWARDING = 2
+NETCONFA_RP_FILTER = 3
+
+ROUTE_TYPES = (
+    "unspec", "unicast", "local", "broadcast", "anycast", "multicast",
+    "blackhole", "unreachable", "prohibit", "throw", "nat", "xresolve",
+)  # fmt: skip
+"""rtm_type names, indexed by number (linux/rtnetlink.h), as ``ip route`` prints them."""
+
+NUD_NAMES = (
+    (0x01, "incomplete"),
+    (0x02, "reachable"),
+    (0x04, "stale"),
+    (0x08, "delay"),
+    (0x10, "probe"),
+    (0x20, "failed"),
+    (0x40, "noarp"),
+    (0x80, "permanent"),
+)
+"""Neighbour states (linux/neighbour.h NUD_*), in the order ``ip neigh`` names them."""
+
+
+def nud_state(state: int) -> str:
+    """The name ``ip neigh`` prints for a neighbour's state bits."""
+    for bit, name in NUD_NAMES:
+        if state & bit:
+            return name
+    return "none"

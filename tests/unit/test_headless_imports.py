@@ -37,6 +37,9 @@ HEADLESS = [
     "netlens.export.graphml",
     "netlens.export.mermaid",
     "netlens.commands.dump",
+    "netlens.analysis.trace",
+    "netlens.analysis.render",
+    "netlens.commands.trace",
 ]
 PROBE = """
 import json, sys

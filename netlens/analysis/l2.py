@@ -1,0 +1,140 @@
+"""From an egress interface to the next namespace: veth cables and bridges.
+
+The kernel answers the bridge's own question (``bridge fdb get``: which port a
+frame to this MAC leaves by); the rest is the wiring discovery already
+resolved (veth peers across namespaces, bridge ports and their STP state).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from netlens.analysis.tracetypes import Iface, L2Step
+from netlens.kernel.nsquery import NsQuery
+from netlens.kernel.routeget import fdb_get
+from netlens.model.types import Interface, Netns, Snapshot
+
+
+def iface(ns: Netns, itf: Interface) -> Iface:
+    return Iface(ns.id, ns.name, itf.ifindex, itf.name, itf.mtu)
+
+
+def ns_paths(ns: Netns) -> list[str]:
+    """Paths that may open ``ns`` (checked against its inode when opened)."""
+    paths = [f"/run/netns/{n}" for n in ns.names]
+    paths += list(ns.mounts)
+    paths += [f"/proc/{pid}/ns/net" for pid in ns.pids[:4]]
+    if ns.is_host:
+        paths.append("/proc/1/ns/net")
+    return paths
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """Where the frame ends up: ``ns`` and its ingress interface; ``leaves`` set
+    when it leaves through a port netlens does not follow (an uplink, a vxlan)."""
+
+    step: L2Step
+    ns: Netns | None = None
+    ingress: Interface | None = None
+    leaves: Iface | None = None
+    drop: str | None = None
+
+
+def _owns(itf: Interface, ip: str) -> bool:
+    want = ipaddress.ip_address(ip)
+    return any(ipaddress.ip_address(a.address) == want for a in itf.addresses)
+
+
+def _far_end(snap: Snapshot, port_ns: Netns, port: Interface) -> tuple[Netns, Interface] | None:
+    """Across a bridge port: the veth peer's namespace and interface."""
+    if port.kind == "veth" and port.peer is not None:
+        far_ns = snap.netns(port.peer.netns)
+        far = far_ns.interface(port.peer.ifindex) if far_ns else None
+        if far_ns is not None and far is not None:
+            return far_ns, far
+    return None
+
+
+def _port_of(
+    snap: Snapshot, ns: Netns, bridge: Interface, mac: str | None, nexthop: str
+) -> tuple[Interface | None, str]:
+    """(egress port or the bridge itself, how it was chosen) without the kernel FDB:
+    the port whose far end has ``mac`` or owns ``nexthop`` (a flooded frame reaches it)."""
+    if (mac and bridge.mac == mac) or _owns(bridge, nexthop):
+        return bridge, "local"
+    for port in ns.interfaces:
+        if port.master != bridge.ifindex:
+            continue
+        far = _far_end(snap, ns, port)
+        if far is not None and ((mac and far[1].mac == mac) or _owns(far[1], nexthop)):
+            return port, "flooded"
+    return None, "flooded"
+
+
+def cross_bridge(
+    snap: Snapshot,
+    q: NsQuery,
+    ns: Netns,
+    bridge: Interface,
+    in_port: Interface | None,
+    mac: str | None,
+    nexthop: str,
+) -> Arrival:
+    """A frame entering ``bridge`` (in ``ns``) by ``in_port`` (None: sent by the bridge's
+    own namespace) towards ``mac``/``nexthop``."""
+    br = iface(ns, bridge)
+    if in_port is not None and in_port.port is not None and in_port.port.state != "forwarding":
+        step = L2Step("bridge", br, None, iface(ns, in_port), in_port.port.state)
+        return Arrival(step, drop=f"bridge port {in_port.name} is {in_port.port.state}")
+    port: Interface | None = None
+    how = "flooded"
+    if mac:
+        entry = fdb_get(q.sock(ns.inode, ns_paths(ns)), mac, bridge.ifindex)
+        if entry is not None:
+            port = ns.interface(entry.port)
+            how = (
+                "local" if entry.port == bridge.ifindex or "permanent" in entry.state else "learned"
+            )
+            if how == "local":
+                port = bridge if entry.port == bridge.ifindex else port
+    if port is None:
+        port, how = _port_of(snap, ns, bridge, mac, nexthop)
+    if port is None:
+        step = L2Step("bridge", br, how)
+        return Arrival(step, drop=f"no port of bridge {bridge.name} leads to {nexthop}")
+    if port.ifindex == bridge.ifindex or (how == "local" and port.master != bridge.ifindex):
+        step = L2Step("bridge", br, how, None, None, iface(ns, bridge))
+        return Arrival(step, ns, bridge)
+    if port.port is not None and port.port.state != "forwarding":
+        step = L2Step("bridge", br, how, iface(ns, port), port.port.state)
+        return Arrival(step, drop=f"bridge port {port.name} is {port.port.state}")
+    state = port.port.state if port.port else None
+    far = _far_end(snap, ns, port)
+    if far is None:
+        step = L2Step("bridge", br, how, iface(ns, port), state)
+        return Arrival(step, leaves=iface(ns, port))
+    step = L2Step("bridge", br, how, iface(ns, port), state, iface(*far))
+    return Arrival(step, far[0], far[1])
+
+
+def follow(
+    snap: Snapshot, q: NsQuery, ns: Netns, out: Interface, mac: str | None, nexthop: str
+) -> Arrival:
+    """Where a frame sent on ``out`` towards ``mac`` (the next hop's, if known) arrives."""
+    if out.kind == "bridge":
+        return cross_bridge(snap, q, ns, out, None, mac, nexthop)
+    if out.kind == "veth":
+        far = _far_end(snap, ns, out)
+        if far is None:
+            return Arrival(L2Step("veth"), drop=f"the veth peer of {out.name} is gone")
+        far_ns, far_itf = far
+        if not far_itf.up:
+            return Arrival(L2Step("veth", ingress=iface(*far)), drop=f"{far_itf.name} is down")
+        if far_itf.master is not None:
+            master = far_ns.interface(far_itf.master)
+            if master is not None and master.kind == "bridge":
+                return cross_bridge(snap, q, far_ns, master, far_itf, mac, nexthop)
+        return Arrival(L2Step("veth", ingress=iface(*far)), far_ns, far_itf)
+    return Arrival(L2Step(out.kind or "link"), leaves=iface(ns, out))
