@@ -125,8 +125,9 @@ def _floats_are_plain(obj: Any, cls: type) -> bool:
     return True
 
 
-def _compact(s: Snapshot) -> str | None:
-    """The compact text by msgspec, or None when it would differ from json.dumps."""
+def _encode(s: Snapshot) -> bytes | None:
+    """The compact UTF-8 text by msgspec; None when its floats would be written
+    otherwise than by json.dumps or it holds a lone surrogate (not UTF-8)."""
     if not _floats_are_plain(s, Snapshot):
         return None
     encode = _ENCODER.encode
@@ -134,8 +135,13 @@ def _compact(s: Snapshot) -> str | None:
         parts = [b'"%s":%s' % (k.encode(), encode(getattr(s, k))) for k in Snapshot.JSON_ORDER]
     except UnicodeEncodeError:  # a lone surrogate: json.dumps escapes it
         return None
-    data = b"{" + b",".join(parts) + b"}"
-    if not data.isascii() or b"\x7f" in data:  # json.dumps escapes DEL too
+    return b"{" + b",".join(parts) + b"}"
+
+
+def _compact(s: Snapshot) -> str | None:
+    """The compact text by msgspec, or None when it would differ from json.dumps."""
+    data = _encode(s)
+    if data is None or not data.isascii() or b"\x7f" in data:  # json.dumps escapes DEL too
         return None
     return data.decode("ascii")
 
@@ -155,6 +161,10 @@ def snapshot_to_dict(s: Snapshot) -> dict[str, Any]:
     Top-level keys in :attr:`Snapshot.JSON_ORDER`: ``schema_version`` first, so a
     reader (human or program) sees it before anything else.
     """
+    data = _encode(s)
+    if data is not None:  # parsing msgspec's own text back is the fast way to plain data
+        doc: dict[str, Any] = msgspec.json.decode(data)
+        return doc
     doc = msgspec.to_builtins(s, enc_hook=_enc_hook, order="deterministic")
     return {k: _lists(doc[k]) for k in Snapshot.JSON_ORDER}
 
