@@ -1,0 +1,1 @@
+"""Analysis over a snapshot: what is wrong and where (doctor, trace)."""

@@ -1,0 +1,1 @@
+"""Kernel access: netlink, procfs and namespace entry, below everything else."""
