@@ -18,7 +18,10 @@ def unused_namespace(snapshot: Snapshot) -> list[Finding]:
     left behind; it costs little, but it clutters every listing."""
     out: list[Finding] = []
     for ns in snapshot.namespaces:
-        if ns.is_host or ns.pids or ns.container is not None or not ns.complete:
+        if ns.is_host or ns.pids or not ns.complete:
+            continue
+        owner = snapshot.container(ns.container) if ns.container else None
+        if owner is not None and owner.engine != "netns":  # netns: just its ip netns name
             continue
         if not (ns.names or ns.mounts):
             continue

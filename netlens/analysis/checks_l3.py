@@ -154,7 +154,9 @@ def gateway_not_connected(snapshot: Snapshot) -> list[Finding]:
                 if gaddr is None or gaddr.is_link_local:
                     continue
                 itfs = [ns.interface(idx)] if idx is not None else list(ns.interfaces)
-                nets = [n for i in itfs if i is not None for n in connected(i)]
+                nets = [
+                    n for i in itfs if i is not None for n in connected(i) if n.version == r.family
+                ]
                 if any(gaddr in n for n in nets):
                     continue
                 neigh = next(
