@@ -165,24 +165,23 @@ def gateway_not_connected(snapshot: Snapshot) -> list[Finding]:
                 )
                 alive = neigh is not None and neigh.state in _ALIVE
                 itf = itfs[0] if len(itfs) == 1 else None
+                dev = itf.name if itf is not None else (r.dev or "its interface")
                 objs = [route_ref(ns, r)] + ([if_ref(ns, itf)] if itf is not None else [])
                 out.append(
                     Finding(
                         "gateway-not-connected",
                         Severity.INFO if alive else Severity.WARNING,
-                        f"{ns.name}: gateway {gw} of {r.dst} is on no subnet of "
-                        f"{r.dev or 'its interface'}",
+                        f"{ns.name}: gateway {gw} of {r.dst} is on no subnet of {dev}",
                         tuple(objs),
                         (
                             f"route: {route_text(r)}",
-                            f"subnets of {r.dev or '?'}: "
-                            + (", ".join(str(n) for n in nets) or "none"),
+                            f"subnets of {dev}: " + (", ".join(str(n) for n in nets) or "none"),
                             f"neighbour {gw}: {neigh.state if neigh else 'no entry'}",
                         ),
                         None
                         if alive
                         else f"{ip_cmd(ns)} route replace {r.dst} via <a gateway on a subnet "
-                        f"of {r.dev}> dev {r.dev}",
+                        f"of {dev}> dev {dev}",
                     )
                 )
     return out
