@@ -90,4 +90,6 @@ def test_bench_doctor(namespaces: list[str]) -> None:  # noqa: F811
         f"[bench] baseline ip route + ip neigh + sysctl x {N}: {base:.3f} s; "
         f"ratio baseline / doctor (best) {base / best:.1f}x"
     )
-    assert ours == [], ours  # the bench's host is clean: a finding here is a false positive
+    # 1000 ports on the bench's one bridge is near the kernel's 1023: that one is true;
+    # anything else about the bench's objects would be a false positive
+    assert {f["check"] for f in ours} <= {"bridge-port-limit"}, ours
