@@ -33,10 +33,10 @@ from netlens_runtime import (
     spawner,
     state,
 )
-from netlens_runtime import networks as networks_
 from netlens_runtime.args import NetworkArgs
 from netlens_runtime.errors import BadInput, Conflict, NotFound, RuntimeFailure, fault, require_root
 from netlens_runtime.netlink import Netlink, ifindex
+from netlens_runtime.networks import make_network
 from netlens_runtime.prepare import Job, prepare
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ def _create_locked(jobs: list[Job], template: spawn.Template | None) -> list[dic
             if netname not in networks:
                 if netname != names.DEFAULT_NETWORK:
                     raise NotFound(f"no network {netname}")
-                networks_.make_network(NetworkArgs(names.DEFAULT_NETWORK), networks)
+                make_network(NetworkArgs(names.DEFAULT_NETWORK), networks)
             job.net = networks[netname]
             touched.add(netname)
         _allocate(jobs, networks)
