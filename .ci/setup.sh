@@ -3,6 +3,9 @@
 # Idempotent and quick when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Files installed here are read by tests that run netlens as nobody (the not-root
+# paths): a restrictive inherited umask (077) would make fresh packages unreadable.
+umask 022
 
 # gcc + libc6-dev build the runtime's small C spawner (runtime/netlens_runtime/spawn_helper.c) and
 # discovery's namespace walker (netlens/kernel/walk.c) when the package is built (setup.py).
@@ -21,12 +24,18 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 PY=${PYTHON:-python3}
-if ! "$PY" -c 'import netlens, textual, pyroute2, networkx, psutil, pytest, jsonschema, build' 2>/dev/null \
+if ! "$PY" -c 'import netlens, textual, pyroute2, networkx, psutil, msgspec, pytest, jsonschema, build' 2>/dev/null \
    || [ pyproject.toml -nt .ci/.installed ] || [ setup.py -nt .ci/.installed ]; then
   echo "setup: installing Python packages"
   "$PY" -m pip install -q --disable-pip-version-check -e ".[dev]"
   touch .ci/.installed
 fi
+# Installed earlier under another umask? The runtime dependencies must be readable by
+# every user (netlens run as nobody says what needs root instead of a traceback).
+for mod in netlens textual rich pyroute2 networkx psutil msgspec; do
+  dir=$("$PY" -c "import $mod, os; print(os.path.dirname($mod.__file__))" 2>/dev/null) || continue
+  chmod -R a+rX "$dir" 2>/dev/null || true
+done
 
 # The C helpers, netlens-walk (discovery's namespace walker) and netlens-spawn (the
 # runtime's batch spawner): setup.py's build step compiles them into the checkout's
