@@ -12,7 +12,9 @@ umask 022
 # zsh runs the completion tests; tcpdump, iperf3 and ping are the host's tools a container
 # must still run (tests/integration/test_confine_fs.py); libseccomp2 compiles every
 # container's seccomp filter (without it confined containers are refused).
-DEBS=(iproute2 iperf3 nftables iptables procps util-linux tini busybox-static tmux kmod iputils-ping tcpdump graphviz gcc libc6-dev zsh libseccomp2)
+# prometheus: the real server tests/integration/test_exporter_prometheus.py scrapes the
+# exporter with (run on 127.0.0.1 with a temp config and storage; never as a service).
+DEBS=(iproute2 iperf3 nftables iptables procps util-linux tini busybox-static tmux kmod iputils-ping tcpdump graphviz gcc libc6-dev zsh libseccomp2 prometheus)
 missing=()
 for p in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -30,12 +32,6 @@ if ! "$PY" -c 'import netlens, textual, pyroute2, networkx, psutil, msgspec, pyt
   "$PY" -m pip install -q --disable-pip-version-check -e ".[dev]"
   touch .ci/.installed
 fi
-# Installed earlier under another umask? The runtime dependencies must be readable by
-# every user (netlens run as nobody says what needs root instead of a traceback).
-for mod in netlens textual rich pyroute2 networkx psutil msgspec; do
-  dir=$("$PY" -c "import $mod, os; print(os.path.dirname($mod.__file__))" 2>/dev/null) || continue
-  chmod -R a+rX "$dir" 2>/dev/null || true
-done
 
 # The C helpers, netlens-walk (discovery's namespace walker) and netlens-spawn (the
 # runtime's batch spawner): setup.py's build step compiles them into the checkout's
