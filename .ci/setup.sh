@@ -12,7 +12,7 @@ umask 022
 # zsh runs the completion tests; tcpdump, iperf3 and ping are the host's tools a container
 # must still run (tests/integration/test_confine_fs.py); libseccomp2 compiles every
 # container's seccomp filter (without it confined containers are refused).
-# prometheus: the real server tests/integration/test_exporter_prometheus.py scrapes the
+# prometheus: the real server tests/integration/test_exporter_live.py scrapes the
 # exporter with (run on 127.0.0.1 with a temp config and storage; never as a service).
 DEBS=(iproute2 iperf3 nftables iptables procps util-linux tini busybox-static tmux kmod iputils-ping tcpdump graphviz gcc libc6-dev zsh libseccomp2 prometheus)
 missing=()
