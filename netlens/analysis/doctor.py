@@ -16,8 +16,9 @@ import os
 from collections.abc import Callable, Sequence
 
 from netlens.analysis import checks_host, checks_l2, checks_l3
-from netlens.analysis.findings import Finding, Report, Severity, Skipped
+from netlens.analysis.findings import Report
 from netlens.analysis.netfacts import NetFacts, NsTarget, read_facts
+from netlens.model.findings import Finding, Severity, Skipped
 from netlens.model.types import Netns, Snapshot
 
 LIVE_ONLY = {
