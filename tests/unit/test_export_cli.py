@@ -16,7 +16,7 @@ import pytest
 from fixtures.model.sample import DB, HOST, RT, WEB, sample_snapshot
 
 from netlens.cli import main
-from netlens.commands.dump import filter_snapshot, write_atomic
+from netlens.commands.dump import filter_snapshot, with_findings, write_atomic
 from netlens.errors import NetlensError, UsageError
 from netlens.model.serialize import dumps, loads
 
@@ -38,9 +38,11 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def test_json_is_the_default_and_round_trips(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, err = run(capsys)
     assert rc == 0 and err == ""
-    assert out == dumps(sample_snapshot()) + "\n"
+    # a dump re-rendered from a file carries the doctor's findings on that snapshot
+    checked = with_findings(sample_snapshot())
+    assert checked.findings and out == dumps(checked) + "\n"
     rc2, out2, _ = run(capsys, "--json", "--pretty")
-    assert rc2 == 0 and loads(out2) == sample_snapshot() and out2.count("\n") > 100
+    assert rc2 == 0 and loads(out2) == checked and out2.count("\n") > 100
 
 
 @pytest.mark.parametrize(
@@ -139,7 +141,7 @@ def test_output_is_atomic_and_keeps_mode(
     os.chmod(target, 0o640)
     rc, out, _ = run(capsys, "--output", str(target))
     assert rc == 0 and out == ""
-    assert loads(target.read_text()) == sample_snapshot()
+    assert loads(target.read_text()) == with_findings(sample_snapshot())
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
     assert sorted(p.name for p in tmp_path.iterdir()) == ["snap.json"]  # no temp left
 
