@@ -137,3 +137,32 @@ def at_least(report: Report, severity: Severity) -> Report:
 
     kept = tuple(f for f in report.findings if f.severity.rank <= severity.rank)
     return dataclasses.replace(report, findings=kept)
+
+
+NOT_CHECKED = "doctor"
+"""The ``skipped`` entry of a dump written with ``--no-findings``: no check ran."""
+
+
+def recorded(snapshot: Snapshot, source: str = "dump") -> Report | None:
+    """The findings a saved dump carries (schema 1.3), or None when it carries none
+    to trust: a dump older than 1.3 (no ``findings``, no ``skipped``) or one written
+    with ``--no-findings``. A 1.3 dump always lists the live-only checks under
+    ``skipped``, so an empty ``findings`` beside them is a clean bill, not a gap."""
+    if not snapshot.skipped or any(s.check == NOT_CHECKED for s in snapshot.skipped):
+        return None
+    return Report(
+        findings=snapshot.findings,
+        skipped=snapshot.skipped,
+        source=source,
+        taken_at=snapshot.taken_at,
+        schema_version=snapshot.schema_version,
+    )
+
+
+def report_for(snapshot: Snapshot, live: bool, source: str = "dump") -> Report:
+    """What a view shows for ``snapshot``: on the live host every check (the live
+    facts read now); on a saved dump what it recorded, else the snapshot-only checks.
+    Blocking (a live read enters namespaces): call it from a worker thread."""
+    if live:
+        return diagnose(snapshot, gather(snapshot))
+    return recorded(snapshot, source) or diagnose(snapshot, None, source=source)

@@ -192,10 +192,11 @@ def without_findings(snapshot: Snapshot) -> Snapshot:
     ``findings`` alone would read as a clean bill of health)."""
     import dataclasses
 
+    from netlens.analysis.doctor import NOT_CHECKED
     from netlens.model.findings import Skipped
 
     return dataclasses.replace(
-        snapshot, findings=(), skipped=(Skipped("doctor", "dump --no-findings: no check ran"),)
+        snapshot, findings=(), skipped=(Skipped(NOT_CHECKED, "dump --no-findings: no check ran"),)
     )
 
 

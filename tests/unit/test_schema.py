@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import copy
-import enum
 import dataclasses
+import enum
 import json
 import types
 import typing

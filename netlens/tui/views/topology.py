@@ -16,7 +16,9 @@ class TopologyPane(View):
         yield Static(
             "[b]Enter[/] open · [b]c[/] collapse bridge · [b]f[/] focus neighbours · "
             "[b]/[/] filter · load: [$nl-rate-idle]idle[/] [$nl-rate-low]low[/] "
-            "[$nl-rate-mid]mid ┃[/] [$nl-rate-high]high ┃[/]",
+            "[$nl-rate-mid]mid ┃[/] [$nl-rate-high]high ┃[/] · findings (5): "
+            "[$nl-finding-error]✖ error[/] [$nl-finding-warning]▲ warning[/] "
+            "[$nl-finding-info]● info[/]",
             id="topology-legend",
         )
 
