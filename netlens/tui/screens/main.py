@@ -186,7 +186,7 @@ class MainScreen(Screen[None]):
             return
         fi = self.ctx.findings
         self.query_one(TopologyView).set_badges(dict(fi.badges) if fi is not None else {})
-        self.refresh_views(full=True)
+        self.refresh_views(full=True)  # hidden views re-sync when shown (token changed)
 
     def theme_changed(self) -> None:
         for topo in self.query(TopologyView):

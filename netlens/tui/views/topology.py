@@ -35,6 +35,8 @@ class TopologyPane(View):
         if self.ctx.index is not None:
             v.index = self.ctx.index
         v.frame = self.ctx.frame
+        fi = self.ctx.findings  # may have come before this screen was mounted
+        v.set_badges(dict(fi.badges) if fi is not None else {})
         v.set_state(ViewState(v.state.collapsed, self.ctx.needle, v.state.focus))
 
     def refresh_frame(self) -> None:
