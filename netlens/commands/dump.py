@@ -19,7 +19,7 @@ Findings (schema 1.3): a JSON dump carries what ``netlens doctor`` concludes fro
 the snapshot itself (:func:`with_findings`): the checks that need no live read, so
 the findings of a dump are exactly what ``netlens doctor --from`` that file says,
 and the dump enters no namespace twice. The live-only checks are listed under
-``skipped``. They cost about a fifth of a large host's dump (figures in SCHEMA.md);
+``skipped``. They add about 60 ms at 1000 namespaces (figures in SCHEMA.md);
 ``--no-findings`` leaves them out (``skipped`` then says that no check ran).
 """
 
