@@ -146,9 +146,11 @@ NOT_CHECKED = "doctor"
 def recorded(snapshot: Snapshot, source: str = "dump") -> Report | None:
     """The findings a saved dump carries (schema 1.3), or None when it carries none
     to trust: a dump older than 1.3 (no ``findings``, no ``skipped``) or one written
-    with ``--no-findings``. A 1.3 dump always lists the live-only checks under
+    with ``--no-findings``. ``netlens dump`` always lists the live-only checks under
     ``skipped``, so an empty ``findings`` beside them is a clean bill, not a gap."""
-    if not snapshot.skipped or any(s.check == NOT_CHECKED for s in snapshot.skipped):
+    if any(s.check == NOT_CHECKED for s in snapshot.skipped):
+        return None
+    if not snapshot.findings and not snapshot.skipped:
         return None
     return Report(
         findings=snapshot.findings,

@@ -217,3 +217,46 @@ async def test_stale_findings_are_dropped_and_a_failing_doctor_says_so(
         app.post_message(FindingsReady(late))
         await pilot.pause()
         assert app.ctx.findings is fi
+
+
+@run_async
+async def test_one_doctor_run_at_a_time_and_the_newest_snapshot_wins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Snapshots arriving while the doctor runs do not stack runs: the one in progress
+    finishes, then only the newest snapshot is checked."""
+    gate = threading.Event()
+    lock = threading.Lock()
+    running = [0, 0]  # now, most at once
+    seen: list[Snapshot] = []
+    real = doctor.report_for
+
+    def slow(snapshot: Snapshot, live: bool, source: str = "dump") -> Report:
+        with lock:
+            running[0] += 1
+            running[1] = max(running)
+        try:
+            gate.wait(30)
+            seen.append(snapshot)
+            return real(snapshot, live, source)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(doctor, "report_for", slow)
+    src = fixture_source(live=True, interval=0.05)
+    app = NetlensApp(src)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.ctx.index is not None and running[0] == 1)
+        first = app.ctx.index
+        for n in (1, 2, 3):
+            src.push_snapshot(make_snapshot((6, 4, n)))
+            await wait_for(pilot, lambda prev=first: app.ctx.index is not prev)
+            first = app.ctx.index
+        newest = app.ctx.index
+        assert newest is not None and app.ctx.findings is None
+        gate.set()
+        await wait_for(pilot, lambda: app.ctx.findings is not None)
+        assert app.ctx.findings.index is newest
+    assert running[1] == 1
+    assert len(seen) == 2 and seen[-1] is newest.snapshot  # the first, then the newest

@@ -131,7 +131,7 @@ class FindingsView(View):
             role = self.ctx.style(f"finding-{f.severity.value}")
             text.append(f"{MARK[f.severity]} {terminal(f.title)}\n", style=f"bold {role}")
             text.append("objects: ", style="bold")
-            text.append(", ".join(f"{terminal(o.name)} ({o.id})" for o in f.objects) + "\n")
+            text.append(", ".join(terminal(f"{o.name} ({o.id})") for o in f.objects) + "\n")
             for line in f.evidence:
                 text.append("  • " + terminal(line) + "\n")
             text.append("fix: ", style="bold")
