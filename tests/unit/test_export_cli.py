@@ -234,3 +234,51 @@ def test_dump_restores_the_collector(capsys: pytest.CaptureFixture[str]) -> None
         assert rc == 0 and not gc.isenabled()
     finally:
         gc.enable()
+
+
+# -- findings (schema 1.3) --------------------------------------------------------------
+def test_findings_of_a_filtered_dump_come_from_the_whole_host(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """br0's MTU finding names only host interfaces: a dump of web alone leaves it out,
+    a dump of the host keeps it, and the checks always ran on the whole host."""
+    whole = with_findings(sample_snapshot())
+    mtu = [f for f in whole.findings if f.check == "mtu-mismatch"]
+    assert mtu and all(o.netns == HOST for f in mtu for o in f.objects)
+    rc, out, _ = run(capsys, "--netns", "web")
+    assert rc == 0
+    web = loads(out)
+    assert not any(f.check == "mtu-mismatch" for f in web.findings)
+    assert all(any(o.netns == WEB for o in f.objects) for f in web.findings)
+    assert web.skipped == whole.skipped
+    rc, out, _ = run(capsys, "--netns", "host")
+    assert [f for f in loads(out).findings if f.check == "mtu-mismatch"] == mtu
+
+
+def test_no_findings_leaves_a_marker(capsys: pytest.CaptureFixture[str]) -> None:
+    from netlens.analysis.doctor import NOT_CHECKED, recorded
+
+    rc, out, _ = run(capsys, "--no-findings")
+    snap = loads(out)
+    assert rc == 0 and snap.findings == ()
+    assert [s.check for s in snap.skipped] == [NOT_CHECKED]
+    assert recorded(snap) is None  # a view re-checks it instead of calling it clean
+
+
+def test_a_dumps_recorded_findings_are_what_a_view_shows() -> None:
+    """report_for on a saved dump: its recorded findings as they are (even one the
+    checks would not find today), the snapshot checks for a dump older than 1.3."""
+    import dataclasses
+
+    from netlens.analysis.doctor import diagnose, recorded, report_for
+    from netlens.model.findings import Finding, ObjectRef, Severity
+
+    odd = Finding("hand-made", Severity.INFO, "x", (ObjectRef("netns", HOST, "host"),), ())
+    saved = dataclasses.replace(with_findings(sample_snapshot()), findings=(odd,))
+    assert report_for(saved, live=False).findings == (odd,)
+    alone = dataclasses.replace(saved, skipped=())  # findings without skipped: still recorded
+    rec = recorded(alone)
+    assert rec is not None and rec.findings == (odd,)
+    old = sample_snapshot()  # as a 1.2 dump reads: no findings, no skipped
+    assert recorded(old) is None
+    assert report_for(old, live=False).findings == diagnose(old, None).findings != ()
