@@ -148,7 +148,7 @@ def _views_label(app: App[object]) -> str:
     if all(k.isdigit() and len(k) == 1 for k in keys) and [int(k) for k in keys] == list(
         range(int(keys[0]), int(keys[0]) + len(keys))
     ):
-        return f"{keys[0]}-{keys[-1]}"  # the usual 1-4
+        return f"{keys[0]}-{keys[-1]}"  # the usual 1-5
     return "/".join(keys)
 
 

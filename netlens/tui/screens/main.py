@@ -1,4 +1,4 @@
-"""The main screen: the tabs, the four views, the filter, the status lines and the key bar.
+"""The main screen: the tabs, the views, the filter, the status lines and the key bar.
 
 The screen owns what the user sees and switches between; the app owns where the data
 comes from (the worker, ticks, pause) and tells the screen when the structure or the
