@@ -50,7 +50,12 @@ def _load(args: argparse.Namespace, name: str | None = None) -> Any:
 
     nodes = parse_nodes_arg(args.nodes)
     scale = nodes if isinstance(nodes, int) else None
-    spec = load_lab(resolve_lab_file(args.file), scale=scale, name=name)
+    spec = load_lab(
+        resolve_lab_file(args.file),
+        scale=scale,
+        name=name,
+        notify=lambda m: print(f"netlens: {m}", file=sys.stderr),
+    )
     if isinstance(nodes, list):
         spec, notes = subset(spec, nodes)
         for note in notes:

@@ -198,6 +198,8 @@ def lab_up(spec: LabSpec, *, log: Callable[[str], None] | None = None) -> lab_re
             _configure_nodes(work)
         # 6. impairments from the file's impair: blocks (tc and nftables in the nodes)
         _impair(spec)
+        # 7. exec: commands (containerlab's), once everything above exists
+        _run_execs(spec)
         rec.status = "up"
         lab_record.save_record(rec)
     except BaseException as exc:
@@ -265,6 +267,47 @@ def _impair(spec: LabSpec) -> None:
 
     _step("impair", spec.name)
     linkops.apply_many(linkops.lab_impairments(spec))
+
+
+def _run_execs(spec: LabSpec) -> None:
+    """Each node's ``exec`` commands, in order, in the node (as ``netlens exec``); a
+    command that fails stops ``lab up``, which then rolls back. Their output goes
+    to stderr: stdout is the lab's summary."""
+    todo = [(n, cmd) for n in spec.nodes for cmd in n.exec]
+    if not todo:
+        return
+    import shlex
+
+    from netlens_runtime.containers import get_container
+
+    for node, cmd in todo:
+        real = lab_record.node_name(spec.name, node.name)
+        _step("exec", real)
+        rc = _exec_child(get_container(real), shlex.split(cmd))
+        if rc != 0:
+            raise RuntimeFailure(f"node {node.name!r}: exec {cmd!r} exited with {rc}")
+
+
+def _exec_child(rec: dict[str, Any], argv: list[str]) -> int:
+    """exec_in from a forked child: it joins the node's namespaces, which this
+    process must not."""
+    import sys
+
+    from netlens_runtime.execin import exec_in
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        code = 126
+        try:
+            os.dup2(2, 1)
+            code = exec_in(rec, argv)
+        except BaseException as err:
+            os.write(2, f"netlens: exec {argv[0]}: {err}\n".encode())
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
 
 
 def _run_host_batch(lines: list[str]) -> None:
