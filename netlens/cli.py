@@ -126,7 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error_line(str(err))
         return err.exit_code
     except RuntimeFailure as err:
-        _error_line(str(err))
+        for line in getattr(err, "lines", None) or (str(err),):
+            _error_line(line)
         return err.exit_code
     except KeyboardInterrupt:
         return 130

@@ -18,6 +18,7 @@ How the pieces map:
 - a link between two linux nodes is a point-to-point veth, without addresses
   (containerlab files set them with ``exec``);
 - ``exec`` commands run in the node once its links exist, as containerlab does;
+- nodes get NET_ADMIN (containerlab runs them privileged);
 - ``binds`` are mounted read-only (``:rw`` is refused);
 - ``image`` names no image that is pulled: without a local store holding it the
   node runs on the host's read-only root, and the caller is told once.
@@ -33,7 +34,7 @@ from collections.abc import Callable
 from typing import Any
 
 from netlens_runtime import names
-from netlens_runtime.errors import BadInput
+from netlens_runtime.errors import BadInput, BadInputs
 from netlens_runtime.lab_cross import NodeDraft, check_links, finish_nodes
 from netlens_runtime.lab_model import LabInterface, LabLink, LabNetwork, LabSpec
 from netlens_runtime.lab_yaml import (
@@ -55,6 +56,11 @@ DEFAULT_MGMT_SUBNET = "172.20.20.0/24"
 ``mgmt-ipv4`` and the file sets no ``mgmt.ipv4-subnet`` (else the runtime picks one)."""
 
 KINDS = ("linux", "bridge")
+
+NODE_CAPS = ("NET_ADMIN",)
+"""What a linux node gets on top of the runtime's default capabilities: containerlab
+starts its nodes privileged, and their ``exec`` commands configure interfaces
+(``ip addr add``). ``privileged`` would also hand over the host's devices: not done."""
 
 _TOP = frozenset({"name", "mgmt", "topology"})
 _MGMT = frozenset({"network", "ipv4-subnet", "ipv4-gw"})
@@ -103,7 +109,7 @@ class _Unsupported:
 
     def raise_if_any(self) -> None:
         if self.lines:
-            raise BadInput("\n".join(self.lines))
+            raise BadInputs(self.lines)
 
 
 def load_clab(
@@ -229,7 +235,7 @@ class _ClabLoader:
 
     def _node(self, node_name: str, nv: Val, f: dict[str, Val]) -> NodeDraft:
         check_name(nv, "node", node_name)
-        out: dict[str, Any] = {"network": MGMT_NETWORK}
+        out: dict[str, Any] = {"network": MGMT_NETWORK, "cap_add": NODE_CAPS}
         if "network-mode" in f:
             mode = f["network-mode"].string()
             if mode != "none":

@@ -11,7 +11,7 @@ import dataclasses
 
 import pytest
 
-from netlens_runtime.errors import BadInput
+from netlens_runtime.errors import BadInput, BadInputs
 from netlens_runtime.lab_model import LabSpec
 from netlens_runtime.lab_spec import load_lab
 
@@ -52,6 +52,8 @@ name: c1
 networks:
   mgmt: {subnet: 172.20.20.0/24, nat: true}
   sw: {}
+defaults:
+  cap_add: [NET_ADMIN]
 nodes:
   r1:
     network: mgmt
@@ -137,7 +139,8 @@ topology:
 def test_unsupported_kinds_and_fields_one_line_each() -> None:
     with pytest.raises(BadInput) as exc:
         load_lab("u.clab.yml", text=UNSUPPORTED)
-    assert str(exc.value).splitlines() == [
+    assert isinstance(exc.value, BadInputs)
+    assert list(exc.value.lines) == [
         "u.clab.yml:2: prefix: field 'prefix' is not supported by netlens",
         "u.clab.yml:6: topology.nodes.r1.kind: kind 'nokia_srlinux' is not supported"
         " (netlens runs linux, bridge)",
