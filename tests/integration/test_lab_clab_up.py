@@ -8,6 +8,7 @@ with iproute2 inside each node's namespace, not from netlens' own records.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -21,6 +22,7 @@ from runtime_host import kernel_state
 
 from netlens_runtime import api
 from netlens_runtime.errors import RuntimeFailure
+from netlens_runtime.lab_model import LabSpec
 from netlens_runtime.lab_spec import load_lab
 
 pytestmark = pytest.mark.integration
@@ -128,10 +130,43 @@ def test_clab_topology_up_and_down(labstate: Path, tmp_path: Path) -> None:
         )
         assert len(json.loads(ports.stdout)) == 2
         assert before.names.isdisjoint({bridge})
+        # lab save / lab export write what runs; both read back to this lab
+        saved, exported = tmp_path / "saved.yaml", tmp_path / "exp.clab.yml"
+        for argv in (
+            ["lab", "save", spec.name, str(saved)],
+            ["lab", "export", spec.name, "--format", "clab", "-o", str(exported)],
+        ):
+            res = _cli(*argv)
+            assert res.returncode == 0, res.stderr
+        assert _same(load_lab(str(saved)), spec)
+        assert _same(load_lab(str(exported)), spec)
+        assert _cli("lab", "save", spec.name, str(saved)).returncode != 0  # no overwrite
     finally:
         errors = lab_ops.lab_down(spec.name)
     assert errors == []
     assert api.list_containers() == [] and api.list_networks() == []
+    # the saved native file builds the same lab again
+    again = load_lab(str(saved), name=f"cl{RUN_TAG}c")
+    lab_ops.lab_up(again)
+    try:
+        pids = {c["labels"]["netlens.lab.node"]: int(c["pid"]) for c in api.list_containers()}
+        assert _addrs(pids["r1"])["eth1"][1:] == ([f"10.{OCTET}.60.1/30"], 1400)
+        assert _addrs(pids["r2"])["eth0"][1] == [f"10.{OCTET}.50.12/24"]
+    finally:
+        assert lab_ops.lab_down(again.name) == []
+
+
+def _cli(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "netlens", *argv],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+    )
+
+
+def _same(a: LabSpec, b: LabSpec) -> bool:
+    return dataclasses.replace(a, path="") == dataclasses.replace(b, path="")
 
 
 def test_failing_exec_rolls_back(labstate: Path, tmp_path: Path) -> None:
