@@ -37,6 +37,7 @@ from netlens_runtime import names
 from netlens_runtime.errors import BadInput, BadInputs
 from netlens_runtime.lab_cross import NodeDraft, check_links, finish_nodes
 from netlens_runtime.lab_model import LabInterface, LabLink, LabNetwork, LabSpec
+from netlens_runtime.lab_spec import check_runtime_names
 from netlens_runtime.lab_yaml import (
     Val,
     check_exec,
@@ -95,7 +96,9 @@ class _Unsupported:
 
     def add(self, v: Val, message: str) -> None:
         where = v.where
-        self.lines.append(f"{where.file}:{where.line}: {where.path}: {message}")
+        line = f"{where.file}:{where.line}: {where.path}: {message}"
+        if line not in self.lines:  # a default's bad kind is met once per node
+            self.lines.append(line)
 
     def fields(self, v: Val, allowed: frozenset[str]) -> dict[str, Val]:
         """The mapping's entries; unknown keys are noted (one line each) and dropped."""
@@ -166,7 +169,7 @@ class _ClabLoader:
             nv, _, f = merged[bname]
             check_name(nv, "network", bname)
             for key, item in f.items():
-                if item.path.startswith("topology.nodes."):  # defaults are for linux nodes
+                if not item.path.startswith("topology.defaults."):  # those are for linux nodes
                     self.bad.add(item, f"field {key!r} does not apply to a bridge")
             networks[bname] = (LabNetwork(name=bname, line=nv.where.line), nv)
         self.bad.raise_if_any()
@@ -183,6 +186,7 @@ class _ClabLoader:
                     f"the name {MGMT_NETWORK!r} is the management network's in netlens"
                 )
             networks = {MGMT_NETWORK: self._mgmt(root, mgmt, drafts), **networks}
+        check_runtime_names(lab_name, networks, drafts)
         links = self._links(topo.get("links"), drafts, networks)
         self._images(drafts)
         nodes = finish_nodes(drafts, networks, links)

@@ -513,6 +513,10 @@ class _Loader:
         return out
 
 
+check_runtime_names = _Loader._check_runtime_names
+"""The ``<lab>-<node>`` / ``<lab>-<net>`` length rule, for the containerlab loader too."""
+
+
 def _link_impair(f: dict[str, Val]) -> ImpairSpec | None:
     """A link's ``impair:`` block: both directions of the cable, no ``direction`` key."""
     return lab_impair.from_yaml(f["impair"], with_direction=False) if "impair" in f else None

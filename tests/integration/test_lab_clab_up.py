@@ -22,6 +22,7 @@ from runtime_host import kernel_state
 
 from netlens_runtime import api
 from netlens_runtime.errors import RuntimeFailure
+from netlens_runtime.lab_impair import ImpairSpec
 from netlens_runtime.lab_model import LabSpec
 from netlens_runtime.lab_spec import load_lab
 
@@ -132,14 +133,20 @@ def test_clab_topology_up_and_down(labstate: Path, tmp_path: Path) -> None:
         assert before.names.isdisjoint({bridge})
         # lab save / lab export write what runs; both read back to this lab
         saved, exported = tmp_path / "saved.yaml", tmp_path / "exp.clab.yml"
+        res = _cli("link", "set", f"{spec.name}:r2:eth0", "--rate", "10mbit")
+        assert res.returncode == 0, res.stderr
         for argv in (
             ["lab", "save", spec.name, str(saved)],
             ["lab", "export", spec.name, "--format", "clab", "-o", str(exported)],
         ):
             res = _cli(*argv)
             assert res.returncode == 0, res.stderr
-        assert _same(load_lab(str(saved)), spec)
-        assert _same(load_lab(str(exported)), spec)
+        live = dataclasses.replace(spec.node("r2"), impair=ImpairSpec({"rate": 10_000_000}, "both"))
+        want = dataclasses.replace(
+            spec, nodes=tuple(live if n.name == "r2" else n for n in spec.nodes)
+        )
+        assert _same(load_lab(str(saved)), want)
+        assert _same(load_lab(str(exported)), spec)  # containerlab has no impairments
         assert _cli("lab", "save", spec.name, str(saved)).returncode != 0  # no overwrite
     finally:
         errors = lab_ops.lab_down(spec.name)

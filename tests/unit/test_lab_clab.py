@@ -221,6 +221,23 @@ def test_bad_clab_files(text: str, message: str) -> None:
     assert str(exc.value) == message
 
 
+def test_a_bad_default_kind_is_one_line_not_one_per_node() -> None:
+    with pytest.raises(BadInputs) as exc:
+        load_lab("t.clab.yml", text="name: x\ntopology:\n  defaults: {kind: srl}\n  nodes:\n"
+                 "    a: {}\n    b: {}\n")  # fmt: skip
+    assert list(exc.value.lines) == [
+        "t.clab.yml:3: topology.defaults.kind: kind 'srl' is not supported"
+        " (netlens runs linux, bridge)"
+    ]
+
+
+def test_runtime_names_too_long() -> None:
+    with pytest.raises(BadInput) as exc:
+        load_lab("t.clab.yml", text="name: " + "l" * 40 + "\ntopology:\n  nodes:\n"
+                 "    " + "n" * 40 + ": {}\n")  # fmt: skip
+    assert "longer than" in str(exc.value) and str(exc.value).startswith("t.clab.yml:4: ")
+
+
 def test_scale_refused() -> None:
     with pytest.raises(BadInput, match="no 'count' groups"):
         load_lab("t.clab.yml", text=CLAB, scale=10)
