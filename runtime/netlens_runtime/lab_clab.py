@@ -106,6 +106,8 @@ class _Unsupported:
         for key, item in v.mapping().items():
             if key in allowed:
                 out[key] = item
+            elif key in _NODE:  # a supported field in the wrong place
+                self.add(item, f"field {key!r} is set per node, not here")
             else:
                 self.add(item, f"field {key!r} is not supported by netlens")
         return out

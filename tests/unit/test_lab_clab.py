@@ -238,6 +238,15 @@ def test_runtime_names_too_long() -> None:
     assert "longer than" in str(exc.value) and str(exc.value).startswith("t.clab.yml:4: ")
 
 
+def test_node_field_in_defaults() -> None:
+    with pytest.raises(BadInputs) as exc:
+        load_lab("t.clab.yml", text="name: a\ntopology:\n  kinds: {linux: {mgmt-ipv4: 1.2.3.4}}\n"
+                 "  nodes: {r1: {}}\n")  # fmt: skip
+    assert list(exc.value.lines) == [
+        "t.clab.yml:3: topology.kinds.linux.mgmt-ipv4: field 'mgmt-ipv4' is set per node, not here"
+    ]
+
+
 def test_scale_refused() -> None:
     with pytest.raises(BadInput, match="no 'count' groups"):
         load_lab("t.clab.yml", text=CLAB, scale=10)
