@@ -20,8 +20,9 @@ How the pieces map:
 - ``exec`` commands run in the node once its links exist, as containerlab does;
 - nodes get NET_ADMIN (containerlab runs them privileged);
 - ``binds`` are mounted read-only (``:rw`` is refused);
-- ``image`` names no image that is pulled: without a local store holding it the
-  node runs on the host's read-only root, and the caller is told once.
+- ``image``: a single-layer image in a local Docker or Podman store is the node's
+  read-only root; nothing is pulled. Otherwise the node runs on the host's
+  read-only root, and the caller is told once.
 
 Anything else is refused, each unsupported kind or field on one line with its
 file:line, all of them at once, before anything is built.
@@ -351,16 +352,25 @@ class _ClabLoader:
         return node, ifname, ev
 
     def _images(self, drafts: list[NodeDraft]) -> None:
-        """``image``: no image is pulled or unpacked here; nodes run on the host's
-        read-only root, and the caller hears it once (naming the images)."""
-        images: dict[str, list[str]] = {}
+        """``image``: a single-layer image a local Docker or Podman store holds is the
+        node's read-only root (:mod:`netlens_runtime.lab_image`); nothing is pulled.
+        Other nodes run on the host's read-only root, and the caller hears it once."""
+        from netlens_runtime import lab_image
+
+        found: dict[str, tuple[str | None, str]] = {}
         for d in drafts:
             iv = d.vals.get("image")
-            if iv is not None:
-                images.setdefault(iv.string(), []).append(d.name)
-        if images and self.notify is not None:
-            listed = ", ".join(sorted(images))
+            if iv is None:
+                continue
+            ref = iv.string()
+            if ref not in found:
+                found[ref] = lab_image.resolve(ref)
+            rootfs, _ = found[ref]
+            if rootfs is not None:
+                d.fields["rootfs"] = rootfs
+        missing = [f"image {ref} {why}" for ref, (rootfs, why) in found.items() if rootfs is None]
+        if missing and self.notify is not None:
             self.notify(
-                f"{self.display}: image {listed}: netlens does not unpack images;"
-                " the nodes run on the host's read-only root"
+                f"{self.display}: {'; '.join(missing)}: those nodes run on the host's"
+                " read-only root"
             )

@@ -28,6 +28,17 @@ from netlens_runtime.lab_spec import load_lab
 
 pytestmark = pytest.mark.integration
 
+
+@pytest.fixture(autouse=True)
+def _image_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private Docker store (empty unless a test fills it): not the host's images."""
+    from netlens_runtime import lab_image
+
+    monkeypatch.setattr(lab_image, "DOCKER_ROOT", str(tmp_path / "docker"))
+    monkeypatch.setattr(lab_image, "PODMAN_ROOT", str(tmp_path / "no-podman"))
+    return tmp_path / "docker"
+
+
 OCTET = 100 + (int(RUN_TAG, 16) + 37) % 100
 
 TOPO = f"""\
@@ -174,6 +185,35 @@ def _cli(*argv: str) -> subprocess.CompletedProcess[str]:
 
 def _same(a: LabSpec, b: LabSpec) -> bool:
     return dataclasses.replace(a, path="") == dataclasses.replace(b, path="")
+
+
+def test_node_runs_on_its_image_from_the_local_store(
+    labstate: Path, tmp_path: Path, _image_store: Path
+) -> None:
+    """A single-layer image in the Docker store is the node's root, read-only: ``exec``
+    runs the image's own busybox, sees its files and cannot write them."""
+    from image_store import docker_store
+
+    from netlens_runtime import lab_ops
+
+    diff = docker_store(_image_store, "lab/bb:1", "lab/bb", busybox=True)
+    path = tmp_path / "img.clab.yml"
+    path.write_text(
+        "name: x\ntopology:\n  nodes:\n    a:\n      image: lab/bb:1\n"
+        "      network-mode: none\n      exec:\n        - cat /etc/image-marker\n"
+        "        - sh -c '! touch /etc/written'\n"
+    )
+    notes: list[str] = []
+    spec = load_lab(str(path), name=f"cl{RUN_TAG}i", notify=notes.append)
+    assert notes == [] and spec.node("a").rootfs == str(diff)
+    lab_ops.lab_up(spec)
+    try:
+        (pid,) = [int(c["pid"]) for c in api.list_containers()]
+        assert Path(f"/proc/{pid}/root/etc/image-marker").read_text() == "from the store\n"
+        assert Path(f"/proc/{pid}/root/bin/busybox").samefile(diff / "bin" / "busybox")
+    finally:
+        assert lab_ops.lab_down(spec.name) == []
+    assert not (diff / "etc" / "written").exists()
 
 
 def test_failing_exec_rolls_back(labstate: Path, tmp_path: Path) -> None:

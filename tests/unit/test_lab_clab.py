@@ -8,6 +8,7 @@ loaders must produce the same LabSpec, so ``lab up`` needs nothing clab-specific
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,16 @@ from netlens_runtime.lab_model import LabSpec
 from netlens_runtime.lab_spec import load_lab
 
 pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(autouse=True)
+def _no_image_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Results must not depend on the images this host happens to hold."""
+    from netlens_runtime import lab_image
+
+    monkeypatch.setattr(lab_image, "DOCKER_ROOT", str(tmp_path / "no-docker"))
+    monkeypatch.setattr(lab_image, "PODMAN_ROOT", str(tmp_path / "no-podman"))
+
 
 CLAB = """\
 name: c1
@@ -85,8 +96,8 @@ def test_clab_file_maps_to_the_native_lab() -> None:
     clab = load_lab("topo.clab.yml", text=CLAB, notify=notes.append)
     assert _same(clab, load_lab("lab.yaml", text=NATIVE))
     assert notes == [
-        "topo.clab.yml: image alpine:3: netlens does not unpack images;"
-        " the nodes run on the host's read-only root"
+        "topo.clab.yml: image alpine:3 is in no local Docker or Podman store (netlens never"
+        " pulls): those nodes run on the host's read-only root"
     ]
 
 
