@@ -52,6 +52,12 @@ def running_spec(name: str, notify: Notify) -> LabSpec:
         spec = load_lab(rec.file, name=name, scale=len(wanted))
     if [n.name for n in spec.nodes] != wanted:
         spec, _ = subset(spec, wanted)
+    plan = lab_record.plan(spec)
+    if (plan.networks, plan.nodes, plan.addresses) != (rec.networks, rec.nodes, rec.addresses):
+        raise Conflict(
+            f"lab {name!r}: {rec.file} has changed since 'lab up' (other networks, nodes or"
+            " addresses); save refuses to write what does not run"
+        )
     live = {
         node: state.load_container(real) or {} for node, real in rec.nodes.items()
     }  # fmt: skip

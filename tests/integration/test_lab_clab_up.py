@@ -159,6 +159,14 @@ def test_clab_topology_up_and_down(labstate: Path, tmp_path: Path) -> None:
         assert _same(load_lab(str(saved)), want)
         assert _same(load_lab(str(exported)), spec)  # containerlab has no impairments
         assert _cli("lab", "save", spec.name, str(saved)).returncode != 0  # no overwrite
+        path.write_text(TOPO.replace(f"10.{OCTET}.50.12", f"10.{OCTET}.50.13"))
+        res = _cli("lab", "save", spec.name, str(tmp_path / "x.yaml"))
+        assert res.returncode == 1
+        assert res.stderr == (
+            f"netlens: lab '{spec.name}': {path} has changed since 'lab up' (other networks,"
+            " nodes or addresses); save refuses to write what does not run\n"
+        )
+        assert not (tmp_path / "x.yaml").exists()
     finally:
         errors = lab_ops.lab_down(spec.name)
     assert errors == []
