@@ -393,7 +393,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     import json
 
-    from netlens_runtime import state
+    from netlens_runtime import state, suggest
     from netlens_runtime.containers import get_container
     from netlens_runtime.errors import NotFound
 
@@ -405,7 +405,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         if net is None:
             if os.path.lexists(state.container_path(args.name)):
                 raise  # a record that cannot be used: its own message says why
-            raise NotFound(f"no container or network {args.name}") from err
+            hint = suggest.hint(args.name, "containers", "networks")
+            raise NotFound(f"no container or network {args.name}{hint}") from err
         rec = net
     print(json.dumps(rec, indent=1, sort_keys=True))
     return 0
