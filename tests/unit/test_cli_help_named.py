@@ -36,3 +36,22 @@ def test_unrecognized_arguments_name_the_verbs_help(argv: list[str], helped: str
     assert res.stderr.splitlines() == [
         f"netlens: unrecognized arguments: --bogus (see '{helped} --help')"
     ]
+
+
+def test_every_flag_and_argument_of_every_verb_has_help() -> None:
+    import argparse
+
+    from netlens.cli import build_parser
+
+    missing: list[str] = []
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, f"{path} {name}")
+            elif action.help is None:
+                missing.append(f"{path} {'/'.join(action.option_strings) or action.dest}")
+
+    walk(build_parser(), "netlens")
+    assert missing == []
