@@ -128,7 +128,8 @@ def format_table(
         lines.append(
             f"density: {d.containers} containers  {d.namespaces} netns  {d.veths} veths"
             f"  {d.bridges} bridges  {d.processes} procs  "
-            f"{dd['containers_per_core']}/core  {dd['containers_per_gib']}/GiB  "
+            f"containers/core {dd['containers_per_core']}"
+            f"  containers/GiB {dd['containers_per_gib']}  "
             f"mem {human_bytes(d.mem_used)}/{human_bytes(d.mem_total)}"
         )
         if d.headroom:

@@ -134,6 +134,7 @@ def test_table_sorts_and_names(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "12.5" in text and "1.0M" in text  # cpu and memory of web
     assert "br0" in text and "eth0" in text
     assert "1.0% used" in text  # busier direction: 10 Mb/s rx of 1 Gb/s
+    assert "  containers/core 1.0  containers/GiB 0.25  " in text  # ratios say what per what
     out2 = io.StringIO()
     cmd.run(args(sort="rx", count=1), out=out2, monitor=FakeMonitor())
     rows2 = [ln.split()[0] for ln in out2.getvalue().splitlines() if ln.startswith(("web", "db"))]
