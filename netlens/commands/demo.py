@@ -159,10 +159,14 @@ def _dashboard_or_wait(args: argparse.Namespace, lines: list[str]) -> None:
 
 def _report(gen: Any) -> int:
     """Print bytes per flow; non-zero when a flow failed or moved nothing."""
+    from netlens.stats.units import size
+
     rc = 0
     for name, st in gen.stats().items():
         state = f"error: {st.error}" if st.error else "ok"
-        print(f"  flow {name:<28} sent {st.sent:>12} B  received {st.received:>12} B  {state}")
+        print(
+            f"  flow {name:<28} sent {size(st.sent):>10}  received {size(st.received):>10}  {state}"
+        )
         if st.error or st.received == 0:
             rc = 1
     return rc
