@@ -35,7 +35,7 @@ import subprocess
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from netlens_runtime import lab_record, names
+from netlens_runtime import lab_record, names, suggest
 from netlens_runtime.errors import BadInput, Conflict, NotFound, RuntimeFailure, require_root
 from netlens_runtime.lab_bundled import bundled_lab
 from netlens_runtime.lab_model import LabNode, LabSpec
@@ -443,7 +443,9 @@ def lab_down(name: str) -> list[str]:
             if (c.get("labels") or {}).get(lab_record.LAB_LABEL) == name
         ]
         if not leftovers:
-            raise NotFound(f"no lab named {name!r} (see 'netlens lab ls')")
+            raise NotFound(
+                f"no lab named {name!r}{suggest.hint(name, 'labs')} (see 'netlens lab ls')"
+            )
         rec = lab_record.LabRecord(name=name, file="")
     errors = _teardown(rec)
     with contextlib.suppress(FileNotFoundError):
