@@ -196,3 +196,15 @@ def test_lab_spec_lookup_misses_name_the_key() -> None:
     with pytest.raises(KeyError) as info:
         spec.node("r9")
     assert info.value.args == ("r9",)
+
+
+def test_exec_commands_split_as_a_shell_would() -> None:
+    assert lab_yaml.check_exec(val("'ip addr add 10.0.0.1/24 dev eth1'")) == (
+        "ip addr add 10.0.0.1/24 dev eth1"
+    )
+    refused(lab_yaml.check_exec, val("'  '"), message="lab.yaml:1: f: the command is empty")
+    refused(
+        lab_yaml.check_exec,
+        val("'echo \"x'"),
+        message="lab.yaml:1: f: cannot split 'echo \"x': No closing quotation",
+    )
