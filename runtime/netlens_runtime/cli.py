@@ -431,7 +431,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             if os.path.lexists(state.container_path(args.name)):
                 raise  # a record that cannot be used: its own message says why
             hint = suggest.hint(args.name, "containers", "networks")
-            raise NotFound(f"no container or network {args.name}{hint}") from err
+            raise NotFound(f"no container or network {args.name!r}{hint}") from err
         rec = net
     print(json.dumps(rec, indent=1, sort_keys=True))
     return 0

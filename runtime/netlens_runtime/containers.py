@@ -35,7 +35,7 @@ def stop_container(name: str, timeout: float = 10.0) -> None:
     with state.locked():
         rec = state.load_container(name)
         if rec is None:
-            raise NotFound(f"no container {name}{suggest.hint(name, 'containers')}")
+            raise NotFound(f"no container {name!r}{suggest.hint(name, 'containers')}")
         pids = liveness.signal_all([rec], signal.SIGTERM)
         if liveness.wait_dead(pids, timeout):
             liveness.signal_all([rec], signal.SIGKILL)
@@ -59,7 +59,7 @@ def remove_containers(names_: list[str], force: bool = True) -> None:
         for name in names_:
             rec = state.load_container(name)
             if rec is None:
-                raise NotFound(f"no container {name}{suggest.hint(name, 'containers')}")
+                raise NotFound(f"no container {name!r}{suggest.hint(name, 'containers')}")
             recs.append(rec)
         running = [r["name"] for r in recs if is_running(r)]
         if running and not force:
@@ -110,7 +110,7 @@ def list_containers() -> list[dict[str, Any]]:
 def get_container(name: str) -> dict[str, Any]:
     rec = state.load_container(name)
     if rec is None:
-        raise NotFound(f"no container {name}{suggest.hint(name, 'containers')}")
+        raise NotFound(f"no container {name!r}{suggest.hint(name, 'containers')}")
     if rec.get("state") == "running" and not is_running(rec):
         rec["state"] = "exited"
     return rec
@@ -156,7 +156,7 @@ def connect(
         ra, rb = state.load_container(a), state.load_container(b)
         if ra is None or rb is None:
             missing = a if ra is None else b
-            raise NotFound(f"no container {missing}{suggest.hint(missing, 'containers')}")
+            raise NotFound(f"no container {missing!r}{suggest.hint(missing, 'containers')}")
         fa = _open_netns(ra)
         fb = _open_netns(rb)
         try:

@@ -27,7 +27,7 @@ def set_allow_from(name: str, items: list[str], allow: bool = True) -> dict[str,
         networks = state.load_networks()
         net = networks.get(name)
         if net is None:
-            raise NotFound(f"no network {name}{suggest.hint(name, 'networks')}")
+            raise NotFound(f"no network {name!r}{suggest.hint(name, 'networks')}")
         given = set(names.check_allow_from(name, items))
         old = list(net.get("allow_from") or [])
         net["allow_from"] = sorted(set(old) | given if allow else set(old) - given)

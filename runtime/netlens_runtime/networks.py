@@ -110,7 +110,7 @@ def remove_network(name: str) -> None:
         networks = state.load_networks()
         net = networks.get(name)
         if net is None:
-            raise NotFound(f"no network {name}{suggest.hint(name, 'networks')}")
+            raise NotFound(f"no network {name!r}{suggest.hint(name, 'networks')}")
         users = sorted(set((net.get("allocations") or {}).values()))
         users = [u for u in users if os.path.exists(state.container_path(u))]
         if users:
