@@ -56,6 +56,15 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
+def _num(v: Any) -> str:
+    return "-" if v is None else str(v)
+
+
+def _bps(bw: dict[str, Any], key: str) -> str:
+    v = bw.get(key)
+    return "-" if v is None else rate(float(v))
+
+
 def format_table(doc: dict[str, Any]) -> str:
     """The plain-text view: one row per server, then the cross-server tunnels."""
     lines = [
@@ -68,19 +77,12 @@ def format_table(doc: dict[str, Any]) -> str:
         cpu = s["cpu"] or {}
         find = s["findings"] or {}
 
-        def num(v: Any) -> str:
-            return "-" if v is None else str(v)
-
-        def bps(key: str) -> str:
-            v = bw.get(key)
-            return "-" if v is None else rate(float(v))
-
         lines.append(
-            f"{terminal(s['alias'])[:20]:<20} {s['state']:<16} {num(s['containers']):>5} "
-            f"{num(s['namespaces']):>5} {bps('containers_rx_bps'):>10} "
-            f"{bps('containers_tx_bps'):>10} {bps('uplink_capacity_bps'):>10} "
+            f"{terminal(s['alias'])[:20]:<20} {s['state']:<16} {_num(s['containers']):>5} "
+            f"{_num(s['namespaces']):>5} {_bps(bw, 'containers_rx_bps'):>10} "
+            f"{_bps(bw, 'containers_tx_bps'):>10} {_bps(bw, 'uplink_capacity_bps'):>10} "
             f"{size(mem.get('used')) + '/' + size(mem.get('total')):>17} "
-            f"{num(cpu.get('count')):>4} {num(find.get('total')):>4}"
+            f"{_num(cpu.get('count')):>4} {_num(find.get('total')):>4}"
         )
         if s["reason"]:
             lines.append(f"  {terminal(s['reason'])}")
