@@ -44,6 +44,12 @@ HEADLESS = [
     "netlens.exporter.collector",
     "netlens.exporter.server",
     "netlens.commands.exporter",
+    "netlens.fleet.protocol",
+    "netlens.fleet.merge",
+    "netlens.fleet.config",
+    "netlens.fleet.client",
+    "netlens.commands.fleet",
+    "netlens.commands.agent",
 ]
 PROBE = """
 import json, sys
