@@ -42,19 +42,23 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _watch_stdin(stdin: Any, active: Any) -> None:
+def _watch_stdin(fd: int, active: Any) -> None:
     """Block on stdin until EOF, then stop the main thread with SIGTERM (a thread
     cannot raise in another; a signal to ourselves reaches the main thread's
-    handler even while it sleeps in the monitor's wait)."""
+    handler even while it sleeps in the monitor's wait).
+
+    Raw ``os.read`` on the descriptor, not ``sys.stdin``: a daemon thread blocked
+    inside a buffered reader holds its lock, and the interpreter aborts at exit
+    when it cannot take that lock (SIGABRT instead of a clean exit on SIGTERM)."""
     import os
     import signal
     import threading
 
     def watch() -> None:
         try:
-            while stdin.read(4096):
+            while os.read(fd, 4096):
                 pass
-        except (OSError, ValueError):
+        except OSError:
             pass
         if active.is_set():  # not after run() put the default handler back
             os.kill(os.getpid(), signal.SIGTERM)
@@ -84,8 +88,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)}
     mon = LiveMonitor(interval=args.interval, history_seconds=max(args.interval, 60))
     try:
-        if out is sys.stdout:
-            _watch_stdin(sys.stdin.buffer, active)
+        if out is sys.stdout and (fd := _stdin_fd()) is not None:
+            _watch_stdin(fd, active)
         snap = mon.open()
         out.write(protocol.line(protocol.header(__version__, snap.server.hostname)))
         out.write(dumps(with_findings(snap)) + "\n")
@@ -107,6 +111,15 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         for s, h in old.items():
             signal.signal(s, h)
     return 0
+
+
+def _stdin_fd() -> int | None:
+    """stdin's descriptor, or None when there is none (closed at start): then only
+    a signal or a broken stdout stops the agent."""
+    try:
+        return sys.stdin.fileno() if sys.stdin is not None else None
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _quiet_stdout() -> None:
