@@ -16,6 +16,7 @@ import sys
 from typing import Any, TextIO
 
 from netlens.commands.stats import _positive_float
+from netlens.errors import UsageError
 from netlens.kernel.inert import terminal
 from netlens.stats.units import rate, size
 
@@ -100,6 +101,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Query the fleet, print the document or the table."""
     import asyncio
     import json
+    import os
 
     from netlens import __version__
     from netlens.fleet.client import query_fleet
@@ -107,6 +109,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from netlens.fleet.merge import fleet_document
 
     out = out or sys.stdout
+    for path in args.ssh_config or ():
+        if not os.access(path, os.R_OK):
+            raise UsageError(f"cannot read ssh config {path}")
     specs = hosts_from(list(args.hosts), args.file, args.timeout)
     results = asyncio.run(query_fleet(specs, __version__, args.interval, args.ssh_config))
     doc = fleet_document(results, __version__)

@@ -9,6 +9,8 @@ runs, which is how one sshd plays several servers:
   and rate samples until its stdin closes, like the agent;
 - slowhost: sends the header, then nothing (slow, with its own short deadline);
 - oldhost: an agent of another netlens version (version_mismatch, data kept);
+- bighost: a dump of more than 3 MiB in one line (asyncssh's readline would stop
+  at its 2 MiB receive window and hand back part of it);
 - local: no forced command: the real ``netlens agent`` of this tree on this host;
 - nonetlens: a command that does not exist (error, with the shell's exit status);
 - closed: a port where nothing listens (unreachable).
@@ -122,12 +124,15 @@ class Fleet:
     def write_sims(self) -> None:
         (self.root / "sim.py").write_text(SIM)
         plan = {"lab1": ("lab2", 2, __version__), "lab2": ("lab1", 0, __version__),
-                "old": (None, 0, "0.0.1-old"), "slow": (None, 0, __version__)}  # fmt: skip
+                "old": (None, 0, "0.0.1-old"), "slow": (None, 0, __version__),
+                "big": (None, 0, __version__)}  # fmt: skip
         for name, (peer, findings, version) in plan.items():
-            host = {"old": "lab3", "slow": "lab3"}.get(name, name)
+            host = {"old": "lab3", "slow": "lab3", "big": "lab3"}.get(name, name)
             head = {"netlens_agent": 1, "netlens_version": version, "hostname": host}
             (self.root / f"{name}.header").write_text(json.dumps(head))
             doc = sim_dump_doc(host, peer, findings)
+            if name == "big":
+                doc["warnings"] = [f"padding {n} " + "x" * 1000 for n in range(3500)]
             (self.root / f"{name}.dump").write_text(json.dumps(doc))
             rx = {"lab1": 4e6, "lab2": 2e6}.get(name, 1e6)
             sample = sim_sample(sim_snapshot(host, peer), rx, rx / 2)
@@ -142,6 +147,7 @@ class Fleet:
             "lab2": f"{env} {sys.executable} {self.root}/sim.py lab2",
             "slowhost": f"{env} {sys.executable} {self.root}/sim.py slow",
             "oldhost": f"{env} {sys.executable} {self.root}/sim.py old",
+            "bighost": f"{env} {sys.executable} {self.root}/sim.py big",
             "local": None,
             "nonetlens": None,
         }
@@ -231,6 +237,7 @@ class Fleet:
             "  - {alias: lab2, labels: {rack: r2}}\n"
             "  - {alias: slowhost, timeout: 3}\n"
             "  - oldhost\n"
+            "  - bighost\n"
             f"  - {{alias: local, command: {json.dumps(agent)}}}\n"
             f"  - {{alias: nonetlens, command: env FLEET_TEST_TAG={self.tag} no-such-netlens-x}}\n"
             "  - closed\n"
@@ -267,7 +274,8 @@ def test_document_validates(document: dict[str, Any]) -> None:
     schema = json.loads(Path(schema_path()).read_text())
     jsonschema.Draft202012Validator(schema).validate(document)
     aliases = [s["alias"] for s in document["servers"]]
-    assert aliases == ["lab1", "lab2", "slowhost", "oldhost", "local", "nonetlens", "closed"]
+    assert aliases == ["lab1", "lab2", "slowhost", "oldhost", "bighost", "local", "nonetlens",
+                       "closed"]  # fmt: skip
 
 
 def rows(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -297,12 +305,14 @@ def test_faulty_servers_do_not_block_the_others(document: dict[str, Any]) -> Non
     old = r["oldhost"]
     assert old["state"] == "version_mismatch" and "0.0.1-old" in old["reason"]
     assert old["containers"] == 3  # same protocol: its data still counts
+    big = r["bighost"]
+    assert big["state"] == "ok" and big["containers"] == 3 and big["bandwidth"] is not None
     bad = r["nonetlens"]
     assert bad["state"] == "error" and "exit status 127" in bad["reason"]
     for s in document["servers"]:
         assert s["reason"] is None or "\n" not in s["reason"]
     assert document["totals"]["by_state"] == {
-        "error": 1, "ok": 3, "slow": 1, "unreachable": 1, "version_mismatch": 1,
+        "error": 1, "ok": 4, "slow": 1, "unreachable": 1, "version_mismatch": 1,
     }  # fmt: skip
 
 
@@ -334,6 +344,12 @@ def test_all_unreachable_exits_1(fleet: Fleet) -> None:
     res = fleet.run("closed", "--json")
     assert res.returncode == 1
     assert json.loads(res.stdout)["servers"][0]["state"] == "unreachable"
+
+
+def test_unreadable_ssh_config_is_one_line(fleet: Fleet) -> None:
+    res = fleet.run("lab1", "--ssh-config", str(fleet.root / "nonexistent"))
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr.strip() == f"netlens: cannot read ssh config {fleet.root / 'nonexistent'}"
 
 
 # --- netlens agent as a local process --------------------------------------------------
