@@ -121,6 +121,7 @@ def server_summary(r: ServerResult) -> dict[str, Any]:
         "hostname": None,
         "netlens_version": None,
         "agent_protocol": None,
+        "root": None,
         "containers": None,
         "namespaces": None,
         "findings": None,
@@ -137,6 +138,7 @@ def server_summary(r: ServerResult) -> dict[str, Any]:
         row["hostname"] = r.header.get("hostname")
     if snap is not None:
         row["hostname"] = snap.server.hostname
+        row["root"] = snap.root
         row["containers"] = len(snap.containers)
         row["namespaces"] = len(snap.namespaces)
         row["findings"] = _findings(snap)

@@ -9,6 +9,7 @@ runs, which is how one sshd plays several servers:
   and rate samples until its stdin closes, like the agent;
 - slowhost: sends the header, then nothing (slow, with its own short deadline);
 - oldhost: an agent of another netlens version (version_mismatch, data kept);
+- newhost: an agent of another protocol (version_mismatch, nothing read past the header);
 - bighost: a dump of more than 3 MiB in one line (asyncssh's readline would stop
   at its 2 MiB receive window and hand back part of it);
 - local: no forced command: the real ``netlens agent`` of this tree on this host;
@@ -125,10 +126,14 @@ class Fleet:
         (self.root / "sim.py").write_text(SIM)
         plan = {"lab1": ("lab2", 2, __version__), "lab2": ("lab1", 0, __version__),
                 "old": (None, 0, "0.0.1-old"), "slow": (None, 0, __version__),
-                "big": (None, 0, __version__)}  # fmt: skip
+                "big": (None, 0, __version__), "new": (None, 0, "9.0.0")}  # fmt: skip
         for name, (peer, findings, version) in plan.items():
-            host = {"old": "lab3", "slow": "lab3", "big": "lab3"}.get(name, name)
-            head = {"netlens_agent": 1, "netlens_version": version, "hostname": host}
+            host = {"old": "lab3", "slow": "lab3", "big": "lab3", "new": "lab3"}.get(name, name)
+            head = {
+                "netlens_agent": 2 if name == "new" else 1,
+                "netlens_version": version,
+                "hostname": host,
+            }
             (self.root / f"{name}.header").write_text(json.dumps(head))
             doc = sim_dump_doc(host, peer, findings)
             if name == "big":
@@ -148,6 +153,7 @@ class Fleet:
             "slowhost": f"{env} {sys.executable} {self.root}/sim.py slow",
             "oldhost": f"{env} {sys.executable} {self.root}/sim.py old",
             "bighost": f"{env} {sys.executable} {self.root}/sim.py big",
+            "newhost": f"{env} {sys.executable} {self.root}/sim.py new",
             "local": None,
             "nonetlens": None,
         }
@@ -238,6 +244,7 @@ class Fleet:
             "  - {alias: slowhost, timeout: 3}\n"
             "  - oldhost\n"
             "  - bighost\n"
+            "  - newhost\n"
             f"  - {{alias: local, command: {json.dumps(agent)}}}\n"
             f"  - {{alias: nonetlens, command: env FLEET_TEST_TAG={self.tag} no-such-netlens-x}}\n"
             "  - closed\n"
@@ -274,8 +281,8 @@ def test_document_validates(document: dict[str, Any]) -> None:
     schema = json.loads(Path(schema_path()).read_text())
     jsonschema.Draft202012Validator(schema).validate(document)
     aliases = [s["alias"] for s in document["servers"]]
-    assert aliases == ["lab1", "lab2", "slowhost", "oldhost", "bighost", "local", "nonetlens",
-                       "closed"]  # fmt: skip
+    assert aliases == ["lab1", "lab2", "slowhost", "oldhost", "bighost", "newhost", "local",
+                       "nonetlens", "closed"]  # fmt: skip
 
 
 def rows(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -305,6 +312,9 @@ def test_faulty_servers_do_not_block_the_others(document: dict[str, Any]) -> Non
     old = r["oldhost"]
     assert old["state"] == "version_mismatch" and "0.0.1-old" in old["reason"]
     assert old["containers"] == 3  # same protocol: its data still counts
+    new = r["newhost"]
+    assert new["state"] == "version_mismatch" and "agent protocol 2" in new["reason"]
+    assert new["agent_protocol"] == 2 and new["containers"] is None
     big = r["bighost"]
     assert big["state"] == "ok" and big["containers"] == 3 and big["bandwidth"] is not None
     bad = r["nonetlens"]
@@ -312,14 +322,14 @@ def test_faulty_servers_do_not_block_the_others(document: dict[str, Any]) -> Non
     for s in document["servers"]:
         assert s["reason"] is None or "\n" not in s["reason"]
     assert document["totals"]["by_state"] == {
-        "error": 1, "ok": 4, "slow": 1, "unreachable": 1, "version_mismatch": 1,
+        "error": 1, "ok": 4, "slow": 1, "unreachable": 1, "version_mismatch": 2,
     }  # fmt: skip
 
 
 def test_the_real_agent_on_this_host(document: dict[str, Any]) -> None:
     s = rows(document)["local"]
     assert s["state"] == "ok", s["reason"]
-    assert s["hostname"] == os.uname().nodename
+    assert s["hostname"] == os.uname().nodename and s["root"] is True
     assert s["namespaces"] >= 1 and s["netlens_version"] == __version__
     assert s["bandwidth"] is not None and s["memory"]["total"] > 0
 
