@@ -36,6 +36,16 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the fleet document as JSON")
     p.add_argument("--pretty", action="store_true", help="indent the JSON")
     p.add_argument(
+        "--tui",
+        action="store_true",
+        help="show the fleet in the dashboard; Enter opens a server's full dashboard",
+    )
+    p.add_argument(
+        "--theme",
+        default=argparse.SUPPRESS,
+        help="dashboard theme for a server's dashboard (as 'netlens --theme')",
+    )
+    p.add_argument(
         "--timeout",
         type=_positive_float,
         metavar="S",
@@ -109,12 +119,18 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from netlens.fleet.merge import fleet_document
 
     out = out or sys.stdout
+    if args.tui and args.json:
+        raise UsageError("--tui and --json contradict each other; pick one")
+    if args.tui and not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError("--tui needs a terminal; for scripts use 'netlens fleet --json'")
     for path in args.ssh_config or ():
         if not os.access(path, os.R_OK):
             raise UsageError(f"cannot read ssh config {path}")
     specs = hosts_from(list(args.hosts), args.file, args.timeout)
     results = asyncio.run(query_fleet(specs, __version__, args.interval, args.ssh_config))
     doc = fleet_document(results, __version__)
+    if args.tui:
+        return run_tui(doc, {r.alias: r.snapshot for r in results if r.snapshot}, args)
     if args.json:
         kw: dict[str, Any] = {"indent": 2} if args.pretty else {"separators": (",", ":")}
         out.write(json.dumps(doc, allow_nan=False, **kw) + "\n")
@@ -123,3 +139,16 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out.flush()
     answered = any(r.snapshot is not None for r in results)
     return 0 if answered else 1
+
+
+def run_tui(doc: dict[str, Any], dumps: dict[str, Any], args: argparse.Namespace) -> int:
+    """The fleet view; Enter on a server opens its dashboard (read-only, on the dump it
+    sent), and quitting that comes back to the fleet."""
+    from netlens.commands.dashboard import launch
+    from netlens.tui.fleet import DumpSource, FleetApp
+
+    while True:
+        alias = FleetApp(doc, set(dumps)).run()
+        if alias is None:
+            return 0
+        launch(DumpSource(dumps[alias], alias), args)

@@ -196,3 +196,18 @@ def test_fleet_file_mistakes_are_one_line(tmp_path: Path, text: str, why: str) -
 def test_no_hosts_at_all() -> None:
     with pytest.raises(UsageError, match="no hosts"):
         hosts_from([], None, None)
+
+
+@pytest.mark.parametrize(
+    ("argv", "why"),
+    [
+        (["fleet", "--tui", "--json", "h"], "--tui and --json contradict"),
+        (["fleet", "--tui", "h"], "--tui needs a terminal"),
+    ],
+)
+def test_tui_flag_mistakes(argv: list[str], why: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from netlens.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert why in err and err.count("\n") == 1
