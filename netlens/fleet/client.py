@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     import asyncssh
 
 _CHUNK = 1 << 16
+MAX_LINE = 1 << 30
+"""A line longer than this is not a dump (1000 namespaces make about 60 MB): a
+server streaming garbage without newlines is cut off instead of filling memory."""
 
 
 def _asyncssh() -> Any:
@@ -43,8 +46,9 @@ class LineReader:
     """Whole lines from an SSH stream. asyncssh's own readline stops at its receive
     window (2 MiB) and returns a partial line; a dump of a big server is larger."""
 
-    def __init__(self, stream: asyncssh.SSHReader[bytes]) -> None:
+    def __init__(self, stream: asyncssh.SSHReader[bytes], limit: int = MAX_LINE) -> None:
         self._stream = stream
+        self._limit = limit
         self._buf = bytearray()
         self._eof = False
 
@@ -64,6 +68,8 @@ class LineReader:
                     return text
                 return None
             start = len(self._buf)
+            if start > self._limit:
+                raise protocol.ProtocolError(f"a line longer than {self._limit} bytes")
             chunk = await self._stream.read(_CHUNK)
             if not chunk:
                 self._eof = True

@@ -211,3 +211,27 @@ def test_tui_flag_mistakes(argv: list[str], why: str, capsys: pytest.CaptureFixt
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert why in err and err.count("\n") == 1
+
+
+class _Stream:
+    """Stands in for an SSH channel's stdout: hands out the given chunks, then EOF."""
+
+    def __init__(self, *chunks: bytes) -> None:
+        self.chunks = list(chunks)
+
+    async def read(self, n: int) -> bytes:
+        return self.chunks.pop(0) if self.chunks else b""
+
+
+def test_line_reader_joins_chunks_and_caps_a_line() -> None:
+    import asyncio
+
+    from netlens.fleet.client import LineReader
+
+    async def lines(reader: LineReader) -> list[str | None]:
+        return [await reader.readline() for _ in range(4)]
+
+    got = asyncio.run(lines(LineReader(_Stream(b'{"a":', b'1}\n{"b"', b":2}\ntail"))))  # type: ignore[arg-type]
+    assert got == ['{"a":1}', '{"b":2}', "tail", None]
+    with pytest.raises(protocol.ProtocolError, match="longer than 8 bytes"):
+        asyncio.run(lines(LineReader(_Stream(b"x" * 5, b"y" * 5, b"z" * 5), limit=8)))  # type: ignore[arg-type]
