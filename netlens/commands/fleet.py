@@ -15,7 +15,7 @@ import argparse
 import sys
 from typing import Any, TextIO
 
-from netlens.commands.stats import _positive_float
+from netlens.commands.stats import _count, _positive_float
 from netlens.errors import UsageError
 from netlens.kernel.inert import terminal
 from netlens.stats.units import rate, size
@@ -57,6 +57,19 @@ def add_parser(sub: Any) -> None:
         default=1.0,
         metavar="S",
         help="seconds the agents measure rates over (default 1)",
+    )
+    p.add_argument(
+        "--watch",
+        action="store_true",
+        help="keep streaming: print the fleet every interval (NDJSON with --json), "
+        "reconnecting lost servers with backoff",
+    )
+    p.add_argument(
+        "--count",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="with --watch: documents to print (0: until Ctrl-C)",
     )
     p.add_argument(
         "--ssh-config",
@@ -121,12 +134,18 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     if args.tui and args.json:
         raise UsageError("--tui and --json contradict each other; pick one")
+    if args.tui and args.watch:
+        raise UsageError("--tui reads the fleet once; --watch prints it (table or --json)")
+    if args.count and not args.watch:
+        raise UsageError("--count goes with --watch")
     if args.tui and not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("--tui needs a terminal; for scripts use 'netlens fleet --json'")
     for path in args.ssh_config or ():
         if not os.access(path, os.R_OK):
             raise UsageError(f"cannot read ssh config {path}")
     specs = hosts_from(list(args.hosts), args.file, args.timeout)
+    if args.watch:
+        return run_watch(specs, args, out)
     results = asyncio.run(query_fleet(specs, __version__, args.interval, args.ssh_config))
     doc = fleet_document(results, __version__)
     if args.tui:
@@ -152,3 +171,30 @@ def run_tui(doc: dict[str, Any], dumps: dict[str, Any], args: argparse.Namespace
         if alias is None:
             return 0
         launch(DumpSource(dumps[alias], alias), args)
+
+
+def run_watch(specs: list[Any], args: argparse.Namespace, out: TextIO) -> int:
+    """``--watch``: one fleet document (or table) per interval until ``--count``."""
+    import asyncio
+    import json
+
+    from netlens import __version__
+    from netlens.fleet.merge import ServerResult, fleet_document
+    from netlens.fleet.watch import watch_fleet
+
+    tty = out.isatty() and not args.json
+    printed = 0
+
+    def emit(results: list[ServerResult]) -> None:
+        nonlocal printed
+        doc = fleet_document(results, __version__)
+        if args.json:
+            out.write(json.dumps(doc, allow_nan=False, separators=(",", ":")) + "\n")
+        else:
+            out.write(("\x1b[H\x1b[J" if tty else "\n" if printed else "") + format_table(doc))
+            out.write("\n")
+        out.flush()
+        printed += 1
+
+    asyncio.run(watch_fleet(specs, __version__, args.interval, args.ssh_config, emit, args.count))
+    return 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import warnings
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from netlens.errors import NetlensError
@@ -106,8 +107,14 @@ async def query_host(
     local_version: str,
     interval: float = 1.0,
     ssh_config: list[str] | None = None,
+    on_sample: Callable[[ServerResult], None] | None = None,
 ) -> ServerResult:
-    """One server's result; never raises for the server's faults (they become states)."""
+    """One server's result; never raises for the server's faults (they become states).
+
+    With ``on_sample`` the channel stays open after the first sample: each sample
+    updates the result and calls ``on_sample``, until the stream ends or stalls
+    (no sample within the host's timeout or three intervals, whichever is longer);
+    the result returned then says why it ended."""
     import shlex
 
     from netlens.model.serialize import loads
@@ -153,6 +160,10 @@ async def query_host(
                 f"{protocol.PROTOCOL}"
             )
             return res
+        theirs = res.header.get("netlens_version")
+        if theirs != local_version:
+            res.state = "version_mismatch"
+            res.reason = f"agent runs netlens {theirs}, this client is {local_version}"
         phase = "the dump"
         text = await asyncio.wait_for(reader.readline(), left())
         if text is None:
@@ -165,9 +176,21 @@ async def query_host(
             res.state, res.reason = "error", await _exit_reason(proc)
             return res
         res.sample = protocol.parse_sample(text)
+        if on_sample is None:
+            return res
+        on_sample(res)
+        stall = max(spec.timeout, 3 * interval)
+        phase = "a rate sample"
+        while (text := await asyncio.wait_for(reader.readline(), stall)) is not None:
+            res.sample = protocol.parse_sample(text)
+            on_sample(res)
+        res.state, res.reason = "unreachable", await _exit_reason(proc)
+        return res
     except TimeoutError:
         res.state = "slow"
         res.reason = f"no {phase} within {spec.timeout:g} s"
+        if phase == "a rate sample":
+            res.reason = f"no {phase} within {stall:g} s"
         return res
     except (OSError, ssh.Error) as err:
         res.state, res.reason = "unreachable", f"while reading {phase}: {_one_line(err)}"
@@ -177,11 +200,6 @@ async def query_host(
         return res
     finally:
         await _close(conn, proc)
-    theirs = res.header.get("netlens_version")
-    if theirs != local_version:
-        res.state = "version_mismatch"
-        res.reason = f"agent runs netlens {theirs}, this client is {local_version}"
-    return res
 
 
 async def _exit_reason(proc: Any) -> str:

@@ -21,9 +21,10 @@ if TYPE_CHECKING:
     from netlens.model.types import Snapshot
 
 FLEET_SCHEMA_VERSION = "1.0"
-STATES = ("ok", "unreachable", "slow", "version_mismatch", "error")
+STATES = ("ok", "unreachable", "slow", "version_mismatch", "error", "connecting")
 """``error``: the server answered but not with a usable agent stream (a command
-that failed, garbage on stdout); its reason says which."""
+that failed, garbage on stdout); its reason says which. ``connecting``: ``--watch``
+has not heard from it yet."""
 
 
 @dataclasses.dataclass

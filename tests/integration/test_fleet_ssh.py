@@ -403,3 +403,55 @@ def test_agent_stream_and_its_ends(how: str) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# --- --watch: streaming, and reconnecting a server whose agent died ------------------
+
+
+def test_watch_streams_and_reconnects_a_lost_server(fleet: Fleet) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "runtime")])
+    env["NETLENS_NO_LOG"] = "1"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "netlens", "fleet", "--ssh-config", str(fleet.root / "ssh_config"),
+         "--watch", "--json", "--interval", "0.2", "--timeout", "120", "lab1", "closed"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    schema = jsonschema.Draft202012Validator(json.loads(Path(schema_path()).read_text()))
+    seen: list[str] = []
+
+    def until(state: str, alias: str = "lab1") -> dict[str, Any]:
+        assert proc.stdout is not None
+        end = time.monotonic() + DEADLINE
+        while time.monotonic() < end:
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read() if proc.stderr else ""
+            doc: dict[str, Any] = json.loads(line)
+            schema.validate(doc)
+            row = rows(doc)[alias]
+            seen.append(row["state"])
+            if row["state"] == state:
+                return doc
+        raise AssertionError(f"{alias} never became {state}: {seen}")
+
+    try:
+        doc = until("ok")
+        assert rows(doc)["closed"]["state"] == "unreachable"
+        assert "retrying in" in rows(doc)["closed"]["reason"]
+        for pid in tagged_pids(fleet.tag):  # the simulator behind lab1 dies
+            os.kill(pid, signal.SIGKILL)
+        lost = until("unreachable")
+        assert "agent ended" in rows(lost)["lab1"]["reason"]
+        again = until("ok")  # reconnected after the backoff
+        assert rows(again)["lab1"]["bandwidth"]["containers_rx_bps"] == 4e6
+        assert tagged_pids(fleet.tag)  # a new simulator runs
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=DEADLINE)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130
+    assert proc.stderr is not None and "Traceback" not in proc.stderr.read()
+    assert wait_gone(fleet.tag) == []

@@ -48,6 +48,7 @@ HEADLESS = [
     "netlens.fleet.merge",
     "netlens.fleet.config",
     "netlens.fleet.client",
+    "netlens.fleet.watch",
     "netlens.commands.fleet",
     "netlens.commands.agent",
 ]
