@@ -98,12 +98,14 @@ def version_report() -> str:
 def build_parser() -> argparse.ArgumentParser:
     """Build the argparse tree: inspector commands plus the runtime's verbs."""
     from netlens.commands import (
+        agent,
         completion,
         dashboard,
         demo,
         doctor,
         dump,
         exporter,
+        fleet,
         stats,
         trace,
         view,
@@ -130,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_parser(sub)
     doctor.add_parser(sub)
     exporter.add_parser(sub)
+    fleet.add_parser(sub)
+    agent.add_parser(sub)
     demo.add_parser(sub)
     runtime_cli.add_commands(sub)
     completion.add_parser(sub)

@@ -44,6 +44,13 @@ HEADLESS = [
     "netlens.exporter.collector",
     "netlens.exporter.server",
     "netlens.commands.exporter",
+    "netlens.fleet.protocol",
+    "netlens.fleet.merge",
+    "netlens.fleet.config",
+    "netlens.fleet.client",
+    "netlens.fleet.watch",
+    "netlens.commands.fleet",
+    "netlens.commands.agent",
 ]
 PROBE = """
 import json, sys
