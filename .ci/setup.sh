@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 # zsh runs the completion tests; tcpdump, iperf3 and ping are the host's tools a container
 # must still run (tests/integration/test_confine_fs.py); libseccomp2 compiles every
 # container's seccomp filter (without it confined containers are refused).
-DEBS=(iproute2 iperf3 nftables iptables procps util-linux tini busybox-static tmux kmod iputils-ping tcpdump graphviz gcc libc6-dev zsh libseccomp2)
+DEBS=(iproute2 iperf3 nftables iptables procps util-linux tini busybox-static tmux kmod iputils-ping tcpdump tshark graphviz gcc libc6-dev zsh libseccomp2)
 missing=()
 for p in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -17,6 +17,8 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   apt-get update -qq
+  # tshark asks whether non-root users may capture: no (netlens capture runs as root)
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 

@@ -26,6 +26,8 @@ HEADLESS = [
     "netlens.kernel.native",
     "netlens.kernel.walker",
     "netlens.kernel.inert",
+    "netlens.kernel.packet",
+    "netlens.kernel.pcapng",
     "netlens.discovery",
     "netlens.model",
     "netlens.model.graph",
@@ -40,6 +42,10 @@ HEADLESS = [
     "netlens.analysis.trace",
     "netlens.analysis.render",
     "netlens.commands.trace",
+    "netlens.analysis.capture",
+    "netlens.analysis.capture_targets",
+    "netlens.analysis.capture_print",
+    "netlens.commands.capture",
 ]
 PROBE = """
 import json, sys
