@@ -46,6 +46,10 @@ HEADLESS = [
     "netlens.analysis.capture_targets",
     "netlens.analysis.capture_print",
     "netlens.commands.capture",
+    "netlens.exporter",
+    "netlens.exporter.collector",
+    "netlens.exporter.server",
+    "netlens.commands.exporter",
 ]
 PROBE = """
 import json, sys
