@@ -11,8 +11,8 @@ time order. Sockets deliver independently (a ring hands over a block at the
 latest 50 ms after its first packet), so with several targets packets wait in
 a heap until they are older than :data:`HOLD_NS`; then nothing later can sort
 before them. With one target they go straight out. It stops on a packet
-count, a duration, Ctrl-C (or SIGTERM, which the command maps to it) or when
-every target has gone; a target whose interface vanishes is closed and
+count, a duration, a stop event (the command sets it on Ctrl-C and SIGTERM) or
+when every target has gone; a target whose interface vanishes is closed and
 reported, and the rest go on.
 
 Own output stream: a capture whose output leaves through a captured interface
@@ -29,6 +29,7 @@ import os
 import select
 import socket
 import stat
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -192,6 +193,36 @@ def open_targets(
     return opened
 
 
+DRAIN_S = 1.0
+"""At a stop, how long to wait for packets the kernel accepted but has not handed over."""
+
+
+def _drain(live: list[Opened], until: float) -> list[Out]:
+    """Every packet still queued on the live sockets, waiting (bounded) for ring
+    blocks the kernel has not retired yet, so a stopped capture's file holds every
+    packet the kernel counted as received (minus its drops)."""
+    out: list[Out] = []
+    waiting = list(live)
+    while waiting:
+        for o in list(waiting):
+            try:
+                pkts = o.source.read()
+            except InterfaceGone:
+                pkts = []
+                waiting.remove(o)
+            out.extend((t, o.index, d, n) for t, d, n in pkts)
+            if o in waiting and not o.source.pending():
+                waiting.remove(o)
+        left = until - time.monotonic()
+        if not waiting or left <= 0:
+            break
+        poller = select.poll()
+        for o in waiting:
+            poller.register(o.source.fileno(), select.POLLIN)
+        poller.poll(max(1, min(20, int(left * 1000))))
+    return out
+
+
 def run(
     opened: list[Opened],
     sink: Callable[[list[Out]], None],
@@ -199,8 +230,16 @@ def run(
     count: int | None = None,
     seconds: float | None = None,
     on_gone: Callable[[Opened], None] | None = None,
+    stop: threading.Event | None = None,
+    drain_s: float = DRAIN_S,
 ) -> Result:
-    """Capture until ``count`` packets, ``seconds``, Ctrl-C, or every target gone."""
+    """Capture until ``count`` packets, ``seconds``, ``stop`` is set (the command sets
+    it on SIGINT and SIGTERM, the dashboard on its key), or every target has gone.
+
+    A stop by signal or duration first drains what the kernel still holds (see
+    :func:`_drain`); packets are never split from their block by an exception
+    because signals only set ``stop``, checked between reads.
+    """
     result = Result(opened)
     by_fd = {o.source.fileno(): o for o in opened}
     poller = select.poll()
@@ -211,6 +250,7 @@ def run(
     read_total = 0
     emitted = 0
     deadline = None if seconds is None else time.monotonic() + seconds
+    drain = False
 
     def emit(batch: list[Out]) -> None:
         nonlocal emitted
@@ -224,11 +264,16 @@ def run(
 
     try:
         while by_fd:
+            if stop is not None and stop.is_set():
+                result.reason = "interrupted"
+                drain = True
+                break
             wait = 100
             if deadline is not None:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     result.reason = "duration"
+                    drain = True
                     break
                 wait = max(1, min(wait, int(left * 1000) + 1))
             for fd, _ev in poller.poll(wait):
@@ -267,9 +312,13 @@ def run(
             result.reason = "all targets gone"
     except KeyboardInterrupt:
         result.reason = "interrupted"
+        drain = True
     finally:
-        heap.sort()
         try:
+            if drain:
+                live = [o for o in opened if o.gone is None]
+                heap.extend(_drain(live, time.monotonic() + drain_s))
+            heap.sort()
             emit(heap)
         finally:
             for o in opened:

@@ -109,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
     import os
     import signal
     import sys
+    import threading
 
     from netlens.analysis import capture
     from netlens.analysis.capture_print import line
@@ -172,9 +173,14 @@ def run(args: argparse.Namespace) -> int:
             )
             sink = writer.write
 
-        def stop(_sig: int, _frame: object) -> None:
-            raise KeyboardInterrupt
+        # Signals only set the event: run() checks it between reads, so a stop never
+        # tears a ring block in half, and then drains what the kernel still holds.
+        stopping = threading.Event()
 
+        def stop(_sig: int, _frame: object) -> None:
+            stopping.set()
+
+        signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
         print(
             f"netlens: capturing on {', '.join(terminal(o.target.label) for o in opened)}",
@@ -189,7 +195,14 @@ def run(args: argparse.Namespace) -> int:
 
         broken = False
         try:
-            res = capture.run(opened, sink, count=args.count, seconds=args.seconds, on_gone=gone)
+            res = capture.run(
+                opened,
+                sink,
+                count=args.count,
+                seconds=args.seconds,
+                on_gone=gone,
+                stop=stopping,
+            )
         except BrokenPipeError:
             broken = True
             res = capture.Result(opened, "output closed")

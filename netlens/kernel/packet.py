@@ -156,6 +156,7 @@ class PacketSource:
         self.ifindex = 0
         self.received = 0
         self.dropped = 0
+        self.taken = 0
 
     def bind(self) -> None:
         self.sock.bind((self.ifname, ETH_P_ALL))
@@ -175,7 +176,11 @@ class PacketSource:
         return self.sock.fileno()
 
     def stats(self) -> tuple[int, int]:
-        """(packets the filter passed, packets the kernel dropped) since the start."""
+        """(packets the filter passed, packets the kernel dropped) since the start.
+
+        The kernel counts a dropped packet in both numbers, so once every queued
+        packet has been read, ``taken + dropped == received``.
+        """
         if self.sock.fileno() >= 0:
             try:
                 raw = self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 12)
@@ -193,6 +198,12 @@ class PacketSource:
 
     def read(self) -> list[Packet]:
         raise NotImplementedError
+
+    def pending(self) -> bool:
+        """Whether packets the kernel accepted are still queued (a ring's block the
+        kernel has not handed over yet: it does so at most 50 ms after its first packet)."""
+        received, dropped = self.stats()
+        return self.taken + dropped < received
 
     def close(self) -> None:
         self.stats()
@@ -241,6 +252,7 @@ class RingSource(PacketSource):
                 off += nxt
             struct.pack_into("=I", ring, base + 8, TP_STATUS_KERNEL)
             self.next_block = (self.next_block + 1) % self.block_nr
+        self.taken += len(out)
         if not out:
             self._check_error()
         return out
@@ -292,6 +304,7 @@ class RecvSource(PacketSource):
                     sec, nsec = struct.unpack_from("=qq", value)
                     ts = sec * 1_000_000_000 + nsec
             out.append((ts, data, length))
+        self.taken += len(out)
         return out
 
 

@@ -31,6 +31,8 @@ pytestmark = [
 class Pair:
     a: str
     b: str
+    ia: str
+    ib: str
     ip_b: str = "10.66.0.2"
 
 
@@ -38,10 +40,11 @@ class Pair:
 def pair(lab: Lab) -> Iterator[Pair]:
     """Two namespaces joined by a veth a0 <-> b0, 10.66.0.1 and 10.66.0.2."""
     a, b = lab.add_netns("ca"), lab.add_netns("cb")
-    lab.add_veth("a0", "b0", a, b)
-    sh(f"ip -n {a} addr add 10.66.0.1/24 dev a0")
-    sh(f"ip -n {b} addr add 10.66.0.2/24 dev b0")
-    yield Pair(a, b)
+    ia, ib = lab.name("a0"), lab.name("b0")  # unique: veths are born in the host namespace
+    lab.add_veth(ia, ib, a, b)
+    sh(f"ip -n {a} addr add 10.66.0.1/24 dev {ia}")
+    sh(f"ip -n {b} addr add 10.66.0.2/24 dev {ib}")
+    yield Pair(a, b, ia, ib)
 
 
 def start(args: list[str], stdout: int | None = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
@@ -84,23 +87,23 @@ def tshark(path: str, *fields: str, read_filter: str = "") -> list[list[str]]:
 
 def test_two_targets_one_stream(pair: Pair, tmp_path: Path) -> None:
     out = str(tmp_path / "two.pcapng")
-    proc = start([f"{pair.a}:a0", f"{pair.b}:b0", "-f", "icmp", "-w", out])
+    proc = start([f"{pair.a}:{pair.ia}", f"{pair.b}:{pair.ib}", "-f", "icmp", "-w", out])
     ping(pair.a, pair.ip_b, 4)
     rc, err = finish(proc)
     assert rc == 0, err
     rows = tshark(out, "frame.interface_name", "frame.time_epoch", "icmp.type")
     names = [r[0] for r in rows]
-    assert names.count(f"{pair.a}:a0") == 8 and names.count(f"{pair.b}:b0") == 8
+    assert names.count(f"{pair.a}:{pair.ia}") == 8 and names.count(f"{pair.b}:{pair.ib}") == 8
     assert sorted(r[2] for r in rows) == ["0"] * 8 + ["8"] * 8
     stamps = [float(r[1]) for r in rows]
     assert stamps == sorted(stamps)  # merged in time order across the two sockets
-    assert f"{pair.a}:a0: 8 packets captured" in err
+    assert f"{pair.a}:{pair.ia}: 8 packets captured" in err
     assert "0 dropped by kernel" in err
 
 
 def test_filter_honoured(pair: Pair, tmp_path: Path) -> None:
     out = str(tmp_path / "udp.pcapng")
-    proc = start([f"{pair.b}:b0", "-f", "udp", "-w", out])
+    proc = start([f"{pair.b}:{pair.ib}", "-f", "udp", "-w", out])
     ping(pair.a, pair.ip_b, 3)
     sender = (
         "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
@@ -122,11 +125,11 @@ def test_count_and_duration_stop_with_complete_file(pair: Pair, tmp_path: Path) 
     )  # fmt: skip
     try:
         out = str(tmp_path / "count.pcapng")
-        rc, err = finish(start([f"{pair.a}:a0", "-f", "icmp", "-c", "3", "-w", out]), False)
+        rc, err = finish(start([f"{pair.a}:{pair.ia}", "-f", "icmp", "-c", "3", "-w", out]), False)
         assert rc == 0, err
         assert len(tshark(out, "frame.number")) == 3
         out2 = str(tmp_path / "dur.pcap")
-        rc, err = finish(start([f"{pair.a}:a0", "-G", "1", "--pcap", "-w", out2]), False)
+        rc, err = finish(start([f"{pair.a}:{pair.ia}", "-G", "1", "--pcap", "-w", out2]), False)
         assert rc == 0, err
         rows = tshark(out2, "frame.number", "frame.interface_name")
         assert rows, err
@@ -137,27 +140,28 @@ def test_count_and_duration_stop_with_complete_file(pair: Pair, tmp_path: Path) 
 
 def test_vanished_target_rest_goes_on(lab: Lab, pair: Pair, tmp_path: Path) -> None:
     c, d = lab.add_netns("cc"), lab.add_netns("cd")
-    lab.add_veth("c0", "d0", c, d)
+    ic = lab.name("c0")
+    lab.add_veth(ic, lab.name("d0"), c, d)
     out = str(tmp_path / "gone.pcapng")
-    proc = start([f"{pair.a}:a0", f"{c}:c0", "-f", "icmp", "-w", out])
+    proc = start([f"{pair.a}:{pair.ia}", f"{c}:{ic}", "-f", "icmp", "-w", out])
     ping(pair.a, pair.ip_b, 2)
     # deleting d destroys the veth pair, so c0 (in c, which our socket keeps alive) vanishes
     sh(f"ip netns del {d}")
     lab.netns.remove(d)
     assert proc.stderr is not None
     note = proc.stderr.readline().decode()
-    assert f"{c}:c0 vanished" in note
+    assert f"{c}:{ic} vanished" in note
     ping(pair.a, pair.ip_b, 3)
     rc, err = finish(proc)
     assert rc == 0, err
     names = [r[0] for r in tshark(out, "frame.interface_name")]
-    assert names.count(f"{pair.a}:a0") == 10  # 2 + 3 echo requests and replies
-    assert f"{c}:c0: 0 packets captured" in err and "(interface vanished)" in err
+    assert names.count(f"{pair.a}:{pair.ia}") == 10  # 2 + 3 echo requests and replies
+    assert f"{c}:{ic}: 0 packets captured" in err and "(interface vanished)" in err
 
 
 def test_stream_to_tshark_through_a_pipe(pair: Pair) -> None:
     proc = start(
-        [f"{pair.a}:a0:pair", "-f", "icmp[icmptype] == icmp-echo", "-c", "4", "-w", "-"],
+        [f"{pair.a}:{pair.ia}:pair", "-f", "icmp[icmptype] == icmp-echo", "-c", "4", "-w", "-"],
         stdout=subprocess.PIPE,
     )
     ping(pair.a, pair.ip_b, 2)
@@ -167,17 +171,19 @@ def test_stream_to_tshark_through_a_pipe(pair: Pair) -> None:
     )  # fmt: skip
     rc, err = finish(proc, False)
     assert rc == 0, err
-    assert sorted(reader.stdout.split()) == sorted([f"{pair.a}:a0", f"{pair.b}:b0"] * 2)
+    assert sorted(reader.stdout.split()) == sorted(
+        [f"{pair.a}:{pair.ia}", f"{pair.b}:{pair.ib}"] * 2
+    )
 
 
 def test_lines_without_w(pair: Pair) -> None:
-    proc = start([f"{pair.b}:b0", "-f", "icmp", "-c", "2"], stdout=subprocess.PIPE)
+    proc = start([f"{pair.b}:{pair.ib}", "-f", "icmp", "-c", "2"], stdout=subprocess.PIPE)
     ping(pair.a, pair.ip_b, 1)
     out, err = proc.communicate(timeout=60)
     lines = out.decode().splitlines()
     assert len(lines) == 2, err
-    assert f" {pair.b}:b0 10.66.0.1 -> 10.66.0.2 ICMP length 98" in lines[0]
-    assert f" {pair.b}:b0 10.66.0.2 -> 10.66.0.1 ICMP length 98" in lines[1]
+    assert f" {pair.b}:{pair.ib} 10.66.0.1 -> 10.66.0.2 ICMP length 98" in lines[0]
+    assert f" {pair.b}:{pair.ib} 10.66.0.2 -> 10.66.0.1 ICMP length 98" in lines[1]
 
 
 @pytest.mark.parametrize(
@@ -189,7 +195,7 @@ def test_lines_without_w(pair: Pair) -> None:
 )
 def test_bad_filter_one_line_exit_2(pair: Pair, args: list[str], message: str) -> None:
     res = subprocess.run(
-        [sys.executable, "-m", "netlens", "capture", f"{pair.a}:a0", *args],
+        [sys.executable, "-m", "netlens", "capture", f"{pair.a}:{pair.ia}", *args],
         capture_output=True, text=True, env={**os.environ, "NETLENS_NO_LOG": "1"},
     )  # fmt: skip
     assert res.returncode == 2
@@ -202,4 +208,95 @@ def test_bad_target_suggests(pair: Pair) -> None:
         capture_output=True, text=True, env={**os.environ, "NETLENS_NO_LOG": "1"},
     )  # fmt: skip
     assert res.returncode == 2
-    assert res.stderr.count("\n") == 1 and f"did you mean '{pair.a}'" in res.stderr
+    assert res.stderr.count("\n") == 1
+    assert "did you mean" in res.stderr and f"'{pair.a}'" in res.stderr
+
+
+RECEIVER = """
+import socket, sys
+srv = socket.socket()
+srv.bind(("10.66.0.2", 15300))
+srv.listen(1)
+print("ready", flush=True)
+conn, _ = srv.accept()
+with open(sys.argv[1], "wb") as out:
+    while chunk := conn.recv(65536):
+        out.write(chunk)
+"""
+
+
+def test_own_output_stream_is_excluded(pair: Pair, tmp_path: Path) -> None:
+    """stdout is a TCP connection leaving through the captured interface itself, and
+    no filter is given: without the automatic exclusion every pcapng block written
+    would be captured again (packets making packets)."""
+    out = tmp_path / "own.pcapng"
+    recv = subprocess.Popen(
+        ["ip", "netns", "exec", pair.b, sys.executable, "-c", RECEIVER, str(out)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert recv.stdout is not None and recv.stdout.readline() == "ready\n"
+        script = (
+            "exec 1<>/dev/tcp/10.66.0.2/15300; "
+            f'exec "{sys.executable}" -m netlens capture {pair.a}:{pair.ia} -w -'
+        )
+        env = {**os.environ, "NETLENS_NO_LOG": "1"}
+        env.pop("SSH_CONNECTION", None)
+        cap = subprocess.Popen(
+            ["ip", "netns", "exec", pair.a, "bash", "-c", script],
+            stderr=subprocess.PIPE, env=env,
+        )  # fmt: skip
+        assert cap.stderr is not None
+        first = cap.stderr.readline().decode()
+        assert first.startswith("netlens: not capturing its own output stream (tcp "), first
+        assert "capturing on" in cap.stderr.readline().decode()
+        ping(pair.a, pair.ip_b, 5)
+        rc, err = finish(cap)
+        assert rc == 0, err
+        recv.wait(timeout=30)
+    finally:
+        for p in (recv,):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    rows = tshark(str(out), "frame.interface_name", "ip.proto", read_filter="ip")
+    assert [r[1] for r in rows] == ["1"] * 10, rows  # the 5 pings, not one TCP segment
+    # run inside pair.a, discovery calls that namespace the host: the label is host:IFNAME
+    assert f":{pair.ia}: " in err and "0 dropped by kernel" in err
+
+
+LAB_YAML = """
+name: cap
+networks:
+  lan: {{subnet: 10.66.{o}.0/24}}
+nodes:
+  web: {{network: lan, ip: 10.66.{o}.10}}
+  db: {{network: lan, ip: 10.66.{o}.11}}
+"""
+
+
+def test_lab_nodes_named_as_wireshark_shows_them(labstate: Path, tmp_path: Path) -> None:
+    """Real containers of the bundled runtime, selected by container name (their eth0):
+    tshark shows each packet under `CONTAINER:eth0`, with exact counts."""
+    from conftest import RUN_TAG
+
+    from netlens_runtime import lab_ops, lab_record
+    from netlens_runtime.lab_spec import load_lab
+
+    octet = 100 + int(RUN_TAG, 16) % 150
+    path = tmp_path / "cap.yaml"
+    path.write_text(LAB_YAML.format(o=octet))
+    spec = load_lab(str(path), name=f"cp{RUN_TAG}")
+    lab_ops.lab_up(spec)
+    web, db = lab_record.node_name(spec.name, "web"), lab_record.node_name(spec.name, "db")
+    out = str(tmp_path / "lab.pcapng")
+    proc = start([web, db, "-f", "icmp", "-w", out])
+    from netlens_runtime import api
+
+    pid = next(int(c["pid"]) for c in api.list_containers() if c["name"] == web)
+    sh(f"nsenter --net=/proc/{pid}/ns/net ping -q -c 3 -i 0.2 -W 2 10.66.{octet}.11")
+    rc, err = finish(proc)
+    assert rc == 0, err
+    names = [r[0] for r in tshark(out, "frame.interface_name")]
+    assert names.count(f"{web}:eth0") == 6 and names.count(f"{db}:eth0") == 6, names
+    assert f"{web}:eth0: 6 packets captured" in err
