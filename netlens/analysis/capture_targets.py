@@ -175,3 +175,34 @@ def resolve_targets(snap: Snapshot, specs: list[str]) -> list[Target]:
                 seen.add(key)
                 out.append(t)
     return out
+
+
+def node_targets(snap: Snapshot, key: str) -> list[Target]:
+    """What the dashboard's ``w`` captures on a node: an interface key
+    (``NETNS/IFINDEX``) gives that interface, a container or namespace id every
+    non-loopback interface of its namespace. Labels as :func:`resolve_targets` makes
+    them, so the file reads the same as one the command wrote."""
+    netns_id, sep, index = key.rpartition("/")
+    if sep and index.isdigit():
+        ns = snap.netns(netns_id)
+        itf = ns.interface(int(index)) if ns is not None else None
+        if ns is None or itf is None:
+            raise UsageError("that interface is gone")
+        return [Target(f"{_shown(snap, ns)}:{itf.name}", ns, itf)]
+    ns_id = next((c.netns for c in snap.containers if c.id == key), None) or key
+    ns = snap.netns(ns_id)
+    if ns is None:
+        raise UsageError("that node is gone")
+    ifs = [i for i in ns.interfaces if i.kind != "loopback"]
+    if not ifs:
+        raise UsageError(f"{_shown(snap, ns)} has no interface to capture")
+    return [Target(f"{_shown(snap, ns)}:{i.name}", ns, i) for i in ifs]
+
+
+def _shown(snap: Snapshot, ns: Netns) -> str:
+    """A namespace as labels name it: host, its container's name, else its own name."""
+    if ns.is_host:
+        return "host"
+    if ns.container is not None:
+        return next((c.name for c in snap.containers if c.id == ns.container), ns.name)
+    return ns.name

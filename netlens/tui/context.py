@@ -26,6 +26,7 @@ class Context:
     ghosts: dict[str, ContainerRow] = field(default_factory=dict)  # rows that went away
     ghost_ttl: dict[str, int] = field(default_factory=dict)  # ticks left before removal
     roles: dict[str, str] = field(default_factory=dict)  # "nl-<role>" -> colour, from theme
+    capturing: str = ""  # the running `w` capture's status line (live packet count)
 
     def style(self, role: str) -> str:
         """A Rich style string for a theme role (cells cannot use CSS variables)."""
