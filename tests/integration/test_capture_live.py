@@ -273,6 +273,73 @@ def test_own_output_stream_is_excluded(pair: Pair, tmp_path: Path) -> None:
     assert f":{pair.ia}: " in err and "0 dropped by kernel" in err
 
 
+SSHD = """
+import os, socket, subprocess, sys
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("10.66.0.1", 15301))
+srv.listen(1)
+print("ready", flush=True)
+conn, peer = srv.accept()
+env = dict(os.environ, SSH_CONNECTION=f"{peer[0]} {peer[1]} 10.66.0.1 15301")
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, env=env)
+print(child.pid, flush=True)
+while chunk := os.read(child.stdout.fileno(), 65536):
+    conn.sendall(chunk)
+child.wait()
+conn.close()
+"""
+
+CLIENT = """
+import socket, sys
+s = socket.create_connection(("10.66.0.1", 15301))
+with open(sys.argv[1], "wb") as out:
+    while chunk := s.recv(65536):
+        out.write(chunk)
+"""
+
+
+def test_ssh_session_stream_is_excluded(pair: Pair, tmp_path: Path) -> None:
+    """As in an SSH login: the capture prints its lines to a pipe that a stand-in sshd
+    (in the captured namespace) relays over TCP, SSH_CONNECTION names that connection.
+    Every printed line would be a TCP segment on the captured interface, printed
+    again; excluded, only the pings are printed."""
+    env = {**os.environ, "NETLENS_NO_LOG": "1"}
+    env.pop("SSH_CONNECTION", None)
+    sshd = subprocess.Popen(
+        ["ip", "netns", "exec", pair.a, sys.executable, "-c", SSHD,
+         sys.executable, "-m", "netlens", "capture", f"{pair.a}:{pair.ia}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    lines = tmp_path / "lines.txt"
+    client = None
+    try:
+        assert sshd.stdout is not None and sshd.stderr is not None
+        assert sshd.stdout.readline() == "ready\n"
+        client = subprocess.Popen(
+            ["ip", "netns", "exec", pair.b, sys.executable, "-c", CLIENT, str(lines)]
+        )
+        pid = int(sshd.stdout.readline())
+        first = sshd.stderr.readline()
+        assert "not capturing its own output stream (tcp 10.66.0.1:15301 <-> 10.66.0.2:" in (
+            first
+        ), first
+        assert "capturing on" in sshd.stderr.readline()
+        ping(pair.a, pair.ip_b, 5)
+        os.kill(pid, signal.SIGINT)
+        _out, err = sshd.communicate(timeout=60)
+        assert sshd.returncode == 0, err
+        client.wait(timeout=30)
+    finally:
+        for p in (sshd, client):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
+    text = lines.read_text().splitlines()
+    assert [ln for ln in text if " TCP " in ln] == []
+    assert len([ln for ln in text if " ICMP length 98" in ln]) == 10, text
+
+
 LAB_YAML = """
 name: cap
 networks:
