@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import io
 import struct
+from pathlib import Path
 
 import pytest
 
 from netlens.analysis.capture import exclusion
 from netlens.analysis.capture_print import line, summary
-from netlens.analysis.capture_targets import resolve_targets
+from netlens.analysis.capture_targets import node_targets, resolve_targets
 from netlens.errors import UsageError
 from netlens.kernel import pcapng
 from netlens.kernel.consts import LINKTYPE_ETHERNET
@@ -187,3 +188,35 @@ def test_targets_forms() -> None:
 def test_targets_errors(spec: str, message: str) -> None:
     with pytest.raises(UsageError, match=message.replace("(", r"\(")):
         resolve_targets(_snapshot(), [spec])
+
+
+def test_node_targets_for_the_dashboard() -> None:
+    snap = _snapshot()
+
+    def node(key: str) -> list[str]:
+        return [t.label for t in node_targets(snap, key)]
+
+    assert node("netns:2/2") == ["web:eth0"]  # an interface key
+    assert node("docker:aaaa1111") == ["web:eth0"]  # a container: its namespace, no lo
+    assert node("netns:3") == ["red:up0", "red:up1"]
+    assert node("netns:1") == ["host:br0", "host:vethweb", "host:vethdb"]
+    # the command line gives the same labels, so both files read alike in Wireshark
+    assert node("netns:1/3") == labels(["vethweb"])
+    for gone in ("netns:9", "netns:2/9", "docker:nope"):
+        with pytest.raises(UsageError, match="gone"):
+            node_targets(snap, gone)
+
+
+def test_dashboard_capture_file_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from netlens.tui.capture import capture_path
+
+    monkeypatch.setenv("NETLENS_CAPTURE_DIR", str(tmp_path))
+    first = capture_path("web:eth0, db:eth0", now=0)
+    assert first == tmp_path / "netlens-web_eth0_db_eth0-19700101-000000.pcapng"
+    first.write_bytes(b"")
+    assert capture_path("web:eth0, db:eth0", now=0).name.endswith("-000000-2.pcapng")
+    hostile = capture_path("../../etc/\x1b[31mx:eth0", now=0)
+    assert (
+        hostile.parent == tmp_path
+        and hostile.name == "netlens-etc_31mx_eth0-19700101-000000.pcapng"
+    )

@@ -45,6 +45,7 @@ HEADLESS = [
     "netlens.analysis.capture",
     "netlens.analysis.capture_targets",
     "netlens.analysis.capture_print",
+    "netlens.analysis.capture_session",
     "netlens.commands.capture",
     "netlens.exporter",
     "netlens.exporter.collector",
