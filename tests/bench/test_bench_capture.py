@@ -163,6 +163,8 @@ def test_bench_capture_iperf3_one_target(cblab: Lab, tmp_path: Path) -> None:
         if offload != "default offloads":
             sh(f"ip -n {a} link set {ia} gso_max_segs 1")
             sh(f"ip -n {b} link set {ib} gso_max_segs 1")
+        alone = _iperf(a, b, "10.66.20.2")
+        print(f"\n[bench] {offload}, nothing capturing: iperf3 {alone:.0f} Mbit/s")
         for reader, extra in (("ring", []), ("recvmsg", ["--no-ring"])):
             out = str(tmp_path / f"{reader}.pcapng")
             run = _one(
@@ -172,7 +174,7 @@ def test_bench_capture_iperf3_one_target(cblab: Lab, tmp_path: Path) -> None:
                 pair,
             )
             runs.append(run)
-            print(("\n" if len(runs) == 1 else "") + run.line())
+            print(run.line())
             os.unlink(out)
         out = str(tmp_path / "tcpdump.pcap")
         dump = ["ip", "netns", "exec", a, "tcpdump", "-i", ia, "-s", "128", "-w", out]
