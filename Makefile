@@ -2,7 +2,7 @@
 PY ?= python3
 PYTEST ?= $(PY) -m pytest
 
-.PHONY: setup demo test unit integration installed lint typecheck bench screenshots mutation clean-host
+.PHONY: setup demo test unit integration installed lint typecheck bench screenshots mutation mutation-ci clean-host
 
 setup:
 	@bash .ci/setup.sh
@@ -48,3 +48,9 @@ mutation:
 	nice -n 19 $(PY) tests/mutation/run.py --jobs $(JOBS) $(if $(CHANGED),--changed $(CHANGED)) \
 		$(subst $(comma), ,$(MODULES))
 comma := ,
+
+# CI's share of it: the modules whose source or unit tests changed since the revision
+# in .ci/mutation-base (where every module's survivors were last reviewed), each held
+# to 85 %; no new module starts after 15 minutes (the rest are named).
+mutation-ci: setup
+	nice -n 10 $(PY) tests/mutation/run.py --jobs 2 --budget 900 --changed $$(cat .ci/mutation-base)

@@ -29,6 +29,31 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> typing.NoReturn:
         self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
 
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """Note the deepest verb that was left words it does not take: argparse reports
+        them from the top parser, whose ``--help`` is the wrong one to name."""
+        ns, extras = super().parse_known_args(args, namespace)
+        if extras:
+            ns.__dict__.setdefault(_HELP_PROG, self.prog)
+        return ns, extras
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        ns, extras = self.parse_known_args(args, namespace)
+        prog = ns.__dict__.pop(_HELP_PROG, self.prog)
+        if extras:
+            self.exit(
+                2,
+                f"{self.prog}: unrecognized arguments: {' '.join(extras)} (see '{prog} --help')\n",
+            )
+        return ns
+
+
+_HELP_PROG = "_netlens_help_prog"
+
 
 class VersionAction(argparse.Action):
     """``--version``: the version, which copy runs, and each C helper: ``native`` (its
@@ -128,7 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error_line(str(err))
         return err.exit_code
     except RuntimeFailure as err:
-        _error_line(str(err))
+        for line in getattr(err, "lines", None) or (str(err),):
+            _error_line(line)
         return err.exit_code
     except KeyboardInterrupt:
         return 130

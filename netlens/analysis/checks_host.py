@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from netlens.analysis.findings import Finding, ObjectRef, Severity, if_ref, ns_ref, shell
+from netlens.analysis.findings import if_ref, ns_ref, shell
+from netlens.model.findings import Finding, ObjectRef, Severity
 from netlens.model.types import Snapshot
 
 BRIDGE_MAX_PORTS = 1023

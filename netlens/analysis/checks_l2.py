@@ -10,9 +10,10 @@ import fnmatch
 import re
 from collections import defaultdict
 
-from netlens.analysis.findings import Finding, Severity, if_ref, ip_cmd, ns_exec, ns_ref, shell
+from netlens.analysis.findings import if_ref, ip_cmd, ns_exec, ns_ref, shell
 from netlens.analysis.netfacts import ForwardFilter
 from netlens.analysis.topo import Segments, lookup
+from netlens.model.findings import Finding, Severity
 from netlens.model.types import Interface, Netns, Snapshot
 
 VXLAN_OVERHEAD = {4: 50, 6: 70}

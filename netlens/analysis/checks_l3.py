@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from netlens.analysis.findings import Finding, ObjectRef, Severity, if_ref, ip_cmd, ns_exec, ns_ref
+from netlens.analysis.findings import if_ref, ip_cmd, ns_exec, ns_ref
 from netlens.analysis.topo import (
     IPNetwork,
     Segments,
@@ -24,6 +24,7 @@ from netlens.analysis.topo import (
     route_net,
     within,
 )
+from netlens.model.findings import Finding, ObjectRef, Severity
 from netlens.model.types import Interface, Netns, Route, Rule, Snapshot
 
 REJECT = ("blackhole", "unreachable", "prohibit")

@@ -16,8 +16,9 @@ import os
 from collections.abc import Callable, Sequence
 
 from netlens.analysis import checks_host, checks_l2, checks_l3
-from netlens.analysis.findings import Finding, Report, Severity, Skipped
+from netlens.analysis.findings import Report
 from netlens.analysis.netfacts import NetFacts, NsTarget, read_facts
+from netlens.model.findings import Finding, Severity, Skipped
 from netlens.model.types import Netns, Snapshot
 
 LIVE_ONLY = {
@@ -136,3 +137,34 @@ def at_least(report: Report, severity: Severity) -> Report:
 
     kept = tuple(f for f in report.findings if f.severity.rank <= severity.rank)
     return dataclasses.replace(report, findings=kept)
+
+
+NOT_CHECKED = "doctor"
+"""The ``skipped`` entry of a dump written with ``--no-findings``: no check ran."""
+
+
+def recorded(snapshot: Snapshot, source: str = "dump") -> Report | None:
+    """The findings a saved dump carries (schema 1.3), or None when it carries none
+    to trust: a dump older than 1.3 (no ``findings``, no ``skipped``) or one written
+    with ``--no-findings``. ``netlens dump`` always lists the live-only checks under
+    ``skipped``, so an empty ``findings`` beside them is a clean bill, not a gap."""
+    if any(s.check == NOT_CHECKED for s in snapshot.skipped):
+        return None
+    if not snapshot.findings and not snapshot.skipped:
+        return None
+    return Report(
+        findings=snapshot.findings,
+        skipped=snapshot.skipped,
+        source=source,
+        taken_at=snapshot.taken_at,
+        schema_version=snapshot.schema_version,
+    )
+
+
+def report_for(snapshot: Snapshot, live: bool, source: str = "dump") -> Report:
+    """What a view shows for ``snapshot``: on the live host every check (the live
+    facts read now); on a saved dump what it recorded, else the snapshot-only checks.
+    Blocking (a live read enters namespaces): call it from a worker thread."""
+    if live:
+        return diagnose(snapshot, gather(snapshot))
+    return recorded(snapshot, source) or diagnose(snapshot, None, source=source)

@@ -2,9 +2,12 @@
 
 A finding is one problem an engineer can act on: how bad it is, which objects it
 is about (with the ids and names a ``netlens dump --json`` uses, so the two can be
-joined), the facts that prove it, and the command that would fix it. These are the
-doctor's own frozen types, apart from :mod:`netlens.model`: when the dump schema
-gains findings (a MINOR bump), :data:`DOCTOR_VERSION`'s shape is what it adopts.
+joined), the facts that prove it, and the command that would fix it. The shape of
+a finding is the model's (:mod:`netlens.model.findings`, declared once, written in
+dumps since schema 1.3); this module adds what only the doctor has: the report of
+one run, the helpers the checks use to name objects and word fixes, and the
+``netlens doctor --json`` document, whose findings are written by the same codec
+as a dump's, so the two cannot differ.
 
 Everything here is plain data and pure functions (no kernel access), so the
 checks can be tested on hand-built snapshots as well as on live namespaces.
@@ -13,73 +16,15 @@ checks can be tested on hand-built snapshots as well as on live namespaces.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
+from netlens.model.findings import Finding, ObjectRef, Severity, Skipped
+from netlens.model.serialize import plain
 from netlens.model.types import Interface, Netns
 
 DOCTOR_VERSION = "1.0"
 """Version of the ``netlens doctor --json`` document. MAJOR when a field changes
 meaning or disappears, MINOR when one is added (the dump schema's rule)."""
-
-
-class Severity(StrEnum):
-    """How bad a finding is. ``error``: traffic is being dropped or will be;
-    ``warning``: likely to bite (or bites some traffic); ``info``: worth knowing."""
-
-    ERROR = "error"
-    WARNING = "warning"
-    INFO = "info"
-
-    @property
-    def rank(self) -> int:
-        """0 for the worst: sorting by rank lists errors first."""
-        return _RANK[self]
-
-
-_RANK = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectRef:
-    """One object a finding is about, named as the dump names it.
-
-    ``kind`` is ``netns``, ``interface``, ``route``, ``rule``, ``neighbour`` or
-    ``host``; ``id`` is the dump's id (``netns:4026532001`` for a namespace,
-    ``netns:4026532001/7`` for an interface, the namespace id for the rest);
-    ``name`` is how a view shows it (``web:eth0``, a route's destination).
-    """
-
-    kind: str
-    id: str
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One problem: severity, objects, evidence, the fix.
-
-    ``check`` names the check that found it (stable, for filters and scripts);
-    ``title`` says what is wrong in one line; ``evidence`` lists the facts read
-    (a sysctl's value, a route, a neighbour state); ``fix`` is a shell command
-    (or several joined by ``&&``) an engineer could run, or None when the right
-    fix depends on intent.
-    """
-
-    check: str
-    severity: Severity
-    title: str
-    objects: tuple[ObjectRef, ...]
-    evidence: tuple[str, ...]
-    fix: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Skipped:
-    """A check that did not run, and why (``--from FILE`` lacks a live fact)."""
-
-    check: str
-    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,16 +94,6 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         "source": report.source,
         "taken_at": report.taken_at,
         "counts": report.counts(),
-        "findings": [
-            {
-                "check": f.check,
-                "severity": f.severity.value,
-                "title": f.title,
-                "objects": [{"kind": o.kind, "id": o.id, "name": o.name} for o in f.objects],
-                "evidence": list(f.evidence),
-                "fix": f.fix,
-            }
-            for f in report.findings
-        ],
-        "skipped": [{"check": s.check, "reason": s.reason} for s in report.skipped],
+        "findings": plain(report.findings),
+        "skipped": plain(report.skipped),
     }

@@ -52,7 +52,13 @@ def add_parser(sub: Any) -> None:
             "netlens capture web -f 'tcp port 80' -c 100 -w web.pcapng"
         ),
     )
-    p.add_argument("targets", metavar="TARGET", nargs="+")
+    p.add_argument(
+        "targets",
+        metavar="TARGET",
+        nargs="+",
+        help="what to capture: CONTAINER, VRF, CONTAINER:IFNAME, CONTAINER:all, a host "
+        "interface, BRIDGE:ports or VETH:pair (several go into one stream)",
+    )
     p.add_argument(
         "-f",
         "--filter",

@@ -21,7 +21,7 @@ import time
 from types import FrameType
 from typing import Any
 
-from netlens.errors import NeedsRootError, UsageError
+from netlens.errors import NeedsRootError, NetlensError, UsageError
 
 
 def add_parser(sub: Any) -> None:
@@ -44,6 +44,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--name", default=None, help="lab name (default: demo)")
     p.add_argument("--file", default=None, help="another lab file with a traffic: section")
     p.add_argument("--no-traffic", action="store_true", help="build the lab only")
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="remove a lab of the same name that is already up (kept by --keep, or another"
+        " demo's), then build; without it such a lab is left alone and the demo refuses",
+    )
     p.set_defaults(func=run)
 
 
@@ -73,8 +79,15 @@ def run(args: argparse.Namespace) -> int:
             "'netlens demo' needs root: it builds namespaces (try: sudo make demo)"
         )
     if read_record(spec.name) is not None:
+        if not args.replace:  # someone's lab, maybe in use: never removed unasked
+            raise NetlensError(
+                f"a lab named {spec.name!r} is already up: remove it with"
+                f" 'netlens lab down {spec.name}', or run the demo with --replace"
+            )
         print(f"netlens: removing the previous {spec.name!r} lab first", file=sys.stderr)
-        lab_down(spec.name)
+        errors = lab_down(spec.name)
+        if errors:
+            raise NetlensError(f"could not remove the previous {spec.name!r} lab: {errors[0]}")
 
     # SIGTERM (kill, make) and SIGHUP (terminal closed) clean up like Ctrl-C.
     old_handlers = {sig: signal.signal(sig, _on_sigterm) for sig in _STOP_SIGNALS}
@@ -146,10 +159,14 @@ def _dashboard_or_wait(args: argparse.Namespace, lines: list[str]) -> None:
 
 def _report(gen: Any) -> int:
     """Print bytes per flow; non-zero when a flow failed or moved nothing."""
+    from netlens.stats.units import size
+
     rc = 0
     for name, st in gen.stats().items():
         state = f"error: {st.error}" if st.error else "ok"
-        print(f"  flow {name:<28} sent {st.sent:>12} B  received {st.received:>12} B  {state}")
+        print(
+            f"  flow {name:<28} sent {size(st.sent):>10}  received {size(st.received):>10}  {state}"
+        )
         if st.error or st.received == 0:
             rc = 1
     return rc

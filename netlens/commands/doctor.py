@@ -56,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from netlens.analysis.doctor import at_least, diagnose, gather
-    from netlens.analysis.findings import Severity, report_to_dict
+    from netlens.analysis.findings import report_to_dict
+    from netlens.model.findings import Severity
 
     if args.from_file:
         from netlens.model.serialize import load_file
@@ -88,8 +89,8 @@ def run(args: argparse.Namespace) -> int:
 
 def render_text(report: Report, namespaces: int) -> str:
     """The human report: a summary line, then one block per finding, by severity."""
-    from netlens.analysis.findings import Severity
     from netlens.kernel.inert import terminal as t
+    from netlens.model.findings import Severity
 
     counts = report.counts()
     lines = [

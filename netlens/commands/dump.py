@@ -2,8 +2,8 @@
 
 The JSON path is the fast path: ``netlens dump --json`` of 1000 namespaces has
 0.5 s of wall time *including* interpreter start, so it imports neither
-networkx nor pyroute2 (a test proves it) and serializes with the hand-written
-functions of :mod:`netlens.model.serialize`. Only the drawing formats load
+networkx nor pyroute2 (a test proves it) and serializes with
+:mod:`netlens.model.serialize`. Only the drawing formats load
 networkx. Like every command module, this one imports only argparse at module
 level so ``netlens --help`` stays instant.
 
@@ -14,6 +14,13 @@ filtered dump is about *those* VRFs, and the host is usually the biggest part of
 a dump. A kept veth pair (and an interface's ``peer``) may therefore point at a
 namespace that is not in the filtered dump; its id still tells where the cable
 goes.
+
+Findings (schema 1.3): a JSON dump carries what ``netlens doctor`` concludes from
+the snapshot itself (:func:`with_findings`): the checks that need no live read, so
+the findings of a dump are exactly what ``netlens doctor --from`` that file says,
+and the dump enters no namespace twice. The live-only checks are listed under
+``skipped``. They add about 60 ms at 1000 namespaces (figures in SCHEMA.md);
+``--no-findings`` leaves them out (``skipped`` then says that no check ran).
 """
 
 from __future__ import annotations
@@ -77,6 +84,12 @@ def add_parser(sub: Any) -> None:
         type=float,
         metavar="SECONDS",
         help="also measure live rates over SECONDS and add them under 'rates' (JSON only)",
+    )
+    p.add_argument(
+        "--no-findings",
+        dest="findings",
+        action="store_false",
+        help="do not run the snapshot checks of 'netlens doctor' (JSON 'findings' stays empty)",
     )
     p.add_argument(
         "--input",
@@ -153,6 +166,38 @@ def filter_snapshot(
         if p.a.netns in keep_ns or (p.b is not None and p.b.netns in keep_ns)
     )
     return dataclasses.replace(snapshot, namespaces=namespaces, containers=kept_c, veth_pairs=pairs)
+
+
+def with_findings(snapshot: Snapshot, full: Snapshot | None = None) -> Snapshot:
+    """``snapshot`` with the doctor's snapshot-only findings.
+
+    The checks run on ``full`` (the unfiltered snapshot) when given: a filtered
+    dump lacks the peers and the host that some checks look across to, and would
+    report false problems. Only findings naming an object of a kept namespace are
+    kept."""
+    import dataclasses
+
+    from netlens.analysis.doctor import diagnose
+
+    report = diagnose(full or snapshot, None, source="dump")
+    findings = report.findings
+    if full is not None:
+        kept = {ns.id for ns in snapshot.namespaces}
+        findings = tuple(f for f in findings if any(o.netns in kept for o in f.objects))
+    return dataclasses.replace(snapshot, findings=findings, skipped=report.skipped)
+
+
+def without_findings(snapshot: Snapshot) -> Snapshot:
+    """``--no-findings``: nothing checked, and ``skipped`` says so (an empty
+    ``findings`` alone would read as a clean bill of health)."""
+    import dataclasses
+
+    from netlens.analysis.doctor import NOT_CHECKED
+    from netlens.model.findings import Skipped
+
+    return dataclasses.replace(
+        snapshot, findings=(), skipped=(Skipped(NOT_CHECKED, "dump --no-findings: no check ran"),)
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -317,8 +362,15 @@ def _run(args: argparse.Namespace) -> int:
             if not snapshot.root:
                 raise NeedsRootError("could not read any network namespace; run as root")
             raise DiscoveryError("could not read any network namespace")
+    full = None
     if args.netns or args.container:
-        snapshot = filter_snapshot(snapshot, args.netns, args.container)
+        full, snapshot = snapshot, filter_snapshot(snapshot, args.netns, args.container)
+    if fmt == "json":
+        snapshot = (
+            with_findings(snapshot, full)
+            if getattr(args, "findings", True)
+            else without_findings(snapshot)
+        )
     rates = _sample(snapshot, args.sample) if args.sample is not None else None
     text = render(snapshot, fmt, args.pretty, rates)
     # Freed with ``args``: the console script ends the process (cli._exit_now)

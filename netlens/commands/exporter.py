@@ -105,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     import threading
 
     from netlens import __version__
+    from netlens.exporter.doctor import DoctorCounts
     from netlens.exporter.server import Exporter, MetricsServer
     from netlens.stats.live import LiveMonitor, _default_discover, _discover_with_nat
 
@@ -114,9 +115,9 @@ def run(args: argparse.Namespace) -> int:
         max_series=args.max_series,
         rates=args.rates,
         version=__version__,
-        # Doctor findings plug in here (netlens.analysis.doctor, not written yet):
-        # findings=lambda snap: <severity -> count>. Until then no such family.
-        findings=None,
+        # netlens_doctor_findings{severity}: the live doctor, in a thread of its own
+        # after each structure change (and every minute), never on the sampler's
+        findings=DoctorCounts(),
     )
     exporter.monitor = LiveMonitor(
         interval=args.interval,

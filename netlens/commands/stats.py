@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from netlens.errors import UsageError
 from netlens.kernel.inert import terminal
+from netlens.stats.units import pps, rate, size
 
 if TYPE_CHECKING:
     from netlens.model.types import Snapshot
@@ -69,25 +70,6 @@ def add_parser(sub: Any) -> None:
 
 
 # --- formatting (pure, unit-tested) --------------------------------------------------
-def human_bps(bps: float) -> str:
-    """SI bit rate in at most 9 characters: ``0 b/s``, ``12.3 Mb/s``."""
-    if bps < 1:
-        return "0 b/s"
-    for unit, div in (("Tb/s", 1e12), ("Gb/s", 1e9), ("Mb/s", 1e6), ("kb/s", 1e3)):
-        if bps >= div:
-            return f"{bps / div:.1f} {unit}"
-    return f"{bps:.0f} b/s"
-
-
-def human_bytes(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit, div in (("G", 2**30), ("M", 2**20), ("k", 2**10)):
-        if n >= div:
-            return f"{n / div:.1f}{unit}"
-    return str(n)
-
-
 def _sort_value(r: Rate, key: str) -> float:
     return r.rx_bps if key == "rx" else r.tx_bps if key == "tx" else r.total_bps
 
@@ -114,11 +96,11 @@ def format_table(
     util = frame.server_utilisation
     cap = frame.uplink_capacity_bps
     head = (
-        f"netlens stats  interval {frame.interval:.2f}s  containers rx {human_bps(s.rx_bps)}"
-        f"  tx {human_bps(s.tx_bps)}"
+        f"netlens stats  interval {frame.interval:.2f}s  containers rx {rate(s.rx_bps)}"
+        f"  tx {rate(s.tx_bps)}"
     )
     if cap:
-        head += f"  uplink capacity {human_bps(cap)}"
+        head += f"  uplink capacity {rate(cap)}"
         if util is not None:
             head += f" ({util * 100:.1f}% used)"
     lines.append(head)
@@ -128,8 +110,9 @@ def format_table(
         lines.append(
             f"density: {d.containers} containers  {d.namespaces} netns  {d.veths} veths"
             f"  {d.bridges} bridges  {d.processes} procs  "
-            f"{dd['containers_per_core']}/core  {dd['containers_per_gib']}/GiB  "
-            f"mem {human_bytes(d.mem_used)}/{human_bytes(d.mem_total)}"
+            f"containers/core {dd['containers_per_core']}"
+            f"  containers/GiB {dd['containers_per_gib']}  "
+            f"mem {size(d.mem_used)}/{size(d.mem_total)}"
         )
         if d.headroom:
             lines.append(
@@ -138,7 +121,7 @@ def format_table(
     lines.append("")
     lines.append(
         f"{'CONTAINER':<28} {'RX':>10} {'TX':>10} {'TOTAL':>10} {'PKT/S':>9} "
-        f"{'DROP/S':>7} {'MEM':>7} {'CPU%':>6}"
+        f"{'DROP/S':>7} {'MEM':>9} {'CPU%':>6}"
     )
     rows = sorted(
         frame.containers.items(),
@@ -149,12 +132,12 @@ def format_table(
     for cid, r in rows:
         u = frame.usage.get(cid)
         cpu = "-" if u is None or u.cpu_percent is None else f"{u.cpu_percent:.1f}"
-        mem = human_bytes(u.mem_bytes if u else None)
+        mem = size(u.mem_bytes if u else None)
         name = terminal(names.get(cid, cid))[:28]
         lines.append(
-            f"{name:<28} {human_bps(r.rx_bps):>10} {human_bps(r.tx_bps):>10} "
-            f"{human_bps(r.total_bps):>10} {r.rx_pps + r.tx_pps:>9.0f} "
-            f"{r.rx_drops + r.tx_drops:>7.0f} {mem:>7} {cpu:>6}"
+            f"{name:<28} {rate(r.rx_bps):>10} {rate(r.tx_bps):>10} "
+            f"{rate(r.total_bps):>10} {pps(r.rx_pps + r.tx_pps):>9} "
+            f"{r.rx_drops + r.tx_drops:>7.0f} {mem:>9} {cpu:>6}"
         )
     if not rows:
         lines.append("(no containers)")
@@ -165,9 +148,9 @@ def format_table(
         lines.append(f"{title:<28} {'RX':>10} {'TX':>10} {'TOTAL':>10} {'PKT/S':>9} {'DROP/S':>7}")
         for key, r in sorted(section.items(), key=lambda kv: -_sort_value(kv[1], sort)):
             lines.append(
-                f"{terminal(names.get(key, key))[:28]:<28} {human_bps(r.rx_bps):>10} "
-                f"{human_bps(r.tx_bps):>10} {human_bps(r.total_bps):>10} "
-                f"{r.rx_pps + r.tx_pps:>9.0f} {r.rx_drops + r.tx_drops:>7.0f}"
+                f"{terminal(names.get(key, key))[:28]:<28} {rate(r.rx_bps):>10} "
+                f"{rate(r.tx_bps):>10} {rate(r.total_bps):>10} "
+                f"{pps(r.rx_pps + r.tx_pps):>9} {r.rx_drops + r.tx_drops:>7.0f}"
             )
     return "\n".join(lines)
 

@@ -39,8 +39,12 @@ def add_parser(sub: Any) -> None:
             "an IP address, or CONTAINER:IFNAME."
         ),
     )
-    p.add_argument("src", metavar="SRC")
-    p.add_argument("dst", metavar="DST")
+    p.add_argument(
+        "src", metavar="SRC", help="where the packet starts: container, VRF, IP or CONTAINER:IFNAME"
+    )
+    p.add_argument(
+        "dst", metavar="DST", help="where it goes: container, VRF, IP or CONTAINER:IFNAME"
+    )
     p.add_argument(
         "--proto", choices=PROTOS, default=None, help="protocol (default icmp, or tcp with --port)"
     )

@@ -3,9 +3,11 @@
 Few series, independent of the number of containers (``netlens_headroom_*`` has
 one series per headroom resource the density sampler knows, a fixed handful).
 
-Doctor findings: :data:`FindingsHook` is where ``netlens.analysis.doctor`` plugs
-in (``netlens_doctor_findings{severity}``) once it exists. No hook, no family: the
-exporter does not invent zeros for a check it did not run.
+Doctor findings: :data:`FindingsHook` is where the doctor plugs in
+(``netlens_doctor_findings{severity}``; ``netlens exporter`` passes
+:class:`netlens.exporter.doctor.DoctorCounts`). No hook, or no finished run yet
+(the hook answers None), no family: the exporter does not invent zeros for a
+check it did not run.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from netlens.stats.types import StatsFrame
 
 P = "netlens"
 
-FindingsHook = Callable[[Snapshot], Mapping[str, int]]
-"""Snapshot -> number of doctor findings per severity (for ``netlens_doctor_findings``)."""
+FindingsHook = Callable[[Snapshot], Mapping[str, int] | None]
+"""Snapshot -> number of doctor findings per severity (for ``netlens_doctor_findings``),
+None while no count is known yet."""
 
 
 @dataclass(slots=True)
@@ -127,8 +130,8 @@ def host_extras(
                         [("", (n,), float(d.headroom[n][1])) for n in names],
                     )
                 )
-    if findings is not None and snap is not None:
-        counts = findings(snap)
+    counts = findings(snap) if findings is not None and snap is not None else None
+    if counts is not None:
         out.append(
             Extra(
                 f"{P}_doctor_findings",

@@ -5,6 +5,7 @@ into these dataclasses, so the same graph, stats and views run on live hosts and
 on recorded fixtures or saved dumps.
 """
 
+from netlens.model.findings import Finding, ObjectRef, Severity, Skipped
 from netlens.model.types import (
     SCHEMA_VERSION,
     Address,
@@ -43,6 +44,7 @@ __all__ = [
     "Counters",
     "Engine",
     "FdbEntry",
+    "Finding",
     "IfRef",
     "Interface",
     "L3Vrf",
@@ -51,9 +53,12 @@ __all__ = [
     "Neighbour",
     "Netns",
     "NextHop",
+    "ObjectRef",
     "Route",
     "Rule",
     "Server",
+    "Severity",
+    "Skipped",
     "Snapshot",
     "TrafficControl",
     "VethPair",

@@ -12,6 +12,7 @@ matter, clarity does.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import functools
 import types
 import typing
@@ -135,6 +136,10 @@ def _check(v: Any, tp: Any, path: Path) -> None:
     elif tp is float:
         if type(v) is not float and type(v) is not int:
             _bad(path, tp, nullable, v)
+    elif isinstance(tp, type) and issubclass(tp, enum.Enum):
+        values = [m.value for m in tp]
+        if v not in values or type(v) is not type(values[0]):
+            fail(path, f"expected one of {', '.join(map(repr, values))}, got {v!r}")
     elif type(v) is not tp:
         _bad(path, tp, nullable, v)
 

@@ -52,6 +52,7 @@ __all__ = [
     "dumps",
     "load_file",
     "loads",
+    "plain",
     "schema_path",
     "snapshot_from_dict",
     "snapshot_to_dict",
@@ -153,6 +154,12 @@ def _lists(o: Any) -> Any:
     if t is tuple or t is list:
         return [_lists(x) for x in o]
     return o
+
+
+def plain(obj: Any) -> Any:
+    """Any model object (or tuple of them) as the plain data a dump holds for it:
+    the one codec, so a finding in ``doctor --json`` is the finding of a dump."""
+    return _lists(msgspec.to_builtins(obj, enc_hook=_enc_hook, order="deterministic"))
 
 
 def snapshot_to_dict(s: Snapshot) -> dict[str, Any]:

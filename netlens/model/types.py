@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
 
-SCHEMA_VERSION = "1.2"
+from netlens.model.findings import Finding, Skipped
+
+SCHEMA_VERSION = "1.3"
 """Version of the dump schema (netlens/model/schema.json). Bump the major part
 when a field changes meaning or disappears, the minor part when one is added."""
 
@@ -495,6 +497,10 @@ class Snapshot:
     root: bool = True  # False: only what an unprivileged user could read
     warnings: tuple[str, ...] = ()
     schema_version: str = SCHEMA_VERSION
+    # What doctor found in this snapshot, worst first (1.3; older dumps read as none).
+    # Discovery leaves them empty; ``netlens dump`` fills them (netlens.analysis.doctor).
+    findings: tuple[Finding, ...] = ()
+    skipped: tuple[Skipped, ...] = ()  # the checks that could not run on it, and why
 
     JSON_ORDER: ClassVar[tuple[str, ...]] = (
         "schema_version",
@@ -505,10 +511,12 @@ class Snapshot:
         "namespaces",
         "containers",
         "veth_pairs",
+        "findings",
+        "skipped",
     )
     """The order of the fields in a dump (every other class: declaration order):
     the version first, so a reader sees it before anything else, then the small
-    scalars, then the big lists."""
+    scalars, then the big lists, then what doctor concluded from them."""
 
     # --- lookups (derived, never stored) -------------------------------------------
     def netns(self, ns_id: str) -> Netns | None:

@@ -6,6 +6,13 @@ applies (pause, holding a tick behind a key press) and hands to the
 :class:`MainScreen`, which owns the views, the filter and the view keys. The app also
 owns what is the same on every screen: the theme, the keymap, quit, help and units.
 Widgets are touched from the event loop alone.
+
+Findings: after every new snapshot a second thread worker runs the doctor on it
+(:func:`netlens.analysis.doctor.report_for`: live checks on the live host, the
+recorded findings of a saved dump) and maps them onto the topology's nodes; it posts
+:class:`FindingsReady`, and the app hands the result to the screen unless a newer
+snapshot came meanwhile. The doctor can take a second on a large host: the views
+never wait for it.
 """
 
 from __future__ import annotations
@@ -30,10 +37,11 @@ from netlens.kernel.inert import terminal
 from netlens.tui import capture as tui_capture
 from netlens.tui import fmt
 from netlens.tui.context import Context
+from netlens.tui.findings_index import FindingsIndex
 from netlens.tui.gcpolicy import GcPolicy
 from netlens.tui.index import ViewIndex
 from netlens.tui.keymap import keymap_path, load_keymap
-from netlens.tui.messages import SourceFailed, SourceOpened, StatsTick
+from netlens.tui.messages import FindingsReady, SourceFailed, SourceOpened, StatsTick
 from netlens.tui.registry import VIEWS, bindings, help_groups
 from netlens.tui.screens.detail import DetailScreen
 from netlens.tui.screens.help import HelpScreen
@@ -76,6 +84,8 @@ class NetlensApp(App[None]):
         self._deferred_since = 0.0
         self._last_key = -1.0
         self._main_screen: MainScreen | None = None
+        self._doctor_busy = False  # a doctor run is in progress (one at a time)
+        self._doctor_next: ViewIndex | None = None  # the snapshot to check after it
         self._notes: list[tuple[str, str]] = []  # (title, text) shown once mounted
         self._keymap_file = keymap_file or keymap_path()
         self.gc_policy = GcPolicy()
@@ -188,10 +198,54 @@ class NetlensApp(App[None]):
                 break
             self.post_message(StatsTick(frame, ViewIndex.build(new) if new else None))
 
+    def _want_doctor(self, index: ViewIndex) -> None:
+        """Run the doctor on ``index``, or right after the run in progress: one run at
+        a time, and only on the newest snapshot (a host whose structure changes every
+        second would otherwise stack a thread per change, each entering namespaces)."""
+        if self._doctor_busy:
+            self._doctor_next = index
+            return
+        self._doctor_busy = True
+        self._run_doctor(index)
+
+    @work(thread=True, group="doctor", name="doctor")
+    def _run_doctor(self, index: ViewIndex) -> None:
+        """The doctor on ``index``'s snapshot, off the event loop; only posts a message.
+        A failure becomes a report with no findings that says why (the findings view
+        shows it) rather than a silent empty view."""
+        from netlens.analysis.doctor import report_for
+        from netlens.analysis.findings import Report
+        from netlens.model.findings import Skipped
+
+        src = self.source
+        source = src.label[5:] if src.label.startswith("file ") else src.label
+        try:
+            report = report_for(index.snapshot, getattr(src, "reads_host", False), source)
+            found = FindingsIndex.build(index, report)
+        except Exception as err:  # a bug or a kernel surprise: say so, do not crash
+            report = Report((), (Skipped("doctor", f"failed: {err!r}"),), source)
+            found = FindingsIndex.build(index, report)
+        if not get_current_worker().is_cancelled:
+            self.post_message(FindingsReady(found))
+
+    def on_findings_ready(self, msg: FindingsReady) -> None:
+        self._doctor_busy = False
+        nxt, self._doctor_next = self._doctor_next, None
+        if nxt is not None and self.screen_stack:
+            self._want_doctor(nxt)
+        if not self.screen_stack or msg.findings.index is not self.ctx.index:
+            return  # shutting down, or stale: the newer snapshot's doctor is queued
+        self.ctx.findings = msg.findings
+        self.ctx.findings_seq += 1
+        main = self.main
+        if main is not None:
+            main.findings_changed()
+
     def on_source_opened(self, msg: SourceOpened) -> None:
         if not self.screen_stack:
             return
         self.ctx.set_index(msg.index)
+        self._want_doctor(msg.index)
         self.ctx.frame = msg.frame
         main = self.main
         if main is not None:
@@ -261,6 +315,7 @@ class NetlensApp(App[None]):
         full = False
         if msg.index is not None:
             self.ctx.set_index(msg.index)
+            self._want_doctor(msg.index)
             full = True
             self._update_status()
         self.ctx.frame = msg.frame

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from netlens.stats.history import History
 from netlens.stats.types import StatsFrame
+from netlens.tui.findings_index import FindingsIndex
 from netlens.tui.index import ContainerRow, ViewIndex
 from netlens.tui.sources import DataSource, HistoryView
 
@@ -27,6 +28,9 @@ class Context:
     ghost_ttl: dict[str, int] = field(default_factory=dict)  # ticks left before removal
     roles: dict[str, str] = field(default_factory=dict)  # "nl-<role>" -> colour, from theme
     capturing: str = ""  # the running `w` capture's status line (live packet count)
+    # the doctor's findings on ``index`` (None until its worker reports; see app.py)
+    findings: FindingsIndex | None = None
+    findings_seq: int = 0  # bumped with every new ``findings`` (views re-sync on it)
 
     def style(self, role: str) -> str:
         """A Rich style string for a theme role (cells cannot use CSS variables)."""

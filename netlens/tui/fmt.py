@@ -1,7 +1,8 @@
 """Formatting of rates and levels, shared by every view (pure functions, no widgets).
 
-Network engineers read SI bit/s (1 Mb/s = 10^6 bit/s), so that is the default; ``b``
-switches to bytes (SI B/s). Levels map a rate to a theme role (rate-idle ... rate-high)
+Rates, packet rates and sizes are :mod:`netlens.stats.units`' (the same text as
+``netlens stats`` and the demo's report): SI bit/s by default, ``b`` switches to
+bytes (SI B/s), sizes in GiB/MiB. Levels map a rate to a theme role (rate-idle ... rate-high)
 so colour and line weight say how loaded a link is.
 
 Text from the host (names, aliases, MACs, commands) reaches widgets only through
@@ -16,27 +17,12 @@ from collections.abc import Sequence
 from rich.text import Text
 
 from netlens.kernel.inert import terminal
+from netlens.stats.units import pps, rate, si, size
+
+__all__ = ["bar", "level", "plain", "pps", "rate", "si", "size", "sparkline"]
 
 LEVELS = ("idle", "low", "mid", "high")
-_SI = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
 _SPARK = "▁▂▃▄▅▆▇█"
-
-
-def si(value: float, unit: str = "", digits: int = 3) -> str:
-    """Format ``value`` with an SI prefix, e.g. ``si(12_300_000, 'b/s') == '12.3 Mb/s'``."""
-    for factor, prefix in _SI:
-        if abs(value) >= factor:
-            return f"{value / factor:.{digits}g} {prefix}{unit}"
-    return f"{value:.{digits}g} {unit}".rstrip() if value else f"0 {unit}".rstrip()
-
-
-def rate(bps: float, bits: bool = True) -> str:
-    """A bit rate (input is always bit/s) in bits or bytes per second."""
-    return si(bps, "b/s") if bits else si(bps / 8.0, "B/s")
-
-
-def pps(value: float) -> str:
-    return si(value, "p/s")
 
 
 def level(bps: float, capacity_bps: float | None = None) -> str:
@@ -66,14 +52,6 @@ def bar(fraction: float, width: int = 30) -> str:
     frac = max(0.0, min(1.0, fraction))
     full = int(frac * width)
     return "█" * full + "░" * (width - full)
-
-
-def size(n: float) -> str:
-    """Bytes in binary units (memory is sold in GiB)."""
-    for factor, unit in ((1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
-        if n >= factor:
-            return f"{n / factor:.1f} {unit}"
-    return f"{int(n)} B"
 
 
 def plain(text: str, style: str = "") -> Text:

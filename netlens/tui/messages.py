@@ -5,6 +5,7 @@ from __future__ import annotations
 from textual.message import Message
 
 from netlens.stats.types import StatsFrame
+from netlens.tui.findings_index import FindingsIndex
 from netlens.tui.index import ViewIndex
 
 
@@ -44,3 +45,12 @@ class SourceFailed(Message):
         self.title = title
         self.text = text
         self.fatal = fatal
+
+
+class FindingsReady(Message):
+    """The doctor ran on one snapshot (``findings.index``); the app drops it when a
+    newer snapshot came meanwhile (its findings are on their way)."""
+
+    def __init__(self, findings: FindingsIndex) -> None:
+        super().__init__()
+        self.findings = findings

@@ -23,6 +23,7 @@ from netlens.tui.context import Context
 from netlens.tui.views.base import View
 from netlens.tui.views.containers import ContainersView
 from netlens.tui.views.density import DensityView
+from netlens.tui.views.findings import FindingsView
 from netlens.tui.views.topology import TopologyPane
 from netlens.tui.views.vrfs import VrfsView
 from netlens.tui.widgets.fast_table import FastTable
@@ -49,6 +50,7 @@ VIEWS: tuple[ViewSpec, ...] = (
     ViewSpec("vrfs", "VRFs", "2", lambda ctx, wid: VrfsView(ctx, id=wid)),
     ViewSpec("containers", "Containers", "3", lambda ctx, wid: ContainersView(ctx, id=wid)),
     ViewSpec("density", "Density", "4", lambda ctx, wid: DensityView(ctx, id=wid)),
+    ViewSpec("findings", "Findings", "5", lambda ctx, wid: FindingsView(ctx, id=wid)),
 )
 VIEW_IDS = tuple(v.id for v in VIEWS)
 
@@ -147,7 +149,7 @@ def _views_label(app: App[object]) -> str:
     if all(k.isdigit() and len(k) == 1 for k in keys) and [int(k) for k in keys] == list(
         range(int(keys[0]), int(keys[0]) + len(keys))
     ):
-        return f"{keys[0]}-{keys[-1]}"  # the usual 1-4
+        return f"{keys[0]}-{keys[-1]}"  # the usual 1-5
     return "/".join(keys)
 
 

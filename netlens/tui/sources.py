@@ -313,6 +313,9 @@ class LiveSource:
 
     live = True
     open_timeout = 120.0
+    reads_host = True
+    """Its snapshots are this host's now: the doctor may read live facts for them
+    (a fixture or a saved dump has none; the app reads this with a default)."""
 
     def __init__(self, interval: float = 1.0) -> None:
         self.label = "live"

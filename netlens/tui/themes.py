@@ -36,6 +36,9 @@ ROLES = (
     "rate-mid",
     "rate-high",
     "impaired",
+    "finding-error",
+    "finding-warning",
+    "finding-info",
 )
 BASE_KEYS = (
     "primary",
@@ -72,6 +75,9 @@ DEFAULT_ROLES: dict[str, str] = {
     "rate-mid": "#ffcc66",
     "rate-high": "#ff5f5f",
     "impaired": "#ff87d7",
+    "finding-error": "#ff5f5f",
+    "finding-warning": "#ffaf00",
+    "finding-info": "#5fafff",
 }
 
 

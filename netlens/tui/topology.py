@@ -21,6 +21,8 @@ from netlens.tui.index import ViewIndex
 BOX_W = 30
 GAP = 2
 INDENT = 4
+BADGE_W = 6
+"""Columns kept free on a node for its findings badge (``✖12`` with a space each side)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,12 +32,26 @@ class Span:
     ``rate`` names a rate (table, key, capacity) whose label or level is computed at
     paint time: for ``token == "rate"`` the text is replaced by the rate label padded
     to ``len(text)``; for ``token == "wire"`` the box-drawing chars get heavier with load.
+    ``badge`` marks the slot where ``node``'s findings badge is painted when it has
+    one (:func:`badge_text`); findings arrive after the layout, from the doctor's
+    worker, so they repaint lines and never re-lay the topology out.
     """
 
     text: str
     token: str
     node: str | None = None
     rate: tuple[str, str, float | None] | None = None
+    badge: bool = False
+
+
+def badge_text(slot: str, mark: str) -> str:
+    """``mark`` (``✖3``) written over a badge ``slot``, keeping the slot's width and
+    its fill (a box border keeps its line on both sides of the badge)."""
+    fill = slot[:1] or " "
+    text = f" {mark} "
+    if len(text) > len(slot):
+        text = text[: len(slot)]
+    return text.center(len(slot), fill)
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +247,13 @@ def build_layout(
     line.append(Span(" " * max(0, inner - used + 1), "role:server"))
     line.append(Span("│", "role:server", "server"))
     lay.add(line)
-    lay.add([Span("╰" + "─" * (inner) + "╯", "role:server", "server")])
+    lay.add(
+        [
+            Span("╰" + "─" * 2, "role:server", "server"),
+            Span("─" * BADGE_W, "role:server", "server", badge=True),
+            Span("─" * (inner - 2 - BADGE_W) + "╯", "role:server", "server"),
+        ]
+    )
 
     drawn: set[str] = set()
 
@@ -256,6 +278,7 @@ def build_layout(
                 Span("  ", "role:muted"),
                 Span(head, "role:bridge", bkey),
                 Span(" " * 10, "rate", bkey, ("bridges", bkey, None)),
+                Span(" " * BADGE_W, "role:muted", bkey, badge=True),
             ]
         )
         lay.regions.append(Region(bkey, "bridge", y, 2))
@@ -326,6 +349,7 @@ def build_layout(
                     Span(" " * INDENT, "role:muted"),
                     Span(text, "role:vxlan", vx.ref.key),
                     Span(" " * 10, "rate", vx.ref.key, ("interfaces", vx.ref.key, None)),
+                    Span(" " * BADGE_W, "role:muted", vx.ref.key, badge=True),
                 ]
             )
             lay.regions.append(Region(vx.ref.key, "vxlan", y, INDENT))
@@ -439,7 +463,12 @@ def _grid(lay: Layout, idx: ViewIndex, members: list[str], cols: int, bridge: st
                     Span("│", role, ns_id),
                     sep,
                 ]
-            bots += [Span("└" + "─" * inner + "┘", role, ns_id), sep]
+            bots += [
+                Span("└─", role, ns_id),
+                Span("─" * BADGE_W, role, ns_id, badge=True),
+                Span("─" * (inner - 1 - BADGE_W) + "┘", role, ns_id),
+                sep,
+            ]
             lay.regions.append(Region(ns_id, "vrf", y_top, INDENT + col * (BOX_W + GAP)))
         lay.add(wires)
         lay.add(tops)

@@ -71,7 +71,7 @@ def _names_required(parser: argparse.ArgumentParser) -> None:
     """NAME... positionals; none at all (``netlens rm -f $(netlens ps -q)`` when nothing
     is listed) is one line naming what is missing, exit 2, as Docker's "requires at
     least 1 argument"."""
-    parser.add_argument("names", nargs="+", metavar="NAME")
+    parser.add_argument("names", nargs="+", metavar="NAME", help="container names")
     error = parser.error
 
     def missing(message: str) -> Any:
@@ -122,11 +122,34 @@ def _add_commands(sub: Any) -> None:
     p.add_argument(
         "--log-size", metavar="SIZE", help="most its log takes on disk, rotated (default 10m)"
     )
-    p.add_argument("--publish", "-p", action="append", default=[], metavar="HOSTPORT:PORT")
-    p.add_argument("--env", "-e", action="append", default=[], metavar="K=V")
-    p.add_argument("--label", "-l", action="append", default=[], metavar="K=V")
-    p.add_argument("--cap-add", action="append", default=[], metavar="CAP")
-    p.add_argument("--sysctl", action="append", default=[], metavar="K=V")
+    p.add_argument(
+        "--publish",
+        "-p",
+        action="append",
+        default=[],
+        metavar="[HOSTIP:]HOSTPORT:PORT[/udp]",
+        help="publish a container port on the host (repeatable)",
+    )
+    p.add_argument(
+        "--env", "-e", action="append", default=[], metavar="K=V", help="environment variable"
+    )
+    p.add_argument(
+        "--label", "-l", action="append", default=[], metavar="K=V", help="label (not netlens.*)"
+    )
+    p.add_argument(
+        "--cap-add",
+        action="append",
+        default=[],
+        metavar="CAP",
+        help="capability beyond the defaults, e.g. NET_ADMIN, or ALL (repeatable)",
+    )
+    p.add_argument(
+        "--sysctl",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="namespaced sysctl: net.*, fs.mqueue.*, kernel.msg*/sem/shm* (repeatable)",
+    )
     p.add_argument("--hostname", help="hostname (default: the name)")
     p.add_argument(
         "--volume",
@@ -182,14 +205,16 @@ def _add_commands(sub: Any) -> None:
     p.add_argument("-f", "--force", action="store_true", help="kill running ones first")
     _names_required(p)
     p = _add(sub, "exec", "run a command in a running container", cmd_exec)
-    p.add_argument("-e", "--env", action="append", default=[], metavar="K=V")
-    p.add_argument("name")
+    p.add_argument(
+        "-e", "--env", action="append", default=[], metavar="K=V", help="environment variable"
+    )
+    p.add_argument("name", help="the container")
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND [ARG...]")
     p = _add(sub, "logs", "print a detached container's output", cmd_logs)
-    p.add_argument("-f", "--follow", action="store_true")
-    p.add_argument("name")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new output")
+    p.add_argument("name", help="the container")
     p = _add(sub, "inspect", "print a container's (or network's) record as JSON", cmd_inspect)
-    p.add_argument("name")
+    p.add_argument("name", help="a container or network")
     _add(sub, "gc", "remove leftovers of killed or failed runtime commands", cmd_gc)
 
     from netlens_runtime import network_cli
@@ -232,7 +257,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     require_root("netlens run")
     command = _command(args.cmd)
     if not command:
-        raise BadInput("netlens run: give the command after --, e.g. -- sleep infinity")
+        raise BadInput("run needs the command after --, e.g. -- sleep infinity")
     spec = ContainerArgs(
         name=args.name or f"nl-{os.urandom(3).hex()}",
         command=command,
@@ -363,7 +388,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
     require_root("netlens exec")
     command = _command(args.cmd)
     if not command:
-        raise BadInput("netlens exec: give the command after --, e.g. -- ip addr")
+        raise BadInput("exec needs the command after --, e.g. -- ip addr")
     rec = get_container(args.name)
     return exec_in(rec, command, _kv(args.env, "--env"))
 
@@ -393,7 +418,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     import json
 
-    from netlens_runtime import state
+    from netlens_runtime import state, suggest
     from netlens_runtime.containers import get_container
     from netlens_runtime.errors import NotFound
 
@@ -405,7 +430,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         if net is None:
             if os.path.lexists(state.container_path(args.name)):
                 raise  # a record that cannot be used: its own message says why
-            raise NotFound(f"no container or network {args.name}") from err
+            hint = suggest.hint(args.name, "containers", "networks")
+            raise NotFound(f"no container or network {args.name!r}{hint}") from err
         rec = net
     print(json.dumps(rec, indent=1, sort_keys=True))
     return 0

@@ -21,6 +21,7 @@ from netlens_runtime import (
     nat,
     netpolicy,
     state,
+    suggest,
 )
 from netlens_runtime.errors import BadInput, Conflict, NotFound, RuntimeFailure, require_root
 from netlens_runtime.liveness import is_running
@@ -34,7 +35,7 @@ def stop_container(name: str, timeout: float = 10.0) -> None:
     with state.locked():
         rec = state.load_container(name)
         if rec is None:
-            raise NotFound(f"no container {name}")
+            raise NotFound(f"no container {name!r}{suggest.hint(name, 'containers')}")
         pids = liveness.signal_all([rec], signal.SIGTERM)
         if liveness.wait_dead(pids, timeout):
             liveness.signal_all([rec], signal.SIGKILL)
@@ -58,7 +59,7 @@ def remove_containers(names_: list[str], force: bool = True) -> None:
         for name in names_:
             rec = state.load_container(name)
             if rec is None:
-                raise NotFound(f"no container {name}")
+                raise NotFound(f"no container {name!r}{suggest.hint(name, 'containers')}")
             recs.append(rec)
         running = [r["name"] for r in recs if is_running(r)]
         if running and not force:
@@ -86,6 +87,11 @@ def remove_containers(names_: list[str], force: bool = True) -> None:
                 if net["published"].pop(rec["name"], None):
                     published = True
                 touched.add(net["name"])
+            for leg in rec.get("legs") or []:  # a lab node's extra legs (lab_ops)
+                other = networks.get(str(leg.get("network")))
+                if other is not None and other["allocations"].get(leg.get("ip")) == rec["name"]:
+                    del other["allocations"][leg["ip"]]
+                    touched.add(other["name"])
         for netname in touched:
             state.write_json(state.network_path(netname), networks[netname])
         if published:
@@ -109,7 +115,7 @@ def list_containers() -> list[dict[str, Any]]:
 def get_container(name: str) -> dict[str, Any]:
     rec = state.load_container(name)
     if rec is None:
-        raise NotFound(f"no container {name}")
+        raise NotFound(f"no container {name!r}{suggest.hint(name, 'containers')}")
     if rec.get("state") == "running" and not is_running(rec):
         rec["state"] = "exited"
     return rec
@@ -154,7 +160,8 @@ def connect(
     with state.locked():
         ra, rb = state.load_container(a), state.load_container(b)
         if ra is None or rb is None:
-            raise NotFound(f"no container {a if ra is None else b}")
+            missing = a if ra is None else b
+            raise NotFound(f"no container {missing!r}{suggest.hint(missing, 'containers')}")
         fa = _open_netns(ra)
         fb = _open_netns(rb)
         try:

@@ -32,6 +32,7 @@ from netlens_runtime import (
     spawn,
     spawner,
     state,
+    suggest,
 )
 from netlens_runtime.args import NetworkArgs
 from netlens_runtime.errors import BadInput, Conflict, NotFound, RuntimeFailure, fault, require_root
@@ -92,7 +93,7 @@ def _create_locked(jobs: list[Job], template: spawn.Template | None) -> list[dic
                 continue
             if netname not in networks:
                 if netname != names.DEFAULT_NETWORK:
-                    raise NotFound(f"no network {netname}")
+                    raise NotFound(f"no network {netname!r}{suggest.hint(netname, 'networks')}")
                 make_network(NetworkArgs(names.DEFAULT_NETWORK), networks)
             job.net = networks[netname]
             touched.add(netname)

@@ -25,6 +25,15 @@ class BadInput(RuntimeFailure):
     exit_code = 2
 
 
+class BadInputs(BadInput):
+    """Several mistakes found at once (a lab file's unsupported fields): each is one
+    line of its own, so the user fixes them all in one round."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = tuple(lines)
+
+
 class NeedsRoot(RuntimeFailure):
     """The runtime creates namespaces, links and rules: all of it needs root."""
 

@@ -66,6 +66,19 @@ def _program(source: str, caps: int) -> bytes:
     return bpf
 
 
+def _why_not(tool: str, path: str, err: BaseException) -> str:
+    """Why ``tool`` did not start inside the container, in a user's words (the tool's
+    name quoted inert: it is the user's text, and may hold anything)."""
+    where = "in the container" if "/" in tool else f"on the container's PATH ({path})"
+    if isinstance(err, FileNotFoundError):
+        return f"{tool!r}: no such program {where}: the container sees its own filesystem"
+    if isinstance(err, PermissionError):
+        return f"{tool!r}: not executable {where} (permission denied)"
+    if isinstance(err, OSError):
+        return f"{tool!r}: cannot run it {where}: {err.strerror}"
+    return f"{tool!r}: {err}"
+
+
 def exec_in(rec: dict[str, Any], argv: list[str], env: dict[str, str] | None = None) -> int:
     """Run ``argv`` in the container; return its exit code (128+N if killed by N)."""
     pid = int(rec["pid"])
@@ -100,7 +113,8 @@ def exec_in(rec: dict[str, Any], argv: list[str], env: dict[str, str] | None = N
                 sysc.set_seccomp(prog)
             os.execvpe(argv[0], argv, full_env)
         except BaseException as err:
-            os.write(2, f"netlens: exec {argv[0]}: {err}\n".encode())
+            os.write(2, f"netlens: exec: {_why_not(argv[0], full_env['PATH'], err)}\n".encode())
+            os._exit(126 if isinstance(err, PermissionError) else 127)  # as a shell does
         os._exit(127)
     for fd in procs:
         os.close(fd)

@@ -14,7 +14,7 @@ from typing import Any
 
 
 def add_commands(sub: Any) -> None:
-    """Register ``lab up|down|ls|check`` on the ``netlens`` sub-parser set."""
+    """Register ``lab up|down|ls|check|save|export`` on the ``netlens`` sub-parser set."""
     p: argparse.ArgumentParser = sub.add_parser(
         "lab", help="build a lab (networks, nodes, links) from a YAML file"
     )
@@ -40,6 +40,17 @@ def add_commands(sub: Any) -> None:
         "--nodes", metavar="N|A,B", help="validate it grown to N nodes, or only these nodes"
     )
     check.set_defaults(func=_cmd_check)
+    save = lab_sub.add_parser("save", help="write a running lab back as a lab file")
+    save.add_argument("lab", help="lab name")
+    save.add_argument("out", metavar="FILE", help="file to write ('-': standard output)")
+    save.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    save.set_defaults(func=_cmd_save)
+    export = lab_sub.add_parser("export", help="write a running lab in another format")
+    export.add_argument("lab", help="lab name")
+    export.add_argument("--format", required=True, choices=["clab"], help="containerlab")
+    export.add_argument("-o", "--output", metavar="FILE", help="file (default: standard output)")
+    export.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    export.set_defaults(func=_cmd_export)
 
 
 def _load(args: argparse.Namespace, name: str | None = None) -> Any:
@@ -50,7 +61,12 @@ def _load(args: argparse.Namespace, name: str | None = None) -> Any:
 
     nodes = parse_nodes_arg(args.nodes)
     scale = nodes if isinstance(nodes, int) else None
-    spec = load_lab(resolve_lab_file(args.file), scale=scale, name=name)
+    spec = load_lab(
+        resolve_lab_file(args.file),
+        scale=scale,
+        name=name,
+        notify=lambda m: print(f"netlens: {m}", file=sys.stderr),
+    )
     if isinstance(nodes, list):
         spec, notes = subset(spec, nodes)
         for note in notes:
@@ -86,6 +102,30 @@ def _cmd_up(args: argparse.Namespace) -> int:
     )
     for line in summary_lines(spec, rec):
         print(line)
+    return 0
+
+
+def _note(message: str) -> None:
+    print(f"netlens: {message}", file=sys.stderr)
+
+
+def _cmd_save(args: argparse.Namespace) -> int:
+    from netlens_runtime import names
+    from netlens_runtime.lab_save import running_spec, to_native, write_yaml
+
+    spec = running_spec(names.validate_name(args.lab, "lab"), _note)
+    write_yaml(to_native(spec), args.out, args.force)
+    if args.out != "-":
+        print(f"lab {spec.name} saved to {args.out}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from netlens_runtime import names
+    from netlens_runtime.lab_save import running_spec, to_clab, write_yaml
+
+    spec = running_spec(names.validate_name(args.lab, "lab"), _note)
+    write_yaml(to_clab(spec, _note), args.output, args.force)
     return 0
 
 

@@ -104,7 +104,7 @@ def finish_nodes(
                 if node == d.name:
                     _claim_ifname(ifnames, ifname, lv, f"the link to {peer!r}")
         routes: list[LabRoute] = []
-        connected = _connected(d.name, network, ip, ifaces, networks, links)
+        connected = _connected(d.name, network, ifaces, networks, links)
         for route, rv in f.get("routes", []):
             if route.dev is not None and route.dev not in ifnames:
                 raise rv.err(f"node {d.name!r} has no interface {route.dev!r}")
@@ -154,7 +154,6 @@ def _check_host_ip(
 def _connected(
     node: str,
     network: str | None,
-    ip: str | None,
     ifaces: list[LabInterface],
     networks: dict[str, tuple[LabNetwork, Val]],
     links: list[tuple[LabLink, Val]],

@@ -112,6 +112,9 @@ class LabNode:
     routes: tuple[LabRoute, ...] = ()
     privileged: bool = False
     security_opt: tuple[str, ...] = ()
+    exec: tuple[str, ...] = ()
+    """Commands run in the node once the lab is built (links up), in order; each must
+    exit 0 (containerlab's ``exec``)."""
     impair: ImpairSpec | None = None
     """``impair:`` of the node itself: its primary interface (eth0) suffers it."""
 

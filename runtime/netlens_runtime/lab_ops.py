@@ -35,7 +35,7 @@ import subprocess
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from netlens_runtime import lab_record, names
+from netlens_runtime import lab_record, names, suggest
 from netlens_runtime.errors import BadInput, Conflict, NotFound, RuntimeFailure, require_root
 from netlens_runtime.lab_bundled import bundled_lab
 from netlens_runtime.lab_model import LabNode, LabSpec
@@ -187,6 +187,7 @@ def lab_up(spec: LabSpec, *, log: Callable[[str], None] | None = None) -> lab_re
                 made.host_links.append(hname)
         if host_cmds:
             _run_host_batch(host_cmds)
+            _record_legs(spec, rec)
         # 5. inside each node: extra legs' addresses and routes (one netlink batch each)
         work: list[tuple[str, list[NodeOp]]] = []
         for node in spec.nodes:
@@ -198,6 +199,8 @@ def lab_up(spec: LabSpec, *, log: Callable[[str], None] | None = None) -> lab_re
             _configure_nodes(work)
         # 6. impairments from the file's impair: blocks (tc and nftables in the nodes)
         _impair(spec)
+        # 7. exec: commands (containerlab's), once everything above exists
+        _run_execs(spec)
         rec.status = "up"
         lab_record.save_record(rec)
     except BaseException as exc:
@@ -237,6 +240,47 @@ def _pids(spec: LabSpec, infos: list[dict[str, Any]]) -> dict[str, int]:
     return out
 
 
+def _record_legs(spec: LabSpec, rec: lab_record.LabRecord) -> None:
+    """Each node's extra legs go into its container record (``inspect`` shows them) and
+    their addresses into their networks' allocations, so ``run --ip`` cannot hand a
+    leg's address to another container; ``rm`` releases them with the node."""
+    from netlens_runtime import state
+
+    with state.locked():
+        nets = state.load_networks()
+        touched: set[str] = set()
+        for node in spec.nodes:
+            if not node.interfaces:
+                continue
+            cname = rec.nodes[node.name]
+            crec = state.load_container(cname)
+            if crec is None:
+                raise RuntimeFailure(f"container {cname!r} has no record")
+            legs = []
+            for iface in node.interfaces:
+                real = lab_record.network_name(spec.name, iface.network)
+                legs.append(
+                    {
+                        "ifname": iface.ifname,
+                        "network": real,
+                        "ip": iface.ip,
+                        "host_veth": lab_record.host_ifname(cname, iface.ifname),
+                    }
+                )
+                net = nets.get(real)
+                if iface.ip is None or net is None:
+                    continue
+                owner = net["allocations"].get(iface.ip)
+                if owner not in (None, cname):
+                    raise Conflict(f"{iface.ip} on network {real!r} is already used by {owner!r}")
+                net["allocations"][iface.ip] = cname
+                touched.add(real)
+            crec["legs"] = legs
+            state.write_json(state.container_path(cname), crec)
+        for real in sorted(touched):
+            state.write_json(state.network_path(real), nets[real])
+
+
 def _node_ops(spec: LabSpec, node: LabNode) -> list[NodeOp]:
     """What finishes a node inside its namespace: extra legs up with their
     addresses, then static routes (in this order: a route needs its interface)."""
@@ -265,6 +309,47 @@ def _impair(spec: LabSpec) -> None:
 
     _step("impair", spec.name)
     linkops.apply_many(linkops.lab_impairments(spec))
+
+
+def _run_execs(spec: LabSpec) -> None:
+    """Each node's ``exec`` commands, in order, in the node (as ``netlens exec``); a
+    command that fails stops ``lab up``, which then rolls back. Their output goes
+    to stderr: stdout is the lab's summary."""
+    todo = [(n, cmd) for n in spec.nodes for cmd in n.exec]
+    if not todo:
+        return
+    import shlex
+
+    from netlens_runtime.containers import get_container
+
+    for node, cmd in todo:
+        real = lab_record.node_name(spec.name, node.name)
+        _step("exec", real)
+        rc = _exec_child(get_container(real), shlex.split(cmd))
+        if rc != 0:
+            raise RuntimeFailure(f"node {node.name!r}: exec {cmd!r} exited with {rc}")
+
+
+def _exec_child(rec: dict[str, Any], argv: list[str]) -> int:
+    """exec_in from a forked child: it joins the node's namespaces, which this
+    process must not."""
+    import sys
+
+    from netlens_runtime.execin import exec_in
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        code = 126
+        try:
+            os.dup2(2, 1)
+            code = exec_in(rec, argv)
+        except BaseException as err:
+            os.write(2, f"netlens: exec {argv[0]}: {err}\n".encode())
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
 
 
 def _run_host_batch(lines: list[str]) -> None:
@@ -400,7 +485,9 @@ def lab_down(name: str) -> list[str]:
             if (c.get("labels") or {}).get(lab_record.LAB_LABEL) == name
         ]
         if not leftovers:
-            raise NotFound(f"no lab named {name!r} (see 'netlens lab ls')")
+            raise NotFound(
+                f"no lab named {name!r}{suggest.hint(name, 'labs')} (see 'netlens lab ls')"
+            )
         rec = lab_record.LabRecord(name=name, file="")
     errors = _teardown(rec)
     with contextlib.suppress(FileNotFoundError):

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import yaml
@@ -46,6 +46,7 @@ from netlens_runtime.lab_model import (
 from netlens_runtime.lab_yaml import (
     Val,
     check_binds,
+    check_exec,
     check_iface_addr,
     check_ifname,
     check_ip,
@@ -85,6 +86,7 @@ _NODE = frozenset(
         "privileged",
         "security_opt",
         "impair",
+        "exec",
     }
 )
 _DEFAULTS = _NODE - {"count", "ip", "links", "interfaces", "hostname"}
@@ -96,14 +98,20 @@ _ROUTE = frozenset({"to", "via", "dev"})
 
 
 def load_lab(
-    path: str, *, text: str | None = None, scale: int | None = None, name: str | None = None
+    path: str,
+    *,
+    text: str | None = None,
+    scale: int | None = None,
+    name: str | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> LabSpec:
     """Read and validate a lab file; raise :class:`BadInput` naming file:line:field.
 
     ``text`` parses that string instead of reading ``path`` (tests). ``scale`` sets
     the total number of nodes by resizing the groups that use ``count`` (the demo's
     ``--nodes``). ``name`` overrides the lab's name (tests run the same file under a
-    tagged name).
+    tagged name). A containerlab file (``*.clab.yml``, or a top-level ``topology:``)
+    is read by :mod:`netlens_runtime.lab_clab`; ``notify`` hears its one-line notes.
     """
     display = os.path.basename(path)
     if text is None:
@@ -124,6 +132,12 @@ def load_lab(
         raise BadInput(f"{display}: the YAML is nested too deeply") from None
     if root is None:
         raise BadInput(f"{display}:1: the lab file is empty")
+    from netlens_runtime import lab_clab
+
+    if lab_clab.is_clab(path, Val(display, root, "")):
+        if scale is not None:
+            raise BadInput(f"{display}: a containerlab file has no 'count' groups to grow")
+        return lab_clab.load_clab(path, Val(display, root, ""), display, name=name, notify=notify)
     return _Loader(display, path, scale, name).load(Val(display, root, ""))
 
 
@@ -396,6 +410,8 @@ class _Loader:
             out["interfaces"] = tuple(self._interfaces(f["interfaces"], networks))
         if "impair" in f:
             out["impair"] = lab_impair.from_yaml(f["impair"], with_direction=True)
+        if "exec" in f:
+            out["exec"] = tuple(check_exec(item) for item in f["exec"].sequence())
         if "routes" in f:
             routes = []
             for rv in f["routes"].sequence():
@@ -495,6 +511,10 @@ class _Loader:
             )
             out.append((link, lv))
         return out
+
+
+check_runtime_names = _Loader._check_runtime_names
+"""The ``<lab>-<node>`` / ``<lab>-<net>`` length rule, for the containerlab loader too."""
 
 
 def _link_impair(f: dict[str, Val]) -> ImpairSpec | None:

@@ -214,6 +214,18 @@ def check_binds(v: Val) -> tuple[str, ...]:
     return tuple(out)
 
 
+def check_exec(v: Val) -> str:
+    """One ``exec:`` command: a string split as a shell would (no shell runs it)."""
+    text = v.string()
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise v.err(f"cannot split {text!r}: {exc}") from None
+    if not words:
+        raise v.err("the command is empty")
+    return text
+
+
 def check_rate(v: Val) -> tuple[int, int]:
     """``'2-20mbit'`` or ``'5mbit'`` -> (min, max) bits per second."""
     text = v.string()

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from netlens.kernel.nsenter import call_in
-from netlens_runtime import linkloss, state
+from netlens_runtime import linkloss, state, suggest
 from netlens_runtime.errors import BadInput, Conflict, NeedsRoot, NotFound
 from netlens_runtime.lab_impair import Impair, ImpairError, ImpairSpec, nft_loss
 from netlens_runtime.names import ifname_problem
@@ -88,7 +88,8 @@ def resolve(text: str) -> Target:
         name, ifname = parts
         loaded = state.load_container(name)
         if loaded is None:
-            raise NotFound(f"no container {name} (a lab node is LAB:NODE:IF)")
+            hint = suggest.hint(name, "containers")
+            raise NotFound(f"no container {name!r}{hint} (a lab node is LAB:NODE:IF)")
         rec = loaded
     else:
         raise BadInput(f"link target {text!r}: give LAB:NODE:IF or CONTAINER:IF")
@@ -397,7 +398,7 @@ def apply_many(items: list[tuple[str, str, ImpairSpec]]) -> None:
         for container, ifname, spec in items:
             rec = state.load_container(container)
             if rec is None:
-                raise NotFound(f"no container {container}")
+                raise NotFound(f"no container {container!r}{suggest.hint(container, 'containers')}")
             _set(Target(container, ifname, label_of(rec, ifname), rec), spec)
 
 
@@ -430,7 +431,12 @@ def lab_impairments(spec: LabSpec) -> list[tuple[str, str, ImpairSpec]]:
 def show(lab: str | None = None) -> list[dict[str, Any]]:
     """What netlens set where: one object per interface with impairments or down."""
     rows: list[dict[str, Any]] = []
-    for name, rec in sorted(state.load_containers().items()):
+    containers = state.load_containers()
+    if lab is not None and state.load_lab(lab) is None:
+        members = [r for r in containers.values() if (r.get("labels") or {}).get(LAB_LABEL) == lab]
+        if not members:  # a typo would otherwise read as "nothing impaired there"
+            raise NotFound(f"no lab named {lab!r}{suggest.hint(lab, 'labs')}")
+    for name, rec in sorted(containers.items()):
         labels = rec.get("labels") or {}
         if lab is not None and labels.get(LAB_LABEL) != lab:
             continue

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from netlens_runtime import names, nat, state
+from netlens_runtime import names, nat, state, suggest
 from netlens_runtime.errors import NotFound, RuntimeFailure
 
 
@@ -27,7 +27,7 @@ def set_allow_from(name: str, items: list[str], allow: bool = True) -> dict[str,
         networks = state.load_networks()
         net = networks.get(name)
         if net is None:
-            raise NotFound(f"no network {name}")
+            raise NotFound(f"no network {name!r}{suggest.hint(name, 'networks')}")
         given = set(names.check_allow_from(name, items))
         old = list(net.get("allow_from") or [])
         net["allow_from"] = sorted(set(old) | given if allow else set(old) - given)

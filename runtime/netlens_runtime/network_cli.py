@@ -20,7 +20,7 @@ def add_commands(sub: Any) -> None:
     net = _add(sub, "network", "manage bridge networks", _need_sub)
     nsub = net.add_subparsers(dest="network_command", metavar="SUBCOMMAND")
     p = _add(nsub, "create", "create a bridge network", cmd_network_create)
-    p.add_argument("name")
+    p.add_argument("name", help="the network's name")
     p.add_argument("--subnet", help="CIDR (default: a free private /24)")
     p.add_argument("--gateway", help="gateway address (default: first host)")
     p.add_argument(
@@ -31,7 +31,12 @@ def add_commands(sub: Any) -> None:
         "if off, and the last NAT network puts the old value back unless other source NAT "
         "shows on the host",
     )
-    p.add_argument("--mtu", type=_rule("validate_mtu", number=True), default=1500)
+    p.add_argument(
+        "--mtu",
+        type=_rule("validate_mtu", number=True),
+        default=1500,
+        help="bridge and veth MTU (68-65535, default 1500)",
+    )
     p.add_argument("--bridge", help="bridge name (default: derived)")
     p.add_argument(
         "--internal",
@@ -54,11 +59,18 @@ def add_commands(sub: Any) -> None:
     ):
         p = _add(nsub, verb, what, allow)
         p.add_argument("name", help="the network whose containers are reached")
-        p.add_argument("--from", dest="sources", action="append", required=True, metavar="NET|CIDR")
+        p.add_argument(
+            "--from",
+            dest="sources",
+            action="append",
+            required=True,
+            metavar="NET|CIDR",
+            help="the network (or outside CIDR) opening the connections (repeatable)",
+        )
     p = _add(nsub, "ls", "list networks", cmd_network_ls)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="the records as JSON")
     p = _add(nsub, "rm", "remove networks", cmd_network_rm)
-    p.add_argument("names", nargs="+")
+    p.add_argument("names", nargs="+", metavar="NAME", help="network names")
 
 
 def _need_sub(args: argparse.Namespace) -> int:

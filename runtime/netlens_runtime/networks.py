@@ -12,7 +12,7 @@ import ipaddress
 import os
 from typing import TYPE_CHECKING, Any
 
-from netlens_runtime import hostlinks, ipam, names, nat, state
+from netlens_runtime import hostlinks, ipam, names, nat, state, suggest
 from netlens_runtime.errors import Conflict, NotFound, RuntimeFailure, fault, require_root
 from netlens_runtime.netlink import Netlink, ifindex
 
@@ -110,7 +110,7 @@ def remove_network(name: str) -> None:
         networks = state.load_networks()
         net = networks.get(name)
         if net is None:
-            raise NotFound(f"no network {name}")
+            raise NotFound(f"no network {name!r}{suggest.hint(name, 'networks')}")
         users = sorted(set((net.get("allocations") or {}).values()))
         users = [u for u in users if os.path.exists(state.container_path(u))]
         if users:

@@ -298,7 +298,7 @@ def test_dashboard_every_view_with_every_theme(installed: Installed, saved_dump:
     assert report["bundled_theme_dir"] == str(site / "netlens" / "themes")
     assert report["loaded"] and report["notes"] == []
     assert set(plan["themes"]) <= set(report["themes"])
-    views = ["topology", "vrfs", "containers", "density"]
+    views = ["topology", "vrfs", "containers", "density", "findings"]
     assert [(theme, view) for theme, view, _ in report["seen"]] == [
         (t, v) for t in plan["themes"] for v in views
     ]

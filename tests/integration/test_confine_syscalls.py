@@ -473,3 +473,23 @@ def test_exec_cannot_type_into_the_callers_terminal(labstate: Path) -> None:
     netlens = [sys.executable, "-m", "netlens", "exec", name, "--"]
     shown = _in_pty([[*netlens, CPY, "-c", TTY_PROBE, tag, "tty", "0"]])
     assert "TTY-REFUSED 1" in shown and f"INJ-{tag}" not in shown, shown
+
+
+def test_exec_of_a_missing_tool_names_it_and_says_why(labstate: Path) -> None:
+    """The container sees its own filesystem: a tool it lacks is named (inert), with the
+    PATH searched, exit 127 as a shell gives; never a raw errno and a bytes path."""
+    name = f"nc{RUN_TAG}m"
+    _cli("run", "-d", "--name", name, "--network", "none", "--", "sleep", "600")
+    res = _cli("exec", name, "--", "nosuchtool\x1b[2J", check=False)
+    assert res.returncode == 127
+    assert res.stderr.splitlines() == [
+        "netlens: exec: 'nosuchtool\\x1b[2J': no such program on the container's PATH"
+        " (/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin):"
+        " the container sees its own filesystem"
+    ]
+    res = _cli("exec", name, "--", "/no/such/tracepath", check=False)
+    assert res.returncode == 127
+    assert res.stderr.splitlines() == [
+        "netlens: exec: '/no/such/tracepath': no such program in the container:"
+        " the container sees its own filesystem"
+    ]

@@ -139,3 +139,26 @@ def test_demo_stops_cleanly_on_sigterm(demo_env: dict[str, str]) -> None:
     assert proc.returncode == 0, out + err
     assert "Traceback" not in err
     _assert_gone(demo_env, name, pids)
+
+
+def test_demo_refuses_a_lab_already_up_unless_replace(demo_env: dict[str, str]) -> None:
+    """A kept lab of the same name is someone's: the demo says so and leaves it running;
+    --replace removes it first and builds anew."""
+    name = f"nl{RUN_TAG}r"
+    first = _start(demo_env, name, "--keep", "--no-traffic", "--duration", "0")
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    pids = _wait_up(demo_env, name, first)
+    again = _start(demo_env, name, "--no-traffic", "--duration", "0")
+    _, err = again.communicate(timeout=120)
+    assert again.returncode == 1
+    assert err.splitlines() == [
+        f"netlens: a lab named {name!r} is already up: remove it with"
+        f" 'netlens lab down {name}', or run the demo with --replace"
+    ]
+    assert pids and all(_alive(p) for p in pids.values())  # untouched
+    replaced = _start(demo_env, name, "--no-traffic", "--duration", "0", "--replace")
+    _, err = replaced.communicate(timeout=120)
+    assert replaced.returncode == 0, err
+    assert f"removing the previous {name!r} lab first" in err
+    _assert_gone(demo_env, name, pids)

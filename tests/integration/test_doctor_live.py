@@ -22,8 +22,8 @@ from conftest import Lab, sh
 
 from netlens.analysis import checks_host
 from netlens.analysis.doctor import diagnose, gather
-from netlens.analysis.findings import Finding, Severity
 from netlens.discovery import discover
+from netlens.model.findings import Finding, Severity
 from netlens.model.types import Snapshot
 
 pytestmark = pytest.mark.integration

@@ -237,6 +237,13 @@ def test_command_serves_and_exits_cleanly_on_sigterm() -> None:
         url = line.split()[3]
         m = scrape(url)
         assert m["netlens_build_info"]
+        # the live doctor's counts arrive once its first run (in its own thread) is done
+        end = time.monotonic() + DEADLINE
+        while "netlens_doctor_findings" not in m and time.monotonic() < end:
+            time.sleep(0.5)
+            m = scrape(url)
+        sevs = {dict(k)["severity"] for k in m["netlens_doctor_findings"]}
+        assert sevs == {"error", "warning", "info"}
         port = int(urllib.parse.urlparse(url).port or 0)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0

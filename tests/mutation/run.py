@@ -71,6 +71,22 @@ DISCOVERY_TESTS = (
 comparisons (test_walk*.py) rebuild and re-run the C decoder, so they join only
 for the modules the C code mirrors (decode, wire)."""
 WALKER_TESTS = ("tests/unit/test_walk.py", "tests/unit/test_walk_decode.py")
+RUNTIME_TESTS = (
+    "tests/unit/test_ipam_edges.py",
+    "tests/unit/test_names_edges.py",
+    "tests/unit/test_runtime_parsing.py",
+    "tests/unit/test_input_rules.py",
+    "tests/unit/test_state_safety.py",
+)
+LAB_TESTS = (
+    "tests/unit/test_lab_yaml_edges.py",
+    "tests/unit/test_lab_cross_edges.py",
+    "tests/unit/test_names_edges.py",
+    "tests/unit/test_lab_spec.py",
+    "tests/unit/test_lab_ops.py",
+    "tests/unit/test_lab_subset.py",
+    "tests/unit/test_input_rules.py",
+)
 NAT_TESTS = (
     "tests/unit/test_nat.py",
     "tests/unit/test_nat_parsers.py",
@@ -92,6 +108,17 @@ class Module:
     path: str
     tests: tuple[str, ...]
     io: tuple[str, ...] = ()
+
+    @property
+    def mutated(self) -> str:
+        """The file's path in the scratch tree, which is also its module's path.
+
+        mutmut names a mutant after the file's path and records test hits under the
+        function's ``__module__``: the two agree only when the path is the import
+        name, so the runtime's package (``runtime/netlens_runtime``) is laid out at
+        the scratch tree's top as ``netlens_runtime/``.
+        """
+        return self.path.removeprefix("runtime/")
 
 
 MODULES: dict[str, Module] = {
@@ -144,13 +171,18 @@ MODULES: dict[str, Module] = {
         ),
     ),
     "netlink": Module("netlens/discovery/builders.py", DISCOVERY_TESTS),
+    "ipam": Module("runtime/netlens_runtime/ipam.py", RUNTIME_TESTS),
+    "names": Module("runtime/netlens_runtime/names.py", (*RUNTIME_TESTS, *LAB_TESTS)),
+    "lab_model": Module("runtime/netlens_runtime/lab_model.py", LAB_TESTS),
+    "lab_yaml": Module("runtime/netlens_runtime/lab_yaml.py", LAB_TESTS),
+    "lab_cross": Module("runtime/netlens_runtime/lab_cross.py", LAB_TESTS),
 }
 """The pure core in scope. A mutant of a function no selected test calls counts as
 not killed ("no tests"), except in the functions named in ``io``."""
 
 MUTMUT_SETTINGS = """
 [tool.mutmut]
-source_paths = ["netlens/"]
+source_paths = ["netlens/", "netlens_runtime/"]
 only_mutate = ["{path}"]
 also_copy = ["runtime/"]
 pytest_add_cli_args_test_selection = {tests}
@@ -215,16 +247,23 @@ def prepare(name: str, mod: Module) -> Path:
         shutil.rmtree(work)
     work.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "_bin", "*.egg-info", ".hypothesis")
-    for sub in ("netlens", "runtime", "tests/unit", "tests/fixtures", "themes"):
+    for sub in ("netlens", "tests/unit", "tests/fixtures", "themes"):
         shutil.copytree(ROOT / sub, work / sub, symlinks=True, ignore=ignore)
-    for f in ("tests/conftest.py", "tests/runtime_host.py"):
+    # The runtime's package at the top (see Module.mutated), and runtime/ beside it
+    # pointing there, so tests that find it by path read the mutated files too.
+    pkg = ROOT / "runtime" / "netlens_runtime"
+    shutil.copytree(pkg, work / "netlens_runtime", symlinks=True, ignore=ignore)
+    skip_pkg = shutil.ignore_patterns("__pycache__", "_bin", "*.egg-info", "netlens_runtime")
+    shutil.copytree(ROOT / "runtime", work / "runtime", symlinks=True, ignore=skip_pkg)
+    (work / "runtime" / "netlens_runtime").symlink_to(Path("..") / "netlens_runtime")
+    for f in ("tests/conftest.py", "tests/runtime_host.py", "tests/nft_text.py"):
         shutil.copy2(ROOT / f, work / f)
     # mutmut's tree must be on sys.path from the start: a directory missing when
     # Python starts is cached as "nothing here", and the tests would then import
     # an installed netlens (never mutated) instead.
-    shutil.copytree(ROOT / "runtime", work / "mutants" / "runtime", symlinks=True, ignore=ignore)
+    (work / "mutants").mkdir()
     tests = json.dumps([t for t in mod.tests if (ROOT / t).exists()])
-    settings = MUTMUT_SETTINGS.format(path=mod.path, tests=tests)
+    settings = MUTMUT_SETTINGS.format(path=mod.mutated, tests=tests)
     (work / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text() + settings)
     return work
 
@@ -240,7 +279,7 @@ def run_module(name: str, mod: Module, jobs: int) -> Result:
     work = prepare(name, mod)
     env = dict(os.environ)
     mutants = work / "mutants"
-    env["PYTHONPATH"] = f"{mutants}{os.pathsep}{mutants / 'runtime'}"
+    env["PYTHONPATH"] = str(mutants)
     env.pop("CI", None)  # the strict-skip hook is for real CI runs, not mutants
     exe = mutmut_bin()
     log = work / "mutmut.log"
@@ -286,7 +325,7 @@ def documented() -> set[str]:
     """Mutant names SURVIVORS.md explains (each in backquotes)."""
     if not SURVIVORS.exists():
         return set()
-    return set(re.findall(r"`(netlens\.[\w.]+__mutmut_\d+)`", SURVIVORS.read_text()))
+    return set(re.findall(r"`(netlens(?:_runtime)?\.[\w.]+__mutmut_\d+)`", SURVIVORS.read_text()))
 
 
 def show(name: str, mutant: str) -> str:
@@ -300,13 +339,14 @@ def show(name: str, mutant: str) -> str:
 def changed_modules(rev: str) -> set[str]:
     """Modules whose source, or one of whose unit test files, differs from ``rev``
     (committed or not): what a CI run on a branch needs to mutate again."""
-    diff = subprocess.run(
-        ["git", "diff", "--name-only", rev, "--", "netlens", "tests/unit", "tests/conftest.py"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+    cmd = ["git", "diff", "--name-only", rev, "--", "netlens", "runtime", "tests/unit"]
+    res = subprocess.run(
+        [*cmd, "tests/conftest.py"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    if res.returncode != 0:  # a shallow clone, a revision gone: nothing to compare with
+        print(f"cannot compare with {rev} ({res.stderr.strip()[:80]}): every module is in scope")
+        return set(MODULES)
+    diff = res.stdout.split()
     touched = set(diff)
     if "tests/conftest.py" in touched:
         return set(MODULES)
@@ -332,7 +372,7 @@ def _function_source(lines: list[str], name: str) -> list[str]:
 def one_line_diffs(name: str, mutants: list[str]) -> dict[str, str]:
     """``- old`` / ``+ new`` of each mutant, read from mutmut's generated module (much
     faster than ``mutmut show`` once per mutant)."""
-    path = ROOT / "build" / "mutation" / name / "mutants" / MODULES[name].path
+    path = ROOT / "build" / "mutation" / name / "mutants" / MODULES[name].mutated
     lines = path.read_text().splitlines()
     out: dict[str, str] = {}
     for m in mutants:
@@ -351,6 +391,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=int(os.environ.get("JOBS", "2")))
     ap.add_argument("--min-score", type=float, default=85.0)
     ap.add_argument("--show", action="store_true", help="print undocumented survivors' diffs")
+    ap.add_argument(
+        "--budget",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="start no new module after this many seconds (0: no limit); the ones left"
+        " are named, not scored",
+    )
     ap.add_argument(
         "--changed",
         metavar="REV",
@@ -374,7 +422,11 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     head = ("module", "mutants", "I/O", "scored", "killed", "surv", "no-test", "score", "time")
     print("{:<10}{:>8}{:>6}{:>8}{:>8}{:>6}{:>9}{:>8}{:>7}".format(*head))
-    for name in names:
+    began = time.monotonic()
+    for i, name in enumerate(names):
+        if args.budget and time.monotonic() - began > args.budget:
+            print(f"budget of {args.budget:g} s spent: not run: {', '.join(names[i:])}")
+            break
         r = run_module(name, MODULES[name], args.jobs)
         ok = r.score >= args.min_score
         failed |= not ok

@@ -34,11 +34,14 @@ def make_app(source: FixtureSource | None = None, theme: str | None = None) -> N
 
 
 async def loaded(pilot: Pilot[None]) -> None:
-    """Wait until the source worker has delivered the first snapshot and it is drawn."""
+    """Wait until the source worker has delivered the first snapshot, the doctor's
+    worker its findings on it (badges and the findings view depend on them), and both
+    are drawn."""
     app = pilot.app
     assert isinstance(app, NetlensApp)
-    for _ in range(100):
-        if app.ctx.index is not None:
+    for _ in range(250):
+        fi = app.ctx.findings
+        if app.ctx.index is not None and fi is not None and fi.index is app.ctx.index:
             break
         await pilot.pause(0.02)
     await pilot.pause()

@@ -26,6 +26,7 @@ SHOTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("vrfs", "VRFs and bridges (show vrf)", ("2",)),
     ("containers", "Containers: live rates, trend, drops", ("3",)),
     ("density", "Density: server fill against cores, memory and uplinks", ("4",)),
+    ("findings", "Findings: what netlens doctor finds, worst first", ("5", "enter")),
     (
         "routes",
         "A VRF's routing table (show ip route vrf router)",
@@ -43,8 +44,9 @@ SIZE = (120, 40)
 async def shoot(theme: str, name: str, keys: tuple[str, ...], out: Path) -> Path:
     app = NetlensApp(fixture_source(), theme=theme)
     async with app.run_test(size=SIZE) as pilot:
-        for _ in range(100):
-            if app.ctx.index is not None:
+        for _ in range(250):  # the snapshot, then the doctor's findings on it
+            fi = app.ctx.findings
+            if app.ctx.index is not None and fi is not None and fi.index is app.ctx.index:
                 break
             await pilot.pause(0.02)
         await pilot.pause()
@@ -63,14 +65,15 @@ banner says what is hidden). `netlens view dump.json` opens a saved
 `netlens dump --json` read-only, no root needed. Options: `--theme NAME|FILE.toml`,
 `--interval SECONDS`.
 
-Keys: `1`-`4` views (topology, VRFs, containers, density), `Enter` opens a node, `/`
+Keys: `1`-`5` views (topology, VRFs, containers, density, findings), `Enter` opens a node, `/`
 filters, `Esc` clears, `s`/`r` sort and reverse (or click a header), `c` collapses a
 bridge, `f` focuses a node and its neighbours, `space` pauses, `+`/`-` change the
 interval, `b` bits/bytes, `?` lists every key with its binding id, `ctrl+p` the palette
 (views, themes), `q` quits; arrows, vim keys and the mouse work. Remap keys in
 `$XDG_CONFIG_HOME/netlens/keymap.toml` (`[keymap]` then `quit = "ctrl+q"`). Themes are
-`themes/*.toml`, coloured by role (veth, bridge, uplink, vrf, rate-idle ... rate-high);
-add your own in `$XDG_CONFIG_HOME/netlens/themes/`.
+`themes/*.toml`, coloured by role (veth, bridge, uplink, vrf, rate-idle ... rate-high,
+finding-error, finding-warning, finding-info); add your own in
+`$XDG_CONFIG_HOME/netlens/themes/`.
 
 ### Screenshots
 

@@ -20,7 +20,7 @@ from .conftest import SIZE, loaded, make_app, run_async
 pytestmark = pytest.mark.tui
 
 DEFAULT_BAR = (
-    "1-4 views  Enter open  / filter  s sort  space pause  +/- interval  b bits/bytes  "
+    "1-5 views  Enter open  / filter  s sort  space pause  +/- interval  b bits/bytes  "
     "? keys  q quit  ^p palette"
 )
 
@@ -58,7 +58,7 @@ async def test_a_remapped_view_key_shows_in_bar_tabs_and_help_and_works(
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot)
         bar = bar_text(app)
-        assert bar.startswith("1/v/3/4 views  Enter open  ^f filter  ")
+        assert bar.startswith("1/v/3/4/5 views  Enter open  ^f filter  ")
         assert " u bits/bytes " in bar and " / filter" not in bar
         tabs = {t.view: str(t.render()).strip() for t in app.query(ViewTab)}
         assert tabs["vrfs"] == "v VRFs" and tabs["containers"] == "3 Containers"

@@ -13,12 +13,15 @@ from textual.binding import Binding
 from textual.pilot import Pilot
 from textual.widgets import Input
 
+from netlens.model.types import Snapshot
+from netlens.stats.types import StatsFrame
 from netlens.tui.app import MAX_TICK_DELAY, NetlensApp
 from netlens.tui.index import ViewIndex
 from netlens.tui.messages import StatsTick
 from netlens.tui.screens.detail import DetailScreen
 from netlens.tui.screens.help import HelpScreen
 from netlens.tui.screens.main import ViewTab
+from netlens.tui.sources import FixtureSource
 from netlens.tui.views.base import View
 from netlens.tui.widgets.fast_table import FastTable
 from netlens.tui.widgets.topology_view import TopologyView
@@ -387,3 +390,39 @@ def test_view_command_hands_the_theme_file_to_the_app(
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
     assert main(["view", str(dump), "--theme", str(theme)]) == 0
     assert seen == ["ocean"]
+
+
+@run_async
+async def test_density_cpu_reads_a_dash_when_nothing_measured_it() -> None:
+    """CPU needs two samples of a cgroup: until then the gauge says "-", as `stats` does,
+    never a 0 % that reads as "idle"; once measured it is a percentage."""
+    from textual.widgets import Static
+
+    from .fixture import fixture_source
+
+    class Unmeasured(FixtureSource):
+        """The fixture with every container's CPU not measured yet."""
+
+        @staticmethod
+        def _blank(frame: StatsFrame) -> StatsFrame:
+            usage = {k: dataclasses.replace(u, cpu_percent=None) for k, u in frame.usage.items()}
+            return dataclasses.replace(frame, usage=usage)
+
+        def initial_frame(self) -> StatsFrame | None:
+            fr = super().initial_frame()
+            return self._blank(fr) if fr else None
+
+        def tick(self) -> tuple[Snapshot | None, StatsFrame]:
+            snap, fr = super().tick()
+            return snap, self._blank(fr)
+
+    base = fixture_source()
+    for source, expect in ((Unmeasured(base.open()), "  - of "), (base, "% of ")):
+        app = make_app(source)
+        async with app.run_test(size=SIZE) as pilot:
+            await loaded(pilot)
+            await pilot.press("4")
+            await pilot.pause()
+            text = str(app.query_one("#density-gauges", Static).render())
+            line = next(ln for ln in text.splitlines() if ln.startswith("containers CPU"))
+            assert expect in line, line

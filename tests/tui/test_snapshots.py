@@ -50,6 +50,8 @@ pytestmark = pytest.mark.tui
         ("filter", ["3", "slash", "w", "e", "b"]),
         ("topology_focus", ["right", "right", "right", "f"]),
         ("topology_collapsed", ["right", "c"]),
+        ("findings", ["5"]),  # the fixture's one finding: br1's ports disagree on MTU
+        ("findings_evidence", ["5", "enter"]),
     ],
 )
 def test_view(snap_compare: Any, name: str, press: list[str]) -> None:

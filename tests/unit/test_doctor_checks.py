@@ -11,16 +11,10 @@ from test_discovery_fixtures import KINDS, LAB, replay
 
 from netlens.analysis import checks_l2, checks_l3
 from netlens.analysis.doctor import LIVE_ONLY, diagnose
-from netlens.analysis.findings import (
-    DOCTOR_VERSION,
-    Finding,
-    ObjectRef,
-    Report,
-    Severity,
-    report_to_dict,
-)
+from netlens.analysis.findings import DOCTOR_VERSION, Report, report_to_dict
 from netlens.analysis.netfacts import ForwardFilter
 from netlens.commands.doctor import render_text
+from netlens.model.findings import Finding, ObjectRef, Severity
 from netlens.model.types import NextHop, Route, Rule, Snapshot
 
 pytestmark = pytest.mark.unit

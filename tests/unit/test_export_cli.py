@@ -16,7 +16,7 @@ import pytest
 from fixtures.model.sample import DB, HOST, RT, WEB, sample_snapshot
 
 from netlens.cli import main
-from netlens.commands.dump import filter_snapshot, write_atomic
+from netlens.commands.dump import filter_snapshot, with_findings, write_atomic
 from netlens.errors import NetlensError, UsageError
 from netlens.model.serialize import dumps, loads
 
@@ -38,9 +38,11 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def test_json_is_the_default_and_round_trips(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, err = run(capsys)
     assert rc == 0 and err == ""
-    assert out == dumps(sample_snapshot()) + "\n"
+    # a dump re-rendered from a file carries the doctor's findings on that snapshot
+    checked = with_findings(sample_snapshot())
+    assert checked.findings and out == dumps(checked) + "\n"
     rc2, out2, _ = run(capsys, "--json", "--pretty")
-    assert rc2 == 0 and loads(out2) == sample_snapshot() and out2.count("\n") > 100
+    assert rc2 == 0 and loads(out2) == checked and out2.count("\n") > 100
 
 
 @pytest.mark.parametrize(
@@ -139,7 +141,7 @@ def test_output_is_atomic_and_keeps_mode(
     os.chmod(target, 0o640)
     rc, out, _ = run(capsys, "--output", str(target))
     assert rc == 0 and out == ""
-    assert loads(target.read_text()) == sample_snapshot()
+    assert loads(target.read_text()) == with_findings(sample_snapshot())
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
     assert sorted(p.name for p in tmp_path.iterdir()) == ["snap.json"]  # no temp left
 
@@ -232,3 +234,51 @@ def test_dump_restores_the_collector(capsys: pytest.CaptureFixture[str]) -> None
         assert rc == 0 and not gc.isenabled()
     finally:
         gc.enable()
+
+
+# -- findings (schema 1.3) --------------------------------------------------------------
+def test_findings_of_a_filtered_dump_come_from_the_whole_host(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """br0's MTU finding names only host interfaces: a dump of web alone leaves it out,
+    a dump of the host keeps it, and the checks always ran on the whole host."""
+    whole = with_findings(sample_snapshot())
+    mtu = [f for f in whole.findings if f.check == "mtu-mismatch"]
+    assert mtu and all(o.netns == HOST for f in mtu for o in f.objects)
+    rc, out, _ = run(capsys, "--netns", "web")
+    assert rc == 0
+    web = loads(out)
+    assert not any(f.check == "mtu-mismatch" for f in web.findings)
+    assert all(any(o.netns == WEB for o in f.objects) for f in web.findings)
+    assert web.skipped == whole.skipped
+    rc, out, _ = run(capsys, "--netns", "host")
+    assert [f for f in loads(out).findings if f.check == "mtu-mismatch"] == mtu
+
+
+def test_no_findings_leaves_a_marker(capsys: pytest.CaptureFixture[str]) -> None:
+    from netlens.analysis.doctor import NOT_CHECKED, recorded
+
+    rc, out, _ = run(capsys, "--no-findings")
+    snap = loads(out)
+    assert rc == 0 and snap.findings == ()
+    assert [s.check for s in snap.skipped] == [NOT_CHECKED]
+    assert recorded(snap) is None  # a view re-checks it instead of calling it clean
+
+
+def test_a_dumps_recorded_findings_are_what_a_view_shows() -> None:
+    """report_for on a saved dump: its recorded findings as they are (even one the
+    checks would not find today), the snapshot checks for a dump older than 1.3."""
+    import dataclasses
+
+    from netlens.analysis.doctor import diagnose, recorded, report_for
+    from netlens.model.findings import Finding, ObjectRef, Severity
+
+    odd = Finding("hand-made", Severity.INFO, "x", (ObjectRef("netns", HOST, "host"),), ())
+    saved = dataclasses.replace(with_findings(sample_snapshot()), findings=(odd,))
+    assert report_for(saved, live=False).findings == (odd,)
+    alone = dataclasses.replace(saved, skipped=())  # findings without skipped: still recorded
+    rec = recorded(alone)
+    assert rec is not None and rec.findings == (odd,)
+    old = sample_snapshot()  # as a 1.2 dump reads: no findings, no skipped
+    assert recorded(old) is None
+    assert report_for(old, live=False).findings == diagnose(old, None).findings != ()

@@ -93,7 +93,7 @@ def test_lab_name_of_file_or_name(tmp_path: Path) -> None:
 
 
 def test_resolve_bundled_lab_by_name() -> None:
-    assert lab_ops.resolve_lab_file("demo") == str(DEMO)
+    assert Path(lab_ops.resolve_lab_file("demo")).resolve() == DEMO.resolve()
     assert lab_ops.resolve_lab_file("./nothing-here.yaml") == "./nothing-here.yaml"
 
 

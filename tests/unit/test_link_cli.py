@@ -65,7 +65,7 @@ def test_bad_flags_are_one_line(
         ("web", 2, "give LAB:NODE:IF or CONTAINER:IF"),
         ("a:b:c:d", 2, "give LAB:NODE:IF or CONTAINER:IF"),
         ("web:", 2, "give LAB:NODE:IF or CONTAINER:IF"),
-        ("nosuch:eth0", 1, "no container nosuch"),
+        ("nosuch:eth0", 1, "no container 'nosuch'"),
         ("lab:node:eth0", 1, "no node 'node' in lab 'lab'"),
     ],
 )
@@ -109,6 +109,9 @@ def test_show_lists_records(state: Path, capsys: pytest.CaptureFixture[str]) -> 
     (row,) = json.loads(capsys.readouterr().out)
     assert row["target"] == "lb:r1:p2p0" and row["state"] == "down"
     assert row["egress"] == {"rate": 10_000_000, "delay": 20_000}
+    # a lab that does not exist is an error (with the close names), not "nothing there"
+    assert main(["link", "show", "lbb"]) == 1
+    assert capsys.readouterr().err.splitlines() == ["netlens: no lab named 'lbb'"]
 
 
 PROBE = """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import enum
 import json
 import types
 import typing
@@ -14,6 +15,7 @@ import jsonschema
 import pytest
 from fixtures.model.sample import sample_snapshot
 
+from netlens.model import findings as F
 from netlens.model import types as T
 from netlens.model.serialize import dumps, schema_path, snapshot_to_dict
 
@@ -45,6 +47,9 @@ DEFS = {
     "container": T.Container,
     "server": T.Server,
     "veth_pair": T.VethPair,
+    "finding": F.Finding,
+    "object_ref": F.ObjectRef,
+    "skipped": F.Skipped,
 }
 
 
@@ -139,6 +144,8 @@ def _declared_types(hint: Any) -> set[str]:
         return set().union(*(_declared_types(a) for a in typing.get_args(hint)))
     if hint is type(None):
         return {"null"}
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):  # written as its value
+        return {_JSON_TYPE[type(next(iter(hint)).value)]}
     if typing.get_origin(hint) is tuple:
         return {"array"}
     if typing.get_origin(hint) is dict or dataclasses.is_dataclass(hint):
@@ -165,3 +172,28 @@ def test_top_level_follows_the_declaration() -> None:
     assert SCHEMA["required"] == list(T.Snapshot.JSON_ORDER)
     for key in T.Snapshot.JSON_ORDER:
         assert _types_of(SCHEMA["properties"][key]) == _declared_types(hints[key]), key
+
+
+def test_enums_list_the_declared_members() -> None:
+    """An enum field's schema lists exactly the members its class declares."""
+    prop = SCHEMA["$defs"]["finding"]["properties"]["severity"]
+    assert prop["enum"] == [s.value for s in F.Severity]
+
+
+def test_findings_validate() -> None:
+    """A dump with findings (1.3) validates; a severity outside the enum does not."""
+    f = F.Finding(
+        "veth-peer-down",
+        F.Severity.ERROR,
+        "t",
+        (F.ObjectRef("interface", "netns:1/2", "a:eth0"),),
+        ("e",),
+        None,
+    )
+    snap = dataclasses.replace(
+        sample_snapshot(), findings=(f,), skipped=(F.Skipped("conntrack-near-max", "live"),)
+    )
+    doc = snapshot_to_dict(snap)
+    VALIDATOR.validate(doc)
+    doc["findings"][0]["severity"] = "fatal"
+    assert not VALIDATOR.is_valid(doc)

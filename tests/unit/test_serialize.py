@@ -14,6 +14,7 @@ from fixtures.model.strategies import snapshots
 from hypothesis import HealthCheck, given, settings
 
 from netlens.errors import SnapshotFileError
+from netlens.model import findings as F
 from netlens.model import types as T
 from netlens.model.serialize import (
     dumps,
@@ -69,6 +70,8 @@ def test_fast_writer_matches_reference_conversion(snap: T.Snapshot) -> None:
         "namespaces",
         "containers",
         "veth_pairs",
+        "findings",
+        "skipped",
     ]
 
 
@@ -161,6 +164,16 @@ def test_nan_is_refused() -> None:
         dumps(snap)
 
 
+_FINDING: dict[str, Any] = {
+    "check": "veth-peer-down",
+    "severity": "error",
+    "title": "t",
+    "objects": [{"kind": "netns", "id": "netns:1", "name": "a"}],
+    "evidence": [],
+    "fix": None,
+}
+
+
 def _doc() -> dict[str, Any]:
     return json.loads(dumps(sample_snapshot()))
 
@@ -190,6 +203,15 @@ def _doc() -> dict[str, Any]:
         (lambda d: d["namespaces"][0].update(pids=[1, "2"]), "pids[1]: expected an integer"),
         (lambda d: d.update(namespaces={}), "snapshot.namespaces: expected a list"),
         (lambda d: d["namespaces"].append(3), "snapshot.namespaces[5]: expected an object"),
+        (
+            lambda d: d.update(findings=[dict(_FINDING, severity="fatal")]),
+            "snapshot.findings[0].severity: expected one of 'error', 'warning', 'info', "
+            "got 'fatal'",
+        ),
+        (
+            lambda d: d.update(findings=[dict(_FINDING, objects=[{"kind": "netns"}])]),
+            "snapshot.findings[0].objects[0]: missing required key 'id'",
+        ),
     ],
 )
 def test_bad_documents_give_one_line(mutate: Any, needle: str) -> None:
@@ -254,6 +276,42 @@ def test_older_minor_without_fdb_age_reads_it_as_none() -> None:
     aged = dataclasses.replace(host, fdb=(dataclasses.replace(host.fdb[0], age=12.34),))
     back = loads(dumps(dataclasses.replace(sample_snapshot(), namespaces=(aged,))))
     assert back.namespaces[0].fdb[0].age == 12.34
+
+
+def test_findings_round_trip_as_model_objects() -> None:
+    """1.3 findings read back as the model's classes, severity as the enum member."""
+    f = F.Finding(
+        "mtu-mismatch",
+        F.Severity.WARNING,
+        "MTU 1500 against 9000",
+        (F.ObjectRef("interface", "netns:4026531840/10", "host:veth0"),),
+        ("veth0 mtu 1500", "peer mtu 9000"),
+        "ip link set veth0 mtu 9000",
+    )
+    snap = dataclasses.replace(
+        sample_snapshot(), findings=(f,), skipped=(F.Skipped("conntrack-near-max", "live"),)
+    )
+    back = loads(dumps(snap))
+    assert back == snap
+    assert back.findings[0].severity is F.Severity.WARNING
+    assert snapshot_to_dict(snap)["findings"][0] == {
+        "check": "mtu-mismatch",
+        "severity": "warning",
+        "title": "MTU 1500 against 9000",
+        "objects": [{"kind": "interface", "id": "netns:4026531840/10", "name": "host:veth0"}],
+        "evidence": ["veth0 mtu 1500", "peer mtu 9000"],
+        "fix": "ip link set veth0 mtu 9000",
+    }
+
+
+def test_older_minor_without_findings_reads_none() -> None:
+    """A 1.2 dump (before findings) loads with no findings and nothing skipped."""
+    d = _doc()
+    d["schema_version"] = "1.2"
+    del d["findings"], d["skipped"]
+    snap = snapshot_from_dict(d)
+    assert (snap.findings, snap.skipped) == ((), ())
+    assert loads(json.dumps(d)).findings == ()
 
 
 def test_absent_optional_keys_take_defaults() -> None:

@@ -111,7 +111,7 @@ BASH_CASES: list[tuple[str, set[str]]] = [
     ("netlens network allow ", {"lan"}),
     ("netlens network disallow lan --from ", {"lan"}),
     ("netlens network create x --subnet ", set()),  # free text: nothing to offer
-    ("netlens lab ", {"up", "down", "ls", "check"}),
+    ("netlens lab ", {"up", "down", "ls", "check", "save", "export"}),
     ("netlens link ", {"set", "show", "reset", "down", "up"}),
     ("netlens link set x --direction ", {"both", "egress", "ingress"}),
     ("netlens lab down ", {"mylab", "lab.yaml", "sub"}),

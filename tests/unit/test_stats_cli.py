@@ -14,18 +14,30 @@ import pytest
 from netlens.cli import main
 from netlens.commands import stats as cmd
 from netlens.model.types import Container, Interface, Netns, Server, Snapshot
+from netlens.stats import units
 from netlens.stats.types import Density, Rate, StatsFrame, Usage
 
 pytestmark = pytest.mark.unit
 
 
-def test_human_units() -> None:
-    assert cmd.human_bps(0) == "0 b/s"
-    assert cmd.human_bps(999) == "999 b/s"
-    assert cmd.human_bps(12_345_678) == "12.3 Mb/s"
-    assert cmd.human_bps(2.5e9) == "2.5 Gb/s"
-    assert cmd.human_bytes(None) == "-"
-    assert cmd.human_bytes(3 * 2**20) == "3.0M"
+def test_one_set_of_units_for_every_view() -> None:
+    assert units.rate(0) == "0 b/s"
+    assert units.rate(999) == "999 b/s"
+    assert units.rate(12_345_678) == "12.3 Mb/s"
+    assert units.rate(2.5e9) == "2.5 Gb/s"
+    assert units.rate(8e6, bits=False) == "1 MB/s"
+    assert units.pps(0) == "0 p/s"
+    assert units.pps(2.5) == "2.5 p/s"
+    assert units.pps(12.4) == "12 p/s"  # whole from 10 up
+    assert units.pps(999.4) == "999 p/s"
+    assert units.pps(12_345) == "12.3 kp/s"
+    assert units.size(None) == "-"
+    assert units.size(0) == "0 B"
+    assert units.size(3 * 2**20) == "3.0 MiB"
+    assert units.size(1536 * 2**20) == "1.5 GiB"
+    from netlens.tui import fmt
+
+    assert fmt.rate is units.rate and fmt.size is units.size and fmt.pps is units.pps
 
 
 @pytest.mark.parametrize(
@@ -131,9 +143,10 @@ def test_table_sorts_and_names(monkeypatch: pytest.MonkeyPatch) -> None:
     text = out.getvalue()
     rows = [ln.split()[0] for ln in text.splitlines() if ln.startswith(("web", "db"))]
     assert rows == ["web", "db"]  # web sent more
-    assert "12.5" in text and "1.0M" in text  # cpu and memory of web
+    assert "12.5" in text and "1.0 MiB" in text  # cpu and memory of web
     assert "br0" in text and "eth0" in text
     assert "1.0% used" in text  # busier direction: 10 Mb/s rx of 1 Gb/s
+    assert "  containers/core 1.0  containers/GiB 0.25  " in text  # ratios say what per what
     out2 = io.StringIO()
     cmd.run(args(sort="rx", count=1), out=out2, monitor=FakeMonitor())
     rows2 = [ln.split()[0] for ln in out2.getvalue().splitlines() if ln.startswith(("web", "db"))]

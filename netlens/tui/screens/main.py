@@ -1,4 +1,4 @@
-"""The main screen: the tabs, the four views, the filter, the status lines and the key bar.
+"""The main screen: the tabs, the views, the filter, the status lines and the key bar.
 
 The screen owns what the user sees and switches between; the app owns where the data
 comes from (the worker, ticks, pause) and tells the screen when the structure or the
@@ -129,7 +129,13 @@ class MainScreen(Screen[None]):
 
     # -- data -----------------------------------------------------------------------------
     def _token(self) -> tuple[object, ...]:
-        return (self.ctx.generation, self.ctx.needle, self.app.theme, tuple(self.ctx.ghosts))
+        return (
+            self.ctx.generation,
+            self.ctx.needle,
+            self.app.theme,
+            tuple(self.ctx.ghosts),
+            self.ctx.findings_seq,
+        )
 
     def refresh_views(self, full: bool) -> None:
         """The structure (``full``) or only the frame changed: repaint the view on show,
@@ -172,6 +178,15 @@ class MainScreen(Screen[None]):
                     self.set_timer(PRESYNC_DELAY, self._presync_next)  # the next one later
                     return
         self._presync_pending = False
+
+    def findings_changed(self) -> None:
+        """The doctor's worker reported on the current snapshot: badges repaint on the
+        topology (no re-layout), and the view on show re-syncs if it lists them."""
+        if not self.live:
+            return
+        fi = self.ctx.findings
+        self.query_one(TopologyView).set_badges(dict(fi.badges) if fi is not None else {})
+        self.refresh_views(full=True)  # hidden views re-sync when shown (token changed)
 
     def theme_changed(self) -> None:
         for topo in self.query(TopologyView):

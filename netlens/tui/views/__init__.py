@@ -1,1 +1,4 @@
-"""The four main views. Each is a widget with ``refresh_index`` and ``refresh_frame``."""
+"""The main views (listed in netlens.tui.registry).
+
+Each is a widget with ``refresh_index`` and ``refresh_frame``.
+"""

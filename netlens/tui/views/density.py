@@ -89,8 +89,12 @@ class DensityView(View):
                 f"{fmt.size(d.mem_used)} of {fmt.size(d.mem_total)}"
                 f" (containers {fmt.size(d.containers_mem)})",
             )
-            cpu = sum(u.cpu_percent or 0.0 for u in fr.usage.values()) if fr else 0.0
-            self._gauge(out, "containers CPU", cpu, 100.0 * cpus, f"{cpu:.0f}% of {cpus * 100}%")
+            usage = fr.usage.values() if fr else ()
+            known = [u.cpu_percent for u in usage if u.cpu_percent is not None]
+            cpu = sum(known)
+            # not measured yet (the first sample, no cgroup to read) is "-", as in `stats`
+            label = f"{cpu:.0f}% of {cpus * 100}%" if known else f"- of {cpus * 100}%"
+            self._gauge(out, "containers CPU", cpu, 100.0 * cpus, label)
             for name, (used, mx) in sorted(d.headroom.items()):
                 self._gauge(out, name, used, mx, f"{used} of {mx}")
         else:

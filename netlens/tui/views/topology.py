@@ -16,7 +16,9 @@ class TopologyPane(View):
         yield Static(
             "[b]Enter[/] open · [b]c[/] collapse bridge · [b]f[/] focus neighbours · "
             "[b]/[/] filter · load: [$nl-rate-idle]idle[/] [$nl-rate-low]low[/] "
-            "[$nl-rate-mid]mid ┃[/] [$nl-rate-high]high ┃[/]",
+            "[$nl-rate-mid]mid ┃[/] [$nl-rate-high]high ┃[/] · findings (5): "
+            "[$nl-finding-error]✖ error[/] [$nl-finding-warning]▲ warning[/] "
+            "[$nl-finding-info]● info[/]",
             id="topology-legend",
         )
 
@@ -33,6 +35,8 @@ class TopologyPane(View):
         if self.ctx.index is not None:
             v.index = self.ctx.index
         v.frame = self.ctx.frame
+        fi = self.ctx.findings  # may have come before this screen was mounted
+        v.set_badges(dict(fi.badges) if fi is not None else {})
         v.set_state(ViewState(v.state.collapsed, self.ctx.needle, v.state.focus))
 
     def refresh_frame(self) -> None:

@@ -21,8 +21,17 @@ from textual.strip import Strip
 
 from netlens.stats.types import Rate, StatsFrame
 from netlens.tui import fmt
+from netlens.tui.findings_index import Badge
 from netlens.tui.index import ViewIndex
-from netlens.tui.topology import GridCache, Layout, Region, Span, ViewState, build_layout
+from netlens.tui.topology import (
+    GridCache,
+    Layout,
+    Region,
+    Span,
+    ViewState,
+    badge_text,
+    build_layout,
+)
 from netlens.tui.widgets.styled import StyledScrollView
 from netlens.tui.widgets.tables import CURSOR_MARK
 
@@ -74,6 +83,7 @@ class TopologyView(StyledScrollView, can_focus=True):
         self.state = ViewState()
         self.bits = True
         self.selected: str | None = None
+        self.badges: dict[str, Badge] = {}  # node -> its findings badge
         self._layout = Layout()
         self._grids = GridCache()
         self._node_lines: dict[str, list[int]] | None = None  # node -> layout lines
@@ -111,6 +121,14 @@ class TopologyView(StyledScrollView, can_focus=True):
             first = next((r for r in regs if r.kind not in ("server", "uplink")), None)
         if first is not None and first.node != self.selected:
             self._select(first)
+
+    def set_badges(self, badges: dict[str, Badge]) -> None:
+        """New findings: repaint (the badge slots are in the layout already)."""
+        if badges == self.badges:
+            return
+        self.badges = badges
+        self._cache.clear()
+        self.refresh()
 
     def set_bits(self, bits: bool) -> None:
         self.bits = bits
@@ -179,6 +197,10 @@ class TopologyView(StyledScrollView, can_focus=True):
                 text = (fmt.rate(bps, self.bits) if r else "—").rjust(len(text))
             elif lvl in ("mid", "high"):
                 text = text.translate(_HEAVY)
+        elif span.badge and span.node in self.badges:
+            badge = self.badges[span.node]
+            text = badge_text(text, badge.text)
+            st = self._style(f"role:{badge.role}") + Style(bold=True)
         else:
             st = self._style(span.token)
         style = base + st

@@ -1,0 +1,261 @@
+"""``lab up`` of containerlab topology files on real namespaces, and ``lab down``.
+
+Each test uses its own state directory (the ``labstate`` fixture removes whatever
+it lists and fails the test if anything is left), lab names carrying the run tag
+and subnets in 10.OCTET.x, moved by the run tag. What the lab built is read back
+with iproute2 inside each node's namespace, not from netlens' own records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import RUN_TAG
+from runtime_host import kernel_state
+
+from netlens_runtime import api
+from netlens_runtime.errors import RuntimeFailure
+from netlens_runtime.lab_impair import ImpairSpec
+from netlens_runtime.lab_model import LabSpec
+from netlens_runtime.lab_spec import load_lab
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _image_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private Docker store (empty unless a test fills it): not the host's images."""
+    from netlens_runtime import lab_image
+
+    monkeypatch.setattr(lab_image, "DOCKER_ROOT", str(tmp_path / "docker"))
+    monkeypatch.setattr(lab_image, "PODMAN_ROOT", str(tmp_path / "no-podman"))
+    return tmp_path / "docker"
+
+
+OCTET = 100 + (int(RUN_TAG, 16) + 37) % 100
+
+TOPO = f"""\
+name: clab
+mgmt:
+  ipv4-subnet: 10.{OCTET}.50.0/24
+topology:
+  defaults:
+    kind: linux
+    image: alpine:3
+  nodes:
+    r1:
+      mgmt-ipv4: 10.{OCTET}.50.11
+      exec:
+        - ip addr add 10.{OCTET}.60.1/30 dev eth1
+        - ip addr add 10.{OCTET}.61.1/24 dev eth2
+    r2:
+      mgmt-ipv4: 10.{OCTET}.50.12
+      env: {{ROLE: r2}}
+      exec:
+        - ip addr add 10.{OCTET}.60.2/30 dev eth1
+    h1:
+      network-mode: none
+      exec:
+        - ip addr add 10.{OCTET}.61.2/24 dev eth1
+    sw:
+      kind: bridge
+  links:
+    - endpoints: ["r1:eth1", "r2:eth1"]
+      mtu: 1400
+    - endpoints: ["r1:eth2", "sw:r1p"]
+    - endpoints: ["h1:eth1", "sw:h1p"]
+"""
+
+
+def _ip(pid: int, *args: str) -> Any:
+    res = subprocess.run(
+        ["nsenter", f"--net=/proc/{pid}/ns/net", "ip", "-j", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(res.stdout)
+
+
+def _addrs(pid: int) -> dict[str, tuple[str, list[str], int]]:
+    """ifname -> (operstate, IPv4 addresses with prefix, mtu) as iproute2 reports them."""
+    return {
+        i["ifname"]: (
+            i["operstate"],
+            [f"{a['local']}/{a['prefixlen']}" for a in i["addr_info"] if a["family"] == "inet"],
+            i["mtu"],
+        )
+        for i in _ip(pid, "addr", "show")
+    }
+
+
+def _ping(pid: int, ip: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["nsenter", f"--net=/proc/{pid}/ns/net", "ping", "-c", "1", "-W", "3", ip],
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_clab_topology_up_and_down(labstate: Path, tmp_path: Path) -> None:
+    from netlens_runtime import lab_ops, lab_record
+
+    path = tmp_path / "topo.clab.yml"
+    path.write_text(TOPO)
+    notes: list[str] = []
+    spec = load_lab(str(path), name=f"cl{RUN_TAG}a", notify=notes.append)
+    assert len(notes) == 1 and "alpine:3" in notes[0]
+    before = kernel_state(labstate)
+    lab_ops.lab_up(spec)
+    try:
+        pids = {
+            c["labels"]["netlens.lab.node"]: int(c["pid"])
+            for c in api.list_containers()
+            if c["labels"].get("netlens.lab") == spec.name
+        }
+        assert set(pids) == {"r1", "r2", "h1"}
+        r1, r2, h1 = _addrs(pids["r1"]), _addrs(pids["r2"]), _addrs(pids["h1"])
+        assert r1["eth0"][1] == [f"10.{OCTET}.50.11/24"]
+        assert r2["eth0"][1] == [f"10.{OCTET}.50.12/24"]
+        assert "eth0" not in h1  # network-mode: none
+        assert r1["eth1"][1:] == ([f"10.{OCTET}.60.1/30"], 1400)
+        assert r2["eth1"][1:] == ([f"10.{OCTET}.60.2/30"], 1400)
+        assert r1["eth2"][1] == [f"10.{OCTET}.61.1/24"]
+        assert h1["eth1"][1] == [f"10.{OCTET}.61.2/24"]
+        # the p2p veth is a pair between r1 and r2, the bridge legs reach each other
+        ping = _ping(pids["r1"], f"10.{OCTET}.60.2")
+        assert ping.returncode == 0, ping.stdout + ping.stderr
+        ping = _ping(pids["h1"], f"10.{OCTET}.61.1")
+        assert ping.returncode == 0, ping.stdout + ping.stderr
+        # the bridge 'sw' is a host bridge holding both legs
+        sw = lab_record.network_name(spec.name, "sw")
+        bridge = next(str(n["bridge"]) for n in api.list_networks() if n["name"] == sw)
+        ports = subprocess.run(
+            ["ip", "-j", "link", "show", "master", bridge], capture_output=True, text=True
+        )
+        assert len(json.loads(ports.stdout)) == 2
+        assert before.names.isdisjoint({bridge})
+        # lab save / lab export write what runs; both read back to this lab
+        saved, exported = tmp_path / "saved.yaml", tmp_path / "exp.clab.yml"
+        res = _cli("link", "set", f"{spec.name}:r2:eth0", "--rate", "10mbit")
+        assert res.returncode == 0, res.stderr
+        for argv in (
+            ["lab", "save", spec.name, str(saved)],
+            ["lab", "export", spec.name, "--format", "clab", "-o", str(exported)],
+        ):
+            res = _cli(*argv)
+            assert res.returncode == 0, res.stderr
+        live = dataclasses.replace(spec.node("r2"), impair=ImpairSpec({"rate": 10_000_000}, "both"))
+        want = dataclasses.replace(
+            spec, nodes=tuple(live if n.name == "r2" else n for n in spec.nodes)
+        )
+        assert _same(load_lab(str(saved)), want)
+        assert _same(load_lab(str(exported)), spec)  # containerlab has no impairments
+        assert _cli("lab", "save", spec.name, str(saved)).returncode != 0  # no overwrite
+        path.write_text(TOPO.replace(f"10.{OCTET}.50.12", f"10.{OCTET}.50.13"))
+        res = _cli("lab", "save", spec.name, str(tmp_path / "x.yaml"))
+        assert res.returncode == 1
+        assert res.stderr == (
+            f"netlens: lab '{spec.name}': {path} has changed since 'lab up' (other networks,"
+            " nodes or addresses); save refuses to write what does not run\n"
+        )
+        assert not (tmp_path / "x.yaml").exists()
+    finally:
+        errors = lab_ops.lab_down(spec.name)
+    assert errors == []
+    assert api.list_containers() == [] and api.list_networks() == []
+    # the saved native file builds the same lab again
+    again = load_lab(str(saved), name=f"cl{RUN_TAG}c")
+    lab_ops.lab_up(again)
+    try:
+        pids = {c["labels"]["netlens.lab.node"]: int(c["pid"]) for c in api.list_containers()}
+        assert _addrs(pids["r1"])["eth1"][1:] == ([f"10.{OCTET}.60.1/30"], 1400)
+        assert _addrs(pids["r2"])["eth0"][1] == [f"10.{OCTET}.50.12/24"]
+    finally:
+        assert lab_ops.lab_down(again.name) == []
+
+
+def _cli(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "netlens", *argv],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+    )
+
+
+def _same(a: LabSpec, b: LabSpec) -> bool:
+    return dataclasses.replace(a, path="") == dataclasses.replace(b, path="")
+
+
+def test_node_runs_on_its_image_from_the_local_store(
+    labstate: Path, tmp_path: Path, _image_store: Path
+) -> None:
+    """A single-layer image in the Docker store is the node's root, read-only: ``exec``
+    runs the image's own busybox, sees its files and cannot write them."""
+    from image_store import docker_store
+
+    from netlens_runtime import lab_ops
+
+    diff = docker_store(_image_store, "lab/bb:1", "lab/bb", busybox=True)
+    path = tmp_path / "img.clab.yml"
+    path.write_text(
+        "name: x\ntopology:\n  nodes:\n    a:\n      image: lab/bb:1\n"
+        "      network-mode: none\n      exec:\n        - cat /etc/image-marker\n"
+        "        - sh -c '! touch /etc/written'\n"
+    )
+    notes: list[str] = []
+    spec = load_lab(str(path), name=f"cl{RUN_TAG}i", notify=notes.append)
+    assert notes == [] and spec.node("a").rootfs == str(diff)
+    lab_ops.lab_up(spec)
+    try:
+        (pid,) = [int(c["pid"]) for c in api.list_containers()]
+        assert Path(f"/proc/{pid}/root/etc/image-marker").read_text() == "from the store\n"
+        assert Path(f"/proc/{pid}/root/bin/busybox").samefile(diff / "bin" / "busybox")
+    finally:
+        assert lab_ops.lab_down(spec.name) == []
+    assert not (diff / "etc" / "written").exists()
+
+
+def test_failing_exec_rolls_back(labstate: Path, tmp_path: Path) -> None:
+    from netlens_runtime import lab_ops
+
+    path = tmp_path / "bad.clab.yml"
+    path.write_text(
+        "name: x\ntopology:\n  nodes:\n    a: {network-mode: none, exec: ['true', 'false']}\n"
+    )
+    spec = load_lab(str(path), name=f"cl{RUN_TAG}b")
+    with pytest.raises(RuntimeFailure, match="node 'a': exec 'false' exited with 1"):
+        lab_ops.lab_up(spec)
+    assert api.list_containers() == []
+    assert not (labstate / "labs" / f"{spec.name}.json").exists()
+
+
+def test_refused_file_builds_nothing(labstate: Path, tmp_path: Path) -> None:
+    path = tmp_path / "u.clab.yml"
+    path.write_text(
+        "name: u\ntopology:\n  nodes:\n    a: {}\n    b: {kind: ceos}\n    c: {ports: [80]}\n"
+    )
+    before = kernel_state(labstate)
+    res = subprocess.run(
+        [sys.executable, "-m", "netlens", "lab", "up", str(path)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+    )
+    assert res.returncode != 0
+    assert res.stderr.splitlines() == [
+        "netlens: u.clab.yml:5: topology.nodes.b.kind: kind 'ceos' is not supported"
+        " (netlens runs linux, bridge)",
+        "netlens: u.clab.yml:6: topology.nodes.c.ports: field 'ports' is not supported by netlens",
+    ]
+    assert "Traceback" not in res.stderr
+    assert not (labstate / "labs").exists() or not os.listdir(labstate / "labs")
+    assert kernel_state(labstate).names == before.names
