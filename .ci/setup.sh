@@ -16,7 +16,8 @@ umask 022
 # exporter with (run on 127.0.0.1 with a temp config and storage; never as a service).
 # openssh-server: the sshd tests/integration/test_fleet_ssh.py starts on 127.0.0.1 with its
 # own host key, config and authorized_keys for 'netlens fleet' (never as a service).
-DEBS=(iproute2 iperf3 nftables iptables procps util-linux tini busybox-static tmux kmod iputils-ping tcpdump graphviz gcc libc6-dev zsh libseccomp2 prometheus openssh-server)
+# tshark reads back what tests/integration/test_capture_live.py's 'netlens capture' wrote.
+DEBS=(iproute2 iperf3 nftables iptables procps util-linux tini busybox-static tmux kmod iputils-ping tcpdump tshark graphviz gcc libc6-dev zsh libseccomp2 prometheus openssh-server)
 missing=()
 for p in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -24,6 +25,8 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   apt-get update -qq
+  # tshark asks whether non-root users may capture: no (netlens capture runs as root)
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 

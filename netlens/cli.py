@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Build the argparse tree: inspector commands plus the runtime's verbs."""
     from netlens.commands import (
         agent,
+        capture,
         completion,
         dashboard,
         demo,
@@ -130,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_parser(sub)
     view.add_parser(sub)
     trace.add_parser(sub)
+    capture.add_parser(sub)
     doctor.add_parser(sub)
     exporter.add_parser(sub)
     fleet.add_parser(sub)
