@@ -1,8 +1,9 @@
 """`netlens trace SRC DST`: why can (or can't) SRC reach DST, hop by hop.
 
-Discovers the host, resolves SRC and DST (container, VRF, address or
-CONTAINER:IFNAME), then asks each namespace's kernel on the path for its own
-decision (netlens.analysis.trace). Static: nothing is sent. Exit 0 when the
+Resolves SRC and DST (container, VRF, address or CONTAINER:IFNAME), then asks
+each namespace's kernel on the path for its own decision
+(netlens.analysis.trace), reading only the namespaces on that path
+(netlens.analysis.scope). Static: nothing is sent. Exit 0 when the
 packet is delivered or leaves the host, 1 when it is dropped or the answer is
 unknown, 2 for bad input. Like every command module, only argparse at import.
 """
@@ -50,6 +51,16 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--no-filters", action="store_true", help="skip reading nftables filter rules (faster)"
     )
+    p.add_argument(
+        "--probe",
+        action="store_true",
+        help="also send real packets from SRC and watch them (nft trace, counters, drop reason)",
+    )
+    p.add_argument(
+        "--allow-external",
+        action="store_true",
+        help="with --probe: allow a DST no namespace of this host owns",
+    )
     p.set_defaults(func=run)
 
 
@@ -68,9 +79,10 @@ def run(args: argparse.Namespace) -> int:
 
     from netlens.analysis.endpoints import resolve
     from netlens.analysis.render import render
+    from netlens.analysis.scope import Scope
     from netlens.analysis.trace import trace
     from netlens.analysis.tracetypes import DELIVERED, LEAVES
-    from netlens.discovery import discover
+    from netlens.discovery.nsfind import find_namespaces
     from netlens.kernel.nsquery import NsQuery
 
     proto = check_args(args)
@@ -78,18 +90,71 @@ def run(args: argparse.Namespace) -> int:
         raise NeedsRootError(
             "trace asks the kernel inside every namespace on the path; run as root"
         )
-    snap = discover()
-    if not snap.namespaces:
+    handles = find_namespaces()
+    if not handles:
         raise DiscoveryError("could not read any network namespace")
-    src = resolve(snap, args.src, is_dst=False)
-    dst = resolve(snap, args.dst, is_dst=True)
     with NsQuery() as q:
+        # Only the namespaces on the path are read (analysis.scope): SRC's, DST's and
+        # the host's first, then whichever a cable or a bridge port leads into.
+        scope = Scope(handles, q)
+        wanted = [*scope.locate(args.src), *scope.locate(args.dst)]
+        scope.load(wanted)
+        try:
+            src = resolve(scope.snap, args.src, is_dst=False)
+            dst = resolve(scope.snap, args.dst, is_dst=True)
+        except UsageError:
+            # Not found among the namespaces read: the whole host decides (and
+            # offers the closest names), as slow as a dump but only for bad input.
+            from netlens.discovery import discover
+
+            whole = discover(with_nat=False)
+            src = resolve(whole, args.src, is_dst=False)
+            dst = resolve(whole, args.dst, is_dst=True)
+            scope.load([e.ns.inode for e in (src, dst) if e.ns is not None])
+            src = resolve(scope.snap, args.src, is_dst=False)
+            dst = resolve(scope.snap, args.dst, is_dst=True)
+        if args.probe:
+            from netlens.analysis.probe import check_target
+
+            check_target(dst, args.allow_external)
         res = trace(
-            snap, src, dst, q, proto=proto, sport=args.sport, dport=args.port,
+            scope, src, dst, q, proto=proto, sport=args.sport, dport=args.port,
             with_filters=not args.no_filters,
         )  # fmt: skip
+        probe: dict[str, Any] | None = None
+        if args.probe:
+            probe = _probe(scope, q, res, src, dst)
+    doc = res.to_dict()
+    if probe is not None:
+        doc["probe"] = probe
     if args.json:
-        sys.stdout.write(json.dumps(res.to_dict(), indent=2) + "\n")
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:
-        sys.stdout.write(render(res) + "\n")
+        from netlens.analysis.render import render_probe
+
+        text = render(res)
+        if probe is not None:
+            text += "\n" + render_probe(probe)
+        sys.stdout.write(text + "\n")
+    if probe is not None:
+        return 0 if probe["result"] == DELIVERED and probe["answer"] != "refused" else 1
     return 0 if res.verdict.result in (DELIVERED, LEAVES) else 1
+
+
+def _probe(scope: Any, q: Any, res: Any, src: Any, dst: Any) -> dict[str, Any]:
+    """Run the probe with SIGTERM and SIGHUP unwinding like Ctrl-C, so its
+    ``finally`` removes the trace tables and the tracefs instance (SIGKILL
+    cannot be caught: nothing can clean up after it)."""
+    import signal
+
+    from netlens.analysis.probe import run_probe
+
+    def stop(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        return run_probe(scope, q, res, src, dst).to_dict()
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)

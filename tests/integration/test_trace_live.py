@@ -45,8 +45,7 @@ def run_trace(src: str, dst: str, **kw: object) -> TraceResult:
         )  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def routed(lab: Lab) -> Iterator[tuple[Lab, str, str, str]]:
+def build_routed(lab: Lab) -> tuple[Lab, str, str, str]:
     """a (10.66.1.2) -- r (10.66.1.1 | 10.66.2.1) -- b (10.66.2.2), forwarding on in r."""
     a, r, b = lab.add_netns("a"), lab.add_netns("r"), lab.add_netns("b")
     link(a, "eth0", r, "ra")
@@ -60,7 +59,13 @@ def routed(lab: Lab) -> Iterator[tuple[Lab, str, str, str]]:
     for ns in (a, r, b):
         sh(f"ip netns exec {ns} sysctl -qw net.ipv4.conf.all.rp_filter=0")
     sh(f"ip netns exec {r} sysctl -qw net.ipv4.ip_forward=1")
-    yield lab, a, r, b
+    return lab, a, r, b
+
+
+@pytest.fixture
+def routed(lab: Lab) -> Iterator[tuple[Lab, str, str, str]]:
+    """The three-namespace routed path of :func:`build_routed`."""
+    yield build_routed(lab)
 
 
 def test_delivered_across_a_bridge_in_a_third_namespace(lab: Lab) -> None:

@@ -1,0 +1,156 @@
+"""nftables rule tracing in one namespace, temporary: a table that sets
+``meta nftrace set 1`` on the probe's packets, and ``nft monitor trace``.
+
+The kernel then reports every rule a traced packet meets, in every table of
+that namespace, with the verdict: the rule that dropped a probe is named by
+the kernel itself, not by reading the ruleset. The table is this process's own
+(``netlens_probe_<pid>``) and is deleted by :func:`remove_here`; the caller
+runs install and removal from a thread inside the namespace (``nft`` then
+inherits it), and must remove in a ``finally``.
+
+Parsing follows nft 1.0's text: ``trace id ID FAMILY TABLE CHAIN rule ...
+(verdict drop)`` and ``... CHAIN policy drop``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+_TIMEOUT_S = 5.0
+_LINE = re.compile(r"^trace id (\w+) (\w+) (\S+) (\S+) (.*)$")
+
+
+def table_name() -> str:
+    """This process's trace table (one per process, so two probes never meet)."""
+    return f"netlens_probe_{os.getpid()}"
+
+
+def _nft() -> str | None:
+    return shutil.which("nft")
+
+
+def _match(addrs: list[str]) -> list[str]:
+    out: list[str] = []
+    for a in dict.fromkeys(addrs):
+        fam = "ip6" if ipaddress.ip_address(a).version == 6 else "ip"
+        out += [f"{fam} saddr {a}", f"{fam} daddr {a}"]
+    return out
+
+
+def install_here(addrs: list[str]) -> None:
+    """Add the trace table to the calling thread's namespace: packets from or to
+    any of ``addrs`` are traced at prerouting and output (before everything)."""
+    nft = _nft()
+    if nft is None:
+        raise OSError(2, "nft not found")
+    name = table_name()
+    rules = "".join(f"    {m} meta nftrace set 1\n" for m in _match(addrs))
+    text = (
+        f"table inet {name} {{\n"
+        "  chain pre {\n    type filter hook prerouting priority -350; policy accept;\n"
+        f"{rules}  }}\n"
+        "  chain out {\n    type filter hook output priority -350; policy accept;\n"
+        f"{rules}  }}\n"
+        "}\n"
+    )
+    res = subprocess.run(
+        [nft, "-f", "-"],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=_TIMEOUT_S,
+        check=False,
+    )
+    if res.returncode != 0:
+        raise OSError(5, f"nft: {res.stderr.strip() or 'failed'}")
+
+
+def present_here() -> bool:
+    """Whether this process's trace table exists in the calling thread's namespace."""
+    nft = _nft()
+    if nft is None:
+        return False
+    res = subprocess.run(
+        [nft, "list", "tables"], capture_output=True, text=True, timeout=_TIMEOUT_S, check=False
+    )
+    return table_name() in res.stdout.split()
+
+
+def remove_here() -> bool:
+    """Delete the trace table here; True when it is gone (or was never there)."""
+    nft = _nft()
+    if nft is None:
+        return True
+    subprocess.run(
+        [nft, "delete", "table", "inet", table_name()],
+        capture_output=True,
+        timeout=_TIMEOUT_S,
+        check=False,
+    )
+    return not present_here()
+
+
+def start_monitor_here() -> subprocess.Popen[str]:
+    """``nft monitor trace`` for the calling thread's namespace (stop with
+    :func:`stop_monitor`)."""
+    nft = _nft()
+    if nft is None:
+        raise OSError(2, "nft not found")
+    return subprocess.Popen(
+        [nft, "monitor", "trace"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def stop_monitor(proc: subprocess.Popen[str]) -> str:
+    """End a monitor and return what it printed."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        out, _err = proc.communicate(timeout=_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _err = proc.communicate()
+    return out or ""
+
+
+@dataclass(frozen=True, slots=True)
+class TraceEvent:
+    """One line of a trace: a packet ``trace`` id, where, and what happened."""
+
+    trace: str
+    family: str
+    table: str
+    chain: str
+    text: str
+
+    @property
+    def verdict(self) -> str | None:
+        """drop, reject, accept... when this line ends the packet's way through a chain."""
+        m = re.search(r"\(verdict (\w+)", self.text)
+        if m:
+            return m.group(1)
+        m = re.match(r"(?:policy|verdict) (\w+)", self.text)
+        return m.group(1) if m else None
+
+    @property
+    def where(self) -> str:
+        return f"{self.family} {self.table} {self.chain}"
+
+
+def parse(text: str) -> list[TraceEvent]:
+    """The trace lines of a monitor's output (other lines ignored)."""
+    out: list[TraceEvent] = []
+    for line in text.splitlines():
+        m = _LINE.match(line.strip())
+        if m:
+            out.append(TraceEvent(*m.groups()))
+    return out
