@@ -3,13 +3,18 @@
 # Idempotent and quick when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Files installed here are read by tests that run netlens as nobody (the not-root
+# paths): a restrictive inherited umask (077) would make fresh packages unreadable.
+umask 022
 
 # gcc + libc6-dev build the runtime's small C spawner (runtime/netlens_runtime/spawn_helper.c) and
 # discovery's namespace walker (netlens/kernel/walk.c) when the package is built (setup.py).
 # zsh runs the completion tests; tcpdump, iperf3 and ping are the host's tools a container
 # must still run (tests/integration/test_confine_fs.py); libseccomp2 compiles every
 # container's seccomp filter (without it confined containers are refused).
-DEBS=(iproute2 iperf3 nftables iptables procps util-linux tini busybox-static tmux kmod iputils-ping tcpdump graphviz gcc libc6-dev zsh libseccomp2)
+# prometheus: the real server tests/integration/test_exporter_live.py scrapes the
+# exporter with (run on 127.0.0.1 with a temp config and storage; never as a service).
+DEBS=(iproute2 iperf3 nftables iptables procps util-linux tini busybox-static tmux kmod iputils-ping tcpdump graphviz gcc libc6-dev zsh libseccomp2 prometheus)
 missing=()
 for p in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -21,7 +26,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 PY=${PYTHON:-python3}
-if ! "$PY" -c 'import netlens, textual, pyroute2, networkx, psutil, pytest, jsonschema, build' 2>/dev/null \
+if ! "$PY" -c 'import netlens, textual, pyroute2, networkx, psutil, msgspec, pytest, jsonschema, build' 2>/dev/null \
    || [ pyproject.toml -nt .ci/.installed ] || [ setup.py -nt .ci/.installed ]; then
   echo "setup: installing Python packages"
   "$PY" -m pip install -q --disable-pip-version-check -e ".[dev]"

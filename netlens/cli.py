@@ -72,7 +72,17 @@ def version_report() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the argparse tree: inspector commands plus the runtime's verbs."""
-    from netlens.commands import completion, dashboard, demo, dump, stats, trace, view
+    from netlens.commands import (
+        completion,
+        dashboard,
+        demo,
+        doctor,
+        dump,
+        exporter,
+        stats,
+        trace,
+        view,
+    )
     from netlens_runtime import cli as runtime_cli
 
     parser = OneLineParser(
@@ -93,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_parser(sub)
     view.add_parser(sub)
     trace.add_parser(sub)
+    doctor.add_parser(sub)
+    exporter.add_parser(sub)
     demo.add_parser(sub)
     runtime_cli.add_commands(sub)
     completion.add_parser(sub)

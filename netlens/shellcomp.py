@@ -95,7 +95,7 @@ def _bundled_themes() -> list[str]:
 
 def _bundled_labs() -> list[str]:
     try:
-        from netlens_runtime.lab_spec import bundled_lab
+        from netlens_runtime.lab_bundled import bundled_lab
 
         labs = os.path.dirname(bundled_lab("x"))
         return sorted(f[:-5] for f in os.listdir(labs) if f.endswith(".yaml"))

@@ -51,11 +51,11 @@ def teardown_state(state_dir: Path) -> list[str]:
     ``network rm`` should have removed), so fixtures assert it is empty.
     """
     with state_env(state_dir):
-        from netlens_runtime import api, cgroups, lab_ops, nat, state
+        from netlens_runtime import api, cgroups, lab_ops, lab_record, nat, state
 
         problems: list[str] = []
         host_tables = _host_loss_tables(state.load_containers().values())
-        for rec in lab_ops.list_labs():
+        for rec in lab_record.list_labs():
             try:
                 problems += [f"lab {rec.name}: {p}" for p in lab_ops.lab_down(rec.name)]
             except Exception as err:

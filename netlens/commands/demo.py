@@ -59,8 +59,10 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from netlens_runtime.lab_ops import lab_down, lab_traffic, lab_up, read_record, summary_lines
-    from netlens_runtime.lab_spec import bundled_lab, load_lab
+    from netlens_runtime.lab_bundled import bundled_lab
+    from netlens_runtime.lab_ops import lab_down, lab_traffic, lab_up, summary_lines
+    from netlens_runtime.lab_record import read_record
+    from netlens_runtime.lab_spec import load_lab
 
     if args.duration is not None and args.duration < 0:
         raise UsageError("--duration must be positive")

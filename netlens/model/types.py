@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 SCHEMA_VERSION = "1.2"
 """Version of the dump schema (netlens/model/schema.json). Bump the major part
@@ -44,12 +44,55 @@ class Engine(StrEnum):
     PROCESS = "process"
 
 
-@dataclass(frozen=True, slots=True, order=True)
 class IfRef:
-    """Points at one interface: namespace id plus ifindex inside that namespace."""
+    """Points at one interface: namespace id plus ifindex inside that namespace.
 
+    Immutable, hashable and ordered like a frozen dataclass, but deliberately not
+    one: the JSON codec (netlens.model.serialize) writes every dataclass as an
+    object, and an IfRef is written as its :attr:`key` string instead.
+    """
+
+    __slots__ = ("ifindex", "netns")
+    __match_args__ = ("netns", "ifindex")
     netns: str
     ifindex: int
+
+    def __init__(self, netns: str, ifindex: int) -> None:
+        object.__setattr__(self, "netns", netns)
+        object.__setattr__(self, "ifindex", ifindex)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"IfRef is immutable: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"IfRef is immutable: cannot delete {name!r}")
+
+    def _t(self) -> tuple[str, int]:
+        return (self.netns, self.ifindex)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is IfRef and self._t() == other._t()
+
+    def __hash__(self) -> int:
+        return hash(self._t())
+
+    def __lt__(self, other: IfRef) -> bool:
+        return self._t() < other._t()
+
+    def __le__(self, other: IfRef) -> bool:
+        return self._t() <= other._t()
+
+    def __gt__(self, other: IfRef) -> bool:
+        return self._t() > other._t()
+
+    def __ge__(self, other: IfRef) -> bool:
+        return self._t() >= other._t()
+
+    def __repr__(self) -> str:
+        return f"IfRef(netns={self.netns!r}, ifindex={self.ifindex!r})"
+
+    def __reduce__(self) -> tuple[type[IfRef], tuple[str, int]]:
+        return (IfRef, self._t())
 
     @property
     def key(self) -> str:
@@ -452,6 +495,20 @@ class Snapshot:
     root: bool = True  # False: only what an unprivileged user could read
     warnings: tuple[str, ...] = ()
     schema_version: str = SCHEMA_VERSION
+
+    JSON_ORDER: ClassVar[tuple[str, ...]] = (
+        "schema_version",
+        "taken_at",
+        "root",
+        "warnings",
+        "server",
+        "namespaces",
+        "containers",
+        "veth_pairs",
+    )
+    """The order of the fields in a dump (every other class: declaration order):
+    the version first, so a reader sees it before anything else, then the small
+    scalars, then the big lists."""
 
     # --- lookups (derived, never stored) -------------------------------------------
     def netns(self, ns_id: str) -> Netns | None:

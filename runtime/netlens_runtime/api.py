@@ -1,7 +1,9 @@
 """Public Python API of the bundled runtime: networks and containers.
 
 Used by lab files and by anyone scripting the runtime. The work is done in
-:mod:`netlens_runtime.core`; this module adds the dataclass specs. Every mutation holds
+:mod:`netlens_runtime.networks`, :mod:`netlens_runtime.create`,
+:mod:`netlens_runtime.containers` and :mod:`netlens_runtime.leftovers`; this module
+adds the dataclass specs. Every mutation holds
 the state lock, journals what it is about to make, and rolls back everything it
 made when a step fails, so a failed create leaves nothing behind and
 :func:`gc` finishes the job after a SIGKILL.
@@ -19,21 +21,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from netlens_runtime import core, hostview
-from netlens_runtime.core import (
+from netlens_runtime import create, hostview, networks
+from netlens_runtime.containers import (
     connect,
-    gc,
     get_container,
-    is_running,
     list_containers,
-    list_networks,
     remove_container,
     remove_containers,
-    remove_network,
-    require_root,
     stop_container,
 )
+from netlens_runtime.errors import require_root
+from netlens_runtime.leftovers import gc
+from netlens_runtime.liveness import is_running
 from netlens_runtime.netpolicy import set_allow_from
+from netlens_runtime.networks import list_networks, remove_network
 
 __all__ = [
     "ContainerSpec",
@@ -112,7 +113,7 @@ class ContainerSpec:
 
 def create_network(spec: NetworkSpec) -> dict[str, Any]:
     """Create a bridge network and its rules; Conflict if name, bridge or subnet is taken."""
-    return core.create_network(spec)
+    return networks.create_network(spec)
 
 
 def create_container(spec: ContainerSpec, attach: bool = False) -> dict[str, Any]:
@@ -121,9 +122,9 @@ def create_container(spec: ContainerSpec, attach: bool = False) -> dict[str, Any
     ``attach=True`` keeps its stdout/stderr on ours (``netlens run`` without -d);
     its PID 1 is then our child, to ``os.waitpid``.
     """
-    return core.create_container(spec, attach)
+    return create.create_container(spec, attach)
 
 
 def create_containers(specs: list[ContainerSpec]) -> list[dict[str, Any]]:
     """Create and start many containers: one lock, one netlink batch, all or nothing."""
-    return core.create_containers(list(specs))
+    return create.create_containers(list(specs))

@@ -49,6 +49,24 @@ def _guard(func: Any, label: Any = None) -> Any:
     return run
 
 
+def _rule(name: str, number: bool = False) -> Any:
+    """An argparse ``type`` that is one of the input rules (:mod:`netlens_runtime.names`):
+    a bad value is refused in the rule's own words, as ``lab check`` refuses it.
+    ``number``: digits are passed as an int (as YAML reads them)."""
+
+    def check(text: str) -> Any:
+        from netlens_runtime import names
+        from netlens_runtime.errors import BadInput
+
+        try:
+            return getattr(names, name)(int(text) if number and text.isdigit() else text)
+        except BadInput as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    check.__name__ = name  # argparse names the type in some messages
+    return check
+
+
 def _names_required(parser: argparse.ArgumentParser) -> None:
     """NAME... positionals; none at all (``netlens rm -f $(netlens ps -q)`` when nothing
     is listed) is one line naming what is missing, exit 2, as Docker's "requires at
@@ -97,7 +115,7 @@ def _add_commands(sub: Any) -> None:
     p.add_argument("--network", default="default", help="network name, or 'none'")
     p.add_argument("--ip", help="address on the network (default: next free)")
     p.add_argument("--memory", "-m", help="memory limit, e.g. 64m")
-    p.add_argument("--cpus", type=float, help="CPU quota in cores, e.g. 0.5")
+    p.add_argument("--cpus", type=_rule("parse_cpus"), help="CPU quota in cores, e.g. 0.5")
     p.add_argument(
         "--pids-limit", metavar="N", help="most processes and threads (default 2048; 0: none)"
     )
@@ -174,48 +192,9 @@ def _add_commands(sub: Any) -> None:
     p.add_argument("name")
     _add(sub, "gc", "remove leftovers of killed or failed runtime commands", cmd_gc)
 
-    net = _add(sub, "network", "manage bridge networks", _need_sub)
-    nsub = net.add_subparsers(dest="network_command", metavar="SUBCOMMAND")
-    p = _add(nsub, "create", "create a bridge network", cmd_network_create)
-    p.add_argument("name")
-    p.add_argument("--subnet", help="CIDR (default: a free private /24)")
-    p.add_argument("--gateway", help="gateway address (default: first host)")
-    p.add_argument(
-        "--nat",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="masquerade the subnet (default, except --internal); turns net.ipv4.ip_forward on "
-        "if off, and the last NAT network puts the old value back unless other source NAT "
-        "shows on the host",
-    )
-    p.add_argument("--mtu", type=int, default=1500)
-    p.add_argument("--bridge", help="bridge name (default: derived)")
-    p.add_argument(
-        "--internal",
-        action="store_true",
-        help="no way out: nothing forwarded out of the network, no NAT, no default route in "
-        "its containers, no published ports",
-    )
-    p.add_argument(
-        "--allow-from",
-        action="append",
-        default=[],
-        metavar="NET|CIDR",
-        help="let containers of network NET (or sources in CIDR outside the host) open "
-        "connections to this network's containers; networks are isolated otherwise "
-        "(repeatable)",
-    )
-    for verb, allow, what in (
-        ("allow", cmd_network_allow, "let another network (or CIDR) open connections into NAME"),
-        ("disallow", cmd_network_disallow, "take back what 'network allow' gave"),
-    ):
-        p = _add(nsub, verb, what, allow)
-        p.add_argument("name", help="the network whose containers are reached")
-        p.add_argument("--from", dest="sources", action="append", required=True, metavar="NET|CIDR")
-    p = _add(nsub, "ls", "list networks", cmd_network_ls)
-    p.add_argument("--json", action="store_true")
-    p = _add(nsub, "rm", "remove networks", cmd_network_rm)
-    p.add_argument("names", nargs="+")
+    from netlens_runtime import network_cli
+
+    network_cli.add_commands(sub)
 
     try:
         from netlens_runtime import lab
@@ -231,11 +210,6 @@ def _add_commands(sub: Any) -> None:
     link_cli.add_commands(sub)
 
 
-def _need_sub(args: argparse.Namespace) -> int:
-    print("netlens network: give a subcommand: create, ls, rm, allow or disallow", file=sys.stderr)
-    return 2
-
-
 def _kv(items: list[str], what: str) -> dict[str, str]:
     from netlens_runtime.names import parse_kv
 
@@ -249,14 +223,17 @@ def _command(cmd: list[str]) -> list[str]:
 def cmd_run(args: argparse.Namespace) -> int:
     import os
 
-    from netlens_runtime import core as api
-    from netlens_runtime.errors import BadInput
+    from netlens_runtime.args import ContainerArgs
+    from netlens_runtime.containers import remove_container
+    from netlens_runtime.create import create_container
+    from netlens_runtime.errors import BadInput, require_root
+    from netlens_runtime.names import validate_label
 
-    api.require_root("netlens run")
+    require_root("netlens run")
     command = _command(args.cmd)
     if not command:
         raise BadInput("netlens run: give the command after --, e.g. -- sleep infinity")
-    spec = api.ContainerArgs(
+    spec = ContainerArgs(
         name=args.name or f"nl-{os.urandom(3).hex()}",
         command=command,
         network=None if args.network == "none" else args.network,
@@ -267,7 +244,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         log_size=args.log_size,
         publish=args.publish,
         env=_kv(args.env, "--env"),
-        labels=_kv(args.label, "--label"),
+        labels={validate_label(k): v for k, v in _kv(args.label, "--label").items()},
         cap_add=args.cap_add,
         rootfs=args.rootfs,
         sysctls=_kv(args.sysctl, "--sysctl"),
@@ -278,7 +255,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         security_opt=args.security_opt,
     )
     if args.detach:
-        rec = api.create_container(spec)
+        rec = create_container(spec)
         print(rec["id"])
         return 0
     import signal
@@ -290,7 +267,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     sigs = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP)
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
     try:
-        rec = api.create_container(spec, attach=True)
+        rec = create_container(spec, attach=True)
     except BaseException:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         raise
@@ -308,19 +285,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         for sig, handler in old.items():
             signal.signal(sig, handler)
         with contextlib.suppress(Exception):
-            api.remove_container(spec.name, force=True)
+            remove_container(spec.name, force=True)
     return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
     import json
 
-    from netlens_runtime import core as api
     from netlens_runtime import ps, state
+    from netlens_runtime.containers import list_containers
 
     filters = ps.Filters(args.filter)  # bad filters: one line, before the root check
     _require_root_to_read("netlens ps")
-    recs = api.list_containers()
+    recs = list_containers()
     networks = state.load_networks()
     pairs = ps.select_records(recs, networks, args.all, filters)
     if args.json:
@@ -337,8 +314,8 @@ def cmd_ps(args: argparse.Namespace) -> int:
 
 def _require_root_to_read(what: str, processes: bool = True) -> None:
     """Read-only verbs need root too, but not because they create anything: say why."""
-    from netlens_runtime import core as api
     from netlens_runtime import state
+    from netlens_runtime.errors import require_root
 
     why = f"it reads the runtime's state in {state.state_dir()}"
     if processes:
@@ -346,7 +323,7 @@ def _require_root_to_read(what: str, processes: bool = True) -> None:
             " and checks each container's process through /proc/PID/ns/net,"
             " which only root may read"
         )
-    api.require_root(what, why)
+    require_root(what, why)
 
 
 def _table(rows: Sequence[Sequence[str]]) -> None:
@@ -361,43 +338,44 @@ def _table(rows: Sequence[Sequence[str]]) -> None:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from netlens_runtime import core as api
+    from netlens_runtime.containers import stop_container
 
     for name in args.names:
-        api.stop_container(name, args.time)
+        stop_container(name, args.time)
         print(name)
     return 0
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    from netlens_runtime import core as api
+    from netlens_runtime.containers import remove_containers
 
-    api.remove_containers(args.names, force=args.force)
+    remove_containers(args.names, force=args.force)
     for name in args.names:
         print(name)
     return 0
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
-    from netlens_runtime import core as api
-    from netlens_runtime.errors import BadInput
+    from netlens_runtime.containers import get_container
+    from netlens_runtime.errors import BadInput, require_root
     from netlens_runtime.execin import exec_in
 
-    api.require_root("netlens exec")
+    require_root("netlens exec")
     command = _command(args.cmd)
     if not command:
         raise BadInput("netlens exec: give the command after --, e.g. -- ip addr")
-    rec = api.get_container(args.name)
+    rec = get_container(args.name)
     return exec_in(rec, command, _kv(args.env, "--env"))
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from netlens_runtime import core as api
     from netlens_runtime import logger, state
+    from netlens_runtime.containers import get_container
     from netlens_runtime.errors import NotFound
+    from netlens_runtime.liveness import is_running
 
     _require_root_to_read("netlens logs")
-    rec = api.get_container(args.name)
+    rec = get_container(args.name)
     # The path is the name's, never the record's: a record is a file, not an authority.
     path = state.log_path(args.name)
     # A rotation renames the file before it makes the next one: the rotated file
@@ -406,7 +384,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     if rec.get("log") is None or not (os.path.lexists(path) or os.path.lexists(rotated)):
         raise NotFound(f"container {args.name} has no log (it was attached)")
     out = sys.stdout.buffer
-    for data in logger.read_chunks(path, args.follow, lambda: api.is_running(rec)):
+    for data in logger.read_chunks(path, args.follow, lambda: is_running(rec)):
         out.write(data)
         out.flush()
     return 0
@@ -415,13 +393,13 @@ def cmd_logs(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     import json
 
-    from netlens_runtime import core as api
     from netlens_runtime import state
+    from netlens_runtime.containers import get_container
     from netlens_runtime.errors import NotFound
 
     _require_root_to_read("netlens inspect")
     try:
-        rec = api.get_container(args.name)
+        rec = get_container(args.name)
     except NotFound as err:
         net = state.load_network(args.name)
         if net is None:
@@ -434,81 +412,19 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    from netlens_runtime import core as api
+    from netlens_runtime.errors import require_root
+    from netlens_runtime.leftovers import gc
 
-    api.require_root("netlens gc")
-    for item in api.gc():
+    require_root("netlens gc")
+    for item in gc():
         print(f"removed {item}")
     return 0
 
 
-def cmd_network_create(args: argparse.Namespace) -> int:
-    from netlens_runtime import core as api
-    from netlens_runtime.errors import BadInput
-
-    if args.internal and args.nat:
-        raise BadInput("netlens network create: --internal networks have no NAT")
-    rec = api.create_network(
-        api.NetworkArgs(
-            name=args.name,
-            subnet=args.subnet,
-            gateway=args.gateway,
-            nat=not args.internal if args.nat is None else args.nat,
-            mtu=args.mtu,
-            bridge=args.bridge,
-            internal=args.internal,
-            allow_from=args.allow_from,
-        )
-    )
-    print(f"{rec['name']} {rec['bridge']} {rec['subnet']} gw {rec['gateway']}")
-    return 0
-
-
-def cmd_network_allow(args: argparse.Namespace, allow: bool = True) -> int:
-    from netlens_runtime import netpolicy
-
-    rec = netpolicy.set_allow_from(args.name, args.sources, allow)
-    print(f"{rec['name']} allows from: {', '.join(rec['allow_from']) or 'nothing'}")
-    return 0
-
-
-def cmd_network_disallow(args: argparse.Namespace) -> int:
-    return cmd_network_allow(args, allow=False)
-
-
-def cmd_network_ls(args: argparse.Namespace) -> int:
-    import json
-
-    from netlens_runtime import core as api
-
-    _require_root_to_read("netlens network ls", processes=False)
-    nets = api.list_networks()
-    if args.json:
-        print(json.dumps(nets, indent=1, sort_keys=True))
-        return 0
-    rows: list[tuple[str, ...]] = [
-        ("NAME", "BRIDGE", "SUBNET", "GATEWAY", "NAT", "MTU", "CONTAINERS")
-    ]
-    for n in nets:
-        rows.append(
-            (
-                n["name"],
-                n["bridge"],
-                n["subnet"],
-                n["gateway"],
-                "internal" if n.get("internal") else "yes" if n.get("nat") else "no",
-                str(n.get("mtu")),
-                str(n["containers"]),
-            )
-        )
-    _table(rows)
-    return 0
-
-
 def cmd_network_rm(args: argparse.Namespace) -> int:
-    from netlens_runtime import core as api
+    from netlens_runtime.networks import remove_network
 
     for name in args.names:
-        api.remove_network(name)
+        remove_network(name)
         print(name)
     return 0

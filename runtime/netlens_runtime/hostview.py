@@ -26,6 +26,11 @@ once (:func:`build_root`) and every child copies that small mount namespace,
 then runs :func:`container_fs` (or its C twin in spawn_helper.c: keep the
 lists there equal, a unit test compares them). A single container's child
 builds the same root itself (:func:`setup_fs`), so both paths give one view.
+
+One job, kept in one module on purpose (it is a little over 500 lines): the view's
+lists (what is bound, masked, made read-only) and the steps that mount them are
+mirrored in spawn_helper.c, and keeping the planning beside the mounting keeps
+the one Python reference that C twin is compared with.
 """
 
 from __future__ import annotations
@@ -199,7 +204,7 @@ def place_volumes(
     read-only trees (/etc/frr) or inside another volume must exist there.
     Volumes are ordered so that a volume inside another one is mounted after it.
     """
-    from netlens_runtime.names import parse_volume
+    from netlens_runtime.names import check_volume
 
     if not texts:
         return [], []
@@ -208,9 +213,7 @@ def place_volumes(
     scratch = [p for p, _ in (SCRATCH if layout else SCRATCH_FULL)]
     parsed = []
     for text in texts:
-        host, target, read_only = parse_volume(text)
-        if not os.path.exists(host):
-            raise BadInput(f"volume {text!r}: host path {host} does not exist")
+        host, target, read_only = check_volume(text)
         target = _follow(target, layout) if layout else target
         parsed.append((text, host, target, read_only, os.path.isdir(host)))
     parsed.sort(key=lambda v: v[2].count("/"))

@@ -81,6 +81,21 @@ def parse_address(text: object, what: str = "address") -> str:
         raise BadInput(f"{text!r} is not a valid IPv4 {what}") from None
 
 
+def check_gateway_subnet(subnet: object, gateway: object) -> None:
+    """A gateway is chosen inside a subnet the user chose too: alone it has nothing to be in."""
+    if gateway is not None and subnet is None:
+        raise BadInput("a gateway needs a subnet")
+
+
+def check_host_address(net: IPv4Net, addr: str) -> str:
+    """``addr`` (a valid address) is one of ``net``'s hosts: inside it, neither its
+    network nor its broadcast address (``run --ip``, a lab node's ``ip``)."""
+    ip = ipaddress.IPv4Address(addr)
+    if ip not in net or ip in (net.network_address, net.broadcast_address):
+        raise BadInput(f"address {addr} is not a host address of {net}")
+    return addr
+
+
 def parse_iface_address(text: object) -> ipaddress.IPv4Interface:
     """An interface address with its prefix, e.g. ``10.0.0.1/30`` (point-to-point links):
     IPv4, and not the network or broadcast address of a subnet that has them."""
@@ -139,12 +154,7 @@ def allocate(
     ``start`` is a hint (offset into the subnet) so batch allocation stays O(n).
     """
     if wanted is not None:
-        try:
-            addr = ipaddress.IPv4Address(wanted)
-        except ValueError:
-            raise BadInput(f"invalid address {wanted!r}") from None
-        if addr not in net or addr in (net.network_address, net.broadcast_address):
-            raise BadInput(f"address {wanted} is not a host address of {net}")
+        wanted = check_host_address(net, parse_address(wanted))
         if wanted == gateway:
             raise Conflict(f"address {wanted} is the gateway of {net}")
         if wanted in used:

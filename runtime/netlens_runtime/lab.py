@@ -103,7 +103,7 @@ def _cmd_down(args: argparse.Namespace) -> int:
 def _cmd_ls(args: argparse.Namespace) -> int:
     import json
 
-    from netlens_runtime.lab_ops import list_labs
+    from netlens_runtime.lab_record import list_labs
 
     labs = list_labs()
     if args.json:
@@ -113,7 +113,7 @@ def _cmd_ls(args: argparse.Namespace) -> int:
         print("no labs")
         return 0
     from netlens_runtime import api
-    from netlens_runtime.lab_ops import LAB_LABEL
+    from netlens_runtime.lab_record import LAB_LABEL
 
     running: dict[str, int] = {}
     for c in api.list_containers():

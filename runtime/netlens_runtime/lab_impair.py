@@ -46,15 +46,22 @@ class ImpairError(ValueError):
         self.message = message
 
 
-def parse_rate(text: str) -> int:
-    """``'10mbit'`` -> 10_000_000 bits/s; ``'0'`` -> 0 (no limit)."""
+def rate_bits(text: str) -> int:
+    """The one rate grammar (tc(8)'s units), for link impairments and lab traffic flows:
+    ``'10mbit'`` -> 10_000_000 bits/s, ``'1MBps'`` (bytes per second) -> 8_000_000.
+    No range: each use has its own."""
     m = _RATE_RE.match(str(text).strip())
     if not m:
         raise ImpairError("rate", f"{text!r} is not a rate (e.g. 100mbit, 512kbit, 1gbit)")
     value = float(m.group(1)) * _SCALE[m.group(2).lower()]
     if (m.group(3) or "").lower() == "bps":  # tc: bytes per second
         value *= 8
-    bits = int(value)
+    return int(value)
+
+
+def parse_rate(text: str) -> int:
+    """An impairment's rate: ``'10mbit'`` -> 10_000_000 bits/s; ``'0'`` -> 0 (no limit)."""
+    bits = rate_bits(text)
     if bits and not MIN_RATE <= bits <= MAX_RATE:
         raise ImpairError("rate", f"{text!r} is out of range (8kbit .. 32gbit, or 0 for none)")
     return bits
@@ -240,7 +247,7 @@ def check_direction(text: str) -> str:
 
 
 class YamlValue(Protocol):
-    """What :func:`from_yaml` needs of the lab loader's values (``lab_spec._Val``)."""
+    """What :func:`from_yaml` needs of the lab loader's values (``lab_yaml.Val``)."""
 
     def mapping(self, allowed: frozenset[str] | None = None) -> dict[str, Any]: ...
 
@@ -301,4 +308,5 @@ __all__ = [
     "parse_percent",
     "parse_rate",
     "parse_time",
+    "rate_bits",
 ]

@@ -14,10 +14,10 @@ this order, recording every step so a failure anywhere rolls back all of it:
    sent on a socket opened inside the node's namespace (:mod:`netlens_runtime.lab_ns`);
 6. impairments (``impair:`` blocks: :mod:`netlens_runtime.linkops`).
 
-The lab's record (``$NETLENS_STATE_DIR/labs/<name>.json``) is written *before*
-anything is created, with everything the lab will own, so even a ``lab up`` killed
-half-way can be cleaned up with ``lab down``. The record is exclusive: a second
-``lab up`` of the same name is refused instead of fighting over objects.
+The lab's record (``$NETLENS_STATE_DIR/labs/<name>.json``, :mod:`netlens_runtime.lab_record`)
+is written *before* anything is created, with everything the lab will own, so even a
+``lab up`` killed half-way can be cleaned up with ``lab down``. The record is exclusive:
+a second ``lab up`` of the same name is refused instead of fighting over objects.
 
 A lab name becomes a path only through :func:`netlens_runtime.state.lab_path`
 (validated, inside the state directory), and a record is used only if it lists
@@ -29,169 +29,26 @@ refused, not obeyed. A record that cannot be used is set aside and skipped.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import ipaddress
-import json
 import os
 import subprocess
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from netlens_runtime import names
-from netlens_runtime.errors import BadInput, Conflict, NeedsRoot, NotFound, RuntimeFailure
-from netlens_runtime.lab_spec import LabNode, LabSpec, bundled_lab
+from netlens_runtime import lab_record, names
+from netlens_runtime.errors import BadInput, Conflict, NotFound, RuntimeFailure, require_root
+from netlens_runtime.lab_bundled import bundled_lab
+from netlens_runtime.lab_model import LabNode, LabSpec
 
 if TYPE_CHECKING:
     from netlens_runtime.lab_ns import NodeOp
 
-LAB_LABEL = "netlens.lab"
-NODE_LABEL = "netlens.lab.node"
+
+_WHY_ROOT = "it creates namespaces, links and rules"
 
 _fault: Callable[[str, str], None] | None = None
 """Test seam: called as ``_fault(stage, name)`` before each step; a test makes it
 raise to check that a failure at that step rolls everything back."""
-
-
-def state_dir() -> str:
-    """The runtime's state directory (``$NETLENS_STATE_DIR``, default /run/netlens)."""
-    return os.environ.get("NETLENS_STATE_DIR") or "/run/netlens"
-
-
-def labs_dir() -> str:
-    from netlens_runtime import state
-
-    return state.kind_dir("labs")
-
-
-def node_name(lab: str, node: str) -> str:
-    """Runtime name of a lab node: node names are lab-scoped."""
-    return f"{lab}-{node}"
-
-
-def network_name(lab: str, net: str) -> str:
-    """Runtime name of a lab network."""
-    return f"{lab}-{net}"
-
-
-def host_ifname(container: str, ifname: str) -> str:
-    """Host end of a multi-homed node's extra leg: short, stable, unique (<= 15 bytes)."""
-    digest = hashlib.sha1(f"{container}/{ifname}".encode()).hexdigest()[:11]
-    return f"lx{digest}"
-
-
-def _require_root(what: str) -> None:
-    if os.geteuid() != 0:
-        raise NeedsRoot(f"{what} needs root: it creates namespaces, links and rules")
-
-
-# ------------------------------------------------------------------- records
-
-
-@dataclass
-class LabRecord:
-    """What a lab owns, as stored in ``labs/<name>.json``."""
-
-    name: str
-    file: str
-    status: str = "creating"
-    created: float = field(default_factory=time.time)
-    networks: list[str] = field(default_factory=list)
-    nodes: dict[str, str] = field(default_factory=dict)
-    """Lab-local node name -> runtime container name."""
-    addresses: dict[str, list[str]] = field(default_factory=dict)
-    """Lab-local node name -> its addresses (CIDR), for summaries and traffic."""
-    host_links: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "file": self.file,
-            "status": self.status,
-            "created": self.created,
-            "networks": self.networks,
-            "nodes": self.nodes,
-            "addresses": self.addresses,
-            "host_links": self.host_links,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> LabRecord:
-        """A record from checked JSON (see records.check_lab; KeyError if no name)."""
-        return cls(
-            name=str(data["name"]),
-            file=str(data.get("file", "")),
-            status=str(data.get("status", "up")),
-            created=float(data.get("created", 0.0)),
-            networks=[str(x) for x in data.get("networks", [])],
-            nodes={str(k): str(v) for k, v in data.get("nodes", {}).items()},
-            addresses={str(k): [str(a) for a in v] for k, v in data.get("addresses", {}).items()},
-            host_links=[str(x) for x in data.get("host_links", [])],
-        )
-
-
-def _record_path(name: str) -> str:
-    from netlens_runtime import state
-
-    return state.lab_path(name)
-
-
-def _claim_record(rec: LabRecord) -> None:
-    """Create the record exclusively: refuse a lab that is already (being) built.
-
-    The record is written to a temporary file and hard-linked into place, which
-    fails if the name exists: readers never see a half-written record.
-    """
-    from netlens_runtime import state
-
-    os.makedirs(os.path.join(state.state_dir(), "labs"), mode=0o755, exist_ok=True)
-    path = _record_path(rec.name)
-    tmp = state.temp_path(path)
-    _write_temp(tmp, rec)
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        raise Conflict(
-            f"lab {rec.name!r} is already up (run 'netlens lab down {rec.name}' first)"
-        ) from None
-    finally:
-        os.unlink(tmp)
-
-
-def _save_record(rec: LabRecord) -> None:
-    from netlens_runtime import state
-
-    path = _record_path(rec.name)
-    tmp = state.temp_path(path)
-    _write_temp(tmp, rec)
-    os.replace(tmp, path)
-
-
-def _write_temp(tmp: str, rec: LabRecord) -> None:
-    """A fresh temporary file (no symlink followed, nothing left from before)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
-    with open(os.open(tmp, flags, 0o644), "w") as fh:
-        json.dump(rec.to_json(), fh, indent=1)
-
-
-def read_record(name: str) -> LabRecord | None:
-    """The record of lab ``name``, or None when no such lab is recorded.
-
-    BadInput for a name that is not a lab name; NotFound (saying why) for a
-    record that cannot be used.
-    """
-    from netlens_runtime import state
-
-    data = state.load_lab(name)
-    return None if data is None else LabRecord.from_json(data)
-
-
-def list_labs() -> list[LabRecord]:
-    """Every usable lab record, sorted by name (others are reported and set aside)."""
-    from netlens_runtime import state
-
-    return [LabRecord.from_json(data) for _, data in sorted(state.load_labs().items())]
 
 
 def check_host(spec: LabSpec) -> None:
@@ -200,10 +57,10 @@ def check_host(spec: LabSpec) -> None:
 
     The lab's own networks do not count: checking a lab that is up is fine.
     """
-    from netlens_runtime import core, ipam, state
+    from netlens_runtime import ipam, networks, state
 
-    own = {f"network {n}" for n in plan(spec).networks}
-    taken = [(label, net) for label, net in core.taken_subnets(state.load_networks())
+    own = {f"network {n}" for n in lab_record.plan(spec).networks}
+    taken = [(label, net) for label, net in networks.taken_subnets(state.load_networks())
              if label not in own]  # fmt: skip
     mine = {str(n["subnet"]) for n in state.load_networks().values()
             if f"network {n['name']}" in own}  # fmt: skip
@@ -221,46 +78,16 @@ def check_host(spec: LabSpec) -> None:
 # ------------------------------------------------------------------- lab up
 
 
-def _addresses(spec: LabSpec, node: LabNode) -> list[str]:
-    out: list[str] = []
-    if node.network is not None and node.ip is not None:
-        subnet = spec.network(node.network).subnet
-        if subnet is not None:
-            out.append(f"{node.ip}/{ipaddress.ip_network(subnet).prefixlen}")
-    for iface in node.interfaces:
-        subnet = spec.network(iface.network).subnet
-        if iface.ip is not None and subnet is not None:
-            out.append(f"{iface.ip}/{ipaddress.ip_network(subnet).prefixlen}")
-    for link in spec.links:
-        if link.a == node.name and link.a_addr:
-            out.append(link.a_addr)
-        if link.b == node.name and link.b_addr:
-            out.append(link.b_addr)
-    return out
-
-
-def plan(spec: LabSpec) -> LabRecord:
-    """The record of everything ``spec`` will own, before anything exists."""
-    rec = LabRecord(name=spec.name, file=spec.path)
-    rec.networks = [network_name(spec.name, n.name) for n in spec.networks]
-    for node in spec.nodes:
-        rec.nodes[node.name] = node_name(spec.name, node.name)
-        rec.addresses[node.name] = _addresses(spec, node)
-        for iface in node.interfaces:
-            rec.host_links.append(host_ifname(rec.nodes[node.name], iface.ifname))
-    return rec
-
-
 def _container_spec(spec: LabSpec, node: LabNode) -> Any:
     from netlens_runtime import api
 
     labels = dict(node.labels)
-    labels[LAB_LABEL] = spec.name
-    labels[NODE_LABEL] = node.name
+    labels[lab_record.LAB_LABEL] = spec.name
+    labels[lab_record.NODE_LABEL] = node.name
     return api.ContainerSpec(
-        name=node_name(spec.name, node.name),
+        name=lab_record.node_name(spec.name, node.name),
         command=list(node.command),
-        network=network_name(spec.name, node.network) if node.network else None,
+        network=lab_record.network_name(spec.name, node.network) if node.network else None,
         ip=node.ip,
         memory=node.memory,
         cpus=node.cpus,
@@ -284,14 +111,14 @@ def _step(stage: str, name: str) -> None:
         _fault(stage, name)
 
 
-def lab_up(spec: LabSpec, *, log: Callable[[str], None] | None = None) -> LabRecord:
+def lab_up(spec: LabSpec, *, log: Callable[[str], None] | None = None) -> lab_record.LabRecord:
     """Build ``spec``; on any failure remove everything it made and re-raise."""
     from netlens_runtime import api
 
-    _require_root("lab up")
-    rec = plan(spec)
-    _claim_record(rec)
-    made = LabRecord(name=spec.name, file=spec.path)
+    require_root("lab up", _WHY_ROOT)
+    rec = lab_record.plan(spec)
+    lab_record.claim_record(rec)
+    made = lab_record.LabRecord(name=spec.name, file=spec.path)
     try:
         # 0. name clashes with objects outside the lab: refuse before making anything
         taken = {str(c.get("name")) for c in api.list_containers()}
@@ -302,7 +129,7 @@ def lab_up(spec: LabSpec, *, log: Callable[[str], None] | None = None) -> LabRec
         # 1. networks
         bridges: dict[str, str] = {}
         for net in spec.networks:
-            real = network_name(spec.name, net.name)
+            real = lab_record.network_name(spec.name, net.name)
             _step("network", real)
             try:
                 info = api.create_network(
@@ -315,7 +142,8 @@ def lab_up(spec: LabSpec, *, log: Callable[[str], None] | None = None) -> LabRec
                         bridge=net.bridge,
                         internal=net.internal,
                         allow_from=[
-                            a if "/" in a else network_name(spec.name, a) for a in net.allow_from
+                            a if "/" in a else lab_record.network_name(spec.name, a)
+                            for a in net.allow_from
                         ],
                     )
                 )
@@ -334,9 +162,9 @@ def lab_up(spec: LabSpec, *, log: Callable[[str], None] | None = None) -> LabRec
         for link in spec.links:
             _step("link", f"{link.a}:{link.a_ifname}-{link.b}:{link.b_ifname}")
             api.connect(
-                node_name(spec.name, link.a),
+                lab_record.node_name(spec.name, link.a),
                 link.a_ifname,
-                node_name(spec.name, link.b),
+                lab_record.node_name(spec.name, link.b),
                 link.b_ifname,
                 a_addr=link.a_addr,
                 b_addr=link.b_addr,
@@ -349,7 +177,7 @@ def lab_up(spec: LabSpec, *, log: Callable[[str], None] | None = None) -> LabRec
                 bridge = bridges[iface.network]
                 if not bridge:
                     raise RuntimeFailure(f"network {iface.network!r} reported no bridge")
-                hname = host_ifname(rec.nodes[node.name], iface.ifname)
+                hname = lab_record.host_ifname(rec.nodes[node.name], iface.ifname)
                 mtu = spec.network(iface.network).mtu
                 host_cmds.append(
                     f"link add {hname} mtu {mtu} type veth peer name {iface.ifname}"
@@ -371,11 +199,11 @@ def lab_up(spec: LabSpec, *, log: Callable[[str], None] | None = None) -> LabRec
         # 6. impairments from the file's impair: blocks (tc and nftables in the nodes)
         _impair(spec)
         rec.status = "up"
-        _save_record(rec)
+        lab_record.save_record(rec)
     except BaseException as exc:
         errors = _teardown(made)
         with contextlib.suppress(OSError):
-            os.unlink(_record_path(spec.name))
+            os.unlink(lab_record.record_path(spec.name))
         if errors and log is not None:
             for err in errors:
                 log(f"rollback: {err}")
@@ -391,7 +219,7 @@ def _pids(spec: LabSpec, infos: list[dict[str, Any]]) -> dict[str, int]:
     out: dict[str, int] = {}
     missing = []
     for node in spec.nodes:
-        info = by_real.get(node_name(spec.name, node.name), {})
+        info = by_real.get(lab_record.node_name(spec.name, node.name), {})
         pid = info.get("pid")
         if pid:
             out[node.name] = int(pid)
@@ -402,7 +230,7 @@ def _pids(spec: LabSpec, infos: list[dict[str, Any]]) -> dict[str, int]:
 
         live = {str(c.get("name")): c for c in api.list_containers()}
         for name in missing:
-            pid = live.get(node_name(spec.name, name), {}).get("pid")
+            pid = live.get(lab_record.node_name(spec.name, name), {}).get("pid")
             if not pid:
                 raise RuntimeFailure(f"node {name!r} has no running process")
             out[name] = int(pid)
@@ -466,7 +294,7 @@ def _configure_nodes(work: list[tuple[str, list[NodeOp]]]) -> None:
 # ------------------------------------------------------------------ lab down
 
 
-def _teardown(rec: LabRecord) -> list[str]:
+def _teardown(rec: lab_record.LabRecord) -> list[str]:
     """Remove what ``rec`` lists that still exists; return the errors, keep going."""
     from netlens_runtime import api
 
@@ -478,7 +306,7 @@ def _teardown(rec: LabRecord) -> list[str]:
         labelled = {
             str(c.get("name"))
             for c in records
-            if (c.get("labels") or {}).get(LAB_LABEL) == rec.name
+            if (c.get("labels") or {}).get(lab_record.LAB_LABEL) == rec.name
         }
     except RuntimeFailure as exc:
         errors.append(f"listing containers: {exc}")
@@ -512,7 +340,7 @@ def _teardown(rec: LabRecord) -> list[str]:
 
 def _delete_links(links: list[str]) -> None:
     """Delete host links that still exist, in one netlink batch; missing ones are fine."""
-    from netlens_runtime.core import delete_links
+    from netlens_runtime.hostlinks import delete_links
 
     delete_links(links)
 
@@ -522,7 +350,7 @@ def lab_name_of(arg: str) -> str:
     that file if exactly one is recorded (it may run under ``--name``), else the
     file's ``name:`` field."""
     if os.path.isfile(arg):
-        built = [r.name for r in list_labs() if r.file == os.path.abspath(arg)]
+        built = [r.name for r in lab_record.list_labs() if r.file == os.path.abspath(arg)]
         if len(built) == 1:
             return built[0]
         import yaml
@@ -551,11 +379,11 @@ def lab_down(name: str) -> list[str]:
     """
     from netlens_runtime import state
 
-    _require_root("lab down")
+    require_root("lab down", _WHY_ROOT)
     names.validate_name(name, "lab")
     notes: list[str] = []
     try:
-        rec = read_record(name)
+        rec = lab_record.read_record(name)
     except state.UnusableRecord as err:
         state.set_aside(err.path, err.reason)
         rec = None
@@ -567,14 +395,16 @@ def lab_down(name: str) -> list[str]:
         from netlens_runtime import api
 
         leftovers = [
-            c for c in api.list_containers() if (c.get("labels") or {}).get(LAB_LABEL) == name
+            c
+            for c in api.list_containers()
+            if (c.get("labels") or {}).get(lab_record.LAB_LABEL) == name
         ]
         if not leftovers:
             raise NotFound(f"no lab named {name!r} (see 'netlens lab ls')")
-        rec = LabRecord(name=name, file="")
+        rec = lab_record.LabRecord(name=name, file="")
     errors = _teardown(rec)
     with contextlib.suppress(FileNotFoundError):
-        os.unlink(_record_path(name))
+        os.unlink(lab_record.record_path(name))
     return notes + errors
 
 
@@ -589,10 +419,10 @@ def resolve_lab_file(arg: str) -> str:
     return bundled if os.path.isfile(bundled) else arg
 
 
-def summary_lines(spec: LabSpec, rec: LabRecord, limit: int = 40) -> Iterator[str]:
+def summary_lines(spec: LabSpec, rec: lab_record.LabRecord, limit: int = 40) -> Iterator[str]:
     """A short table of nodes and addresses (one screen at most)."""
     nets = ", ".join(
-        f"{network_name(spec.name, n.name)} {n.subnet or ''}{' nat' if n.nat else ''}"
+        f"{lab_record.network_name(spec.name, n.name)} {n.subnet or ''}{' nat' if n.nat else ''}"
         for n in spec.networks
     )
     if nets:
@@ -610,7 +440,7 @@ def summary_lines(spec: LabSpec, rec: LabRecord, limit: int = 40) -> Iterator[st
 # ------------------------------------------------------------------- traffic
 
 
-def lab_traffic(spec: LabSpec, rec: LabRecord, **kwargs: Any) -> Any:
+def lab_traffic(spec: LabSpec, rec: lab_record.LabRecord, **kwargs: Any) -> Any:
     """A (not yet started) :class:`runtime.traffic.TrafficGenerator` for the lab's
     ``traffic:`` flows. Destinations are restricted to the lab's own addresses."""
     from netlens_runtime import api
@@ -619,7 +449,7 @@ def lab_traffic(spec: LabSpec, rec: LabRecord, **kwargs: Any) -> Any:
     pids = {
         str(c.get("name")): int(c["pid"])
         for c in api.list_containers()
-        if (c.get("labels") or {}).get(LAB_LABEL) == spec.name and c.get("pid")
+        if (c.get("labels") or {}).get(lab_record.LAB_LABEL) == spec.name and c.get("pid")
     }
     allowed = {a.split("/")[0] for addrs in rec.addresses.values() for a in addrs}
     flows = []

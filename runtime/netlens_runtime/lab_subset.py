@@ -14,7 +14,7 @@ import dataclasses
 import ipaddress
 
 from netlens_runtime.errors import BadInput
-from netlens_runtime.lab_spec import PRIMARY_IFNAME, LabLink, LabNode, LabSpec
+from netlens_runtime.lab_model import PRIMARY_IFNAME, LabLink, LabNode, LabSpec
 
 
 def parse_nodes_arg(text: str | None) -> int | list[str] | None:

@@ -32,11 +32,11 @@ from netlens_runtime.lab_impair import Impair, ImpairError, ImpairSpec, nft_loss
 from netlens_runtime.names import ifname_problem
 
 if TYPE_CHECKING:
-    from netlens_runtime.lab_spec import LabSpec
+    from netlens_runtime.lab_model import LabSpec
 
 LAB_LABEL = "netlens.lab"
 NODE_LABEL = "netlens.lab.node"
-"""The labels lab_ops puts on lab nodes (the same strings; a unit test keeps them so)."""
+"""The labels lab_ops puts on lab nodes (lab_record's; a unit test keeps them the same)."""
 PRIMARY = "eth0"
 
 
@@ -140,7 +140,7 @@ def _peer_candidate(rec: dict[str, Any], ifname: str) -> Peer | None:
     if ifname == PRIMARY and rec.get("host_veth"):
         return Peer(linkloss.HOST, str(rec["host_veth"]))
     if (rec.get("labels") or {}).get(LAB_LABEL):
-        from netlens_runtime.lab_ops import host_ifname
+        from netlens_runtime.lab_record import host_ifname
 
         dev = host_ifname(str(rec["name"]), ifname)
         if os.path.exists(f"/sys/class/net/{dev}"):
@@ -406,7 +406,7 @@ def lab_impairments(spec: LabSpec) -> list[tuple[str, str, ImpairSpec]]:
 
     A link's block impairs both directions of the cable: each end's egress.
     """
-    from netlens_runtime.lab_ops import node_name
+    from netlens_runtime.lab_record import node_name
 
     items: list[tuple[str, str, ImpairSpec]] = []
     for node in spec.nodes:

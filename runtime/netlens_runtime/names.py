@@ -74,6 +74,8 @@ def validate_name(name: object, what: str = "container") -> str:
     return name
 
 
+IFNAMSIZ = 15
+"""Linux interface names are at most 15 bytes (the kernel's IFNAMSIZ, 16, less the NUL)."""
 IFNAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$")
 
 
@@ -91,16 +93,18 @@ def ifname_problem(name: object) -> str | None:
     """
     if not isinstance(name, str) or not name:
         return "it is empty"
-    if len(name.encode()) > 15:
-        return "longer than 15 bytes (the kernel's limit)"
+    if len(name.encode()) > IFNAMSIZ:
+        return f"longer than {IFNAMSIZ} bytes (the kernel's limit)"
     if not IFNAME_RE.match(name):
         return "use letters, digits, '_', '.' and '-' (not first)"
     return None
 
 
 def validate_ifname(name: str) -> str:
-    """Interface names netlens creates or puts in firewall rules (see :func:`ifname_problem`)."""
-    problem = ifname_problem(name)
+    """Interface names netlens creates or puts in firewall rules (see :func:`ifname_problem`),
+    or a lab route's device: never ``lo``, every namespace's loopback (an interface that
+    exists already, so nothing netlens may make under that name)."""
+    problem = ifname_problem(name) or ("it is the loopback interface" if name == "lo" else None)
     if problem:
         raise BadInput(f"invalid interface name {name!r}: {problem}")
     return name
@@ -292,6 +296,54 @@ def parse_kv(text: str, what: str) -> tuple[str, str]:
     return key, value
 
 
+RESERVED_LABEL_PREFIX = "netlens."
+"""Labels netlens sets itself (``netlens.lab``, ``netlens.lab.node``): a lab's membership."""
+
+
+def validate_label(key: str) -> str:
+    """A label key a user may set: not in netlens's own ``netlens.`` namespace (a
+    container claiming ``netlens.lab`` would pass for a lab's node)."""
+    if key.startswith(RESERVED_LABEL_PREFIX):
+        raise BadInput(f"{key!r}: labels starting with {RESERVED_LABEL_PREFIX!r} are reserved")
+    return key
+
+
+def check_publish(network: str | None, internal: bool) -> None:
+    """Published ports need a network with a way out: some network, and not an internal one."""
+    if network is None:
+        raise BadInput("publishing a port needs a network")
+    if internal:
+        raise BadInput(f"network {network} is internal: it cannot publish ports")
+
+
+def check_internal_nat(internal: bool, nat: bool) -> None:
+    """An internal network forwards nothing out, so it cannot masquerade either."""
+    if internal and nat:
+        raise BadInput("an internal network has no NAT")
+
+
+def check_allow_from(name: str, items: list[str]) -> list[str]:
+    """``allow_from`` entries: network names (other netlens networks) or CIDRs (outside).
+
+    A name need not exist yet: the rule applies whenever a network of that name
+    does (a lab creates its networks one by one), and allows nothing otherwise.
+    A network always reaches itself, so naming itself is a mistake.
+    """
+    out: list[str] = []
+    for item in items:
+        if "/" in item:
+            try:
+                cidr = str(ipaddress.IPv4Network(item, strict=True))
+            except ValueError as err:
+                raise BadInput(f"invalid allow-from {item!r}: {err}") from None
+            out.append(cidr)
+        else:
+            if validate_name(item, "network") == name:
+                raise BadInput(f"network {name} cannot allow itself (it always reaches itself)")
+            out.append(item)
+    return sorted(set(out))
+
+
 def validate_env(key: object, value: object) -> tuple[str, str]:
     """An environment variable: a key without '=' or NUL, a value without NUL (C strings
     end at a NUL byte, so the container would get something else than asked)."""
@@ -388,4 +440,12 @@ def parse_volume(text: str) -> tuple[str, str, bool]:
     for own in _NOT_VOLUME_TARGETS:
         if target == own or target.startswith(own + "/"):
             raise BadInput(f"invalid volume {text!r}: {own} is the container's own")
+    return host, target, read_only
+
+
+def check_volume(text: str) -> tuple[str, str, bool]:
+    """:func:`parse_volume`, and the host path must exist (``run -v``, lab ``binds``)."""
+    host, target, read_only = parse_volume(text)
+    if not os.path.exists(host):
+        raise BadInput(f"volume {text!r}: host path {host} does not exist")
     return host, target, read_only

@@ -9,32 +9,10 @@ per-bridge sysctl the published ports need.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 from typing import Any
 
 from netlens_runtime import names, nat, state
-from netlens_runtime.errors import BadInput, NotFound, RuntimeFailure
-
-
-def check_allow_from(name: str, items: list[str]) -> list[str]:
-    """``allow_from`` entries: network names (other netlens networks) or CIDRs (outside).
-
-    A name need not exist yet: the rule applies whenever a network of that name
-    does (a lab creates its networks one by one), and allows nothing otherwise.
-    """
-    out: list[str] = []
-    for item in items:
-        if "/" in item:
-            try:
-                cidr = str(ipaddress.IPv4Network(item, strict=True))
-            except ValueError as err:
-                raise BadInput(f"invalid allow-from {item!r}: {err}") from None
-            out.append(cidr)
-        else:
-            if names.validate_name(item, "network") == name:
-                raise BadInput(f"network {name} cannot allow itself (it always reaches itself)")
-            out.append(item)
-    return sorted(set(out))
+from netlens_runtime.errors import NotFound, RuntimeFailure
 
 
 def set_allow_from(name: str, items: list[str], allow: bool = True) -> dict[str, Any]:
@@ -42,7 +20,7 @@ def set_allow_from(name: str, items: list[str], allow: bool = True) -> dict[str,
 
     The table is replaced first: if nft refuses, the record is unchanged.
     """
-    from netlens_runtime.core import require_root
+    from netlens_runtime.errors import require_root
 
     require_root("network allow")
     with state.locked():
@@ -50,7 +28,7 @@ def set_allow_from(name: str, items: list[str], allow: bool = True) -> dict[str,
         net = networks.get(name)
         if net is None:
             raise NotFound(f"no network {name}")
-        given = set(check_allow_from(name, items))
+        given = set(names.check_allow_from(name, items))
         old = list(net.get("allow_from") or [])
         net["allow_from"] = sorted(set(old) | given if allow else set(old) - given)
         nat.sync(list(networks.values()))

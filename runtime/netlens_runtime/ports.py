@@ -38,6 +38,7 @@ import socket
 import subprocess
 from typing import Any
 
+from netlens_runtime import names
 from netlens_runtime.errors import BadInput, Conflict
 
 Pub = dict[str, Any]
@@ -64,8 +65,7 @@ def check(
     """Raise unless every one of ``pubs`` (container ``cname`` on ``net``) can be published."""
     if not pubs:
         return
-    if net.get("internal"):
-        raise BadInput(f"network {net['name']} is internal: it cannot publish ports")
+    names.check_publish(str(net["name"]), bool(net.get("internal")))
     for i, mine in enumerate(pubs):
         for other in pubs[:i]:
             if overlaps(mine, other):

@@ -148,7 +148,7 @@ def check_network(name: str, rec: Any) -> dict[str, Any]:
 
 
 HOST_LINK_RE = re.compile(r"lx[0-9a-f]{11}")
-"""A lab's extra host legs (lab_ops.host_ifname): nothing else is deleted by lab down."""
+"""A lab's extra host legs (lab_record.host_ifname): nothing else is deleted by lab down."""
 
 
 def check_lab(name: str, rec: Any) -> dict[str, Any]:

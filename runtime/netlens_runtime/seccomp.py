@@ -72,21 +72,33 @@ _profiles: dict[str, tuple[tuple[int, ...], bytes]] = {}  # path -> (identity, b
 _library: list[tuple[str, bytes]] = []  # [(path, fingerprint)] once found
 
 
+def parse_security_opt(opt: str) -> str:
+    """One ``--security-opt`` (lab ``security_opt``) value -> ``unconfined`` or a profile path
+    as given (relative paths are the caller's to resolve)."""
+    key, sep, value = opt.partition("=")
+    if key != "seccomp" or not sep or not value:
+        raise BadInput(
+            f"unsupported security option {opt!r}: use seccomp=unconfined or seccomp=FILE"
+        )
+    return value
+
+
+def check_privileged(choice: str) -> None:
+    """A privileged container has no seccomp filter: a profile besides it is a mistake."""
+    if choice not in (DEFAULT, UNCONFINED):
+        raise BadInput(
+            f"a privileged container runs without a seccomp filter: drop seccomp={choice}"
+        )
+
+
 def parse_security_opts(opts: list[str], privileged: bool) -> str:
     """``--security-opt`` values -> ``default``, ``unconfined`` or a profile's absolute path."""
     choice = DEFAULT
     for opt in opts:
-        key, sep, value = opt.partition("=")
-        if key != "seccomp" or not sep or not value:
-            raise BadInput(
-                f"unsupported --security-opt {opt!r}: use seccomp=unconfined or seccomp=FILE"
-            )
+        value = parse_security_opt(opt)
         choice = UNCONFINED if value == UNCONFINED else os.path.abspath(value)
     if privileged:
-        if choice not in (DEFAULT, UNCONFINED):
-            raise BadInput(
-                f"--privileged runs without a seccomp filter: drop --security-opt seccomp={choice}"
-            )
+        check_privileged(choice)
         return UNCONFINED
     return choice
 

@@ -9,7 +9,7 @@
  * It does exactly what netlens_runtime/spawn.py's templated child path does
  * (see clone_child, _child there, and container_fs, confine in hostview.py):
  * the Python code stays the reference and the fallback when this program is
- * not built. Usage (run by spawn.py's start_many, never by hand):
+ * not built. Usage (run by spawner.py's start_many, never by hand):
  *
  *   netlens-spawn OUT_FD < job
  *   netlens-spawn log HALF PATH      (a container's logger: log_helper.c)

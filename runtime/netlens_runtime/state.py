@@ -23,6 +23,12 @@ so gc never takes a live record for one. A record that cannot be used
 (unreadable, not JSON, too deeply nested, the wrong shape: see
 :mod:`netlens_runtime.records`) is reported in one line, moved to
 ``quarantine/`` with a ``.why`` file beside it, and skipped.
+
+One job, kept in one module on purpose (it is a little over 500 lines): every
+file of the state directory is named, written, read, locked, pooled and set
+aside here, so the rules above (validated names, checked directories,
+O_NOFOLLOW, atomic renames) hold in one place and cannot be bypassed by a
+second writer elsewhere.
 """
 
 from __future__ import annotations
@@ -42,6 +48,12 @@ from netlens_runtime import names, records
 from netlens_runtime.errors import NotFound, RuntimeFailure
 
 DEFAULT_STATE_DIR = "/run/netlens"
+
+
+def now() -> str:
+    """The UTC time stamp written in records (``created``), to the millisecond."""
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
 
 
 def state_dir() -> str:
@@ -174,7 +186,7 @@ def retire(path: str) -> None:
         return
     spare = sub(SPARE, f"i{st.st_ino}")
     # Out of view first, then emptied: a crash in between must not leave an
-    # empty record under its name (it would block the name, see core.gc).
+    # empty record under its name (it would block the name, see leftovers.gc).
     try:
         os.rename(path, spare)
     except OSError:

@@ -291,14 +291,14 @@ def test_lab_node_default_view(
     volume_dirs: tuple[Path, Path],
     spawn_path: str,
 ) -> None:
-    from netlens_runtime import lab_ops
+    from netlens_runtime import lab_ops, lab_record
     from netlens_runtime.lab_spec import load_lab
 
     rw, ro = volume_dirs
     lab = f"nl{RUN_TAG}fs"
     rp = _rp_value()
     lab_ops.lab_up(load_lab("fs.yaml", text=_lab_text(lab, rw, ro, rp)))
-    router, host = lab_ops.node_name(lab, "r"), lab_ops.node_name(lab, "h1")
+    router, host = lab_record.node_name(lab, "r"), lab_record.node_name(lab, "h1")
     for name in (router, host):
         # The batch's shared root has every node's mount points.
         _check_default_view(env.probe(name, markers), ["data", "shared"])

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import jsonschema
+import msgspec
 import pytest
 from conftest import RUN_TAG, Lab, is_root, sh
 
@@ -29,6 +32,23 @@ REPO = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads(Path(schema_path()).read_text())
 ENV = {**os.environ, "NETLENS_NO_LOG": "1"}
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+@pytest.fixture(scope="module")
+def nobody_site() -> Iterator[str]:
+    """A directory nobody can read holding the compiled dependency the dump needs.
+
+    Root's site-packages sits under /root (mode 700), so as nobody this interpreter
+    falls back to the system's paths. A real unprivileged user has netlens installed
+    in an environment of their own; this gives them msgspec the same way.
+    """
+    site = tempfile.mkdtemp(prefix="netlens-nobody-")
+    try:
+        os.chmod(site, 0o755)
+        shutil.copytree(Path(msgspec.__file__).parent, Path(site) / "msgspec")
+        yield site
+    finally:
+        shutil.rmtree(site, ignore_errors=True)
 
 
 class Topo:
@@ -83,11 +103,13 @@ def netlens(
     user: list[str] | None = None,
     cwd: str | None = None,
     prefix: list[str] | None = None,
+    site: str = "",
 ) -> subprocess.CompletedProcess[str]:
     env = dict(ENV)
     if user:
-        env["PYTHONPATH"] = (
-            f"{REPO}:{REPO / 'runtime'}"  # the unprivileged user cannot read root's site-packages
+        # the unprivileged user cannot read root's site-packages: the checkout and `site`
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(REPO), str(REPO / "runtime"), site) if p
         )
     argv = [*(prefix or []), *(user or []), sys.executable, "-m", "netlens", "dump", *args]
     return subprocess.run(
@@ -213,10 +235,12 @@ def test_output_file(topo: Topo, tmp_path: Path) -> None:
     assert ns_by_name(json.loads(out.read_text()), topo.ns["b"])
 
 
-def test_not_root_says_so_and_dumps_its_own_namespace(topo: Topo) -> None:
+def test_not_root_says_so_and_dumps_its_own_namespace(topo: Topo, nobody_site: str) -> None:
     """As nobody inside namespace a: one line about root, exit 0, namespace a dumped."""
     ns = topo.ns["a"]
-    res = netlens("--json", user=NOBODY, cwd="/tmp", prefix=["ip", "netns", "exec", ns])
+    res = netlens(
+        "--json", user=NOBODY, cwd="/tmp", prefix=["ip", "netns", "exec", ns], site=nobody_site
+    )
     assert res.returncode == 0, res.stderr
     lines = res.stderr.splitlines()
     assert len(lines) == 1 and "not root" in lines[0] and "root" in lines[0].split("not root", 1)[1]
@@ -233,8 +257,8 @@ def test_not_root_says_so_and_dumps_its_own_namespace(topo: Topo) -> None:
             assert n["complete"] is False and n["interfaces"] == []
 
 
-def test_not_root_in_host_namespace(topo: Topo) -> None:
-    res = netlens("--json", user=NOBODY, cwd="/tmp")
+def test_not_root_in_host_namespace(topo: Topo, nobody_site: str) -> None:
+    res = netlens("--json", user=NOBODY, cwd="/tmp", site=nobody_site)
     assert res.returncode == 0, res.stderr
     assert len(res.stderr.splitlines()) == 1
     doc = json.loads(res.stdout)

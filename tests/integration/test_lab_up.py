@@ -23,7 +23,8 @@ from runtime_host import kernel_changes, kernel_state
 from netlens.kernel.nsenter import in_netns
 from netlens_runtime import api
 from netlens_runtime.errors import Conflict, NotFound, RuntimeFailure
-from netlens_runtime.lab_spec import LabSpec, load_lab
+from netlens_runtime.lab_model import LabSpec
+from netlens_runtime.lab_spec import load_lab
 
 pytestmark = pytest.mark.integration
 
@@ -99,19 +100,19 @@ def _tcp_roundtrip(src_pid: int, dst_pid: int, dst_ip: str, port: int) -> bytes:
 def test_routed_lab_connects_two_segments_through_the_router(
     labstate: Path, tmp_path: Path
 ) -> None:
-    from netlens_runtime import lab_ops
+    from netlens_runtime import lab_ops, lab_record
 
     spec = _spec("routed.yaml", "r", tmp_path)
     before = kernel_state(labstate)
     rec = lab_ops.lab_up(spec)
     assert rec.status == "up"
-    a, b, r = (lab_ops.node_name(spec.name, n) for n in ("a", "b", "r"))
+    a, b, r = (lab_record.node_name(spec.name, n) for n in ("a", "b", "r"))
     pids = _pids()
     assert {a, b, r} <= set(pids)
     labels = {c["name"]: c["labels"] for c in api.list_containers()}
     assert labels[a]["netlens.lab"] == spec.name and labels[a]["netlens.lab.node"] == "a"
     assert (labstate / "labs" / f"{spec.name}.json").is_file()
-    assert [x.name for x in lab_ops.list_labs()] == [spec.name]
+    assert [x.name for x in lab_record.list_labs()] == [spec.name]
 
     b_ip = f"10.{OCTET}.2.10"
     assert _run_in(pids[r], ["sysctl", "-n", "net.ipv4.ip_forward"]).stdout.strip() == "1"
@@ -136,14 +137,14 @@ def test_routed_lab_connects_two_segments_through_the_router(
 
 
 def test_p2p_chain_and_lab_down_by_file(labstate: Path, tmp_path: Path) -> None:
-    from netlens_runtime import lab_ops
+    from netlens_runtime import lab_ops, lab_record
 
     spec = _spec("p2p.yaml", "c", tmp_path)
     before = kernel_state(labstate)
     lab_ops.lab_up(spec)
     up = kernel_state(labstate)
     pids = _pids()
-    x, z = (pids[lab_ops.node_name(spec.name, n)] for n in ("x", "z"))
+    x, z = (pids[lab_record.node_name(spec.name, n)] for n in ("x", "z"))
     # x -> y (forwarding) -> z over two point-to-point veths, no bridge at all.
     ping = _run_in(x, ["ping", "-c", "1", "-W", "2", f"10.{OCTET}.9.6"])
     assert ping.returncode == 0, ping.stdout + ping.stderr
@@ -195,7 +196,7 @@ def test_failed_lab_up_rolls_back_everything(
 ) -> None:
     """A failure while the 5th node is set up (or inside the runtime's batch, or at
     the p2p link) leaves no container, process, bridge, veth, record or network."""
-    from netlens_runtime import lab_ops
+    from netlens_runtime import lab_ops, lab_record
 
     spec = load_lab("six.yaml", text=SIX_NODES.format(o=OCTET), name=f"nl{RUN_TAG}f")
     assert [n.name for n in spec.nodes][4] == "k"
@@ -217,7 +218,7 @@ def test_failed_lab_up_rolls_back_everything(
         return out
 
     monkeypatch.setattr(api, "create_network", spy_net)
-    fifth = lab_ops.node_name(spec.name, "k")
+    fifth = lab_record.node_name(spec.name, "k")
     before = kernel_state(labstate)
     if where == "core-batch":
         monkeypatch.setenv("NETLENS_FAULT", "before_exec")
@@ -235,7 +236,7 @@ def test_failed_lab_up_rolls_back_everything(
         assert len(created) == 6  # the failure came after every node existed
     assert api.list_containers() == []
     assert api.list_networks() == []
-    assert lab_ops.list_labs() == []
+    assert lab_record.list_labs() == []
     assert not (labstate / "labs" / f"{spec.name}.json").exists()
     assert not any(_alive(int(c["pid"])) for c in created)
     assert len(nets) == 1 and not _link_exists(nets[0]["bridge"])
@@ -293,10 +294,10 @@ def test_not_root_is_one_clear_error(
 
 
 def test_name_clash_is_refused_before_anything_is_made(labstate: Path, tmp_path: Path) -> None:
-    from netlens_runtime import lab_ops
+    from netlens_runtime import lab_ops, lab_record
 
     spec = _spec("routed.yaml", "k", tmp_path)
-    squatter = lab_ops.node_name(spec.name, "b")
+    squatter = lab_record.node_name(spec.name, "b")
     api.create_container(api.ContainerSpec(name=squatter, network=None))
     pid = _pids()[squatter]
     with pytest.raises(Conflict, match=f"{squatter} already exists"):
@@ -304,4 +305,4 @@ def test_name_clash_is_refused_before_anything_is_made(labstate: Path, tmp_path:
     assert api.list_networks() == []
     assert [c["name"] for c in api.list_containers()] == [squatter]
     assert _alive(pid)
-    assert lab_ops.list_labs() == []
+    assert lab_record.list_labs() == []

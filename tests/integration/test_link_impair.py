@@ -22,8 +22,9 @@ import pytest
 from conftest import RUN_TAG
 
 from netlens.cli import main
-from netlens_runtime import api, lab_ops
-from netlens_runtime.lab_spec import LabSpec, load_lab
+from netlens_runtime import api, lab_ops, lab_record
+from netlens_runtime.lab_model import LabSpec
+from netlens_runtime.lab_spec import load_lab
 
 pytestmark = pytest.mark.integration
 
@@ -192,7 +193,7 @@ def test_rate_limits_both_directions_as_measured_by_iperf3(
     assert 0.75 <= out / 10_000_000 <= 1.05, out
     assert "tbf 4e4c: dev p2p0 root" in _qdiscs(a)
     # the inspector reads it back from the kernel, like anyone's tc
-    (p2p0,) = _dumped(lab_ops.node_name(spec.name, "a"), "p2p0")
+    (p2p0,) = _dumped(lab_record.node_name(spec.name, "a"), "p2p0")
     assert p2p0["tc"]["kinds"] == ["tbf"] and p2p0["tc"]["rate_bps"] == 10_000_000
 
     # ingress of the same interface: what b sends to a, through the ifb
@@ -203,16 +204,16 @@ def test_rate_limits_both_directions_as_measured_by_iperf3(
     (row,) = _show(spec.name)
     assert row["egress"] == {"rate": 10_000_000} and row["ingress"] == {"rate": 5_000_000}
     # the dump follows the ingress redirect to the ifb and its rate
-    (p2p0,) = _dumped(lab_ops.node_name(spec.name, "a"), "p2p0")
+    (p2p0,) = _dumped(lab_record.node_name(spec.name, "a"), "p2p0")
     assert p2p0["tc"]["ingress"] and p2p0["tc"]["ingress_to"] is not None
-    ifb = [i for i in _dumped(lab_ops.node_name(spec.name, "a"), "") if i["kind"] == "ifb"]
+    ifb = [i for i in _dumped(lab_record.node_name(spec.name, "a"), "") if i["kind"] == "ifb"]
     assert [(i["ifindex"], i["tc"]["rate_bps"]) for i in ifb] == [
         (p2p0["tc"]["ingress_to"], 5_000_000)
     ]
 
     assert _cli("link", "reset", f"{spec.name}:a:p2p0") == 0
     assert _show(spec.name) == []
-    assert [i["tc"] for i in _dumped(lab_ops.node_name(spec.name, "a"), "p2p0")] == [None]
+    assert [i["tc"] for i in _dumped(lab_record.node_name(spec.name, "a"), "p2p0")] == [None]
     assert "4e4c" not in _qdiscs(a) and "ingress" not in _qdiscs(a)
     assert "nlifb" not in _in(a, ["ip", "-o", "link"]).stdout
     assert _measure(servers, b, a, a_ip, seconds=1) > 5 * 5_000_000
@@ -353,7 +354,7 @@ def test_lab_up_that_fails_at_an_impairment_leaves_nothing(
     with pytest.raises(linkctl.NetemMissing, match="delay needs the kernel's netem"):
         lab_ops.lab_up(spec)
     assert api.list_containers() == [] and api.list_networks() == []
-    assert lab_ops.list_labs() == []
+    assert lab_record.list_labs() == []
     assert _tables(None) == before
 
 
@@ -384,7 +385,7 @@ def test_link_down_pulls_both_ends_and_up_brings_routes_back(
     assert _cli("link", "down", f"{spec.name}:b:p2p0") == 0  # the same cable: already down
     assert "already down" in capsys.readouterr().out
 
-    (p2p0,) = _dumped(lab_ops.node_name(spec.name, "b"), "p2p0")
+    (p2p0,) = _dumped(lab_record.node_name(spec.name, "b"), "p2p0")
     assert p2p0["operstate"] == "down", p2p0
 
     assert _cli("link", "up", f"{spec.name}:b:p2p0") == 0  # either end plugs it back
@@ -394,7 +395,7 @@ def test_link_down_pulls_both_ends_and_up_brings_routes_back(
     assert _show(spec.name) == []
 
     # a node on a bridge: its eth0 and the host end; the default route comes back
-    rec = api.get_container(lab_ops.node_name(spec.name, "a"))
+    rec = api.get_container(lab_record.node_name(spec.name, "a"))
     host_end = str(rec["host_veth"])
     routes = _in(a, ["ip", "route"]).stdout
     assert _cli("link", "down", f"{spec.name}:a:eth0") == 0

@@ -469,7 +469,7 @@ def test_bridge_names_that_are_rules_are_refused(sc: Scratch, tmp_path: Path, br
     lab.write_text(f"name: inj\nnetworks:\n  n: {{bridge: {json.dumps(bridge)}}}\n"
                    "nodes:\n  a: {network: n}\n")  # fmt: skip
     for verb in ("check", "up"):
-        _one_line(sc.cli("lab", verb, str(lab), check=False), 2, "not a valid interface name")
+        _one_line(sc.cli("lab", verb, str(lab), check=False), 2, "invalid interface name")
     assert sc.snapshot() == before
     assert sc.cli("network", "ls", "--json").stdout.strip() == "[]"
 

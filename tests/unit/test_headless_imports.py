@@ -40,6 +40,10 @@ HEADLESS = [
     "netlens.analysis.trace",
     "netlens.analysis.render",
     "netlens.commands.trace",
+    "netlens.exporter",
+    "netlens.exporter.collector",
+    "netlens.exporter.server",
+    "netlens.commands.exporter",
 ]
 PROBE = """
 import json, sys

@@ -217,7 +217,7 @@ def test_early_error_reads_fds_past_fd_setsize() -> None:
     import resource
     from types import SimpleNamespace
 
-    from netlens_runtime import core
+    from netlens_runtime import create
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < 1300:
@@ -232,8 +232,8 @@ def test_early_error_reads_fds_past_fd_setsize() -> None:
             SimpleNamespace(child=SimpleNamespace(err_r=quiet_r), spec=SimpleNamespace(name="c1")),
             SimpleNamespace(child=SimpleNamespace(err_r=high), spec=SimpleNamespace(name="c2")),
         ]
-        assert core._early_error(jobs) == "c2: setup: volume /x: No such file or directory"  # type: ignore[arg-type]
-        assert core._early_error(jobs[:1]) == ""  # type: ignore[arg-type]
+        assert create._early_error(jobs) == "c2: setup: volume /x: No such file or directory"  # type: ignore[arg-type]
+        assert create._early_error(jobs[:1]) == ""  # type: ignore[arg-type]
     finally:
         for fd in (quiet_r, quiet_w, fail_r, fail_w, high):
             os.close(fd)

@@ -10,7 +10,9 @@ value, and property-test the size parser and IPAM.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -423,3 +425,174 @@ def test_lab_link_addresses_are_what_connect_takes() -> None:
             " addr: 'fd00::1/64', peer_addr: 'fd00::2/64'}\n  b: {}\n")  # fmt: skip
     with pytest.raises(BadInput, match=r"x\.yaml:5: .*addr: .*IPv6"):
         load_lab("x.yaml", text=text)
+
+
+# --- `netlens lab check` and `netlens run` / `network create`: one rule, one message ----
+#
+# Each case was a drift: the lab loader and the run/network path had a rule each, and
+# they disagreed on what they refused or on the words. Now both call the one function
+# (names, ipam, seccomp); the lab adds its file:line and field, argparse its flag.
+
+
+def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    from netlens.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse: a flag's type is the rule
+        code = int(exc.code or 0)
+    return code, capsys.readouterr().err.strip()
+
+
+def _rule_message(rule: object) -> str:
+    with pytest.raises(BadInput) as err:
+        rule()  # type: ignore[operator]
+    return str(err.value)
+
+
+def _profile() -> str:
+    from netlens_runtime import seccomp
+
+    return seccomp.DEFAULT_PROFILE
+
+
+# (lab node lines, the field lab check names, `netlens run` flags, the rule)
+_SAME_AS_RUN = [
+    ("    cpus: 0.001\n", "nodes.a.cpus", ["--cpus", "0.001"],
+     lambda: names.parse_cpus("0.001")),
+    ("    cpus: lots\n", "nodes.a.cpus", ["--cpus", "lots"], lambda: names.parse_cpus("lots")),
+    ("    pids_limit: 5000000\n", "nodes.a.pids_limit", ["--pids-limit", "5000000"],
+     lambda: names.parse_pids_limit("5000000")),
+    ("    pids_limit: many\n", "nodes.a.pids_limit", ["--pids-limit", "many"],
+     lambda: names.parse_pids_limit("many")),
+    ("    labels: {netlens.lab: x}\n", "nodes.a.labels", ["--label", "netlens.lab=x"],
+     lambda: names.validate_label("netlens.lab")),
+    ("    ip: 10.44.0.300\n", "nodes.a.ip", ["--ip", "10.44.0.300"],
+     lambda: ipam.parse_address("10.44.0.300")),
+    ("    security_opt: [apparmor=x]\n", "nodes.a.security_opt[0]",
+     ["--security-opt", "apparmor=x"], lambda: _seccomp().parse_security_opt("apparmor=x")),
+    ("    privileged: true\n    security_opt: [seccomp={profile}]\n", "nodes.a.security_opt[0]",
+     ["--privileged", "--security-opt", "seccomp={profile}"],
+     lambda: _seccomp().check_privileged(_profile())),
+    ("    binds: ['/nonexistent-netlens-rule:/data']\n", "nodes.a.binds[0]",
+     ["-v", "/nonexistent-netlens-rule:/data"],
+     lambda: names.check_volume("/nonexistent-netlens-rule:/data")),
+    ("    network: null\n    publish: ['8080:80']\n", "nodes.a.publish",
+     ["--network", "none", "-p", "8080:80"], lambda: names.check_publish(None, False)),
+]  # fmt: skip
+
+
+def _seccomp() -> object:
+    from netlens_runtime import seccomp
+
+    return seccomp
+
+
+@pytest.mark.parametrize(
+    ("node", "field", "flags", "rule"),
+    _SAME_AS_RUN,
+    ids=[c[1] + ":" + c[2][-1] for c in _SAME_AS_RUN],
+)
+def test_lab_check_and_run_refuse_the_same_value_with_the_same_message(
+    node: str,
+    field: str,
+    flags: list[str],
+    rule: object,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    monkeypatch.setenv("NETLENS_NO_LOG", "1")
+    state = tmp_path / "state"
+    monkeypatch.setenv("NETLENS_STATE_DIR", str(state))
+    message = _rule_message(rule)
+    lab = tmp_path / "x.yaml"
+    lab.write_text(_lab(node.replace("{profile}", _profile())))
+    code, err = _cli(["lab", "check", str(lab)], capsys)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    line = 5 + node.count("\n")  # the node's last line: the field checked last
+    assert err.endswith(f"x.yaml:{line}: {field}: {message}"), err
+    argv = ["run", "-d", "--name", "rules-c1", *(f.replace("{profile}", _profile()) for f in flags)]
+    code, err = _cli([*argv, "--", "true"], capsys)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.endswith(f": {message}"), err
+    assert not (state / "containers").exists() or not os.listdir(state / "containers")
+
+
+# (lab network mapping, the field, `netlens network create n` flags, the rule)
+_SAME_AS_NETWORK_CREATE = [
+    ("{subnet: 10.44.0.0/24, bridge: 'eth*'}", "networks.n.bridge", ["--bridge", "eth*"],
+     lambda: names.validate_ifname("eth*")),
+    ("{subnet: 10.44.0.0/24, bridge: lo}", "networks.n.bridge", ["--bridge", "lo"],
+     lambda: names.validate_ifname("lo")),
+    ("{subnet: 10.44.0.0/24, mtu: 67}", "networks.n.mtu", ["--mtu", "67"],
+     lambda: names.validate_mtu(67)),
+    ("{subnet: 10.44.0.0/24, mtu: abc}", "networks.n.mtu", ["--mtu", "abc"],
+     lambda: names.validate_mtu("abc")),
+    ("{subnet: 10.44.0.0/24, internal: true, nat: true}", "networks.n.nat",
+     ["--internal", "--nat"], lambda: names.check_internal_nat(True, True)),
+    ("{subnet: 10.44.0.0/24, allow_from: [n]}", "networks.n.allow_from", ["--allow-from", "n"],
+     lambda: names.check_allow_from("n", ["n"])),
+    ("{subnet: 10.44.0.0/24, allow_from: [10.9.0.1/24]}", "networks.n.allow_from",
+     ["--allow-from", "10.9.0.1/24"], lambda: names.check_allow_from("n", ["10.9.0.1/24"])),
+    ("{gateway: 10.44.0.1}", "networks.n.gateway", ["--gateway", "10.45.0.1"],
+     lambda: ipam.check_gateway_subnet(None, "10.45.0.1")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("net", "field", "flags", "rule"),
+    _SAME_AS_NETWORK_CREATE,
+    ids=[c[1] + ":" + c[2][-1] for c in _SAME_AS_NETWORK_CREATE],
+)
+def test_lab_check_and_network_create_refuse_the_same_value_with_the_same_message(
+    net: str,
+    field: str,
+    flags: list[str],
+    rule: object,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    monkeypatch.setenv("NETLENS_NO_LOG", "1")
+    state = tmp_path / "state"
+    monkeypatch.setenv("NETLENS_STATE_DIR", str(state))
+    message = _rule_message(rule)
+    lab = tmp_path / "x.yaml"
+    lab.write_text(_lab(net=net))
+    code, err = _cli(["lab", "check", str(lab)], capsys)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.endswith(f"x.yaml:3: {field}: {message}"), err
+    subnet = [] if "--gateway" in flags else ["--subnet", "10.45.0.0/24"]
+    code, err = _cli(["network", "create", "n", *subnet, *flags], capsys)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.endswith(f": {message}"), err
+    assert not (state / "networks").exists() or not os.listdir(state / "networks")
+
+
+def test_one_rate_grammar_for_flows_and_impairments() -> None:
+    """Lab traffic rates and link impairments read rates with the same grammar (tc's
+    units); each keeps its own range. '10mb' meant 10 Mbit/s to a flow and nothing to
+    an impairment; it is nothing to both now."""
+    from netlens_runtime.lab_impair import ImpairError, parse_rate, rate_bits
+
+    assert rate_bits("1MBps") == 8_000_000 == parse_rate("1MBps")
+    for bad in ("10mb", "10mbit/s", "fast"):
+        with pytest.raises(ImpairError):
+            rate_bits(bad)
+        flow = ("name: t\nnetworks:\n  n: {subnet: 10.3.0.0/24}\nnodes:\n"
+                "  a: {ip: 10.3.0.2}\n  b: {ip: 10.3.0.3}\ntraffic:\n"
+                f"  - {{from: a, to: b, rate: '{bad}'}}\n")  # fmt: skip
+        with pytest.raises(BadInput, match=r"x\.yaml:8: traffic\[0\]\.rate: .*not a rate"):
+            load_lab("x.yaml", text=flow)
+
+
+def test_lab_check_refuses_ports_on_an_internal_network_as_lab_up_would() -> None:
+    """Before, only ``lab up`` (the runtime's ports check) refused this: lab check passed it."""
+    text = _lab("    publish: ['8080:80']\n", net="{subnet: 10.44.0.0/24, internal: true}")
+    message = _rule_message(lambda: names.check_publish("n", True))
+    with pytest.raises(BadInput) as err:
+        load_lab("x.yaml", text=text)
+    assert str(err.value) == f"x.yaml:6: nodes.a.publish: {message}"

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from netlens_runtime import lab_ns, lab_ops
+from netlens_runtime import lab_ns, lab_ops, lab_record
 from netlens_runtime.errors import BadInput, Conflict
 from netlens_runtime.lab_ns import AddAddr, AddRoute, LinkUp
-from netlens_runtime.lab_spec import IFNAMSIZ, load_lab
+from netlens_runtime.lab_spec import load_lab
+from netlens_runtime.names import IFNAMSIZ
 from netlens_runtime.traffic import Flow, TrafficGenerator
 
 pytestmark = pytest.mark.unit
@@ -30,14 +31,14 @@ def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_plan_names_are_lab_scoped_and_short() -> None:
     spec = load_lab(str(DEMO), name="nlx")
-    rec = lab_ops.plan(spec)
+    rec = lab_record.plan(spec)
     assert rec.nodes["r1"] == "nlx-r1" and rec.nodes["client3"] == "nlx-client3"
     assert rec.networks == ["nlx-lan", "nlx-dmz", "nlx-backend"]
     assert rec.addresses["r1"] == ["10.77.16.254/20", "10.77.32.254/20", "10.77.254.1/30"]
     assert rec.addresses["r2"] == ["10.77.48.254/20", "10.77.254.2/30"]
     assert len(rec.host_links) == 1
     assert all(len(h.encode()) <= IFNAMSIZ for h in rec.host_links)
-    assert lab_ops.host_ifname("a-b", "eth1") != lab_ops.host_ifname("a-b", "eth2")
+    assert lab_record.host_ifname("a-b", "eth1") != lab_record.host_ifname("a-b", "eth2")
 
 
 def test_node_ops_bring_up_extra_legs_then_route() -> None:
@@ -64,21 +65,21 @@ def test_route_message_layout() -> None:
 
 def test_record_is_exclusive_and_round_trips(state: Path) -> None:
     spec = load_lab(str(FIXTURES / "routed.yaml"), name="nlrec")
-    rec = lab_ops.plan(spec)
-    lab_ops._claim_record(rec)
+    rec = lab_record.plan(spec)
+    lab_record.claim_record(rec)
     with pytest.raises(Conflict, match="already up"):
-        lab_ops._claim_record(rec)
+        lab_record.claim_record(rec)
     rec.status = "up"
-    lab_ops._save_record(rec)
+    lab_record.save_record(rec)
     data = json.loads((state / "labs" / "nlrec.json").read_text())
     assert data["status"] == "up" and data["nodes"]["r"] == "nlrec-r"
-    (back,) = lab_ops.list_labs()
+    (back,) = lab_record.list_labs()
     assert back == rec
 
 
 def test_list_labs_without_state_dir(state: Path) -> None:
-    assert lab_ops.list_labs() == []
-    assert lab_ops.read_record("nope") is None
+    assert lab_record.list_labs() == []
+    assert lab_record.read_record("nope") is None
 
 
 def test_lab_name_of_file_or_name(tmp_path: Path) -> None:
@@ -98,7 +99,7 @@ def test_resolve_bundled_lab_by_name() -> None:
 
 def test_summary_is_one_screen() -> None:
     spec = load_lab(str(DEMO), scale=200)
-    lines = list(lab_ops.summary_lines(spec, lab_ops.plan(spec), limit=16))
+    lines = list(lab_ops.summary_lines(spec, lab_record.plan(spec), limit=16))
     assert len(lines) <= 18
     assert lines[-1].startswith("... and 184 more nodes")
     assert any("(router)" in line for line in lines)

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from netlens_runtime.errors import BadInput
-from netlens_runtime.lab_spec import IFNAMSIZ, load_lab, parse_rate
+from netlens_runtime.lab_impair import rate_bits
+from netlens_runtime.lab_spec import load_lab
+from netlens_runtime.names import IFNAMSIZ
 
 pytestmark = pytest.mark.unit
 
@@ -150,7 +152,7 @@ def test_gateway_and_reserved_labels() -> None:
     [("10mbit", 10_000_000), ("500kbit", 500_000), ("1gbit", 1_000_000_000), ("1MBps", 8_000_000)],
 )
 def test_parse_rate(text: str, bps: int) -> None:
-    assert parse_rate(text) == bps
+    assert rate_bits(text) == bps
 
 
 def test_traffic_rate_range() -> None:
@@ -237,7 +239,7 @@ def test_privileged_and_security_opt_nodes(tmp_path: Path) -> None:
         ("  a: {security_opt: [seccomp=nope.json]}\n", r"lab\.yaml:\d+: .*No such file"),
         ("  a: {security_opt: [label=x]}\n", r"use seccomp=unconfined or seccomp=FILE"),
         ("  a: {privileged: yes please}\n", r"nodes\.a\.privileged: expected true or false"),
-        ("  a: {privileged: true}\n", r"lab\.yaml:2: .*privileged node runs without"),
+        ("  a: {privileged: true}\n", r"lab\.yaml:2: .*privileged container runs without"),
     ):
         with pytest.raises(BadInput, match=where):
             load_lab(str(lab), text=text.split("nodes:\n")[0] + "nodes:\n" + bad)

@@ -263,6 +263,6 @@ def test_forget_looks_only_outside_the_removed_namespaces(
 
 
 def test_lab_labels_match_lab_ops() -> None:
-    from netlens_runtime import lab_ops, linkops
+    from netlens_runtime import lab_record, linkops
 
-    assert (linkops.LAB_LABEL, linkops.NODE_LABEL) == (lab_ops.LAB_LABEL, lab_ops.NODE_LABEL)
+    assert (linkops.LAB_LABEL, linkops.NODE_LABEL) == (lab_record.LAB_LABEL, lab_record.NODE_LABEL)

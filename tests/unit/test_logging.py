@@ -31,7 +31,7 @@ logging.basicConfig(stream=sys.stderr, level=logging.DEBUG)  # a root handler on
 from netlens.cli import main
 rc = main(sys.argv[1:])
 logging.getLogger("netlens.discovery.nat").error("marker-error %d", 1)
-logging.getLogger("netlens_runtime.core").warning("marker-runtime")
+logging.getLogger("netlens_runtime.create").warning("marker-runtime")
 logging.getLogger("netlens").debug("marker-debug")
 sys.exit(rc)
 """
@@ -61,7 +61,7 @@ def test_netlens_log_gets_every_record_and_the_terminal_none(tmp_path: Path) -> 
     assert res.stdout.startswith(("graph", "flowchart")) and "marker" not in res.stdout
     text = log.read_text()
     assert "netlens.discovery.nat ERROR marker-error 1" in text
-    assert "netlens_runtime.core WARNING marker-runtime" in text
+    assert "netlens_runtime.create WARNING marker-runtime" in text
     assert "netlens DEBUG marker-debug" in text
 
 

@@ -96,10 +96,13 @@ def test_bad_security_options_exit_2_and_make_nothing(
                    ' "action": "SCMP_ACT_ALLOW", "args": [{"index": 9, "value": 0,'
                    ' "op": "SCMP_CMP_EQ"}]}]}')  # fmt: skip
     cases = (
-        (["--security-opt", "apparmor=unconfined"], "unsupported --security-opt"),
+        (["--security-opt", "apparmor=unconfined"], "unsupported security option"),
         (["--security-opt", f"seccomp={tmp_path}/missing.json"], "No such file"),
         (["--security-opt", f"seccomp={bad}"], "bad.json: syscalls[0].args[0].index"),
-        (["--privileged", "--security-opt", f"seccomp={bad}"], "--privileged runs without"),
+        (
+            ["--privileged", "--security-opt", f"seccomp={bad}"],
+            "a privileged container runs without",
+        ),
     )
     for opts, text in cases:
         assert main(["run", "-d", "--name", "c1", *opts, "--", "true"]) == 2, opts

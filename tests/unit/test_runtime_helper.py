@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import built_helper
 
-from netlens_runtime import helper, spawn
+from netlens_runtime import helper, spawn, spawner
 
 pytestmark = pytest.mark.unit
 
@@ -62,7 +62,7 @@ def test_empty_job_reports_no_pids(program: str) -> None:
 def test_truncated_job_is_refused_before_any_clone(program: str, cut: int) -> None:
     plan = spawn.Plan("c1", "c1", ["sleep", "1"], {"PATH": "/bin"}, caps=0, log_path="/x.log")
     spawn.prepare_netlink(plan)
-    job = spawn.encode_job([(plan, 7, 8, None)], 3, 4)
+    job = spawner.encode_job([(plan, 7, 8, None)], 3, 4)
     code, report = _run(program, job[:cut])
     assert code == 1 and report.startswith("!bad job"), report
 
@@ -79,7 +79,7 @@ def test_job_layout(program: str) -> None:
     plan.privileged = True
     plan.volumes = [("/h", "/data", True, "dir"), ("/h/f", "/run/f", False, "file")]
     plan.seccomp = struct.pack("=HBBI", 0x06, 0, 0, 0x7FFF0000)  # one instruction: ret ALLOW
-    job = spawn.encode_job([(plan, 7, 8, "/sys/fs/cgroup/x")], 3, 4)
+    job = spawner.encode_job([(plan, 7, 8, "/sys/fs/cgroup/x")], 3, 4)
     # ... nofile soft and hard, then half the log size (log_helper.c rotates there)
     assert struct.unpack_from("=IiiiiQqqq", job) == (1, 3, 4, 7, 8, 5, 1024, 4096, 5 << 20)
     off = struct.calcsize("=IiiiiQqqq")
@@ -97,9 +97,9 @@ def test_job_layout(program: str) -> None:
 
     assert [text() for _ in range(4)] == ["c1", "host1", "", "/sys/fs/cgroup/x"]
     # Right after cgroup_dir: fs flags (1: privileged) and the volumes.
-    assert (u32(), u32()) == (spawn.FS_PRIVILEGED, 2)
-    assert (text(), text(), u32()) == ("/h", "/data", spawn.VOL_RDONLY | spawn.VOL_MKDIR)
-    assert (text(), text(), u32()) == ("/h/f", "/run/f", spawn.VOL_MKFILE)
+    assert (u32(), u32()) == (spawner.FS_PRIVILEGED, 2)
+    assert (text(), text(), u32()) == ("/h", "/data", spawner.VOL_RDONLY | spawner.VOL_MKDIR)
+    assert (text(), text(), u32()) == ("/h/f", "/run/f", spawner.VOL_MKFILE)
     (pre_len,) = struct.unpack_from("=I", job, off)
     (pre_count,) = struct.unpack_from("=I", job, off + 4 + pre_len)
     assert pre_count == 1  # lo up
@@ -119,7 +119,7 @@ def test_seccomp_program_must_be_whole_instructions(program: str) -> None:
     plan = spawn.Plan("c1", "c1", ["sleep", "1"], {"PATH": "/bin"}, caps=0)
     spawn.prepare_netlink(plan)
     plan.seccomp = b"\x06\x00\x00\x00\x00\x00\xff"  # 7 bytes
-    code, report = _run(program, spawn.encode_job([(plan, 7, 8, None)], 3, 4))
+    code, report = _run(program, spawner.encode_job([(plan, 7, 8, None)], 3, 4))
     assert code == 1 and report.startswith("!bad job"), report
 
 
@@ -128,7 +128,7 @@ def test_null_bytes_are_refused_not_truncated() -> None:
 
     plan = spawn.Plan("c1", "c1", ["echo", "a\0b"], {}, caps=0)
     with pytest.raises(RuntimeFailure, match="null byte"):
-        spawn.encode_job([(plan, 7, 8, None)], 3, 4)
+        spawner.encode_job([(plan, 7, 8, None)], 3, 4)
 
 
 def test_symlink_to_a_good_build_is_not_trusted(program: str, tmp_path: Path) -> None:

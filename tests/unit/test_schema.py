@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ DEFS = {
     "bond_info": T.BondInfo,
     "macvlan_info": T.MacvlanInfo,
     "interface": T.Interface,
+    "traffic_control": T.TrafficControl,
     "nexthop": T.NextHop,
     "route": T.Route,
     "rule": T.Rule,
@@ -113,3 +116,52 @@ def test_schema_rejects_bad_documents(mutate: Any) -> None:
     doc = copy.deepcopy(snapshot_to_dict(sample_snapshot()))
     mutate(doc)
     assert not VALIDATOR.is_valid(doc)
+
+
+_JSON_TYPE = {str: "string", int: "integer", bool: "boolean", float: "number", T.IfRef: "string"}
+
+
+def _types_of(prop: dict[str, Any]) -> set[str]:
+    """The JSON types a schema property allows, following $ref and anyOf."""
+    if "$ref" in prop:
+        return _types_of(SCHEMA["$defs"][prop["$ref"].rsplit("/", 1)[1]])
+    if "anyOf" in prop:
+        return set().union(*(_types_of(p) for p in prop["anyOf"]))
+    if "enum" in prop and "type" not in prop:
+        return {_JSON_TYPE[type(v)] if v is not None else "null" for v in prop["enum"]}
+    t = prop["type"]
+    return set(t) if isinstance(t, list) else {t}
+
+
+def _declared_types(hint: Any) -> set[str]:
+    """The JSON types the codec writes for a field's type hint."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return set().union(*(_declared_types(a) for a in typing.get_args(hint)))
+    if hint is type(None):
+        return {"null"}
+    if typing.get_origin(hint) is tuple:
+        return {"array"}
+    if typing.get_origin(hint) is dict or dataclasses.is_dataclass(hint):
+        return {"object"}
+    return {_JSON_TYPE[hint]}
+
+
+@pytest.mark.parametrize("name", sorted(DEFS))
+def test_schema_follows_the_declarations(name: str) -> None:
+    """The schema cannot drift from types.py: property order is the declaration
+    order (the order dumps write), and each property allows exactly the JSON types
+    the codec writes for the field's type hint (nullable exactly when Optional)."""
+    cls = DEFS[name]
+    hints = typing.get_type_hints(cls)
+    props = SCHEMA["$defs"][name]["properties"]
+    assert list(props) == [f.name for f in dataclasses.fields(cls)]
+    for key, prop in props.items():
+        assert _types_of(prop) == _declared_types(hints[key]), f"{name}.{key}"
+
+
+def test_top_level_follows_the_declaration() -> None:
+    hints = typing.get_type_hints(T.Snapshot)
+    assert [k for k in SCHEMA["properties"] if k != "rates"] == list(T.Snapshot.JSON_ORDER)
+    assert SCHEMA["required"] == list(T.Snapshot.JSON_ORDER)
+    for key in T.Snapshot.JSON_ORDER:
+        assert _types_of(SCHEMA["properties"][key]) == _declared_types(hints[key]), key

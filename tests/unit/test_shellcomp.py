@@ -10,6 +10,7 @@ sourced and from ``$fpath``. Names come from a fake state directory.
 
 from __future__ import annotations
 
+import argparse
 import re
 import shutil
 import subprocess
@@ -166,14 +167,16 @@ compset() { :; }
 compdef() { :; }
 """
 
+
+def _verbs() -> list[str]:
+    """The top-level verbs as the parser declares them."""
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return list(sub.choices)
+
+
 ZSH_CASES: list[tuple[str, list[str]]] = [
-    (
-        "netlens r",
-        [
-            "describe dump,stats,view,demo,run,ps,stop,rm,exec,logs,inspect,gc,network,"
-            "lab,link,completion"
-        ],
-    ),
+    # every verb, in the parser's order (a new verb must show up here by itself)
+    ("netlens r", ["describe " + ",".join(_verbs())]),
     ("netlens rm ", ["add --,db,web1,web2"]),
     ("netlens rm --f", ["describe -h,--help,-f,--force"]),
     ("netlens ps --filter ", ["add -S,,--,label=,name=,network=,status="]),

@@ -22,7 +22,7 @@ from netlens.discovery.engines import read_json as engine_read_json
 from netlens.discovery.identity import identify
 from netlens.discovery.nsfind import NsHandle
 from netlens.model import Engine
-from netlens_runtime import core, lab_ops, names, records, state
+from netlens_runtime import lab_ops, lab_record, leftovers, names, networks, records, state
 from netlens_runtime.errors import BadInput, RuntimeFailure
 
 pytestmark = pytest.mark.unit
@@ -68,7 +68,7 @@ def test_hostile_names_never_become_state_paths(sdir: Path, name: str) -> None:
         with pytest.raises(BadInput, match="is not a valid"):
             make(name)
     with pytest.raises(BadInput):
-        lab_ops.read_record(name)
+        lab_record.read_record(name)
     with pytest.raises(BadInput):
         state.load_container(name)
 
@@ -125,18 +125,18 @@ def test_temporary_files_have_names_no_object_can_take(sdir: Path, name: str) ->
     assert state.TEMP_RE.fullmatch(os.path.basename(tmp))
     for fname in (f"{name}.json", f"{name}.log", f"{name}.log.1"):
         assert not state.TEMP_RE.fullmatch(fname)
-        assert not core._gc_leftover("containers", fname, {name: rec(name)})
-        assert not core._gc_leftover("networks", fname, {})
-    assert not core._gc_leftover("logs", f"{name}.log", {name: rec(name)})
-    assert not core._gc_leftover("logs", f"{name}.log.1", {name: rec(name)})
-    assert core._gc_leftover("logs", f"{name}.log", {})
+        assert not leftovers._gc_leftover("containers", fname, {name: rec(name)})
+        assert not leftovers._gc_leftover("networks", fname, {})
+    assert not leftovers._gc_leftover("logs", f"{name}.log", {name: rec(name)})
+    assert not leftovers._gc_leftover("logs", f"{name}.log.1", {name: rec(name)})
+    assert leftovers._gc_leftover("logs", f"{name}.log", {})
 
 
 def test_gc_takes_temporary_files_of_dead_writers_only(sdir: Path) -> None:
     live = f".a.json.{os.getppid()}.tmp"
     dead = ".a.json.999999999.tmp"
-    assert core._gc_leftover("containers", dead, {})
-    assert not core._gc_leftover("containers", live, {})
+    assert leftovers._gc_leftover("containers", dead, {})
+    assert not leftovers._gc_leftover("containers", live, {})
 
 
 def test_write_json_leaves_no_temporary_and_reads_back(sdir: Path) -> None:
@@ -195,7 +195,7 @@ def test_a_bad_network_record_stops_neither_listing_nor_the_subnet_check(
     (sdir / "networks" / "inj.json").write_text(json.dumps(net("inj", bridge="b/../eth0")))
     nets = state.load_networks()
     assert list(nets) == ["ok"]
-    assert core.taken_subnets(nets)[0][0] == "network ok"
+    assert networks.taken_subnets(nets)[0][0] == "network ok"
     assert len(said) == 2 and any("not an interface name" in line for line in said)
 
 
@@ -225,9 +225,9 @@ def test_unusable_lab_record_does_not_stop_listing_the_others(sdir: Path, said: 
     (labs / "ok.json").write_text(json.dumps({"name": "ok", "nodes": {"a": "ok-a"}}))
     (labs / "nested.json").write_text(NESTED)
     (labs / "evil.json").write_text(json.dumps({"name": "evil", "host_links": ["eth0"]}))
-    assert [r.name for r in lab_ops.list_labs()] == ["ok"]
+    assert [r.name for r in lab_record.list_labs()] == ["ok"]
     assert len(said) == 2
-    assert lab_ops.read_record("ok") is not None and lab_ops.read_record("gone") is None
+    assert lab_record.read_record("ok") is not None and lab_record.read_record("gone") is None
 
 
 def test_a_record_is_left_in_place_while_another_command_holds_the_lock(
@@ -292,11 +292,12 @@ def test_inspector_survives_a_deeply_nested_docker_config(tmp_path: Path) -> Non
 
 
 def test_name_rule_module_is_the_one_place() -> None:
-    """lab_spec keeps no private copy of a runtime rule (the old ones let 1.5g through)."""
-    import netlens_runtime.lab_spec as lab_spec
+    """The lab loader keeps no private copy of a runtime rule (the old ones let 1.5g through)."""
+    from netlens_runtime import lab_cross, lab_spec, lab_yaml
 
-    for private in ("_NAME_RE", "_MEMORY_RE", "_SYSCTL_RE", "_CAP_RE", "LAB_NAME_MAX"):
-        assert not hasattr(lab_spec, private), private
+    for module in (lab_spec, lab_yaml, lab_cross):
+        for private in ("_NAME_RE", "_MEMORY_RE", "_SYSCTL_RE", "_CAP_RE", "LAB_NAME_MAX"):
+            assert not hasattr(module, private), (module.__name__, private)
     assert names.NAME_MAX == 63
 
 
