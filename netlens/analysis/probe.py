@@ -31,12 +31,18 @@ from typing import Any
 from netlens.analysis.endpoints import Endpoint
 from netlens.analysis.l2 import ns_paths
 from netlens.analysis.scope import World
-from netlens.analysis.tracetypes import DELIVERED, DROPPED, TraceResult
+from netlens.analysis.tracetypes import DELIVERED, DROPPED, LEAVES, TraceResult
 from netlens.errors import UsageError
 from netlens.kernel import nfttrace
 from netlens.kernel.dropwatch import DropWatch
 from netlens.kernel.nsquery import NsQuery
-from netlens.kernel.probesock import Counters, link_counters, open_probe
+from netlens.kernel.probesock import (
+    Counters,
+    ip_length,
+    link_counters,
+    open_probe,
+    refusal_name,
+)
 from netlens.model.types import Netns
 
 COUNT = 3
@@ -52,6 +58,17 @@ def check_target(dst: Endpoint, allow_external: bool) -> None:
         raise UsageError(
             f"--probe: {dst.address} is not an address of any namespace on this host; "
             "add --allow-external to send packets there"
+        )
+
+
+def check_path(res: TraceResult, allow_external: bool) -> None:
+    """Refuse to probe when the kernels' own path leaves the host (a DST address
+    that a namespace here owns can still be routed out through an uplink)."""
+    v = res.verdict
+    if v.result == LEAVES and not allow_external:
+        raise UsageError(
+            f"--probe: the path to {res.query.get('dst')} "
+            f"leaves this host ({v.reason}); add --allow-external to send packets there"
         )
 
 
@@ -74,6 +91,7 @@ class ProbeResult:
     agrees: bool = True
     disagreement: str | None = None
     notes: list[str] = field(default_factory=list)
+    refused_at_source: str | None = None  # SRC's kernel would not send it (strerror)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -175,7 +193,7 @@ def run_probe(
                 except OSError as err:
                     out.notes.append(f"no nft trace in {ns.name}: {err.strerror or err}")
             six = ":" in dst.address
-            if not drops.start((0x86DD,) if six else (0x0800,)):
+            if not drops.start((0x86DD,) if six else (0x0800,), ip_length(proto, six)):
                 out.notes.append(f"no kernel drop reasons: {drops.unavailable}")
         time.sleep(MONITOR_READY_S)  # nft monitor subscribes after it starts
         before = _read_counters(q, world, watched)
@@ -194,7 +212,14 @@ def run_probe(
         )
         sends = 1 if proto == "tcp" else count
         for seq in range(1, sends + 1):
-            probe.send(seq)
+            try:
+                probe.send(seq)
+            except OSError as err:
+                # SRC's own kernel refused it (no route, an output rule): the
+                # probe died at hop 1 and that errno is its answer.
+                out.answer = refusal_name(err)
+                out.refused_at_source = err.strerror or str(err)
+                break
             out.sent += 1
             got = probe.answer(WAIT_S / sends)
             if got is not None:
@@ -219,9 +244,10 @@ def run_probe(
             )
         me = os.getpid()
         for d in drops.read():
-            # The tracepoint is host-wide: only drops in this process's own context
-            # (the probe's softirq) are the probe's; the rest are counted.
-            if d.pid == me:
+            # The tracepoint is host-wide: drops in this process's own context (the
+            # probe's softirq) or of an skb that arrived with the probe's length are
+            # the probe's; the rest are counted.
+            if d.pid == me or d.probe_skb:
                 out.drops.append({"reason": d.reason, "location": d.location})
             else:
                 out.other_drops += 1
@@ -329,7 +355,14 @@ def _judge(
             if hop.netns in seen:
                 last = hop
         where = next((ns_id for ns_id in dropped_by), None)
-        if where is not None:
+        if out.refused_at_source is not None and where is None:
+            first = res.hops[0] if res.hops else None
+            out.died_at = first.index if first else 1
+            out.reason = (
+                f"the kernel of {first.netns_name if first else 'SRC'} refused to send it: "
+                f"{out.refused_at_source}"
+            )
+        elif where is not None:
             out.died_at = hop_of.get(where, last.index if last else None)
             out.reason = f"dropped by an nftables rule in {_name(path, where)}"
             out.evidence.append(dropped_by[where])

@@ -123,6 +123,9 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
         probe: dict[str, Any] | None = None
         if args.probe:
+            from netlens.analysis.probe import check_path
+
+            check_path(res, args.allow_external)
             probe = _probe(scope, q, res, src, dst)
     doc = res.to_dict()
     if probe is not None:

@@ -9,9 +9,12 @@ on 6.x kernels, ``reason`` (``IP_INADDRERRORS``, ``NETFILTER_DROP``,
   is touched, and removing the directory removes every setting;
 - tracefs is used where it is mounted; otherwise it is mounted on a private
   temporary directory for the probe and unmounted after;
-- each event keeps the task it ran in: a probe sent from this process's main
-  thread is usually dropped in its own softirq context, so events with this
-  process's pid are the probe's; others are other traffic (reported apart).
+- a drop is the probe's when it ran in this process's context (a probe sent
+  from here is usually received and dropped in this task's own softirq), or
+  when the same skb was seen arriving on a device with the probe's unusual
+  length (``net:netif_rx`` and ``net:netif_receive_skb`` filtered on ``len``,
+  in the same instance): that covers the softirq work a busy host defers to
+  ``ksoftirqd``. Everything else is other traffic (counted apart).
 
 :meth:`DropWatch.close` puts everything back (instance, mount, directory) and is
 safe to call twice; the caller calls it in a ``finally``.
@@ -28,10 +31,13 @@ from dataclasses import dataclass
 
 _CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 _EVENT = "events/skb/kfree_skb"
+_RX_EVENTS = ("events/net/netif_rx", "events/net/netif_receive_skb")
 _LINE = re.compile(
-    r"^\s*(?P<comm>.+?)-(?P<pid>\d+)\s+\[\d+\].*?kfree_skb:.*?protocol=(?P<proto>\d+)"
+    r"^\s*(?P<comm>.+?)-(?P<pid>\d+)\s+\[\d+\].*?kfree_skb:\s+skbaddr=(?P<skb>\S+)"
+    r".*?protocol=(?P<proto>\d+)"
     r".*?location=(?P<loc>\S+)(?:.*?reason: (?P<reason>\w+))?"
 )
+_RX_LINE = re.compile(r"netif_(?:rx|receive_skb): dev=\S+ skbaddr=(?P<skb>\S+) len=\d+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +47,7 @@ class Drop:
     protocol: int
     location: str
     reason: str
+    probe_skb: bool = False  # this skb arrived somewhere with the probe's length
 
 
 def _mounted_tracefs() -> str | None:
@@ -80,9 +87,12 @@ class DropWatch:
         self.instance: str | None = None
         self.unavailable: str | None = None
 
-    def start(self, protocols: tuple[int, ...] = (0x0800, 0x86DD)) -> bool:
+    def start(
+        self, protocols: tuple[int, ...] = (0x0800, 0x86DD), rx_len: int | None = None
+    ) -> bool:
         """Begin recording; False (with :attr:`unavailable` saying why) if this
-        kernel or host cannot."""
+        kernel or host cannot. ``rx_len``: the probe's IP length, to follow its
+        skbs (see the module doc)."""
         try:
             root = _mounted_tracefs()
             if root is None:
@@ -103,6 +113,12 @@ class DropWatch:
             ev = os.path.join(inst, _EVENT)
             _write(os.path.join(ev, "filter"), " || ".join(f"protocol == {p}" for p in protocols))
             _write(os.path.join(ev, "enable"), "1")
+            if rx_len is not None:
+                for rx in _RX_EVENTS:
+                    rx_ev = os.path.join(inst, rx)
+                    if os.path.isdir(rx_ev):
+                        _write(os.path.join(rx_ev, "filter"), f"len == {int(rx_len)}")
+                        _write(os.path.join(rx_ev, "enable"), "1")
             return True
         except OSError as err:
             self.unavailable = f"tracefs: {err.strerror or err}"
@@ -121,8 +137,13 @@ class DropWatch:
         except OSError:
             return []
         out: list[Drop] = []
+        arrived: set[str] = set()  # skbs seen arriving with the probe's length
         for line in text.splitlines():
             if line.startswith("#"):
+                continue
+            rx = _RX_LINE.search(line)
+            if rx:
+                arrived.add(rx["skb"])
                 continue
             m = _LINE.match(line)
             if m:
@@ -133,16 +154,18 @@ class DropWatch:
                         int(m["proto"]),
                         m["loc"],
                         m["reason"] or "NOT_SPECIFIED",
+                        m["skb"] in arrived,
                     )
                 )
+                arrived.discard(m["skb"])  # freed: the address may be reused
         return out
 
     def close(self) -> None:
         """Remove the instance, unmount what we mounted; idempotent."""
         if self.instance is not None:
-            ev = os.path.join(self.instance, _EVENT)
-            with contextlib.suppress(OSError):
-                _write(os.path.join(ev, "enable"), "0")
+            for event in (_EVENT, *_RX_EVENTS):
+                with contextlib.suppress(OSError):
+                    _write(os.path.join(self.instance, event, "enable"), "0")
             try:
                 os.rmdir(self.instance)
                 self.instance = None

@@ -30,6 +30,8 @@ _NLA = struct.Struct("=HH")
 _STATS = struct.Struct("=8Q")  # rx/tx packets, bytes, errors, dropped
 _ICMP_ECHO = struct.Struct("!BBHHH")
 SO_BINDTODEVICE = 25
+IP_RECVERR = 11
+IPV6_RECVERR = 25
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +61,21 @@ def link_counters(sock: socket.socket, ifindex: int) -> Counters | None:
     return None
 
 
+PAYLOAD_LEN = 69  # an unusual size: the probe's packets are told apart by length
+
+
+def _payload(seq: int) -> bytes:
+    return (b"netlens-probe" + struct.pack("!I", seq)).ljust(PAYLOAD_LEN, b".")
+
+
+def ip_length(proto: str, six: bool) -> int | None:
+    """The probe's IP packet length (what ``skb->len`` is once a device received
+    it), or None when the kernel decides it (a TCP SYN's options)."""
+    if proto not in ("icmp", "udp"):
+        return None
+    return (40 if six else 20) + 8 + PAYLOAD_LEN
+
+
 def _checksum(data: bytes) -> int:
     if len(data) % 2:
         data += b"\0"
@@ -79,18 +96,20 @@ class ProbeSocket:
     ident: int
 
     def send(self, seq: int) -> None:
-        """Send probe number ``seq``."""
+        """Send probe number ``seq``. An OSError is the source kernel's own refusal
+        (ENETUNREACH: no route; EPERM: an output filter dropped it); the caller
+        turns it into an answer with :func:`refusal_name`."""
         if self.proto == "icmp":
             six = ":" in self.dst
             typ = 128 if six else 8
-            payload = b"netlens-probe" + struct.pack("!I", seq)
+            payload = _payload(seq)
             head = _ICMP_ECHO.pack(typ, 0, 0, self.ident, seq)
             csum = 0 if six else _checksum(head + payload)  # the kernel fills ICMPv6's
             self.sock.sendto(
                 _ICMP_ECHO.pack(typ, 0, csum, self.ident, seq) + payload, (self.dst, 0)
             )
         elif self.proto == "udp":
-            self.sock.send(b"netlens-probe" + struct.pack("!I", seq))
+            self.sock.send(_payload(seq))
         else:
             err = self.sock.connect_ex((self.dst, self.dport or 0))
             if err not in (0, errno.EINPROGRESS):
@@ -98,7 +117,9 @@ class ProbeSocket:
 
     def answer(self, timeout: float) -> str | None:
         """What came back within ``timeout`` s: ``reply`` (echo reply, SYN-ACK),
-        ``refused`` (RST, port unreachable), an ICMP error name, or None."""
+        ``refused`` (RST, port unreachable), an ICMP error (``net unreachable``,
+        ``host unreachable``, ``prohibited``, with ``from ADDR`` when the raw
+        ICMP socket shows who sent it), or None."""
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
@@ -117,7 +138,7 @@ class ProbeSocket:
                 return _err_name(exc.errno or 0)
             if self.proto == "udp":
                 return "reply"
-            got = _icmp_answer(data, self.ident, ":" in self.dst)
+            got = _icmp_answer(data, self.ident, ":" in self.dst, self.dst)
             if got is not None:
                 return got
 
@@ -125,24 +146,64 @@ class ProbeSocket:
         self.sock.close()
 
 
+_ERRNO_NAMES = {
+    errno.ECONNREFUSED: "refused",
+    errno.ENETUNREACH: "net unreachable",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.EACCES: "prohibited",
+    errno.EPERM: "prohibited",
+    errno.ETIMEDOUT: "timed out",
+}
+
+
 def _err_name(err: int) -> str:
-    if err == errno.ECONNREFUSED:
-        return "refused"
-    return errno.errorcode.get(err, str(err)).lower()
+    return _ERRNO_NAMES.get(err) or errno.errorcode.get(err, str(err)).lower()
 
 
-def _icmp_answer(data: bytes, ident: int, six: bool) -> str | None:
-    """An echo reply to ``ident`` (raw ICMPv4 includes the IP header)."""
+def refusal_name(err: OSError) -> str:
+    """The answer a send that the source kernel refused stands for."""
+    return _err_name(err.errno or 0)
+
+
+# ICMP destination-unreachable codes, (v4 type 3, v6 type 1), in the answer's words.
+_UNREACH4 = {0: "net unreachable", 1: "host unreachable", 3: "refused", 9: "prohibited",
+             10: "prohibited", 13: "prohibited"}  # fmt: skip
+_UNREACH6 = {0: "net unreachable", 1: "prohibited", 3: "host unreachable", 4: "refused"}
+
+
+def _icmp_answer(data: bytes, ident: int, six: bool, dst: str) -> str | None:
+    """An echo reply to ``ident``, or an ICMP error about one of our echoes
+    (raw ICMPv4 includes the IP header; its source names who answered)."""
+    sender = ""
     if not six:
         if len(data) < 20:
             return None
+        sender = str(ipaddress.IPv4Address(data[12:16]))
         data = data[(data[0] & 0x0F) * 4 :]
     if len(data) < 8:
         return None
-    typ, _code, _csum, rid, _seq = _ICMP_ECHO.unpack_from(data)
+    typ, code, _csum, rid, _seq = _ICMP_ECHO.unpack_from(data)
     if typ in (0, 129) and rid == ident:
         return "reply"
-    return None
+    unreach = _UNREACH6 if six else _UNREACH4
+    if typ != (1 if six else 3) or not _about_our_echo(data[8:], ident, six):
+        return None
+    name = unreach.get(code, f"unreachable code {code}")
+    return f"{name} from {sender}" if sender and sender != dst else name
+
+
+def _about_our_echo(inner: bytes, ident: int, six: bool) -> bool:
+    """Whether the packet quoted in an ICMP error is one of our echo requests."""
+    if six:
+        off = 40
+    else:
+        if len(inner) < 20:
+            return False
+        off = (inner[0] & 0x0F) * 4
+    if len(inner) < off + 8:
+        return False
+    typ, _code, _csum, rid, _seq = _ICMP_ECHO.unpack_from(inner, off)
+    return typ in (8, 128) and rid == ident
 
 
 def open_probe(
@@ -172,6 +233,13 @@ def open_probe(
             sock.bind((src or ("::" if six else "0.0.0.0"), sport or 0))
         sock.setblocking(False)
         if proto == "udp":
+            # Report every ICMP error (net and host unreachable too, not only a
+            # refused port) as the socket's error: the probe's answer.
+            sock.setsockopt(
+                socket.IPPROTO_IPV6 if six else socket.IPPROTO_IP,
+                IPV6_RECVERR if six else IP_RECVERR,
+                1,
+            )
             sock.connect((dst, dport or 0))
     except OSError:
         sock.close()

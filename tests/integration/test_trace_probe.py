@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -37,6 +38,35 @@ Routed = tuple[Lab, str, str, str]
 def routed(lab: Lab) -> Routed:
     """a -- r -- b, routed by r (test_trace_live.build_routed)."""
     return build_routed(lab)
+
+
+TRACEFS = "/sys/kernel/tracing"
+
+
+def _tracefs_state() -> tuple[bool, str | None, list[str]]:
+    """(tracefs mounted at its usual place, the global kfree_skb switch there,
+    the instances there): what a probe must leave exactly as it found it."""
+    with open("/proc/self/mounts", encoding="utf-8") as fh:
+        mounted = any(f" {TRACEFS} tracefs " in line for line in fh)
+    if not mounted:
+        return False, None, []
+    with open(f"{TRACEFS}/events/skb/kfree_skb/enable", encoding="ascii") as fh:
+        switch = fh.read().strip()
+    return True, switch, sorted(os.listdir(f"{TRACEFS}/instances"))
+
+
+@pytest.fixture(autouse=True)
+def nothing_left(lab: Lab) -> Iterator[None]:
+    """After every test, passed or failed (a fixture's teardown runs either way,
+    before the lab's namespaces go): no trace table in any of the lab's
+    namespaces or the host's, no tracefs instance or private mount of ours,
+    and tracefs's global switch as it was."""
+    before = _tracefs_state()
+    yield
+    assert not leftovers(lab.netns), leftovers(lab.netns)
+    host = sh("nft list tables").stdout
+    assert "netlens_probe_" not in host, host
+    assert _tracefs_state() == before
 
 
 def probe(src: str, dst: str, **kw: Any) -> tuple[TraceResult, ProbeResult]:
@@ -165,3 +195,97 @@ def test_interrupted_probe_leaves_nothing(routed: Routed, sig: signal.Signals) -
     assert proc.returncode != 0
     assert not leftovers([a, r, b])
     assert not os.path.exists(f"/sys/kernel/tracing/instances/{table}")
+
+
+def test_probe_udp_to_a_closed_port_is_refused_by_the_destination(routed: Routed) -> None:
+    _lab, a, _r, b = routed
+    res, p = probe(a, b, proto="udp", dport=9)
+    assert res.verdict.result == "dropped" and res.verdict.hop == 3
+    assert "nothing listens on udp/9" in res.verdict.reason
+    assert p.answer == "refused" and p.result == "delivered" and p.agrees, p
+    assert p.seen_in == [a, _r, b]
+
+
+def test_probe_tcp_syn_answered_by_a_listener(routed: Routed) -> None:
+    lab, a, _r, b = routed
+    server = "import socket, time\ns = socket.socket()\n" \
+             "s.bind(('0.0.0.0', 8080)); s.listen(); time.sleep(120)"  # fmt: skip
+    lab.spawn(["ip", "netns", "exec", b, sys.executable, "-c", server])
+    for _ in range(200):
+        if ":8080" in sh(f"ip netns exec {b} ss -Hltn").stdout:
+            break
+        time.sleep(0.05)
+    res, p = probe(a, b, proto="tcp", dport=8080)
+    assert res.verdict.result == "delivered", res.verdict
+    assert p.proto == "tcp" and p.sent == 1 and p.answer == "reply", p
+    assert p.result == "delivered" and p.agrees
+
+
+def test_probe_with_no_route_at_the_source(routed: Routed) -> None:
+    _lab, a, _r, _b = routed
+    sh(f"ip -n {a} route del default")
+    res, p = probe(a, "10.66.2.2")
+    assert res.verdict.result == "dropped" and res.verdict.hop == 1
+    assert p.sent == 0 and p.answer == "net unreachable", p
+    assert p.result == "dropped" and p.died_at == 1 and p.agrees
+    assert p.refused_at_source and "unreachable" in p.reason
+
+
+@pytest.mark.parametrize("proto", ["icmp", "udp"])
+def test_probe_with_no_route_in_the_router_gets_its_icmp_error(routed: Routed, proto: str) -> None:
+    _lab, a, r, _b = routed
+    sh(f"ip -n {r} route del 10.66.2.0/24 dev rb")
+    kw: dict[str, Any] = {"proto": proto, "dport": 53} if proto == "udp" else {}
+    res, p = probe(a, "10.66.2.2", **kw)
+    assert res.verdict.result == "dropped" and res.verdict.hop == 2
+    assert p.result == "dropped" and p.died_at == 2 and p.agrees, p
+    assert p.seen_in == [a, r]
+    # the raw ICMP socket also shows who sent the error; the UDP socket only the errno
+    want = "net unreachable from 10.66.1.1" if proto == "icmp" else "net unreachable"
+    assert p.answer == want, p
+    if not any("no kernel drop reasons" in n for n in p.notes):
+        assert any(d["reason"] == "IP_INNOROUTES" for d in p.drops), p.drops
+
+
+def test_probe_dropped_at_the_destinations_input(routed: Routed) -> None:
+    _lab, a, r, b = routed
+    sh(f"ip netns exec {b} nft 'add table ip nti; add chain ip nti in "
+       "{ type filter hook input priority 0; }; "
+       "add rule ip nti in ip saddr 10.66.1.2 drop'")  # fmt: skip
+    res, p = probe(a, b)
+    assert res.verdict.result == "dropped" and res.verdict.hop == 3
+    assert p.result == "dropped" and p.died_at == 3 and p.agrees, p
+    assert p.seen_in == [a, r, b]
+    assert any("ip nti in" in e and "drop" in e for e in p.evidence), p.evidence
+
+
+def test_probe_refused_by_the_sources_output_rule(routed: Routed) -> None:
+    _lab, a, _r, b = routed
+    sh(f"ip netns exec {a} nft 'add table ip nto; add chain ip nto out "
+       "{ type filter hook output priority 0; }; "
+       "add rule ip nto out ip daddr 10.66.2.2 drop'")  # fmt: skip
+    res, p = probe(a, b)
+    assert res.verdict.result == "dropped" and res.verdict.hop == 1
+    assert p.answer == "prohibited" and p.died_at == 1 and p.agrees, p
+    assert any("ip nto out" in e for e in p.evidence), p.evidence
+
+
+def test_a_failure_mid_probe_removes_everything(
+    routed: Routed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exception after the trace tables and the tracefs instance are in place
+    (here: opening the probe socket fails) still removes all of them."""
+    _lab, a, r, b = routed
+    import netlens.analysis.probe as probe_mod
+
+    seen: list[list[str]] = []
+
+    def broken(*_a: Any, **_k: Any) -> Any:
+        seen.append(leftovers([a, r, b]))
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(probe_mod, "open_probe", broken)
+    with pytest.raises(RuntimeError, match="injected"):
+        probe(a, b)
+    assert seen and len(seen[0]) >= 3, seen  # the tables were there when it broke
+    assert not leftovers([a, r, b])
