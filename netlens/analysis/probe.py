@@ -47,7 +47,7 @@ from netlens.model.types import Netns
 
 COUNT = 3
 WAIT_S = 1.0
-MONITOR_READY_S = 0.3
+MONITOR_READY_S = 3.0  # at most; usually a few ms
 SETTLE_S = 0.2
 LAST_WAIT_S = 0.3
 
@@ -188,6 +188,10 @@ def run_probe(
             for ns in path:
                 armed.append(ns)  # before: removing a table that never came is harmless
                 try:
+                    swept = q.run(ns.inode, ns_paths(ns), nfttrace.sweep_stale_here)
+                    if swept:
+                        out.notes.append(f"removed stale trace table(s) in {ns.name}: "
+                                         f"{', '.join(swept)}")  # fmt: skip
                     q.run(ns.inode, ns_paths(ns), lambda: nfttrace.install_here(addrs))
                     monitors[ns.inode] = q.run(ns.inode, ns_paths(ns), nfttrace.start_monitor_here)
                 except OSError as err:
@@ -195,7 +199,18 @@ def run_probe(
             six = ":" in dst.address
             if not drops.start((0x86DD,) if six else (0x0800,), ip_length(proto, six)):
                 out.notes.append(f"no kernel drop reasons: {drops.unavailable}")
-        time.sleep(MONITOR_READY_S)  # nft monitor subscribes after it starts
+            if drops.swept:
+                out.notes.append(f"removed stale tracefs instance(s): {', '.join(drops.swept)}")
+        # nft monitor joins the trace group some time after it starts: wait for it
+        deadline = time.monotonic() + MONITOR_READY_S
+        waiting = dict(monitors)
+        while waiting and time.monotonic() < deadline:
+            waiting = {i: m for i, m in waiting.items() if not nfttrace.monitor_ready(m)}
+            if waiting:
+                time.sleep(0.01)
+        for ns in path:
+            if ns.inode in waiting:
+                out.notes.append(f"the nft trace monitor in {ns.name} was not ready in time")
         before = _read_counters(q, world, watched)
         src_ns = src.ns
         probe = q.run(
@@ -321,7 +336,10 @@ def _judge(
     dst: Endpoint,
 ) -> None:
     """Where the probe died, from the kernels' own reports; then compare."""
-    requests_from = {a for a in (src.address, res.query.get("src_address")) if a}
+    # The probe's packets as each hop sees them (NAT rewrites them on the way)
+    pairs = {(h.packet.src, h.packet.dst) for h in res.hops}
+    if src.address and dst.address:
+        pairs.add((src.address, dst.address))
     dropped_by: dict[str, str] = {}
     seen: set[str] = set()
     own = nfttrace.table_name()
@@ -329,7 +347,7 @@ def _judge(
         events = nfttrace.parse(texts.get(ns.inode, ""))
         request_ids: set[str] = set()
         for ev in events:
-            if "packet:" in ev.text and _is_request(ev.text, requests_from, dst.address or ""):
+            if "packet:" in ev.text and _is_request(ev.text, pairs, dst.address or ""):
                 request_ids.add(ev.trace)
         for ev in events:
             if ev.trace not in request_ids:
@@ -383,14 +401,14 @@ def _name(path: list[Netns], ns_id: str) -> str:
     return next((ns.name for ns in path if ns.id == ns_id), ns_id)
 
 
-def _is_request(text: str, srcs: set[str], dst: str) -> bool:
+def _is_request(text: str, pairs: set[tuple[str, str]], dst: str) -> bool:
+    """Whether a traced packet is one of the probe's requests (not a reply, not
+    an ICMP error about it): addressed to DST, or as a hop on the path sees it."""
     saddr = _field(text, "saddr")
     daddr = _field(text, "daddr")
-    if saddr is None and daddr is None:
+    if saddr is None or daddr is None:
         return False
-    if dst and daddr == dst:
-        return True
-    return saddr in srcs and daddr != next(iter(srcs), None)
+    return (dst != "" and daddr == dst) or (saddr, daddr) in pairs
 
 
 def _field(text: str, name: str) -> str | None:

@@ -74,6 +74,47 @@ def _write(path: str, text: str) -> None:
         fh.write(text)
 
 
+def _dead(pid: str) -> bool:
+    return not os.path.exists(f"/proc/{pid}")
+
+
+def _sweep_stale_instances(root: str) -> list[str]:
+    """Remove the instances of probes whose process is gone (SIGKILL leaves them,
+    still recording); removing an instance's directory removes its settings."""
+    gone: list[str] = []
+    try:
+        names = os.listdir(os.path.join(root, "instances"))
+    except OSError:
+        return gone
+    for name in names:
+        m = re.fullmatch(r"netlens_probe_(\d+)", name)
+        if m and _dead(m.group(1)):
+            inst = os.path.join(root, "instances", name)
+            for event in (_EVENT, *_RX_EVENTS):
+                with contextlib.suppress(OSError):
+                    _write(os.path.join(inst, event, "enable"), "0")
+            with contextlib.suppress(OSError):
+                os.rmdir(inst)
+                gone.append(name)
+    return gone
+
+
+def _sweep_stale_mounts() -> None:
+    """Unmount and remove the private tracefs mounts of probes that are gone."""
+    try:
+        with open("/proc/self/mounts", encoding="utf-8") as fh:
+            points = [line.split()[1] for line in fh if " tracefs " in line]
+    except OSError:
+        return
+    for point in points:
+        m = re.fullmatch(r".*/netlens-tracefs-(\d+)-[^/]*", point)
+        if m and _dead(m.group(1)):
+            _sweep_stale_instances(point)
+            if _run(["umount", point]) == 0:
+                with contextlib.suppress(OSError):
+                    os.rmdir(point)
+
+
 def instance_name() -> str:
     return f"netlens_probe_{os.getpid()}"
 
@@ -86,6 +127,7 @@ class DropWatch:
         self.mounted: str | None = None  # our private mount point, if we mounted
         self.instance: str | None = None
         self.unavailable: str | None = None
+        self.swept: list[str] = []  # stale instances of killed probes, removed
 
     def start(
         self, protocols: tuple[int, ...] = (0x0800, 0x86DD), rx_len: int | None = None
@@ -94,9 +136,10 @@ class DropWatch:
         kernel or host cannot. ``rx_len``: the probe's IP length, to follow its
         skbs (see the module doc)."""
         try:
+            _sweep_stale_mounts()
             root = _mounted_tracefs()
             if root is None:
-                self.mounted = tempfile.mkdtemp(prefix="netlens-tracefs-")
+                self.mounted = tempfile.mkdtemp(prefix=f"netlens-tracefs-{os.getpid()}-")
                 if _run(["mount", "-t", "tracefs", "nodev", self.mounted]) != 0:
                     self.unavailable = "tracefs could not be mounted"
                     self.close()
@@ -107,6 +150,7 @@ class DropWatch:
                 self.unavailable = "this kernel has no skb:kfree_skb tracepoint"
                 self.close()
                 return False
+            self.swept = _sweep_stale_instances(root)
             inst = os.path.join(root, "instances", instance_name())
             os.mkdir(inst)
             self.instance = inst

@@ -110,6 +110,56 @@ def start_monitor_here() -> subprocess.Popen[str]:
     )
 
 
+NFNLGRP_NFTRACE = 9
+NETLINK_NETFILTER = 12
+
+
+def monitor_ready(proc: subprocess.Popen[str]) -> bool:
+    """Whether ``proc`` (an ``nft monitor trace``) has joined the kernel's trace
+    group yet: one of its sockets is listed in its namespace's
+    ``/proc/PID/net/netlink`` as a netfilter socket with that group's bit set.
+    Until then the kernel would send it nothing, so the probe waits for this
+    instead of guessing a delay."""
+    try:
+        mine = {
+            link[len("socket:[") : -1]
+            for fd in os.listdir(f"/proc/{proc.pid}/fd")
+            if (link := os.readlink(f"/proc/{proc.pid}/fd/{fd}")).startswith("socket:[")
+        }
+        with open(f"/proc/{proc.pid}/net/netlink", encoding="ascii") as fh:
+            rows = [line.split() for line in fh.readlines()[1:]]
+    except OSError:
+        return False
+    bit = 1 << (NFNLGRP_NFTRACE - 1)
+    return any(
+        len(r) >= 10 and r[1] == str(NETLINK_NETFILTER) and int(r[3], 16) & bit and r[9] in mine
+        for r in rows
+    )
+
+
+def sweep_stale_here() -> list[str]:
+    """Delete trace tables of probes whose process is gone (a ``kill -9`` leaves
+    them: nothing can clean up after SIGKILL); the names removed."""
+    nft = _nft()
+    if nft is None:
+        return []
+    res = subprocess.run(
+        [nft, "list", "tables"], capture_output=True, text=True, timeout=_TIMEOUT_S, check=False
+    )
+    gone: list[str] = []
+    for line in res.stdout.splitlines():
+        m = re.fullmatch(r"table inet (netlens_probe_(\d+))", line.strip())
+        if m and not os.path.exists(f"/proc/{m.group(2)}"):
+            subprocess.run(
+                [nft, "delete", "table", "inet", m.group(1)],
+                capture_output=True,
+                timeout=_TIMEOUT_S,
+                check=False,
+            )
+            gone.append(m.group(1))
+    return gone
+
+
 def stop_monitor(proc: subprocess.Popen[str]) -> str:
     """End a monitor and return what it printed."""
     if proc.poll() is None:

@@ -8,11 +8,13 @@ no trace table and no tracefs instance or mount is left.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -288,4 +290,35 @@ def test_a_failure_mid_probe_removes_everything(
     with pytest.raises(RuntimeError, match="injected"):
         probe(a, b)
     assert seen and len(seen[0]) >= 3, seen  # the tables were there when it broke
+    assert not leftovers([a, r, b])
+
+
+def test_a_killed_probes_leftovers_are_swept_by_the_next(routed: Routed) -> None:
+    """SIGKILL cannot be caught: the next probe removes what a dead one left (its
+    trace table, its tracefs instance), found by the dead pid in the name."""
+    _lab, a, r, b = routed
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = f"netlens_probe_{dead.pid}"
+    sh(f"ip netns exec {r} nft add table inet {stale}")
+    tmp = tempfile.mkdtemp(prefix="t2-tracefs-")
+    try:
+        sh(f"mount -t tracefs nodev {tmp}")
+        try:
+            os.mkdir(f"{tmp}/instances/{stale}")
+        finally:
+            sh(f"umount {tmp}")
+        _res, p = probe(a, b)
+        assert any(stale in n and r in n for n in p.notes), p.notes
+        assert any(stale in n and "tracefs" in n for n in p.notes), p.notes
+        sh(f"mount -t tracefs nodev {tmp}")
+        try:
+            assert not os.path.exists(f"{tmp}/instances/{stale}")
+        finally:
+            sh(f"umount {tmp}")
+    finally:
+        with contextlib.suppress(OSError):
+            sh(f"mount -t tracefs nodev {tmp} && rmdir {tmp}/instances/{stale}; umount {tmp}",
+               check=False)  # fmt: skip
+        os.rmdir(tmp)
     assert not leftovers([a, r, b])
