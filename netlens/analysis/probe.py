@@ -92,6 +92,7 @@ class ProbeResult:
     disagreement: str | None = None
     notes: list[str] = field(default_factory=list)
     refused_at_source: str | None = None  # SRC's kernel would not send it (strerror)
+    beyond: list[str] = field(default_factory=list)  # seen in, but no static hop there
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -368,10 +369,8 @@ def _judge(
             out.reason += ": the destination's kernel refused it (nothing listens)"
     else:
         out.result = DROPPED
-        last = None
-        for hop in res.hops:
-            if hop.netns in seen:
-                last = hop
+        # the furthest namespace on the path the kernel saw the probe in
+        last = next((ns for ns in reversed(path) if ns.id in seen), None)
         where = next((ns_id for ns_id in dropped_by), None)
         if out.refused_at_source is not None and where is None:
             first = res.hops[0] if res.hops else None
@@ -381,20 +380,30 @@ def _judge(
                 f"{out.refused_at_source}"
             )
         elif where is not None:
-            out.died_at = hop_of.get(where, last.index if last else None)
-            out.reason = f"dropped by an nftables rule in {_name(path, where)}"
+            out.died_at = hop_of.get(where)
+            out.reason = f"dropped by an nftables rule in {_name(path, where)}{_off(where, hop_of)}"
             out.evidence.append(dropped_by[where])
         elif last is not None:
-            out.died_at = last.index
-            out.reason = f"last seen in {last.netns_name} (hop {last.index})"
+            out.died_at = hop_of.get(last.id)
+            at = f" (hop {out.died_at})" if out.died_at is not None else _off(last.id, hop_of)
+            out.reason = f"last seen in {last.name}{at}"
         else:
             out.reason = "not seen in any namespace on the path"
+        # (a namespace the path only bridges through may see frames with br_netfilter)
+        bridging = {h.l2.bridge.netns for h in res.hops if h.l2 and h.l2.bridge}
+        out.beyond = [
+            ns.name for ns in path if ns.id in seen and ns.id not in hop_of.keys() | bridging
+        ]
         if out.drops:
             d = out.drops[0]
             out.evidence.append(f"kernel drop reason {d['reason']} at {d['location']}")
             if where is None:
                 out.reason += f"; the kernel dropped it: {d['reason']}"
     _compare(out, res)
+
+
+def _off(ns_id: str, hop_of: dict[str, int]) -> str:
+    return "" if ns_id in hop_of else " (not a hop of the static path)"
 
 
 def _name(path: list[Netns], ns_id: str) -> str:
@@ -432,6 +441,12 @@ def _compare(out: ProbeResult, res: TraceResult) -> None:
         out.disagreement = (
             f"the static trace says dropped at hop {static.hop} ({static.reason}), "
             "but the probe was answered"
+        )
+    elif static.result == DROPPED and out.beyond:
+        out.agrees = False
+        out.disagreement = (
+            f"the static trace says dropped at hop {static.hop} ({static.reason}), "
+            f"but the probe got further: into {', '.join(out.beyond)}"
         )
     elif (
         static.result == DROPPED

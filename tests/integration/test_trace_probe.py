@@ -322,3 +322,31 @@ def test_a_killed_probes_leftovers_are_swept_by_the_next(routed: Routed) -> None
                check=False)  # fmt: skip
         os.rmdir(tmp)
     assert not leftovers([a, r, b])
+
+
+@pytest.fixture
+def six(lab: Lab) -> tuple[str, str]:
+    """Two namespaces on one veth, IPv6 only: fd77::1 and fd77::2."""
+    a, b = lab.add_netns("6a"), lab.add_netns("6b")
+    lab.add_veth(lab.name("6x"), lab.name("6y"), a, b)
+    sh(f"ip -n {a} addr add fd77::1/64 dev {lab.name('6x')} nodad")
+    sh(f"ip -n {b} addr add fd77::2/64 dev {lab.name('6y')} nodad")
+    return a, b
+
+
+def test_probe_over_ipv6_delivered_then_dropped_by_an_ip6_rule(six: tuple[str, str]) -> None:
+    a, b = six
+    res, p = probe(a, "fd77::2")
+    # the static route question for ICMP over IPv6 is asked as icmpv6 (the kernel
+    # refuses protocol 1 there with ENOTSUP)
+    assert res.verdict.result == "delivered", res.verdict
+    assert p.answer == "reply" and p.agrees and p.seen_in == [a, b], p
+    sh(f"ip netns exec {b} nft 'add table ip6 n6; add chain ip6 n6 in "
+       "{ type filter hook input priority 0; }; "
+       "add rule ip6 n6 in ip6 saddr fd77::1 drop'")  # fmt: skip
+    res, p = probe(a, "fd77::2")
+    assert res.verdict.result == "dropped" and res.verdict.hop == 2
+    assert p.result == "dropped" and p.died_at == 2 and p.agrees, p
+    assert any("ip6 n6 in" in e for e in p.evidence), p.evidence
+    if not any("no kernel drop reasons" in n for n in p.notes):
+        assert any(d["reason"] == "NETFILTER_DROP" for d in p.drops), p.drops
