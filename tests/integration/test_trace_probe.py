@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from conftest import Lab, sh
-from test_trace_live import build_routed
+from test_trace_live import SCHEMA, addr, build_routed, link
 
 from netlens.analysis.endpoints import resolve
 from netlens.analysis.probe import ProbeResult, run_probe
@@ -160,6 +160,8 @@ def test_cli_probe_json_and_refuses_outside_addresses(routed: Routed) -> None:
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert doc["probe"]["result"] == "delivered" and doc["probe"]["agrees"]
+    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema.validate(doc, json.loads(SCHEMA.read_text()))
     # 192.0.2.1 (TEST-NET-1) is owned by nobody here: refused before anything is sent
     bad = subprocess.run([sys.executable, "-m", "netlens", "trace", a, "192.0.2.1", "--probe"],
                          capture_output=True, text=True)  # fmt: skip
@@ -350,3 +352,26 @@ def test_probe_over_ipv6_delivered_then_dropped_by_an_ip6_rule(six: tuple[str, s
     assert any("ip6 n6 in" in e for e in p.evidence), p.evidence
     if not any("no kernel drop reasons" in n for n in p.notes):
         assert any(d["reason"] == "NETFILTER_DROP" for d in p.drops), p.drops
+
+
+def test_probe_across_a_bridge_and_a_disabled_port(lab: Lab) -> None:
+    """a and b on a bridge in a third namespace: the bridge's ports count the
+    probe; with b's port disabled the probe never leaves a (no reply to its ARP)."""
+    a, b, sw = lab.add_netns("a"), lab.add_netns("b"), lab.add_netns("sw")
+    sh(f"ip -n {sw} link add br0 type bridge && ip -n {sw} link set br0 up")
+    link(a, "eth0", sw, "pa")
+    link(b, "eth0", sw, "pb")
+    sh(f"ip -n {sw} link set pa master br0 && ip -n {sw} link set pb master br0")
+    addr(a, "eth0", "10.67.0.1/24")
+    addr(b, "eth0", "10.67.0.2/24")
+    res, p = probe(a, b)
+    assert res.verdict.result == "delivered" and p.answer == "reply" and p.agrees, p
+    moved = {c["interface"]: c for c in p.counters}
+    assert moved[f"{sw}:pb"]["tx_packets"] >= 1 and moved[f"{b}:eth0"]["rx_packets"] >= 1
+    sh(f"ip -n {b} neigh flush all && ip -n {a} neigh flush all")
+    sh(f"bridge -n {sw} link set dev pb state 0")
+    res, p = probe(a, b)
+    assert res.verdict.result == "dropped" and res.verdict.hop == 1, res.verdict
+    assert "pb" in res.verdict.reason
+    assert p.result == "dropped" and p.died_at == 1 and p.agrees, p
+    assert p.seen_in == [a]
