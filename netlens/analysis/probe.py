@@ -46,10 +46,11 @@ from netlens.kernel.probesock import (
 from netlens.model.types import Netns
 
 COUNT = 3
-WAIT_S = 1.0
+WAIT_S = 0.8  # for an answer (a host's own namespaces answer in well under 10 ms)
 MONITOR_READY_S = 3.0  # at most; usually a few ms
-SETTLE_S = 0.2
-LAST_WAIT_S = 0.3
+QUIET_S = 0.1  # the trace monitors have printed everything when quiet this long
+SETTLE_CAP_S = 1.0
+LAST_WAIT_S = 0.2
 
 
 def check_target(dst: Endpoint, allow_external: bool) -> None:
@@ -178,7 +179,7 @@ def run_probe(
     watched = _watched(res)
     addrs = _addresses(res) or [dst.address]
     armed: list[Netns] = []
-    monitors: dict[int, Any] = {}
+    monitors: dict[int, nfttrace.Monitor] = {}
     drops = DropWatch()
     out = ProbeResult(proto, 0, None, "unknown")
     probe = None
@@ -243,7 +244,7 @@ def run_probe(
                 break
         if out.answer is None and proto != "tcp":
             out.answer = probe.answer(LAST_WAIT_S)
-        time.sleep(SETTLE_S)
+        nfttrace.settle(list(monitors.values()), QUIET_S, SETTLE_CAP_S)
         after = _read_counters(q, world, watched)
         for ns_id, ifindex, label in watched:
             b, a = before.get((ns_id, ifindex)), after.get((ns_id, ifindex))
@@ -278,7 +279,7 @@ def _disarm(
     q: NsQuery,
     out: ProbeResult,
     probe: Any,
-    monitors: dict[int, Any],
+    monitors: dict[int, nfttrace.Monitor],
     armed: list[Netns],
     drops: DropWatch,
 ) -> dict[int, str]:

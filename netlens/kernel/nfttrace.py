@@ -17,9 +17,12 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import select
 import shutil
 import subprocess
-from dataclasses import dataclass
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 _TIMEOUT_S = 5.0
 _LINE = re.compile(r"^trace id (\w+) (\w+) (\S+) (\S+) (.*)$")
@@ -95,31 +98,59 @@ def remove_here() -> bool:
     return not present_here()
 
 
-def start_monitor_here() -> subprocess.Popen[str]:
+@dataclass
+class Monitor:
+    """One ``nft monitor trace`` and what it printed so far."""
+
+    proc: subprocess.Popen[bytes]
+    out: bytearray = field(default_factory=bytearray)
+
+
+def start_monitor_here() -> Monitor:
     """``nft monitor trace`` for the calling thread's namespace (stop with
     :func:`stop_monitor`)."""
     nft = _nft()
     if nft is None:
         raise OSError(2, "nft not found")
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [nft, "monitor", "trace"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
-        text=True,
     )
+    return Monitor(proc)
+
+
+def settle(monitors: Sequence[Monitor], quiet_s: float, cap_s: float) -> None:
+    """Read what the monitors print until none has printed for ``quiet_s`` (at
+    most ``cap_s``): nft prints an event some time after the kernel sent it, and
+    one still unread when nft is stopped is lost; a busy host only waits longer."""
+    fds = {m.proc.stdout.fileno(): m for m in monitors if m.proc.stdout is not None}
+    now = time.monotonic()
+    deadline, last = now + cap_s, now
+    while fds and now < deadline and now - last < quiet_s:
+        ready, _w, _x = select.select(list(fds), [], [], min(quiet_s, deadline - now))
+        for fd in ready:
+            chunk = os.read(fd, 65536)
+            if chunk:
+                fds[fd].out += chunk
+                last = time.monotonic()
+            else:
+                del fds[fd]
+        now = time.monotonic()
 
 
 NFNLGRP_NFTRACE = 9
 NETLINK_NETFILTER = 12
 
 
-def monitor_ready(proc: subprocess.Popen[str]) -> bool:
-    """Whether ``proc`` (an ``nft monitor trace``) has joined the kernel's trace
+def monitor_ready(mon: Monitor) -> bool:
+    """Whether ``mon``'s ``nft monitor trace`` has joined the kernel's trace
     group yet: one of its sockets is listed in its namespace's
     ``/proc/PID/net/netlink`` as a netfilter socket with that group's bit set.
     Until then the kernel would send it nothing, so the probe waits for this
     instead of guessing a delay."""
+    proc = mon.proc
     try:
         mine = {
             link[len("socket:[") : -1]
@@ -160,16 +191,17 @@ def sweep_stale_here() -> list[str]:
     return gone
 
 
-def stop_monitor(proc: subprocess.Popen[str]) -> str:
-    """End a monitor and return what it printed."""
+def stop_monitor(mon: Monitor) -> str:
+    """End a monitor and return everything it printed."""
+    proc = mon.proc
     if proc.poll() is None:
         proc.terminate()
     try:
-        out, _err = proc.communicate(timeout=_TIMEOUT_S)
+        rest, _err = proc.communicate(timeout=_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         proc.kill()
-        out, _err = proc.communicate()
-    return out or ""
+        rest, _err = proc.communicate()
+    return (bytes(mon.out) + (rest or b"")).decode("utf-8", "replace")
 
 
 @dataclass(frozen=True, slots=True)
