@@ -375,3 +375,38 @@ def test_probe_across_a_bridge_and_a_disabled_port(lab: Lab) -> None:
     assert "pb" in res.verdict.reason
     assert p.result == "dropped" and p.died_at == 1 and p.agrees, p
     assert p.seen_in == [a]
+
+
+def test_cli_probe_through_a_dnat_follows_the_rewritten_packet(routed: Routed) -> None:
+    """r DNATs 10.66.1.1:8080 to b:80. The CLI reads only the namespaces on the
+    path (r's NAT rules when the packet gets there); the probe's SYN is known in
+    b by its rewritten address, so b's input rule on port 80 is named."""
+    lab, a, r, b = routed
+    sh(f"ip netns exec {r} nft 'add table ip ntn; add chain ip ntn pre "
+       "{ type nat hook prerouting priority -100; }; "
+       "add rule ip ntn pre ip daddr 10.66.1.1 tcp dport 8080 dnat to 10.66.2.2:80'")  # fmt: skip
+    server = "import socket, time\ns = socket.socket()\n" \
+             "s.bind(('0.0.0.0', 80)); s.listen(); time.sleep(120)"  # fmt: skip
+    lab.spawn(["ip", "netns", "exec", b, sys.executable, "-c", server])
+    for _ in range(200):
+        if ":80 " in sh(f"ip netns exec {b} ss -Hltn").stdout:
+            break
+        time.sleep(0.05)
+    argv = [sys.executable, "-m", "netlens", "trace", a, "10.66.1.1", "--port", "8080",
+            "--probe", "--json"]  # fmt: skip
+    out = subprocess.run(argv, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert [h["netns_name"] for h in doc["hops"]] == [a, r, b]
+    assert (
+        doc["hops"][2]["packet"]["dst"] == "10.66.2.2" and doc["hops"][2]["packet"]["dport"] == 80
+    )
+    assert doc["verdict"]["result"] == "delivered"
+    assert doc["probe"]["answer"] == "reply" and doc["probe"]["seen_in"] == [a, r, b]
+    sh(f"ip netns exec {b} nft 'add table ip ntb; add chain ip ntb in "
+       "{ type filter hook input priority 0; }; add rule ip ntb in tcp dport 80 drop'")  # fmt: skip
+    out = subprocess.run(argv, capture_output=True, text=True)
+    assert out.returncode == 1, out.stderr
+    p = json.loads(out.stdout)["probe"]
+    assert p["result"] == "dropped" and p["died_at"] == 3, p
+    assert any("ip ntb in" in e for e in p["evidence"]), p["evidence"]
