@@ -31,7 +31,7 @@ from typing import Any
 from netlens.analysis.endpoints import Endpoint
 from netlens.analysis.l2 import ns_paths
 from netlens.analysis.scope import World
-from netlens.analysis.tracetypes import DELIVERED, DROPPED, LEAVES, TraceResult
+from netlens.analysis.tracetypes import DELIVERED, DROPPED, LEAVES, UNKNOWN, TraceResult
 from netlens.errors import UsageError
 from netlens.kernel import nfttrace
 from netlens.kernel.dropwatch import DropWatch
@@ -388,6 +388,10 @@ def _judge(
             out.died_at = hop_of.get(last.id)
             at = f" (hop {out.died_at})" if out.died_at is not None else _off(last.id, hop_of)
             out.reason = f"last seen in {last.name}{at}"
+        elif not texts:
+            # no trace monitor ran: only the drop reason (if any) says what happened
+            out.result = DROPPED if out.drops else UNKNOWN
+            out.reason = "no answer, and no nft trace to say where it went"
         else:
             out.reason = "not seen in any namespace on the path"
         # (a namespace the path only bridges through may see frames with br_netfilter)
@@ -431,7 +435,7 @@ def _field(text: str, name: str) -> str | None:
 
 def _compare(out: ProbeResult, res: TraceResult) -> None:
     static = res.verdict
-    if static.result == DELIVERED and out.result != DELIVERED:
+    if static.result == DELIVERED and out.result == DROPPED:
         out.agrees = False
         out.disagreement = (
             f"the static trace says delivered, but the probe died"

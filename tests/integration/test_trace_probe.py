@@ -410,3 +410,24 @@ def test_cli_probe_through_a_dnat_follows_the_rewritten_packet(routed: Routed) -
     p = json.loads(out.stdout)["probe"]
     assert p["result"] == "dropped" and p["died_at"] == 3, p
     assert any("ip ntb in" in e for e in p["evidence"]), p["evidence"]
+
+
+def test_without_nft_the_probe_says_what_it_cannot_know(
+    routed: Routed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No nft binary (simulated: netlens cannot find it): no trace tables, no
+    place of death; the kernel's drop reason is still reported."""
+    _lab, a, r, b = routed
+    sh(f"ip netns exec {r} nft 'add table ip ntf; add chain ip ntf fw "
+       "{ type filter hook forward priority 0; policy drop; }'")  # fmt: skip
+    from netlens.kernel import nfttrace
+
+    monkeypatch.setattr(nfttrace, "_nft", lambda: None)
+    _res, p = probe(a, b)
+    assert p.answer is None and p.died_at is None and p.seen_in == [], p
+    assert sum("no nft trace in" in n for n in p.notes) == 3, p.notes
+    assert "no nft trace to say where it went" in p.reason
+    if any("no kernel drop reasons" in n for n in p.notes):
+        assert p.result == "unknown"
+    else:
+        assert p.result == "dropped" and p.drops[0]["reason"] == "NETFILTER_DROP", p
