@@ -97,7 +97,12 @@ def run(args: argparse.Namespace) -> int:
         # Only the namespaces on the path are read (analysis.scope): SRC's, DST's and
         # the host's first, then whichever a cable or a bridge port leads into.
         scope = Scope(handles, q)
-        wanted = [*scope.locate(args.src), *scope.locate(args.dst)]
+        # A DST address needs no search for its owner before the walk (that asks
+        # every namespace on the host): the walk reaches it, and only when it does
+        # not is the owner looked up after (see _dst_after). --probe must know
+        # the owner before it sends anything.
+        lazy_dst = _is_ip(args.dst) and not args.probe
+        wanted = [*scope.locate(args.src), *([] if lazy_dst else scope.locate(args.dst))]
         scope.load(wanted)
         try:
             src = resolve(scope.snap, args.src, is_dst=False)
@@ -121,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
             scope, src, dst, q, proto=proto, sport=args.sport, dport=args.port,
             with_filters=not args.no_filters,
         )  # fmt: skip
+        if lazy_dst and dst.ns is None:
+            res = _dst_after(scope, res, args.dst)
         probe: dict[str, Any] | None = None
         if args.probe:
             from netlens.analysis.probe import check_path
@@ -142,6 +149,47 @@ def run(args: argparse.Namespace) -> int:
     if probe is not None:
         return 0 if probe["result"] == DELIVERED and probe["answer"] != "refused" else 1
     return 0 if res.verdict.result in (DELIVERED, LEAVES) else 1
+
+
+def _is_ip(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _dst_after(scope: Any, res: Any, spec: str) -> Any:
+    """The result as if DST's owner had been known before the walk: the
+    namespaces on the path are read now, so the owner usually is among them
+    (delivered: the last hop's); only otherwise is every namespace asked."""
+    import dataclasses
+
+    from netlens.analysis.endpoints import resolve
+    from netlens.analysis.tracetypes import DELIVERED, Finding
+
+    dst = resolve(scope.snap, spec, is_dst=True)
+    if dst.ns is None and scope.load_owner(spec):
+        dst = resolve(scope.snap, spec, is_dst=True)
+    if dst.ns is None:
+        return res
+    query = {**res.query, "dst_netns": dst.ns.id}
+    findings = res.findings
+    last = res.hops[-1] if res.hops else None
+    if res.verdict.result == DELIVERED and last is not None and last.netns != dst.ns.id:
+        # the same warning trace() gives when it knew DST's namespace in advance
+        findings = (
+            *findings,
+            Finding(
+                "warning",
+                last.index,
+                f"{last.packet.dst} is delivered to {last.netns_name}, not to {dst.ns.name} "
+                "(NAT or a duplicate address)",
+            ),
+        )
+    return dataclasses.replace(res, query=query, findings=findings)
 
 
 def _probe(scope: Any, q: Any, res: Any, src: Any, dst: Any) -> dict[str, Any]:

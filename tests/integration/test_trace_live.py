@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Lab, sh
@@ -235,3 +236,33 @@ def test_cli_json_and_exit_codes(routed: tuple[Lab, str, str, str]) -> None:
                          capture_output=True, text=True)  # fmt: skip
     assert bad.returncode == 2 and len(bad.stderr.splitlines()) == 1
     assert f"did you mean '{a}'" in bad.stderr
+
+
+def test_cli_dst_address_owner_found_after_the_walk(routed: tuple[Lab, str, str, str]) -> None:
+    """DST given as an address: the CLI finds its owner from the walk (no search
+    of every namespace first), and says the same as when the owner was known."""
+    _lab, a, r, b = routed
+
+    def cli(*args: str) -> dict[str, Any]:
+        out = subprocess.run([sys.executable, "-m", "netlens", "trace", *args, "--json"],
+                             capture_output=True, text=True)  # fmt: skip
+        assert out.returncode in (0, 1), out.stderr
+        return dict(json.loads(out.stdout))
+
+    ids = {h["netns_name"]: h["netns"] for h in cli(a, b)["hops"]}
+    doc = cli(a, "10.66.2.2")
+    assert doc["verdict"]["result"] == "delivered" and doc["query"]["dst_netns"] == ids[b]
+    # dropped before it gets there: the owner is looked up after, all the same
+    sh(f"ip netns exec {r} sysctl -qw net.ipv4.ip_forward=0")
+    doc = cli(a, "10.66.2.2")
+    assert doc["verdict"]["result"] == "dropped" and doc["query"]["dst_netns"] == ids[b]
+    sh(f"ip netns exec {r} sysctl -qw net.ipv4.ip_forward=1")
+    # DNAT in r: 10.66.1.1 (r's) is delivered to b, and the warning says so
+    sh(f"ip netns exec {r} nft 'add table ip ntn; add chain ip ntn pre "
+       "{ type nat hook prerouting priority -100; }; "
+       "add rule ip ntn pre ip daddr 10.66.1.1 icmp type echo-request "
+       "dnat to 10.66.2.2'")  # fmt: skip
+    doc = cli(a, "10.66.1.1")
+    assert doc["query"]["dst_netns"] == ids[r], doc["query"]
+    assert [h["netns_name"] for h in doc["hops"]] == [a, r, b], doc["hops"]
+    assert any(f"not to {r}" in f["text"] for f in doc["findings"]), doc["findings"]
