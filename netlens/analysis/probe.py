@@ -346,13 +346,13 @@ def _judge(
     seen: set[str] = set()
     own = nfttrace.table_name()
     for ns in path:
-        events = nfttrace.parse(texts.get(ns.inode, ""))
-        request_ids: set[str] = set()
-        for ev in events:
-            if "packet:" in ev.text and _is_request(ev.text, pairs, dst.address or ""):
-                request_ids.add(ev.trace)
-        for ev in events:
-            if ev.trace not in request_ids:
+        # The kernel reuses trace ids (a reply can get a request's id): each
+        # "packet:" line says what the id's next lines are about.
+        is_request: dict[str, bool] = {}
+        for ev in nfttrace.parse(texts.get(ns.inode, "")):
+            if ev.text.startswith("packet:"):
+                is_request[ev.trace] = _is_request(ev.text, pairs, dst.address or "")
+            if not is_request.get(ev.trace, False):
                 continue
             seen.add(ns.id)
             if ev.table != own and ev.verdict in ("drop", "reject"):

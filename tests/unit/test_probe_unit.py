@@ -95,3 +95,24 @@ def test_icmp_answers_reply_and_errors_about_our_echo_only() -> None:
 def test_probe_lengths() -> None:
     assert ip_length("icmp", False) == ip_length("udp", False) == 97
     assert ip_length("udp", True) == 117 and ip_length("tcp", False) is None
+
+
+# Recorded from `nft monitor trace` (nft 1.0.6) in a router during a probe.
+MONITOR = """\
+trace id fb8b45c7 inet netlens_probe_14448 pre packet: iif "ra" ether saddr 5a:63:6e:31:73:9e ip saddr 10.66.1.2 ip daddr 10.66.2.2 ip protocol udp ip length 97 udp sport 47117 udp dport 53
+trace id fb8b45c7 inet netlens_probe_14448 pre rule ip saddr 10.66.1.2 meta nftrace set 1 (verdict continue)
+trace id fb8b45c7 inet netlens_probe_14448 pre policy accept
+trace id fb8b45c7 inet ntp fw packet: iif "ra" oif "rb" ip saddr 10.66.1.2 ip daddr 10.66.2.2 ip length 97
+trace id fb8b45c7 inet ntp fw rule ip daddr 10.66.2.2 udp dport 53 drop (verdict drop)
+trace id fb8b45c7 ip ntk fw2 policy drop
+"""  # noqa: E501
+
+
+def test_monitor_lines_parse_into_where_and_verdict() -> None:
+    from netlens.kernel.nfttrace import parse
+
+    evs = parse(MONITOR + "some other line\n")
+    assert len(evs) == 6 and {e.trace for e in evs} == {"fb8b45c7"}
+    assert [e.verdict for e in evs] == [None, "continue", "accept", None, "drop", "drop"]
+    assert evs[4].where == "inet ntp fw" and evs[4].text.startswith("rule ip daddr")
+    assert evs[3].text.startswith("packet:") and evs[5].where == "ip ntk fw2"
