@@ -266,3 +266,25 @@ def test_cli_dst_address_owner_found_after_the_walk(routed: tuple[Lab, str, str,
     assert doc["query"]["dst_netns"] == ids[r], doc["query"]
     assert [h["netns_name"] for h in doc["hops"]] == [a, r, b], doc["hops"]
     assert any(f"not to {r}" in f["text"] for f in doc["findings"]), doc["findings"]
+
+
+def test_cli_reads_only_the_path_and_answers_as_a_whole_discovery(lab: Lab) -> None:
+    """The CLI reads SRC's, DST's and the host's namespaces, then whatever the
+    cables lead into (here the bridge's namespace, found by asking a's kernel
+    which namespace its veth peer is in); its hops equal those of a trace over a
+    whole discovery."""
+    a, b, sw = lab.add_netns("a"), lab.add_netns("b"), lab.add_netns("sw")
+    lab.add_netns("x")  # not on the path
+    sh(f"ip -n {sw} link add br0 type bridge && ip -n {sw} link set br0 up")
+    link(a, "eth0", sw, "pa")
+    link(b, "eth0", sw, "pb")
+    sh(f"ip -n {sw} link set pa master br0 && ip -n {sw} link set pb master br0")
+    addr(a, "eth0", "10.67.0.1/24")
+    addr(b, "eth0", "10.67.0.2/24")
+    out = subprocess.run([sys.executable, "-m", "netlens", "trace", a, b, "--json"],
+                         capture_output=True, text=True)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    whole = json.loads(json.dumps(run_trace(a, b).to_dict()))
+    assert doc["hops"] == whole["hops"] and doc["verdict"] == whole["verdict"]
+    assert doc["hops"][0]["l2"]["bridge"]["netns_name"] == sw
