@@ -207,11 +207,18 @@ def run_probe(
         deadline = time.monotonic() + MONITOR_READY_S
         waiting = dict(monitors)
         while waiting and time.monotonic() < deadline:
-            waiting = {i: m for i, m in waiting.items() if not nfttrace.monitor_ready(m)}
+            waiting = {
+                i: m
+                for i, m in waiting.items()
+                if m.proc.poll() is None and not nfttrace.monitor_ready(m)
+            }
             if waiting:
                 time.sleep(0.01)
         for ns in path:
-            if ns.inode in waiting:
+            mon = monitors.get(ns.inode)
+            if mon is not None and mon.proc.poll() is not None:
+                out.notes.append(f"the nft trace monitor in {ns.name} exited")
+            elif ns.inode in waiting:
                 out.notes.append(f"the nft trace monitor in {ns.name} was not ready in time")
         before = _read_counters(q, world, watched)
         src_ns = src.ns
