@@ -7,7 +7,10 @@ DST's namespaces and the host's (most cables lead there), and reads another
 one only when the path leads into it: the veth's peer, found by asking the
 kernel (:mod:`netlens.kernel.peers`), or the owner of an address. Each read is
 discovery's own pipeline on that subset (links, addresses, routes, bridge
-ports, NAT rules, container identity), so a hop looks exactly as in ``dump``.
+ports, container identity), so a hop looks exactly as in ``dump``, except that
+routes, neighbours and FDB entries are not dumped (the trace asks the kernel for
+the one it needs; a namespace's routes are read only to name a refusing route),
+and NAT rules are read when the packet enters a namespace.
 
 :class:`Whole` wraps a complete :class:`~netlens.model.types.Snapshot` behind
 the same few methods (the tests and the dashboard already hold one).
@@ -27,7 +30,7 @@ from netlens.kernel.peers import addresses_here, link_peer, which_nsid
 
 if TYPE_CHECKING:
     from netlens.discovery.nsfind import NsHandle
-    from netlens.model.types import Container, Interface, NatRule, Netns, Snapshot
+    from netlens.model.types import Container, Interface, NatRule, Netns, Route, Snapshot
 
 
 class World(Protocol):
@@ -45,6 +48,8 @@ class World(Protocol):
     def load_owner(self, ip: str) -> bool: ...
 
     def with_nat(self, ns: Netns) -> Netns: ...
+
+    def with_routes(self, ns: Netns) -> Netns: ...
 
 
 def _far_end_in(snap: Snapshot, ns: Netns, itf: Interface) -> tuple[Netns, Interface] | None:
@@ -82,6 +87,9 @@ class Whole:
     def with_nat(self, ns: Netns) -> Netns:
         return ns
 
+    def with_routes(self, ns: Netns) -> Netns:
+        return ns
+
 
 class Scope:
     """Namespaces read on demand (see the module doc). ``q`` asks the kernels."""
@@ -96,6 +104,7 @@ class Scope:
         self._containers: list[Container] | None = None
         self._owners: dict[str, list[int]] | None = None
         self._nat: dict[int, tuple[NatRule, ...]] = {}
+        self._routes: dict[int, tuple[Route, ...]] = {}
         self.host = next((h.inode for h in self.handles if h.is_host), None)
 
     # --- reading -------------------------------------------------------------------
@@ -119,7 +128,7 @@ class Scope:
         self.loaded.extend(new)
         self._snap = self._read([self.by_inode[i] for i in self.loaded])
 
-    def _read(self, handles: list[NsHandle]) -> Snapshot:
+    def _read(self, handles: list[NsHandle], *, light: bool = True) -> Snapshot:
         from netlens.discovery.identity import identify
         from netlens.discovery.live_source import LiveNetlink, LiveProc
         from netlens.discovery.resolve import build_snapshot
@@ -133,6 +142,7 @@ class Scope:
                 LiveProc(),
                 containers=identify(handles),
                 root=os.geteuid() == 0,
+                light=light,
             )
         finally:
             source.close()
@@ -151,6 +161,19 @@ class Scope:
             self._nat[ns.inode] = read_nat([h]).get(ns.inode, ()) if h is not None else ()
         rules = self._nat[ns.inode]
         return dataclasses.replace(ns, nat=rules) if rules else ns
+
+    def with_routes(self, ns: Netns) -> Netns:
+        """``ns`` with its routing tables: namespaces are read without them (the
+        kernel answers each route question itself); only the evidence for a
+        refused lookup (which blackhole or prohibit route) reads them, once."""
+        if ns.routes:
+            return ns
+        if ns.inode not in self._routes:
+            h = self.by_inode.get(ns.inode)
+            full = self._read([h], light=False).netns(ns.id) if h is not None else None
+            self._routes[ns.inode] = full.routes if full is not None else ()
+        routes = self._routes[ns.inode]
+        return dataclasses.replace(ns, routes=routes) if routes else ns
 
     def netns(self, ns_id: str) -> Netns | None:
         return self.snap.netns(ns_id)

@@ -236,7 +236,7 @@ def _hop(
         sysctls=sysctls,
     )
     if ans.error:
-        reason, evidence = refusal.explain(sock, ns, in_itf, pkt, ans, sysctls)
+        reason, evidence = refusal.explain(sock, w.world.with_routes(ns), in_itf, pkt, ans, sysctls)
         return base, Verdict(DROPPED, index, reason, tuple(evidence)), None
     if ans.type == "local":
         return _deliver(w, base, ns, in_itf, pkt, src, dst)

@@ -148,6 +148,11 @@ def test_dropped_by_a_refusing_route(
     assert res.verdict.result == "dropped" and res.verdict.hop == 2, res.verdict
     assert words in res.verdict.reason
     assert any("10.66.2.0/24" in e for e in res.verdict.evidence)
+    # the CLI reads namespaces without their routes: it reads r's to name this one
+    out = subprocess.run([sys.executable, "-m", "netlens", "trace", a, "10.66.2.2", "--json"],
+                         capture_output=True, text=True)  # fmt: skip
+    assert out.returncode == 1, out.stderr
+    assert json.loads(out.stdout)["verdict"] == json.loads(json.dumps(res.to_dict()))["verdict"]
 
 
 def test_dropped_for_no_route(routed: tuple[Lab, str, str, str]) -> None:
