@@ -56,6 +56,7 @@ def _port_of(
     Only namespaces already read are looked at, then (once) the owner of ``nexthop``."""
     if (mac and bridge.mac == mac) or _owns(bridge, nexthop):
         return bridge, "local"
+    ns = world.full(ns)  # every port of the bridge (a thin namespace has a few)
     for attempt in range(2):
         for port in ns.interfaces:
             if port.master != bridge.ifindex:
@@ -92,7 +93,7 @@ def cross_bridge(
     if mac:
         entry = fdb_get(q.sock(ns.inode, ns_paths(ns)), mac, bridge.ifindex)
         if entry is not None:
-            port = ns.interface(entry.port)
+            ns, port = world.interface(ns, entry.port)
             how = (
                 "local" if entry.port == bridge.ifindex or "permanent" in entry.state else "learned"
             )
@@ -132,7 +133,7 @@ def follow(
         if not far_itf.up:
             return Arrival(L2Step("veth", ingress=iface(*far)), drop=f"{far_itf.name} is down")
         if far_itf.master is not None:
-            master = far_ns.interface(far_itf.master)
+            far_ns, master = world.interface(far_ns, far_itf.master)
             if master is not None and master.kind == "bridge":
                 return cross_bridge(world, q, far_ns, master, far_itf, mac, nexthop)
         return Arrival(L2Step("veth", ingress=iface(*far)), far_ns, far_itf)

@@ -26,10 +26,12 @@ from typing import TYPE_CHECKING, Protocol
 
 from netlens.kernel import nsenter
 from netlens.kernel.nsquery import NsQuery
-from netlens.kernel.peers import addresses_here, link_peer, which_nsid
+from netlens.kernel.peers import addresses_here, addrs_raw, link_peer, links_raw, which_nsid
 
 if TYPE_CHECKING:
     from netlens.discovery.nsfind import NsHandle
+    from netlens.discovery.sources import NetlinkSource
+    from netlens.kernel.pump import Reply
     from netlens.model.types import Container, Interface, NatRule, Netns, Route, Snapshot
 
 
@@ -50,6 +52,10 @@ class World(Protocol):
     def with_nat(self, ns: Netns) -> Netns: ...
 
     def with_routes(self, ns: Netns) -> Netns: ...
+
+    def interface(self, ns: Netns, ifindex: int) -> tuple[Netns, Interface | None]: ...
+
+    def full(self, ns: Netns) -> Netns: ...
 
 
 def _far_end_in(snap: Snapshot, ns: Netns, itf: Interface) -> tuple[Netns, Interface] | None:
@@ -90,6 +96,12 @@ class Whole:
     def with_routes(self, ns: Netns) -> Netns:
         return ns
 
+    def interface(self, ns: Netns, ifindex: int) -> tuple[Netns, Interface | None]:
+        return ns, ns.interface(ifindex)
+
+    def full(self, ns: Netns) -> Netns:
+        return ns
+
 
 class Scope:
     """Namespaces read on demand (see the module doc). ``q`` asks the kernels."""
@@ -106,6 +118,8 @@ class Scope:
         self._nat: dict[int, tuple[NatRule, ...]] = {}
         self._routes: dict[int, tuple[Route, ...]] = {}
         self.host = next((h.inode for h in self.handles if h.is_host), None)
+        # namespaces read thin: only these interfaces (and their masters)
+        self.thin: dict[int, set[int]] = {}
 
     # --- reading -------------------------------------------------------------------
     @property
@@ -116,24 +130,58 @@ class Scope:
         return self._snap
 
     def load(self, inodes: Sequence[int]) -> None:
-        """Read ``inodes`` too (with the ones already read: veths pair across them)."""
+        """Read ``inodes`` too (with the ones already read: veths pair across them).
+        The host is read first; thin (see :meth:`interface`) when it has many
+        interfaces and nobody asked for it by name."""
         first = [self.host] if self._snap is None and self.host is not None else []
+        if first and self.host not in inodes and _many_links():
+            self.thin[first[0]] = set()
+        fuller = [i for i in inodes if i in self.thin]
+        for i in fuller:
+            del self.thin[i]
         new = [
             i
             for i in dict.fromkeys([*first, *inodes])
             if i in self.by_inode and i not in self.loaded
         ]
-        if not new and self._snap is not None:
+        if not new and not fuller and self._snap is not None:
             return
         self.loaded.extend(new)
         self._snap = self._read([self.by_inode[i] for i in self.loaded])
+
+    def interface(self, ns: Netns, ifindex: int) -> tuple[Netns, Interface | None]:
+        """``ns`` (as read now) and its interface ``ifindex``, reading that one
+        interface (and its master) if ``ns`` is read thin: on a host with a
+        thousand veths, a trace needs the two or three it crosses."""
+        itf = ns.interface(ifindex)
+        if itf is not None:
+            return ns, itf
+        cur = self.snap.netns(ns.id)  # ``ns`` may predate a later read
+        if cur is not None and (itf := cur.interface(ifindex)) is not None:
+            return _carry(ns, cur), itf
+        if ns.inode not in self.thin or ifindex in self.thin[ns.inode]:
+            return ns, None
+        self.thin[ns.inode].add(ifindex)
+        self._snap = self._read([self.by_inode[i] for i in self.loaded])
+        cur = self.snap.netns(ns.id)
+        return (_carry(ns, cur), cur.interface(ifindex)) if cur is not None else (ns, None)
+
+    def full(self, ns: Netns) -> Netns:
+        """``ns`` with every interface (a bridge's flooding needs all its ports)."""
+        if ns.inode in self.thin:
+            self.load([ns.inode])
+        return self.snap.netns(ns.id) or ns
 
     def _read(self, handles: list[NsHandle], *, light: bool = True) -> Snapshot:
         from netlens.discovery.identity import identify
         from netlens.discovery.live_source import LiveNetlink, LiveProc
         from netlens.discovery.resolve import build_snapshot
 
-        source = LiveNetlink()
+        live = LiveNetlink()
+        source: NetlinkSource = live
+        thin = {i: w for i, w in self.thin.items() if any(h.inode == i for h in handles)}
+        if thin and light:
+            source = _ThinSource(live, thin, self.q, {h.inode: _paths(h) for h in handles})
         try:
             source.open(handles)
             snap = build_snapshot(
@@ -190,10 +238,10 @@ class Scope:
         if h is None:
             return None
         sock = self.q.sock(ns.inode, _paths(h))
-        _link, nsid = link_peer(sock, itf.ifindex)
+        _link, nsid = link_peer(sock, itf.ifindex)  # peer ifindex, its namespace's nsid
         if nsid is None:
             return None
-        cands = [c for c in self.handles if c.inode not in self.loaded]
+        cands = [c for c in self.handles if c.inode not in self.loaded or c.inode in self.thin]
         fds: list[int] = []
         kept: list[NsHandle] = []
         try:
@@ -208,7 +256,12 @@ class Scope:
                 os.close(fd)
         if pos is None:
             return None
-        self.load([kept[pos].inode])
+        if kept[pos].inode in self.thin:
+            far_ns = self.snap.netns(kept[pos].id)
+            if far_ns is not None and _link is not None:
+                self.interface(far_ns, _link)
+        else:
+            self.load([kept[pos].inode])
         return _far_end_in(self.snap, ns, itf)
 
     def owners(self, ip: str) -> list[int]:
@@ -269,6 +322,79 @@ class Scope:
             pre = [c for c in self.containers() if c.engine_id and c.engine_id.startswith(sel)]
             exact = pre if len(pre) == 1 else []
         return [inode_of[c.netns] for c in exact if c.netns in inode_of][:1]
+
+
+def _carry(old: Netns, new: Netns) -> Netns:
+    """``new`` (read again) with what was added to ``old`` lazily (NAT, routes)."""
+    if not old.nat and not old.routes:
+        return new
+    return dataclasses.replace(new, nat=old.nat or new.nat, routes=old.routes or new.routes)
+
+
+THIN_ABOVE = 200  # interfaces: above this the host is read one interface at a time
+# (NETLENS_TRACE_THIN_ABOVE overrides it: the tests read a small host thin)
+
+
+def _many_links() -> bool:
+    """Whether this process's namespace (the host's, for the CLI) has more than
+    :data:`THIN_ABOVE` interfaces: /sys/class/net lists them without netlink."""
+    try:
+        above = int(os.environ.get("NETLENS_TRACE_THIN_ABOVE", THIN_ABOVE))
+        return len(os.listdir("/sys/class/net")) > above
+    except (OSError, ValueError):
+        return False
+
+
+class _ThinSource:
+    """Discovery's netlink source, except that a thin namespace's link and address
+    "dumps" hold only the wanted interfaces (and their masters, so a bridge port
+    still shows its bridge): same bytes, same decoding, far fewer of them."""
+
+    def __init__(
+        self,
+        inner: NetlinkSource,
+        thin: dict[int, set[int]],
+        q: NsQuery,
+        paths: dict[int, list[str]],
+    ) -> None:
+        self.inner = inner
+        self.thin = thin
+        self.q = q
+        self.paths = paths
+
+    def open(self, handles: Sequence[NsHandle]) -> dict[int, OSError]:
+        return self.inner.open(handles)
+
+    def prefetch(self, inodes: Sequence[int], requests: Sequence[str]) -> None:
+        self.inner.prefetch([i for i in inodes if i not in self.thin], requests)
+
+    def dumps(self, inode: int, requests: Sequence[str]) -> dict[str, Reply]:
+        if inode not in self.thin:
+            return self.inner.dumps(inode, requests)
+        sock = self.q.sock(inode, self.paths.get(inode, []))
+        wanted = set(self.thin[inode])
+        raw, todo = b"", set(wanted)
+        while todo:
+            got, masters = links_raw(sock, sorted(todo))
+            raw += got
+            todo = masters - wanted
+            wanted |= todo
+        out: dict[str, Reply] = {}
+        for r in requests:
+            out[r] = raw if r == "link" else addrs_raw(sock, wanted) if r == "addr" else b""
+        return out
+
+    def sysctls(self, inodes: Sequence[int]) -> dict[int, dict[str, str]]:
+        return self.inner.sysctls(inodes)
+
+    def host_nsids(self) -> dict[int, int]:
+        return self.inner.host_nsids()
+
+    def ask_nsids(self, asker: int, targets: Sequence[int]) -> list[int | None]:
+        return self.inner.ask_nsids(asker, targets)
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 def _paths(h: NsHandle) -> list[str]:

@@ -246,7 +246,9 @@ def _hop(
             Verdict(DROPPED, index, f"{ans.type} route in {ns.name}", (f"route type {ans.type}",)),
             None,
         )
-    out = ns.interface(ans.oif) if ans.oif is not None else None
+    out = None
+    if ans.oif is not None:
+        ns, out = w.world.interface(ns, ans.oif)
     if out is None:
         return (
             base,
@@ -387,7 +389,7 @@ def _hop(
 
 def _is_uplink(w: _Walk, ref: Any) -> bool:
     ns = w.world.netns(ref.netns)
-    itf = ns.interface(ref.ifindex) if ns else None
+    itf = w.world.interface(ns, ref.ifindex)[1] if ns else None
     return bool(itf and itf.uplink)
 
 
@@ -421,7 +423,7 @@ def _return_check(w: _Walk, index: int, ns: Netns, in_itf: Interface, pkt: Packe
             )
         )
     elif back.type == "unicast" and back.oif != in_itf.ifindex:
-        out = ns.interface(back.oif) if back.oif is not None else None
+        out = w.world.interface(ns, back.oif)[1] if back.oif is not None else None
         w.findings.append(
             Finding(
                 "warning",

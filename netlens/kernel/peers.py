@@ -26,6 +26,7 @@ from netlens.kernel.consts import (
     IFA_LOCAL,
     IFLA_LINK,
     IFLA_LINK_NETNSID,
+    IFLA_MASTER,
     NLM_F_REQUEST,
     RTM_GETLINK,
     RTM_NEWADDR,
@@ -106,3 +107,34 @@ def addresses_here(_target: object = None) -> list[tuple[int, str]]:
         except ValueError:
             continue
     return out
+
+
+def links_raw(sock: socket.socket, ifindexes: list[int]) -> tuple[bytes, set[int]]:
+    """RTM_NEWLINK messages of just ``ifindexes`` in ``sock``'s namespace (as a dump
+    of them would have them), and the masters they name: a namespace with a
+    thousand veths is read one interface at a time where a trace crosses it."""
+    out: list[bytes] = []
+    masters: set[int] = set()
+    for seq, ifindex in enumerate(ifindexes, start=100):
+        sock.send(message(RTM_GETLINK, NLM_F_REQUEST, seq, _IFINFO.pack(0, 0, ifindex, 0, 0)))
+        data = sock.recv(65536)
+        for typ, _flags, start, end in iter_messages(data):
+            if typ != RTM_NEWLINK:
+                continue
+            out.append(data[start - 16 : end])
+            attrs = _attrs(data, start + _IFINFO.size, end)
+            if IFLA_MASTER in attrs:
+                masters.add(_U32.unpack(attrs[IFLA_MASTER])[0])
+    padded = [m + b"\0" * (-len(m) % 4) for m in out]
+    return b"".join(padded), masters
+
+
+def addrs_raw(sock: socket.socket, ifindexes: set[int]) -> bytes:
+    """The RTM_NEWADDR messages of an address dump that belong to ``ifindexes``."""
+    data = dump(sock, "addr")
+    keep: list[bytes] = []
+    for typ, _flags, start, end in iter_messages(data):
+        if typ == RTM_NEWADDR and _IFADDR.unpack_from(data, start)[4] in ifindexes:
+            msg = data[start - 16 : end]
+            keep.append(msg + b"\0" * (-len(msg) % 4))
+    return b"".join(keep)

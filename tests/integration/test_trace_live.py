@@ -8,6 +8,7 @@ the object the trace names. Nothing is sent: the trace only asks the kernels.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -293,3 +294,35 @@ def test_cli_reads_only_the_path_and_answers_as_a_whole_discovery(lab: Lab) -> N
     whole = json.loads(json.dumps(run_trace(a, b).to_dict()))
     assert doc["hops"] == whole["hops"] and doc["verdict"] == whole["verdict"]
     assert doc["hops"][0]["l2"]["bridge"]["netns_name"] == sw
+
+
+@pytest.mark.parametrize("thin", [True, False])
+def test_cli_across_a_host_bridge_read_thin(lab: Lab, thin: bool) -> None:
+    """On a host with many interfaces the CLI reads the host one interface at a
+    time (forced here with NETLENS_TRACE_THIN_ABOVE=0): the veth peer, its
+    bridge, the FDB's port; all ports only to follow a flooded frame. The answer
+    equals a trace over a whole discovery, flooded (no FDB entry yet) and learned."""
+    a, b = lab.add_netns("a"), lab.add_netns("b")
+    br = lab.add_bridge("br")
+    for ns, end in ((a, "ha"), (b, "hb")):
+        lab.add_veth(lab.name(end), f"{lab.name(end)}p", None, ns)
+        sh(f"ip link set {lab.name(end)} master {br}")
+        sh(f"ip -n {ns} link set {lab.name(end)}p name eth0")
+    addr(a, "eth0", "10.69.0.1/24")
+    addr(b, "eth0", "10.69.0.2/24")
+    env = {**os.environ, "NETLENS_TRACE_THIN_ABOVE": "0" if thin else "100000"}
+
+    def both() -> tuple[dict[str, Any], dict[str, Any]]:
+        out = subprocess.run([sys.executable, "-m", "netlens", "trace", a, b, "--json"],
+                             capture_output=True, text=True, env=env)  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout), json.loads(json.dumps(run_trace(a, b).to_dict()))
+
+    doc, whole = both()
+    assert doc["hops"][0]["l2"]["fdb"] == "flooded", doc["hops"][0]["l2"]
+    assert doc["hops"] == whole["hops"] and doc["verdict"] == whole["verdict"]
+    sh(f"ip netns exec {a} ping -c1 -W1 10.69.0.2")  # the bridge learns b's MAC
+    doc, whole = both()
+    assert doc["hops"][0]["l2"]["fdb"] == "learned", doc["hops"][0]["l2"]
+    assert doc["hops"][0]["l2"]["port"]["name"] == lab.name("hb")
+    assert doc["hops"] == whole["hops"] and doc["verdict"] == whole["verdict"]
