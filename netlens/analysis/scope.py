@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import socket
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
@@ -241,27 +242,23 @@ class Scope:
         _link, nsid = link_peer(sock, itf.ifindex)  # peer ifindex, its namespace's nsid
         if nsid is None:
             return None
-        cands = [c for c in self.handles if c.inode not in self.loaded or c.inode in self.thin]
-        fds: list[int] = []
-        kept: list[NsHandle] = []
-        try:
-            for c in cands:
-                fd = nsenter.open_netns(c.path)
-                if fd is not None:
-                    fds.append(fd)
-                    kept.append(c)
-            pos = which_nsid(sock, nsid, fds)
-        finally:
-            for fd in fds:
-                os.close(fd)
-        if pos is None:
+        # The namespaces read thin first (most cables lead to the host), then
+        # every one not read yet: one RTM_GETNSID batch each.
+        thin = [c for c in self.handles if c.inode in self.thin]
+        rest = [c for c in self.handles if c.inode not in self.loaded]
+        peer_ns: NsHandle | None = None
+        for cands in (thin, rest):
+            peer_ns = _which(sock, nsid, cands) if cands else None
+            if peer_ns is not None:
+                break
+        if peer_ns is None:
             return None
-        if kept[pos].inode in self.thin:
-            far_ns = self.snap.netns(kept[pos].id)
+        if peer_ns.inode in self.thin:
+            far_ns = self.snap.netns(peer_ns.id)
             if far_ns is not None and _link is not None:
                 self.interface(far_ns, _link)
         else:
-            self.load([kept[pos].inode])
+            self.load([peer_ns.inode])
         return _far_end_in(self.snap, ns, itf)
 
     def owners(self, ip: str) -> list[int]:
@@ -322,6 +319,23 @@ class Scope:
             pre = [c for c in self.containers() if c.engine_id and c.engine_id.startswith(sel)]
             exact = pre if len(pre) == 1 else []
         return [inode_of[c.netns] for c in exact if c.netns in inode_of][:1]
+
+
+def _which(sock: socket.socket, nsid: int, cands: list[NsHandle]) -> NsHandle | None:
+    """The candidate that ``sock``'s namespace numbers ``nsid``."""
+    fds: list[int] = []
+    kept: list[NsHandle] = []
+    try:
+        for c in cands:
+            fd = nsenter.open_netns(c.path)
+            if fd is not None:
+                fds.append(fd)
+                kept.append(c)
+        pos = which_nsid(sock, nsid, fds)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    return kept[pos] if pos is not None else None
 
 
 def _carry(old: Netns, new: Netns) -> Netns:
