@@ -10,10 +10,11 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from netlens.analysis.scope import World
 from netlens.analysis.tracetypes import Iface, L2Step
 from netlens.kernel.nsquery import NsQuery
 from netlens.kernel.routeget import fdb_get
-from netlens.model.types import Interface, Netns, Snapshot
+from netlens.model.types import Interface, Netns
 
 
 def iface(ns: Netns, itf: Interface) -> Iface:
@@ -47,34 +48,33 @@ def _owns(itf: Interface, ip: str) -> bool:
     return any(ipaddress.ip_address(a.address) == want for a in itf.addresses)
 
 
-def _far_end(snap: Snapshot, port_ns: Netns, port: Interface) -> tuple[Netns, Interface] | None:
-    """Across a bridge port: the veth peer's namespace and interface."""
-    if port.kind == "veth" and port.peer is not None:
-        far_ns = snap.netns(port.peer.netns)
-        far = far_ns.interface(port.peer.ifindex) if far_ns else None
-        if far_ns is not None and far is not None:
-            return far_ns, far
-    return None
-
-
 def _port_of(
-    snap: Snapshot, ns: Netns, bridge: Interface, mac: str | None, nexthop: str
+    world: World, ns: Netns, bridge: Interface, mac: str | None, nexthop: str
 ) -> tuple[Interface | None, str]:
     """(egress port or the bridge itself, how it was chosen) without the kernel FDB:
-    the port whose far end has ``mac`` or owns ``nexthop`` (a flooded frame reaches it)."""
+    the port whose far end has ``mac`` or owns ``nexthop`` (a flooded frame reaches it).
+    Only namespaces already read are looked at, then (once) the owner of ``nexthop``."""
     if (mac and bridge.mac == mac) or _owns(bridge, nexthop):
         return bridge, "local"
-    for port in ns.interfaces:
-        if port.master != bridge.ifindex:
-            continue
-        far = _far_end(snap, ns, port)
-        if far is not None and ((mac and far[1].mac == mac) or _owns(far[1], nexthop)):
-            return port, "flooded"
+    ns = world.full(ns)  # every port of the bridge (a thin namespace has a few)
+    for attempt in range(2):
+        for port in ns.interfaces:
+            if port.master != bridge.ifindex:
+                continue
+            far = world.far_end(ns, port, load=False)
+            if far is not None and ((mac and far[1].mac == mac) or _owns(far[1], nexthop)):
+                return port, "flooded"
+        if attempt or not world.load_owner(nexthop):
+            break
+        fresh = world.netns(ns.id)
+        if fresh is None:
+            break
+        ns = fresh
     return None, "flooded"
 
 
 def cross_bridge(
-    snap: Snapshot,
+    world: World,
     q: NsQuery,
     ns: Netns,
     bridge: Interface,
@@ -93,14 +93,14 @@ def cross_bridge(
     if mac:
         entry = fdb_get(q.sock(ns.inode, ns_paths(ns)), mac, bridge.ifindex)
         if entry is not None:
-            port = ns.interface(entry.port)
+            ns, port = world.interface(ns, entry.port)
             how = (
                 "local" if entry.port == bridge.ifindex or "permanent" in entry.state else "learned"
             )
             if how == "local":
                 port = bridge if entry.port == bridge.ifindex else port
     if port is None:
-        port, how = _port_of(snap, ns, bridge, mac, nexthop)
+        port, how = _port_of(world, ns, bridge, mac, nexthop)
     if port is None:
         step = L2Step("bridge", br, how)
         return Arrival(step, drop=f"no port of bridge {bridge.name} leads to {nexthop}")
@@ -111,7 +111,7 @@ def cross_bridge(
         step = L2Step("bridge", br, how, iface(ns, port), port.port.state)
         return Arrival(step, drop=f"bridge port {port.name} is {port.port.state}")
     state = port.port.state if port.port else None
-    far = _far_end(snap, ns, port)
+    far = world.far_end(ns, port)
     if far is None:
         step = L2Step("bridge", br, how, iface(ns, port), state)
         return Arrival(step, leaves=iface(ns, port))
@@ -120,21 +120,21 @@ def cross_bridge(
 
 
 def follow(
-    snap: Snapshot, q: NsQuery, ns: Netns, out: Interface, mac: str | None, nexthop: str
+    world: World, q: NsQuery, ns: Netns, out: Interface, mac: str | None, nexthop: str
 ) -> Arrival:
     """Where a frame sent on ``out`` towards ``mac`` (the next hop's, if known) arrives."""
     if out.kind == "bridge":
-        return cross_bridge(snap, q, ns, out, None, mac, nexthop)
+        return cross_bridge(world, q, ns, out, None, mac, nexthop)
     if out.kind == "veth":
-        far = _far_end(snap, ns, out)
+        far = world.far_end(ns, out)
         if far is None:
             return Arrival(L2Step("veth"), drop=f"the veth peer of {out.name} is gone")
         far_ns, far_itf = far
         if not far_itf.up:
             return Arrival(L2Step("veth", ingress=iface(*far)), drop=f"{far_itf.name} is down")
         if far_itf.master is not None:
-            master = far_ns.interface(far_itf.master)
+            far_ns, master = world.interface(far_ns, far_itf.master)
             if master is not None and master.kind == "bridge":
-                return cross_bridge(snap, q, far_ns, master, far_itf, mac, nexthop)
+                return cross_bridge(world, q, far_ns, master, far_itf, mac, nexthop)
         return Arrival(L2Step("veth", ingress=iface(*far)), far_ns, far_itf)
     return Arrival(L2Step(out.kind or "link"), leaves=iface(ns, out))

@@ -6,6 +6,8 @@ outside netlens and goes through :func:`netlens.kernel.inert.terminal` first.
 
 from __future__ import annotations
 
+from typing import Any
+
 from netlens.analysis.tracetypes import DELIVERED, LEAVES, Hop, TraceResult
 from netlens.kernel.inert import terminal as t
 
@@ -95,4 +97,29 @@ def render(res: TraceResult) -> str:
     for e in v.evidence:
         if e:
             lines.append(f"  evidence: {t(e)}")
+    return "\n".join(lines)
+
+
+def render_probe(p: dict[str, Any]) -> str:
+    """The ``--probe`` section: what the real packets did, after the static answer."""
+    lines = [f"probe: {p['sent']} {p['proto']} packet(s) sent, answer: {p['answer'] or 'none'}"]
+    if p["seen_in"]:
+        lines.append(f"  seen by the kernel in: {', '.join(t(n) for n in p['seen_in'])}")
+    for c in p["counters"]:
+        lines.append(
+            f"  counters {t(c['interface'])}: rx +{c['rx_packets']} tx +{c['tx_packets']}"
+            f" rx_dropped +{c['rx_dropped']} tx_dropped +{c['tx_dropped']}"
+        )
+    for d in p["drops"]:
+        lines.append(f"  kernel drop: {t(d['reason'])} at {t(d['location'])}")
+    if p["other_drops"]:
+        lines.append(f"  ({p['other_drops']} drop(s) of other traffic on the host ignored)")
+    for n in p["notes"]:
+        lines.append(f"  note: {t(n)}")
+    at = f" at hop {p['died_at']}" if p["died_at"] is not None else ""
+    lines.append(f"probe verdict: {p['result'].upper()}{at}: {t(p['reason'])}")
+    for e in p["evidence"]:
+        lines.append(f"  evidence: {t(e)}")
+    if not p["agrees"]:
+        lines.append(f"DISAGREEMENT: {t(p['disagreement'] or '')}")
     return "\n".join(lines)

@@ -20,6 +20,7 @@ from typing import Any
 from netlens.analysis import filters, refusal, rewrite
 from netlens.analysis.endpoints import Endpoint
 from netlens.analysis.l2 import follow, iface, ns_paths
+from netlens.analysis.scope import Whole, World
 from netlens.analysis.tracetypes import (
     DELIVERED,
     DROPPED,
@@ -31,7 +32,10 @@ from netlens.analysis.tracetypes import (
     TraceResult,
     Verdict,
 )
+from netlens.discovery.nat import NftChain, dump_chains
+from netlens.kernel.consts import NETLINK_NETFILTER
 from netlens.kernel.nftread import ruleset_here
+from netlens.kernel.nsenter import netlink_socket
 from netlens.kernel.nsquery import NamespaceGone, NsQuery, read_text
 from netlens.kernel.routeget import RouteAnswer, neigh_get, netconf_get, route_get
 from netlens.kernel.sockets import comm, listeners_here, owners
@@ -43,11 +47,12 @@ MAX_HOPS = 32
 class _Walk:
     """State of one trace: the kernel sessions, caches, the hops so far."""
 
-    def __init__(self, snap: Snapshot, q: NsQuery, with_filters: bool) -> None:
-        self.snap = snap
+    def __init__(self, world: World, q: NsQuery, with_filters: bool) -> None:
+        self.world = world
         self.q = q
         self.with_filters = with_filters
         self.rulesets: dict[int, list[dict[str, Any]] | None] = {}
+        self.chains: dict[int, list[NftChain] | None] = {}
         self.findings: list[Finding] = []
         self.min_mtu: int | None = None
         self.min_mtu_at: str | None = None
@@ -63,6 +68,22 @@ class _Walk:
                 self.rulesets[ns.inode] = None
         return self.rulesets[ns.inode]
 
+    def hooked(self, ns: Netns, hook: str, fams: tuple[str, ...]) -> bool:
+        """Whether ``ns`` has any filter base chain on ``hook`` in ``fams``: one
+        NFT_MSG_GETCHAIN dump answers it, so ``nft`` (tens of ms, more on a host
+        with big rulesets) runs only where a chain can judge the packet."""
+        if ns.inode not in self.chains:
+            try:
+                self.chains[ns.inode] = self.q.run(ns.inode, ns_paths(ns), _chains_here)
+            except OSError:
+                self.chains[ns.inode] = None
+        chains = self.chains[ns.inode]
+        if chains is None:
+            return True
+        return any(
+            c.family in fams and c.hook == hook and (c.type or "filter") == "filter" for c in chains
+        )
+
     def filter(
         self,
         ns: Netns,
@@ -74,11 +95,19 @@ class _Walk:
     ) -> filters.FilterVerdict | None:
         if not self.with_filters:
             return None
+        if not self.hooked(ns, hook, fams):
+            return filters.evaluate([], hook, pkt, iif, oif, fams)
         return filters.evaluate(self.ruleset(ns), hook, pkt, iif, oif, fams)
 
     def mtu(self, where: str, value: int | None) -> None:
         if value and (self.min_mtu is None or value < self.min_mtu):
             self.min_mtu, self.min_mtu_at = value, where
+
+
+def _chains_here() -> list[NftChain]:
+    """Every nftables chain of the calling thread's namespace (no rules)."""
+    with netlink_socket(NETLINK_NETFILTER, rcvbuf=1 << 17) as sock:
+        return dump_chains(sock)
 
 
 def _fams(pkt: Packet) -> tuple[str, ...]:
@@ -99,7 +128,7 @@ def _route_dict(ans: RouteAnswer) -> dict[str, Any]:
 
 
 def trace(
-    snap: Snapshot,
+    snap: Snapshot | World,
     src: Endpoint,
     dst: Endpoint,
     q: NsQuery,
@@ -111,7 +140,7 @@ def trace(
 ) -> TraceResult:
     """Walk from ``src`` to ``dst`` (see the module doc); ``q`` holds the kernel sessions."""
     assert src.ns is not None and dst.address is not None
-    w = _Walk(snap, q, with_filters)
+    w = _Walk(Whole(snap) if isinstance(snap, Snapshot) else snap, q, with_filters)
     query = {
         "src": src.spec,
         "dst": dst.spec,
@@ -165,6 +194,7 @@ def _hop(
     src: Endpoint,
     dst: Endpoint,
 ) -> tuple[Hop, Verdict | None, tuple[Netns, Interface, Packet] | None]:
+    ns = w.world.with_nat(ns)
     sock = w.sock(ns)
     iif_name = in_itf.name if in_itf else None
     nat_notes: list[str] = []
@@ -206,7 +236,7 @@ def _hop(
         sysctls=sysctls,
     )
     if ans.error:
-        reason, evidence = refusal.explain(sock, ns, in_itf, pkt, ans, sysctls)
+        reason, evidence = refusal.explain(sock, w.world.with_routes(ns), in_itf, pkt, ans, sysctls)
         return base, Verdict(DROPPED, index, reason, tuple(evidence)), None
     if ans.type == "local":
         return _deliver(w, base, ns, in_itf, pkt, src, dst)
@@ -216,7 +246,9 @@ def _hop(
             Verdict(DROPPED, index, f"{ans.type} route in {ns.name}", (f"route type {ans.type}",)),
             None,
         )
-    out = ns.interface(ans.oif) if ans.oif is not None else None
+    out = None
+    if ans.oif is not None:
+        ns, out = w.world.interface(ns, ans.oif)
     if out is None:
         return (
             base,
@@ -309,10 +341,10 @@ def _hop(
             ),
             None,
         )
-    arrival = follow(w.snap, w.q, ns, out, neigh.mac if neigh else None, nexthop)
+    arrival = follow(w.world, w.q, ns, out, neigh.mac if neigh else None, nexthop)
     step = arrival.step
     if arrival.ns is not None and step.bridge is not None:
-        bridge_ns = w.snap.netns(step.bridge.netns)
+        bridge_ns = w.world.netns(step.bridge.netns)
         if bridge_ns is not None:
             step, drop = _br_netfilter(w, bridge_ns, step, pkt)
             if drop:
@@ -356,8 +388,8 @@ def _hop(
 
 
 def _is_uplink(w: _Walk, ref: Any) -> bool:
-    ns = w.snap.netns(ref.netns)
-    itf = ns.interface(ref.ifindex) if ns else None
+    ns = w.world.netns(ref.netns)
+    itf = w.world.interface(ns, ref.ifindex)[1] if ns else None
     return bool(itf and itf.uplink)
 
 
@@ -391,7 +423,7 @@ def _return_check(w: _Walk, index: int, ns: Netns, in_itf: Interface, pkt: Packe
             )
         )
     elif back.type == "unicast" and back.oif != in_itf.ifindex:
-        out = ns.interface(back.oif) if back.oif is not None else None
+        out = w.world.interface(ns, back.oif)[1] if back.oif is not None else None
         w.findings.append(
             Finding(
                 "warning",

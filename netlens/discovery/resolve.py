@@ -121,11 +121,19 @@ def _ingress_redirects(src: NetlinkSource, ns: NsData) -> None:
             ns.tc[index] = dataclasses.replace(ns.tc[index], ingress_to=target)
 
 
+LIGHT_ROUND = ("link", "addr")
+"""What ``light`` reads: the interfaces and their addresses (netlens trace asks
+the kernel itself for routes, neighbours and FDB entries, one question each)."""
+
+
 def read_namespaces(
-    handles: Sequence[NsHandle], src: NetlinkSource
+    handles: Sequence[NsHandle], src: NetlinkSource, *, light: bool = False
 ) -> tuple[list[NsData], dict[int, OSError]]:
     """Open and dump every namespace. Vanished namespaces are dropped; those that
-    could not be entered for another reason stay, marked unreadable."""
+    could not be entered for another reason stay, marked unreadable. ``light``:
+    links and addresses only (no routes, rules, neighbours, qdiscs, FDB, bridge
+    sysctls): on a host with 1000 veths those cost most of the time."""
+    first_round = LIGHT_ROUND if light else FIRST_ROUND
     failed = src.open(handles)
     out: list[NsData] = []
     for h in handles:
@@ -137,11 +145,11 @@ def read_namespaces(
             continue
         out.append(NsData(h))
     bridged: list[int] = []
-    src.prefetch([ns.handle.inode for ns in out if ns.readable], FIRST_ROUND)
+    src.prefetch([ns.handle.inode for ns in out if ns.readable], first_round)
     for ns in out:
         if not ns.readable:
             continue
-        got = _replies(src, ns, FIRST_ROUND)
+        got = _replies(src, ns, first_round)
         data = got.get("link")
         if data is not None:
             ns.links = nl.parse_links(data)
@@ -170,7 +178,7 @@ def read_namespaces(
         kinds = {rec.kind for rec in ns.links}
         if "bridge" in kinds:
             bridged.append(ns.handle.inode)
-        if kinds & _NEEDS_FDB:
+        if kinds & _NEEDS_FDB and not light:
             raw = _replies(src, ns, ("fdb",)).get("fdb")
             if isinstance(raw, bytes):
                 vx = frozenset(r.ifindex for r in ns.links if r.kind == "vxlan")
@@ -180,7 +188,7 @@ def read_namespaces(
             # the helper process walking the other namespaces, this process would
             # otherwise wait for it here with nothing to do.
             src.host_nsids()
-    if bridged:
+    if bridged and not light:
         values = src.sysctls(bridged)
         for ns in out:
             ns.sysctls.update(values.get(ns.handle.inode, {}))
@@ -336,8 +344,10 @@ def build_snapshot(
     root: bool = True,
     warnings: Sequence[str] = (),
     networks: Mapping[str, str] | None = None,
+    light: bool = False,
 ) -> Snapshot:
     """Read every namespace in ``handles`` through ``src`` and resolve relations.
+    ``light``: interfaces and addresses only (see :func:`read_namespaces`).
 
     ``networks``: host bridge name -> the network that owns it (engines' state,
     see :mod:`netlens.discovery.networks`), set on those bridges' ``network``.
@@ -348,7 +358,9 @@ def build_snapshot(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _build(handles, src, proc, containers, nat, root, warnings, taken_at, networks or {})
+        return _build(
+            handles, src, proc, containers, nat, root, warnings, taken_at, networks or {}, light
+        )
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -364,8 +376,9 @@ def _build(
     warnings: Sequence[str],
     taken_at: float,
     networks: Mapping[str, str],
+    light: bool = False,
 ) -> Snapshot:
-    spaces, _failed = read_namespaces(handles, src)
+    spaces, _failed = read_namespaces(handles, src, light=light)
     readable = [ns for ns in spaces if ns.readable and ns.links]
     if not readable:
         raise DiscoveryError(

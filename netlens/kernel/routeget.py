@@ -192,7 +192,9 @@ def route_request(
     if mark is not None:
         body += nla(RTA_MARK, _U32.pack(mark))
     if proto is not None:
-        body += nla(RTA_IP_PROTO, bytes([IPPROTO[proto]]))
+        # IPv6 route get accepts only tcp, udp and icmpv6 (ENOTSUP for protocol 1)
+        wire = "icmpv6" if proto == "icmp" and fam == AF_INET6 else proto
+        body += nla(RTA_IP_PROTO, bytes([IPPROTO[wire]]))
         if proto in ("tcp", "udp"):
             if sport is not None:
                 body += nla(RTA_SPORT, _U16BE.pack(sport))

@@ -129,3 +129,29 @@ def test_bench_trace(namespaces: list[str]) -> None:
         f"[bench] baseline `ip netns exec NS ip route get` over all {len(namespaces)}: "
         f"{loop:.2f} s ({loop / len(namespaces) * 1000:.1f} ms each)"
     )
+
+
+def test_bench_trace_probe(namespaces: list[str]) -> None:
+    """``--probe`` between two of the bench's own namespaces: answered, then
+    dropped by an input rule in LAST (removed after), as a whole process."""
+    first, last = namespaces[0], namespaces[-1]
+    argv = [sys.executable, "-m", "netlens", "trace", first, last, "--probe"]
+    _wall, text = _time([*argv, "--json"])
+    doc = json.loads(text)
+    assert doc["probe"]["answer"] == "reply", doc["probe"]
+    answered = [_time(argv)[0] for _ in range(REPEAT)]
+    table = f"{PREFIX}drop"
+    sh(f"ip netns exec {last} nft 'add table ip {table}; add chain ip {table} in "
+       f"{{ type filter hook input priority 0; }}; add rule ip {table} in icmp type echo-request drop'")  # fmt: skip  # noqa: E501
+    try:
+        _wall, text = _time([*argv, "--json"])
+        doc = json.loads(text)
+        assert doc["probe"]["result"] == "dropped" and doc["probe"]["died_at"] == 2, doc["probe"]
+        dropped = [_time(argv)[0] for _ in range(REPEAT)]
+    finally:
+        sh(f"ip netns exec {last} nft delete table ip {table}", check=False)
+    print(
+        f"[bench] trace --probe at {len(namespaces)} namespaces: answered best "
+        f"{min(answered):.3f} s, median {statistics.median(answered):.3f} s; dropped best "
+        f"{min(dropped):.3f} s, median {statistics.median(dropped):.3f} s (target 2 s)"
+    )

@@ -8,11 +8,13 @@ the object the trace names. Nothing is sent: the trace only asks the kernels.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Lab, sh
@@ -45,8 +47,7 @@ def run_trace(src: str, dst: str, **kw: object) -> TraceResult:
         )  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def routed(lab: Lab) -> Iterator[tuple[Lab, str, str, str]]:
+def build_routed(lab: Lab) -> tuple[Lab, str, str, str]:
     """a (10.66.1.2) -- r (10.66.1.1 | 10.66.2.1) -- b (10.66.2.2), forwarding on in r."""
     a, r, b = lab.add_netns("a"), lab.add_netns("r"), lab.add_netns("b")
     link(a, "eth0", r, "ra")
@@ -60,7 +61,13 @@ def routed(lab: Lab) -> Iterator[tuple[Lab, str, str, str]]:
     for ns in (a, r, b):
         sh(f"ip netns exec {ns} sysctl -qw net.ipv4.conf.all.rp_filter=0")
     sh(f"ip netns exec {r} sysctl -qw net.ipv4.ip_forward=1")
-    yield lab, a, r, b
+    return lab, a, r, b
+
+
+@pytest.fixture
+def routed(lab: Lab) -> Iterator[tuple[Lab, str, str, str]]:
+    """The three-namespace routed path of :func:`build_routed`."""
+    yield build_routed(lab)
 
 
 def test_delivered_across_a_bridge_in_a_third_namespace(lab: Lab) -> None:
@@ -142,6 +149,11 @@ def test_dropped_by_a_refusing_route(
     assert res.verdict.result == "dropped" and res.verdict.hop == 2, res.verdict
     assert words in res.verdict.reason
     assert any("10.66.2.0/24" in e for e in res.verdict.evidence)
+    # the CLI reads namespaces without their routes: it reads r's to name this one
+    out = subprocess.run([sys.executable, "-m", "netlens", "trace", a, "10.66.2.2", "--json"],
+                         capture_output=True, text=True)  # fmt: skip
+    assert out.returncode == 1, out.stderr
+    assert json.loads(out.stdout)["verdict"] == json.loads(json.dumps(res.to_dict()))["verdict"]
 
 
 def test_dropped_for_no_route(routed: tuple[Lab, str, str, str]) -> None:
@@ -230,3 +242,87 @@ def test_cli_json_and_exit_codes(routed: tuple[Lab, str, str, str]) -> None:
                          capture_output=True, text=True)  # fmt: skip
     assert bad.returncode == 2 and len(bad.stderr.splitlines()) == 1
     assert f"did you mean '{a}'" in bad.stderr
+
+
+def test_cli_dst_address_owner_found_after_the_walk(routed: tuple[Lab, str, str, str]) -> None:
+    """DST given as an address: the CLI finds its owner from the walk (no search
+    of every namespace first), and says the same as when the owner was known."""
+    _lab, a, r, b = routed
+
+    def cli(*args: str) -> dict[str, Any]:
+        out = subprocess.run([sys.executable, "-m", "netlens", "trace", *args, "--json"],
+                             capture_output=True, text=True)  # fmt: skip
+        assert out.returncode in (0, 1), out.stderr
+        return dict(json.loads(out.stdout))
+
+    ids = {h["netns_name"]: h["netns"] for h in cli(a, b)["hops"]}
+    doc = cli(a, "10.66.2.2")
+    assert doc["verdict"]["result"] == "delivered" and doc["query"]["dst_netns"] == ids[b]
+    # dropped before it gets there: the owner is looked up after, all the same
+    sh(f"ip netns exec {r} sysctl -qw net.ipv4.ip_forward=0")
+    doc = cli(a, "10.66.2.2")
+    assert doc["verdict"]["result"] == "dropped" and doc["query"]["dst_netns"] == ids[b]
+    sh(f"ip netns exec {r} sysctl -qw net.ipv4.ip_forward=1")
+    # DNAT in r: 10.66.1.1 (r's) is delivered to b, and the warning says so
+    sh(f"ip netns exec {r} nft 'add table ip ntn; add chain ip ntn pre "
+       "{ type nat hook prerouting priority -100; }; "
+       "add rule ip ntn pre ip daddr 10.66.1.1 icmp type echo-request "
+       "dnat to 10.66.2.2'")  # fmt: skip
+    doc = cli(a, "10.66.1.1")
+    assert doc["query"]["dst_netns"] == ids[r], doc["query"]
+    assert [h["netns_name"] for h in doc["hops"]] == [a, r, b], doc["hops"]
+    assert any(f"not to {r}" in f["text"] for f in doc["findings"]), doc["findings"]
+
+
+def test_cli_reads_only_the_path_and_answers_as_a_whole_discovery(lab: Lab) -> None:
+    """The CLI reads SRC's, DST's and the host's namespaces, then whatever the
+    cables lead into (here the bridge's namespace, found by asking a's kernel
+    which namespace its veth peer is in); its hops equal those of a trace over a
+    whole discovery."""
+    a, b, sw = lab.add_netns("a"), lab.add_netns("b"), lab.add_netns("sw")
+    lab.add_netns("x")  # not on the path
+    sh(f"ip -n {sw} link add br0 type bridge && ip -n {sw} link set br0 up")
+    link(a, "eth0", sw, "pa")
+    link(b, "eth0", sw, "pb")
+    sh(f"ip -n {sw} link set pa master br0 && ip -n {sw} link set pb master br0")
+    addr(a, "eth0", "10.67.0.1/24")
+    addr(b, "eth0", "10.67.0.2/24")
+    out = subprocess.run([sys.executable, "-m", "netlens", "trace", a, b, "--json"],
+                         capture_output=True, text=True)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    whole = json.loads(json.dumps(run_trace(a, b).to_dict()))
+    assert doc["hops"] == whole["hops"] and doc["verdict"] == whole["verdict"]
+    assert doc["hops"][0]["l2"]["bridge"]["netns_name"] == sw
+
+
+@pytest.mark.parametrize("thin", [True, False])
+def test_cli_across_a_host_bridge_read_thin(lab: Lab, thin: bool) -> None:
+    """On a host with many interfaces the CLI reads the host one interface at a
+    time (forced here with NETLENS_TRACE_THIN_ABOVE=0): the veth peer, its
+    bridge, the FDB's port; all ports only to follow a flooded frame. The answer
+    equals a trace over a whole discovery, flooded (no FDB entry yet) and learned."""
+    a, b = lab.add_netns("a"), lab.add_netns("b")
+    br = lab.add_bridge("br")
+    for ns, end in ((a, "ha"), (b, "hb")):
+        lab.add_veth(lab.name(end), f"{lab.name(end)}p", None, ns)
+        sh(f"ip link set {lab.name(end)} master {br}")
+        sh(f"ip -n {ns} link set {lab.name(end)}p name eth0")
+    addr(a, "eth0", "10.69.0.1/24")
+    addr(b, "eth0", "10.69.0.2/24")
+    env = {**os.environ, "NETLENS_TRACE_THIN_ABOVE": "0" if thin else "100000"}
+
+    def both() -> tuple[dict[str, Any], dict[str, Any]]:
+        out = subprocess.run([sys.executable, "-m", "netlens", "trace", a, b, "--json"],
+                             capture_output=True, text=True, env=env)  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout), json.loads(json.dumps(run_trace(a, b).to_dict()))
+
+    doc, whole = both()
+    assert doc["hops"][0]["l2"]["fdb"] == "flooded", doc["hops"][0]["l2"]
+    assert doc["hops"] == whole["hops"] and doc["verdict"] == whole["verdict"]
+    sh(f"ip netns exec {a} ping -c1 -W1 10.69.0.2")  # the bridge learns b's MAC
+    doc, whole = both()
+    assert doc["hops"][0]["l2"]["fdb"] == "learned", doc["hops"][0]["l2"]
+    assert doc["hops"][0]["l2"]["port"]["name"] == lab.name("hb")
+    assert doc["hops"] == whole["hops"] and doc["verdict"] == whole["verdict"]

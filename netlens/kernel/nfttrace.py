@@ -1,0 +1,238 @@
+"""nftables rule tracing in one namespace, temporary: a table that sets
+``meta nftrace set 1`` on the probe's packets, and ``nft monitor trace``.
+
+The kernel then reports every rule a traced packet meets, in every table of
+that namespace, with the verdict: the rule that dropped a probe is named by
+the kernel itself, not by reading the ruleset. The table is this process's own
+(``netlens_probe_<pid>``) and is deleted by :func:`remove_here`; the caller
+runs install and removal from a thread inside the namespace (``nft`` then
+inherits it), and must remove in a ``finally``.
+
+Parsing follows nft 1.0's text: ``trace id ID FAMILY TABLE CHAIN rule ...
+(verdict drop)`` and ``... CHAIN policy drop``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import select
+import shutil
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+_TIMEOUT_S = 5.0
+_LINE = re.compile(r"^trace id (\w+) (\w+) (\S+) (\S+) (.*)$")
+
+
+def table_name() -> str:
+    """This process's trace table (one per process, so two probes never meet)."""
+    return f"netlens_probe_{os.getpid()}"
+
+
+def _nft() -> str | None:
+    return shutil.which("nft")
+
+
+def _match(addrs: list[str]) -> list[str]:
+    out: list[str] = []
+    for a in dict.fromkeys(addrs):
+        fam = "ip6" if ipaddress.ip_address(a).version == 6 else "ip"
+        out += [f"{fam} saddr {a}", f"{fam} daddr {a}"]
+    return out
+
+
+def install_here(addrs: list[str]) -> None:
+    """Add the trace table to the calling thread's namespace: packets from or to
+    any of ``addrs`` are traced at prerouting and output (before everything)."""
+    nft = _nft()
+    if nft is None:
+        raise OSError(2, "nft not found")
+    name = table_name()
+    rules = "".join(f"    {m} meta nftrace set 1\n" for m in _match(addrs))
+    text = (
+        f"table inet {name} {{\n"
+        "  chain pre {\n    type filter hook prerouting priority -350; policy accept;\n"
+        f"{rules}  }}\n"
+        "  chain out {\n    type filter hook output priority -350; policy accept;\n"
+        f"{rules}  }}\n"
+        "}\n"
+    )
+    res = subprocess.run(
+        [nft, "-f", "-"],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=_TIMEOUT_S,
+        check=False,
+    )
+    if res.returncode != 0:
+        raise OSError(5, f"nft: {res.stderr.strip() or 'failed'}")
+
+
+def present_here() -> bool:
+    """Whether this process's trace table exists in the calling thread's namespace."""
+    nft = _nft()
+    if nft is None:
+        return False
+    res = subprocess.run(
+        [nft, "list", "tables"], capture_output=True, text=True, timeout=_TIMEOUT_S, check=False
+    )
+    return table_name() in res.stdout.split()
+
+
+def remove_here() -> bool:
+    """Delete the trace table here; True when it is gone (or was never there)."""
+    nft = _nft()
+    if nft is None:
+        return True
+    subprocess.run(
+        [nft, "delete", "table", "inet", table_name()],
+        capture_output=True,
+        timeout=_TIMEOUT_S,
+        check=False,
+    )
+    return not present_here()
+
+
+@dataclass
+class Monitor:
+    """One ``nft monitor trace`` and what it printed so far."""
+
+    proc: subprocess.Popen[bytes]
+    out: bytearray = field(default_factory=bytearray)
+
+
+def start_monitor_here() -> Monitor:
+    """``nft monitor trace`` for the calling thread's namespace (stop with
+    :func:`stop_monitor`)."""
+    nft = _nft()
+    if nft is None:
+        raise OSError(2, "nft not found")
+    proc = subprocess.Popen(
+        [nft, "monitor", "trace"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    return Monitor(proc)
+
+
+def settle(monitors: Sequence[Monitor], quiet_s: float, cap_s: float) -> None:
+    """Read what the monitors print until none has printed for ``quiet_s`` (at
+    most ``cap_s``): nft prints an event some time after the kernel sent it, and
+    one still unread when nft is stopped is lost; a busy host only waits longer."""
+    fds = {m.proc.stdout.fileno(): m for m in monitors if m.proc.stdout is not None}
+    now = time.monotonic()
+    deadline, last = now + cap_s, now
+    while fds and now < deadline and now - last < quiet_s:
+        ready, _w, _x = select.select(list(fds), [], [], min(quiet_s, deadline - now))
+        for fd in ready:
+            chunk = os.read(fd, 65536)
+            if chunk:
+                fds[fd].out += chunk
+                last = time.monotonic()
+            else:
+                del fds[fd]
+        now = time.monotonic()
+
+
+NFNLGRP_NFTRACE = 9
+NETLINK_NETFILTER = 12
+
+
+def monitor_ready(mon: Monitor) -> bool:
+    """Whether ``mon``'s ``nft monitor trace`` has joined the kernel's trace
+    group yet: one of its sockets is listed in its namespace's
+    ``/proc/PID/net/netlink`` as a netfilter socket with that group's bit set.
+    Until then the kernel would send it nothing, so the probe waits for this
+    instead of guessing a delay."""
+    proc = mon.proc
+    try:
+        mine = {
+            link[len("socket:[") : -1]
+            for fd in os.listdir(f"/proc/{proc.pid}/fd")
+            if (link := os.readlink(f"/proc/{proc.pid}/fd/{fd}")).startswith("socket:[")
+        }
+        with open(f"/proc/{proc.pid}/net/netlink", encoding="ascii") as fh:
+            rows = [line.split() for line in fh.readlines()[1:]]
+    except OSError:
+        return False
+    bit = 1 << (NFNLGRP_NFTRACE - 1)
+    return any(
+        len(r) >= 10 and r[1] == str(NETLINK_NETFILTER) and int(r[3], 16) & bit and r[9] in mine
+        for r in rows
+    )
+
+
+def sweep_stale_here() -> list[str]:
+    """Delete trace tables of probes whose process is gone (a ``kill -9`` leaves
+    them: nothing can clean up after SIGKILL); the names removed."""
+    nft = _nft()
+    if nft is None:
+        return []
+    res = subprocess.run(
+        [nft, "list", "tables"], capture_output=True, text=True, timeout=_TIMEOUT_S, check=False
+    )
+    gone: list[str] = []
+    for line in res.stdout.splitlines():
+        m = re.fullmatch(r"table inet (netlens_probe_(\d+))", line.strip())
+        if m and not os.path.exists(f"/proc/{m.group(2)}"):
+            subprocess.run(
+                [nft, "delete", "table", "inet", m.group(1)],
+                capture_output=True,
+                timeout=_TIMEOUT_S,
+                check=False,
+            )
+            gone.append(m.group(1))
+    return gone
+
+
+def stop_monitor(mon: Monitor) -> str:
+    """End a monitor and return everything it printed."""
+    proc = mon.proc
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        rest, _err = proc.communicate(timeout=_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        rest, _err = proc.communicate()
+    return (bytes(mon.out) + (rest or b"")).decode("utf-8", "replace")
+
+
+@dataclass(frozen=True, slots=True)
+class TraceEvent:
+    """One line of a trace: a packet ``trace`` id, where, and what happened."""
+
+    trace: str
+    family: str
+    table: str
+    chain: str
+    text: str
+
+    @property
+    def verdict(self) -> str | None:
+        """drop, reject, accept... when this line ends the packet's way through a chain."""
+        m = re.search(r"\(verdict (\w+)", self.text)
+        if m:
+            return m.group(1)
+        m = re.match(r"(?:policy|verdict) (\w+)", self.text)
+        return m.group(1) if m else None
+
+    @property
+    def where(self) -> str:
+        return f"{self.family} {self.table} {self.chain}"
+
+
+def parse(text: str) -> list[TraceEvent]:
+    """The trace lines of a monitor's output (other lines ignored)."""
+    out: list[TraceEvent] = []
+    for line in text.splitlines():
+        m = _LINE.match(line.strip())
+        if m:
+            out.append(TraceEvent(*m.groups()))
+    return out
