@@ -19,15 +19,20 @@ Figures:
 
 1. the first full fleet document: wall time (and client CPU) of
    ``netlens fleet --json`` with 1, 10 and 50 hosts, median of 3 runs each;
-2. the 1 Hz refresh: ``netlens fleet --watch --json --interval 1 --count 20``;
-   client CPU (user+sys, /proc/PID/stat) over wall time as % of one core, from
-   the first document in which every server is ``ok`` to the last one (the
-   steady state), and over the whole run from getrusage(RUSAGE_CHILDREN);
+2. the 1 Hz refresh: ``netlens fleet --watch --json --interval 1`` until every
+   server is ``ok``, then 20 more documents (``NETLENS_BENCH_FLEET_COUNT``), then
+   Ctrl-C; client CPU (user+sys, /proc/PID/stat) over wall time as % of one core
+   over those 20 refreshes (the steady state), and over the whole run from
+   getrusage(RUSAGE_CHILDREN);
 3. the baseline, same run, same servers: plain OpenSSH ``ssh``, one process per
    host in parallel, reading the same forced command's output: until every host
    has sent header, dump and first sample (wall, CPU of the ssh processes), and
    streaming for as long as the watch's steady window (CPU as % of one core);
    with the netlens / ssh ratios.
+
+Beside them: the client's start-up floor (``netlens fleet --help``), the server
+side's CPU per first document (sshd + simulators, from sshd's reaped children),
+and the load average before and after, since all of it shares the machine.
 
 The machine's other load counts in every figure (sshd and the 50 simulators run
 on the same cores as the client); run it on a quiet machine with ``nice``.
@@ -41,6 +46,7 @@ import os
 import resource
 import selectors
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -148,11 +154,22 @@ def children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def proc_cpu(pid: int) -> float:
-    """user+sys seconds of a running process (all its threads), from /proc."""
+def proc_cpu(pid: int, reaped: bool = False) -> float:
+    """user+sys seconds of a running process (all its threads), from /proc; with
+    ``reaped`` plus those of the descendants it waited for (for sshd: every session's
+    sshd and the simulator under it, once they ended)."""
     stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    fields = [int(x) for x in stat[stat.rindex(")") + 2 :].split()[11:15]]
+    return sum(fields if reaped else fields[:2]) / CLK_TCK
+
+
+def server_cpu(sshd: Sshd) -> float:
+    """CPU of the server side so far (sshd, its sessions, the simulators), after they
+    ended: what the 50 servers cost this machine beside the client."""
+    assert sshd.sshd is not None
+    assert wait_gone(sshd.tag) == []
+    time.sleep(0.3)  # the session sshds exit and are reaped just after their simulator
+    return proc_cpu(sshd.sshd.pid, reaped=True)
 
 
 def all_ok(doc: dict[str, Any], n: int) -> bool:
@@ -160,9 +177,11 @@ def all_ok(doc: dict[str, Any], n: int) -> bool:
     return len(states) == n and all(s == "ok" for s in states)
 
 
-def first_document(sshd: Sshd, n: int) -> tuple[float, float]:
-    """Wall and client CPU seconds of one ``netlens fleet --json`` over n hosts."""
+def first_document(sshd: Sshd, n: int) -> tuple[float, float, float]:
+    """Wall, client CPU and server-side CPU seconds of one ``netlens fleet --json`` over
+    n hosts."""
     argv = sshd.fleet_argv("--json", "--timeout", "120", *(alias(i) for i in range(n)))
+    srv0 = server_cpu(sshd)
     cpu0, t0 = children_cpu(), time.perf_counter()
     res = subprocess.run(argv, capture_output=True, text=True, env=sshd.client_env(), timeout=300)
     wall, cpu = time.perf_counter() - t0, children_cpu() - cpu0
@@ -170,7 +189,7 @@ def first_document(sshd: Sshd, n: int) -> tuple[float, float]:
     doc = json.loads(res.stdout)
     assert all_ok(doc, n), [(s["alias"], s["state"], s["reason"]) for s in doc["servers"]]
     assert doc["servers"][0]["containers"] == CONTAINERS
-    return wall, cpu
+    return wall, cpu, server_cpu(sshd) - srv0
 
 
 @dataclasses.dataclass
@@ -183,10 +202,12 @@ class Watch:
 
 
 def watch(sshd: Sshd, n: int) -> Watch:
+    """``--watch --json --interval 1`` until every server is ok, then WATCH_COUNT more
+    documents (the steady window: ``--count`` would also count the connecting ones),
+    then Ctrl-C as a user ends it."""
     argv = sshd.fleet_argv(
-        "--watch", "--json", "--interval", "1", "--count", str(WATCH_COUNT), "--timeout", "120",
-        *(alias(i) for i in range(n)),
-    )  # fmt: skip
+        "--watch", "--json", "--interval", "1", "--timeout", "120", *(alias(i) for i in range(n))
+    )
     cpu0, t0 = children_cpu(), time.perf_counter()
     proc = subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=sshd.client_env()
@@ -196,20 +217,24 @@ def watch(sshd: Sshd, n: int) -> Watch:
         mark: tuple[float, float] | None = None
         first_ok = -1
         last = (0.0, 0.0)
-        for i in range(WATCH_COUNT):
+        i = 0
+        while mark is None or i <= first_ok + WATCH_COUNT:
             line = proc.stdout.readline()
             assert line, proc.stderr.read()
             now, cpu = time.perf_counter(), proc_cpu(proc.pid)
             if mark is None and all_ok(json.loads(line), n):
                 mark, first_ok = (now, cpu), i
+            assert mark is not None or i < 300, "never a document with every server ok"
             last = (now, cpu)
-        assert proc.wait(timeout=120) == 0, proc.stderr.read()
+            i += 1
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) == 130, proc.stderr.read()
         wall, total = time.perf_counter() - t0, children_cpu() - cpu0
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert mark is not None, "never a document with every server ok"
+    assert mark is not None
     return Watch(wall, total, last[0] - mark[0], last[1] - mark[1], first_ok)
 
 
@@ -283,7 +308,23 @@ def plain_ssh(sshd: Sshd, n: int, stream_for: float = 0.0) -> Plain:
     return Plain(first, cpu, stream_wall, stream_cpu)
 
 
+def load() -> str:
+    return (
+        "load average "
+        + " ".join(f"{x:.1f}" for x in os.getloadavg())
+        + f" on {os.cpu_count()} cores"
+    )
+
+
 def test_fleet_first_document_and_refresh(servers: Sshd) -> None:
+    print(f"fleet bench: before: {load()}")
+    starts = []
+    for _ in range(RUNS):  # the floor: starting the client at all
+        t0 = time.perf_counter()
+        subprocess.run(servers.fleet_argv("--help"), capture_output=True, env=servers.client_env())
+        starts.append(time.perf_counter() - t0)
+    floor = statistics.median(starts)
+    print(f"fleet bench: 'netlens fleet --help' (interpreter + imports): {floor:.2f} s")
     sizes = sorted({1, 10, HOSTS} & set(range(1, HOSTS + 1)))
     first: dict[int, tuple[float, float]] = {}
     for n in sizes:
@@ -291,7 +332,8 @@ def test_fleet_first_document_and_refresh(servers: Sshd) -> None:
         first[n] = (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs))
         print(
             f"fleet bench: first document, {n:>2} hosts: wall {first[n][0]:.2f} s "
-            f"(runs {', '.join(f'{r[0]:.2f}' for r in runs)}), client CPU {first[n][1]:.2f} s"
+            f"(runs {', '.join(f'{r[0]:.2f}' for r in runs)}), client CPU {first[n][1]:.2f} s, "
+            f"server side (sshd + simulators) CPU {statistics.median(r[2] for r in runs):.2f} s"
         )
     assert wait_gone(servers.tag) == []
     plain_first = [plain_ssh(servers, HOSTS) for _ in range(RUNS)]
@@ -328,4 +370,5 @@ def test_fleet_first_document_and_refresh(servers: Sshd) -> None:
         f"fleet bench: refresh vs ssh: {ratio} (target: <= 30 % of one core; "
         f"measured {steady:.1f} %)"
     )
+    print(f"fleet bench: after: {load()}")
     assert wait_gone(servers.tag) == []
