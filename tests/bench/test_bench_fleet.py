@@ -353,8 +353,9 @@ def test_fleet_first_document_and_refresh(servers: Sshd) -> None:
     w = watch(servers, HOSTS)
     steady = 100 * w.steady_cpu / w.steady_wall
     print(
-        f"fleet bench: --watch --interval 1 --count {WATCH_COUNT}, {HOSTS} hosts: all ok from "
-        f"document {w.first_ok + 1}; steady {w.steady_cpu:.2f} s CPU over {w.steady_wall:.2f} s "
+        f"fleet bench: --watch --interval 1, {HOSTS} hosts: all ok from "
+        f"document {w.first_ok + 1}; steady ({WATCH_COUNT} refreshes after that) "
+        f"{w.steady_cpu:.2f} s CPU over {w.steady_wall:.2f} s "
         f"= {steady:.1f} % of one core; whole run {w.cpu:.2f} s CPU over {w.wall:.2f} s "
         f"= {100 * w.cpu / w.wall:.1f} %"
     )
