@@ -23,12 +23,10 @@ that are in its finalizer. sshd, keys and files go in every case.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,14 +39,12 @@ import jsonschema
 import pytest
 from conftest import REPO
 from fleet_sim import sim_dump_doc, sim_sample, sim_snapshot
+from fleet_sshd import DEADLINE, SSHD, Sshd, tagged_pids, wait_gone
 
 from netlens import __version__
 from netlens.fleet.merge import schema_path
 
 pytestmark = pytest.mark.integration
-
-SSHD = "/usr/sbin/sshd"
-DEADLINE = 60.0  # seconds to wait for sshd or for processes to end (not a timing check)
 
 SIM = r"""
 import os, select, sys, time
@@ -73,54 +69,8 @@ while True:  # like the agent: until stdin closes
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def tagged_pids(tag: str) -> list[int]:
-    """Processes whose environment carries FLEET_TEST_TAG=tag."""
-    want = f"FLEET_TEST_TAG={tag}".encode()
-    out = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            env = Path(f"/proc/{pid}/environ").read_bytes()
-        except OSError:
-            continue
-        if want in env.split(b"\0"):
-            out.append(int(pid))
-    return out
-
-
-def wait_gone(tag: str) -> list[int]:
-    end = time.monotonic() + DEADLINE
-    while (left := tagged_pids(tag)) and time.monotonic() < end:
-        time.sleep(0.1)
-    return left
-
-
-class Fleet:
-    """The temp sshd, its aliases and the fleet file."""
-
-    def __init__(self, root: Path, tag: str) -> None:
-        self.root, self.tag = root, tag
-        self.port = _free_port()
-        self.sshd: subprocess.Popen[bytes] | None = None
-        self.made_privsep = False
-        self.closed = socket.socket()  # bound, never listening: connections are refused
-        self.closed.bind(("127.0.0.1", 0))
-
-    def keygen(self, name: str) -> Path:
-        path = self.root / name
-        subprocess.run(
-            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(path)],
-            check=True,
-        )
-        return path
+class Fleet(Sshd):
+    """The temp sshd (tests/fleet_sshd.py) with this test's servers, and the fleet file."""
 
     def write_sims(self) -> None:
         (self.root / "sim.py").write_text(SIM)
@@ -145,90 +95,19 @@ class Fleet:
 
     def start(self) -> None:
         self.write_sims()
-        hostkey = self.keygen("host_key")
         env = f"env FLEET_TEST_TAG={self.tag}"
-        forced = {
-            "lab1": f"{env} {sys.executable} {self.root}/sim.py lab1",
-            "lab2": f"{env} {sys.executable} {self.root}/sim.py lab2",
-            "slowhost": f"{env} {sys.executable} {self.root}/sim.py slow",
-            "oldhost": f"{env} {sys.executable} {self.root}/sim.py old",
-            "bighost": f"{env} {sys.executable} {self.root}/sim.py big",
-            "newhost": f"{env} {sys.executable} {self.root}/sim.py new",
-            "local": None,
-            "nonetlens": None,
-        }
-        auth = []
-        for alias, cmd in forced.items():
-            key = self.keygen(f"key_{alias}")
-            pub = Path(f"{key}.pub").read_text().strip()
-            opts = "no-pty,no-port-forwarding,no-agent-forwarding,no-X11-forwarding"
-            if cmd:
-                opts = f'command="{cmd}",{opts}'
-            auth.append(f"{opts} {pub}")
-        (self.root / "authorized_keys").write_text("\n".join(auth) + "\n")
-        (self.root / "sshd_config").write_text(
-            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {hostkey}\n"
-            f"AuthorizedKeysFile {self.root}/authorized_keys\nPidFile {self.root}/sshd.pid\n"
-            "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-            "PermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\n"
-            "PrintMotd no\nLogLevel VERBOSE\nMaxStartups 50\n"
+        self.serve(
+            {
+                "lab1": f"{env} {sys.executable} {self.root}/sim.py lab1",
+                "lab2": f"{env} {sys.executable} {self.root}/sim.py lab2",
+                "slowhost": f"{env} {sys.executable} {self.root}/sim.py slow",
+                "oldhost": f"{env} {sys.executable} {self.root}/sim.py old",
+                "bighost": f"{env} {sys.executable} {self.root}/sim.py big",
+                "newhost": f"{env} {sys.executable} {self.root}/sim.py new",
+                "local": None,
+                "nonetlens": None,
+            }
         )
-        hostpub = Path(f"{hostkey}.pub").read_text().split()
-        (self.root / "known_hosts").write_text(
-            f"[127.0.0.1]:{self.port} {hostpub[0]} {hostpub[1]}\n"
-        )
-        cfg = []
-        for alias in [*forced, "closed"]:
-            port = self.closed.getsockname()[1] if alias == "closed" else self.port
-            key = self.root / ("key_local" if alias == "closed" else f"key_{alias}")
-            cfg.append(
-                f"Host {alias}\n  HostName 127.0.0.1\n  Port {port}\n  User root\n"
-                f"  IdentityFile {key}\n  IdentitiesOnly yes\n"
-                f"  UserKnownHostsFile {self.root}/known_hosts\n"
-            )
-        (self.root / "ssh_config").write_text("".join(cfg))
-        if not os.path.isdir("/run/sshd"):  # sshd's privilege separation directory
-            os.makedirs("/run/sshd", mode=0o755)
-            self.made_privsep = True
-        self.sshd = subprocess.Popen(
-            [SSHD, "-D", "-e", "-f", str(self.root / "sshd_config")],
-            stderr=open(self.root / "sshd.log", "wb"),  # noqa: SIM115 - closed with the process
-            start_new_session=True,
-        )
-        end = time.monotonic() + DEADLINE
-        while True:
-            assert self.sshd.poll() is None, (self.root / "sshd.log").read_text()
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < end, "sshd did not listen"
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        for pid in tagged_pids(self.tag):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        if self.sshd is not None and self.sshd.poll() is None:
-            self.sshd.terminate()
-            try:
-                self.sshd.wait(timeout=DEADLINE)
-            except subprocess.TimeoutExpired:
-                self.sshd.kill()
-                self.sshd.wait()
-        self.closed.close()
-        if self.made_privsep:
-            shutil.rmtree("/run/sshd", ignore_errors=True)
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "runtime")])
-        env["NETLENS_NO_LOG"] = "1"
-        return subprocess.run(
-            [sys.executable, "-m", "netlens", "fleet", "--ssh-config",
-             str(self.root / "ssh_config"), *args],
-            capture_output=True, text=True, env=env, timeout=300,
-        )  # fmt: skip
 
     def fleet_file(self) -> Path:
         pypath = f"{REPO}:{REPO}/runtime"
