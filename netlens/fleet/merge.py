@@ -97,10 +97,27 @@ def vxlan_ends(alias: str, snap: Snapshot) -> list[VxlanEnd]:
     ]
 
 
-def server_addresses(snap: Snapshot) -> set[str]:
+_ADDRESSES: dict[int, tuple[Snapshot, frozenset[str]]] = {}
+"""server_addresses by dump: a server's dump is fixed for its session while the fleet
+is merged again on every sample (the snapshot is kept with its id, so the id stays
+its own)."""
+
+
+def server_addresses(snap: Snapshot) -> frozenset[str]:
     """The addresses a VXLAN peer could name as this server: global-scope ones of
     every namespace. Loopback and link-local are left out: every server has them,
     so they would tie every tunnel to every server."""
+    hit = _ADDRESSES.get(id(snap))
+    if hit is not None and hit[0] is snap:
+        return hit[1]
+    if len(_ADDRESSES) > 1024:  # servers come and go in a long --watch
+        _ADDRESSES.clear()
+    found = frozenset(_addresses(snap))
+    _ADDRESSES[id(snap)] = (snap, found)
+    return found
+
+
+def _addresses(snap: Snapshot) -> set[str]:
     out: set[str] = set()
     for ns in snap.namespaces:
         for i in ns.interfaces:
@@ -163,7 +180,7 @@ def vxlan_links(results: list[ServerResult]) -> list[dict[str, Any]]:
     other (a working unicast tunnel); a one-way match is listed too, because a
     tunnel configured on one side only is exactly what an engineer looks for."""
     ends: list[VxlanEnd] = []
-    addrs: dict[str, set[str]] = {}
+    addrs: dict[str, frozenset[str]] = {}
     for r in results:
         if r.snapshot is None:
             continue
@@ -172,7 +189,7 @@ def vxlan_links(results: list[ServerResult]) -> list[dict[str, Any]]:
         addrs[r.alias] = server_addresses(r.snapshot) | {e.local for e in mine if e.local}
 
     def points_at(e: VxlanEnd, server: str) -> bool:
-        return e.remote is not None and e.remote in addrs.get(server, set())
+        return e.remote is not None and e.remote in addrs.get(server, frozenset())
 
     links: dict[tuple[VxlanEnd, VxlanEnd], bool] = {}
     for a in ends:

@@ -56,9 +56,11 @@ def parse_header(text: str) -> dict[str, Any]:
 
 def parse_sample(text: str) -> dict[str, Any]:
     """One rate sample document (a JSON object with a ``server`` rate)."""
+    import msgspec  # twice as fast as json on a 200 kB frame, 50 of them a second
+
     try:
-        doc = json.loads(text)
-    except ValueError:
+        doc = msgspec.json.decode(text)
+    except msgspec.DecodeError:
         raise ProtocolError("a sample line is not JSON") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("server"), dict):
         raise ProtocolError("a sample line is not a netlens stats frame")
