@@ -61,6 +61,7 @@ STATS_TESTS = (
     "tests/unit/test_stats_monitor.py",
 )
 DISCOVERY_TESTS = (
+    "tests/unit/test_resolve_edges.py",
     "tests/unit/test_discovery_parse.py",
     "tests/unit/test_discovery_fixtures.py",
     "tests/unit/test_veth_pairing.py",
@@ -152,7 +153,9 @@ MODULES: dict[str, Module] = {
         io=("_spawn", "_collect", "_run_in", "_parallel", "_run_local", "_probe_for_warning"),
     ),
     "resolve": Module(
-        "netlens/discovery/resolve.py", DISCOVERY_TESTS, io=("read_namespaces", "_replies")
+        "netlens/discovery/resolve.py",
+        DISCOVERY_TESTS,
+        io=("read_namespaces", "_replies", "_ingress_redirects"),
     ),
     "decode": Module("netlens/kernel/decode.py", (*DISCOVERY_TESTS, *WALKER_TESTS)),
     "wire": Module(
