@@ -104,7 +104,8 @@ def _next(hop: Hop) -> str:
     parts: list[str] = []
     n = hop.neighbour
     if n:
-        parts.append(f"{t(str(n.get('mac') or '-'))} {t(str(n.get('state', ''))).upper()}")
+        mac = t(str(n.get("mac") or "-"))
+        parts.append(f"{t(str(n.get('ip', '')))} {mac} {t(str(n.get('state', ''))).upper()}")
     step = hop.l2
     if step is not None:
         if step.via == "bridge" and step.bridge is not None:
