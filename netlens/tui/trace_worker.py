@@ -100,20 +100,22 @@ def _route(hop: Hop) -> str:
     return " ".join(words)
 
 
-def _next(hop: Hop) -> str:
+def _next(hop: Hop, last: bool) -> str:
+    """The neighbour entry (MAC, state) and the bridge's choice; where the frame
+    enters next only on the last row (otherwise the next row says it)."""
     parts: list[str] = []
     n = hop.neighbour
     if n:
-        mac = t(str(n.get("mac") or "-"))
-        parts.append(f"{t(str(n.get('ip', '')))} {mac} {t(str(n.get('state', ''))).upper()}")
+        parts.append(f"{t(str(n.get('mac') or '-'))} {t(str(n.get('state', ''))).upper()}")
     step = hop.l2
     if step is not None:
         if step.via == "bridge" and step.bridge is not None:
             port = f" {_itf(step.port)}" if step.port is not None else ""
-            parts.append(f"{t(step.bridge.name)} fdb {t(step.fdb or '?')}{port}")
-        if step.ingress is not None:
+            nf = " br_netfilter" if step.br_netfilter else ""
+            parts.append(f"{t(step.bridge.name)} fdb {t(step.fdb or '?')}{port}{nf}")
+        if step.ingress is not None and last:
             parts.append(f"→ {t(step.ingress.netns_name)}:{t(step.ingress.name)}")
-    return " ".join(parts) or "-"
+    return " · ".join(parts) or "-"
 
 
 def _filter(hop: Hop) -> str:
@@ -127,6 +129,7 @@ def hop_rows(res: TraceResult) -> list[tuple[str, ...]]:
     """One row per hop, in :data:`HOP_COLUMNS` order, every name made inert."""
     rows: list[tuple[str, ...]] = []
     for hop in res.hops:
+        last = hop is res.hops[-1]
         mtu = hop.oif.mtu if hop.oif is not None and hop.oif.mtu is not None else None
         rows.append(
             (
@@ -135,7 +138,7 @@ def hop_rows(res: TraceResult) -> list[tuple[str, ...]]:
                 _itf(hop.iif),
                 _itf(hop.oif),
                 _route(hop),
-                _next(hop),
+                _next(hop, last),
                 "; ".join(t(n) for n in hop.nat) or "-",
                 _filter(hop),
                 str(mtu) if mtu is not None else "-",

@@ -98,7 +98,6 @@ def test_t_then_p_on_two_namespaces(tklab: Lab) -> None:
     out = asyncio.run(drive(a, "10.66.19.2"))
     static = out["static"]
     assert [r[:4] for r in static["rows"]] == [["1", a, "-", ia], ["2", b, ib, "-"]], static
-    assert static["rows"][0][5].endswith(f"→ {b}:{ib}"), static  # the veth's far end
     assert static["verdict"].startswith("verdict: DELIVERED"), static
     assert out["ns_a"] in out["path"]
     probe = out["probe"]

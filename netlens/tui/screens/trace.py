@@ -146,7 +146,10 @@ class TraceScreen(Screen[None]):
             yield Static("", id="trace-verdict", markup=False)
             yield Static("", id="trace-details", markup=False)
             yield Static("", id="trace-probe", markup=False)
-        yield Static("Esc back (the path stays highlighted on the topology)  p probe", id="keybar")
+        yield Static(
+            "Esc back (the path stays highlighted on the topology)  p probe  ←/→ scroll the table",
+            id="keybar",
+        )
 
     def on_mount(self) -> None:
         self._start(self.req)
