@@ -10,6 +10,8 @@ path is checked by ``test_trace_key_live.py``.
 
 from __future__ import annotations
 
+import dataclasses
+import html
 from typing import Any
 
 import pytest
@@ -233,3 +235,30 @@ def test_the_last_row_says_where_the_frame_enters_next() -> None:
     res = answer(TraceRequest(WEB, "api-2")).result
     short = TraceResult(res.query, res.hops[:1], Verdict("unknown", 1, "stopped"))
     assert trace_worker.hop_rows(short)[0][5].endswith("· → api-2:eth0")
+
+
+@run_async
+async def test_names_from_the_host_are_never_markup(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A namespace named like Rich markup shows as typed, in the table and the verdict."""
+
+    def hostile(req: TraceRequest) -> TraceOutcome:
+        out = answer(req)
+        hop = dataclasses.replace(out.result.hops[1], netns_name="[red]evil[/]")
+        verdict = Verdict("delivered", 2, "to [b]evil[/b]")
+        res = dataclasses.replace(out.result, hops=(out.result.hops[0], hop), verdict=verdict)
+        return TraceOutcome(req, res, None)
+
+    monkeypatch.setattr(trace_worker, "RUNNER", hostile)
+    app = make_app(fixture_source(live=True, interval=5.0))
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        topo = app.query_one(TopologyView)
+        topo.selected = WEB
+        topo.focus()
+        await pilot.press("t", *"api-2", "enter")
+        screen = app.screen
+        assert isinstance(screen, TraceScreen)
+        await until(pilot, lambda: screen.outcome is not None)
+        await pilot.pause()
+        shown = html.unescape(app.export_screenshot()).replace("\xa0", " ")
+        assert "[red]evil[/]" in shown and "to [b]evil[/b]" in shown

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import ClassVar
 
+from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
@@ -200,7 +201,8 @@ class TraceScreen(Screen[None]):
             rows = [(*r, c) for r, c in zip(rows, cells, strict=True)]
         table.add_columns(*columns)
         for row in rows:
-            table.add_row(*row)
+            # names come from the host: Text, since DataTable reads a str as markup
+            table.add_row(*(Text(c) for c in row))
         self.query_one("#trace-verdict", Static).update(trace_worker.verdict_line(res))
         self.query_one("#trace-details", Static).update("\n".join(trace_worker.detail_lines(res)))
         probe = "\n".join(trace_worker.probe_lines(out.probe)) if out.probe is not None else ""
