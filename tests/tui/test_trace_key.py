@@ -262,3 +262,23 @@ async def test_names_from_the_host_are_never_markup(monkeypatch: pytest.MonkeyPa
         await pilot.pause()
         shown = html.unescape(app.export_screenshot()).replace("\xa0", " ")
         assert "[red]evil[/]" in shown and "to [b]evil[/b]" in shown
+
+
+@run_async
+async def test_t_from_a_detail_screen_and_from_the_server_box(fake: Fake) -> None:
+    app = make_app(fixture_source(live=True, interval=5.0))
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        topo = app.query_one(TopologyView)
+        topo.selected = API
+        topo.focus()
+        await pilot.press("enter")  # the VRF's detail
+        assert type(app.screen).__name__ == "DetailScreen"
+        await pilot.press("t", *"web-1", "enter")
+        assert isinstance(app.screen, TraceScreen)
+        await pilot.press("escape", "escape")  # back to the detail, back to the main screen
+        topo.selected = "server"
+        topo.focus()
+        await pilot.press("t", *"10.10.0.2", "enter")
+        await until(pilot, lambda: len(fake.seen) == 2)
+        assert [r.src for r in fake.seen] == [API, HOST]
