@@ -11,11 +11,14 @@ unknown, 2 for bad input. Like every command module, only argparse at import.
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from netlens.errors import DiscoveryError, NeedsRootError, UsageError
+if TYPE_CHECKING:
+    from netlens.analysis.trace_run import TraceRequest
 
-PROTOS = ("icmp", "tcp", "udp")
+
+PROTOS = ("icmp", "tcp", "udp")  # the same as netlens.analysis.trace_run.PROTOS
 
 
 def _port(text: str) -> int:
@@ -70,74 +73,29 @@ def add_parser(sub: Any) -> None:
 
 def check_args(args: argparse.Namespace) -> str:
     """The protocol to trace; bad combinations raise UsageError."""
-    proto: str = args.proto or ("tcp" if args.port is not None else "icmp")
-    if proto == "icmp" and (args.port is not None or args.sport is not None):
-        raise UsageError("--port and --sport need --proto tcp or udp")
-    return proto
+    return _request(args).protocol
+
+
+def _request(args: argparse.Namespace) -> TraceRequest:
+    from netlens.analysis.trace_run import TraceRequest
+
+    return TraceRequest(
+        src=args.src, dst=args.dst, proto=args.proto, dport=args.port, sport=args.sport,
+        probe=args.probe, allow_external=args.allow_external,
+        with_filters=not args.no_filters,
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
     import json
-    import os
     import sys
 
-    from netlens.analysis.endpoints import resolve
     from netlens.analysis.render import render
-    from netlens.analysis.scope import Scope
-    from netlens.analysis.trace import trace
+    from netlens.analysis.trace_run import run_trace
     from netlens.analysis.tracetypes import DELIVERED, LEAVES
-    from netlens.discovery.nsfind import find_namespaces
-    from netlens.kernel.nsquery import NsQuery
 
-    proto = check_args(args)
-    if os.geteuid() != 0:
-        raise NeedsRootError(
-            "trace asks the kernel inside every namespace on the path; run as root"
-        )
-    handles = find_namespaces()
-    if not handles:
-        raise DiscoveryError("could not read any network namespace")
-    with NsQuery() as q:
-        # Only the namespaces on the path are read (analysis.scope): SRC's, DST's and
-        # the host's first, then whichever a cable or a bridge port leads into.
-        scope = Scope(handles, q)
-        # A DST address needs no search for its owner before the walk (that asks
-        # every namespace on the host): the walk reaches it, and only when it does
-        # not is the owner looked up after (see _dst_after). --probe must know
-        # the owner before it sends anything.
-        lazy_dst = _is_ip(args.dst) and not args.probe
-        wanted = [*scope.locate(args.src), *([] if lazy_dst else scope.locate(args.dst))]
-        scope.load(wanted)
-        try:
-            src = resolve(scope.snap, args.src, is_dst=False)
-            dst = resolve(scope.snap, args.dst, is_dst=True)
-        except UsageError:
-            # Not found among the namespaces read: the whole host decides (and
-            # offers the closest names), as slow as a dump but only for bad input.
-            from netlens.discovery import discover
-
-            whole = discover(with_nat=False)
-            src = resolve(whole, args.src, is_dst=False)
-            dst = resolve(whole, args.dst, is_dst=True)
-            scope.load([e.ns.inode for e in (src, dst) if e.ns is not None])
-            src = resolve(scope.snap, args.src, is_dst=False)
-            dst = resolve(scope.snap, args.dst, is_dst=True)
-        if args.probe:
-            from netlens.analysis.probe import check_target
-
-            check_target(dst, args.allow_external)
-        res = trace(
-            scope, src, dst, q, proto=proto, sport=args.sport, dport=args.port,
-            with_filters=not args.no_filters,
-        )  # fmt: skip
-        if lazy_dst and dst.ns is None:
-            res = _dst_after(scope, res, args.dst)
-        probe: dict[str, Any] | None = None
-        if args.probe:
-            from netlens.analysis.probe import check_path
-
-            check_path(res, args.allow_external)
-            probe = _probe(scope, q, res, src, dst)
+    out = run_trace(_request(args), probe_guard=_on_signals)
+    res, probe = out.result, out.probe
     doc = res.to_dict()
     if probe is not None:
         doc["probe"] = probe
@@ -155,61 +113,18 @@ def run(args: argparse.Namespace) -> int:
     return 0 if res.verdict.result in (DELIVERED, LEAVES) else 1
 
 
-def _is_ip(text: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _dst_after(scope: Any, res: Any, spec: str) -> Any:
-    """The result as if DST's owner had been known before the walk: the
-    namespaces on the path are read now, so the owner usually is among them
-    (delivered: the last hop's); only otherwise is every namespace asked."""
-    import dataclasses
-
-    from netlens.analysis.endpoints import resolve
-    from netlens.analysis.tracetypes import DELIVERED, Finding
-
-    dst = resolve(scope.snap, spec, is_dst=True)
-    if dst.ns is None and scope.load_owner(spec):
-        dst = resolve(scope.snap, spec, is_dst=True)
-    if dst.ns is None:
-        return res
-    query = {**res.query, "dst_netns": dst.ns.id}
-    findings = res.findings
-    last = res.hops[-1] if res.hops else None
-    if res.verdict.result == DELIVERED and last is not None and last.netns != dst.ns.id:
-        # the same warning trace() gives when it knew DST's namespace in advance
-        findings = (
-            *findings,
-            Finding(
-                "warning",
-                last.index,
-                f"{last.packet.dst} is delivered to {last.netns_name}, not to {dst.ns.name} "
-                "(NAT or a duplicate address)",
-            ),
-        )
-    return dataclasses.replace(res, query=query, findings=findings)
-
-
-def _probe(scope: Any, q: Any, res: Any, src: Any, dst: Any) -> dict[str, Any]:
+def _on_signals(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """Run the probe with SIGTERM and SIGHUP unwinding like Ctrl-C, so its
     ``finally`` removes the trace tables and the tracefs instance (SIGKILL
     cannot be caught: nothing can clean up after it)."""
     import signal
-
-    from netlens.analysis.probe import run_probe
 
     def stop(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
     old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        return run_probe(scope, q, res, src, dst).to_dict()
+        return fn()
     finally:
         for s, h in old.items():
             signal.signal(s, h)

@@ -49,6 +49,7 @@ from netlens.tui.screens.main import MainScreen
 from netlens.tui.sources import MAX_INTERVAL, MIN_INTERVAL, DataSource
 from netlens.tui.themes import DEFAULT_ROLES, DEFAULT_THEME, ThemeError, load_themes, parse_theme
 from netlens.tui.views.base import View
+from netlens.tui.widgets.topology_view import TopologyView
 
 INTERVALS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 KEY_QUIET = 0.15
@@ -376,6 +377,18 @@ class NetlensApp(App[None]):
             return
         self._capture_timer = self.set_interval(0.5, self._capture_tick, name="capture")
         self._capture_tick()
+
+    def action_trace(self) -> None:
+        """``t``: trace from the selected node (netlens.tui.screens.trace); the path
+        is highlighted on the topology."""
+        from netlens.tui.screens.trace import start_trace
+
+        start_trace(self, self.ctx, self._trace_path)
+
+    def _trace_path(self, nodes: frozenset[str]) -> None:
+        main = self.main
+        if main is not None:
+            main.query_one(TopologyView).set_path(nodes)
 
     def _capture_tick(self) -> None:
         """Show the live count; once the capture thread has ended, say where it went."""

@@ -84,6 +84,7 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("interval.down", "minus", "interval(-1)", "Faster", "app", show=False),
     KeySpec("units", "b", "units", "Bits/bytes", "app"),
     KeySpec("capture", "w", "capture", "Capture to file", "app", show=False),
+    KeySpec("trace", "t", "trace", "Trace from here (p probes)", "app", show=False),
     *_view_keys(),
     KeySpec("clear", "escape", "clear", "Clear filter", "main", show=False),
 )

@@ -53,6 +53,10 @@ def _mark(segs: list[Segment], col: int) -> list[Segment]:
     return out
 
 
+_ON_PATH = Style(reverse=True, bold=True)
+"""How a node on the last trace's path is painted (over its role colour)."""
+
+
 class TopologyView(StyledScrollView, can_focus=True):
     """The graph drawn in the terminal; arrows/vim keys move between nodes."""
 
@@ -84,6 +88,7 @@ class TopologyView(StyledScrollView, can_focus=True):
         self.bits = True
         self.selected: str | None = None
         self.badges: dict[str, Badge] = {}  # node -> its findings badge
+        self.path: frozenset[str] = frozenset()  # nodes on the last trace's path (`t`)
         self._layout = Layout()
         self._grids = GridCache()
         self._node_lines: dict[str, list[int]] | None = None  # node -> layout lines
@@ -127,6 +132,14 @@ class TopologyView(StyledScrollView, can_focus=True):
         if badges == self.badges:
             return
         self.badges = badges
+        self._cache.clear()
+        self.refresh()
+
+    def set_path(self, nodes: frozenset[str]) -> None:
+        """The nodes of the last trace's path, painted reversed (a repaint, no layout)."""
+        if nodes == self.path:
+            return
+        self.path = nodes
         self._cache.clear()
         self.refresh()
 
@@ -204,6 +217,8 @@ class TopologyView(StyledScrollView, can_focus=True):
         else:
             st = self._style(span.token)
         style = base + st
+        if span.node is not None and span.node in self.path:
+            style += _ON_PATH
         if span.node is not None and span.node == self.selected:
             style += sel
         return Segment(text, style)
