@@ -216,9 +216,15 @@ class ViewIndex:
                 out.update((na, nb))
         return out
 
+    def _peer_name(self, itf: Interface) -> str:
+        peer = self.ifaces.get(itf.peer.key) if itf.peer is not None else None
+        return peer.name if peer is not None else ""
+
     def matches(self, ns_id: str, needle: str) -> bool:
-        """Filter predicate: name, container, engine, image, addresses, interfaces
-        ("privileged" finds the privileged containers)."""
+        """Filter predicate: name, container, engine, image, addresses, interfaces,
+        their MACs and the names of their veth peers ("privileged" finds the privileged
+        containers). The peer is what an engineer sees on the host (``ip -br link``
+        lists ``veth1a2b3c``, a MAC table names a MAC): either finds the container."""
         if not needle:
             return True
         n = needle.lower()
@@ -230,6 +236,8 @@ class ViewIndex:
             ns.name,
             ns.id,
             *(i.name for i in ns.interfaces),
+            *(i.mac or "" for i in ns.interfaces),
+            *(self._peer_name(i) for i in ns.interfaces),
             *(a.address for i in ns.interfaces for a in i.addresses),
             *((c.name, c.engine, c.image or "", c.id) if c else ()),
             *(("privileged",) if c and c.privileged else ()),

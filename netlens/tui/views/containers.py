@@ -116,6 +116,7 @@ class ContainersView(View):
         self.painter = ContainerPainter(ctx)
 
     def compose(self) -> ComposeResult:
+        yield self.empty_state()
         yield FastTable(COLUMNS, id="containers-table")
 
     @property
@@ -163,6 +164,7 @@ class ContainersView(View):
             gone = key in vanished or (ns is not None and not ns.complete)
             rows[key] = [*self._static(row, gone), *self._rates(row)]
         self.table.sync(rows)
+        self.show_empty(not rows)
         if self.refiltered():
             self.table.action_cursor_to(0)
 

@@ -65,6 +65,7 @@ class VrfsView(View):
         self.painter = RatePainter(ctx)
 
     def compose(self) -> ComposeResult:
+        yield self.empty_state()
         yield Label("VRFs (show vrf) - Enter: routes and ARP", classes="section-title")
         yield FastTable(VRF_COLUMNS, id="vrf-table")
         yield Label("Bridges (switches) - Enter: MAC address table", classes="section-title")
@@ -148,7 +149,9 @@ class VrfsView(View):
 
     def refresh_index(self) -> None:
         first = self.refiltered()
-        for tid, rows in (("#vrf-table", self._vrf_rows()), ("#bridge-table", self._bridge_rows())):
+        vrfs, bridges = self._vrf_rows(), self._bridge_rows()
+        self.show_empty(not vrfs and not bridges)
+        for tid, rows in (("#vrf-table", vrfs), ("#bridge-table", bridges)):
             table = self.query_one(tid, FastTable)
             table.sync(rows)
             if first:
