@@ -117,7 +117,8 @@ class ContainersView(View):
 
     def compose(self) -> ComposeResult:
         yield self.empty_state()
-        yield FastTable(COLUMNS, id="containers-table")
+        # busiest first, as `netlens stats` lists them: the question is "who is loud?"
+        yield FastTable(COLUMNS, id="containers-table", sort_col="trend", sort_reverse=True)
 
     @property
     def table(self) -> FastTable:

@@ -68,7 +68,15 @@ class FastTable(StyledScrollView, can_focus=True):
         def control(self) -> FastTable:
             return self.table
 
-    def __init__(self, columns: Sequence[tuple[str, ...]], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        columns: Sequence[tuple[str, ...]],
+        *,
+        sort_col: str | None = None,
+        sort_reverse: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        """``sort_col``/``sort_reverse``: the order before the user picks one (``s``)."""
         super().__init__(**kwargs)
         self.columns = [
             Column(c[0], c[1], int(c[2]) if len(c) > 2 else 0, len(c) > 2) for c in columns
@@ -77,8 +85,8 @@ class FastTable(StyledScrollView, can_focus=True):
         self._rows: dict[str, list[AnyCell]] = {}
         self._pos: dict[str, int] = {}
         self.cursor_row = 0
-        self.sort_col: str | None = None
-        self.sort_reverse = False
+        self.sort_col: str | None = sort_col
+        self.sort_reverse = sort_reverse
         self._cache: dict[int, Strip] = {}
         self._cache_key: dict[int, tuple[int, int, int]] = {}  # row -> (row, scroll x, width)
         self._styles: dict[str, Style] = {}
