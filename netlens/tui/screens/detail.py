@@ -404,6 +404,7 @@ class DetailScreen(Screen[None]):
             ("id", f"{ns.id} (dev {ns.dev})"),
             ("names", ", ".join(ns.names) or "-"),
             ("host", "yes" if ns.is_host else "no"),
+            *((("server", idx.snapshot.server.hostname),) if ns.is_host else ()),
             ("interfaces", str(len(ns.interfaces))),
             ("routes", str(len(ns.routes))),
             ("default gw", ", ".join(ns.default_gateways()) or "-"),

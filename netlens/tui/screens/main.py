@@ -304,7 +304,7 @@ class MainScreen(Screen[None]):
         if idx is not None:
             c = idx.counts
             parts.append(
-                f"{idx.snapshot.server.hostname}: {c['containers']} containers, "
+                f"server {idx.snapshot.server.hostname}: {c['containers']} containers, "
                 f"{c['namespaces']} VRFs, {c['bridges']} bridges"
             )
         if self.ctx.needle:
