@@ -82,7 +82,8 @@ async def test_the_hostname_only_names_the_server() -> None:
         screen.query_one(TabbedContent).active = "tab-ifaces"
         await settle(pilot)
         rows = screen.query_one("#ifaces-table", NlTable)
-        peers = {str(rows.get_row_at(i)[5]) for i in range(rows.row_count)}
+        col = rows.get_column_index("peer")
+        peers = {str(rows.get_row_at(i)[col]) for i in range(rows.row_count)}
         assert "web-1:eth0" in peers
 
 
@@ -106,6 +107,7 @@ async def test_peers_and_bridges_are_on_host() -> None:
         screen.query_one(TabbedContent).active = "tab-ifaces"
         await settle(pilot)
         rows = screen.query_one("#ifaces-table", NlTable)
-        peers = [str(rows.get_row_at(i)[5]) for i in range(rows.row_count)]
+        col = rows.get_column_index("peer")
+        peers = [str(rows.get_row_at(i)[col]) for i in range(rows.row_count)]
         assert "host:veth0001" in peers
         assert not any("lab01" in p for p in peers)
