@@ -205,15 +205,26 @@ _BAR: tuple[tuple[tuple[str, ...] | None, str], ...] = (
 )
 
 
-def key_bar(app: App[object]) -> str:
-    """The one-line key bar (Rich markup), written with the keys bound now."""
-    parts = []
+_BAR_DROP = ("palette", "interval", "bits/bytes", "pause", "sort", "views")
+"""What the key bar leaves out first when the terminal is narrow (``?`` lists all)."""
+
+
+def key_bar(app: App[object], width: int | None = None) -> str:
+    """The one-line key bar (Rich markup), written with the keys bound now; with a
+    ``width``, the least needed entries left out until it fits (at 80 columns it was
+    cut after "b", hiding ``?`` and quit)."""
+    parts: list[tuple[str, str, str]] = []  # (what, keys, markup)
     for ids, what in _BAR:
         if ids is None:
             keys = _views_label(app)
         else:
             keys = "/".join(first_key(app, i, _default(i)) for i in ids)
-        parts.append(f"[b]{escape(keys)}[/] {what}")
+        parts.append((what, keys, f"[b]{escape(keys)}[/] {what}"))
     palette = key_label(app, app.COMMAND_PALETTE_BINDING)
-    parts.append(f"[b]{escape(palette)}[/] palette")
-    return "  ".join(parts)
+    parts.append(("palette", palette, f"[b]{escape(palette)}[/] palette"))
+    if width is not None:
+        for what in _BAR_DROP:
+            if sum(len(k) + len(w) + 3 for w, k, _ in parts) - 2 <= width:
+                break
+            parts = [p for p in parts if p[0] != what]
+    return "  ".join(m for _, _, m in parts)

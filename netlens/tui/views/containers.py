@@ -28,6 +28,8 @@ COLUMNS = (
     ("errors", "Err/s", "5"),
 )
 SPARK_W = 12
+FIT = ("engine", "bridge", "txp", "rxp", ("name", 16), "ip", ("name", 10), "trend")
+"""On a narrow terminal: name, rates, drops and errors stay; the rest goes first."""
 LIVE_COLUMNS = ("rx", "tx", "rxp", "txp", "trend", "drops", "errors")
 
 
@@ -118,7 +120,9 @@ class ContainersView(View):
     def compose(self) -> ComposeResult:
         yield self.empty_state()
         # busiest first, as `netlens stats` lists them: the question is "who is loud?"
-        yield FastTable(COLUMNS, id="containers-table", sort_col="trend", sort_reverse=True)
+        yield FastTable(
+            COLUMNS, id="containers-table", sort_col="trend", sort_reverse=True, fit=FIT
+        )
 
     @property
     def table(self) -> FastTable:

@@ -34,6 +34,11 @@ BR_COLUMNS = (
 )
 
 
+VRF_FIT = ("container", "ifaces", "routes", ("addrs", 20), ("gw", 15), ("vrf", 12), "gw")
+"""On a narrow terminal the VRF, its address and its rate stay."""
+BR_FIT = ("vlan", "stp", "vrf", "macs", ("addrs", 18), ("bridge", 10))
+
+
 class RatePainter:
     """Paints a rate column: ``row`` is (frame table, key)."""
 
@@ -67,9 +72,9 @@ class VrfsView(View):
     def compose(self) -> ComposeResult:
         yield self.empty_state()
         yield Label("VRFs (show vrf) - Enter: routes and ARP", classes="section-title")
-        yield FastTable(VRF_COLUMNS, id="vrf-table")
+        yield FastTable(VRF_COLUMNS, id="vrf-table", fit=VRF_FIT)
         yield Label("Bridges (switches) - Enter: MAC address table", classes="section-title")
-        yield FastTable(BR_COLUMNS, id="bridge-table")
+        yield FastTable(BR_COLUMNS, id="bridge-table", fit=BR_FIT)
 
     def focus_main(self) -> None:
         self.query_one("#vrf-table", FastTable).focus()
