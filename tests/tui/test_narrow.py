@@ -101,3 +101,25 @@ async def test_the_topology_keeps_the_bridge_rate_at_80_columns() -> None:
         line = next(x for x in painted(pilot) if "switch br0" in x)
         assert "fe80::" not in line and "fd00:10::1/64 +1" in line
         assert re.search(r"\d b/s\s*$", line) or re.search(r"[kMG]b/s\s*$", line), line
+
+
+@run_async
+async def test_a_long_name_is_cut_before_rates_drops_and_errors_go() -> None:
+    snap = make_snapshot()
+    long = "a-very-long-container-name-for-testing-xx"
+    named = tuple(
+        dataclasses.replace(c, name=long) if c.name == "web-1" else c for c in snap.containers
+    )
+    app = make_app(FixtureSource(dataclasses.replace(snap, containers=named)))
+    async with app.run_test(size=NARROW) as pilot:
+        await loaded(pilot)
+        await pilot.press("3")
+        await pilot.pause()
+        lines = painted(pilot)
+        head = next(line for line in lines if line.lstrip().startswith("Name"))
+        assert head.split() == ["Name", "RX", "TX", "Trend▼", "Drop/s", "Err/s"]
+        row = next(line for line in lines if "a-very-long" in line)
+        assert "…" in row and long not in row
+        table = app.query_one("#containers-table", FastTable)
+        # the room the IP column left is the name's again: the row fills the width
+        assert table.size.width - 2 <= table.virtual_size.width <= table.size.width

@@ -223,6 +223,12 @@ class FastTable(StyledScrollView, can_focus=True):
                     hidden.add(step)
                 elif step[0] in widths and widths[step[0]] > step[1]:
                     widths[step[0]] = max(step[1], widths[step[0]] - excess)
+            # a column hidden after one was narrowed may leave room: give it back
+            natural = {c.key: c.natural for c in self.columns}
+            for key, w in widths.items():
+                slack = avail - total()
+                if slack > 0 and w < natural[key]:
+                    widths[key] = min(natural[key], w + slack)
         hid = frozenset(n for n, c in enumerate(self.columns) if c.key in hidden)
         changed = hid != self._hidden
         self._hidden = hid
