@@ -14,7 +14,10 @@ umask 022
 # container's seccomp filter (without it confined containers are refused).
 # prometheus: the real server tests/integration/test_exporter_live.py scrapes the
 # exporter with (run on 127.0.0.1 with a temp config and storage; never as a service).
-DEBS=(iproute2 iperf3 nftables iptables procps util-linux tini busybox-static tmux kmod iputils-ping tcpdump graphviz gcc libc6-dev zsh libseccomp2 prometheus)
+# openssh-server: the sshd tests/integration/test_fleet_ssh.py starts on 127.0.0.1 with its
+# own host key, config and authorized_keys for 'netlens fleet' (never as a service).
+# tshark reads back what tests/integration/test_capture_live.py's 'netlens capture' wrote.
+DEBS=(iproute2 iperf3 nftables iptables procps util-linux tini busybox-static tmux kmod iputils-ping tcpdump tshark graphviz gcc libc6-dev zsh libseccomp2 prometheus openssh-server)
 missing=()
 for p in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -22,11 +25,13 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   apt-get update -qq
+  # tshark asks whether non-root users may capture: no (netlens capture runs as root)
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 PY=${PYTHON:-python3}
-if ! "$PY" -c 'import netlens, textual, pyroute2, networkx, psutil, msgspec, pytest, jsonschema, build' 2>/dev/null \
+if ! "$PY" -c 'import netlens, textual, pyroute2, networkx, psutil, msgspec, asyncssh, pytest, jsonschema, build' 2>/dev/null \
    || [ pyproject.toml -nt .ci/.installed ] || [ setup.py -nt .ci/.installed ]; then
   echo "setup: installing Python packages"
   "$PY" -m pip install -q --disable-pip-version-check -e ".[dev]"

@@ -98,12 +98,15 @@ def version_report() -> str:
 def build_parser() -> argparse.ArgumentParser:
     """Build the argparse tree: inspector commands plus the runtime's verbs."""
     from netlens.commands import (
+        agent,
+        capture,
         completion,
         dashboard,
         demo,
         doctor,
         dump,
         exporter,
+        fleet,
         stats,
         trace,
         view,
@@ -128,8 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_parser(sub)
     view.add_parser(sub)
     trace.add_parser(sub)
+    capture.add_parser(sub)
     doctor.add_parser(sub)
     exporter.add_parser(sub)
+    fleet.add_parser(sub)
+    agent.add_parser(sub)
     demo.add_parser(sub)
     runtime_cli.add_commands(sub)
     completion.add_parser(sub)

@@ -201,3 +201,29 @@ def nud_state(state: int) -> str:
         if state & bit:
             return name
     return "none"
+
+
+# --- packet sockets (linux/if_packet.h, linux/if_ether.h, asm-generic/socket.h) ------
+ETH_P_ALL = 0x0003
+SOL_PACKET = 263
+PACKET_RX_RING = 5
+PACKET_STATISTICS = 6
+PACKET_AUXDATA = 8
+PACKET_VERSION = 10
+TPACKET_V3 = 2
+TP_STATUS_KERNEL = 0
+TP_STATUS_USER = 1
+TP_STATUS_VLAN_VALID = 1 << 4
+TP_STATUS_VLAN_TPID_VALID = 1 << 6
+SO_ATTACH_FILTER = 26
+SO_TIMESTAMPNS = 35
+SIOCGIFINDEX = 0x8933
+SIOCGIFHWADDR = 0x8927
+ARPHRD_ETHER = 1
+ARPHRD_LOOPBACK = 772
+ARPHRD_NONE = 0xFFFE
+"""A device without link-layer header (tun): packets start at the IP header."""
+
+# --- capture file link types (pcap-linktype(7)) -------------------------------------
+LINKTYPE_ETHERNET = 1
+LINKTYPE_RAW = 101

@@ -28,10 +28,13 @@ from textual.binding import BindingType
 from textual.events import Event, Key
 from textual.screen import Screen
 from textual.theme import Theme
+from textual.timer import Timer
 from textual.worker import get_current_worker
 
-from netlens.errors import NetlensError
+from netlens.analysis.capture_session import BackgroundCapture
+from netlens.errors import NetlensError, UsageError
 from netlens.kernel.inert import terminal
+from netlens.tui import capture as tui_capture
 from netlens.tui import fmt
 from netlens.tui.context import Context
 from netlens.tui.findings_index import FindingsIndex
@@ -86,6 +89,8 @@ class NetlensApp(App[None]):
         self._notes: list[tuple[str, str]] = []  # (title, text) shown once mounted
         self._keymap_file = keymap_file or keymap_path()
         self.gc_policy = GcPolicy()
+        self._capture: BackgroundCapture | None = None  # the `w` capture, while it runs
+        self._capture_timer: Timer | None = None
         themes = load_themes(theme_dirs)
         for t in themes.themes:
             self.register_theme(t)
@@ -157,6 +162,8 @@ class NetlensApp(App[None]):
         self._run_source()
 
     def on_unmount(self) -> None:
+        if self._capture is not None:
+            self._capture.stop()  # the file is completed even when the app quits
         self.source.close()
         self.gc_policy.release()
 
@@ -346,6 +353,52 @@ class NetlensApp(App[None]):
         while self.screen is not main and len(self.screen_stack) > 1:
             self.pop_screen()
         main.show_view(name)
+
+    def action_capture(self) -> None:
+        """``w``: capture the selected node (an interface, or every interface of a
+        container or VRF) to a file in a background thread; ``w`` again stops it."""
+        cap = self._capture
+        if cap is not None:
+            cap.request_stop()  # the tick below reports once the file is complete
+            return
+        idx = self.ctx.index
+        if idx is None or self.ctx.source is None or not self.ctx.source.live:
+            self.notify("capture needs the live host, not a saved dump", severity="warning")
+            return
+        key = tui_capture.selected_node(self, self.screen, idx.snapshot)
+        if key is None:
+            self.notify("select an interface, a container or a VRF first", severity="warning")
+            return
+        try:
+            self._capture = tui_capture.start(idx.snapshot, key)
+        except UsageError as err:
+            self.notify(terminal(str(err)), severity="warning", markup=False)
+            return
+        self._capture_timer = self.set_interval(0.5, self._capture_tick, name="capture")
+        self._capture_tick()
+
+    def _capture_tick(self) -> None:
+        """Show the live count; once the capture thread has ended, say where it went."""
+        cap = self._capture
+        if cap is None:
+            return
+        if cap.running:
+            self.ctx.capturing = tui_capture.status(cap)
+        else:
+            self._capture = None
+            self.ctx.capturing = ""
+            if self._capture_timer is not None:
+                self._capture_timer.stop()
+                self._capture_timer = None
+            failed = cap.error is not None and cap.result is None
+            self.notify(
+                tui_capture.summary(cap),
+                title="Capture",
+                severity="error" if failed else "information",
+                timeout=10,
+                markup=False,
+            )
+        self._update_status()
 
     def action_pause(self) -> None:
         self.ctx.paused = not self.ctx.paused

@@ -27,6 +27,7 @@ class Context:
     ghosts: dict[str, ContainerRow] = field(default_factory=dict)  # rows that went away
     ghost_ttl: dict[str, int] = field(default_factory=dict)  # ticks left before removal
     roles: dict[str, str] = field(default_factory=dict)  # "nl-<role>" -> colour, from theme
+    capturing: str = ""  # the running `w` capture's status line (live packet count)
     # the doctor's findings on ``index`` (None until its worker reports; see app.py)
     findings: FindingsIndex | None = None
     findings_seq: int = 0  # bumped with every new ``findings`` (views re-sync on it)

@@ -86,6 +86,7 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("interval.up", "plus,equals_sign", "interval(1)", "Slower", "app", show=False),
     KeySpec("interval.down", "minus", "interval(-1)", "Faster", "app", show=False),
     KeySpec("units", "b", "units", "Bits/bytes", "app"),
+    KeySpec("capture", "w", "capture", "Capture to file", "app", show=False),
     *_view_keys(),
     KeySpec("clear", "escape", "clear", "Clear filter", "main", show=False),
 )

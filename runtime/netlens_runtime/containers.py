@@ -87,6 +87,11 @@ def remove_containers(names_: list[str], force: bool = True) -> None:
                 if net["published"].pop(rec["name"], None):
                     published = True
                 touched.add(net["name"])
+            for leg in rec.get("legs") or []:  # a lab node's extra legs (lab_ops)
+                other = networks.get(str(leg.get("network")))
+                if other is not None and other["allocations"].get(leg.get("ip")) == rec["name"]:
+                    del other["allocations"][leg["ip"]]
+                    touched.add(other["name"])
         for netname in touched:
             state.write_json(state.network_path(netname), networks[netname])
         if published:

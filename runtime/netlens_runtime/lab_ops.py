@@ -187,6 +187,7 @@ def lab_up(spec: LabSpec, *, log: Callable[[str], None] | None = None) -> lab_re
                 made.host_links.append(hname)
         if host_cmds:
             _run_host_batch(host_cmds)
+            _record_legs(spec, rec)
         # 5. inside each node: extra legs' addresses and routes (one netlink batch each)
         work: list[tuple[str, list[NodeOp]]] = []
         for node in spec.nodes:
@@ -237,6 +238,47 @@ def _pids(spec: LabSpec, infos: list[dict[str, Any]]) -> dict[str, int]:
                 raise RuntimeFailure(f"node {name!r} has no running process")
             out[name] = int(pid)
     return out
+
+
+def _record_legs(spec: LabSpec, rec: lab_record.LabRecord) -> None:
+    """Each node's extra legs go into its container record (``inspect`` shows them) and
+    their addresses into their networks' allocations, so ``run --ip`` cannot hand a
+    leg's address to another container; ``rm`` releases them with the node."""
+    from netlens_runtime import state
+
+    with state.locked():
+        nets = state.load_networks()
+        touched: set[str] = set()
+        for node in spec.nodes:
+            if not node.interfaces:
+                continue
+            cname = rec.nodes[node.name]
+            crec = state.load_container(cname)
+            if crec is None:
+                raise RuntimeFailure(f"container {cname!r} has no record")
+            legs = []
+            for iface in node.interfaces:
+                real = lab_record.network_name(spec.name, iface.network)
+                legs.append(
+                    {
+                        "ifname": iface.ifname,
+                        "network": real,
+                        "ip": iface.ip,
+                        "host_veth": lab_record.host_ifname(cname, iface.ifname),
+                    }
+                )
+                net = nets.get(real)
+                if iface.ip is None or net is None:
+                    continue
+                owner = net["allocations"].get(iface.ip)
+                if owner not in (None, cname):
+                    raise Conflict(f"{iface.ip} on network {real!r} is already used by {owner!r}")
+                net["allocations"][iface.ip] = cname
+                touched.add(real)
+            crec["legs"] = legs
+            state.write_json(state.container_path(cname), crec)
+        for real in sorted(touched):
+            state.write_json(state.network_path(real), nets[real])
 
 
 def _node_ops(spec: LabSpec, node: LabNode) -> list[NodeOp]:

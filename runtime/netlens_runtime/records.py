@@ -99,7 +99,28 @@ def check_container(name: str, rec: Any, scope: str) -> dict[str, Any]:
             raise BadRecord(f"'cgroup_dirs' names {d!r}, not this container's cgroup")
     for pub in _field(rec, "publish", list, optional=True) or []:
         _publish(pub, "publish")
+    for leg in _field(rec, "legs", list, optional=True) or []:
+        _leg(leg)
     return rec
+
+
+def _leg(leg: Any) -> None:
+    """A lab node's extra leg: its names reach netlink and its address the IPAM."""
+    if not isinstance(leg, dict):
+        raise BadRecord(f"'legs' holds {leg!r}, not a mapping")
+    try:
+        names.validate_ifname(_field(leg, "ifname", str))
+    except BadInput:
+        raise BadRecord(f"'legs' names {leg.get('ifname')!r}, not an interface") from None
+    _name(_field(leg, "network", str), "network")
+    if not HOST_LINK_RE.fullmatch(_field(leg, "host_veth", str)):
+        raise BadRecord(f"'legs' names {leg.get('host_veth')!r}, not a lab's host leg")
+    ip = _field(leg, "ip", str, optional=True)
+    if ip is not None:
+        try:
+            ipaddress.IPv4Address(ip)
+        except ValueError:
+            raise BadRecord(f"'legs' holds {ip!r}, not an IPv4 address") from None
 
 
 def _publish(pub: Any, key: str) -> None:

@@ -179,6 +179,7 @@ def test_wheel_is_platform_tagged_and_holds_the_whole_product(wheel: Path, dist:
     want = {
         "netlens/tui/app.tcss",
         "netlens/model/schema.json",
+        "netlens/fleet/fleet_schema.json",
         "netlens_runtime/labs/demo.yaml",
         "netlens_runtime/labs/example.yaml",
         *(f"netlens/themes/{p.name}" for p in THEMES),
@@ -388,6 +389,28 @@ def test_run_exec_rm(installed: Installed, labstate: Path) -> None:
     assert name in installed.run("ps", **env).stdout
     installed.run("rm", "-f", name, **env)
     assert name not in installed.run("ps", **env).stdout
+
+
+def test_fleet_reports_a_refused_server_in_the_shipped_schema(installed: Installed) -> None:
+    """The installed copy's asyncssh and fleet file reading, and its shipped schema: a
+    port where nothing listens (bound, never listening) is a row, not a traceback."""
+    import socket
+
+    import jsonschema
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        fleet = installed.work / "fleet.yaml"
+        port = closed.getsockname()[1]
+        fleet.write_text(f"hosts: [{{alias: nowhere, host: 127.0.0.1, port: {port}}}]\n")
+        res = installed.run(
+            "fleet", "--json", "--file", str(fleet), "--ssh-config", os.devnull, check=False
+        )
+    assert res.returncode == 1 and res.stderr == "", res.stderr
+    doc = json.loads(res.stdout)
+    shipped = installed.site() / "netlens" / "fleet" / "fleet_schema.json"
+    jsonschema.validate(doc, json.loads(shipped.read_text()))
+    assert doc["servers"][0]["state"] == "unreachable"
 
 
 def test_stats_json_two_samples(installed: Installed) -> None:

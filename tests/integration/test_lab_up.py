@@ -121,11 +121,34 @@ def test_routed_lab_connects_two_segments_through_the_router(
     assert "ttl=63" in ping.stdout  # one hop: through r, not bridged
     assert _tcp_roundtrip(pids[a], pids[b], b_ip, 15301) == b"hello across the router"
 
+    # r's extra leg is in its record and holds its address in the right network's IPAM
+    right = lab_record.network_name(spec.name, "right")
+    leg_ip = f"10.{OCTET}.2.254"
+    (leg,) = api.get_container(r)["legs"]
+    assert leg == {
+        "ifname": "eth1",
+        "network": right,
+        "ip": leg_ip,
+        "host_veth": lab_record.host_ifname(r, "eth1"),
+    }
+    assert _link_exists(leg["host_veth"])
+    allocations = {str(n["name"]): n["allocations"] for n in api.list_networks()}
+    assert allocations[right][leg_ip] == r
+    with pytest.raises(Conflict):  # the address is taken: no duplicate IP on the segment
+        api.create_container(
+            api.ContainerSpec(
+                name=f"nl{RUN_TAG}dup", command=["sleep", "60"], network=right, ip=leg_ip
+            )
+        )
+
     bridges = [str(n["bridge"]) for n in api.list_networks()]
     assert len(bridges) == 2
     assert all(_link_exists(br) for br in bridges)
     up = kernel_state(labstate)
     assert up.names >= set(bridges)
+    api.remove_containers([r], force=True)  # rm releases the leg's address with the node
+    allocations = {str(n["name"]): n["allocations"] for n in api.list_networks()}
+    assert leg_ip not in allocations[right] and r not in allocations[right].values()
     assert lab_ops.lab_down(spec.name) == []
     # nft table and chains, FORWARD rules of both bridges, cgroups, forwarding claim
     assert kernel_changes(before, kernel_state(labstate), known=up.names) == []

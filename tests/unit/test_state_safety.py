@@ -161,6 +161,29 @@ _BAD: list[tuple[str, str | None, str]] = [
     ("veth", json.dumps(rec("veth", host_veth="eth0")), "not this container's interface"),
     ("cg", json.dumps(rec("cg", cgroup_dirs=["/sys/fs/cgroup/memory"])), "not this container"),
     ("labels", json.dumps(rec("labels", labels={"a": 1})), "mapping of strings"),
+    ("legs", json.dumps(rec("legs", legs="eth1")), "'legs' is not a list"),
+    (
+        "legveth",
+        json.dumps(rec("legveth", legs=[{"ifname": "eth1", "network": "n", "host_veth": "eth0"}])),
+        "not a lab's host leg",
+    ),
+    (
+        "legif",
+        json.dumps(rec("legif", legs=[{"ifname": "../x", "network": "n", "host_veth": "lx0"}])),
+        "not an interface",
+    ),
+    (
+        "legip",
+        json.dumps(
+            rec(
+                "legip",
+                legs=[
+                    {"ifname": "e1", "network": "n", "host_veth": "lx0123456789a", "ip": "1.2.3"}
+                ],
+            )
+        ),
+        "not an IPv4 address",
+    ),
     ("dir", None, "unreadable (Is a directory)"),
 ]
 

@@ -317,6 +317,8 @@ class MainScreen(Screen[None]):
             )
         if self.ctx.needle:
             parts.append(f"filter '{self.ctx.needle}'")
+        if self.ctx.capturing:
+            parts.append(self.ctx.capturing)
         if self.ctx.paused:
             parts.append(f"⏸ PAUSED ({first_key(self.app, 'pause', 'space')} resumes)")
         for part in optional:
