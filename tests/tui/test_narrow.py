@@ -101,6 +101,9 @@ async def test_the_topology_keeps_the_bridge_rate_at_80_columns() -> None:
         line = next(x for x in painted(pilot) if "switch br0" in x)
         assert "fe80::" not in line and "fd00:10::1/64 +1" in line
         assert re.search(r"\d b/s\s*$", line) or re.search(r"[kMG]b/s\s*$", line), line
+        lines = painted(pilot)
+        assert lines[-2].endswith("● info")  # the legend's end is not cut either
+        assert lines[-1].endswith("q quit")
 
 
 @run_async
