@@ -306,9 +306,9 @@ class MainScreen(Screen[None]):
             parts.append(f" {src.label}")
             if src.live:
                 parts.append(f"every {src.interval:g}s")
-        parts += [bits, self.app.theme]
         # on a narrow terminal the theme's name, then the units, make room for the rest
-        optional = [self.app.theme, bits]
+        optional = [len(parts) + 1, len(parts)]  # their indices, the first to go first
+        parts += [bits, self.app.theme]
         if idx is not None:
             c = idx.counts
             parts.append(
@@ -321,10 +321,10 @@ class MainScreen(Screen[None]):
             parts.append(self.ctx.capturing)
         if self.ctx.paused:
             parts.append(f"⏸ PAUSED ({first_key(self.app, 'pause', 'space')} resumes)")
-        for part in optional:
+        for i in optional:  # the later index first: the earlier one stays valid
             if len(" · ".join(parts)) <= self.size.width:
                 break
-            parts.remove(part)
+            del parts[i]
         # one line of fixed size: a content change needs no layout of the screen
         # hostname, file name and filter text are data: never markup
         self.query_one("#status", Static).update(fmt.plain(" · ".join(parts)), layout=False)
