@@ -52,6 +52,20 @@ class ContainerRow:
     privileged: bool = False  # every capability, no seccomp filter: marked in the table
 
 
+def _guests(snap: Snapshot, by_ns: dict[str, Container]) -> dict[str, Container]:
+    """``by_ns`` without the host namespace's entry.
+
+    Discovery gives the host namespace a pseudo-container (engine ``host``) named after
+    the hostname, and a host-network container may claim it too; the dashboard then
+    called one namespace "host", "vm" and "vm (host vm)". The host namespace is "host"
+    wherever a namespace is named; the hostname is the server's name only.
+    """
+    host = snap.host
+    if host is None or host.id not in by_ns:
+        return by_ns  # shared with the model's index: copied only when it must change
+    return {k: c for k, c in by_ns.items() if k != host.id}
+
+
 @dataclass
 class ViewIndex:
     """What the dashboard's views look up, derived once per snapshot: which bridge each
@@ -96,7 +110,7 @@ class ViewIndex:
         edges. Walking the networkx graph itself cost 2-3x more CPU per snapshot at 1000
         containers (``tests/bench/test_bench_tui.py``), so the views walk these dicts."""
         base = base or SnapshotIndex(snap)
-        idx = cls(snap, base.netns, base.container_by_netns, base.by_key)
+        idx = cls(snap, base.netns, _guests(snap, base.container_by_netns), base.by_key)
         idx.base = base
         port_bridge = {p: b for b, ports in base.bridge_ports.items() for p in ports}
         idx.bridge_of_port = port_bridge
@@ -216,9 +230,15 @@ class ViewIndex:
                 out.update((na, nb))
         return out
 
+    def _peer_name(self, itf: Interface) -> str:
+        peer = self.ifaces.get(itf.peer.key) if itf.peer is not None else None
+        return peer.name if peer is not None else ""
+
     def matches(self, ns_id: str, needle: str) -> bool:
-        """Filter predicate: name, container, engine, image, addresses, interfaces
-        ("privileged" finds the privileged containers)."""
+        """Filter predicate: name, container, engine, image, addresses, interfaces,
+        their MACs and the names of their veth peers ("privileged" finds the privileged
+        containers). The peer is what an engineer sees on the host (``ip -br link``
+        lists ``veth1a2b3c``, a MAC table names a MAC): either finds the container."""
         if not needle:
             return True
         n = needle.lower()
@@ -230,6 +250,8 @@ class ViewIndex:
             ns.name,
             ns.id,
             *(i.name for i in ns.interfaces),
+            *(i.mac or "" for i in ns.interfaces),
+            *(self._peer_name(i) for i in ns.interfaces),
             *(a.address for i in ns.interfaces for a in i.addresses),
             *((c.name, c.engine, c.image or "", c.id) if c else ()),
             *(("privileged",) if c and c.privileged else ()),

@@ -18,6 +18,8 @@ from typing import Literal
 from rich.markup import escape
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import Tabs
 
 from netlens.tui.context import Context
 from netlens.tui.views.base import View
@@ -27,6 +29,7 @@ from netlens.tui.views.findings import FindingsView
 from netlens.tui.views.topology import TopologyPane
 from netlens.tui.views.vrfs import VrfsView
 from netlens.tui.widgets.fast_table import FastTable
+from netlens.tui.widgets.tables import NlTable
 from netlens.tui.widgets.topology_view import TopologyView
 
 
@@ -109,14 +112,39 @@ def view_bindings(namespace: str = "app.") -> list[BindingType]:
     ]
 
 
+# What the detail pane's widgets bind, said for a user: Textual's own descriptions
+# ("Focus Next") do not tell that Tab moves between the tab strip and the table.
+_DETAIL_WORDS = {
+    "previous_tab": "Previous tab (tab strip focused)",
+    "next_tab": "Next tab (tab strip focused)",
+    "app.focus_next": "Focus next: tab strip, table",
+    "app.focus_previous": "Focus previous",
+}
+
+
+def _detail_pane_keys() -> list[BindingType]:
+    """Tab switching and focus movement in a detail pane, read from the classes that
+    bind them (Textual's :class:`Tabs` and :class:`Screen`), so the help follows them."""
+    out: list[BindingType] = []
+    for cls in (Tabs, Screen):
+        for b in cls.BINDINGS:
+            if isinstance(b, Binding) and b.action in _DETAIL_WORDS:
+                out.append(Binding(b.key, b.action, _DETAIL_WORDS[b.action], id=b.id))
+    return out
+
+
 def help_groups(detail: Iterable[BindingType]) -> dict[str, list[BindingType]]:
     """What the ``?`` screen lists, group by group (global keys in :data:`KEYS` order,
-    whichever class binds them)."""
+    whichever class binds them); ``detail``: the detail screen's own keys."""
     return {
         "Global": [_binding(k) for k in KEYS],
         "Topology": list(TopologyView.BINDINGS),
         "Tables": list(FastTable.BINDINGS),
-        "Detail": list(detail),
+        "Detail": [*detail, *_detail_pane_keys()],
+        "Detail tables": [
+            *NlTable.BINDINGS,
+            Binding("enter", "select_cursor", "Open the interface (Interfaces tab)"),
+        ],
     }
 
 
@@ -179,15 +207,26 @@ _BAR: tuple[tuple[tuple[str, ...] | None, str], ...] = (
 )
 
 
-def key_bar(app: App[object]) -> str:
-    """The one-line key bar (Rich markup), written with the keys bound now."""
-    parts = []
+_BAR_DROP = ("palette", "interval", "bits/bytes", "pause", "sort", "views")
+"""What the key bar leaves out first when the terminal is narrow (``?`` lists all)."""
+
+
+def key_bar(app: App[object], width: int | None = None) -> str:
+    """The one-line key bar (Rich markup), written with the keys bound now; with a
+    ``width``, the least needed entries left out until it fits (at 80 columns it was
+    cut after "b", hiding ``?`` and quit)."""
+    parts: list[tuple[str, str, str]] = []  # (what, keys, markup)
     for ids, what in _BAR:
         if ids is None:
             keys = _views_label(app)
         else:
             keys = "/".join(first_key(app, i, _default(i)) for i in ids)
-        parts.append(f"[b]{escape(keys)}[/] {what}")
+        parts.append((what, keys, f"[b]{escape(keys)}[/] {what}"))
     palette = key_label(app, app.COMMAND_PALETTE_BINDING)
-    parts.append(f"[b]{escape(palette)}[/] palette")
-    return "  ".join(parts)
+    parts.append(("palette", palette, f"[b]{escape(palette)}[/] palette"))
+    if width is not None:
+        for what in _BAR_DROP:
+            if sum(len(k) + len(w) + 3 for w, k, _ in parts) - 2 <= width:
+                break
+            parts = [p for p in parts if p[0] != what]
+    return "  ".join(m for _, _, m in parts)

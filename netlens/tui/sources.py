@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from netlens.errors import DiscoveryError, UsageError
-from netlens.model.types import Counters, Snapshot
+from netlens.model.types import Counters, Engine, Snapshot
 from netlens.stats.history import History
 from netlens.stats.types import ZERO, Density, Rate, StatsFrame, Usage
 
@@ -123,6 +123,8 @@ def synthetic_frame(snap: Snapshot, i: int, interval: float = 1.0) -> StatsFrame
     containers: dict[str, Rate] = {}
     usage: dict[str, Usage] = {}
     for c in snap.containers:
+        if c.engine == Engine.HOST:  # the host's pseudo-container: no usage of its own
+            continue
         if c.netns in vrfs:
             containers[c.id] = vrfs[c.netns]
         s = _seed(c.id)

@@ -86,6 +86,21 @@ def _cidrs(itf: Interface) -> str:
     return " ".join(a.cidr for a in itf.addresses if a.scope != "host")
 
 
+def _bridge_head(name: str, br: Interface, tail: str, room: int) -> str:
+    """A switch bar's text in ``room`` columns, so its rate stays on screen: link-local
+    (fe80::) addresses go first, then every address but the first, then the name is
+    cut."""
+    addrs = [a for a in br.addresses if a.scope != "host"]
+    routable = [a for a in addrs if not a.address.lower().startswith("fe80:")]
+    for keep in (addrs, routable, (routable or addrs)[:1], []):
+        shown = "".join(f" {a.cidr}" for a in keep)
+        more = len(addrs) - len(keep)
+        text = f"{name}{shown}{f' +{more}' if more else ''}{tail}"
+        if len(text) <= room:
+            return text
+    return _fit(f"{name}{tail.rstrip()}", max(room - 1, 1)) + " "
+
+
 IMPAIRED = "≈"
 """Marks a link whose qdiscs shape or impair it (``Interface.tc``, read from the kernel)."""
 
@@ -267,10 +282,11 @@ def build_layout(
             continue
         collapsed = bkey in state.collapsed
         ns_note = "" if idx.ns[br.netns].is_host else f" in {idx.ns_label(br.netns)}"
-        head = (
-            f"{'▸' if collapsed else '▾'} ▣ switch {terminal(br.display_name)}{ns_note}"
-            f" {_cidrs(br)}"
-            f" · {len(idx.members.get(bkey, []))} VRFs "
+        head = _bridge_head(
+            f"{'▸' if collapsed else '▾'} ▣ switch {terminal(br.display_name)}{ns_note}",
+            br,
+            f" · {len(idx.members.get(bkey, []))} VRFs ",
+            width - 2 - 10 - BADGE_W,  # the indent, the rate and the badge stay
         )
         lay.add([Span("", "role:muted")])
         y = lay.add(

@@ -87,9 +87,12 @@ def make_snapshot(
     with_router: bool = True,
     root: bool = True,
     drop: Sequence[str] = (),
+    host_container: bool = False,
 ) -> Snapshot:
     """Build the fixture host.
 
+    ``host_container`` adds the pseudo-container discovery gives the host namespace
+    (engine ``host``, named after the hostname ``lab01``), as on a real host.
     ``per_bridge`` gives the number of containers on each bridge ``br0``, ``br1``...
     ``drop`` lists container names to leave out (to simulate containers vanishing).
     Addresses come from :func:`container_ip` and friends, so the containers, the
@@ -541,6 +544,20 @@ def make_snapshot(
         ),
         sysctls={"net.ipv4.ip_forward": "1"},
     )
+    if host_container:
+        containers.insert(
+            0,
+            Container(
+                "host:lab01",
+                "host",
+                "lab01",
+                HOST_ID,
+                engine_id="lab01",
+                pid=1,
+                pids=(1,),
+                state="running",
+            ),
+        )
     return Snapshot(
         server=Server("lab01", "6.18.0-netlens", "x86_64", 8, 16 * 1024**3, uptime_s=86400.0),
         namespaces=(host, *namespaces),

@@ -33,7 +33,8 @@ from netlens.tui.routing import (
     rule_selector,
     table_name,
 )
-from netlens.tui.topology import egress_text, ingress_text, shaping_text
+from netlens.tui.screens.iface_info import iface_overview
+from netlens.tui.topology import shaping_text
 from netlens.tui.widgets.tables import Cell, NlTable
 
 
@@ -45,6 +46,9 @@ def _table(columns: Sequence[tuple[str, str]], rows: Iterable[Sequence[Any]], ti
     for i, row in enumerate(rows):
         t.add_row(*(c if isinstance(c, Cell) else Cell(str(c)) for c in row), key=str(i))
     return t
+
+
+COUNTER_COLUMNS = ("rx", "tx", "drops", "errors")
 
 
 class DetailScreen(Screen[None]):
@@ -138,74 +142,7 @@ class DetailScreen(Screen[None]):
     def _iface_overview(self, itf: Interface) -> Table:
         idx = self.ctx.index
         assert idx is not None
-        t = Table.grid(padding=(0, 2))
-        t.add_column(style="bold", min_width=14)
-        t.add_column()
-        rows: list[tuple[str, str]] = [
-            ("name", itf.name),
-            *((("alias", itf.alias),) if itf.alias else ()),  # a router's "description"
-            ("kind", itf.kind),
-            ("VRF", idx.ns_label(itf.netns)),
-            ("state", f"{itf.operstate}{' admin-up' if itf.admin_up else ' admin-down'}"),
-            ("mtu", str(itf.mtu)),
-            ("mac", itf.mac or "-"),
-            ("addresses", " ".join(a.cidr for a in itf.addresses) or "-"),
-        ]
-        if itf.peer is not None:
-            rows.append(("veth peer", idx.iface_label(itf.peer.key)))
-        if itf.master is not None:
-            m = idx.ifaces.get(f"{itf.netns}/{itf.master}")
-            rows.append(("master", m.display_name if m else str(itf.master)))
-        if itf.speed_mbps:
-            rows.append(("speed", fmt.si(itf.speed_mbps * 1e6, "b/s")))
-        if itf.driver:
-            rows.append(("driver", itf.driver))
-        if itf.vxlan is not None:
-            v = itf.vxlan
-            rows.append(
-                (
-                    "vxlan",
-                    f"vni {v.vni} local {v.local or '-'} remote "
-                    f"{v.remote or v.group or '-'} port {v.port or 4789}",
-                )
-            )
-        if itf.network:
-            rows.append(("network", itf.network))
-        if itf.tc is not None:
-            out, into = egress_text(itf), ingress_text(idx, itf)
-            if out:
-                rows.append(("sends ≈", f"{out}  ({'+'.join(itf.tc.kinds)})"))
-            via = idx.ifaces.get(f"{itf.netns}/{itf.tc.ingress_to}")
-            if into and via is not None:
-                rows.append(("receives ≈", f"{into}  (via {via.name})"))
-            elif itf.tc.ingress:
-                rows.append(("receives ≈", "an ingress qdisc filters what arrives"))
-        if itf.bridge is not None:
-            b = itf.bridge
-            rows.append(
-                (
-                    "bridge",
-                    f"stp {'on' if b.stp else 'off'} vlan_filtering "
-                    f"{'on' if b.vlan_filtering else 'off'} id {b.bridge_id}",
-                )
-            )
-        c = self._counters(itf)
-        if c is not None:
-            rows += [
-                (
-                    "rx",
-                    f"{c.rx_bytes} bytes {c.rx_packets} packets {c.rx_errors} errors"
-                    f" {c.rx_dropped} dropped",
-                ),
-                (
-                    "tx",
-                    f"{c.tx_bytes} bytes {c.tx_packets} packets {c.tx_errors} errors"
-                    f" {c.tx_dropped} dropped",
-                ),
-            ]
-        for k, v2 in rows:
-            t.add_row(fmt.plain(k), fmt.plain(v2))
-        return t
+        return iface_overview(idx, itf, self._counters(itf))
 
     # -- counters -------------------------------------------------------------------------
     def _counters(self, itf: Interface) -> Counters | None:
@@ -215,14 +152,14 @@ class DetailScreen(Screen[None]):
         live = src.counters(itf.ref.key) if src is not None else None
         return live if live is not None else itf.counters
 
-    def _byte_cells(self, itf: Interface) -> tuple[Cell, Cell]:
-        """RX and TX bytes of the Interfaces tab."""
+    def _counter_cells(self, itf: Interface) -> tuple[Cell, ...]:
+        """RX and TX bytes, drops and errors (both directions) of the Interfaces tab:
+        the figures ``ip -s link`` gives, followed on every tick."""
         c = self._counters(itf)
         if c is None:
-            return Cell("-", -1, right=True), Cell("-", -1, right=True)
-        return Cell(str(c.rx_bytes), c.rx_bytes, right=True), Cell(
-            str(c.tx_bytes), c.tx_bytes, right=True
-        )
+            return tuple(Cell("-", -1, right=True) for _ in COUNTER_COLUMNS)
+        drops, errors = c.rx_dropped + c.tx_dropped, c.rx_errors + c.tx_errors
+        return tuple(Cell(str(v), v, right=True) for v in (c.rx_bytes, c.tx_bytes, drops, errors))
 
     def _refresh_counters(self) -> None:
         """Bring the counters on screen up to the latest sample (every tick)."""
@@ -233,9 +170,20 @@ class DetailScreen(Screen[None]):
         if self.ns is not None:
             tables = self.query("#ifaces-table")
             if tables:
-                cells = {str(n): self._byte_cells(i) for n, i in enumerate(self.ns.interfaces)}
+                cells = {str(n): self._counter_cells(i) for n, i in enumerate(self.ns.interfaces)}
                 table = tables.first(NlTable)
-                table.update_columns(("rx", "tx"), cells)
+                table.update_columns(COUNTER_COLUMNS, cells)
+
+    def on_data_table_row_selected(self, event: NlTable.RowSelected) -> None:
+        """Enter on a row of the Interfaces tab opens that interface (its counters,
+        rates, peer and bridge port); the other tables have nothing to open."""
+        if event.data_table.id != "ifaces-table" or self.ns is None:
+            return
+        event.stop()
+        n = int(event.row_key.value or 0)
+        if 0 <= n < len(self.ns.interfaces):
+            itf = self.ns.interfaces[n]
+            self.app.push_screen(DetailScreen(self.ctx, itf.ref.key, "iface"))
 
     def _ns_tabs(self, ns: Netns) -> ComposeResult:
         idx = self.ctx.index
@@ -248,11 +196,14 @@ class DetailScreen(Screen[None]):
                     ("name", "Interface"),
                     ("kind", "Kind"),
                     ("state", "State"),
+                    ("mtu", "MTU"),
                     ("addr", "Addresses"),
                     ("mac", "MAC"),
                     ("peer", "Veth peer / master"),
                     ("rx", "RX bytes"),
                     ("tx", "TX bytes"),
+                    ("drops", "Drops"),
+                    ("errors", "Errors"),
                 ),
                 (
                     [
@@ -261,12 +212,13 @@ class DetailScreen(Screen[None]):
                         f"{i.operstate} ≈ {shaping_text(idx, i)}"
                         if i.tc and shaping_text(idx, i)
                         else i.operstate,
+                        Cell(str(i.mtu), i.mtu, right=True),
                         " ".join(a.cidr for a in i.addresses) or "-",
                         i.mac or "-",
                         idx.iface_label(i.peer.key)
                         if i.peer
                         else (f"master {i.master}" if i.master else "-"),
-                        *self._byte_cells(i),
+                        *self._counter_cells(i),
                     ]
                     for i in ns.interfaces
                 ),
@@ -404,6 +356,7 @@ class DetailScreen(Screen[None]):
             ("id", f"{ns.id} (dev {ns.dev})"),
             ("names", ", ".join(ns.names) or "-"),
             ("host", "yes" if ns.is_host else "no"),
+            *((("server", idx.snapshot.server.hostname),) if ns.is_host else ()),
             ("interfaces", str(len(ns.interfaces))),
             ("routes", str(len(ns.routes))),
             ("default gw", ", ".join(ns.default_gateways()) or "-"),

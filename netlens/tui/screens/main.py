@@ -98,6 +98,12 @@ class MainScreen(Screen[None]):
         # change, which made switching views with 1000 rows cost half a second.
         yield Static(key_bar(self.app), id="keybar")
 
+    def on_resize(self) -> None:
+        """The key bar fits the terminal: what does not fit is left out, not cut."""
+        bar = self.query_one("#keybar", Static)
+        bar.update(key_bar(self.app, max(0, self.size.width - 2)))
+        self.update_status()
+
     def on_mount(self) -> None:
         self._mounted = True
         self.query_one("#banner", Static).display = False
@@ -300,11 +306,13 @@ class MainScreen(Screen[None]):
             parts.append(f" {src.label}")
             if src.live:
                 parts.append(f"every {src.interval:g}s")
+        # on a narrow terminal the theme's name, then the units, make room for the rest
+        optional = [len(parts) + 1, len(parts)]  # their indices, the first to go first
         parts += [bits, self.app.theme]
         if idx is not None:
             c = idx.counts
             parts.append(
-                f"{idx.snapshot.server.hostname}: {c['containers']} containers, "
+                f"server {idx.snapshot.server.hostname}: {c['containers']} containers, "
                 f"{c['namespaces']} VRFs, {c['bridges']} bridges"
             )
         if self.ctx.needle:
@@ -313,6 +321,10 @@ class MainScreen(Screen[None]):
             parts.append(self.ctx.capturing)
         if self.ctx.paused:
             parts.append(f"⏸ PAUSED ({first_key(self.app, 'pause', 'space')} resumes)")
+        for i in optional:  # the later index first: the earlier one stays valid
+            if len(" · ".join(parts)) <= self.size.width:
+                break
+            del parts[i]
         # one line of fixed size: a content change needs no layout of the screen
         # hostname, file name and filter text are data: never markup
         self.query_one("#status", Static).update(fmt.plain(" · ".join(parts)), layout=False)

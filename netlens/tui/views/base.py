@@ -6,6 +6,7 @@ from typing import Any
 
 from textual.containers import Vertical
 from textual.message import Message
+from textual.widgets import Static
 
 from netlens.tui.context import Context
 
@@ -35,6 +36,17 @@ class View(Vertical):
         changed = bool(needle) and needle != self._needle
         self._needle = needle
         return changed
+
+    def empty_state(self) -> Static:
+        """The line a view shows when its filter matches nothing (hidden otherwise):
+        an empty table under a header looked like a view still loading."""
+        return Static("  nothing matches the filter", classes="empty-state")
+
+    def show_empty(self, empty: bool) -> None:
+        """Show or hide the :meth:`empty_state` line (only with a filter set: a host
+        without containers is not a filter's doing)."""
+        for line in self.query(".empty-state"):
+            line.display = empty and bool(self.ctx.needle)
 
     def refresh_index(self) -> None:
         """The snapshot, filter or units changed."""

@@ -28,6 +28,8 @@ COLUMNS = (
     ("errors", "Err/s", "5"),
 )
 SPARK_W = 12
+FIT = ("engine", "bridge", "txp", "rxp", ("name", 16), "ip", ("name", 10), "trend")
+"""On a narrow terminal: name, rates, drops and errors stay; the rest goes first."""
 LIVE_COLUMNS = ("rx", "tx", "rxp", "txp", "trend", "drops", "errors")
 
 
@@ -116,7 +118,11 @@ class ContainersView(View):
         self.painter = ContainerPainter(ctx)
 
     def compose(self) -> ComposeResult:
-        yield FastTable(COLUMNS, id="containers-table")
+        yield self.empty_state()
+        # busiest first, as `netlens stats` lists them: the question is "who is loud?"
+        yield FastTable(
+            COLUMNS, id="containers-table", sort_col="trend", sort_reverse=True, fit=FIT
+        )
 
     @property
     def table(self) -> FastTable:
@@ -163,6 +169,7 @@ class ContainersView(View):
             gone = key in vanished or (ns is not None and not ns.complete)
             rows[key] = [*self._static(row, gone), *self._rates(row)]
         self.table.sync(rows)
+        self.show_empty(not rows)
         if self.refiltered():
             self.table.action_cursor_to(0)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from textual.app import ComposeResult
 from textual.widgets import Static
 
@@ -9,18 +11,36 @@ from netlens.tui.topology import ViewState
 from netlens.tui.views.base import View
 from netlens.tui.widgets.topology_view import TopologyView
 
+_LOAD = (
+    "load: [$nl-rate-idle]idle[/] [$nl-rate-low]low[/] "
+    "[$nl-rate-mid]mid ┃[/] [$nl-rate-high]high ┃[/]"
+)
+_FINDINGS = (
+    "[$nl-finding-error]✖ error[/] [$nl-finding-warning]▲ warning[/] [$nl-finding-info]● info[/]"
+)
+LEGENDS = (
+    "[b]Enter[/] open · [b]c[/] collapse bridge · [b]f[/] focus neighbours · "
+    f"[b]/[/] filter · {_LOAD} · findings (5): {_FINDINGS}",
+    f"[b]Enter[/] open · [b]c[/] collapse · [b]f[/] focus · {_LOAD} · findings (5): {_FINDINGS}",
+    f"[b]c[/] collapse · [b]f[/] focus · {_LOAD} · {_FINDINGS}",
+)
+"""The legend, longest first: the longest that fits the pane is shown, so its end
+(the findings' marks) is never cut off."""
+
+
+def _plain_len(markup: str) -> int:
+    return len(re.sub(r"\[[^\]]*\]", "", markup))  # the legend's own tags only
+
 
 class TopologyPane(View):
     def compose(self) -> ComposeResult:
         yield TopologyView(id="topology-view")
-        yield Static(
-            "[b]Enter[/] open · [b]c[/] collapse bridge · [b]f[/] focus neighbours · "
-            "[b]/[/] filter · load: [$nl-rate-idle]idle[/] [$nl-rate-low]low[/] "
-            "[$nl-rate-mid]mid ┃[/] [$nl-rate-high]high ┃[/] · findings (5): "
-            "[$nl-finding-error]✖ error[/] [$nl-finding-warning]▲ warning[/] "
-            "[$nl-finding-info]● info[/]",
-            id="topology-legend",
-        )
+        yield Static(LEGENDS[0], id="topology-legend")
+
+    def on_resize(self) -> None:
+        room = self.size.width - 2  # the legend's padding
+        legend = next((t for t in LEGENDS if _plain_len(t) <= room), LEGENDS[-1])
+        self.query_one("#topology-legend", Static).update(legend)
 
     @property
     def view(self) -> TopologyView:

@@ -34,6 +34,11 @@ BR_COLUMNS = (
 )
 
 
+VRF_FIT = ("container", "ifaces", "routes", ("addrs", 20), ("gw", 15), ("vrf", 12), "gw")
+"""On a narrow terminal the VRF, its address and its rate stay."""
+BR_FIT = ("vlan", "stp", "vrf", "macs", ("addrs", 18), ("bridge", 10))
+
+
 class RatePainter:
     """Paints a rate column: ``row`` is (frame table, key)."""
 
@@ -65,10 +70,11 @@ class VrfsView(View):
         self.painter = RatePainter(ctx)
 
     def compose(self) -> ComposeResult:
+        yield self.empty_state()
         yield Label("VRFs (show vrf) - Enter: routes and ARP", classes="section-title")
-        yield FastTable(VRF_COLUMNS, id="vrf-table")
+        yield FastTable(VRF_COLUMNS, id="vrf-table", fit=VRF_FIT)
         yield Label("Bridges (switches) - Enter: MAC address table", classes="section-title")
-        yield FastTable(BR_COLUMNS, id="bridge-table")
+        yield FastTable(BR_COLUMNS, id="bridge-table", fit=BR_FIT)
 
     def focus_main(self) -> None:
         self.query_one("#vrf-table", FastTable).focus()
@@ -148,7 +154,9 @@ class VrfsView(View):
 
     def refresh_index(self) -> None:
         first = self.refiltered()
-        for tid, rows in (("#vrf-table", self._vrf_rows()), ("#bridge-table", self._bridge_rows())):
+        vrfs, bridges = self._vrf_rows(), self._bridge_rows()
+        self.show_empty(not vrfs and not bridges)
+        for tid, rows in (("#vrf-table", vrfs), ("#bridge-table", bridges)):
             table = self.query_one(tid, FastTable)
             table.sync(rows)
             if first:

@@ -33,8 +33,14 @@ AnyCell = Cell | LiveCell
 class Column:
     key: str
     label: str
-    width: int  # content width; 0 = size to content
+    width: int  # content width as painted (after fitting to the widget's width)
     fixed: bool
+    natural: int = 0  # content width before fitting; 0 = size to content
+
+
+FitStep = str | tuple[str, int]
+"""One step of fitting a table to a narrow terminal: a column key to hide, or (key,
+least width) to narrow a column to no less than that."""
 
 
 def _cell(c: AnyCell) -> Cell:
@@ -68,17 +74,31 @@ class FastTable(StyledScrollView, can_focus=True):
         def control(self) -> FastTable:
             return self.table
 
-    def __init__(self, columns: Sequence[tuple[str, ...]], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        columns: Sequence[tuple[str, ...]],
+        *,
+        sort_col: str | None = None,
+        sort_reverse: bool = False,
+        fit: Sequence[FitStep] = (),
+        **kwargs: Any,
+    ) -> None:
+        """``sort_col``/``sort_reverse``: the order before the user picks one (``s``).
+        ``fit``: what goes first when the columns are wider than the widget, in order
+        (:data:`FitStep`); taken only as far as needed, undone when the widget widens."""
         super().__init__(**kwargs)
+        widths = [int(c[2]) if len(c) > 2 else 0 for c in columns]
         self.columns = [
-            Column(c[0], c[1], int(c[2]) if len(c) > 2 else 0, len(c) > 2) for c in columns
+            Column(c[0], c[1], w, len(c) > 2, w) for c, w in zip(columns, widths, strict=True)
         ]
+        self._fit_steps = tuple(fit)
+        self._hidden: frozenset[int] = frozenset()  # column indices fitting hid
         self._keys: list[str] = []
         self._rows: dict[str, list[AnyCell]] = {}
         self._pos: dict[str, int] = {}
         self.cursor_row = 0
-        self.sort_col: str | None = None
-        self.sort_reverse = False
+        self.sort_col: str | None = sort_col
+        self.sort_reverse = sort_reverse
         self._cache: dict[int, Strip] = {}
         self._cache_key: dict[int, tuple[int, int, int]] = {}  # row -> (row, scroll x, width)
         self._styles: dict[str, Style] = {}
@@ -124,6 +144,7 @@ class FastTable(StyledScrollView, can_focus=True):
                 if k in self._rows:
                     self._rows[k] = list(v)
         self._resize_columns()
+        self._fit_columns()
         self._reorder()
         self.restore_cursor(key, old)
         self._invalidate_all()
@@ -143,7 +164,7 @@ class FastTable(StyledScrollView, can_focus=True):
             return
         self._cache.clear()
         x = 0
-        for col in self.columns:
+        for col in self._shown():
             if col.key in live:
                 break
             x += col.width + 2
@@ -176,10 +197,53 @@ class FastTable(StyledScrollView, can_focus=True):
                 c = cells[n] if n < len(cells) else None
                 if isinstance(c, Cell):
                     widest = max(widest, cell_len(c.text))
-            col.width = min(widest, 40)
+            col.natural = col.width = min(widest, 40)
+
+    def _shown(self) -> list[Column]:
+        hidden = self._hidden
+        return [c for n, c in enumerate(self.columns) if n not in hidden]
+
+    def _fit_columns(self) -> bool:
+        """Hide or narrow columns by the view's order of importance (``fit``) until a
+        row fits the widget: at 80 columns the drops and errors fell off the right
+        edge, behind engine and bridge. True when what is shown changed."""
+        avail = self.size.width
+        widths = {c.key: c.natural for c in self.columns}
+        hidden: set[str] = set()
+
+        def total() -> int:
+            return sum(widths[c.key] + 2 for c in self.columns if c.key not in hidden)
+
+        if avail > 0:
+            for step in self._fit_steps:
+                excess = total() - avail
+                if excess <= 0:
+                    break
+                if isinstance(step, str):
+                    hidden.add(step)
+                elif step[0] in widths and widths[step[0]] > step[1]:
+                    widths[step[0]] = max(step[1], widths[step[0]] - excess)
+            # a column hidden after one was narrowed may leave room: give it back
+            natural = {c.key: c.natural for c in self.columns}
+            for key, w in widths.items():
+                slack = avail - total()
+                if slack > 0 and w < natural[key]:
+                    widths[key] = min(natural[key], w + slack)
+        hid = frozenset(n for n, c in enumerate(self.columns) if c.key in hidden)
+        changed = hid != self._hidden
+        self._hidden = hid
+        for col in self.columns:
+            changed |= col.width != widths[col.key]
+            col.width = widths[col.key]
+        return changed
+
+    def on_resize(self) -> None:
+        if self._fit_columns():
+            self.virtual_size = Size(self._total_width(), len(self._keys) + 1)
+            self._invalidate_all()
 
     def _total_width(self) -> int:
-        return sum(c.width + 2 for c in self.columns)
+        return sum(c.width + 2 for c in self._shown())
 
     def _invalidate(self) -> None:
         self._cache.clear()
@@ -243,7 +307,7 @@ class FastTable(StyledScrollView, can_focus=True):
     def on_click(self, event: events.Click) -> None:
         if event.y == 0:
             x = event.x + int(self.scroll_offset.x)
-            for col in self.columns:
+            for col in self._shown():
                 if x < col.width + 2:
                     self.sort_by(col.key)
                     return
@@ -288,9 +352,13 @@ class FastTable(StyledScrollView, can_focus=True):
         self._cache.clear()
 
     def _segments(self, cells: Sequence[Cell], base: Style, first: int = 0) -> list[Segment]:
+        """``cells`` from column ``first`` on; the columns fitting hid are left out."""
         segs: list[Segment] = []
         columns = self.columns[first:] if first else self.columns
-        for col, c in zip(columns, cells, strict=False):
+        hidden = self._hidden
+        for n, (col, c) in enumerate(zip(columns, cells, strict=False), first):
+            if n in hidden:
+                continue
             text = c.text
             if cell_len(text) > col.width:
                 text = set_cell_size(text, col.width - 1) + "…" if col.width > 1 else ""
