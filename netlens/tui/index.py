@@ -50,6 +50,7 @@ class ContainerRow:
     netns: str
     vrf_key: str  # Netns.id, to read VRF rates when the container has none
     privileged: bool = False  # every capability, no seccomp filter: marked in the table
+    ports: str = ""  # published ports, as `ps` prints them: "8080->80/tcp, ..."
 
 
 def _guests(snap: Snapshot, by_ns: dict[str, Container]) -> dict[str, Container]:
@@ -153,6 +154,7 @@ class ViewIndex:
             seen.add(pair)
             a, b = sorted((itf.ref, itf.peer))
             idx.p2p.append(P2PLink(a.key, b.key, pair))
+        published = published_ports(snap)
         for ns in snap.namespaces:
             if ns.is_host:
                 continue
@@ -169,6 +171,7 @@ class ViewIndex:
                     netns=ns.id,
                     vrf_key=ns.id,
                     privileged=bool(c and c.privileged),
+                    ports=", ".join(p for ip in idx.global_ips(ns) for p in published.get(ip, ())),
                 )
             )
         return idx
@@ -181,6 +184,17 @@ class ViewIndex:
 
             self._graph = build_graph(self.snapshot, self.base)
         return self._graph
+
+    @staticmethod
+    def global_ips(ns: Netns) -> list[str]:
+        """The namespace's global addresses, in interface order."""
+        return [
+            a.address
+            for itf in ns.interfaces
+            if itf.kind != "loopback"
+            for a in itf.addresses
+            if a.scope == "global"
+        ]
 
     @staticmethod
     def first_ip(ns: Netns) -> str:
@@ -257,3 +271,25 @@ class ViewIndex:
             *(("privileged",) if c and c.privileged else ()),
         )
         return any(n in h.lower() for h in hay)
+
+
+def published_ports(snap: Snapshot) -> dict[str, list[str]]:
+    """Container address -> its published ports, read from the host's DNAT rules
+    (every engine publishes that way), as ``ps`` prints them: ``[HOSTIP:]PORT->PORT/proto``.
+
+    The host's rules are the truth the kernel acts on, so a port shows here whichever
+    engine published it; a rule without a destination port (a whole-address DNAT) is
+    not a published port and is left out.
+    """
+    out: dict[str, list[str]] = {}
+    for ns in snap.namespaces:
+        if not ns.is_host:
+            continue
+        for r in ns.nat:
+            if r.action != "dnat" or not r.to_addr or not r.dport:
+                continue
+            host = f"{r.dst.split('/')[0]}:" if r.dst else ""
+            text = f"{host}{r.dport}->{r.to_port or r.dport}/{r.proto or 'tcp'}"
+            if text not in out.setdefault(r.to_addr, []):
+                out[r.to_addr].append(text)
+    return out

@@ -129,7 +129,9 @@ async def test_sort_by_columns_keeps_cursor_row() -> None:
         assert (t.sort_col, t.sort_reverse) == ("trend", True)
         trend = [t.get_row_at(i)[8].sort for i in range(t.row_count)]
         assert trend == sorted(trend, reverse=True) and trend[0] > trend[-1]
-        await pilot.press("s", "s", "s")  # drops, errors, then round to the name
+        await pilot.press("s", "s", "s")  # drops, errors, published ports
+        assert t.sort_col == "ports"
+        await pilot.press("s")  # then round to the name
         assert t.sort_col == "name"
         got = ordered_names(t)
         assert got == sorted(got, key=str.lower)

@@ -370,6 +370,7 @@ class DetailScreen(Screen[None]):
                 ("state", c.state or "-"),
                 ("command", c.command or "-"),
                 ("pid", str(c.pid or "-")),
+                ("published", next((r.ports for r in idx.rows if r.netns == ns.id), "") or "-"),
             ]
             if c.privileged is not None:
                 rows.append(

@@ -26,9 +26,10 @@ COLUMNS = (
     ("trend", "Trend", "12"),
     ("drops", "Drop/s", "6"),
     ("errors", "Err/s", "5"),
+    ("ports", "Ports"),
 )
 SPARK_W = 12
-FIT = ("engine", "bridge", "txp", "rxp", ("name", 16), "ip", ("name", 10), "trend")
+FIT = ("ports", "engine", "bridge", "txp", "rxp", ("name", 16), "ip", ("name", 10), "trend")
 """On a narrow terminal: name, rates, drops and errors stay; the rest goes first."""
 LIVE_COLUMNS = ("rx", "tx", "rxp", "txp", "trend", "drops", "errors")
 
@@ -148,6 +149,10 @@ class ContainersView(View):
     def _rates(self, row: ContainerRow) -> list[LiveCell]:
         return [LiveCell(self.painter, row, col) for col in LIVE_COLUMNS]
 
+    def _ports(self, row: ContainerRow, gone: bool) -> Cell:
+        st = f"italic {self.ctx.style('vanished')}" if gone else ""
+        return Cell(row.ports or "-", row.ports, st)
+
     def _wanted(self) -> dict[str, ContainerRow]:
         idx = self.ctx.index
         if idx is None:
@@ -167,7 +172,7 @@ class ContainersView(View):
         for key, row in wanted.items():
             ns = idx.ns.get(row.netns) if idx else None
             gone = key in vanished or (ns is not None and not ns.complete)
-            rows[key] = [*self._static(row, gone), *self._rates(row)]
+            rows[key] = [*self._static(row, gone), *self._rates(row), self._ports(row, gone)]
         self.table.sync(rows)
         self.show_empty(not rows)
         if self.refiltered():
