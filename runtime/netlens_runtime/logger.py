@@ -159,8 +159,20 @@ def read_chunks(
             if rotated:  # the renamed file no longer grows: finish it, then the new one
                 while data := fh.read(65536):
                     yield data
+                done = os.fstat(fh.fileno()).st_ino
                 fh.close()
                 fh = _open(current)
+                # Rotated twice while we finished it (a slow reader, a loaded host):
+                # the file in between is now the rotated one. Read it before the new
+                # one, unless it is the file just finished or the one now held.
+                try:
+                    with _open(current + ".1") as mid:
+                        ino = os.fstat(mid.fileno()).st_ino
+                        if ino not in (done, os.fstat(fh.fileno()).st_ino):
+                            while data := mid.read(65536):
+                                yield data
+                except FileNotFoundError:
+                    pass
                 continue
             if finished:
                 return

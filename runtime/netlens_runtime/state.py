@@ -292,34 +292,46 @@ def log_owner(fname: str) -> str | None:
     return None
 
 
-def remove_logs(name: str, wait: float = 2.0) -> None:
+def remove_logs(name: str, wait: float = 5.0) -> None:
     """Unlink a container's logs. Not into the spare pool: its logger may write a last
     chunk into the open file, which must never land in a pooled (reused) inode.
 
     The container is dead by now, but its logger may still drain the pipe and rotate
     (the shell fallback then makes ``<name>.log`` again): it holds a lock on the file
     it writes until it exits, so wait (at most ``wait`` seconds) for that lock first.
+    Between a rotation's rename and its new file there is no lock to wait for, so
+    the files are removed again until they stay gone for a moment.
     """
     import fcntl
     import time
 
-    path = log_path(name)
+    path, rotated = log_path(name), rotated_log_path(name)
     deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError:
-            break  # no log (or not a file we follow): nothing writes to it
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            time.sleep(0.01)  # the logger still writes: it exits at the pipe's EOF
-            continue
-        finally:
-            os.close(fd)
-        break
-    remove_file(path)
-    remove_file(rotated_log_path(name))
+    while True:
+        busy = False  # a logger seen at work: it may make the file again
+        while time.monotonic() < deadline:
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except OSError:
+                # no log (or not a file we follow); mid-rotation if the old one is there
+                busy = busy or os.path.lexists(rotated)
+                break
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                busy = True
+                time.sleep(0.01)  # the logger still writes: it exits at the pipe's EOF
+                continue
+            finally:
+                os.close(fd)
+            break
+        remove_file(path)
+        remove_file(rotated)
+        if not busy or time.monotonic() >= deadline:
+            return
+        time.sleep(0.05)  # only after a logger was seen: a quiet removal costs nothing
+        if not os.path.lexists(path):
+            return
 
 
 # --- bad records -------------------------------------------------------------------
