@@ -31,7 +31,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 PY=${PYTHON:-python3}
-if ! "$PY" -c 'import netlens, textual, pyroute2, networkx, psutil, msgspec, asyncssh, pytest, jsonschema, build' 2>/dev/null \
+# The editable install must point at THIS checkout (a copy elsewhere, or an older clone
+# that is gone, leaves a stale one): import both packages from outside the checkout.
+here=$(pwd -P)
+if ! (cd / && "$PY" -c 'import sys, netlens, netlens_runtime, textual, pyroute2, networkx, psutil, msgspec, asyncssh, pytest, jsonschema, build
+for m in (netlens, netlens_runtime):
+    assert m.__file__.startswith(sys.argv[1] + "/"), m.__file__' "$here") 2>/dev/null \
    || [ pyproject.toml -nt .ci/.installed ] || [ setup.py -nt .ci/.installed ]; then
   echo "setup: installing Python packages"
   "$PY" -m pip install -q --disable-pip-version-check -e ".[dev]"
