@@ -124,13 +124,31 @@ def _read(path: str) -> str:
 
 
 def host_namespace(proc_root: str = "/proc") -> tuple[int, str] | None:
-    """(inode, path) of the host namespace: PID 1's, ours when PID 1 is unreadable
-    (not root, or an init that hides itself)."""
-    for path in (f"{proc_root}/1/ns/net", f"{proc_root}/self/ns/net"):
+    """(inode, path) of the host namespace: PID 1's; when PID 1 hides itself (an
+    init some sandboxes protect), kthreadd's, since kernel threads live in the
+    initial namespace; ours only when neither is readable (not root).
+
+    Ours is the last resort because netlens may itself run inside a namespace
+    (``ip netns exec X netlens``): that namespace is not the host."""
+    candidates = [f"{proc_root}/1/ns/net"]
+    if _is_kthreadd(proc_root, 2):
+        candidates.append(f"{proc_root}/2/ns/net")
+    candidates.append(f"{proc_root}/self/ns/net")
+    for path in candidates:
         inode = _readlink_inode(path)
         if inode is not None:
             return inode, path
     return None
+
+
+def _is_kthreadd(proc_root: str, pid: int) -> bool:
+    """Whether ``pid`` is the kernel's thread creator: besides init, the only task
+    whose parent is 0 in the initial PID namespace (in a container's PID
+    namespace PID 2 is an ordinary process with a parent)."""
+    for line in _read(f"{proc_root}/{pid}/status").splitlines():
+        if line.startswith("PPid:"):
+            return line.split()[1:] == ["0"]
+    return False
 
 
 def find_namespaces(proc_root: str = "/proc", *, deep: bool | None = None) -> list[NsHandle]:

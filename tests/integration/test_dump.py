@@ -274,6 +274,20 @@ def test_not_root_in_host_namespace(topo: Topo, nobody_site: str) -> None:
     assert "Operation not permitted" not in own[0]["errors"]
 
 
+def test_run_inside_a_namespace_the_host_is_still_the_host(topo: Topo) -> None:
+    """``ip netns exec a netlens dump``: the namespace netlens runs in is ``a``, not
+    the host. The host is init's namespace (kthreadd's where init hides itself, as
+    this machine's does), with the host's links, and ``a`` keeps its own name."""
+    res = netlens("--json", prefix=["ip", "netns", "exec", topo.ns["a"]])
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    (host,) = [n for n in doc["namespaces"] if n["is_host"]]
+    assert host["inode"] == os.stat("/proc/self/ns/net").st_ino  # this test runs on the host
+    assert topo.br in {i["name"] for i in host["interfaces"]}
+    a = ns_by_name(doc, topo.ns["a"])
+    assert not a["is_host"] and a["inode"] != host["inode"]
+
+
 def test_sample_adds_rates_or_says_why_not(topo: Topo) -> None:
     """With the stats layer's sample_snapshot_rates: a schema-valid 'rates' object;
     without it (not built yet): one line and exit 2, never a traceback."""
