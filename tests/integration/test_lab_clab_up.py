@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -222,6 +223,77 @@ def test_node_runs_on_its_image_from_the_local_store(
     finally:
         assert lab_ops.lab_down(spec.name) == []
     assert not (diff / "etc" / "written").exists()
+
+
+def _overlay_lines(mountinfo: str) -> list[str]:
+    """The mountinfo lines of overlays named the way netlens names layers (fd paths)."""
+    return [ln for ln in mountinfo.splitlines() if " - overlay " in ln and "/proc/self/fd/" in ln]
+
+
+def test_node_runs_on_a_layered_image_read_only(
+    labstate: Path, tmp_path: Path, _image_store: Path
+) -> None:
+    """Three layers in the Docker store's layout: the node sees the union (a file of
+    each layer, the top one's version of a file two layers have), not a file a
+    whiteout deleted, not what an opaque directory hides; its root is a read-only
+    overlay in its own mount namespace; the host never sees that mount, and the
+    store is unchanged after ``lab down``."""
+    from image_store import docker_layers
+
+    from netlens_runtime import lab_ops
+
+    bottom, mid, top = docker_layers(_image_store, "lab/ml:1", "lab/ml", layers=3, busybox=True)
+    (bottom / "etc" / "gone").write_text("deleted above\n")
+    (bottom / "opt" / "d").mkdir(parents=True)
+    (bottom / "opt" / "d" / "old").write_text("hidden\n")
+    (mid / "etc").mkdir()
+    (mid / "etc" / "layer1").write_text("one\n")
+    os.mknod(mid / "etc" / "gone", 0o600 | stat.S_IFCHR, os.makedev(0, 0))  # whiteout
+    (top / "etc").mkdir()
+    (top / "etc" / "layer2").write_text("two\n")
+    (top / "etc" / "image-marker").write_text("from layer 2\n")
+    (top / "opt" / "d").mkdir(parents=True)
+    os.setxattr(top / "opt" / "d", "trusted.overlay.opaque", b"y")
+    (top / "opt" / "d" / "new").write_text("new\n")
+    store_before = sorted(str(p) for p in _image_store.rglob("*"))
+    path = tmp_path / "ml.clab.yml"
+    path.write_text(
+        "name: x\ntopology:\n  nodes:\n    a:\n      image: lab/ml:1\n"
+        "      network-mode: none\n      exec:\n        - cat /etc/layer1 /etc/layer2\n"
+        "        - sh -c '! test -e /etc/gone'\n"
+        "        - sh -c '! touch /etc/written && ! touch /written'\n"
+    )
+    notes: list[str] = []
+    spec = load_lab(str(path), name=f"cl{RUN_TAG}m", notify=notes.append)
+    assert notes == [] and spec.node("a").layers == (str(top), str(mid), str(bottom))
+    host_before = _overlay_lines(Path("/proc/self/mountinfo").read_text())
+    lab_ops.lab_up(spec)
+    try:
+        (pid,) = [int(c["pid"]) for c in api.list_containers()]
+        root = Path(f"/proc/{pid}/root")
+        assert (root / "etc" / "layer1").read_text() == "one\n"
+        assert (root / "etc" / "layer2").read_text() == "two\n"
+        assert (root / "etc" / "image-marker").read_text() == "from layer 2\n"
+        assert (root / "bin" / "busybox").stat().st_size == Path("/usr/bin/busybox").stat().st_size
+        assert not (root / "etc" / "gone").exists()
+        assert sorted(os.listdir(root / "opt" / "d")) == ["new"]
+        mounts = Path(f"/proc/{pid}/mountinfo").read_text().splitlines()
+        (own,) = [ln for ln in mounts if ln.split()[4] == "/"]
+        fields = own.split()
+        assert fields[fields.index("-") + 1] == "overlay"
+        assert "ro" in fields[5].split(",")
+        assert _overlay_lines(Path("/proc/self/mountinfo").read_text()) == host_before
+        out = subprocess.run(
+            [sys.executable, "-m", "netlens", "ps", "--format", "json"],
+            capture_output=True, text=True, check=True, env=dict(os.environ),
+        )  # fmt: skip
+        (row,) = json.loads(out.stdout)
+        assert row["view"] == "rootfs" and row["rootfs"] == f"{top}:{mid}:{bottom}"
+    finally:
+        assert lab_ops.lab_down(spec.name) == []
+    assert _overlay_lines(Path("/proc/self/mountinfo").read_text()) == host_before
+    assert sorted(str(p) for p in _image_store.rglob("*")) == store_before
+    assert (bottom / "etc" / "gone").read_text() == "deleted above\n"
 
 
 def test_failing_exec_rolls_back(labstate: Path, tmp_path: Path) -> None:

@@ -68,8 +68,9 @@ def test_docker_layer_under_its_diff_id_is_not_found(stores: tuple[Path, Path]) 
     diffs = docker_layers(stores[0], "nginx:1", "nginx", layers=2)
     layerdb = stores[0] / "image" / "overlay2" / "layerdb" / "sha256"
     config = json.loads(
-        next((stores[0] / "image" / "overlay2" / "imagedb" / "content" / "sha256").iterdir())
-        .read_text()
+        next(
+            (stores[0] / "image" / "overlay2" / "imagedb" / "content" / "sha256").iterdir()
+        ).read_text()
     )
     top_chain = chain_ids(config["rootfs"]["diff_ids"])[1].removeprefix("sha256:")
     top_diff = config["rootfs"]["diff_ids"][1].removeprefix("sha256:")
