@@ -296,6 +296,39 @@ def test_node_runs_on_a_layered_image_read_only(
     assert (bottom / "etc" / "gone").read_text() == "deleted above\n"
 
 
+def test_run_image_uses_the_store_and_refuses_what_it_lacks(
+    labstate: Path, _image_store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``netlens run --image REF``: a layered image is the container's overlay root;
+    an image no store holds, or --image with --rootfs, is one line and nothing made."""
+    from image_store import docker_layers
+
+    from netlens.cli import main
+
+    bottom, top = docker_layers(_image_store, "lab/ml:1", "lab/ml", layers=2, busybox=True)
+    (top / "etc").mkdir()
+    (top / "etc" / "top").write_text("top\n")
+    name = f"cl{RUN_TAG}r"
+    argv = ["run", "-d", "--name", name, "--network", "none"]
+    assert main([*argv, "--image", "lab/ml:1", "--", "sleep", "infinity"]) == 0
+    try:
+        (rec,) = api.list_containers()
+        root = Path(f"/proc/{rec['pid']}/root")
+        assert (root / "etc" / "top").read_text() == "top\n"
+        assert (root / "etc" / "image-marker").read_text() == "from the store\n"
+        assert rec["layers"] == [str(top), str(bottom)] and rec["rootfs"] is None
+    finally:
+        assert main(["rm", "-f", name]) == 0
+    capsys.readouterr()
+    assert main([*argv, "--image", "nope:1", "--", "true"]) != 0
+    assert main([*argv, "--image", "lab/ml:1", "--rootfs", str(bottom), "--", "true"]) != 0
+    assert capsys.readouterr().err.splitlines() == [
+        "netlens: image nope:1 is in no local Docker or Podman store (netlens never pulls)",
+        "netlens: --image and --rootfs exclude each other",
+    ]
+    assert api.list_containers() == []
+
+
 def test_failing_exec_rolls_back(labstate: Path, tmp_path: Path) -> None:
     from netlens_runtime import lab_ops
 
