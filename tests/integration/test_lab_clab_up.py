@@ -296,6 +296,41 @@ def test_node_runs_on_a_layered_image_read_only(
     assert (bottom / "etc" / "gone").read_text() == "deleted above\n"
 
 
+def test_most_layers_in_a_batch_with_default_view_nodes(
+    labstate: Path, tmp_path: Path, _image_store: Path
+) -> None:
+    """An image of the most layers mounted (128: the option names each as a short fd
+    path, well inside the page the kernel takes), built in one batch with two nodes
+    on the default view (those clone from the batch's template, it does not)."""
+    from image_store import docker_layers
+
+    from netlens_runtime import lab_ops, overlay
+
+    n = overlay.MAX_LAYERS
+    diffs = docker_layers(_image_store, "lab/deep:1", "lab/deep", layers=n, busybox=True)
+    for i, diff in enumerate(diffs[1:], 1):
+        (diff / f"layer{i}").write_text(f"{i}\n")
+    path = tmp_path / "deep.clab.yml"
+    path.write_text(
+        "name: x\ntopology:\n  nodes:\n    a: {image: 'lab/deep:1', network-mode: none}\n"
+        "    b: {network-mode: none}\n    c: {network-mode: none}\n"
+    )
+    spec = load_lab(str(path), name=f"cl{RUN_TAG}d")
+    assert len(spec.node("a").layers) == n
+    lab_ops.lab_up(spec)
+    try:
+        pids = {c["name"].rsplit("-", 1)[-1]: int(c["pid"]) for c in api.list_containers()}
+        root = Path(f"/proc/{pids['a']}/root")
+        want = sorted(f"layer{i}" for i in range(1, n))
+        assert sorted(p.name for p in root.glob("layer*")) == want
+        assert (root / f"layer{n - 1}").read_text() == f"{n - 1}\n"
+        for node in ("b", "c"):  # the default view: the host's tools, not the image
+            assert Path(f"/proc/{pids[node]}/root/usr/bin").is_dir()
+            assert not Path(f"/proc/{pids[node]}/root/layer1").exists()
+    finally:
+        assert lab_ops.lab_down(spec.name) == []
+
+
 def test_run_image_uses_the_store_and_refuses_what_it_lacks(
     labstate: Path, _image_store: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
