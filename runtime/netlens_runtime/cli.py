@@ -261,7 +261,10 @@ def _image_root(ref: str, rootfs: str | None) -> tuple[str | None, list[str]]:
 
     if rootfs is not None:
         raise BadInput("--image and --rootfs exclude each other")
-    found, why = lab_image.resolve(ref)  # a damaged store raises its one line
+    try:
+        found, why = lab_image.resolve(ref)
+    except lab_image.Damaged as err:
+        raise BadInput(f"image {ref}: {err}") from None
     if found is None:
         raise BadInput(f"image {ref} {why}")
     return (found[0], []) if len(found) == 1 else (None, found)

@@ -104,8 +104,10 @@ def prepare(spec: ContainerLike, attach: bool) -> Job:
         layers = overlay.validate_layers(layers)
     if spec.host_view not in hostview.VIEWS:
         raise BadInput(f"invalid host view {spec.host_view!r}: use {' or '.join(hostview.VIEWS)}")
-    if (rootfs is not None or layers) and spec.host_view != hostview.DEFAULT_VIEW:
+    if rootfs is not None and spec.host_view != hostview.DEFAULT_VIEW:
         raise BadInput("--host-view and --rootfs exclude each other: the root is DIR")
+    if layers and spec.host_view != hostview.DEFAULT_VIEW:
+        raise BadInput("--host-view and --image exclude each other: the root is the image")
     # Any root of its own (a layered one too): the child makes nothing in it.
     own_root = rootfs if rootfs is not None else (layers[0] if layers else None)
     volumes, skeleton = hostview.place_volumes(list(spec.volumes), spec.host_view, own_root)

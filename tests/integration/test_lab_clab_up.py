@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -357,11 +358,47 @@ def test_run_image_uses_the_store_and_refuses_what_it_lacks(
     capsys.readouterr()
     assert main([*argv, "--image", "nope:1", "--", "true"]) != 0
     assert main([*argv, "--image", "lab/ml:1", "--rootfs", str(bottom), "--", "true"]) != 0
+    assert main([*argv, "--image", "lab/ml:1", "--host-view", "full", "--", "true"]) != 0
     assert capsys.readouterr().err.splitlines() == [
         "netlens: image nope:1 is in no local Docker or Podman store (netlens never pulls)",
         "netlens: --image and --rootfs exclude each other",
+        "netlens: --host-view and --image exclude each other: the root is the image",
+    ]
+    shutil.rmtree(top)
+    top.symlink_to(bottom)  # a layer leading out of its place in the store
+    assert main([*argv, "--image", "lab/ml:1", "--", "true"]) != 0
+    assert capsys.readouterr().err.splitlines() == [
+        f"netlens: image lab/ml:1: the Docker store at {_image_store} is damaged: {top} is a"
+        " symbolic link (or passes through one)"
     ]
     assert api.list_containers() == []
+
+
+def test_lab_up_on_a_damaged_store_is_one_line_and_builds_nothing(
+    labstate: Path, tmp_path: Path, _image_store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A layer id that is not an id (a path in disguise): ``lab up`` says so in one
+    line naming the file, the line and the store, and nothing is built."""
+    from image_store import docker_layers
+
+    from netlens.cli import main
+
+    docker_layers(_image_store, "lab/ml:1", "lab/ml", layers=2, busybox=True)
+    cache_id = sorted(_image_store.glob("image/overlay2/layerdb/sha256/*/cache-id"))[0]
+    cache_id.write_text("../../../../etc")
+    path = tmp_path / "bad.clab.yml"
+    path.write_text("name: x\ntopology:\n  nodes:\n    a:\n      image: lab/ml:1\n")
+    before = kernel_state(labstate)
+    capsys.readouterr()
+    assert main(["lab", "up", str(path), "--name", f"cl{RUN_TAG}x"]) != 0
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(
+        f"netlens: {path.name}:5: topology.nodes.a.image: image lab/ml:1: the Docker store at"
+        f" {_image_store} is damaged: layer "
+    )
+    assert line.endswith("'s cache-id '../../../../etc' is not an id (64 hex digits)")
+    assert api.list_containers() == []
+    assert kernel_state(labstate) == before
 
 
 def test_failing_exec_rolls_back(labstate: Path, tmp_path: Path) -> None:
