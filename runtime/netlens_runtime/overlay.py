@@ -18,7 +18,9 @@ Each layer is opened with O_NOFOLLOW and checked to be the very directory
 validated in the parent (:func:`validate_layers`), then named to the kernel as
 ``/proc/self/fd/N``: the directory cannot be swapped for a symbolic link between
 the check and the mount, and the mount option stays short (a page is the limit:
-~19 bytes a layer instead of a store path of ~90).
+~19 bytes a layer instead of a store path of ~90; Docker's own short links under
+``overlay2/l/`` would be symbolic links to trust). A directory whose name holds
+``:`` or ``,`` (the option's separators) needs no escaping either.
 """
 
 from __future__ import annotations
