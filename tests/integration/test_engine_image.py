@@ -17,7 +17,9 @@ started and stopped as tests/integration/test_engine_docker.py does).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -193,5 +195,11 @@ def _check_layered_node(image: str, store_root: str, layer_dir: str, tmp_path: P
         assert lab_ops.lab_down(spec.name) == []
     assert _host_overlays() == host_before
     assert not any(os.path.lexists(os.path.join(p, "etc", "written")) for p in layers)
-    # The base layer still holds the file the RUN layer deleted: only a whiteout hid it.
-    assert any(os.path.isfile(os.path.join(p, "etc", "gone")) for p in layers)
+    # The base layer still holds the file the RUN layer deleted; the engine wrote a
+    # whiteout (a 0/0 character device) in the layer above, and overlayfs hid it.
+    kinds = []
+    for layer in layers:
+        with contextlib.suppress(FileNotFoundError):
+            st = os.lstat(os.path.join(layer, "etc", "gone"))
+            kinds.append("whiteout" if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0 else "file")
+    assert kinds == ["whiteout", "file"]
