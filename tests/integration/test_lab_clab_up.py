@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from conftest import RUN_TAG
-from runtime_host import kernel_state
+from runtime_host import kernel_changes, kernel_state
 
 from netlens_runtime import api
 from netlens_runtime.errors import RuntimeFailure
@@ -398,7 +398,7 @@ def test_lab_up_on_a_damaged_store_is_one_line_and_builds_nothing(
     )
     assert line.endswith("'s cache-id '../../../../etc' is not an id (64 hex digits)")
     assert api.list_containers() == []
-    assert kernel_state(labstate) == before
+    assert kernel_changes(before, kernel_state(labstate)) == []
 
 
 def test_failing_exec_rolls_back(labstate: Path, tmp_path: Path) -> None:
