@@ -109,6 +109,9 @@ class ContainerSpec:
     """"tools": the host's tools, not its secrets; "full": the whole host root read-only."""
     privileged: bool = False
     security_opt: list[str] = field(default_factory=list)
+    layers: list[str] = field(default_factory=list)
+    """An image's layer directories, topmost first (lab_image.resolve): the root is
+    their read-only overlay. Excludes ``rootfs``, which is a one-layer image's."""
 
 
 def create_network(spec: NetworkSpec) -> dict[str, Any]:

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         labels: dict[str, str]
         cap_add: list[str]
         rootfs: str | None
+        layers: list[str]
         sysctls: dict[str, str]
         hostname: str | None
         volumes: list[str]
@@ -92,6 +93,7 @@ class ContainerArgs:
         host_view: str = hostview.DEFAULT_VIEW,
         privileged: bool = False,
         security_opt: list[str] | None = None,
+        layers: list[str] | None = None,
     ) -> None:
         self.name = name
         self.command = command if command is not None else ["sleep", "infinity"]
@@ -102,6 +104,7 @@ class ContainerArgs:
         self.labels = labels or {}
         self.cap_add = cap_add or []
         self.rootfs = rootfs
+        self.layers = layers or []
         self.sysctls = sysctls or {}
         self.hostname = hostname
         self.volumes = volumes or []

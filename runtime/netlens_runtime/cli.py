@@ -168,6 +168,11 @@ def _add_commands(sub: Any) -> None:
     )
     p.add_argument("--rootfs", help="root directory instead of a view of the host's")
     p.add_argument(
+        "--image",
+        metavar="REF",
+        help="root: an image the local Docker or Podman store holds, read-only (never pulled)",
+    )
+    p.add_argument(
         "--privileged",
         action="store_true",
         help="every capability and no seccomp filter (only for what really needs it)",
@@ -245,6 +250,26 @@ def _command(cmd: list[str]) -> list[str]:
     return cmd[1:] if cmd and cmd[0] == "--" else cmd
 
 
+def _image_root(ref: str, rootfs: str | None) -> tuple[str | None, list[str]]:
+    """``--image REF``: (rootfs, []) for a one-layer image, (None, layers) for more.
+
+    Unlike a lab file's ``image`` (the node falls back to the host's root), an
+    image the stores do not hold is refused: the user asked for that root.
+    """
+    from netlens_runtime import lab_image
+    from netlens_runtime.errors import BadInput
+
+    if rootfs is not None:
+        raise BadInput("--image and --rootfs exclude each other")
+    try:
+        found, why = lab_image.resolve(ref)
+    except lab_image.Damaged as err:
+        raise BadInput(f"image {ref}: {err}") from None
+    if found is None:
+        raise BadInput(f"image {ref} {why}")
+    return (found[0], []) if len(found) == 1 else (None, found)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import os
 
@@ -258,6 +283,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     command = _command(args.cmd)
     if not command:
         raise BadInput("run needs the command after --, e.g. -- sleep infinity")
+    rootfs: str | None = args.rootfs
+    layers: list[str] = []
+    if args.image is not None:
+        rootfs, layers = _image_root(args.image, args.rootfs)
     spec = ContainerArgs(
         name=args.name or f"nl-{os.urandom(3).hex()}",
         command=command,
@@ -271,7 +300,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         env=_kv(args.env, "--env"),
         labels={validate_label(k): v for k, v in _kv(args.label, "--label").items()},
         cap_add=args.cap_add,
-        rootfs=args.rootfs,
+        rootfs=rootfs,
+        layers=layers,
         sysctls=_kv(args.sysctl, "--sysctl"),
         hostname=args.hostname,
         volumes=args.volume,

@@ -188,8 +188,8 @@ def _use_spawner(jobs: list[Job]) -> bool:
 
 
 def _templated(job: Job) -> bool:
-    """The job's root is the batch template's (the default view, not --rootfs or full)."""
-    return not job.rootfs and job.plan.host_view == hostview.DEFAULT_VIEW
+    """The job's root is the batch template's (the default view, not --rootfs, layers or full)."""
+    return not job.rootfs and not job.plan.layers and job.plan.host_view == hostview.DEFAULT_VIEW
 
 
 def _helpers(n: int) -> int:
@@ -383,6 +383,7 @@ def _record(job: Job, created: str) -> dict[str, Any]:
         "gateway": job.plan.gateway if job.net else None,
         "bridge": job.net["bridge"] if job.net else None,
         "rootfs": job.rootfs,
+        "layers": list(job.plan.layers),
         "command": list(spec.command),
         "labels": dict(spec.labels),
         "env": dict(spec.env),
@@ -403,7 +404,7 @@ def _record(job: Job, created: str) -> dict[str, Any]:
         "seccomp": job.seccomp,
         "seccomp_filter": seccomp.cache_file(job.seccomp, job.plan.caps),
         "sysctls": dict(spec.sysctls),
-        "host_view": None if job.rootfs else job.plan.host_view,
+        "host_view": None if job.rootfs or job.plan.layers else job.plan.host_view,
         "volumes": [
             dict(zip(("host", "container", "read_only"), names.parse_volume(v), strict=True))
             for v in spec.volumes

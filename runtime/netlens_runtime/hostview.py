@@ -11,7 +11,8 @@ fresh tmpfs on /tmp, /run, /var/tmp, /var/log and /var/lib, its own /proc,
 /sys, /dev/pts, /dev/shm, and its volumes.
 
 **``full``** (``--host-view full``): the host's whole root read-only, the view
-every container had before the default one. **``--rootfs DIR``**: DIR instead.
+every container had before the default one. **``--rootfs DIR``**: DIR instead;
+an image's layers (``Plan.layers``): their read-only overlay (:mod:`overlay`).
 
 **/proc and /sys** (every view; a privileged container skips this): /proc/sys
 is read-only except /proc/sys/net (per network namespace: lab routers toggle
@@ -42,7 +43,7 @@ import posixpath
 import stat
 from typing import TYPE_CHECKING
 
-from netlens_runtime import sysc
+from netlens_runtime import overlay, sysc
 from netlens_runtime.errors import BadInput
 
 if TYPE_CHECKING:
@@ -363,14 +364,20 @@ def setup_fs(plan: Plan, templated: bool, trees: list[int]) -> int:  # pragma: n
     root = ""
     if templated:
         pass
-    elif plan.rootfs:
+    elif plan.rootfs or plan.layers:
+        # Private first: a mount made here must never propagate to the host.
         sysc.mount(None, "/", None, sysc.MS_REC | sysc.MS_PRIVATE, None)
-        sysc.mount(plan.rootfs, plan.rootfs, None, sysc.MS_BIND | sysc.MS_REC, None)
-        sysc.mount_setattr_rdonly_private(plan.rootfs)
-        root = plan.rootfs.rstrip("/")
-        for sub in ("/proc", "/sys"):
-            with contextlib.suppress(OSError):
-                sysc.umount2(root + sub, sysc.MNT_DETACH)
+        if plan.layers:  # an image's layers: a read-only overlay, ours alone
+            overlay.mount_layers(plan.layers, STAGE)
+            root = STAGE
+        else:
+            assert plan.rootfs is not None
+            sysc.mount(plan.rootfs, plan.rootfs, None, sysc.MS_BIND | sysc.MS_REC, None)
+            sysc.mount_setattr_rdonly_private(plan.rootfs)
+            root = plan.rootfs.rstrip("/")
+            for sub in ("/proc", "/sys"):
+                with contextlib.suppress(OSError):
+                    sysc.umount2(root + sub, sysc.MNT_DETACH)
         make_dev(root + "/dev")
     elif plan.host_view == "full":
         sysc.mount_setattr_rdonly_private("/")
@@ -381,8 +388,8 @@ def setup_fs(plan: Plan, templated: bool, trees: list[int]) -> int:  # pragma: n
     else:
         build_root(STAGE, plan.skeleton, etc_masks(), host_layout())
     sysfd = container_fs(root, plan, trees)
-    if plan.rootfs:
-        os.chdir(plan.rootfs)
+    if root:
+        os.chdir(root)
         sysc.pivot_root(".", ".")
         sysc.umount2(".", sysc.MNT_DETACH)
         os.chdir("/")
@@ -412,7 +419,7 @@ def container_fs(root: str, plan: Plan, trees: list[int]) -> int:  # pragma: no 
         "newinstance,ptmxmode=0666,mode=620",
     )
     sysc.mount("shm", f"{root}/dev/shm", "tmpfs", nosuid, "mode=1777,size=65536k")
-    tools = not plan.rootfs and plan.host_view != "full"
+    tools = not (plan.rootfs or plan.layers) and plan.host_view != "full"
     for sub, data in SCRATCH if tools else SCRATCH_FULL:
         if tools or os.path.isdir(root + sub):
             sysc.mount("tmpfs", root + sub, "tmpfs", nosuid, data)

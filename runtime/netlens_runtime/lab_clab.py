@@ -20,8 +20,9 @@ How the pieces map:
 - ``exec`` commands run in the node once its links exist, as containerlab does;
 - nodes get NET_ADMIN (containerlab runs them privileged);
 - ``binds`` are mounted read-only (``:rw`` is refused);
-- ``image``: a single-layer image in a local Docker or Podman store is the node's
-  read-only root; nothing is pulled. Otherwise the node runs on the host's
+- ``image``: an image in a local Docker or Podman store is the node's read-only
+  root (one layer: a read-only bind; several: a read-only overlay of the layers,
+  private to the node); nothing is pulled. Otherwise the node runs on the host's
   read-only root, and the caller is told once.
 
 Anything else is refused, each unsupported kind or field on one line with its
@@ -352,23 +353,30 @@ class _ClabLoader:
         return node, ifname, ev
 
     def _images(self, drafts: list[NodeDraft]) -> None:
-        """``image``: a single-layer image a local Docker or Podman store holds is the
-        node's read-only root (:mod:`netlens_runtime.lab_image`); nothing is pulled.
-        Other nodes run on the host's read-only root, and the caller hears it once."""
+        """``image``: an image a local Docker or Podman store holds is the node's
+        read-only root (:mod:`netlens_runtime.lab_image`): one layer as ``rootfs``,
+        several as ``layers`` (an overlay); nothing is pulled. Other nodes run on
+        the host's read-only root, and the caller hears it once. A damaged store
+        refuses the file at the first node naming the image."""
         from netlens_runtime import lab_image
 
-        found: dict[str, tuple[str | None, str]] = {}
+        found: dict[str, tuple[list[str] | None, str]] = {}
         for d in drafts:
             iv = d.vals.get("image")
             if iv is None:
                 continue
             ref = iv.string()
             if ref not in found:
-                found[ref] = lab_image.resolve(ref)
-            rootfs, _ = found[ref]
-            if rootfs is not None:
-                d.fields["rootfs"] = rootfs
-        missing = [f"image {ref} {why}" for ref, (rootfs, why) in found.items() if rootfs is None]
+                try:
+                    found[ref] = lab_image.resolve(ref)
+                except lab_image.Damaged as err:
+                    raise iv.err(f"image {ref}: {err}") from None
+            layers, _ = found[ref]
+            if layers is not None and len(layers) == 1:
+                d.fields["rootfs"] = layers[0]
+            elif layers is not None:
+                d.fields["layers"] = tuple(layers)
+        missing = [f"image {ref} {why}" for ref, (layers, why) in found.items() if layers is None]
         if missing and self.notify is not None:
             self.notify(
                 f"{self.display}: {'; '.join(missing)}: those nodes run on the host's"

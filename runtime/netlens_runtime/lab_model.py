@@ -96,6 +96,9 @@ class LabNode:
     network: str | None = None
     ip: str | None = None
     rootfs: str | None = None
+    layers: tuple[str, ...] = ()
+    """An image's layer directories, topmost first: the root is their read-only
+    overlay (containerlab ``image``, native ``layers``); excludes ``rootfs``."""
     memory: str | None = None
     cpus: float | None = None
     cap_add: tuple[str, ...] = ()

@@ -98,6 +98,7 @@ def _container_spec(spec: LabSpec, node: LabNode) -> Any:
         labels=labels,
         cap_add=list(node.cap_add),
         rootfs=node.rootfs,
+        layers=list(node.layers),
         sysctls=dict(node.sysctls),
         hostname=node.hostname or node.name,
         volumes=list(node.binds),

@@ -157,6 +157,8 @@ def _node_yaml(node: LabNode) -> dict[str, Any]:
         "hostname": node.hostname,
     }
     out.update({k: v for k, v in plain.items() if v is not None})
+    if node.layers:
+        out["layers"] = list(node.layers)
     lists = {
         "cap_add": node.cap_add,
         "publish": node.publish,
@@ -293,6 +295,7 @@ def to_clab(spec: LabSpec, notify: Notify) -> dict[str, Any]:
             k
             for k, v in (
                 ("rootfs", node.rootfs),
+                ("layers", node.layers),
                 ("memory", node.memory),
                 ("cpus", node.cpus),
                 ("pids_limit", node.pids_limit),

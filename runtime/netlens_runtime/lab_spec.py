@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from netlens_runtime import ipam, lab_impair, names
+from netlens_runtime import ipam, lab_impair, names, overlay
 from netlens_runtime.errors import BadInput
 from netlens_runtime.lab_cross import MISSING, NodeDraft, check_links, finish_nodes, flows
 from netlens_runtime.lab_impair import ImpairSpec
@@ -65,6 +65,7 @@ _NODE = frozenset(
     {
         "count",
         "rootfs",
+        "layers",
         "command",
         "network",
         "ip",
@@ -335,6 +336,15 @@ class _Loader:
             if rootfs is not None:
                 f["rootfs"].checked(names.validate_rootfs)
             out["rootfs"] = rootfs
+        if "layers" in f:  # what ``lab save`` writes for a node on a layered image
+            layers = f["layers"].string_list()
+            if out.get("rootfs") is not None:
+                raise f["layers"].err("rootfs and layers exclude each other")
+            try:
+                overlay.validate_layers(layers)
+            except BadInput as err:
+                raise f["layers"].err(str(err)) from None
+            out["layers"] = tuple(layers)
         if "command" in f:
             cmd = f["command"].string_list()
             if not cmd:

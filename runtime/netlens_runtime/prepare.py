@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from netlens_runtime import cgroups, hostview, ipam, names, seccomp, spawn, state
+from netlens_runtime import cgroups, hostview, ipam, names, overlay, seccomp, spawn, state
 from netlens_runtime.errors import BadInput
 
 if TYPE_CHECKING:
@@ -97,11 +97,20 @@ def prepare(spec: ContainerLike, attach: bool) -> Job:
         for k, v in spec.sysctls.items()
     ]
     rootfs = names.validate_rootfs(spec.rootfs) if spec.rootfs is not None else None
+    layers = list(getattr(spec, "layers", None) or [])
+    if layers:
+        if rootfs is not None:
+            raise BadInput("--rootfs and an image's layers exclude each other")
+        layers = overlay.validate_layers(layers)
     if spec.host_view not in hostview.VIEWS:
         raise BadInput(f"invalid host view {spec.host_view!r}: use {' or '.join(hostview.VIEWS)}")
     if rootfs is not None and spec.host_view != hostview.DEFAULT_VIEW:
         raise BadInput("--host-view and --rootfs exclude each other: the root is DIR")
-    volumes, skeleton = hostview.place_volumes(list(spec.volumes), spec.host_view, rootfs)
+    if layers and spec.host_view != hostview.DEFAULT_VIEW:
+        raise BadInput("--host-view and --image exclude each other: the root is the image")
+    # Any root of its own (a layered one too): the child makes nothing in it.
+    own_root = rootfs if rootfs is not None else (layers[0] if layers else None)
+    volumes, skeleton = hostview.place_volumes(list(spec.volumes), spec.host_view, own_root)
     hostname = spec.name  # a valid name fits a hostname's length
     if spec.hostname:
         hostname = names.validate_hostname(spec.hostname)
@@ -119,6 +128,7 @@ def prepare(spec: ContainerLike, attach: bool) -> Job:
         host_view=spec.host_view,
         volumes=volumes,
         skeleton=skeleton,
+        layers=layers,
     )
     plan.log_max = log_max
     plan.privileged = privileged

@@ -103,7 +103,8 @@ def view(rec: dict[str, Any], networks: dict[str, dict[str, Any]]) -> dict[str, 
 
     name, id, state, pid (None unless running), networks (names), addresses (CIDR),
     ports (host_ip, host_port, port, proto), rootfs (None: a view of the host's
-    root, read only), view ("rootfs", "tools": the host's tools without its
+    root, read only; an image's layers: their directories, topmost first, joined
+    by ":" as overlayfs's lowerdir), view ("rootfs", "tools": the host's tools without its
     secrets, "full": the whole host root), command (argv), created (UTC, ISO 8601),
     labels, privileged, security ("privileged"; "default", "profile" (a file) or
     "unconfined": the seccomp filter).
@@ -119,7 +120,7 @@ def view(rec: dict[str, Any], networks: dict[str, dict[str, Any]]) -> dict[str, 
         "networks": [str(rec["network"])] if rec.get("network") else [],
         "addresses": _addresses(rec, networks),
         "ports": [dict(p) for p in rec.get("publish") or () if isinstance(p, dict)],
-        "rootfs": rec.get("rootfs"),
+        "rootfs": rec.get("rootfs") or _layers(rec),
         "view": host_view(rec),
         "command": [str(a) for a in command] if isinstance(command, list) else [],
         "created": rec.get("created"),
@@ -129,12 +130,20 @@ def view(rec: dict[str, Any], networks: dict[str, dict[str, Any]]) -> dict[str, 
     }
 
 
+def _layers(rec: dict[str, Any]) -> str | None:
+    """A layered root's directories as overlayfs's lowerdir (topmost first), or None."""
+    layers = rec.get("layers")
+    if isinstance(layers, list) and layers:
+        return ":".join(str(x) for x in layers)
+    return None
+
+
 def host_view(rec: dict[str, Any]) -> str:
     """What the container sees as its root: "rootfs", "tools" (the default) or "full".
 
     Records made before host views existed had the full host root.
     """
-    if rec.get("rootfs"):
+    if rec.get("rootfs") or _layers(rec):
         return "rootfs"
     return "tools" if rec.get("host_view") == "tools" else "full"
 

@@ -60,9 +60,13 @@ class Plan:
         volumes: list[hostview.Volume] | None = None,
         skeleton: list[tuple[str, bool]] | None = None,
         privileged: bool = False,
+        layers: list[str] | None = None,
     ) -> None:
         self.name, self.hostname, self.argv, self.env = name, hostname, argv, env
         self.caps, self.rootfs = caps, rootfs
+        # An image's layer directories, topmost first: the root is their read-only
+        # overlay (netlens_runtime.overlay); rootfs is None then.
+        self.layers = layers or []
         self.host_view = host_view  # "tools" (default) or "full" (see hostview)
         self.volumes = volumes or []
         # Mount points of volumes to make in the default root (a template makes

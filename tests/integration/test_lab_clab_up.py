@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any
 
 import pytest
 from conftest import RUN_TAG
-from runtime_host import kernel_state
+from runtime_host import kernel_changes, kernel_state
 
 from netlens_runtime import api
 from netlens_runtime.errors import RuntimeFailure
@@ -222,6 +224,181 @@ def test_node_runs_on_its_image_from_the_local_store(
     finally:
         assert lab_ops.lab_down(spec.name) == []
     assert not (diff / "etc" / "written").exists()
+
+
+def _overlay_lines(mountinfo: str) -> list[str]:
+    """The mountinfo lines of overlays named the way netlens names layers (fd paths)."""
+    return [ln for ln in mountinfo.splitlines() if " - overlay " in ln and "/proc/self/fd/" in ln]
+
+
+def test_node_runs_on_a_layered_image_read_only(
+    labstate: Path, tmp_path: Path, _image_store: Path
+) -> None:
+    """Three layers in the Docker store's layout: the node sees the union (a file of
+    each layer, the top one's version of a file two layers have), not a file a
+    whiteout deleted, not what an opaque directory hides; its root is a read-only
+    overlay in its own mount namespace; the host never sees that mount, and the
+    store is unchanged after ``lab down``."""
+    from image_store import docker_layers
+
+    from netlens_runtime import lab_ops
+
+    bottom, mid, top = docker_layers(_image_store, "lab/ml:1", "lab/ml", layers=3, busybox=True)
+    (bottom / "etc" / "gone").write_text("deleted above\n")
+    (bottom / "opt" / "d").mkdir(parents=True)
+    (bottom / "opt" / "d" / "old").write_text("hidden\n")
+    (mid / "etc").mkdir()
+    (mid / "etc" / "layer1").write_text("one\n")
+    os.mknod(mid / "etc" / "gone", 0o600 | stat.S_IFCHR, os.makedev(0, 0))  # whiteout
+    (top / "etc").mkdir()
+    (top / "etc" / "layer2").write_text("two\n")
+    (top / "etc" / "image-marker").write_text("from layer 2\n")
+    (top / "opt" / "d").mkdir(parents=True)
+    os.setxattr(top / "opt" / "d", "trusted.overlay.opaque", b"y")
+    (top / "opt" / "d" / "new").write_text("new\n")
+    store_before = sorted(str(p) for p in _image_store.rglob("*"))
+    path = tmp_path / "ml.clab.yml"
+    path.write_text(
+        "name: x\ntopology:\n  nodes:\n    a:\n      image: lab/ml:1\n"
+        "      network-mode: none\n      exec:\n        - cat /etc/layer1 /etc/layer2\n"
+        "        - sh -c '! test -e /etc/gone'\n"
+        "        - sh -c '! touch /etc/written && ! touch /written'\n"
+    )
+    notes: list[str] = []
+    spec = load_lab(str(path), name=f"cl{RUN_TAG}m", notify=notes.append)
+    assert notes == [] and spec.node("a").layers == (str(top), str(mid), str(bottom))
+    host_before = _overlay_lines(Path("/proc/self/mountinfo").read_text())
+    lab_ops.lab_up(spec)
+    try:
+        (pid,) = [int(c["pid"]) for c in api.list_containers()]
+        root = Path(f"/proc/{pid}/root")
+        assert (root / "etc" / "layer1").read_text() == "one\n"
+        assert (root / "etc" / "layer2").read_text() == "two\n"
+        assert (root / "etc" / "image-marker").read_text() == "from layer 2\n"
+        assert (root / "bin" / "busybox").stat().st_size == Path("/usr/bin/busybox").stat().st_size
+        assert not (root / "etc" / "gone").exists()
+        assert sorted(os.listdir(root / "opt" / "d")) == ["new"]
+        mounts = Path(f"/proc/{pid}/mountinfo").read_text().splitlines()
+        (own,) = [ln for ln in mounts if ln.split()[4] == "/"]
+        fields = own.split()
+        assert fields[fields.index("-") + 1] == "overlay"
+        assert "ro" in fields[5].split(",")
+        assert _overlay_lines(Path("/proc/self/mountinfo").read_text()) == host_before
+        out = subprocess.run(
+            [sys.executable, "-m", "netlens", "ps", "--format", "json"],
+            capture_output=True, text=True, check=True, env=dict(os.environ),
+        )  # fmt: skip
+        (row,) = json.loads(out.stdout)
+        assert row["view"] == "rootfs" and row["rootfs"] == f"{top}:{mid}:{bottom}"
+    finally:
+        assert lab_ops.lab_down(spec.name) == []
+    assert _overlay_lines(Path("/proc/self/mountinfo").read_text()) == host_before
+    assert sorted(str(p) for p in _image_store.rglob("*")) == store_before
+    assert (bottom / "etc" / "gone").read_text() == "deleted above\n"
+
+
+def test_most_layers_in_a_batch_with_default_view_nodes(
+    labstate: Path, tmp_path: Path, _image_store: Path
+) -> None:
+    """An image of the most layers mounted (128: the option names each as a short fd
+    path, well inside the page the kernel takes), built in one batch with two nodes
+    on the default view (those clone from the batch's template, it does not)."""
+    from image_store import docker_layers
+
+    from netlens_runtime import lab_ops, overlay
+
+    n = overlay.MAX_LAYERS
+    diffs = docker_layers(_image_store, "lab/deep:1", "lab/deep", layers=n, busybox=True)
+    for i, diff in enumerate(diffs[1:], 1):
+        (diff / f"layer{i}").write_text(f"{i}\n")
+    path = tmp_path / "deep.clab.yml"
+    path.write_text(
+        "name: x\ntopology:\n  nodes:\n    a: {image: 'lab/deep:1', network-mode: none}\n"
+        "    b: {network-mode: none}\n    c: {network-mode: none}\n"
+    )
+    spec = load_lab(str(path), name=f"cl{RUN_TAG}d")
+    assert len(spec.node("a").layers) == n
+    lab_ops.lab_up(spec)
+    try:
+        pids = {c["name"].rsplit("-", 1)[-1]: int(c["pid"]) for c in api.list_containers()}
+        root = Path(f"/proc/{pids['a']}/root")
+        want = sorted(f"layer{i}" for i in range(1, n))
+        assert sorted(p.name for p in root.glob("layer*")) == want
+        assert (root / f"layer{n - 1}").read_text() == f"{n - 1}\n"
+        for node in ("b", "c"):  # the default view: the host's tools, not the image
+            assert Path(f"/proc/{pids[node]}/root/usr/bin").is_dir()
+            assert not Path(f"/proc/{pids[node]}/root/layer1").exists()
+    finally:
+        assert lab_ops.lab_down(spec.name) == []
+
+
+def test_run_image_uses_the_store_and_refuses_what_it_lacks(
+    labstate: Path, _image_store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``netlens run --image REF``: a layered image is the container's overlay root;
+    an image no store holds, or --image with --rootfs, is one line and nothing made."""
+    from image_store import docker_layers
+
+    from netlens.cli import main
+
+    bottom, top = docker_layers(_image_store, "lab/ml:1", "lab/ml", layers=2, busybox=True)
+    (top / "etc").mkdir()
+    (top / "etc" / "top").write_text("top\n")
+    name = f"cl{RUN_TAG}r"
+    argv = ["run", "-d", "--name", name, "--network", "none"]
+    assert main([*argv, "--image", "lab/ml:1", "--", "sleep", "infinity"]) == 0
+    try:
+        (rec,) = api.list_containers()
+        root = Path(f"/proc/{rec['pid']}/root")
+        assert (root / "etc" / "top").read_text() == "top\n"
+        assert (root / "etc" / "image-marker").read_text() == "from the store\n"
+        assert rec["layers"] == [str(top), str(bottom)] and rec["rootfs"] is None
+    finally:
+        assert main(["rm", "-f", name]) == 0
+    capsys.readouterr()
+    assert main([*argv, "--image", "nope:1", "--", "true"]) != 0
+    assert main([*argv, "--image", "lab/ml:1", "--rootfs", str(bottom), "--", "true"]) != 0
+    assert main([*argv, "--image", "lab/ml:1", "--host-view", "full", "--", "true"]) != 0
+    assert capsys.readouterr().err.splitlines() == [
+        "netlens: image nope:1 is in no local Docker or Podman store (netlens never pulls)",
+        "netlens: --image and --rootfs exclude each other",
+        "netlens: --host-view and --image exclude each other: the root is the image",
+    ]
+    shutil.rmtree(top)
+    top.symlink_to(bottom)  # a layer leading out of its place in the store
+    assert main([*argv, "--image", "lab/ml:1", "--", "true"]) != 0
+    assert capsys.readouterr().err.splitlines() == [
+        f"netlens: image lab/ml:1: the Docker store at {_image_store} is damaged: {top} is a"
+        " symbolic link (or passes through one)"
+    ]
+    assert api.list_containers() == []
+
+
+def test_lab_up_on_a_damaged_store_is_one_line_and_builds_nothing(
+    labstate: Path, tmp_path: Path, _image_store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A layer id that is not an id (a path in disguise): ``lab up`` says so in one
+    line naming the file, the line and the store, and nothing is built."""
+    from image_store import docker_layers
+
+    from netlens.cli import main
+
+    docker_layers(_image_store, "lab/ml:1", "lab/ml", layers=2, busybox=True)
+    cache_id = sorted(_image_store.glob("image/overlay2/layerdb/sha256/*/cache-id"))[0]
+    cache_id.write_text("../../../../etc")
+    path = tmp_path / "bad.clab.yml"
+    path.write_text("name: x\ntopology:\n  nodes:\n    a:\n      image: lab/ml:1\n")
+    before = kernel_state(labstate)
+    capsys.readouterr()
+    assert main(["lab", "up", str(path), "--name", f"cl{RUN_TAG}x"]) != 0
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(
+        f"netlens: {path.name}:5: topology.nodes.a.image: image lab/ml:1: the Docker store at"
+        f" {_image_store} is damaged: layer "
+    )
+    assert line.endswith("'s cache-id '../../../../etc' is not an id (64 hex digits)")
+    assert api.list_containers() == []
+    assert kernel_changes(before, kernel_state(labstate)) == []
 
 
 def test_failing_exec_rolls_back(labstate: Path, tmp_path: Path) -> None:
