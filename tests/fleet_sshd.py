@@ -101,6 +101,11 @@ class Sshd:
             "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
             "PermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\n"
             f"PrintMotd no\nLogLevel VERBOSE\nMaxStartups {self.max_startups}\n"
+            # Debian's bash runs ~/.bashrc before a command sshd starts (SSH_CLIENT is
+            # set) when it is the top-level shell; this machine's root .bashrc runs
+            # `pyenv init` (~0.1 s of CPU), which would be most of what a simulated
+            # server costs. SHLVL=1 makes the forced command's bash a nested shell.
+            "SetEnv SHLVL=1\n"
         )
         hostpub = Path(f"{hostkey}.pub").read_text().split()
         (self.root / "known_hosts").write_text(

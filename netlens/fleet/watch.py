@@ -28,19 +28,28 @@ async def watch_host(
     ssh_config: list[str] | None,
     results: dict[str, ServerResult],
     first_wait: float = 1.0,
+    changed: Callable[[str], None] | None = None,
 ) -> None:
-    """Run forever (until cancelled): stream, and on any end wait and reconnect."""
+    """Run forever (until cancelled): stream, and on any end wait and reconnect.
+
+    ``changed(alias)`` is called after each new result is in ``results`` (every
+    sample, every lost connection): the fleet view redraws on it instead of
+    polling."""
     backoff = first_wait
 
     def seen(r: ServerResult) -> None:
         nonlocal backoff
         results[spec.alias] = r
         backoff = first_wait
+        if changed is not None:
+            changed(spec.alias)
 
     while True:
         r = await query_host(spec, local_version, interval, ssh_config, on_sample=seen)
         r.reason = f"{r.reason}; retrying in {backoff:g} s"
         results[spec.alias] = r
+        if changed is not None:
+            changed(spec.alias)
         await asyncio.sleep(backoff)
         backoff = min(backoff * 2, MAX_BACKOFF)
 

@@ -334,3 +334,62 @@ def test_watch_streams_and_reconnects_a_lost_server(fleet: Fleet) -> None:
     assert proc.returncode == 130
     assert proc.stderr is not None and "Traceback" not in proc.stderr.read()
     assert wait_gone(fleet.tag) == []
+
+
+# --- --tui: the fleet view follows the servers -----------------------------------------
+
+
+def test_tui_rows_follow_a_server_lost_and_back(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fleet view on the live feed, as ``netlens fleet --tui`` runs it: lab1's row
+    becomes ok with its rate, goes unreachable when its agent dies, and is ok again
+    after the reconnection, on screen, while ``closed`` stays unreachable."""
+    import asyncio
+
+    from textual.widgets import DataTable, Static
+
+    from netlens.fleet.config import hosts_from
+    from netlens.fleet.feed import FleetFeed
+    from netlens.tui.fleet import FleetApp
+
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)  # keys from the ssh config only
+    specs = hosts_from(["lab1", "closed"], None, 120.0)
+    feed = FleetFeed(specs, __version__, 0.2, [str(fleet.root / "ssh_config")])
+    seen: list[str] = []
+
+    async def drive() -> None:
+        app = FleetApp(feed)
+        async with app.run_test(size=(120, 30)) as pilot:
+            t = app.query_one(DataTable)
+
+            async def until(state: str) -> list[str]:
+                end = time.monotonic() + DEADLINE
+                while time.monotonic() < end:
+                    row = [str(c) for c in t.get_row_at(0)]
+                    if not seen or seen[-1] != row[1]:
+                        seen.append(row[1])
+                    if row[1] == state:
+                        return row
+                    await pilot.pause(0.05)
+                raise AssertionError(f"lab1 never showed {state}: {seen}")
+
+            row = await until("ok")
+            assert row[0] == "lab1" and row[4] == "4 Mb/s"
+            assert [str(c) for c in t.get_row_at(1)][:2] == ["closed", "unreachable"]
+            for pid in tagged_pids(fleet.tag):  # the simulator behind lab1 dies
+                os.kill(pid, signal.SIGKILL)
+            await until("unreachable")
+            notes = str(app.query_one("#fleet-notes", Static).render())
+            assert "lab1: unreachable: agent ended" in notes and "retrying in" in notes
+            row = await until("ok")  # reconnected: the row is back with its rate
+            assert row[4] == "4 Mb/s"
+            await pilot.press("q")
+
+    feed.start()
+    try:
+        asyncio.run(drive())
+        assert seen[-3:] == ["ok", "unreachable", "ok"]
+    finally:
+        feed.stop()
+    assert wait_gone(fleet.tag) == []

@@ -147,6 +147,25 @@ def test_header_parsing() -> None:
         protocol.parse_sample('{"taken_at": 1}')
 
 
+def test_sample_parsing_keeps_what_the_fleet_uses() -> None:
+    snap = sim_snapshot("lab1", "lab2")
+    full = sim_sample(snap, 4e6, 2e6)
+    full["containers"] = {"c1": {"rx_bps": 1.0}}
+    got = protocol.parse_sample(json.dumps(full).encode())
+    assert got == {k: full[k] for k in ("server", "uplink_total", "density")}
+    assert protocol.parse_sample('{"server": {"rx_bps": 1}}') == {"server": {"rx_bps": 1}}
+    for bad, why in (
+        ('{"taken_at": 1}', "not a netlens stats frame"),
+        ('{"server": 3}', "not a netlens stats frame"),
+        ("[1, 2]", "not a netlens stats frame"),
+        ('{"server": {}, "density": "x"}', "not a netlens stats frame"),
+        ('{"server": {', "not JSON"),
+        ("", "not JSON"),
+    ):
+        with pytest.raises(protocol.ProtocolError, match=why):
+            protocol.parse_sample(bad)
+
+
 def test_fleet_file(tmp_path: Path) -> None:
     f = tmp_path / "fleet.yaml"
     f.write_text(
@@ -203,6 +222,7 @@ def test_no_hosts_at_all() -> None:
     [
         (["fleet", "--tui", "--json", "h"], "--tui and --json contradict"),
         (["fleet", "--tui", "h"], "--tui needs a terminal"),
+        (["fleet", "--tui", "--watch", "--count", "2", "h"], "--count goes with --watch's"),
     ],
 )
 def test_tui_flag_mistakes(argv: list[str], why: str, capsys: pytest.CaptureFixture[str]) -> None:
