@@ -130,7 +130,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from netlens import __version__
     from netlens.fleet.client import query_fleet
     from netlens.fleet.config import hosts_from
-    from netlens.fleet.merge import fleet_document
+    from netlens.fleet.merge import ServerResult, fleet_document
 
     out = out or sys.stdout
     if args.tui and args.json:
@@ -149,7 +149,12 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         return run_tui(specs, args)
     if args.watch:
         return run_watch(specs, args, out)
-    results = asyncio.run(query_fleet(specs, __version__, args.interval, args.ssh_config))
+    results: list[ServerResult] = []
+
+    async def query() -> None:  # returns nothing: see ServerResult.snapshot's repr
+        results.extend(await query_fleet(specs, __version__, args.interval, args.ssh_config))
+
+    asyncio.run(query())
     doc = fleet_document(results, __version__)
     if args.json:
         kw: dict[str, Any] = {"indent": 2} if args.pretty else {"separators": (",", ":")}

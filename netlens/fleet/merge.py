@@ -36,8 +36,11 @@ class ServerResult:
     reason: str | None = None
     labels: dict[str, str] = dataclasses.field(default_factory=dict)
     header: dict[str, Any] | None = None
-    snapshot: Snapshot | None = None
-    sample: dict[str, Any] | None = None
+    # Out of the repr: a 200-container dump's repr is megabytes, and asyncio formats
+    # a finished task's result into error messages (Python 3.11's asyncio.run put
+    # back its SIGINT handler through one: 0.2 s of CPU on 50 servers' results).
+    snapshot: Snapshot | None = dataclasses.field(default=None, repr=False)
+    sample: dict[str, Any] | None = dataclasses.field(default=None, repr=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,9 +125,18 @@ def _addresses(snap: Snapshot) -> set[str]:
     for ns in snap.namespaces:
         for i in ns.interfaces:
             for a in i.addresses:
-                if a.scope == "global" and not ipaddress.ip_address(a.address).is_loopback:
+                if a.scope == "global" and not _is_loopback(a.address):
                     out.add(a.address)
     return out
+
+
+def _is_loopback(address: str) -> bool:
+    """ipaddress's is_loopback, without parsing every IPv4 address of a big server
+    (10 000 of them on 50 servers of 200 containers: 0.1 s): a dotted IPv4 address
+    is loopback exactly when it is in 127.0.0.0/8."""
+    if ":" not in address:
+        return address.startswith("127.")
+    return ipaddress.ip_address(address).is_loopback
 
 
 def server_summary(r: ServerResult) -> dict[str, Any]:

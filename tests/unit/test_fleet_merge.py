@@ -255,3 +255,13 @@ def test_line_reader_joins_chunks_and_caps_a_line() -> None:
     assert got == ['{"a":1}', '{"b":2}', "tail", None]
     with pytest.raises(protocol.ProtocolError, match="longer than 8 bytes"):
         asyncio.run(lines(LineReader(_Stream(b"x" * 5, b"y" * 5, b"z" * 5), limit=8)))  # type: ignore[arg-type]
+
+
+def test_loopback_check_matches_ipaddress() -> None:
+    import ipaddress
+
+    from netlens.fleet.merge import _is_loopback
+
+    for a in ("127.0.0.1", "127.255.3.4", "10.0.0.1", "1.27.0.0", "172.16.0.1", "::1",
+              "fe80::1", "2001:db8::127", "::ffff:127.0.0.1", "0.0.0.0"):  # fmt: skip
+        assert _is_loopback(a) == ipaddress.ip_address(a).is_loopback, a
