@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import os
 import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -55,18 +57,23 @@ class LineReader:
 
     async def readline(self) -> str | None:
         """The next line without its newline, or None at end of stream."""
+        data = await self.readline_bytes()
+        return None if data is None else data.decode("utf-8", "replace")
+
+    async def readline_bytes(self) -> bytes | None:
+        """The next line as bytes (msgspec reads them without a str copy)."""
         start = 0
         while True:
             nl = self._buf.find(b"\n", start)
             if nl >= 0:
-                text = self._buf[:nl].decode("utf-8", "replace")
+                data = bytes(self._buf[:nl])
                 del self._buf[: nl + 1]
-                return text
+                return data
             if self._eof:
                 if self._buf:
-                    text = self._buf.decode("utf-8", "replace")
+                    data = bytes(self._buf)
                     self._buf.clear()
-                    return text
+                    return data
                 return None
             start = len(self._buf)
             if start > self._limit:
@@ -87,8 +94,62 @@ def _one_line(err: BaseException) -> str:
     return f"{name}: {msg}" if msg else name
 
 
+def _configures_ciphers(paths: list[str]) -> bool:
+    """Whether any of these ssh configs may choose ciphers: a ``Ciphers`` line, or an
+    ``Include`` (not followed here: then assume it might). Unreadable files count as
+    silent: asyncssh reports them itself."""
+    for path in paths:
+        try:
+            with open(os.path.expanduser(path), encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    word = line.strip().split("=", 1)[0].split(None, 1)
+                    if word and word[0].lower() in ("ciphers", "include"):
+                        return True
+        except OSError:
+            continue
+    return False
+
+
+def _has_aes_instructions() -> bool:
+    """x86's ``aes`` flag or arm64's ``aes`` feature in /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):
+                    return "aes" in value.split()
+    except OSError:
+        pass
+    return False
+
+
+@functools.cache
+def _cipher_preference(ssh_config: tuple[str, ...] | None) -> list[str] | None:
+    """asyncssh's default ciphers with AES-GCM first, when the CPU has AES instructions
+    and no ssh config picks ciphers (None: leave asyncssh's and the config's choice).
+
+    asyncssh, like OpenSSH, prefers chacha20-poly1305, the faster cipher without AES
+    instructions; with them, asyncssh's AES-GCM is one call per packet where its
+    chacha20-poly1305 is four, and it moved a 200 kB sample 4x faster here (3.7 vs
+    1.0 GB/s): 45 MB of dumps for the first document of 50 servers, 10 MB/s of
+    samples after. Every default cipher stays on offer, in the default's order after
+    AES-GCM, so a server without AES-GCM negotiates what it did before."""
+    ssh = _asyncssh()
+    paths = list(ssh_config) if ssh_config is not None else ["~/.ssh/config"]
+    if _configures_ciphers(paths) or not _has_aes_instructions():
+        return None
+    default = [a.decode("ascii") for a in ssh.encryption.get_default_encryption_algs()]
+    gcm = [a for a in default if a.endswith("-gcm@openssh.com")]
+    if not gcm:
+        return None
+    return gcm + [a for a in default if a not in gcm]
+
+
 def _connect_kwargs(spec: HostSpec, ssh_config: list[str] | None) -> dict[str, Any]:
     kw: dict[str, Any] = {}
+    ciphers = _cipher_preference(None if ssh_config is None else tuple(ssh_config))
+    if ciphers is not None:
+        kw["encryption_algs"] = ciphers
     if spec.port is not None:
         kw["port"] = spec.port
     if spec.user is not None:
@@ -165,13 +226,27 @@ async def query_host(
             res.state = "version_mismatch"
             res.reason = f"agent runs netlens {theirs}, this client is {local_version}"
         phase = "the dump"
-        text = await asyncio.wait_for(reader.readline(), left())
-        if text is None:
+        dump = await asyncio.wait_for(reader.readline_bytes(), left())
+        if dump is None:
             res.state, res.reason = "error", await _exit_reason(proc)
             return res
-        res.snapshot = loads(text, where=f"{spec.alias}'s dump")
+        # The dump is decoded once the first sample is in (or is known not to come).
+        # The agent sends that sample an interval after the dump, so the client would
+        # only wait meanwhile; decoding then, rather than at once, leaves the CPU to
+        # reading the other servers' dumps, and 50 dumps' decoding (0.3 s) is off the
+        # first document's critical path. A bad dump is still what gets reported.
         phase = "the first rate sample"
-        text = await asyncio.wait_for(reader.readline(), left())
+        text: str | None = None
+        failed: BaseException | None = None
+        try:
+            text = await asyncio.wait_for(reader.readline(), left())
+        except (TimeoutError, OSError, ssh.Error, protocol.ProtocolError) as err:
+            failed = err
+        phase = "the dump"
+        res.snapshot = loads(dump, where=f"{spec.alias}'s dump")
+        phase = "the first rate sample"
+        if failed is not None:
+            raise failed
         if text is None:
             res.state, res.reason = "error", await _exit_reason(proc)
             return res

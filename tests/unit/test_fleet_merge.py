@@ -13,7 +13,7 @@ from fleet_sim import sim_sample, sim_snapshot
 from netlens.commands.fleet import format_table
 from netlens.errors import UsageError
 from netlens.fleet import protocol
-from netlens.fleet.config import DEFAULT_COMMAND, hosts_from, load_fleet_file
+from netlens.fleet.config import DEFAULT_COMMAND, HostSpec, hosts_from, load_fleet_file
 from netlens.fleet.merge import ServerResult, fleet_document, schema_path
 
 pytestmark = pytest.mark.unit
@@ -265,3 +265,29 @@ def test_loopback_check_matches_ipaddress() -> None:
     for a in ("127.0.0.1", "127.255.3.4", "10.0.0.1", "1.27.0.0", "172.16.0.1", "::1",
               "fe80::1", "2001:db8::127", "::ffff:127.0.0.1", "0.0.0.0"):  # fmt: skip
         assert _is_loopback(a) == ipaddress.ip_address(a).is_loopback, a
+
+
+def test_aes_gcm_first_only_when_no_config_picks_ciphers(tmp_path: Path) -> None:
+    from netlens.fleet import client
+
+    plain = tmp_path / "plain"
+    plain.write_text("Host lab1\n  HostName 127.0.0.1\n  Port 2222\n")
+    picks = tmp_path / "picks"
+    picks.write_text("Host *\n  Ciphers=aes256-ctr\n")
+    includes = tmp_path / "includes"
+    includes.write_text("Include ~/.ssh/more\nHost lab1\n  User ops\n")
+    missing = str(tmp_path / "missing")
+    assert not client._configures_ciphers([str(plain), missing])
+    assert client._configures_ciphers([str(plain), str(picks)])
+    assert client._configures_ciphers([str(includes)])
+    assert client._cipher_preference((str(picks),)) is None
+    assert client._cipher_preference((str(includes),)) is None
+    got = client._cipher_preference((str(plain),))
+    default = [a.decode() for a in client._asyncssh().encryption.get_default_encryption_algs()]
+    if not client._has_aes_instructions():
+        assert got is None
+        return
+    assert got is not None and sorted(got) == sorted(default)  # nothing added or dropped
+    assert got[0].endswith("-gcm@openssh.com") and default[0] == "chacha20-poly1305@openssh.com"
+    assert "encryption_algs" in client._connect_kwargs(HostSpec("lab1"), [str(plain)])
+    assert "encryption_algs" not in client._connect_kwargs(HostSpec("lab1"), [str(picks)])
