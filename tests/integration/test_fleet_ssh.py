@@ -10,6 +10,7 @@ runs, which is how one sshd plays several servers:
 - slowhost: sends the header, then nothing (slow, with its own short deadline);
 - oldhost: an agent of another netlens version (version_mismatch, data kept);
 - newhost: an agent of another protocol (version_mismatch, nothing read past the header);
+- baddump: a dump of a schema this netlens cannot read, then good samples (error);
 - bighost: a dump of more than 3 MiB in one line (asyncssh's readline would stop
   at its 2 MiB receive window and hand back part of it);
 - local: no forced command: the real ``netlens agent`` of this tree on this host;
@@ -76,9 +77,10 @@ class Fleet(Sshd):
         (self.root / "sim.py").write_text(SIM)
         plan = {"lab1": ("lab2", 2, __version__), "lab2": ("lab1", 0, __version__),
                 "old": (None, 0, "0.0.1-old"), "slow": (None, 0, __version__),
-                "big": (None, 0, __version__), "new": (None, 0, "9.0.0")}  # fmt: skip
+                "big": (None, 0, __version__), "new": (None, 0, "9.0.0"),
+                "baddump": (None, 0, __version__)}  # fmt: skip
         for name, (peer, findings, version) in plan.items():
-            host = {"old": "lab3", "slow": "lab3", "big": "lab3", "new": "lab3"}.get(name, name)
+            host = "lab3" if name in ("old", "slow", "big", "new", "baddump") else name
             head = {
                 "netlens_agent": 2 if name == "new" else 1,
                 "netlens_version": version,
@@ -88,6 +90,8 @@ class Fleet(Sshd):
             doc = sim_dump_doc(host, peer, findings)
             if name == "big":
                 doc["warnings"] = [f"padding {n} " + "x" * 1000 for n in range(3500)]
+            if name == "baddump":
+                doc["schema_version"] = "99.0"
             (self.root / f"{name}.dump").write_text(json.dumps(doc))
             rx = {"lab1": 4e6, "lab2": 2e6}.get(name, 1e6)
             sample = sim_sample(sim_snapshot(host, peer), rx, rx / 2)
@@ -104,6 +108,7 @@ class Fleet(Sshd):
                 "oldhost": f"{env} {sys.executable} {self.root}/sim.py old",
                 "bighost": f"{env} {sys.executable} {self.root}/sim.py big",
                 "newhost": f"{env} {sys.executable} {self.root}/sim.py new",
+                "baddump": f"{env} {sys.executable} {self.root}/sim.py baddump",
                 "local": None,
                 "nonetlens": None,
             }
@@ -226,6 +231,18 @@ def test_table_output(fleet: Fleet) -> None:
     assert any(x.startswith("lab1 ") and " ok " in x for x in lines)
     assert any(x.startswith("closed ") and "unreachable" in x for x in lines)
     assert "vxlan 100: lab1:vxlan100 <-> lab2:vxlan100" in res.stdout
+    assert wait_gone(fleet.tag) == []
+
+
+def test_a_bad_dump_is_an_error_though_samples_flow(fleet: Fleet) -> None:
+    """The client decodes a dump only after the first sample came: the dump's fault
+    is still what the row says (not the sample's success)."""
+    res = fleet.run("baddump", "lab1", "--json", "--interval", "0.2", "--timeout", "120")
+    assert res.returncode == 0, res.stderr
+    r = rows(json.loads(res.stdout))
+    assert r["baddump"]["state"] == "error" and r["baddump"]["containers"] is None
+    assert r["baddump"]["reason"].startswith("the dump: ") and "99.0" in r["baddump"]["reason"]
+    assert r["lab1"]["state"] == "ok"
     assert wait_gone(fleet.tag) == []
 
 
