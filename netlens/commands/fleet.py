@@ -151,7 +151,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         return run_watch(specs, args, out)
     results: list[ServerResult] = []
 
-    async def query() -> None:  # returns nothing: see ServerResult.snapshot's repr
+    async def query() -> None:  # returns nothing: see ServerResult.snapshot's comment
         results.extend(await query_fleet(specs, __version__, args.interval, args.ssh_config))
 
     asyncio.run(query())
@@ -162,7 +162,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     else:
         out.write(format_table(doc) + "\n")
     out.flush()
-    answered = any(r.snapshot is not None for r in results)
+    answered = any(r.dump_facts() is not None for r in results)
     return 0 if answered else 1
 
 
@@ -185,7 +185,8 @@ def run_tui(specs: list[Any], args: argparse.Namespace) -> int:
             feed.subscribe(None)
             if alias is None:
                 return 0
-            launch(DumpSource(app.dumps[alias], alias), args)
+            assert app.chosen is not None
+            launch(DumpSource(app.chosen, alias), args)
     finally:
         feed.stop()
 

@@ -178,7 +178,7 @@ async def query_host(
     the result returned then says why it ended."""
     import shlex
 
-    from netlens.model.serialize import loads
+    from netlens.fleet.facts import facts_from_json
 
     ssh = _asyncssh()
     loop = asyncio.get_running_loop()
@@ -230,11 +230,13 @@ async def query_host(
         if dump is None:
             res.state, res.reason = "error", await _exit_reason(proc)
             return res
-        # The dump is decoded once the first sample is in (or is known not to come).
-        # The agent sends that sample an interval after the dump, so the client would
-        # only wait meanwhile; decoding then, rather than at once, leaves the CPU to
-        # reading the other servers' dumps, and 50 dumps' decoding (0.3 s) is off the
-        # first document's critical path. A bad dump is still what gets reported.
+        # The dump is read for its facts (netlens.fleet.facts: what the fleet shows,
+        # without building the Snapshot; that waits for a drill-down) once the first
+        # sample is in, or is known not to come. The agent sends that sample an
+        # interval after the dump, so the client would only wait meanwhile; reading
+        # then, rather than at once, leaves the CPU to the other servers' dumps and
+        # takes it off the first document's critical path. A bad dump is still what
+        # gets reported.
         phase = "the first rate sample"
         text: str | None = None
         failed: BaseException | None = None
@@ -243,7 +245,8 @@ async def query_host(
         except (TimeoutError, OSError, ssh.Error, protocol.ProtocolError) as err:
             failed = err
         phase = "the dump"
-        res.snapshot = loads(dump, where=f"{spec.alias}'s dump")
+        res.facts = facts_from_json(dump, where=f"{spec.alias}'s dump")
+        res.dump = dump
         phase = "the first rate sample"
         if failed is not None:
             raise failed

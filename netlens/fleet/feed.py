@@ -128,8 +128,14 @@ class FleetFeed:
             self._pending = False
             return [dataclasses.replace(self._results[s.alias]) for s in self.specs]
 
-    def current(self) -> tuple[dict[str, Any], dict[str, Snapshot]]:
-        """The fleet document now, and the dumps received so far by alias."""
+    def current(self) -> tuple[dict[str, Any], set[str]]:
+        """The fleet document now, and the aliases whose dump was received."""
         rs = self.results()
-        dumps = {r.alias: r.snapshot for r in rs if r.snapshot is not None}
-        return fleet_document(rs, self.local_version), dumps
+        return fleet_document(rs, self.local_version), {r.alias for r in rs if r.dump_facts()}
+
+    def snapshot(self, alias: str) -> Snapshot | None:
+        """That server's latest dump, decoded now (the drill-down's; the feed itself
+        reads only the dump's facts). :class:`~netlens.errors.SnapshotFileError` when
+        it does not load."""
+        r = self._results.get(alias)  # the live result: its decoded dump is kept there
+        return None if r is None else r.full_snapshot()

@@ -12,10 +12,11 @@ can tell "0 containers" from "not known".
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
+
+from netlens.fleet.facts import DumpFacts, VxlanEnd, facts_of
 
 if TYPE_CHECKING:
     from netlens.model.types import Snapshot
@@ -29,7 +30,13 @@ has not heard from it yet."""
 
 @dataclasses.dataclass
 class ServerResult:
-    """What one server gave, however far the client got."""
+    """What one server gave, however far the client got.
+
+    The client keeps a server's dump as it came (``dump``, bytes) with its
+    :class:`DumpFacts` (``facts``), what the fleet document needs; the full
+    :class:`Snapshot` is decoded only when asked for (:meth:`full_snapshot`, the
+    drill-down). A result built with a ``snapshot`` (tests, callers that hold one)
+    gets its facts from it."""
 
     alias: str
     state: str = "ok"
@@ -41,18 +48,23 @@ class ServerResult:
     # back its SIGINT handler through one: 0.2 s of CPU on 50 servers' results).
     snapshot: Snapshot | None = dataclasses.field(default=None, repr=False)
     sample: dict[str, Any] | None = dataclasses.field(default=None, repr=False)
+    facts: DumpFacts | None = dataclasses.field(default=None, repr=False)
+    dump: bytes | None = dataclasses.field(default=None, repr=False)
 
+    def dump_facts(self) -> DumpFacts | None:
+        """The facts of the dump received, if one was."""
+        if self.facts is None and self.snapshot is not None:
+            self.facts = facts_of(self.snapshot)
+        return self.facts
 
-@dataclasses.dataclass(frozen=True)
-class VxlanEnd:
-    """One VXLAN device of one server, with what a peer must match."""
+    def full_snapshot(self) -> Snapshot | None:
+        """The whole dump as a Snapshot (decoded once, on first use); a dump that does
+        not load raises :class:`~netlens.errors.SnapshotFileError` (one line)."""
+        if self.snapshot is None and self.dump is not None:
+            from netlens.model.serialize import loads
 
-    server: str
-    netns: str
-    interface: str
-    vni: int
-    local: str | None
-    remote: str | None
+            self.snapshot = loads(self.dump, where=f"{self.alias}'s dump")
+        return self.snapshot
 
 
 def _round(v: Any) -> Any:
@@ -74,74 +86,14 @@ def _bandwidth(sample: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-def _findings(snap: Snapshot) -> dict[str, Any]:
-    by = Counter(str(f.severity) for f in snap.findings)
-    return {"total": len(snap.findings), "by_severity": dict(sorted(by.items()))}
-
-
-def _uplinks(snap: Snapshot) -> list[dict[str, Any]]:
-    host = snap.host
-    if host is None:
-        return []
-    return [
-        {"name": i.name, "speed_mbps": i.speed_mbps, "operstate": i.operstate}
-        for i in host.interfaces
-        if i.uplink
-    ]
-
-
 def vxlan_ends(alias: str, snap: Snapshot) -> list[VxlanEnd]:
     """Every VXLAN device of a dump (any namespace)."""
-    return [
-        VxlanEnd(alias, ns.id, i.name, i.vxlan.vni, i.vxlan.local, i.vxlan.remote)
-        for ns in snap.namespaces
-        for i in ns.interfaces
-        if i.kind == "vxlan" and i.vxlan is not None
-    ]
-
-
-_ADDRESSES: dict[int, tuple[Snapshot, frozenset[str]]] = {}
-"""server_addresses by dump: a server's dump is fixed for its session while the fleet
-is merged again on every sample (the snapshot is kept with its id, so the id stays
-its own)."""
-
-
-def server_addresses(snap: Snapshot) -> frozenset[str]:
-    """The addresses a VXLAN peer could name as this server: global-scope ones of
-    every namespace. Loopback and link-local are left out: every server has them,
-    so they would tie every tunnel to every server."""
-    hit = _ADDRESSES.get(id(snap))
-    if hit is not None and hit[0] is snap:
-        return hit[1]
-    if len(_ADDRESSES) > 1024:  # servers come and go in a long --watch
-        _ADDRESSES.clear()
-    found = frozenset(_addresses(snap))
-    _ADDRESSES[id(snap)] = (snap, found)
-    return found
-
-
-def _addresses(snap: Snapshot) -> set[str]:
-    out: set[str] = set()
-    for ns in snap.namespaces:
-        for i in ns.interfaces:
-            for a in i.addresses:
-                if a.scope == "global" and not _is_loopback(a.address):
-                    out.add(a.address)
-    return out
-
-
-def _is_loopback(address: str) -> bool:
-    """ipaddress's is_loopback, without parsing every IPv4 address of a big server
-    (10 000 of them on 50 servers of 200 containers: 0.1 s): a dotted IPv4 address
-    is loopback exactly when it is in 127.0.0.0/8."""
-    if ":" not in address:
-        return address.startswith("127.")
-    return ipaddress.ip_address(address).is_loopback
+    return facts_of(snap).vxlan_ends(alias)
 
 
 def server_summary(r: ServerResult) -> dict[str, Any]:
     """One row of the fleet document."""
-    snap, sample = r.snapshot, r.sample
+    facts, sample = r.dump_facts(), r.sample
     density = (sample or {}).get("density") or {}
     row: dict[str, Any] = {
         "alias": r.alias,
@@ -166,23 +118,25 @@ def server_summary(r: ServerResult) -> dict[str, Any]:
         row["netlens_version"] = r.header.get("netlens_version")
         row["agent_protocol"] = r.header.get("netlens_agent")
         row["hostname"] = r.header.get("hostname")
-    if snap is not None:
-        row["hostname"] = snap.server.hostname
-        row["root"] = snap.root
-        row["containers"] = len(snap.containers)
-        row["namespaces"] = len(snap.namespaces)
-        row["findings"] = _findings(snap)
+    if facts is not None:
+        row["hostname"] = facts.hostname
+        row["root"] = facts.root
+        row["containers"] = facts.containers
+        row["namespaces"] = facts.namespaces
+        row["findings"] = {"total": facts.findings_total, "by_severity": dict(facts.findings)}
         row["cpu"] = {
-            "count": snap.server.cpu_count,
+            "count": facts.cpu_count,
             "containers_percent": density.get("containers_cpu_percent"),
         }
-        row["memory"] = {"total": snap.server.mem_total, "used": density.get("mem_used")}
-        row["uplinks"] = _uplinks(snap)
+        row["memory"] = {"total": facts.mem_total, "used": density.get("mem_used")}
+        row["uplinks"] = [
+            {"name": name, "speed_mbps": speed, "operstate": state}
+            for name, speed, state in facts.uplinks
+        ]
         row["vxlan"] = [
-            {"netns": e.netns, "interface": e.interface, "vni": e.vni, "local": e.local,
-             "remote": e.remote}
-            for e in vxlan_ends(r.alias, snap)
-        ]  # fmt: skip
+            {"netns": netns, "interface": name, "vni": vni, "local": local, "remote": remote}
+            for netns, name, vni, local, remote in facts.vxlan
+        ]
     return row
 
 
@@ -194,11 +148,12 @@ def vxlan_links(results: list[ServerResult]) -> list[dict[str, Any]]:
     ends: list[VxlanEnd] = []
     addrs: dict[str, frozenset[str]] = {}
     for r in results:
-        if r.snapshot is None:
+        facts = r.dump_facts()
+        if facts is None:
             continue
-        mine = vxlan_ends(r.alias, r.snapshot)
+        mine = facts.vxlan_ends(r.alias)
         ends.extend(mine)
-        addrs[r.alias] = server_addresses(r.snapshot) | {e.local for e in mine if e.local}
+        addrs[r.alias] = facts.addresses | {e.local for e in mine if e.local}
 
     def points_at(e: VxlanEnd, server: str) -> bool:
         return e.remote is not None and e.remote in addrs.get(server, frozenset())

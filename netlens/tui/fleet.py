@@ -24,6 +24,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static
 
+from netlens.errors import NetlensError
 from netlens.kernel.inert import terminal
 from netlens.model.types import Snapshot
 from netlens.stats.units import rate, size
@@ -93,8 +94,12 @@ class FleetSource(Protocol):
         """Call ``listener`` (from any thread) when the fleet changed since the last
         :meth:`current`, and once at once; None stops the calls."""
 
-    def current(self) -> tuple[dict[str, Any], dict[str, Snapshot]]:
-        """The fleet document and the dumps received so far, by alias."""
+    def current(self) -> tuple[dict[str, Any], set[str]]:
+        """The fleet document, and the aliases whose dump was received."""
+        ...
+
+    def snapshot(self, alias: str) -> Snapshot | None:
+        """That server's dump, to open its dashboard on (may raise NetlensError)."""
         ...
 
 
@@ -108,8 +113,11 @@ class StaticFleet:
         if listener is not None:
             listener()
 
-    def current(self) -> tuple[dict[str, Any], dict[str, Snapshot]]:
-        return self.doc, self.dumps
+    def current(self) -> tuple[dict[str, Any], set[str]]:
+        return self.doc, set(self.dumps)
+
+    def snapshot(self, alias: str) -> Snapshot | None:
+        return self.dumps.get(alias)
 
 
 class FleetChanged(Message):
@@ -134,7 +142,8 @@ class FleetApp(App[str | None]):
         self.animation_level = "none"
         self.source = source
         self.doc: dict[str, Any] = {"servers": [], "vxlan_links": [], "totals": {}}
-        self.dumps: dict[str, Snapshot] = {}
+        self.drillable: set[str] = set()
+        self.chosen: Snapshot | None = None  # the dump of the server run() returns
         self._shown: dict[str, tuple[str, ...]] = {}
         self._redraw_due = False
 
@@ -166,7 +175,7 @@ class FleetApp(App[str | None]):
     def redraw(self) -> None:
         """Read the source and bring the table, the notes and the title up to date."""
         self._redraw_due = False
-        self.doc, self.dumps = self.source.current()
+        self.doc, self.drillable = self.source.current()
         t = self.query_one(DataTable)
         for row in self.doc["servers"]:
             key = row["alias"]
@@ -190,11 +199,17 @@ class FleetApp(App[str | None]):
         t = self.query_one(DataTable)
         if not t.row_count:
             return
-        alias = t.coordinate_to_cell_key(t.cursor_coordinate).row_key.value
-        if alias in self.dumps:
-            self.exit(alias)
-        else:
-            self.notify(f"{terminal(str(alias))}: no dump received", severity="warning")
+        alias = str(t.coordinate_to_cell_key(t.cursor_coordinate).row_key.value)
+        try:
+            snap = self.source.snapshot(alias) if alias in self.drillable else None
+        except NetlensError as err:  # a dump whose facts read but whose whole does not
+            self.notify(f"{terminal(alias)}: {terminal(str(err))}", severity="error")
+            return
+        if snap is None:
+            self.notify(f"{terminal(alias)}: no dump received", severity="warning")
+            return
+        self.chosen = snap
+        self.exit(alias)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.action_open()

@@ -97,7 +97,7 @@ def simulated_fleet(hosts: int = HOSTS) -> Iterator[Sshd]:
     if cc is None:
         pytest.skip("needs a C compiler for the simulated agents (apt-get install gcc)")
     root = Path(tempfile.mkdtemp(prefix="netlens-fleetbench-"))
-    sshd = Sshd(root, os.path.basename(root), max_startups=4 * hosts)
+    sshd = Sshd(root, os.path.basename(root), max_startups=4 * hosts, rexec=False)
     try:
         sim = root / "agent-sim"
         subprocess.run([cc, "-O2", "-o", str(sim), str(SIM_SOURCE)], check=True)

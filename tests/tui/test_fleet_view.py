@@ -11,6 +11,7 @@ from fleet_sim import sim_sample, sim_snapshot
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
+from netlens.errors import SnapshotFileError
 from netlens.fleet.merge import ServerResult, fleet_document
 from netlens.model.types import Snapshot
 from netlens.tui.app import NetlensApp
@@ -58,6 +59,26 @@ async def test_rows_notes_and_enter_opens_a_server() -> None:
         await pilot.press("up", "enter")
         await pilot.pause()
     assert a.return_value == "a2"
+    assert a.chosen is not None and a.chosen.server.hostname == "lab2"
+
+
+class UnreadableDump(StaticFleet):
+    def snapshot(self, alias: str) -> Snapshot | None:
+        raise SnapshotFileError(f"{alias}'s dump: expected `int`, got `str`")
+
+
+@run_async
+async def test_a_dump_that_does_not_load_is_said_and_the_fleet_stays() -> None:
+    rs = results()
+    a = FleetApp(UnreadableDump(fleet_document(rs, "0.1.0"), {"a1": rs[0].snapshot}))  # type: ignore[dict-item]
+    async with a.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert a.is_running and a.chosen is None
+        assert any("expected `int`" in str(n.message) for n in a._notifications)
+        await pilot.press("q")
+    assert a.return_value is None
 
 
 @run_async
@@ -107,9 +128,12 @@ class ChangingFleet:
         if listener is not None:
             listener()
 
-    def current(self) -> tuple[dict[str, Any], dict[str, Snapshot]]:
+    def current(self) -> tuple[dict[str, Any], set[str]]:
         self.reads += 1
-        return self.doc, {}
+        return self.doc, set()
+
+    def snapshot(self, alias: str) -> Snapshot | None:
+        raise AssertionError("no drill-down without a dump")
 
     def change(self, doc: dict[str, Any], notices: int) -> None:
         self.doc = doc

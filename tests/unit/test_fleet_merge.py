@@ -260,11 +260,11 @@ def test_line_reader_joins_chunks_and_caps_a_line() -> None:
 def test_loopback_check_matches_ipaddress() -> None:
     import ipaddress
 
-    from netlens.fleet.merge import _is_loopback
+    from netlens.fleet.facts import is_loopback
 
     for a in ("127.0.0.1", "127.255.3.4", "10.0.0.1", "1.27.0.0", "172.16.0.1", "::1",
               "fe80::1", "2001:db8::127", "::ffff:127.0.0.1", "0.0.0.0"):  # fmt: skip
-        assert _is_loopback(a) == ipaddress.ip_address(a).is_loopback, a
+        assert is_loopback(a) == ipaddress.ip_address(a).is_loopback, a
 
 
 def test_aes_gcm_first_only_when_no_config_picks_ciphers(tmp_path: Path) -> None:
