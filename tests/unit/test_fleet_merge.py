@@ -291,3 +291,25 @@ def test_aes_gcm_first_only_when_no_config_picks_ciphers(tmp_path: Path) -> None
     assert got[0].endswith("-gcm@openssh.com") and default[0] == "chacha20-poly1305@openssh.com"
     assert "encryption_algs" in client._connect_kwargs(HostSpec("lab1"), [str(plain)])
     assert "encryption_algs" not in client._connect_kwargs(HostSpec("lab1"), [str(picks)])
+
+
+def test_ssh_config_lines_split_as_shlex_splits_them(tmp_path: Path) -> None:
+    """asyncssh's config reader with the remembered splits reads a config as before:
+    quoted values, '=' forms, and a broken line refused the same way, every time."""
+    import asyncssh.config
+
+    from netlens.fleet import client
+
+    ssh = client._asyncssh()
+    assert isinstance(asyncssh.config.shlex, client._MemoShlex)
+    cfg = tmp_path / "cfg"
+    cfg.write_text('Host lab1\n  HostName=10.0.0.1\n  User "ops team"\nHost *\n  Port 2222\n')
+    for _ in range(2):  # the second read comes from the remembered splits
+        o = ssh.SSHClientConnectionOptions(config=[str(cfg)], host="lab1")
+        assert (o.host, o.port, o.username) == ("10.0.0.1", 2222, "ops team")
+    assert client._MemoShlex().split("a 'b c' #d", comments=True) == ["a", "b c"]
+    bad = tmp_path / "bad"
+    bad.write_text('Host lab1\n  User "unclosed\n')
+    for _ in range(2):
+        with pytest.raises(ValueError, match="No closing quotation"):
+            ssh.SSHClientConnectionOptions(config=[str(bad)], host="lab1")
