@@ -140,20 +140,36 @@ def server_summary(r: ServerResult) -> dict[str, Any]:
     return row
 
 
+_LINKS: list[Any] = [(), []]
+"""The last fleet's (alias, facts) pairs and its links: --watch and the fleet view
+merge the fleet every second, and the tunnels change only with a dump (a new
+DumpFacts object, on a reconnection), while matching every end against every
+other is the merge's biggest cost with many servers sharing a VNI."""
+
+
 def vxlan_links(results: list[ServerResult]) -> list[dict[str, Any]]:
     """Tunnels between two servers of the fleet: same VNI, and one end's remote is
     an address of the other server. ``symmetric`` when both ends point at each
     other (a working unicast tunnel); a one-way match is listed too, because a
     tunnel configured on one side only is exactly what an engineer looks for."""
+    pairs = [(r.alias, f) for r in results if (f := r.dump_facts()) is not None]
+    last, links = _LINKS
+    if len(last) == len(pairs) and all(
+        a == b and f is g for (a, f), (b, g) in zip(last, pairs, strict=True)
+    ):
+        return list(links)
+    links = _match_links(pairs)
+    _LINKS[:] = [pairs, links]
+    return list(links)
+
+
+def _match_links(pairs: list[tuple[str, DumpFacts]]) -> list[dict[str, Any]]:
     ends: list[VxlanEnd] = []
     addrs: dict[str, frozenset[str]] = {}
-    for r in results:
-        facts = r.dump_facts()
-        if facts is None:
-            continue
-        mine = facts.vxlan_ends(r.alias)
+    for alias, facts in pairs:
+        mine = facts.vxlan_ends(alias)
         ends.extend(mine)
-        addrs[r.alias] = facts.addresses | {e.local for e in mine if e.local}
+        addrs[alias] = facts.addresses | {e.local for e in mine if e.local}
 
     def points_at(e: VxlanEnd, server: str) -> bool:
         return e.remote is not None and e.remote in addrs.get(server, frozenset())

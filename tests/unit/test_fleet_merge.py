@@ -313,3 +313,16 @@ def test_ssh_config_lines_split_as_shlex_splits_them(tmp_path: Path) -> None:
     for _ in range(2):
         with pytest.raises(ValueError, match="No closing quotation"):
             ssh.SSHClientConnectionOptions(config=[str(bad)], host="lab1")
+
+
+def test_links_follow_a_changed_dump_though_remembered() -> None:
+    a1 = ServerResult("a1", snapshot=sim_snapshot("lab1", "lab2"))
+    a2 = ServerResult("a2", snapshot=sim_snapshot("lab2", "lab1"))
+    first = fleet_document([a1, a2], "1")["vxlan_links"]
+    assert [x["symmetric"] for x in first] == [True]
+    assert fleet_document([a1, a2], "1")["vxlan_links"] == first  # the same dumps again
+    moved = ServerResult("a2", snapshot=sim_snapshot("lab2", None))  # reconnected, new dump
+    assert [x["symmetric"] for x in fleet_document([a1, moved], "1")["vxlan_links"]] == [False]
+    down = ServerResult("a2", state="unreachable")
+    assert fleet_document([a1, down], "1")["vxlan_links"] == []
+    assert fleet_document([a1, a2], "1")["vxlan_links"] == first
