@@ -117,7 +117,8 @@ class LineReader:
                 self._buf += chunk
 
 
-def _one_line(err: BaseException) -> str:
+def one_line(err: BaseException) -> str:
+    """An exception as one line for a row's reason: its type and first line."""
     text = str(err).strip().splitlines()
     msg = text[0] if text else ""
     name = type(err).__name__
@@ -226,7 +227,7 @@ async def query_host(
         res.state, res.reason = "unreachable", f"no SSH connection within {spec.timeout:g} s"
         return res
     except (OSError, ssh.Error) as err:
-        res.state, res.reason = "unreachable", _one_line(err)
+        res.state, res.reason = "unreachable", one_line(err)
         return res
     phase = "the agent's header"
     proc = None
@@ -301,10 +302,10 @@ async def query_host(
             res.reason = f"no {phase} within {stall:g} s"
         return res
     except (OSError, ssh.Error) as err:
-        res.state, res.reason = "unreachable", f"while reading {phase}: {_one_line(err)}"
+        res.state, res.reason = "unreachable", f"while reading {phase}: {one_line(err)}"
         return res
     except (protocol.ProtocolError, ValueError, NetlensError) as err:
-        res.state, res.reason = "error", f"{phase}: {_one_line(err)}"
+        res.state, res.reason = "error", f"{phase}: {one_line(err)}"
         return res
     finally:
         await _close(conn, proc)
@@ -353,7 +354,7 @@ async def query_fleet(
             if not isinstance(r, Exception):
                 raise r  # KeyboardInterrupt, CancelledError: not a server's fault
             r = ServerResult(
-                alias=spec.alias, state="error", reason=_one_line(r), labels=dict(spec.labels)
+                alias=spec.alias, state="error", reason=one_line(r), labels=dict(spec.labels)
             )
         out.append(r)
     return out

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from netlens.fleet.client import query_host
+from netlens.fleet.client import one_line, query_host
 from netlens.fleet.config import HostSpec
 from netlens.fleet.merge import ServerResult
 
@@ -45,7 +45,10 @@ async def watch_host(
             changed(spec.alias)
 
     while True:
-        r = await query_host(spec, local_version, interval, ssh_config, on_sample=seen)
+        try:
+            r = await query_host(spec, local_version, interval, ssh_config, on_sample=seen)
+        except Exception as err:  # a fault of ours, not the server's: its row says so
+            r = ServerResult(spec.alias, "error", one_line(err), dict(spec.labels))
         r.reason = f"{r.reason}; retrying in {backoff:g} s"
         results[spec.alias] = r
         if changed is not None:

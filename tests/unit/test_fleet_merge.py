@@ -326,3 +326,38 @@ def test_links_follow_a_changed_dump_though_remembered() -> None:
     down = ServerResult("a2", state="unreachable")
     assert fleet_document([a1, down], "1")["vxlan_links"] == []
     assert fleet_document([a1, a2], "1")["vxlan_links"] == first
+
+
+def test_a_fault_of_the_client_is_a_row_and_the_server_is_retried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+
+    from netlens.fleet import watch
+
+    calls: list[str] = []
+
+    async def broken(spec: HostSpec, *args: Any, **kwargs: Any) -> ServerResult:
+        calls.append(spec.alias)
+        raise RuntimeError("boom\nmore")
+
+    monkeypatch.setattr(watch, "query_host", broken)
+    results: dict[str, ServerResult] = {}
+
+    async def run() -> None:
+        seen = asyncio.Event()
+        task = asyncio.create_task(
+            watch.watch_host(HostSpec("h1", labels={"r": "1"}), "1", 1.0, None, results,
+                             first_wait=0.01, changed=lambda alias: seen.set())
+        )  # fmt: skip
+        while len(calls) < 2:  # it went on after the fault
+            await asyncio.wait_for(seen.wait(), 60)
+            seen.clear()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run())
+    r = results["h1"]
+    assert (r.state, r.labels) == ("error", {"r": "1"})
+    assert r.reason is not None and r.reason.startswith("RuntimeError: boom; retrying in")
