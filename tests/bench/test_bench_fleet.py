@@ -18,7 +18,10 @@ stats layer's frame document of that host, with names_of's names); then a tiny C
 program (fleet_agent_sim.c, compiled at setup) writes the header and the dump at
 once and one sample per ``--interval`` (read from the command the client asked
 for; the first an interval after the dump, as the agent measures over one
-interval first) until its stdin closes.
+interval first) until its stdin closes. For the same reason sshd runs without
+re-executing itself per session (-r) and the forced command's shell skips root's
+~/.bashrc (tests/fleet_sshd.py says why); the plain-ssh baseline gets the same
+servers.
 
 Figures:
 
