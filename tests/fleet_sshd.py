@@ -65,9 +65,12 @@ def wait_gone(tag: str) -> list[int]:
 class Sshd:
     """The temp sshd and its host aliases (call :meth:`serve`, and :meth:`stop` always)."""
 
-    def __init__(self, root: Path, tag: str, max_startups: int = 50) -> None:
+    def __init__(self, root: Path, tag: str, max_startups: int = 50, rexec: bool = True) -> None:
         self.root, self.tag = root, tag
         self.max_startups = max_startups  # > the fleet's size: all connect at once
+        # False: sshd -r, a session is a fork of the listener, not a fresh exec that
+        # reads its config and keys again (the bench's 50 servers share its cores)
+        self.rexec = rexec
         self.port = free_port()
         self.sshd: subprocess.Popen[bytes] | None = None
         self.made_privsep = False
@@ -101,6 +104,11 @@ class Sshd:
             "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
             "PermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\n"
             f"PrintMotd no\nLogLevel VERBOSE\nMaxStartups {self.max_startups}\n"
+            # Debian's bash runs ~/.bashrc before a command sshd starts (SSH_CLIENT is
+            # set) when it is the top-level shell; this machine's root .bashrc runs
+            # `pyenv init` (~0.1 s of CPU), which would be most of what a simulated
+            # server costs. SHLVL=1 makes the forced command's bash a nested shell.
+            "SetEnv SHLVL=1\n"
         )
         hostpub = Path(f"{hostkey}.pub").read_text().split()
         (self.root / "known_hosts").write_text(
@@ -120,8 +128,9 @@ class Sshd:
         if not os.path.isdir("/run/sshd"):  # sshd's privilege separation directory
             os.makedirs("/run/sshd", mode=0o755)
             self.made_privsep = True
+        norexec = [] if self.rexec else ["-r"]
         self.sshd = subprocess.Popen(
-            [SSHD, "-D", "-e", "-f", str(self.root / "sshd_config")],
+            [SSHD, "-D", "-e", *norexec, "-f", str(self.root / "sshd_config")],
             stderr=open(self.root / "sshd.log", "wb"),  # noqa: SIM115 - closed with the process
             start_new_session=True,
         )

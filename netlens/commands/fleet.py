@@ -38,7 +38,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--tui",
         action="store_true",
-        help="show the fleet in the dashboard; Enter opens a server's full dashboard",
+        help="show the fleet in the dashboard, kept current (as --watch); Enter opens a "
+        "server's full dashboard",
     )
     p.add_argument(
         "--theme",
@@ -129,48 +130,65 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from netlens import __version__
     from netlens.fleet.client import query_fleet
     from netlens.fleet.config import hosts_from
-    from netlens.fleet.merge import fleet_document
+    from netlens.fleet.merge import ServerResult, fleet_document
 
     out = out or sys.stdout
     if args.tui and args.json:
         raise UsageError("--tui and --json contradict each other; pick one")
-    if args.tui and args.watch:
-        raise UsageError("--tui reads the fleet once; --watch prints it (table or --json)")
     if args.count and not args.watch:
         raise UsageError("--count goes with --watch")
+    if args.count and args.tui:
+        raise UsageError("--count goes with --watch's printing, not with --tui")
     if args.tui and not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("--tui needs a terminal; for scripts use 'netlens fleet --json'")
     for path in args.ssh_config or ():
         if not os.access(path, os.R_OK):
             raise UsageError(f"cannot read ssh config {path}")
     specs = hosts_from(list(args.hosts), args.file, args.timeout)
+    if args.tui:
+        return run_tui(specs, args)
     if args.watch:
         return run_watch(specs, args, out)
-    results = asyncio.run(query_fleet(specs, __version__, args.interval, args.ssh_config))
+    results: list[ServerResult] = []
+
+    async def query() -> None:  # returns nothing: see ServerResult.snapshot's comment
+        results.extend(await query_fleet(specs, __version__, args.interval, args.ssh_config))
+
+    asyncio.run(query())
     doc = fleet_document(results, __version__)
-    if args.tui:
-        return run_tui(doc, {r.alias: r.snapshot for r in results if r.snapshot}, args)
     if args.json:
         kw: dict[str, Any] = {"indent": 2} if args.pretty else {"separators": (",", ":")}
         out.write(json.dumps(doc, allow_nan=False, **kw) + "\n")
     else:
         out.write(format_table(doc) + "\n")
     out.flush()
-    answered = any(r.snapshot is not None for r in results)
+    answered = any(r.dump_facts() is not None for r in results)
     return 0 if answered else 1
 
 
-def run_tui(doc: dict[str, Any], dumps: dict[str, Any], args: argparse.Namespace) -> int:
-    """The fleet view; Enter on a server opens its dashboard (read-only, on the dump it
-    sent), and quitting that comes back to the fleet."""
+def run_tui(specs: list[Any], args: argparse.Namespace) -> int:
+    """The fleet view, kept current by a feed that streams every server (and
+    reconnects lost ones) for as long as the command runs; Enter on a server opens
+    its dashboard (read-only, on the dump it sent), and quitting that comes back to
+    the fleet, whose connections stayed open meanwhile."""
+    from netlens import __version__
     from netlens.commands.dashboard import launch
+    from netlens.fleet.feed import FleetFeed
     from netlens.tui.fleet import DumpSource, FleetApp
 
-    while True:
-        alias = FleetApp(doc, set(dumps)).run()
-        if alias is None:
-            return 0
-        launch(DumpSource(dumps[alias], alias), args)
+    feed = FleetFeed(specs, __version__, args.interval, args.ssh_config)
+    feed.start()
+    try:
+        while True:
+            app = FleetApp(feed)
+            alias = app.run()
+            feed.subscribe(None)
+            if alias is None:
+                return 0
+            assert app.chosen is not None
+            launch(DumpSource(app.chosen, alias), args)
+    finally:
+        feed.stop()
 
 
 def run_watch(specs: list[Any], args: argparse.Namespace, out: TextIO) -> int:

@@ -15,6 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import os
+import shlex
+import sys
 import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -35,12 +39,42 @@ server streaming garbage without newlines is cut off instead of filling memory."
 
 def _asyncssh() -> Any:
     """asyncssh, imported quietly: the cryptography it is built on warns about DSA
-    at import time, and those lines on stderr would read as netlens errors."""
+    at import time, and those lines on stderr would read as netlens errors. Its
+    ssh config reader gets :class:`_MemoShlex`."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import asyncssh
 
+    reader: Any = sys.modules.get("asyncssh.config")
+    if getattr(reader, "shlex", None) is shlex:  # not if asyncssh changed
+        reader.shlex = _MemoShlex()
     return asyncssh
+
+
+@functools.lru_cache(maxsize=8192)
+def _split(line: str) -> tuple[str, ...]:
+    return tuple(shlex.split(line))
+
+
+class _MemoShlex:
+    """The ``shlex`` asyncssh's config reader sees: ``split`` remembers its lines.
+
+    asyncssh reads the whole ssh config again for every connection (Host and Match
+    blocks are evaluated as it reads), splitting every line with shlex, which is
+    slow (a pure-Python tokenizer): with one alias per server in ~/.ssh/config,
+    that is servers x lines, 6.6 ms per connection for 50 aliases, 0.3 s of the
+    first document's CPU, and it grows with the square of the fleet. The lines
+    are the same each time, so their splits are too (1.3 ms per connection with
+    this). A line shlex refuses raises each time, as before (lru_cache keeps no
+    exceptions). Everything else is shlex's own."""
+
+    def split(self, s: str, comments: bool = False, posix: bool = True) -> list[str]:
+        if comments or not posix:
+            return shlex.split(s, comments, posix)
+        return list(_split(s))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(shlex, name)
 
 
 class LineReader:
@@ -55,18 +89,23 @@ class LineReader:
 
     async def readline(self) -> str | None:
         """The next line without its newline, or None at end of stream."""
+        data = await self.readline_bytes()
+        return None if data is None else data.decode("utf-8", "replace")
+
+    async def readline_bytes(self) -> bytes | None:
+        """The next line as bytes (msgspec reads them without a str copy)."""
         start = 0
         while True:
             nl = self._buf.find(b"\n", start)
             if nl >= 0:
-                text = self._buf[:nl].decode("utf-8", "replace")
+                data = bytes(self._buf[:nl])
                 del self._buf[: nl + 1]
-                return text
+                return data
             if self._eof:
                 if self._buf:
-                    text = self._buf.decode("utf-8", "replace")
+                    data = bytes(self._buf)
                     self._buf.clear()
-                    return text
+                    return data
                 return None
             start = len(self._buf)
             if start > self._limit:
@@ -78,7 +117,8 @@ class LineReader:
                 self._buf += chunk
 
 
-def _one_line(err: BaseException) -> str:
+def one_line(err: BaseException) -> str:
+    """An exception as one line for a row's reason: its type and first line."""
     text = str(err).strip().splitlines()
     msg = text[0] if text else ""
     name = type(err).__name__
@@ -87,8 +127,63 @@ def _one_line(err: BaseException) -> str:
     return f"{name}: {msg}" if msg else name
 
 
+def _configures_ciphers(paths: list[str]) -> bool:
+    """Whether any of these ssh configs may choose ciphers: a ``Ciphers`` line, or an
+    ``Include`` (not followed here: then assume it might). Unreadable files count as
+    silent: asyncssh reports them itself."""
+    for path in paths:
+        try:
+            with open(os.path.expanduser(path), encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    word = line.strip().split("=", 1)[0].split(None, 1)
+                    if word and word[0].lower() in ("ciphers", "include"):
+                        return True
+        except OSError:
+            continue
+    return False
+
+
+def _has_aes_instructions() -> bool:
+    """x86's ``aes`` flag or arm64's ``aes`` feature in /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):
+                    return "aes" in value.split()
+    except OSError:
+        pass
+    return False
+
+
+@functools.cache
+def _cipher_preference(ssh_config: tuple[str, ...] | None) -> list[str] | None:
+    """asyncssh's default ciphers with AES-GCM first, when the CPU has AES instructions
+    and no ssh config picks ciphers (None: leave asyncssh's and the config's choice).
+
+    asyncssh, like OpenSSH, prefers chacha20-poly1305, the faster cipher without AES
+    instructions; with them, asyncssh's AES-GCM is one call per packet where its
+    chacha20-poly1305 is four, and it encrypted 32 kB packets 3.6x faster here
+    (3.7 vs 1.0 GB/s): 35 MB of dumps for the first document of 50 servers of 200
+    containers, 10 MB/s of samples after. Every default cipher stays on offer, in
+    the default's order after AES-GCM, so a server without AES-GCM negotiates what
+    it did before."""
+    ssh = _asyncssh()
+    paths = list(ssh_config) if ssh_config is not None else ["~/.ssh/config"]
+    if _configures_ciphers(paths) or not _has_aes_instructions():
+        return None
+    default = [a.decode("ascii") for a in ssh.encryption.get_default_encryption_algs()]
+    gcm = [a for a in default if a.endswith("-gcm@openssh.com")]
+    if not gcm:
+        return None
+    return gcm + [a for a in default if a not in gcm]
+
+
 def _connect_kwargs(spec: HostSpec, ssh_config: list[str] | None) -> dict[str, Any]:
     kw: dict[str, Any] = {}
+    ciphers = _cipher_preference(None if ssh_config is None else tuple(ssh_config))
+    if ciphers is not None:
+        kw["encryption_algs"] = ciphers
     if spec.port is not None:
         kw["port"] = spec.port
     if spec.user is not None:
@@ -115,9 +210,7 @@ async def query_host(
     updates the result and calls ``on_sample``, until the stream ends or stalls
     (no sample within the host's timeout or three intervals, whichever is longer);
     the result returned then says why it ended."""
-    import shlex
-
-    from netlens.model.serialize import loads
+    from netlens.fleet.facts import facts_from_json
 
     ssh = _asyncssh()
     loop = asyncio.get_running_loop()
@@ -135,7 +228,7 @@ async def query_host(
         res.state, res.reason = "unreachable", f"no SSH connection within {spec.timeout:g} s"
         return res
     except (OSError, ssh.Error) as err:
-        res.state, res.reason = "unreachable", _one_line(err)
+        res.state, res.reason = "unreachable", one_line(err)
         return res
     phase = "the agent's header"
     proc = None
@@ -165,13 +258,30 @@ async def query_host(
             res.state = "version_mismatch"
             res.reason = f"agent runs netlens {theirs}, this client is {local_version}"
         phase = "the dump"
-        text = await asyncio.wait_for(reader.readline(), left())
-        if text is None:
+        dump = await asyncio.wait_for(reader.readline_bytes(), left())
+        if dump is None:
             res.state, res.reason = "error", await _exit_reason(proc)
             return res
-        res.snapshot = loads(text, where=f"{spec.alias}'s dump")
+        # The dump is read for its facts (netlens.fleet.facts: what the fleet shows,
+        # without building the Snapshot; that waits for a drill-down) once the first
+        # sample is in, or is known not to come. The agent sends that sample an
+        # interval after the dump, so the client would only wait meanwhile; reading
+        # then, rather than at once, leaves the CPU to the other servers' dumps and
+        # takes it off the first document's critical path. A bad dump is still what
+        # gets reported.
         phase = "the first rate sample"
-        text = await asyncio.wait_for(reader.readline(), left())
+        text: str | None = None
+        failed: BaseException | None = None
+        try:
+            text = await asyncio.wait_for(reader.readline(), left())
+        except (TimeoutError, OSError, ssh.Error, protocol.ProtocolError) as err:
+            failed = err
+        phase = "the dump"
+        res.facts = facts_from_json(dump, where=f"{spec.alias}'s dump")
+        res.dump = dump
+        phase = "the first rate sample"
+        if failed is not None:
+            raise failed
         if text is None:
             res.state, res.reason = "error", await _exit_reason(proc)
             return res
@@ -193,10 +303,10 @@ async def query_host(
             res.reason = f"no {phase} within {stall:g} s"
         return res
     except (OSError, ssh.Error) as err:
-        res.state, res.reason = "unreachable", f"while reading {phase}: {_one_line(err)}"
+        res.state, res.reason = "unreachable", f"while reading {phase}: {one_line(err)}"
         return res
     except (protocol.ProtocolError, ValueError, NetlensError) as err:
-        res.state, res.reason = "error", f"{phase}: {_one_line(err)}"
+        res.state, res.reason = "error", f"{phase}: {one_line(err)}"
         return res
     finally:
         await _close(conn, proc)
@@ -245,7 +355,7 @@ async def query_fleet(
             if not isinstance(r, Exception):
                 raise r  # KeyboardInterrupt, CancelledError: not a server's fault
             r = ServerResult(
-                alias=spec.alias, state="error", reason=_one_line(r), labels=dict(spec.labels)
+                alias=spec.alias, state="error", reason=one_line(r), labels=dict(spec.labels)
             )
         out.append(r)
     return out

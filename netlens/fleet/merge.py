@@ -12,10 +12,11 @@ can tell "0 containers" from "not known".
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
+
+from netlens.fleet.facts import DumpFacts, VxlanEnd, facts_of
 
 if TYPE_CHECKING:
     from netlens.model.types import Snapshot
@@ -29,27 +30,41 @@ has not heard from it yet."""
 
 @dataclasses.dataclass
 class ServerResult:
-    """What one server gave, however far the client got."""
+    """What one server gave, however far the client got.
+
+    The client keeps a server's dump as it came (``dump``, bytes) with its
+    :class:`DumpFacts` (``facts``), what the fleet document needs; the full
+    :class:`Snapshot` is decoded only when asked for (:meth:`full_snapshot`, the
+    drill-down). A result built with a ``snapshot`` (tests, callers that hold one)
+    gets its facts from it."""
 
     alias: str
     state: str = "ok"
     reason: str | None = None
     labels: dict[str, str] = dataclasses.field(default_factory=dict)
     header: dict[str, Any] | None = None
-    snapshot: Snapshot | None = None
-    sample: dict[str, Any] | None = None
+    # Out of the repr: a 200-container dump's repr is megabytes, and asyncio formats
+    # a finished task's result into error messages (Python 3.11's asyncio.run put
+    # back its SIGINT handler through one: 0.2 s of CPU on 50 servers' results).
+    snapshot: Snapshot | None = dataclasses.field(default=None, repr=False)
+    sample: dict[str, Any] | None = dataclasses.field(default=None, repr=False)
+    facts: DumpFacts | None = dataclasses.field(default=None, repr=False)
+    dump: bytes | None = dataclasses.field(default=None, repr=False)
 
+    def dump_facts(self) -> DumpFacts | None:
+        """The facts of the dump received, if one was."""
+        if self.facts is None and self.snapshot is not None:
+            self.facts = facts_of(self.snapshot)
+        return self.facts
 
-@dataclasses.dataclass(frozen=True)
-class VxlanEnd:
-    """One VXLAN device of one server, with what a peer must match."""
+    def full_snapshot(self) -> Snapshot | None:
+        """The whole dump as a Snapshot (decoded once, on first use); a dump that does
+        not load raises :class:`~netlens.errors.SnapshotFileError` (one line)."""
+        if self.snapshot is None and self.dump is not None:
+            from netlens.model.serialize import loads
 
-    server: str
-    netns: str
-    interface: str
-    vni: int
-    local: str | None
-    remote: str | None
+            self.snapshot = loads(self.dump, where=f"{self.alias}'s dump")
+        return self.snapshot
 
 
 def _round(v: Any) -> Any:
@@ -71,65 +86,14 @@ def _bandwidth(sample: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-def _findings(snap: Snapshot) -> dict[str, Any]:
-    by = Counter(str(f.severity) for f in snap.findings)
-    return {"total": len(snap.findings), "by_severity": dict(sorted(by.items()))}
-
-
-def _uplinks(snap: Snapshot) -> list[dict[str, Any]]:
-    host = snap.host
-    if host is None:
-        return []
-    return [
-        {"name": i.name, "speed_mbps": i.speed_mbps, "operstate": i.operstate}
-        for i in host.interfaces
-        if i.uplink
-    ]
-
-
 def vxlan_ends(alias: str, snap: Snapshot) -> list[VxlanEnd]:
     """Every VXLAN device of a dump (any namespace)."""
-    return [
-        VxlanEnd(alias, ns.id, i.name, i.vxlan.vni, i.vxlan.local, i.vxlan.remote)
-        for ns in snap.namespaces
-        for i in ns.interfaces
-        if i.kind == "vxlan" and i.vxlan is not None
-    ]
-
-
-_ADDRESSES: dict[int, tuple[Snapshot, frozenset[str]]] = {}
-"""server_addresses by dump: a server's dump is fixed for its session while the fleet
-is merged again on every sample (the snapshot is kept with its id, so the id stays
-its own)."""
-
-
-def server_addresses(snap: Snapshot) -> frozenset[str]:
-    """The addresses a VXLAN peer could name as this server: global-scope ones of
-    every namespace. Loopback and link-local are left out: every server has them,
-    so they would tie every tunnel to every server."""
-    hit = _ADDRESSES.get(id(snap))
-    if hit is not None and hit[0] is snap:
-        return hit[1]
-    if len(_ADDRESSES) > 1024:  # servers come and go in a long --watch
-        _ADDRESSES.clear()
-    found = frozenset(_addresses(snap))
-    _ADDRESSES[id(snap)] = (snap, found)
-    return found
-
-
-def _addresses(snap: Snapshot) -> set[str]:
-    out: set[str] = set()
-    for ns in snap.namespaces:
-        for i in ns.interfaces:
-            for a in i.addresses:
-                if a.scope == "global" and not ipaddress.ip_address(a.address).is_loopback:
-                    out.add(a.address)
-    return out
+    return facts_of(snap).vxlan_ends(alias)
 
 
 def server_summary(r: ServerResult) -> dict[str, Any]:
     """One row of the fleet document."""
-    snap, sample = r.snapshot, r.sample
+    facts, sample = r.dump_facts(), r.sample
     density = (sample or {}).get("density") or {}
     row: dict[str, Any] = {
         "alias": r.alias,
@@ -154,24 +118,33 @@ def server_summary(r: ServerResult) -> dict[str, Any]:
         row["netlens_version"] = r.header.get("netlens_version")
         row["agent_protocol"] = r.header.get("netlens_agent")
         row["hostname"] = r.header.get("hostname")
-    if snap is not None:
-        row["hostname"] = snap.server.hostname
-        row["root"] = snap.root
-        row["containers"] = len(snap.containers)
-        row["namespaces"] = len(snap.namespaces)
-        row["findings"] = _findings(snap)
+    if facts is not None:
+        row["hostname"] = facts.hostname
+        row["root"] = facts.root
+        row["containers"] = facts.containers
+        row["namespaces"] = facts.namespaces
+        row["findings"] = {"total": facts.findings_total, "by_severity": dict(facts.findings)}
         row["cpu"] = {
-            "count": snap.server.cpu_count,
+            "count": facts.cpu_count,
             "containers_percent": density.get("containers_cpu_percent"),
         }
-        row["memory"] = {"total": snap.server.mem_total, "used": density.get("mem_used")}
-        row["uplinks"] = _uplinks(snap)
+        row["memory"] = {"total": facts.mem_total, "used": density.get("mem_used")}
+        row["uplinks"] = [
+            {"name": name, "speed_mbps": speed, "operstate": state}
+            for name, speed, state in facts.uplinks
+        ]
         row["vxlan"] = [
-            {"netns": e.netns, "interface": e.interface, "vni": e.vni, "local": e.local,
-             "remote": e.remote}
-            for e in vxlan_ends(r.alias, snap)
-        ]  # fmt: skip
+            {"netns": netns, "interface": name, "vni": vni, "local": local, "remote": remote}
+            for netns, name, vni, local, remote in facts.vxlan
+        ]
     return row
+
+
+_LINKS: list[Any] = [(), []]
+"""The last fleet's (alias, facts) pairs and its links: --watch and the fleet view
+merge the fleet every second, and the tunnels change only with a dump (a new
+DumpFacts object, on a reconnection), while matching every end against every
+other is the merge's biggest cost with many servers sharing a VNI."""
 
 
 def vxlan_links(results: list[ServerResult]) -> list[dict[str, Any]]:
@@ -179,14 +152,24 @@ def vxlan_links(results: list[ServerResult]) -> list[dict[str, Any]]:
     an address of the other server. ``symmetric`` when both ends point at each
     other (a working unicast tunnel); a one-way match is listed too, because a
     tunnel configured on one side only is exactly what an engineer looks for."""
+    pairs = [(r.alias, f) for r in results if (f := r.dump_facts()) is not None]
+    last, links = _LINKS
+    if len(last) == len(pairs) and all(
+        a == b and f is g for (a, f), (b, g) in zip(last, pairs, strict=True)
+    ):
+        return list(links)
+    links = _match_links(pairs)
+    _LINKS[:] = [pairs, links]
+    return list(links)
+
+
+def _match_links(pairs: list[tuple[str, DumpFacts]]) -> list[dict[str, Any]]:
     ends: list[VxlanEnd] = []
     addrs: dict[str, frozenset[str]] = {}
-    for r in results:
-        if r.snapshot is None:
-            continue
-        mine = vxlan_ends(r.alias, r.snapshot)
+    for alias, facts in pairs:
+        mine = facts.vxlan_ends(alias)
         ends.extend(mine)
-        addrs[r.alias] = server_addresses(r.snapshot) | {e.local for e in mine if e.local}
+        addrs[alias] = facts.addresses | {e.local for e in mine if e.local}
 
     def points_at(e: VxlanEnd, server: str) -> bool:
         return e.remote is not None and e.remote in addrs.get(server, frozenset())

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from netlens.fleet.client import query_host
+from netlens.fleet.client import one_line, query_host
 from netlens.fleet.config import HostSpec
 from netlens.fleet.merge import ServerResult
 
@@ -28,19 +28,31 @@ async def watch_host(
     ssh_config: list[str] | None,
     results: dict[str, ServerResult],
     first_wait: float = 1.0,
+    changed: Callable[[str], None] | None = None,
 ) -> None:
-    """Run forever (until cancelled): stream, and on any end wait and reconnect."""
+    """Run forever (until cancelled): stream, and on any end wait and reconnect.
+
+    ``changed(alias)`` is called after each new result is in ``results`` (every
+    sample, every lost connection): the fleet view redraws on it instead of
+    polling."""
     backoff = first_wait
 
     def seen(r: ServerResult) -> None:
         nonlocal backoff
         results[spec.alias] = r
         backoff = first_wait
+        if changed is not None:
+            changed(spec.alias)
 
     while True:
-        r = await query_host(spec, local_version, interval, ssh_config, on_sample=seen)
+        try:
+            r = await query_host(spec, local_version, interval, ssh_config, on_sample=seen)
+        except Exception as err:  # a fault of ours, not the server's: its row says so
+            r = ServerResult(spec.alias, "error", one_line(err), dict(spec.labels))
         r.reason = f"{r.reason}; retrying in {backoff:g} s"
         results[spec.alias] = r
+        if changed is not None:
+            changed(spec.alias)
         await asyncio.sleep(backoff)
         backoff = min(backoff * 2, MAX_BACKOFF)
 

@@ -7,13 +7,21 @@ nothing), never a time.
 
 The servers are one real sshd on 127.0.0.1 (tests/fleet_sshd.py) under
 ``NETLENS_BENCH_FLEET_HOSTS`` host aliases (default 50), each with its own key
-whose forced command is a simulator behaving like ``netlens agent``: the header,
-a dump of 200 containers (the dashboard's synthetic host, tests/tui/fixture.py,
-under the server's own hostname, serialized by netlens.model.serialize), then
-one rate sample per ``--interval`` (read from the command the client asked for,
-like the agent; the first one an interval after the dump, as the agent measures
-over one interval first) until stdin closes. A sample is the stats layer's frame
-document of that host (synthetic_frame + frame_document), what an agent sends.
+whose forced command is a simulated agent. On a real fleet every server runs its
+agent on its own CPU; here 50 of them share this machine's cores with the client,
+so the simulator must cost as little as it can or it is what the bench measures:
+what each agent would send is computed once at setup, exactly as
+``netlens agent`` computes it (netlens/commands/agent.py): the header line, the
+dump with findings of 200 containers (the dashboard's synthetic host,
+tests/tui/fixture.py, under the server's own hostname) and a rate sample (the
+stats layer's frame document of that host, with names_of's names); then a tiny C
+program (fleet_agent_sim.c, compiled at setup) writes the header and the dump at
+once and one sample per ``--interval`` (read from the command the client asked
+for; the first an interval after the dump, as the agent measures over one
+interval first) until its stdin closes. For the same reason sshd runs without
+re-executing itself per session (-r) and the forced command's shell skips root's
+~/.bashrc (tests/fleet_sshd.py says why); the plain-ssh baseline gets the same
+servers.
 
 Figures:
 
@@ -40,6 +48,7 @@ on the same cores as the client); run it on a quiet machine with ``nice``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -49,7 +58,6 @@ import shutil
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -61,7 +69,9 @@ from conftest import is_root
 from fleet_sshd import SSHD, Sshd, wait_gone
 
 from netlens import __version__
-from netlens.commands.stats import frame_document
+from netlens.commands.dump import with_findings
+from netlens.commands.stats import frame_document, names_of
+from netlens.fleet import protocol
 from netlens.model.serialize import dumps
 from netlens.tui.sources import synthetic_frame
 from tests.tui.fixture import make_snapshot
@@ -74,79 +84,59 @@ RUNS = 3
 WATCH_COUNT = int(os.environ.get("NETLENS_BENCH_FLEET_COUNT", "20"))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-SIM = r"""
-import os, select, sys, time
-d = os.path.dirname(os.path.abspath(__file__))
-name = sys.argv[1]
-words = os.environ.get("SSH_ORIGINAL_COMMAND", "").split()
-interval = 1.0
-if "--interval" in words[:-1]:
-    interval = float(words[words.index("--interval") + 1])
-out = sys.stdout.buffer
-def send(data):
-    out.write(data.rstrip(b"\n") + b"\n")
-    out.flush()
-def read(path):
-    with open(os.path.join(d, path), "rb") as f:
-        return f.read()
-send(read(name + ".header"))
-send(read(name + ".dump"))
-sample = read("sample.json")
-due = time.monotonic() + interval
-while True:  # like the agent: one sample per interval until stdin closes
-    r, _, _ = select.select([0], [], [], max(due - time.monotonic(), 0.0))
-    if r and not os.read(0, 4096):
-        break
-    if time.monotonic() >= due:
-        try:
-            send(sample)
-        except BrokenPipeError:
-            break
-        due += interval
-"""
+SIM_SOURCE = Path(__file__).resolve().parent / "fleet_agent_sim.c"
 
 
 def alias(n: int) -> str:
     return f"srv{n:02d}"
 
 
-@pytest.fixture(scope="module")
-def servers() -> Iterator[Sshd]:
-    """The sshd playing HOSTS servers; it, the simulators and the files go in every case
-    (also on a failure or Ctrl-C: pytest runs this finalizer)."""
-    if not is_root():
-        pytest.skip("needs root (sshd, root login over loopback)")
-    if not os.access(SSHD, os.X_OK):
-        pytest.skip("needs Debian's openssh-server (apt-get install openssh-server)")
+@contextlib.contextmanager
+def simulated_fleet(hosts: int = HOSTS) -> Iterator[Sshd]:
+    """The sshd playing ``hosts`` servers; it, the simulators and the files go in every
+    case (also on a failure or Ctrl-C). A context manager rather than only the fixture,
+    so a profiling session can stand the same fleet up by hand."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("needs a C compiler for the simulated agents (apt-get install gcc)")
     root = Path(tempfile.mkdtemp(prefix="netlens-fleetbench-"))
-    sshd = Sshd(root, os.path.basename(root), max_startups=4 * HOSTS)
+    sshd = Sshd(root, os.path.basename(root), max_startups=4 * hosts, rexec=False)
     try:
+        sim = root / "agent-sim"
+        subprocess.run([cc, "-O2", "-o", str(sim), str(SIM_SOURCE)], check=True)
         base = make_snapshot(per_bridge=(100, 99))
         assert len(base.containers) == CONTAINERS
-        (root / "sim.py").write_text(SIM)
-        names = {c.id: c.name for c in base.containers}
-        sample = frame_document(synthetic_frame(base, 1), names)
-        (root / "sample.json").write_text(json.dumps(sample, separators=(",", ":")))
+        # what `netlens agent` writes (netlens/commands/agent.py), computed once here
+        sample = frame_document(synthetic_frame(base, 1), names_of(base))
+        (root / "sample.json").write_text(protocol.line(sample))
         forced: dict[str, str | None] = {}
-        for n in range(HOSTS):
+        for n in range(hosts):
             host = f"fleet{n:02d}"
             snap = dataclasses.replace(base, server=dataclasses.replace(base.server, hostname=host))
-            head = {"netlens_agent": 1, "netlens_version": __version__, "hostname": host}
-            (root / f"{alias(n)}.header").write_text(json.dumps(head))
-            (root / f"{alias(n)}.dump").write_text(dumps(snap))
-            forced[alias(n)] = (
-                f"env FLEET_TEST_TAG={sshd.tag} {sys.executable} {root}/sim.py {alias(n)}"
-            )
+            head = protocol.header(__version__, host)
+            (root / f"{alias(n)}.header").write_text(protocol.line(head))
+            (root / f"{alias(n)}.dump").write_text(dumps(with_findings(snap)) + "\n")
+            forced[alias(n)] = f"env FLEET_TEST_TAG={sshd.tag} {sim} {root} {alias(n)}"
         sshd.serve(forced)
         sizes = (root / "srv00.dump").stat().st_size, (root / "sample.json").stat().st_size
         print(
-            f"\nfleet bench: {HOSTS} simulated servers x {CONTAINERS} containers, "
+            f"\nfleet bench: {hosts} simulated servers x {CONTAINERS} containers, "
             f"dump {sizes[0] / 1e6:.2f} MB, sample {sizes[1] / 1e3:.0f} kB per server"
         )
         yield sshd
     finally:
         sshd.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[Sshd]:
+    if not is_root():
+        pytest.skip("needs root (sshd, root login over loopback)")
+    if not os.access(SSHD, os.X_OK):
+        pytest.skip("needs Debian's openssh-server (apt-get install openssh-server)")
+    with simulated_fleet() as sshd:
+        yield sshd
 
 
 def children_cpu() -> float:

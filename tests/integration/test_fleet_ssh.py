@@ -10,6 +10,7 @@ runs, which is how one sshd plays several servers:
 - slowhost: sends the header, then nothing (slow, with its own short deadline);
 - oldhost: an agent of another netlens version (version_mismatch, data kept);
 - newhost: an agent of another protocol (version_mismatch, nothing read past the header);
+- baddump: a dump of a schema this netlens cannot read, then good samples (error);
 - bighost: a dump of more than 3 MiB in one line (asyncssh's readline would stop
   at its 2 MiB receive window and hand back part of it);
 - local: no forced command: the real ``netlens agent`` of this tree on this host;
@@ -76,9 +77,10 @@ class Fleet(Sshd):
         (self.root / "sim.py").write_text(SIM)
         plan = {"lab1": ("lab2", 2, __version__), "lab2": ("lab1", 0, __version__),
                 "old": (None, 0, "0.0.1-old"), "slow": (None, 0, __version__),
-                "big": (None, 0, __version__), "new": (None, 0, "9.0.0")}  # fmt: skip
+                "big": (None, 0, __version__), "new": (None, 0, "9.0.0"),
+                "baddump": (None, 0, __version__)}  # fmt: skip
         for name, (peer, findings, version) in plan.items():
-            host = {"old": "lab3", "slow": "lab3", "big": "lab3", "new": "lab3"}.get(name, name)
+            host = "lab3" if name in ("old", "slow", "big", "new", "baddump") else name
             head = {
                 "netlens_agent": 2 if name == "new" else 1,
                 "netlens_version": version,
@@ -88,6 +90,8 @@ class Fleet(Sshd):
             doc = sim_dump_doc(host, peer, findings)
             if name == "big":
                 doc["warnings"] = [f"padding {n} " + "x" * 1000 for n in range(3500)]
+            if name == "baddump":
+                doc["schema_version"] = "99.0"
             (self.root / f"{name}.dump").write_text(json.dumps(doc))
             rx = {"lab1": 4e6, "lab2": 2e6}.get(name, 1e6)
             sample = sim_sample(sim_snapshot(host, peer), rx, rx / 2)
@@ -104,6 +108,7 @@ class Fleet(Sshd):
                 "oldhost": f"{env} {sys.executable} {self.root}/sim.py old",
                 "bighost": f"{env} {sys.executable} {self.root}/sim.py big",
                 "newhost": f"{env} {sys.executable} {self.root}/sim.py new",
+                "baddump": f"{env} {sys.executable} {self.root}/sim.py baddump",
                 "local": None,
                 "nonetlens": None,
             }
@@ -229,6 +234,18 @@ def test_table_output(fleet: Fleet) -> None:
     assert wait_gone(fleet.tag) == []
 
 
+def test_a_bad_dump_is_an_error_though_samples_flow(fleet: Fleet) -> None:
+    """The client decodes a dump only after the first sample came: the dump's fault
+    is still what the row says (not the sample's success)."""
+    res = fleet.run("baddump", "lab1", "--json", "--interval", "0.2", "--timeout", "120")
+    assert res.returncode == 0, res.stderr
+    r = rows(json.loads(res.stdout))
+    assert r["baddump"]["state"] == "error" and r["baddump"]["containers"] is None
+    assert r["baddump"]["reason"].startswith("the dump: ") and "99.0" in r["baddump"]["reason"]
+    assert r["lab1"]["state"] == "ok"
+    assert wait_gone(fleet.tag) == []
+
+
 def test_all_unreachable_exits_1(fleet: Fleet) -> None:
     res = fleet.run("closed", "--json")
     assert res.returncode == 1
@@ -333,4 +350,63 @@ def test_watch_streams_and_reconnects_a_lost_server(fleet: Fleet) -> None:
             proc.wait()
     assert proc.returncode == 130
     assert proc.stderr is not None and "Traceback" not in proc.stderr.read()
+    assert wait_gone(fleet.tag) == []
+
+
+# --- --tui: the fleet view follows the servers -----------------------------------------
+
+
+def test_tui_rows_follow_a_server_lost_and_back(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fleet view on the live feed, as ``netlens fleet --tui`` runs it: lab1's row
+    becomes ok with its rate, goes unreachable when its agent dies, and is ok again
+    after the reconnection, on screen, while ``closed`` stays unreachable."""
+    import asyncio
+
+    from textual.widgets import DataTable, Static
+
+    from netlens.fleet.config import hosts_from
+    from netlens.fleet.feed import FleetFeed
+    from netlens.tui.fleet import FleetApp
+
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)  # keys from the ssh config only
+    specs = hosts_from(["lab1", "closed"], None, 120.0)
+    feed = FleetFeed(specs, __version__, 0.2, [str(fleet.root / "ssh_config")])
+    seen: list[str] = []
+
+    async def drive() -> None:
+        app = FleetApp(feed)
+        async with app.run_test(size=(120, 30)) as pilot:
+            t = app.query_one(DataTable)
+
+            async def until(state: str) -> list[str]:
+                end = time.monotonic() + DEADLINE
+                while time.monotonic() < end:
+                    row = [str(c) for c in t.get_row_at(0)]
+                    if not seen or seen[-1] != row[1]:
+                        seen.append(row[1])
+                    if row[1] == state:
+                        return row
+                    await pilot.pause(0.05)
+                raise AssertionError(f"lab1 never showed {state}: {seen}")
+
+            row = await until("ok")
+            assert row[0] == "lab1" and row[4] == "4 Mb/s"
+            assert [str(c) for c in t.get_row_at(1)][:2] == ["closed", "unreachable"]
+            for pid in tagged_pids(fleet.tag):  # the simulator behind lab1 dies
+                os.kill(pid, signal.SIGKILL)
+            await until("unreachable")
+            notes = str(app.query_one("#fleet-notes", Static).render())
+            assert "lab1: unreachable: agent ended" in notes and "retrying in" in notes
+            row = await until("ok")  # reconnected: the row is back with its rate
+            assert row[4] == "4 Mb/s"
+            await pilot.press("q")
+
+    feed.start()
+    try:
+        asyncio.run(drive())
+        assert seen[-3:] == ["ok", "unreachable", "ok"]
+    finally:
+        feed.stop()
     assert wait_gone(fleet.tag) == []

@@ -13,7 +13,7 @@ from fleet_sim import sim_sample, sim_snapshot
 from netlens.commands.fleet import format_table
 from netlens.errors import UsageError
 from netlens.fleet import protocol
-from netlens.fleet.config import DEFAULT_COMMAND, hosts_from, load_fleet_file
+from netlens.fleet.config import DEFAULT_COMMAND, HostSpec, hosts_from, load_fleet_file
 from netlens.fleet.merge import ServerResult, fleet_document, schema_path
 
 pytestmark = pytest.mark.unit
@@ -147,6 +147,25 @@ def test_header_parsing() -> None:
         protocol.parse_sample('{"taken_at": 1}')
 
 
+def test_sample_parsing_keeps_what_the_fleet_uses() -> None:
+    snap = sim_snapshot("lab1", "lab2")
+    full = sim_sample(snap, 4e6, 2e6)
+    full["containers"] = {"c1": {"rx_bps": 1.0}}
+    got = protocol.parse_sample(json.dumps(full).encode())
+    assert got == {k: full[k] for k in ("server", "uplink_total", "density")}
+    assert protocol.parse_sample('{"server": {"rx_bps": 1}}') == {"server": {"rx_bps": 1}}
+    for bad, why in (
+        ('{"taken_at": 1}', "not a netlens stats frame"),
+        ('{"server": 3}', "not a netlens stats frame"),
+        ("[1, 2]", "not a netlens stats frame"),
+        ('{"server": {}, "density": "x"}', "not a netlens stats frame"),
+        ('{"server": {', "not JSON"),
+        ("", "not JSON"),
+    ):
+        with pytest.raises(protocol.ProtocolError, match=why):
+            protocol.parse_sample(bad)
+
+
 def test_fleet_file(tmp_path: Path) -> None:
     f = tmp_path / "fleet.yaml"
     f.write_text(
@@ -203,6 +222,7 @@ def test_no_hosts_at_all() -> None:
     [
         (["fleet", "--tui", "--json", "h"], "--tui and --json contradict"),
         (["fleet", "--tui", "h"], "--tui needs a terminal"),
+        (["fleet", "--tui", "--watch", "--count", "2", "h"], "--count goes with --watch's"),
     ],
 )
 def test_tui_flag_mistakes(argv: list[str], why: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -235,3 +255,109 @@ def test_line_reader_joins_chunks_and_caps_a_line() -> None:
     assert got == ['{"a":1}', '{"b":2}', "tail", None]
     with pytest.raises(protocol.ProtocolError, match="longer than 8 bytes"):
         asyncio.run(lines(LineReader(_Stream(b"x" * 5, b"y" * 5, b"z" * 5), limit=8)))  # type: ignore[arg-type]
+
+
+def test_loopback_check_matches_ipaddress() -> None:
+    import ipaddress
+
+    from netlens.fleet.facts import is_loopback
+
+    for a in ("127.0.0.1", "127.255.3.4", "10.0.0.1", "1.27.0.0", "172.16.0.1", "::1",
+              "fe80::1", "2001:db8::127", "::ffff:127.0.0.1", "0.0.0.0"):  # fmt: skip
+        assert is_loopback(a) == ipaddress.ip_address(a).is_loopback, a
+
+
+def test_aes_gcm_first_only_when_no_config_picks_ciphers(tmp_path: Path) -> None:
+    from netlens.fleet import client
+
+    plain = tmp_path / "plain"
+    plain.write_text("Host lab1\n  HostName 127.0.0.1\n  Port 2222\n")
+    picks = tmp_path / "picks"
+    picks.write_text("Host *\n  Ciphers=aes256-ctr\n")
+    includes = tmp_path / "includes"
+    includes.write_text("Include ~/.ssh/more\nHost lab1\n  User ops\n")
+    missing = str(tmp_path / "missing")
+    assert not client._configures_ciphers([str(plain), missing])
+    assert client._configures_ciphers([str(plain), str(picks)])
+    assert client._configures_ciphers([str(includes)])
+    assert client._cipher_preference((str(picks),)) is None
+    assert client._cipher_preference((str(includes),)) is None
+    got = client._cipher_preference((str(plain),))
+    default = [a.decode() for a in client._asyncssh().encryption.get_default_encryption_algs()]
+    if not client._has_aes_instructions():
+        assert got is None
+        return
+    assert got is not None and sorted(got) == sorted(default)  # nothing added or dropped
+    assert got[0].endswith("-gcm@openssh.com") and default[0] == "chacha20-poly1305@openssh.com"
+    assert "encryption_algs" in client._connect_kwargs(HostSpec("lab1"), [str(plain)])
+    assert "encryption_algs" not in client._connect_kwargs(HostSpec("lab1"), [str(picks)])
+
+
+def test_ssh_config_lines_split_as_shlex_splits_them(tmp_path: Path) -> None:
+    """asyncssh's config reader with the remembered splits reads a config as before:
+    quoted values, '=' forms, and a broken line refused the same way, every time."""
+    import asyncssh.config
+
+    from netlens.fleet import client
+
+    ssh = client._asyncssh()
+    assert isinstance(asyncssh.config.shlex, client._MemoShlex)
+    cfg = tmp_path / "cfg"
+    cfg.write_text('Host lab1\n  HostName=10.0.0.1\n  User "ops team"\nHost *\n  Port 2222\n')
+    for _ in range(2):  # the second read comes from the remembered splits
+        o = ssh.SSHClientConnectionOptions(config=[str(cfg)], host="lab1")
+        assert (o.host, o.port, o.username) == ("10.0.0.1", 2222, "ops team")
+    assert client._MemoShlex().split("a 'b c' #d", comments=True) == ["a", "b c"]
+    bad = tmp_path / "bad"
+    bad.write_text('Host lab1\n  User "unclosed\n')
+    for _ in range(2):
+        with pytest.raises(ValueError, match="No closing quotation"):
+            ssh.SSHClientConnectionOptions(config=[str(bad)], host="lab1")
+
+
+def test_links_follow_a_changed_dump_though_remembered() -> None:
+    a1 = ServerResult("a1", snapshot=sim_snapshot("lab1", "lab2"))
+    a2 = ServerResult("a2", snapshot=sim_snapshot("lab2", "lab1"))
+    first = fleet_document([a1, a2], "1")["vxlan_links"]
+    assert [x["symmetric"] for x in first] == [True]
+    assert fleet_document([a1, a2], "1")["vxlan_links"] == first  # the same dumps again
+    moved = ServerResult("a2", snapshot=sim_snapshot("lab2", None))  # reconnected, new dump
+    assert [x["symmetric"] for x in fleet_document([a1, moved], "1")["vxlan_links"]] == [False]
+    down = ServerResult("a2", state="unreachable")
+    assert fleet_document([a1, down], "1")["vxlan_links"] == []
+    assert fleet_document([a1, a2], "1")["vxlan_links"] == first
+
+
+def test_a_fault_of_the_client_is_a_row_and_the_server_is_retried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+
+    from netlens.fleet import watch
+
+    calls: list[str] = []
+
+    async def broken(spec: HostSpec, *args: Any, **kwargs: Any) -> ServerResult:
+        calls.append(spec.alias)
+        raise RuntimeError("boom\nmore")
+
+    monkeypatch.setattr(watch, "query_host", broken)
+    results: dict[str, ServerResult] = {}
+
+    async def run() -> None:
+        seen = asyncio.Event()
+        task = asyncio.create_task(
+            watch.watch_host(HostSpec("h1", labels={"r": "1"}), "1", 1.0, None, results,
+                             first_wait=0.01, changed=lambda alias: seen.set())
+        )  # fmt: skip
+        while len(calls) < 2:  # it went on after the fault
+            await asyncio.wait_for(seen.wait(), 60)
+            seen.clear()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run())
+    r = results["h1"]
+    assert (r.state, r.labels) == ("error", {"r": "1"})
+    assert r.reason is not None and r.reason.startswith("RuntimeError: boom; retrying in")
