@@ -85,6 +85,9 @@ class Plan:
         # The compiled classic-BPF seccomp program loaded right before exec
         # (netlens_runtime.seccomp); None: unconfined.
         self.seccomp: bytes | None = None
+        # A held network namespace to join instead of making one (``lab start``:
+        # netlens_runtime.nshold); the Python child only, never a spawner's batch.
+        self.netns_path: str | None = None
 
 
 def prepare_netlink(plan: Plan) -> None:
@@ -307,9 +310,15 @@ def _child(
         sysc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     os.umask(0)
     sysc.sethostname(plan.hostname)
-    sysc.unshare(sysc.CLONE_NEWNET)
-    with Netlink() as nl:
-        nl.send(plan.nl_pre)  # lo up
+    if plan.netns_path is not None:  # a stopped node's namespace, links and all
+        held = os.open(plan.netns_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        sysc.setns(held, sysc.CLONE_NEWNET)
+        os.close(held)
+    else:
+        sysc.unshare(sysc.CLONE_NEWNET)
+    if plan.nl_pre is not None:
+        with Netlink() as nl:
+            nl.send(plan.nl_pre)  # lo up
     os.write(err_w, READY)  # the parent may now put eth0 into our namespace
     if not templated:
         sysc.unshare(sysc.CLONE_NEWNS)

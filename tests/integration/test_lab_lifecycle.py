@@ -1,0 +1,304 @@
+"""``lab stop|start|restart`` on real labs: the wiring stays, the command runs again.
+
+Each test builds its own lab in its own state directory (the ``labstate`` fixture
+removes it all afterwards, pass or fail, fails on anything left, and
+``runtime_host.teardown_state`` also fails on a held namespace left mounted).
+Interfaces are compared as the kernel reports them inside the node's namespace
+(``ip -j addr`` through ``nsenter``): index, flags, state, peer index and peer
+namespace id, IPv4 addresses. Nothing is sent anywhere but between namespaces
+the test created.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import RUN_TAG
+from runtime_host import free_octet, held_namespaces
+
+from netlens.cli import main
+from netlens.discovery.nsfind import find_namespaces
+from netlens_runtime import api, cgroups, lab_ops, lab_record, nshold
+from netlens_runtime.errors import RuntimeFailure
+from netlens_runtime.lab_model import LabSpec
+from netlens_runtime.lab_spec import load_lab
+
+pytestmark = pytest.mark.integration
+
+OCTET = free_octet(int(RUN_TAG, 16) + 40)
+
+LAB = """
+name: lc
+networks:
+  lan: {{subnet: 10.{o}.60.0/24}}
+nodes:
+  a:
+    network: lan
+    ip: 10.{o}.60.10
+    memory: 32m
+    cap_add: [NET_ADMIN]
+    links:
+      - {{peer: b, ifname: p2p0, addr: 10.{o}.61.1/30, peer_addr: 10.{o}.61.2/30}}
+  b:
+    network: lan
+    ip: 10.{o}.60.11
+    routes: [{{to: 10.{o}.62.0/24, via: 10.{o}.61.1}}]
+links:
+  - a: {{node: a, ifname: p2p1, addr: 10.{o}.63.1/30}}
+    b: {{node: b, ifname: p2p1, addr: 10.{o}.63.2/30}}
+    impair: {{rate: 8mbit}}
+"""
+
+
+def _lab(tmp_path: Path, suffix: str) -> LabSpec:
+    path = tmp_path / "lc.yaml"
+    path.write_text(LAB.format(o=OCTET))
+    spec = load_lab(str(path), name=f"lc{RUN_TAG}{suffix}")
+    lab_ops.lab_up(spec)
+    return spec
+
+
+def _rec(spec: LabSpec, node: str) -> dict[str, Any]:
+    return api.get_container(lab_record.node_name(spec.name, node))
+
+
+def _in(netns: str, argv: list[str]) -> str:
+    res = subprocess.run(["nsenter", f"--net={netns}", *argv], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+def _v4(addrs: list[dict[str, Any]]) -> list[str]:
+    return [f"{a['local']}/{a['prefixlen']}" for a in addrs if a["family"] == "inet"]
+
+
+def _ifaces(netns: str) -> dict[str, tuple[Any, ...]]:
+    """Every interface of the namespace as the kernel reports it."""
+    return {
+        i["ifname"]: (
+            i["ifindex"],
+            tuple(sorted(i["flags"])),
+            i["operstate"],
+            i.get("link_index"),
+            i.get("link_netnsid"),
+            tuple(sorted(_v4(i["addr_info"]))),
+        )
+        for i in json.loads(_in(netns, ["ip", "-j", "addr"]))
+    }
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _confinement(pid: int) -> dict[str, Any]:
+    """What confines a node's PID 1: capabilities, no_new_privs, seccomp, cgroups, its
+    mounts as it sees them (mount point, type, options: not the ids or the order of
+    mounts on distinct points), its hostname."""
+    status = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    keys = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp")
+    mounts = []
+    for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        fields = left.split()
+        mounts.append((fields[4], fields[5], right.split()[0], right.split()[2]))
+    uts = subprocess.run(["nsenter", f"--uts=/proc/{pid}/ns/uts", "hostname"],
+                         capture_output=True, text=True).stdout  # fmt: skip
+    return {
+        "status": {k: status[k].strip() for k in keys},
+        "cgroup": Path(f"/proc/{pid}/cgroup").read_text(),
+        "mounts": sorted(mounts),  # /etc's masks come in the order a directory listing gave
+        "hostname": uts,
+    }
+
+
+def _command_of(pid: int) -> list[str]:
+    """The command tini runs (its one child), as argv."""
+    (child,) = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return Path(f"/proc/{child}/cmdline").read_bytes().decode().split("\0")[:-1]
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _netlens(*argv: str) -> tuple[int, str, str]:
+    """``netlens ARGV`` in a process of its own: ``exec`` enters the container's
+    namespaces itself, which the test process must never do."""
+    res = subprocess.run([sys.executable, "-m", "netlens", *argv], capture_output=True,
+                         text=True, env={**os.environ, "NETLENS_NO_LOG": "1"})  # fmt: skip
+    return res.returncode, res.stdout, res.stderr
+
+
+def _dumped(container: str) -> dict[str, Any]:
+    """The namespace ``netlens dump --json`` reports for ``container``."""
+    dump = subprocess.run(
+        [sys.executable, "-m", "netlens", "dump", "--json", "--container", container],
+        capture_output=True, text=True, env={**os.environ, "NETLENS_NO_LOG": "1"},
+    )  # fmt: skip
+    assert dump.returncode == 0, dump.stderr
+    doc = json.loads(dump.stdout)
+    (ctr,) = [c for c in doc["containers"] if c["name"] == container]
+    (ns,) = [n for n in doc["namespaces"] if n["id"] == ctr["netns"]]
+    return {"container": ctr, "netns": ns, "pairs": doc["veth_pairs"]}
+
+
+def test_stop_keeps_the_wiring_and_start_runs_the_command_again(
+    labstate: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = _lab(tmp_path, "s")
+    lab = spec.name
+    a, b = _rec(spec, "a"), _rec(spec, "b")
+    a_pid, b_pid, inode = int(a["pid"]), int(b["pid"]), int(a["netns_inode"])
+    # a pulled cable inside a: its state must survive too
+    _in(f"/proc/{a_pid}/ns/net", ["ip", "link", "set", "p2p0", "down"])
+    a_before = _ifaces(f"/proc/{a_pid}/ns/net")
+    b_before = _ifaces(f"/proc/{b_pid}/ns/net")
+    assert {"eth0", "p2p0", "p2p1"} <= set(a_before) and "UP" not in a_before["p2p0"][1]
+    confined = _confinement(a_pid)
+    command = _command_of(a_pid)
+
+    assert _cli(capsys, "lab", "stop", lab, "a") == (0, f"{lab}: a stopped\n", "")
+    assert not _alive(a_pid) and _alive(b_pid)
+    a = _rec(spec, "a")
+    assert (a["state"], a["pid"]) == ("exited", 0)
+    handle = nshold.handle_path(str(a["name"]))
+    assert os.stat(handle).st_ino == inode
+    assert held_namespaces(labstate) == [os.path.realpath(handle)]
+    # every interface, address, peer and link state is still there, on both sides
+    assert _ifaces(handle) == a_before
+    assert _ifaces(f"/proc/{b_pid}/ns/net") == b_before
+    assert "tbf" in _in(handle, ["tc", "qdisc", "show", "dev", "p2p1"])
+    assert os.path.exists(f"/sys/class/net/{a['host_veth']}")
+    # the kernel of the stopped node still answers on its wires
+    _in(f"/proc/{b_pid}/ns/net", ["ping", "-c", "1", "-W", "2", f"10.{OCTET}.63.1"])
+    # the inspector finds the namespace by its handle, with its links and peer
+    dumped = _dumped(str(a["name"]))
+    assert dumped["container"]["state"] == "exited" and dumped["netns"]["pids"] == []
+    assert dumped["netns"]["inode"] == inode
+    assert dumped["netns"]["mounts"] == [os.path.realpath(handle)]
+    by_name = {i["name"]: i for i in dumped["netns"]["interfaces"]}
+    assert {"eth0", "p2p0", "p2p1"} <= set(by_name)
+    ours = f"{dumped['netns']['id']}/{a_before['p2p1'][0]}"
+    peer = f"netns:{b['netns_inode']}/{b_before['p2p1'][0]}"
+    assert by_name["p2p1"]["peer"] == peer
+    assert {"a": ours, "b": peer} in dumped["pairs"] or {"a": peer, "b": ours} in dumped["pairs"]
+
+    # idempotent; exec says what to do
+    assert _cli(capsys, "lab", "stop", lab, "a") == (0, f"{lab}: a is already stopped\n", "")
+    code, out, err = _netlens("exec", str(a["name"]), "--", "true")
+    assert code == 1 and out == ""
+    assert err == (
+        f"netlens: container {a['name']} is stopped: start it with 'netlens lab start {lab} a'\n"
+    )
+    assert _netlens("lab", "exec", lab, "a", "--", "true") == (1, "", err)
+    rows = {r["name"]: r for r in api.list_containers()}
+    assert rows[str(a["name"])]["state"] == "exited"
+
+    assert _cli(capsys, "lab", "start", lab, "a") == (0, f"{lab}: a started\n", "")
+    a = _rec(spec, "a")
+    new_pid = int(a["pid"])
+    assert a["state"] == "running" and new_pid != a_pid and _alive(new_pid)
+    assert os.stat(f"/proc/{new_pid}/ns/net").st_ino == inode
+    assert _ifaces(f"/proc/{new_pid}/ns/net") == a_before
+    assert _command_of(new_pid) == command == ["sleep", "infinity"]
+    assert _confinement(new_pid) == confined
+    assert _cli(capsys, "lab", "start", lab, "a") == (0, f"{lab}: a is already running\n", "")
+    assert _netlens("exec", str(a["name"]), "--", "ip", "link", "show", "p2p1")[0] == 0
+    assert _netlens("lab", "exec", lab, "a", "--", "ip", "link", "show", "p2p0")[0] == 0
+    assert lab_ops.lab_down(lab) == []
+    assert held_namespaces(labstate) == []
+
+
+def test_restart_and_lab_down_of_stopped_nodes_leave_nothing(
+    labstate: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = _lab(tmp_path, "r")
+    lab = spec.name
+    before = {n: _rec(spec, n) for n in ("a", "b")}
+    code, out, _ = _cli(capsys, "lab", "restart", lab, "-t", "2")  # no NODE: all of them
+    assert code == 0 and out == f"{lab}: a restarted\n{lab}: b restarted\n"
+    for node, old in before.items():
+        new = _rec(spec, node)
+        assert new["pid"] != old["pid"] and _alive(int(new["pid"]))
+        assert new["netns_inode"] == old["netns_inode"]
+        assert os.stat(f"/proc/{new['pid']}/ns/net").st_ino == old["netns_inode"]
+    # a restarted node keeps its handle: stopping it again changes nothing else
+    assert len(held_namespaces(labstate)) == 2
+    assert _cli(capsys, "lab", "stop", lab)[1] == f"{lab}: a stopped\n{lab}: b stopped\n"
+    inodes = {int(r["netns_inode"]) for r in before.values()}
+    veths = [str(r["host_veth"]) for r in before.values()]
+    assert inodes <= {h.inode for h in find_namespaces()}
+
+    assert lab_ops.lab_down(lab) == []
+    assert held_namespaces(labstate) == []
+    assert not inodes & {h.inode for h in find_namespaces()}
+    assert not any(os.path.exists(f"/sys/class/net/{v}") for v in veths)
+    assert api.list_containers() == [] and lab_record.list_labs() == []
+
+
+def test_a_start_that_fails_kills_what_it_cloned_and_keeps_the_nodes_stopped(
+    labstate: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = _lab(tmp_path, "f")
+    from netlens_runtime.lab_lifecycle import start_nodes, stop_nodes
+
+    stop_nodes(spec.name, [], 2.0)
+    held = {n: _rec(spec, n) for n in ("a", "b")}
+    monkeypatch.setenv("NETLENS_FAULT", "lab_start_after_exec")
+    with pytest.raises(RuntimeFailure, match="injected fault"):
+        start_nodes(spec.name, [])
+    for node, rec in held.items():
+        now = _rec(spec, node)
+        assert (now["state"], now["pid"]) == ("exited", 0)
+        assert nshold.held(now)
+        assert all(cgroups.procs(d) == [] for d in rec["cgroup_dirs"]), node
+    monkeypatch.delenv("NETLENS_FAULT")
+    start_nodes(spec.name, ["b", "a"])
+    assert all(_alive(int(_rec(spec, n)["pid"])) for n in ("a", "b"))
+
+
+def test_unknown_lab_or_node_and_no_root_say_so_in_one_line(
+    labstate: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spec = _lab(tmp_path, "e")
+    lab = spec.name
+    code, out, err = _cli(capsys, "lab", "stop", lab[:-1] + "x", "a")
+    assert code == 1 and out == ""
+    assert err == (
+        f"netlens: no lab named '{lab[:-1]}x'; did you mean '{lab}'? (see 'netlens lab ls')\n"
+    )
+    code, _, err = _cli(capsys, "lab", "start", lab, "a", "bb")
+    assert code == 1
+    assert err == f"netlens: lab '{lab}' has no node 'bb'; did you mean 'b'?\n"
+    assert _rec(spec, "a")["state"] == "running"  # nothing done before the refusal
+    # a stopped node whose namespace went is refused in one line, not started fresh
+    code, _, err = _cli(capsys, "stop", lab_record.node_name(lab, "b"))  # not a lab stop
+    assert code == 0
+    code, _, err = _cli(capsys, "lab", "start", lab, "b")
+    assert code == 1 and len(err.splitlines()) == 1
+    assert "b cannot start: its network namespace is gone" in err
+    with monkeypatch.context() as m:
+        m.setattr(os, "geteuid", lambda: 1000)
+        for verb in ("stop", "start", "restart"):
+            code, _, err = _cli(capsys, "lab", verb, lab)
+            assert code == 77, verb
+            assert err.startswith(f"netlens: lab {verb} needs root ("), err
+            assert len(err.splitlines()) == 1
