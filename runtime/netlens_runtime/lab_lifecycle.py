@@ -207,18 +207,28 @@ def _start(todo: list[Target]) -> None:
     All or nothing: every child is killed when any fails, and no record changes.
     """
     jobs = [_Start(crec) for _, crec in todo]  # BadInput (a volume gone) before anything runs
-    tini_fd = spawn.open_tini()
+    # As lab up does: several default-view nodes copy one small mount namespace
+    # (spawn.Template) instead of the host's whole mount table each.
+    shared = [j.plan for j in jobs if _templated(j.plan)]
+    template = spawn.Template(hostview.merge_skeletons(shared)) if len(shared) > 1 else None
+    tini_fd = -1
     try:
+        tini_fd = spawn.open_tini()
+        if template is not None:
+            template.wait()
         for job in jobs:
             job.v2, job.join = cgroups.split_v2(_cgroup_dirs(job.rec))
             cg_fd = -1
             if job.v2:
                 cg_fd = os.open(job.v2, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            tfd = template.fd if template is not None and _templated(job.plan) else -1
             try:
-                job.child = spawn.start(job.plan, tini_fd, cg_fd)
+                job.child = spawn.start(job.plan, tini_fd, cg_fd, tfd)
             finally:
                 if cg_fd >= 0:
                     os.close(cg_fd)
+        if template is not None:
+            template.close()  # every child has its copy
         for job in jobs:
             assert job.child is not None
             err = job.child.wait_ready()
@@ -250,7 +260,15 @@ def _start(todo: list[Target]) -> None:
                 _mark_stopped(job.rec)
         raise
     finally:
-        os.close(tini_fd)
+        if tini_fd >= 0:
+            os.close(tini_fd)
+        if template is not None:
+            template.close()
+
+
+def _templated(plan: spawn.Plan) -> bool:
+    """The node's root is the default view (what a batch's template holds)."""
+    return not plan.rootfs and plan.host_view == hostview.DEFAULT_VIEW
 
 
 def _cgroup_dirs(crec: dict[str, Any]) -> list[str]:

@@ -280,6 +280,8 @@ def clone_child(
                 import resource  # noqa: F401
             step = "setup"
             trees = hostview.open_volumes(plan.volumes)  # host paths: before the template
+            if plan.netns_path is not None:  # so is the held namespace's handle
+                trees.append(os.open(plan.netns_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC))
             if template_fd >= 0:
                 sysc.setns(template_fd, sysc.CLONE_NEWNS)
                 os.close(template_fd)
@@ -311,7 +313,7 @@ def _child(
     os.umask(0)
     sysc.sethostname(plan.hostname)
     if plan.netns_path is not None:  # a stopped node's namespace, links and all
-        held = os.open(plan.netns_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        held = trees.pop()  # opened by clone_child, after the volumes' trees
         sysc.setns(held, sysc.CLONE_NEWNET)
         os.close(held)
     else:

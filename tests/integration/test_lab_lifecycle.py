@@ -206,16 +206,27 @@ def test_stop_keeps_the_wiring_and_start_runs_the_command_again(
         f"netlens: container {a['name']} is stopped: start it with 'netlens lab start {lab} a'\n"
     )
     assert _netlens("lab", "exec", lab, "a", "--", "true") == (1, "", err)
-    rows = {r["name"]: r for r in api.list_containers()}
-    assert rows[str(a["name"])]["state"] == "exited"
+    # the records agree: ps -a, lab ls
+    code, out, _ = _cli(capsys, "ps", "-a", "--format", "json")
+    shown = {o["name"]: o for o in json.loads(out)}
+    assert (shown[str(a["name"])]["state"], shown[str(a["name"])]["pid"]) == ("exited", None)
+    assert shown[str(b["name"])]["state"] == "running"
+    code, out, _ = _cli(capsys, "lab", "ls")
+    (row,) = [line.split() for line in out.splitlines() if line.startswith(lab + " ")]
+    assert row[1:5] == ["up", "2", "1", "1"]  # status, nodes, running, networks
+    # its links can still be changed: a rate on the pulled cable, kept after start
+    assert _cli(capsys, "link", "set", f"{lab}:a:p2p0", "--rate", "5mbit")[0] == 0
+    assert "tbf" in _in(handle, ["tc", "qdisc", "show", "dev", "p2p0"])
+    wired = _ifaces(handle)  # with the ifb the ingress half of the rate needs
 
     assert _cli(capsys, "lab", "start", lab, "a") == (0, f"{lab}: a started\n", "")
     a = _rec(spec, "a")
     new_pid = int(a["pid"])
     assert a["state"] == "running" and new_pid != a_pid and _alive(new_pid)
     assert os.stat(f"/proc/{new_pid}/ns/net").st_ino == inode
-    assert _ifaces(f"/proc/{new_pid}/ns/net") == a_before
+    assert _ifaces(f"/proc/{new_pid}/ns/net") == wired
     assert _command_of(new_pid) == command == ["sleep", "infinity"]
+    assert "tbf" in _in(f"/proc/{new_pid}/ns/net", ["tc", "qdisc", "show", "dev", "p2p0"])
     assert _confinement(new_pid) == confined
     assert _cli(capsys, "lab", "start", lab, "a") == (0, f"{lab}: a is already running\n", "")
     assert _netlens("exec", str(a["name"]), "--", "ip", "link", "show", "p2p1")[0] == 0
@@ -249,6 +260,19 @@ def test_restart_and_lab_down_of_stopped_nodes_leave_nothing(
     assert not inodes & {h.inode for h in find_namespaces()}
     assert not any(os.path.exists(f"/sys/class/net/{v}") for v in veths)
     assert api.list_containers() == [] and lab_record.list_labs() == []
+
+
+def test_gc_releases_the_namespace_of_a_node_whose_record_is_gone(
+    labstate: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = _lab(tmp_path, "g")
+    a = _rec(spec, "a")
+    assert _cli(capsys, "lab", "stop", spec.name, "a")[0] == 0
+    Path(labstate / "containers" / f"{a['name']}.json").write_text("{")  # torn
+    removed = api.gc()
+    assert f"held network namespace of {a['name']}" in removed
+    assert held_namespaces(labstate) == []
+    assert int(a["netns_inode"]) not in {h.inode for h in find_namespaces()}
 
 
 def test_a_start_that_fails_kills_what_it_cloned_and_keeps_the_nodes_stopped(
