@@ -172,20 +172,28 @@ def start_nodes(lab: str, nodes: list[str]) -> list[str]:
             elif nshold.held(crec):
                 todo.append((node, crec))
             else:
-                raise Conflict(
-                    f"lab {lab!r}: {node} cannot start: its network namespace is gone (its"
-                    " command ended before any 'lab stop', or 'netlens stop' stopped it);"
-                    f" rebuild it with 'netlens lab down {lab}' and 'lab up'"
-                )
+                raise _gone(lab, node)
         if todo:
             _start(todo)
             said.update((node, "started") for node, _ in todo)
     return [f"{lab}: {node} {said[node]}" for node, _ in targets]
 
 
+def _gone(lab: str, node: str) -> Conflict:
+    return Conflict(
+        f"lab {lab!r}: {node} cannot start: its network namespace is gone (its command"
+        " ended before any 'lab stop', or 'netlens stop' stopped it); rebuild it with"
+        f" 'netlens lab down {lab}' and 'lab up'"
+    )
+
+
 def restart_nodes(lab: str, nodes: list[str], timeout: float = 10.0) -> list[str]:
     """``stop`` then ``start``: the nodes' commands run again, their wiring untouched."""
     require_root("lab restart", _WHY_ROOT)
+    with state.locked():  # a node that could not start again is not stopped either
+        for node, crec in _load(lab, _targets(lab, nodes)):
+            if not liveness.is_running(crec) and not nshold.held(crec):
+                raise _gone(lab, node)
     stop_nodes(lab, nodes, timeout)
     return [line.replace(" started", " restarted") for line in start_nodes(lab, nodes)]
 

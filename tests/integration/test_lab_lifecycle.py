@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -125,9 +126,18 @@ def _confinement(pid: int) -> dict[str, Any]:
 
 
 def _command_of(pid: int) -> list[str]:
-    """The command tini runs (its one child), as argv."""
-    (child,) = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return Path(f"/proc/{child}/cmdline").read_bytes().decode().split("\0")[:-1]
+    """The command tini runs (its one child), as argv, once tini has forked and the
+    child has exec'd it (a start returns when tini runs, not its command)."""
+    deadline = time.monotonic() + 10
+    while True:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        argv: list[str] = []
+        if len(children) == 1:
+            raw = Path(f"/proc/{children[0]}/cmdline").read_bytes()
+            argv = raw.decode().split("\0")[:-1]
+        if (argv and "tini" not in argv[0]) or time.monotonic() > deadline:
+            return argv
+        time.sleep(0.01)
 
 
 def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -319,6 +329,9 @@ def test_unknown_lab_or_node_and_no_root_say_so_in_one_line(
     code, _, err = _cli(capsys, "lab", "start", lab, "b")
     assert code == 1 and len(err.splitlines()) == 1
     assert "b cannot start: its network namespace is gone" in err
+    a_pid = _rec(spec, "a")["pid"]  # restart refuses before it stops anything
+    assert _cli(capsys, "lab", "restart", lab) == (1, "", err)
+    assert _rec(spec, "a")["pid"] == a_pid and _alive(int(a_pid))
     with monkeypatch.context() as m:
         m.setattr(os, "geteuid", lambda: 1000)
         for verb in ("stop", "start", "restart"):
