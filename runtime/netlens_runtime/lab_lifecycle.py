@@ -212,7 +212,8 @@ class _Start:
 def _start(todo: list[Target]) -> None:
     """Clone every node's PID 1 into its held namespace, release them together.
 
-    All or nothing: every child is killed when any fails, and no record changes.
+    All or nothing: every child is killed when any fails, and the records say
+    stopped again.
     """
     jobs = [_Start(crec) for _, crec in todo]  # BadInput (a volume gone) before anything runs
     # As lab up does: several default-view nodes copy one small mount namespace
@@ -245,6 +246,14 @@ def _start(todo: list[Target]) -> None:
             if liveness.netns_inode(job.child.pid) != job.rec["netns_inode"]:
                 raise RuntimeFailure(f"{job.plan.name}: its PID 1 is not in the held namespace")
             cgroups.join(job.join, job.child.pid)
+        # Recorded before they may exec: killed before that, we take them along
+        # (they die with us until exec) and the records' pids are dead, so the
+        # nodes read as stopped; killed after it, the records name what runs.
+        started = state.now()
+        for job in jobs:
+            assert job.child is not None
+            job.rec.update(pid=job.child.pid, state="running", started=started)
+            state.write_json(state.container_path(job.plan.name), job.rec)
         fault("lab_start_before_exec")
         for job in jobs:
             assert job.child is not None
@@ -254,11 +263,6 @@ def _start(todo: list[Target]) -> None:
             more = f" (and {len(errors) - 1} more)" if errors[1:] else ""
             raise RuntimeFailure(errors[0] + more)
         fault("lab_start_after_exec")
-        started = state.now()
-        for job in jobs:
-            assert job.child is not None
-            job.rec.update(pid=job.child.pid, state="running", started=started)
-            state.write_json(state.container_path(job.plan.name), job.rec)
     except BaseException:
         for job in jobs:
             if job.child is not None:

@@ -293,14 +293,15 @@ def test_a_start_that_fails_kills_what_it_cloned_and_keeps_the_nodes_stopped(
 
     stop_nodes(spec.name, [], 2.0)
     held = {n: _rec(spec, n) for n in ("a", "b")}
-    monkeypatch.setenv("NETLENS_FAULT", "lab_start_after_exec")
-    with pytest.raises(RuntimeFailure, match="injected fault"):
-        start_nodes(spec.name, [])
-    for node, rec in held.items():
-        now = _rec(spec, node)
-        assert (now["state"], now["pid"]) == ("exited", 0)
-        assert nshold.held(now)
-        assert all(cgroups.procs(d) == [] for d in rec["cgroup_dirs"]), node
+    for fault in ("lab_start_before_exec", "lab_start_after_exec"):
+        monkeypatch.setenv("NETLENS_FAULT", fault)
+        with pytest.raises(RuntimeFailure, match="injected fault"):
+            start_nodes(spec.name, [])
+        for node, rec in held.items():
+            now = _rec(spec, node)
+            assert (now["state"], now["pid"]) == ("exited", 0), fault
+            assert nshold.held(now)
+            assert all(cgroups.procs(d) == [] for d in rec["cgroup_dirs"]), (fault, node)
     monkeypatch.delenv("NETLENS_FAULT")
     start_nodes(spec.name, ["b", "a"])
     assert all(_alive(int(_rec(spec, n)["pid"])) for n in ("a", "b"))
