@@ -340,3 +340,38 @@ def test_unknown_lab_or_node_and_no_root_say_so_in_one_line(
             assert code == 77, verb
             assert err.startswith(f"netlens: lab {verb} needs root ("), err
             assert len(err.splitlines()) == 1
+
+
+def test_a_handle_holds_only_the_recorded_namespace(labstate: Path) -> None:
+    """What lies at a handle's path is checked, never trusted: a plain file or another
+    namespace's mount there is not the node's namespace, and is replaced by it."""
+    proc = subprocess.Popen(["unshare", "-n", "sleep", "60"])
+    try:
+        deadline = time.monotonic() + 10
+        own = os.stat("/proc/self/ns/net").st_ino
+        while os.stat(f"/proc/{proc.pid}/ns/net").st_ino == own:  # until unshare ran
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        inode = os.stat(f"/proc/{proc.pid}/ns/net").st_ino
+        rec = {"name": "x1", "netns_inode": inode}
+        os.makedirs(labstate / "netns", exist_ok=True)
+        path = nshold.handle_path("x1")
+        Path(path).write_text("")  # planted: not a namespace
+        assert not nshold.held(rec) and nshold.open_held("x1", inode) is None
+        with pytest.raises(OSError):  # the pid is not in the namespace asked for
+            nshold.hold("x1", os.getpid(), inode)
+        assert not os.path.lexists(path)
+        Path(path).touch()
+        subprocess.run(["mount", "--bind", "/proc/self/ns/net", path], check=True)
+        assert not nshold.held(rec)  # the host's namespace there is not the node's
+        nshold.hold("x1", proc.pid, inode)
+        assert nshold.held(rec) and held_namespaces(labstate) == [os.path.realpath(path)]
+        nshold.hold("x1", proc.pid, inode)  # held already: nothing stacked
+        assert held_namespaces(labstate) == [os.path.realpath(path)]
+        assert nshold.release("x1") and not os.path.lexists(path)
+        assert held_namespaces(labstate) == [] and not nshold.release("x1")
+    finally:
+        proc.kill()
+        proc.wait()
+        for point in held_namespaces(labstate):
+            subprocess.run(["umount", "-l", point], check=False)
