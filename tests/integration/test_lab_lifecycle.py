@@ -125,6 +125,33 @@ def _confinement(pid: int) -> dict[str, Any]:
     }
 
 
+def _still_held(inodes: set[int], state_dir: Path) -> list[str]:
+    """What still holds our namespaces the way the runtime would: a mount under the
+    state directory, or a process in one of this state directory's cgroups. Not a
+    bare inode match: the machine is shared, and a namespace made by anyone after
+    ours died may get its inode number (and another session's inspector may be
+    walking through it)."""
+    from netlens_runtime import state
+
+    root = os.path.realpath(state_dir)
+    out = []
+    for h in find_namespaces():
+        if h.inode in inodes:
+            mine = [m for m in h.mounts if m.startswith(root + "/")]
+            mine += [str(p) for p in h.pids if _in_scope(p, state.scope())]
+            if mine:
+                out.append(f"{h.inode}: {mine}")
+    return out
+
+
+def _in_scope(pid: int, scope: str) -> bool:
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return False
+    return any(line.endswith(f".{scope}") for line in lines)
+
+
 def _command_of(pid: int) -> list[str]:
     """The command tini runs (its one child), as argv, once tini has forked and the
     child has exec'd it (a start returns when tini runs, not its command)."""
@@ -267,7 +294,7 @@ def test_restart_and_lab_down_of_stopped_nodes_leave_nothing(
 
     assert lab_ops.lab_down(lab) == []
     assert held_namespaces(labstate) == []
-    assert not inodes & {h.inode for h in find_namespaces()}
+    assert _still_held(inodes, labstate) == []
     assert not any(os.path.exists(f"/sys/class/net/{v}") for v in veths)
     assert api.list_containers() == [] and lab_record.list_labs() == []
 
@@ -282,7 +309,7 @@ def test_gc_releases_the_namespace_of_a_node_whose_record_is_gone(
     removed = api.gc()
     assert f"held network namespace of {a['name']}" in removed
     assert held_namespaces(labstate) == []
-    assert int(a["netns_inode"]) not in {h.inode for h in find_namespaces()}
+    assert _still_held({int(a["netns_inode"])}, labstate) == []
 
 
 def test_a_start_that_fails_kills_what_it_cloned_and_keeps_the_nodes_stopped(
