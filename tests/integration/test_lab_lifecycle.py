@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -25,7 +26,7 @@ from runtime_host import free_octet, held_namespaces
 
 from netlens.cli import main
 from netlens.discovery.nsfind import find_namespaces
-from netlens_runtime import api, cgroups, lab_ops, lab_record, nshold
+from netlens_runtime import api, cgroups, lab_ops, lab_record, liveness, nshold
 from netlens_runtime.errors import RuntimeFailure
 from netlens_runtime.lab_model import LabSpec
 from netlens_runtime.lab_spec import load_lab
@@ -285,8 +286,16 @@ def test_restart_and_lab_down_of_stopped_nodes_leave_nothing(
         assert new["pid"] != old["pid"] and _alive(int(new["pid"]))
         assert new["netns_inode"] == old["netns_inode"]
         assert os.stat(f"/proc/{new['pid']}/ns/net").st_ino == old["netns_inode"]
-    # a restarted node keeps its handle: stopping it again changes nothing else
+    # a restarted node keeps its handle: its command ending on its own (a crash)
+    # no longer takes its wiring along, and it can be started again
     assert len(held_namespaces(labstate)) == 2
+    crashed = _rec(spec, "a")
+    os.kill(int(crashed["pid"]), signal.SIGKILL)
+    assert liveness.wait_dead([int(crashed["pid"])], 10) == []
+    assert _cli(capsys, "lab", "stop", lab, "a")[1] == f"{lab}: a is already stopped\n"
+    assert _rec(spec, "a")["pid"] == 0  # the dead pid is not kept
+    assert _cli(capsys, "lab", "start", lab, "a")[1] == f"{lab}: a started\n"
+    assert os.stat(f"/proc/{_rec(spec, 'a')['pid']}/ns/net").st_ino == crashed["netns_inode"]
     assert _cli(capsys, "lab", "stop", lab)[1] == f"{lab}: a stopped\n{lab}: b stopped\n"
     inodes = {int(r["netns_inode"]) for r in before.values()}
     veths = [str(r["host_veth"]) for r in before.values()]
