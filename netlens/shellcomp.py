@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 
 # (command path, argparse dest) -> what completes there, in the shell functions'
 # words: containers, networks, labs (names from the state directory), netns
-# (/run/netns names and "host"), themes (user themes), files, dirs, yaml, json,
+# (/run/netns names and "host"), nodes (of the lab named by the first positional,
+# from its containers' files), themes (user themes), files, dirs, yaml, json,
 # commands (a command line follows), filters (ps --filter KEY=VALUE).
 KINDS: dict[tuple[str, str], str] = {
     ("", "theme"): "themes",
@@ -54,6 +55,11 @@ KINDS: dict[tuple[str, str], str] = {
     ("lab up", "file"): "yaml",
     ("lab check", "file"): "yaml",
     ("lab down", "lab"): "labs yaml",
+    **{(f"lab {verb}", "lab"): "labs" for verb in ("stop", "start", "restart")},
+    **{(f"lab {verb}", "nodes"): "nodes" for verb in ("stop", "start", "restart")},
+    ("lab exec", "lab"): "labs",
+    ("lab exec", "node"): "nodes",
+    ("lab exec", "cmd"): "commands",
 }
 
 

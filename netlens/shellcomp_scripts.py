@@ -29,6 +29,15 @@ _netlens_state() { # $1: containers, networks or labs (one JSON file per name), 
     _nl_cands+=("${fs[@]%.json}")
 }
 
+_netlens_nodes() { # $1: the lab typed before, $2: prefix: its nodes, by their containers' files
+    [[ -z $1 || $1 == */* || $2 == */* ]] && return 0
+    local -a fs=("${NETLENS_STATE_DIR:-/run/netlens}/containers/$1-$2"*.json)
+    [[ -e ${fs[0]} ]] || return 0
+    fs=("${fs[@]##*/}")
+    fs=("${fs[@]%.json}")
+    _nl_cands+=("${fs[@]#"$1-"}")
+}
+
 _netlens_filters() { # ps --filter KEY=VALUE
     local -a names=()
     case $1 in
@@ -48,6 +57,7 @@ _netlens_values() { # $1: slot ("netlens_rm:@1", "netlens_run:--network"), $2: t
     for kind in ${_netlens_kind[$1]}; do
         case $kind in
         containers | networks | labs) _netlens_state "$kind" "$2" ;;
+        nodes) _netlens_nodes "$p1" "$2" ;;
         netns)
             _nl_cands+=(host)
             for f in /run/netns/*; do [[ -e $f ]] && _nl_cands+=("${f##*/}"); done
@@ -85,7 +95,7 @@ _netlens() {
             glue=0
         fi
     done
-    local whole=${ws[-1]} key=netlens opt="" slot="" pre="" npos=0 inrest=0 nrest=0
+    local whole=${ws[-1]} key=netlens opt="" slot="" pre="" npos=0 inrest=0 nrest=0 p1=""
     local cur=$whole n=$((${#ws[@]} - 1))
     for ((j = 0; j < n; j++)); do
         w=${ws[j]}
@@ -113,6 +123,7 @@ _netlens() {
             continue
         fi
         npos=$((npos + 1))
+        ((npos == 1)) && p1=$w # the lab whose nodes come next (lab stop LAB NODE...)
         if [[ ${_netlens_kind[$key:@$npos]} == commands ]]; then
             inrest=1
             nrest=1
@@ -182,6 +193,13 @@ _netlens_state() { # $1: containers, networks or labs (one JSON file per name), 
     cands+=($fs)
 }
 
+_netlens_nodes() { # $1: the lab typed before, $2: prefix: its nodes, by their containers' files
+    [[ -z $1 || $1 == */* || $2 == */* ]] && return 0
+    local -a fs
+    fs=(${NETLENS_STATE_DIR:-/run/netlens}/containers/$1-$2*.json(N:t:r))
+    cands+=(${fs#$1-})
+}
+
 _netlens_filters() { # ps --filter KEY=VALUE
     local key=${1%%=*}
     local -a names
@@ -199,6 +217,7 @@ _netlens_values() { # $1: slot ("netlens_rm:@1", "netlens_run:--network"), $2: t
     for kind in ${=_netlens_kind[$1]}; do
         case $kind in
         (containers|networks|labs) _netlens_state $kind $2 ;;
+        (nodes) _netlens_nodes $p1 $2 ;;
         (netns)
             cands+=(host)
             for f in /run/netns/*(N); do cands+=(${f:t}); done ;;
@@ -219,7 +238,7 @@ _netlens_values() { # $1: slot ("netlens_rm:@1", "netlens_run:--network"), $2: t
 }
 
 _netlens() {
-    local key=netlens w opt= slot= cur=${words[CURRENT]} o
+    local key=netlens w opt= slot= cur=${words[CURRENT]} o p1=
     local -i j npos=0 inrest=0 nrest=0 dirs=0 cmds=0 ret=1
     local -a cands globs specs eq plain
     for ((j = 2; j < CURRENT; j++)); do
@@ -246,6 +265,7 @@ _netlens() {
             continue
         fi
         npos+=1
+        ((npos == 1)) && p1=$w
         if [[ ${_netlens_kind[$key:@$npos]} == commands ]]; then
             inrest=1
             nrest=1

@@ -88,8 +88,39 @@ def teardown_state(state_dir: Path) -> list[str]:
         if listed.returncode == 0:
             subprocess.run(["nft", "delete", "table", "ip", table], capture_output=True)
             problems.append(f"nft table {table} left")
+    for point in held_namespaces(state_dir):  # rm / lab down must have released them
+        subprocess.run(["umount", "-l", point], capture_output=True)
+        problems.append(f"held network namespace {point} left")
     shutil.rmtree(state_dir, ignore_errors=True)
     return problems
+
+
+def held_namespaces(state_dir: Path) -> list[str]:
+    """nsfs mounts (held network namespaces: netlens_runtime.nshold) under ``state_dir``."""
+    root = os.path.realpath(state_dir)
+    out = []
+    with open("/proc/self/mountinfo") as fh:
+        for line in fh:
+            left, _, right = line.partition(" - ")
+            point = left.split(" ")[4]
+            if right.startswith("nsfs ") and (point == root or point.startswith(root + "/")):
+                out.append(point)
+    return out
+
+
+def free_octet(seed: int) -> int:
+    """A second octet whose 10.X.0.0/16 no host route touches (the machine is shared),
+    searched from ``seed`` (a run tag's value: parallel runs start apart)."""
+    import ipaddress
+
+    out = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True).stdout
+    used = [ipaddress.ip_network(w.split()[0]) for w in out.splitlines() if w[:1].isdigit()]
+    for step in range(150):
+        octet = 100 + (seed + step) % 150
+        mine = ipaddress.ip_network(f"10.{octet}.0.0/16")
+        if not any(mine.overlaps(net) for net in used if net.prefixlen):
+            return octet
+    raise AssertionError("no free 10.X.0.0/16 on this host")
 
 
 def _host_loss_tables(recs: Iterable[dict[str, Any]]) -> set[str]:

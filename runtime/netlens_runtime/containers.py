@@ -20,6 +20,7 @@ from netlens_runtime import (
     names,
     nat,
     netpolicy,
+    nshold,
     state,
     suggest,
 )
@@ -75,6 +76,8 @@ def remove_containers(names_: list[str], force: bool = True) -> None:
             from netlens_runtime import linkloss
 
             linkloss.forget(recs)
+        for rec in recs:  # a stopped lab node's namespace (lab_lifecycle) goes with it
+            nshold.release(str(rec["name"]))
         networks = state.load_networks()
         touched: set[str] = set()
         published = False

@@ -79,21 +79,35 @@ def _why_not(tool: str, path: str, err: BaseException) -> str:
     return f"{tool!r}: {err}"
 
 
+def not_running(rec: dict[str, Any]) -> Conflict:
+    """The one line for a container that has no process to join; a stopped lab node's
+    says how to start it again (its namespace is held, but nothing runs in it)."""
+    labels = rec.get("labels") or {}
+    lab, node = labels.get("netlens.lab"), labels.get("netlens.lab.node")
+    if lab and node:
+        return Conflict(
+            f"container {rec['name']} is stopped: start it with 'netlens lab start {lab} {node}'"
+        )
+    return Conflict(f"container {rec['name']} is not running")
+
+
 def exec_in(rec: dict[str, Any], argv: list[str], env: dict[str, str] | None = None) -> int:
     """Run ``argv`` in the container; return its exit code (128+N if killed by N)."""
-    pid = int(rec["pid"])
+    pid = int(rec.get("pid") or 0)
+    if pid <= 0:
+        raise not_running(rec)
     fds: list[tuple[int, int]] = []
     procs: list[int] = []
     try:
         for kind, flag in _ORDER:
             fds.append((os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC), flag))
         if os.fstat(fds[2][0]).st_ino != rec.get("netns_inode"):
-            raise Conflict(f"container {rec['name']} is not running")
+            raise not_running(rec)
         for d in rec.get("cgroup_dirs") or []:
             with contextlib.suppress(OSError):
                 procs.append(os.open(f"{d}/cgroup.procs", os.O_WRONLY | os.O_CLOEXEC))
     except FileNotFoundError:
-        raise Conflict(f"container {rec['name']} is not running") from None
+        raise not_running(rec) from None
     bpf = container_filters(rec)
     full_env = {"PATH": spawn.DEFAULT_PATH, "HOSTNAME": str(rec.get("hostname") or "")}
     full_env.update(rec.get("env") or {})

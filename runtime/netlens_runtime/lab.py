@@ -1,4 +1,4 @@
-"""``netlens lab up|down|ls|check``: the lab verbs of the runtime.
+"""``netlens lab up|down|ls|check|save|export|stop|start|restart``: the lab verbs.
 
 This module only registers the verbs; the work is in :mod:`netlens_runtime.lab_ops` and
 :mod:`netlens_runtime.lab_spec`, imported inside each handler so that building the
@@ -14,7 +14,8 @@ from typing import Any
 
 
 def add_commands(sub: Any) -> None:
-    """Register ``lab up|down|ls|check|save|export`` on the ``netlens`` sub-parser set."""
+    """Register ``lab up|down|ls|check|save|export|stop|start|restart`` on the ``netlens``
+    sub-parser set."""
     p: argparse.ArgumentParser = sub.add_parser(
         "lab", help="build a lab (networks, nodes, links) from a YAML file"
     )
@@ -51,6 +52,33 @@ def add_commands(sub: Any) -> None:
     export.add_argument("-o", "--output", metavar="FILE", help="file (default: standard output)")
     export.add_argument("--force", action="store_true", help="replace FILE if it exists")
     export.set_defaults(func=_cmd_export)
+    _lifecycle_verbs(lab_sub)
+
+
+def _lifecycle_verbs(lab_sub: Any) -> None:
+    """``lab stop|start|restart LAB [NODE...]`` (:mod:`netlens_runtime.lab_lifecycle`) and
+    ``lab exec LAB NODE -- CMD``."""
+    verbs = (
+        ("stop", "stop nodes' commands; their namespaces and links stay", _cmd_stop),
+        ("start", "run stopped nodes' commands again, in their kept namespaces", _cmd_start),
+        ("restart", "stop and start nodes; their namespaces and links stay", _cmd_restart),
+    )
+    for verb, text, func in verbs:
+        p = lab_sub.add_parser(verb, help=text, description=text)
+        p.add_argument("lab", help="lab name")
+        p.add_argument("nodes", nargs="*", metavar="NODE", help="nodes (default: all of them)")
+        if verb != "start":
+            p.add_argument("-t", "--time", type=float, default=10.0, help="seconds before SIGKILL")
+        p.set_defaults(func=func)
+    text = "run a command in a lab node (as 'netlens exec')"
+    ex = lab_sub.add_parser("exec", help=text, description=text)
+    ex.add_argument(
+        "-e", "--env", action="append", default=[], metavar="K=V", help="environment variable"
+    )
+    ex.add_argument("lab", help="lab name")
+    ex.add_argument("node", help="the node")
+    ex.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND [ARG...]")
+    ex.set_defaults(func=_cmd_exec)
 
 
 def _load(args: argparse.Namespace, name: str | None = None) -> Any:
@@ -127,6 +155,42 @@ def _cmd_export(args: argparse.Namespace) -> int:
     spec = running_spec(names.validate_name(args.lab, "lab"), _note)
     write_yaml(to_clab(spec, _note), args.output, args.force)
     return 0
+
+
+def _cmd_stop(args: argparse.Namespace) -> int:
+    from netlens_runtime.lab_lifecycle import stop_nodes
+
+    print("\n".join(stop_nodes(args.lab, args.nodes, args.time)))
+    return 0
+
+
+def _cmd_start(args: argparse.Namespace) -> int:
+    from netlens_runtime.lab_lifecycle import start_nodes
+
+    print("\n".join(start_nodes(args.lab, args.nodes)))
+    return 0
+
+
+def _cmd_restart(args: argparse.Namespace) -> int:
+    from netlens_runtime.lab_lifecycle import restart_nodes
+
+    print("\n".join(restart_nodes(args.lab, args.nodes, args.time)))
+    return 0
+
+
+def _cmd_exec(args: argparse.Namespace) -> int:
+    from netlens_runtime.containers import get_container
+    from netlens_runtime.errors import BadInput, require_root
+    from netlens_runtime.execin import exec_in
+    from netlens_runtime.lab_lifecycle import node_container
+    from netlens_runtime.names import parse_kv
+
+    require_root("lab exec", "it enters the node's namespaces")
+    command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not command:
+        raise BadInput("lab exec needs the command after --, e.g. -- ip addr")
+    env = dict(parse_kv(item, "--env") for item in args.env)
+    return exec_in(get_container(node_container(args.lab, args.node)), command, env)
 
 
 def _cmd_down(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ import signal
 import time
 from typing import Any
 
-from netlens_runtime import cgroups, hostlinks, liveness, names, nat, netpolicy, state
+from netlens_runtime import cgroups, hostlinks, liveness, names, nat, netpolicy, nshold, state
 from netlens_runtime.errors import require_root
 
 
@@ -118,7 +118,8 @@ def gc_pending() -> list[str]:
 def gc() -> list[str]:
     """Remove leftovers of killed or failed commands; return what was removed.
 
-    Half-made containers from a killed create; state records that cannot be
+    Half-made containers from a killed create; held network namespaces
+    (:mod:`netlens_runtime.nshold`) of containers without a record; state records that cannot be
     used (empty, torn, misnamed, the wrong shape: set aside into quarantine/,
     see state.set_aside), and the kernel objects such records stood for
     (:func:`_repair_set_aside`); address allocations whose container record is gone;
@@ -151,6 +152,9 @@ def gc() -> list[str]:
                         state.remove_file(path)
                         removed.append(f"file {path}")
         removed += [f"file {path}" for path in state.set_aside_paths[aside:]]
+        for name in nshold.handles():  # a stopped node's namespace whose record went
+            if name not in recs and nshold.release(name):
+                removed.append(f"held network namespace of {name}")
         resync = _repair_set_aside(recs, networks, removed)
         now = time.time()
         scope = state.scope()

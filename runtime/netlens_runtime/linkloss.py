@@ -120,18 +120,25 @@ def run_nft(netns_fd: int | None, script: str) -> None:
 
 
 def open_netns(rec: dict[str, Any]) -> int | None:
-    """An fd of the container's namespace if its PID 1 still holds the recorded one."""
+    """An fd of the container's namespace if its PID 1 still holds the recorded one,
+    or a stopped lab node's handle does (:mod:`netlens_runtime.nshold`): its links
+    can be impaired, pulled and shown while it is stopped."""
     pid = rec.get("pid")
-    if not pid:
-        return None
+    if pid:
+        try:
+            fd = os.open(f"/proc/{int(pid)}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            fd = -1
+        if fd >= 0 and os.fstat(fd).st_ino == rec.get("netns_inode"):
+            return fd
+        if fd >= 0:
+            os.close(fd)
+    from netlens_runtime import nshold
+
     try:
-        fd = os.open(f"/proc/{int(pid)}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
+        return nshold.open_held(str(rec.get("name")), rec.get("netns_inode"))
+    except RuntimeFailure:  # an invalid name in a hand-made record: nothing held
         return None
-    if os.fstat(fd).st_ino != rec.get("netns_inode"):
-        os.close(fd)
-        return None
-    return fd
 
 
 def delete_in(where: str, tables: list[str]) -> None:

@@ -89,6 +89,9 @@ class Plan:
         # The compiled classic-BPF seccomp program loaded right before exec
         # (netlens_runtime.seccomp); None: unconfined.
         self.seccomp: bytes | None = None
+        # A held network namespace to join instead of making one (``lab start``:
+        # netlens_runtime.nshold); the Python child only, never a spawner's batch.
+        self.netns_path: str | None = None
 
 
 def prepare_netlink(plan: Plan) -> None:
@@ -281,6 +284,8 @@ def clone_child(
                 import resource  # noqa: F401
             step = "setup"
             trees = hostview.open_volumes(plan.volumes)  # host paths: before the template
+            if plan.netns_path is not None:  # so is the held namespace's handle
+                trees.append(os.open(plan.netns_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC))
             if template_fd >= 0:
                 sysc.setns(template_fd, sysc.CLONE_NEWNS)
                 os.close(template_fd)
@@ -311,9 +316,15 @@ def _child(
         sysc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     os.umask(0)
     sysc.sethostname(plan.hostname)
-    sysc.unshare(sysc.CLONE_NEWNET)
-    with Netlink() as nl:
-        nl.send(plan.nl_pre)  # lo up
+    if plan.netns_path is not None:  # a stopped node's namespace, links and all
+        held = trees.pop()  # opened by clone_child, after the volumes' trees
+        sysc.setns(held, sysc.CLONE_NEWNET)
+        os.close(held)
+    else:
+        sysc.unshare(sysc.CLONE_NEWNET)
+    if plan.nl_pre is not None:
+        with Netlink() as nl:
+            nl.send(plan.nl_pre)  # lo up
     os.write(err_w, READY)  # the parent may now put eth0 into our namespace
     if not templated:
         sysc.unshare(sysc.CLONE_NEWNS)

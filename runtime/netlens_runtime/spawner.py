@@ -247,13 +247,15 @@ def encode_job(
         msgs = [msg for _, msg, _ in reqs.queue] if reqs is not None else []
         return text(b"".join(msgs)) + struct.pack("=I", len(msgs))
 
+    from netlens_runtime.errors import RuntimeFailure
+
     out = [struct.pack("=Iii", len(work), tini_fd, template_fd)]
     for plan, go_r, err_w, cgroup in work:
         strings = [plan.hostname, *plan.argv, *plan.env, *plan.env.values()]
         if any("\0" in x for x in strings):  # C strings would silently end there
-            from netlens_runtime.errors import RuntimeFailure
-
             raise RuntimeFailure(f"{plan.name}: embedded null byte in the command or environment")
+        if plan.netns_path is not None:  # joining a held namespace is the Python child's
+            raise RuntimeFailure(f"{plan.name}: a held network namespace cannot be batched")
         soft, hard = plan.nofile if plan.nofile is not None else (-1, -1)
         half = max(plan.log_max // 2, 1)
         out.append(struct.pack("=iiQqqq", go_r, err_w, plan.caps, soft, hard, half))

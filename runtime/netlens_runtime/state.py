@@ -90,7 +90,8 @@ SPARE_MAX = 4096  # files kept for reuse; beyond that, removed files are unlinke
 
 QUARANTINE = "quarantine"
 SECCOMP = "seccomp"  # compiled filters (netlens_runtime.seccomp's cache)
-KINDS = ("containers", "networks", "pending", "logs", "labs", SPARE, QUARANTINE, SECCOMP)
+NETNS = "netns"  # held network namespaces of stopped lab nodes (netlens_runtime.nshold)
+KINDS = ("containers", "networks", "pending", "logs", "labs", SPARE, QUARANTINE, SECCOMP, NETNS)
 
 
 def ensure_dirs() -> None:

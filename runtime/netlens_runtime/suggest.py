@@ -31,7 +31,11 @@ def existing(kind: str) -> list[str]:
 
 def hint(name: str, *kinds: str) -> str:
     """``"; did you mean 'a' or 'b'?"`` for ``name`` among the kinds' names, or ``""``."""
-    pool = sorted({n for kind in kinds for n in existing(kind)})
+    return among(name, sorted({n for kind in kinds for n in existing(kind)}))
+
+
+def among(name: str, pool: list[str]) -> str:
+    """The same hint for ``name`` among ``pool`` (a lab's node names, say)."""
     close = difflib.get_close_matches(name, pool, n=3, cutoff=0.6)
     if not close:
         return ""

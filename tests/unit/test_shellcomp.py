@@ -111,7 +111,10 @@ BASH_CASES: list[tuple[str, set[str]]] = [
     ("netlens network allow ", {"lan"}),
     ("netlens network disallow lan --from ", {"lan"}),
     ("netlens network create x --subnet ", set()),  # free text: nothing to offer
-    ("netlens lab ", {"up", "down", "ls", "check", "save", "export"}),
+    (
+        "netlens lab ",
+        {"up", "down", "ls", "check", "save", "export", "stop", "start", "restart", "exec"},
+    ),
     ("netlens link ", {"set", "show", "reset", "down", "up"}),
     ("netlens link set x --direction ", {"both", "egress", "ingress"}),
     ("netlens lab down ", {"mylab", "lab.yaml", "sub"}),
@@ -227,6 +230,42 @@ def test_zsh_loads_under_compinit_sourced_and_from_fpath(home: Path) -> None:
         res = subprocess.run(["zsh", "-f", "-c", code], env=_env(home), capture_output=True,
                              text=True, timeout=60)  # fmt: skip
         assert res.stdout.strip() == "_netlens" and res.stderr == "", res.stderr
+
+
+NODE_CASES: list[tuple[str, set[str], list[str]]] = [
+    ("netlens lab stop ", {"mylab"}, ["add --,mylab"]),
+    ("netlens lab stop mylab ", {"r1", "r2"}, ["add --,r1,r2"]),
+    ("netlens lab restart -t 2 mylab r1 r", {"r1", "r2"}, ["add --,r1,r2"]),
+    ("netlens lab start my-lab ", set(), []),  # another lab's containers are not its nodes
+    ("netlens lab start nolab ", set(), []),
+    ("netlens lab exec mylab r", {"r1", "r2"}, ["add --,r1,r2"]),
+]
+
+
+def test_lab_nodes_complete_after_their_lab(home: Path) -> None:
+    """``lab stop|start|restart LAB NODE...``: the nodes of the lab typed before, from
+    its containers' files (``<lab>-<node>.json``), without the lab's prefix."""
+    for name in ("mylab-r1", "mylab-r2", "other-r3", "my-lab"):
+        (home / "state" / "containers" / f"{name}.json").write_text("{}")
+    got = bash_complete(home, [line for line, _, _ in NODE_CASES])
+    for (line, want, _), have in zip(NODE_CASES, got, strict=True):
+        assert have == want, line
+    if shutil.which("zsh") is None:
+        pytest.skip("zsh missing: install Debian zsh (bash .ci/setup.sh)")
+    path = home / "netlens.zsh"
+    path.write_text(script("zsh", build_parser()))
+    body = [ZSH_STUBS, f"source {path}"]
+    for line, _, _ in NODE_CASES:
+        body.append(f"words=(${{(s: :)\"$(print -r -- '{line}')\"}})")
+        if line.endswith(" "):
+            body.append("words+=('')")
+        body.append('CURRENT=${#words}; _netlens; print -r -- "--end--"')
+    res = subprocess.run(["zsh", "-f", "-c", "\n".join(body)], cwd=home / "cwd",
+                         env=_env(home), capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert res.stderr == "", res.stderr
+    blocks = res.stdout.split("--end--\n")
+    for (line, _, want), have in zip(NODE_CASES, blocks, strict=False):
+        assert have.splitlines() == want, line
 
 
 def test_every_kind_names_a_real_argument() -> None:
