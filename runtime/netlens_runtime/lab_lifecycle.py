@@ -36,6 +36,7 @@ from netlens_runtime import (
     liveness,
     names,
     nshold,
+    overlay,
     seccomp,
     spawn,
     state,
@@ -280,7 +281,7 @@ def _start(todo: list[Target]) -> None:
 
 def _templated(plan: spawn.Plan) -> bool:
     """The node's root is the default view (what a batch's template holds)."""
-    return not plan.rootfs and plan.host_view == hostview.DEFAULT_VIEW
+    return not plan.rootfs and not plan.layers and plan.host_view == hostview.DEFAULT_VIEW
 
 
 def _cgroup_dirs(crec: dict[str, Any]) -> list[str]:
@@ -316,12 +317,16 @@ def plan_from_record(crec: dict[str, Any]) -> spawn.Plan:
     env = {"PATH": spawn.DEFAULT_PATH, "HOSTNAME": hostname, "HOME": "/root"}
     env.update((str(k), str(v)) for k, v in (crec.get("env") or {}).items())
     rootfs = names.validate_rootfs(str(crec["rootfs"])) if crec.get("rootfs") else None
+    layers = [str(x) for x in crec.get("layers") or []]
+    if layers:  # the image's layers, checked again: the store may have changed since
+        layers = overlay.validate_layers(layers)
     view = str(crec.get("host_view") or hostview.DEFAULT_VIEW)
     texts = [
         f"{v['host']}:{v['container']}" + (":ro" if v.get("read_only") else "")
         for v in crec.get("volumes") or []
     ]
-    volumes, skeleton = hostview.place_volumes(texts, view, rootfs)
+    own_root = rootfs if rootfs is not None else (layers[0] if layers else None)
+    volumes, skeleton = hostview.place_volumes(texts, view, own_root)
     sysctls = [
         ("/proc/sys/" + names.validate_sysctl(k).replace(".", "/"), str(v))
         for k, v in (crec.get("sysctls") or {}).items()
@@ -338,6 +343,7 @@ def plan_from_record(crec: dict[str, Any]) -> spawn.Plan:
         host_view=view,
         volumes=volumes,
         skeleton=skeleton,
+        layers=layers,
     )
     plan.log_max = int(crec.get("log_size") or names.LOG_SIZE_DEFAULT)
     plan.privileged = bool(crec.get("privileged"))

@@ -23,7 +23,7 @@ from netlens_runtime.prepare import prepare
 pytestmark = pytest.mark.unit
 
 FIELDS = ("name", "hostname", "argv", "env", "caps", "rootfs", "log_path", "sysctls",
-          "host_view", "volumes", "skeleton", "log_max", "privileged", "seccomp")  # fmt: skip
+          "host_view", "volumes", "skeleton", "log_max", "privileged", "seccomp", "layers")  # fmt: skip
 
 
 @pytest.fixture
@@ -75,6 +75,25 @@ def test_volumes_and_rootfs_are_placed_again(sdir: Path) -> None:
         assert _fields(plan_from_record(rec)) == _fields(made)
     os.rmdir(data)  # gone since: one line, before anything runs
     with pytest.raises(BadInput, match="does not exist"):
+        plan_from_record(rec)
+
+
+def test_a_layered_root_is_the_same_layers_again(sdir: Path) -> None:
+    """A node on an image of several layers starts again on those layers (and on
+    a read-only overlay, not on the host's root view of a template)."""
+    data = sdir / "data"
+    data.mkdir()
+    top, base = sdir / "top", sdir / "base"
+    top.mkdir()
+    for sub in ("proc", "sys", "dev", "tmp", "srv"):
+        (base / sub).mkdir(parents=True)
+    args = ContainerArgs("n", ["true"], volumes=[f"{data}:/srv"])
+    args.layers = [str(top), str(base)]  # what a clab node's image resolves to
+    made, rec = _record(args)
+    again = plan_from_record(rec)
+    assert again.layers == [str(top), str(base)] and _fields(again) == _fields(made)
+    os.rmdir(top)  # the store changed since: one line, before anything runs
+    with pytest.raises(BadInput, match="not a directory"):
         plan_from_record(rec)
 
 
