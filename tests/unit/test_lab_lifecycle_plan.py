@@ -23,7 +23,8 @@ from netlens_runtime.prepare import prepare
 pytestmark = pytest.mark.unit
 
 FIELDS = ("name", "hostname", "argv", "env", "caps", "rootfs", "log_path", "sysctls",
-          "host_view", "volumes", "skeleton", "log_max", "privileged", "seccomp", "layers")  # fmt: skip
+          "host_view", "volumes", "skeleton", "log_max", "privileged", "seccomp",
+          "layers")  # fmt: skip
 
 
 @pytest.fixture
