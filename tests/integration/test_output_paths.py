@@ -1,4 +1,4 @@
-"""Root writing output files where another user was first (``capture -w``).
+"""Root writing output files where another user was first (``capture -w``, ``dump -o``).
 
 This host runs with ``fs.protected_symlinks=0``, as many lab hosts do: the kernel
 then follows a symlink in /tmp whoever made it. A link or file "planted" by
@@ -80,3 +80,23 @@ def test_capture_file_is_private_and_own_link_is_followed(ns: str, tmp_path: Pat
     assert res.returncode == 0, res.stderr
     assert real.read_bytes()[:4] == b"\x0a\x0d\x0d\x0a"  # a pcapng section header
     assert real.stat().st_mode & 0o077 == 0  # packets of every container: root's only
+
+
+def test_dump_does_not_follow_another_users_symlink(ns: str, tmp_path: Path) -> None:
+    v = victim(tmp_path)
+    link = planted_link(tmp_path / "dump.json", v)
+    res = netlens("dump", "--json", "--netns", ns, "--output", str(link))
+    assert res.returncode != 0, res.stderr
+    assert "symlink owned by uid 65534" in res.stderr
+    assert v.read_text() == PRECIOUS
+    assert link.is_symlink()
+
+
+def test_dump_through_own_link_replaces_its_target(ns: str, tmp_path: Path) -> None:
+    real = tmp_path / "real.json"
+    real.write_text("old\n")
+    (tmp_path / "latest.json").symlink_to(real)
+    res = netlens("dump", "--json", "--netns", ns, "--output", str(tmp_path / "latest.json"))
+    assert res.returncode == 0, res.stderr
+    assert real.read_text().startswith("{")
+    assert (tmp_path / "latest.json").is_symlink()
