@@ -341,6 +341,10 @@ def build_root(
     os.chdir("/")
 
 
+VOLUME_ATTRS = sysc.MOUNT_ATTR_NODEV | sysc.MOUNT_ATTR_NOSUID
+"""Set on every volume, read-only or not (spawn_helper.c's VOLUME_ATTRS_ is the same)."""
+
+
 def open_volumes(volumes: list[Volume]) -> list[int]:  # pragma: no cover - child only
     """Detached copies of the volumes' host trees, taken while the host's paths are visible."""
     fds: list[int] = []
@@ -427,7 +431,10 @@ def container_fs(root: str, plan: Plan, trees: list[int]) -> int:  # pragma: no 
                 os.makedirs(path, 0o755, exist_ok=True)
             elif create == "file":
                 os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
-            attrs = sysc.MOUNT_ATTR_RDONLY if read_only else 0
+            # nodev: a read-only bind of a device node (/dev/sda) still opens for
+            # writing (a read-only mount stops only writes to files, directories
+            # and links), and a bound directory may hold device nodes. nosuid too.
+            attrs = VOLUME_ATTRS | (sysc.MOUNT_ATTR_RDONLY if read_only else 0)
             flags = sysc.AT_EMPTY_PATH | sysc.AT_RECURSIVE
             sysc.mount_setattr("", attrs, sysc.MS_PRIVATE, fd=fd, flags=flags)
             sysc.move_mount(fd, path)
