@@ -19,7 +19,8 @@ How the pieces map:
   (containerlab files set them with ``exec``);
 - ``exec`` commands run in the node once its links exist, as containerlab does;
 - nodes get NET_ADMIN (containerlab runs them privileged);
-- ``binds`` are mounted read-only (``:rw`` is refused);
+- ``binds`` are mounted read-only and nodev (``:rw`` is refused, and so is a socket
+  or a FIFO: those a read-only bind does not stop);
 - ``image``: a single-layer image in a local Docker or Podman store is the node's
   read-only root; nothing is pulled. Otherwise the node runs on the host's
   read-only root, and the caller is told once.
@@ -31,6 +32,7 @@ file:line, all of them at once, before anything is built.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 from typing import Any
 
@@ -73,6 +75,9 @@ _NODE = frozenset(
 _SHARED = _NODE - {"mgmt-ipv4"}
 """What ``defaults`` and ``kinds`` entries may set (an address is one node's)."""
 _LINK = frozenset({"endpoints", "mtu"})
+_PIPE_KINDS = {stat.S_IFSOCK: "socket", stat.S_IFIFO: "FIFO"}
+"""Host paths a ``binds`` entry may not name: what a read-only mount does not make
+read-only (device nodes are made harmless by mounting every volume nodev)."""
 
 Notify = Callable[[str], None]
 
@@ -294,9 +299,17 @@ class _ClabLoader:
             parts[0] = os.path.normpath(os.path.join(self.base, parts[0]))
         full = ":".join(parts[:2]) + ":ro"
         try:
-            names.check_volume(full)
+            host, _, _ = names.check_volume(full)
         except BadInput as err:
             raise item.err(str(err)) from None
+        # Read-only stops writes to files, not a connect() to a socket or a write
+        # into a FIFO: a bound /var/run/docker.sock is root on the host.
+        kind = _PIPE_KINDS.get(stat.S_IFMT(os.stat(host).st_mode))
+        if kind is not None:
+            raise item.err(
+                f"bind {text!r}: {host} is a {kind}: a read-only bind would still let the "
+                "node talk to whatever listens there (a lab file must not change the host)"
+            )
         return full
 
     def _links(

@@ -8,6 +8,7 @@ loaders must produce the same LabSpec, so ``lab up`` needs nothing clab-specific
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -261,3 +262,29 @@ def test_node_field_in_defaults() -> None:
 def test_scale_refused() -> None:
     with pytest.raises(BadInput, match="no 'count' groups"):
         load_lab("t.clab.yml", text=CLAB, scale=10)
+
+
+@pytest.mark.parametrize("kind", ["socket", "FIFO"])
+def test_a_bind_of_a_socket_or_fifo_is_refused(tmp_path: Path, kind: str) -> None:
+    """A read-only bind does not stop connect() or a FIFO write: a lab file binding
+    /var/run/docker.sock would hand its node the host (the node connected to a
+    root-only socket in a hand test). Refused at load, with file:line."""
+    import socket
+
+    path = tmp_path / "s"
+    if kind == "socket":
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(str(path))
+    else:
+        os.mkfifo(path)
+    try:
+        with pytest.raises(BadInput) as exc:
+            load_lab(
+                "t.clab.yml",
+                text=f"name: x\ntopology:\n  nodes:\n    a: {{binds: ['{path}:/s']}}\n",
+            )
+    finally:
+        if kind == "socket":
+            listener.close()
+    assert str(exc.value).startswith(f"t.clab.yml:4: topology.nodes.a.binds[0]: bind '{path}:/s': ")
+    assert f"is a {kind}" in str(exc.value)
