@@ -370,7 +370,9 @@ def setup_fs(plan: Plan, templated: bool, trees: list[int]) -> int:  # pragma: n
     elif plan.rootfs:
         sysc.mount(None, "/", None, sysc.MS_REC | sysc.MS_PRIVATE, None)
         sysc.mount(plan.rootfs, plan.rootfs, None, sysc.MS_BIND | sysc.MS_REC, None)
-        sysc.mount_setattr_rdonly_private(plan.rootfs)
+        # nodev as the volumes: an image's layer may hold device nodes, which a
+        # read-only mount leaves writable (the container's /dev is mounted later).
+        sysc.mount_setattr(plan.rootfs, sysc.MOUNT_ATTR_RDONLY | VOLUME_ATTRS, sysc.MS_PRIVATE)
         root = plan.rootfs.rstrip("/")
         for sub in ("/proc", "/sys"):
             with contextlib.suppress(OSError):
