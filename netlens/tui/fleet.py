@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Header, Static
@@ -104,7 +105,8 @@ class FleetApp(App[str | None]):
         t = self.query_one(DataTable)
         t.add_columns(*COLUMNS)
         for row in self.doc["servers"]:
-            t.add_row(*server_cells(row), key=row["alias"])
+            # Text, not str: DataTable reads a str cell as Rich markup ('[/]' raised)
+            t.add_row(*(Text(c) for c in server_cells(row)), key=row["alias"])
         totals = self.doc["totals"]
         self.sub_title = (
             f"{totals['servers']} servers, {totals['containers']} containers, "
@@ -120,7 +122,9 @@ class FleetApp(App[str | None]):
         if alias in self.drillable:
             self.exit(alias)
         else:
-            self.notify(f"{terminal(str(alias))}: no dump received", severity="warning")
+            self.notify(
+                f"{terminal(str(alias))}: no dump received", severity="warning", markup=False
+            )
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.action_open()
