@@ -17,6 +17,7 @@ from pathlib import Path
 from netlens.analysis import capture
 from netlens.analysis.capture_targets import Target
 from netlens.kernel.pcapng import PcapngWriter
+from netlens.outfile import open_output
 
 DASHBOARD_SNAPLEN = 262144
 
@@ -69,7 +70,9 @@ class BackgroundCapture:
             self.error = str(err) or type(err).__name__
             return
         try:
-            with self.path.open("wb") as out:
+            # A new file only (O_EXCL, no symlink followed): the name is predictable
+            # and the directory may be /tmp (netlens.outfile).
+            with open_output(str(self.path), exclusive=True) as out:
                 writer = PcapngWriter(
                     out,
                     [(o.linktype, self.snaplen, o.target.label) for o in opened],

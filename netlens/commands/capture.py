@@ -123,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
     from netlens.discovery import discover
     from netlens.kernel.inert import terminal
     from netlens.kernel.pcapng import PcapngWriter, PcapWriter
+    from netlens.outfile import open_output
 
     if args.pcap and args.write is None:
         raise UsageError("--pcap needs -w FILE (or -w -)")
@@ -146,10 +147,9 @@ def run(args: argparse.Namespace) -> int:
         if args.write == "-":
             out_file = sys.stdout.buffer
         elif args.write is not None:
-            try:
-                out_file = open(args.write, "wb")  # noqa: SIM115
-            except OSError as err:
-                raise UsageError(f"cannot write {args.write}: {err.strerror}") from None
+            # Not open(): a symlink or file another user planted there must not
+            # choose what root overwrites or read the packets (netlens.outfile).
+            out_file = open_output(args.write)
         if own is not None and any(o.target.ns.inode == os.stat("/proc/self/ns/net").st_ino
                                    for o in opened):  # fmt: skip
             print(

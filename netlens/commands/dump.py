@@ -211,26 +211,37 @@ def write_atomic(path: str, text: str) -> None:
     A temporary file in the same directory is fsynced and renamed over the
     target. A target that exists but is not a regular file (``/dev/null``, a
     FIFO) is written in place: renaming over a device node would replace it.
+    A symlink is followed only when our own user owns it, and another user's
+    file there is refused (:mod:`netlens.outfile`): root must not let a link
+    planted in /tmp choose which file it replaces.
     """
     import contextlib
     import os
     import stat
     import tempfile
 
+    from netlens.outfile import check_path, open_output
+
+    lst = check_path(path)
+    own_link = lst is not None and stat.S_ISLNK(lst.st_mode)
     try:
-        st = os.stat(path)
+        st = os.stat(path) if own_link else lst
     except FileNotFoundError:
         st = None
     except OSError as err:
         raise NetlensError(f"cannot write {path}: {err.strerror or err}") from None
     try:
         if st is not None and not stat.S_ISREG(st.st_mode):
-            with open(path, "w", encoding="utf-8") as fh:
-                fh.write(text)
+            with open_output(path) as out:
+                out.write(text.encode("utf-8"))
             return
-        target = os.path.realpath(path)  # replace a symlink's target, not the link
+        # Our own link: replace its target, not the link. Anything else: the name
+        # itself (a link planted after the check is then replaced, not followed).
+        target = os.path.realpath(path) if own_link else path
         fd, tmp = tempfile.mkstemp(
-            dir=os.path.dirname(target), prefix=f".{os.path.basename(target)}.", suffix=".tmp"
+            dir=os.path.dirname(target) or ".",
+            prefix=f".{os.path.basename(target)}.",
+            suffix=".tmp",
         )
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:

@@ -37,6 +37,11 @@ log = logging.getLogger(__name__)
 
 DiscoverFn = Callable[[], Snapshot]
 
+MAX_CLIENTS = 64
+"""Connections served at once (Prometheus uses one per scrape target)."""
+CLIENT_TIMEOUT = 30.0
+"""Seconds a connection may stay silent (a scrape's request takes milliseconds)."""
+
 
 class Exporter:
     """The sampling side: owns the monitor, the totals and the rendered bytes."""
@@ -154,6 +159,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     exporter: Exporter
     protocol_version = "HTTP/1.1"
+    timeout = CLIENT_TIMEOUT  # a socket timeout: an idle or dripping client is let go
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
@@ -185,7 +191,14 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class MetricsServer(ThreadingHTTPServer):
-    """The HTTP side, bound at construction (a bad or busy address fails at once)."""
+    """The HTTP side, bound at construction (a bad or busy address fails at once).
+
+    A thread per connection, so connections are bounded: any local user reaches
+    the loopback port, and one holding a thousand idle connections held a thousand
+    threads of this root process, for ever. At most :data:`MAX_CLIENTS` at once
+    (more are closed on accept), each let go after :data:`CLIENT_TIMEOUT` seconds
+    of silence; a client that vanishes mid-answer is a debug line, not a traceback
+    on stderr."""
 
     daemon_threads = True
 
@@ -195,4 +208,25 @@ class MetricsServer(ThreadingHTTPServer):
         if ipv6:
             self.address_family = socket.AF_INET6
         handler = type("Handler", (_Handler,), {"exporter": exporter})
+        self._clients = threading.BoundedSemaphore(MAX_CLIENTS)
         super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._clients.acquire(blocking=False):
+            log.debug("http: %s refused: %d connections open", client_address, MAX_CLIENTS)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:  # no thread started: nobody else releases the slot
+            self._clients.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._clients.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("http: connection from %s failed", client_address, exc_info=True)

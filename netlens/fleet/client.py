@@ -35,6 +35,11 @@ _CHUNK = 1 << 16
 MAX_LINE = 1 << 30
 """A line longer than this is not a dump (1000 namespaces make about 60 MB): a
 server streaming garbage without newlines is cut off instead of filling memory."""
+HEADER_LINE = 1 << 16
+"""The header is about 100 bytes: a server (or a login banner) sending more before its
+first newline is not an agent, and is cut off before the client holds a gigabyte."""
+SAMPLE_LINE = 1 << 26
+"""A rate sample is about 200 kB at 1000 containers."""
 
 
 def _asyncssh() -> Any:
@@ -87,13 +92,15 @@ class LineReader:
         self._buf = bytearray()
         self._eof = False
 
-    async def readline(self) -> str | None:
-        """The next line without its newline, or None at end of stream."""
-        data = await self.readline_bytes()
+    async def readline(self, limit: int | None = None) -> str | None:
+        """The next line without its newline, or None at end of stream; ``limit``
+        (bytes) replaces the reader's own for this line."""
+        data = await self.readline_bytes(limit)
         return None if data is None else data.decode("utf-8", "replace")
 
-    async def readline_bytes(self) -> bytes | None:
+    async def readline_bytes(self, limit: int | None = None) -> bytes | None:
         """The next line as bytes (msgspec reads them without a str copy)."""
+        limit = self._limit if limit is None else limit
         start = 0
         while True:
             nl = self._buf.find(b"\n", start)
@@ -108,8 +115,8 @@ class LineReader:
                     return data
                 return None
             start = len(self._buf)
-            if start > self._limit:
-                raise protocol.ProtocolError(f"a line longer than {self._limit} bytes")
+            if start > limit:
+                raise protocol.ProtocolError(f"a line longer than {limit} bytes")
             chunk = await self._stream.read(_CHUNK)
             if not chunk:
                 self._eof = True
@@ -236,7 +243,7 @@ async def query_host(
         command = f"{spec.command} --interval {shlex.quote(f'{interval:g}')}"
         proc = await asyncio.wait_for(conn.create_process(command, encoding=None), left())
         reader = LineReader(proc.stdout)
-        first = await asyncio.wait_for(reader.readline(), left())
+        first = await asyncio.wait_for(reader.readline(HEADER_LINE), left())
         if first is None:
             res.state, res.reason = "error", await _exit_reason(proc)
             return res
@@ -273,7 +280,7 @@ async def query_host(
         text: str | None = None
         failed: BaseException | None = None
         try:
-            text = await asyncio.wait_for(reader.readline(), left())
+            text = await asyncio.wait_for(reader.readline(SAMPLE_LINE), left())
         except (TimeoutError, OSError, ssh.Error, protocol.ProtocolError) as err:
             failed = err
         phase = "the dump"
@@ -291,7 +298,7 @@ async def query_host(
         on_sample(res)
         stall = max(spec.timeout, 3 * interval)
         phase = "a rate sample"
-        while (text := await asyncio.wait_for(reader.readline(), stall)) is not None:
+        while (text := await asyncio.wait_for(reader.readline(SAMPLE_LINE), stall)) is not None:
             res.sample = protocol.parse_sample(text)
             on_sample(res)
         res.state, res.reason = "unreachable", await _exit_reason(proc)
@@ -307,6 +314,9 @@ async def query_host(
         return res
     except (protocol.ProtocolError, ValueError, NetlensError) as err:
         res.state, res.reason = "error", f"{phase}: {one_line(err)}"
+        return res
+    except RecursionError:  # '[[[[...' from the server: the parsers recurse per level
+        res.state, res.reason = "error", f"{phase}: JSON nested too deeply"
         return res
     finally:
         await _close(conn, proc)

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
+from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
@@ -179,14 +180,15 @@ class FleetApp(App[str | None]):
         t = self.query_one(DataTable)
         for row in self.doc["servers"]:
             key = row["alias"]
-            cells = server_cells(row)
+            cells = tuple(server_cells(row))
             old = self._shown.get(key)
+            # Text, not str: DataTable reads a str cell as Rich markup ('[/]' raised)
             if old is None:
-                t.add_row(*cells, key=key)
+                t.add_row(*(Text(c) for c in cells), key=key)
             else:
                 for name, new, was in zip(COLUMNS, cells, old, strict=True):
                     if new != was:
-                        t.update_cell(key, name, new)
+                        t.update_cell(key, name, Text(new))
             self._shown[key] = cells
         self.query_one("#fleet-notes", Static).update(footer_text(self.doc))
         totals = self.doc["totals"]
@@ -203,10 +205,10 @@ class FleetApp(App[str | None]):
         try:
             snap = self.source.snapshot(alias) if alias in self.drillable else None
         except NetlensError as err:  # a dump whose facts read but whose whole does not
-            self.notify(f"{terminal(alias)}: {terminal(str(err))}", severity="error")
+            self.notify(f"{terminal(alias)}: {terminal(str(err))}", severity="error", markup=False)
             return
         if snap is None:
-            self.notify(f"{terminal(alias)}: no dump received", severity="warning")
+            self.notify(f"{terminal(alias)}: no dump received", severity="warning", markup=False)
             return
         self.chosen = snap
         self.exit(alias)

@@ -342,6 +342,10 @@ def build_root(
     os.chdir("/")
 
 
+VOLUME_ATTRS = sysc.MOUNT_ATTR_NODEV | sysc.MOUNT_ATTR_NOSUID
+"""Set on every volume, read-only or not (spawn_helper.c's VOLUME_ATTRS_ is the same)."""
+
+
 def open_volumes(volumes: list[Volume]) -> list[int]:  # pragma: no cover - child only
     """Detached copies of the volumes' host trees, taken while the host's paths are visible."""
     fds: list[int] = []
@@ -373,7 +377,10 @@ def setup_fs(plan: Plan, templated: bool, trees: list[int]) -> int:  # pragma: n
         else:
             assert plan.rootfs is not None
             sysc.mount(plan.rootfs, plan.rootfs, None, sysc.MS_BIND | sysc.MS_REC, None)
-            sysc.mount_setattr_rdonly_private(plan.rootfs)
+            # nodev as the volumes: an image's layer may hold device nodes, which a
+            # read-only mount leaves writable (the container's /dev is mounted later).
+            attrs = sysc.MOUNT_ATTR_RDONLY | VOLUME_ATTRS
+            sysc.mount_setattr(plan.rootfs, attrs, sysc.MS_PRIVATE)
             root = plan.rootfs.rstrip("/")
             for sub in ("/proc", "/sys"):
                 with contextlib.suppress(OSError):
@@ -434,7 +441,10 @@ def container_fs(root: str, plan: Plan, trees: list[int]) -> int:  # pragma: no 
                 os.makedirs(path, 0o755, exist_ok=True)
             elif create == "file":
                 os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
-            attrs = sysc.MOUNT_ATTR_RDONLY if read_only else 0
+            # nodev: a read-only bind of a device node (/dev/sda) still opens for
+            # writing (a read-only mount stops only writes to files, directories
+            # and links), and a bound directory may hold device nodes. nosuid too.
+            attrs = VOLUME_ATTRS | (sysc.MOUNT_ATTR_RDONLY if read_only else 0)
             flags = sysc.AT_EMPTY_PATH | sysc.AT_RECURSIVE
             sysc.mount_setattr("", attrs, sysc.MS_PRIVATE, fd=fd, flags=flags)
             sysc.move_mount(fd, path)

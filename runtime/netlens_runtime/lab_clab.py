@@ -19,7 +19,8 @@ How the pieces map:
   (containerlab files set them with ``exec``);
 - ``exec`` commands run in the node once its links exist, as containerlab does;
 - nodes get NET_ADMIN (containerlab runs them privileged);
-- ``binds`` are mounted read-only (``:rw`` is refused);
+- ``binds`` are mounted read-only and nodev (``:rw`` is refused, and so is a socket
+  or a FIFO: those a read-only bind does not stop);
 - ``image``: an image in a local Docker or Podman store is the node's read-only
   root (one layer: a read-only bind; several: a read-only overlay of the layers,
   private to the node); nothing is pulled. Otherwise the node runs on the host's
@@ -32,6 +33,8 @@ file:line, all of them at once, before anything is built.
 from __future__ import annotations
 
 import os
+import re
+import stat
 from collections.abc import Callable
 from typing import Any
 
@@ -74,8 +77,48 @@ _NODE = frozenset(
 _SHARED = _NODE - {"mgmt-ipv4"}
 """What ``defaults`` and ``kinds`` entries may set (an address is one node's)."""
 _LINK = frozenset({"endpoints", "mtu"})
+_PIPE_KINDS = {stat.S_IFSOCK: "socket", stat.S_IFIFO: "FIFO"}
+"""Host paths a ``binds`` entry may not name: what a read-only mount does not make
+read-only (device nodes are made harmless by mounting every volume nodev)."""
 
 Notify = Callable[[str], None]
+
+
+def _shows_proc(host: str) -> str | None:
+    """Why binding ``host`` would show the node a procfs, or None.
+
+    A bound procfs is read-only only for its own files: ``/proc/PID/root`` of a
+    process with no more capabilities than the node (another container's, a
+    root service that dropped some) is that process's root, writable (a hand
+    test wrote into another container's /tmp through ``/proc:/hostproc``). So no
+    path on or under a proc mount, none with a proc mount below it (``/``, whose
+    binds are recursive), and none whose text and target part ways (a link
+    through ``/proc/PID/root`` into another mount namespace)."""
+    try:
+        real = os.path.realpath(host)
+    except OSError:  # a /proc/PID/root link this process may not read
+        return f"{host} cannot be followed"
+    if real == "/proc" or real.startswith("/proc/"):
+        return f"{host} is in the host's /proc"
+    try:
+        if not os.path.samestat(os.stat(host), os.stat(real)):
+            return f"{host} leads somewhere else than {real} (through /proc/PID/root)"
+    except OSError:
+        return f"{host} cannot be followed"
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as fh:
+            rows = [line.split() for line in fh]
+    except OSError:
+        return None
+    under = real.rstrip("/") + "/"
+    for row in rows:
+        if "-" not in row:
+            continue
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), row[4])  # \040: space
+        fstype = row[row.index("-") + 1]
+        if fstype == "proc" and (point == real or point.startswith(under)):
+            return f"{host} holds the host's /proc (mounted at {point})"
+    return None
 
 
 def is_clab(path: str, root: Val) -> bool:
@@ -295,9 +338,23 @@ class _ClabLoader:
             parts[0] = os.path.normpath(os.path.join(self.base, parts[0]))
         full = ":".join(parts[:2]) + ":ro"
         try:
-            names.check_volume(full)
+            host, _, _ = names.check_volume(full)
         except BadInput as err:
             raise item.err(str(err)) from None
+        # Read-only stops writes to files, not a connect() to a socket or a write
+        # into a FIFO: a bound /var/run/docker.sock is root on the host.
+        kind = _PIPE_KINDS.get(stat.S_IFMT(os.stat(host).st_mode))
+        if kind is not None:
+            raise item.err(
+                f"bind {text!r}: {host} is a {kind}: a read-only bind would still let the "
+                "node talk to whatever listens there (a lab file must not change the host)"
+            )
+        where = _shows_proc(host)
+        if where is not None:
+            raise item.err(
+                f"bind {text!r}: {where}: its /proc/PID/root links lead past a read-only "
+                "mount into other containers' and the host's files"
+            )
         return full
 
     def _links(

@@ -100,7 +100,7 @@ def mount_layers(layers: list[str], target: str) -> None:  # pragma: no cover - 
             if os.readlink(f"/proc/self/fd/{fd}") != path:
                 raise OSError(f"layer {path} is no longer that directory")
         lower = ":".join(f"/proc/self/fd/{fd}" for fd in fds)
-        flags = sysc.MS_RDONLY | sysc.MS_NODEV
+        flags = sysc.MS_RDONLY | sysc.MS_NODEV | sysc.MS_NOSUID
         try:
             sysc.mount("overlay", target, "overlay", flags, f"lowerdir={lower}")
         except OSError as err:

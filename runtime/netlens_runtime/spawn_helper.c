@@ -84,6 +84,10 @@
 #define OPEN_TREE_CLONE_ 1
 #define MOVE_MOUNT_F_EMPTY_PATH_ 4
 #define MOUNT_ATTR_RDONLY_ 1
+#define MOUNT_ATTR_NOSUID_ 2
+#define MOUNT_ATTR_NODEV_ 4
+/* Every volume: a device node stays writable through a read-only bind (hostview.py). */
+#define VOLUME_ATTRS_ (MOUNT_ATTR_NODEV_ | MOUNT_ATTR_NOSUID_)
 #define NETLINK_CAP_ACK_OPT 10
 #define FS_PRIVILEGED 1
 #define VOL_RDONLY 1
@@ -310,7 +314,7 @@ static int mount_volume(char *target, uint32_t fl, int tree) {
         close(fd);
     }
     struct { uint64_t set, clr, propagation, userns; } attr = {
-        fl & VOL_RDONLY ? MOUNT_ATTR_RDONLY_ : 0, 0, MS_PRIVATE, 0};
+        VOLUME_ATTRS_ | (fl & VOL_RDONLY ? MOUNT_ATTR_RDONLY_ : 0), 0, MS_PRIVATE, 0};
     if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0)
         return errno;
     if (syscall(SYS_move_mount, tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH_) < 0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -417,3 +418,53 @@ def test_volume_failing_in_the_child_rolls_back(env: Env, tmp_path: Path) -> Non
     assert res.returncode != 0 and "volume /nothere" in res.stderr, res.stderr
     assert name not in env.cli("ps").stdout
     assert not (root / "nothere").exists()
+
+
+@pytest.fixture
+def loop_disk(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A 1 MiB loop device (the stand-in for the host's /dev/sda) and its backing file;
+    detached afterwards, pass or fail."""
+    backing = tmp_path / "disk.img"
+    backing.write_bytes(bytes(1 << 20))
+    dev = subprocess.run(
+        ["losetup", "-f", "--show", str(backing)], capture_output=True, text=True, check=False
+    )
+    if dev.returncode != 0:
+        pytest.skip(f"no loop device here: {dev.stderr.strip()}")
+    try:
+        yield dev.stdout.strip(), backing
+    finally:
+        subprocess.run(["losetup", "-d", dev.stdout.strip()], check=False)
+
+
+def test_read_only_bind_of_a_device_does_not_write_it(
+    env: Env, tmp_path: Path, loop_disk: tuple[str, Path], spawn_path: str
+) -> None:
+    """A read-only mount refuses writes to files, directories and links only: a bound
+    block device (or one inside a bound directory) still opened for writing, so a lab
+    file's ``binds: [/dev/sda:/disk]`` wrote the host's disk. Volumes are nodev."""
+    from netlens_runtime import lab_ops, lab_record
+    from netlens_runtime.lab_spec import load_lab
+
+    dev, backing = loop_disk
+    devdir = tmp_path / "devs"
+    devdir.mkdir()
+    st = os.stat(dev)
+    os.mknod(devdir / "disk", 0o600 | stat.S_IFBLK, st.st_rdev)
+    lab = f"nl{RUN_TAG}dv"
+    text = f"""
+name: {lab}
+topology:
+  nodes:
+    n:
+      network-mode: none
+      cmd: sleep 600
+      binds: ["{dev}:/disk", "{devdir}:/devs"]
+"""
+    lab_ops.lab_up(load_lab("dev.clab.yml", text=text))
+    node = lab_record.node_name(lab, "n")
+    for path in ("/disk", "/devs/disk"):
+        res = env.sh(node, f"echo written-through-a-bind > {path}")
+        assert res.returncode != 0, path
+        assert "Permission denied" in res.stderr, res.stderr
+    assert backing.read_bytes() == bytes(1 << 20)

@@ -436,3 +436,40 @@ def test_refused_file_builds_nothing(labstate: Path, tmp_path: Path) -> None:
     assert "Traceback" not in res.stderr
     assert not (labstate / "labs").exists() or not os.listdir(labstate / "labs")
     assert kernel_state(labstate).names == before.names
+
+
+def test_a_device_node_in_an_image_does_not_open(
+    labstate: Path, tmp_path: Path, _image_store: Path
+) -> None:
+    """An image layer may hold device nodes (``docker load`` of a crafted tar makes
+    them as root). The image is the node's read-only root, but read-only does not
+    stop a write to a device: the node wrote the host's disk through ``/disk``.
+    The image root is mounted nodev (its /dev is the runtime's own, mounted after)."""
+    from image_store import docker_store
+
+    from netlens_runtime import lab_ops
+
+    backing = tmp_path / "disk.img"
+    backing.write_bytes(bytes(1 << 20))
+    made = subprocess.run(
+        ["losetup", "-f", "--show", str(backing)], capture_output=True, text=True, check=False
+    )
+    if made.returncode != 0:
+        pytest.skip(f"no loop device here: {made.stderr.strip()}")
+    loop = made.stdout.strip()
+    try:
+        diff = docker_store(_image_store, "lab/dev:1", "lab/dev", busybox=True)
+        os.mknod(diff / "disk", 0o600 | stat.S_IFBLK, os.stat(loop).st_rdev)
+        path = tmp_path / "dev.clab.yml"
+        path.write_text(
+            "name: x\ntopology:\n  nodes:\n    a:\n      image: lab/dev:1\n"
+            "      network-mode: none\n      exec:\n"
+            "        - sh -c '! echo written > /disk'\n"
+            "        - sh -c 'echo x > /dev/null'\n"  # the runtime's own /dev still works
+        )
+        spec = load_lab(str(path), name=f"cl{RUN_TAG}d")
+        lab_ops.lab_up(spec)  # an exec that fails rolls the lab back and raises
+        assert lab_ops.lab_down(spec.name) == []
+    finally:
+        subprocess.run(["losetup", "-d", loop], check=False)
+    assert backing.read_bytes() == bytes(1 << 20)

@@ -187,3 +187,25 @@ async def test_rows_follow_the_source_and_notices_coalesce() -> None:
         assert a.is_running
         await pilot.press("q")
     assert src.listener is None  # the app stopped listening when it ended
+
+
+@run_async
+async def test_markup_in_an_alias_is_shown_not_obeyed() -> None:
+    """Aliases come from a fleet file (often generated from an inventory others edit):
+    the table parsed them as Rich markup, so '[/]' stopped the fleet view with a
+    MarkupError and '[reverse]' restyled the row."""
+    rs = [
+        ServerResult("[/]", state="unreachable", reason="refused"),
+        ServerResult("[reverse]x", state="unreachable", reason="refused"),
+    ]
+    a = FleetApp(ChangingFleet(fleet_document(rs, "0.1.0")))
+    async with a.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        t = a.query_one(DataTable)
+        assert [str(t.get_row_at(i)[0]) for i in range(2)] == ["[/]", "[reverse]x"]
+        await pilot.press("enter")  # no dump: a notification naming the alias
+        await pilot.pause()
+        assert a.is_running
+        await pilot.press("q")
+        await pilot.pause()
+    assert a.return_value is None

@@ -8,6 +8,7 @@ loaders must produce the same LabSpec, so ``lab up`` needs nothing clab-specific
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -261,3 +262,69 @@ def test_node_field_in_defaults() -> None:
 def test_scale_refused() -> None:
     with pytest.raises(BadInput, match="no 'count' groups"):
         load_lab("t.clab.yml", text=CLAB, scale=10)
+
+
+@pytest.mark.parametrize("kind", ["socket", "FIFO"])
+def test_a_bind_of_a_socket_or_fifo_is_refused(tmp_path: Path, kind: str) -> None:
+    """A read-only bind does not stop connect() or a FIFO write: a lab file binding
+    /var/run/docker.sock would hand its node the host (the node connected to a
+    root-only socket in a hand test). Refused at load, with file:line."""
+    import socket
+
+    path = tmp_path / "s"
+    if kind == "socket":
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(str(path))
+    else:
+        os.mkfifo(path)
+    try:
+        with pytest.raises(BadInput) as exc:
+            load_lab(
+                "t.clab.yml",
+                text=f"name: x\ntopology:\n  nodes:\n    a: {{binds: ['{path}:/s']}}\n",
+            )
+    finally:
+        if kind == "socket":
+            listener.close()
+    assert str(exc.value).startswith(f"t.clab.yml:4: topology.nodes.a.binds[0]: bind '{path}:/s': ")
+    assert f"is a {kind}" in str(exc.value)
+
+
+def _bind_error(host: str) -> str:
+    with pytest.raises(BadInput) as exc:
+        load_lab(
+            "t.clab.yml", text=f"name: x\ntopology:\n  nodes:\n    a: {{binds: ['{host}:/h']}}\n"
+        )
+    assert str(exc.value).startswith(f"t.clab.yml:4: topology.nodes.a.binds[0]: bind '{host}:/h': ")
+    return str(exc.value)
+
+
+@pytest.mark.parametrize("host", ["/proc", "/proc/sys", "/"])
+def test_a_bind_showing_the_hosts_proc_is_refused(host: str) -> None:
+    """A read-only bind of the host's procfs (or of / with it below: binds are
+    recursive) still hands over /proc/PID/root of every process with no more
+    capabilities than the node: a hand test wrote into another container's /tmp."""
+    assert "its /proc/PID/root links lead past a read-only mount" in _bind_error(host)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (a mount namespace)")
+def test_a_bind_through_another_mount_namespace_is_refused(tmp_path: Path) -> None:
+    """``/proc/PID/root/x`` (or a link to it) names another mount namespace's x
+    while its text, resolved here, names ours: refused, directly or through a link."""
+    import subprocess
+
+    proc = subprocess.Popen(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c",
+         f"mount -t tmpfs nl-test {tmp_path} && echo ready && exec sleep 600"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        theirs = f"/proc/{proc.pid}/root{tmp_path}"
+        assert "leads somewhere else" in _bind_error(theirs)
+        link = tmp_path / "link"  # in our namespace, tmp_path is still the plain directory
+        link.symlink_to(theirs)
+        assert "leads somewhere else" in _bind_error(str(link))
+    finally:
+        proc.kill()
+        proc.wait()
