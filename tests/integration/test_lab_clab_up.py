@@ -290,6 +290,19 @@ def test_node_runs_on_a_layered_image_read_only(
         )  # fmt: skip
         (row,) = json.loads(out.stdout)
         assert row["view"] == "rootfs" and row["rootfs"] == f"{top}:{mid}:{bottom}"
+        # restarted (lab restart), the node is on the same layers again, not the host's
+        from netlens_runtime import lab_lifecycle
+
+        lab_lifecycle.restart_nodes(spec.name, ["a"], timeout=2.0)
+        (again,) = [int(c["pid"]) for c in api.list_containers()]
+        assert again != pid
+        root = Path(f"/proc/{again}/root")
+        assert (root / "etc" / "layer2").read_text() == "two\n"
+        assert not (root / "etc" / "gone").exists()
+        mounts = Path(f"/proc/{again}/mountinfo").read_text().splitlines()
+        (own,) = [ln for ln in mounts if ln.split()[4] == "/"]
+        assert own.split()[own.split().index("-") + 1] == "overlay"
+        assert _overlay_lines(Path("/proc/self/mountinfo").read_text()) == host_before
     finally:
         assert lab_ops.lab_down(spec.name) == []
     assert _overlay_lines(Path("/proc/self/mountinfo").read_text()) == host_before
