@@ -35,7 +35,7 @@ LAB_LABEL = "netlens.lab"
 NODE_LABEL = "netlens.lab.node"
 """The labels the runtime puts on a lab's nodes (read from its state files by discovery)."""
 
-PICK_HINT = "open it (Enter) and pick the interface in its Interfaces tab"
+PICK_HINT = "pick one in its Interfaces tab (Enter opens it)"
 
 
 @dataclass(frozen=True, slots=True)
