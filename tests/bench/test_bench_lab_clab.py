@@ -139,13 +139,16 @@ def _netlens_round(path: Path, name: str, n: int) -> dict[str, float]:
 
 
 def _mininet_missing() -> str | None:
-    if shutil.which("mn") is None or not os.path.exists(DEBIAN_PYTHON):
+    if shutil.which("mn") is None:
         return "mininet is not installed (apt-get install -y mininet)"
+    if not os.path.exists(DEBIAN_PYTHON):
+        return f"no {DEBIAN_PYTHON}, the Python Debian's mininet package installs into"
     probe = subprocess.run(
         [DEBIAN_PYTHON, "-c", "import mininet.net"], capture_output=True, text=True
     )
     if probe.returncode != 0:
-        return f"{DEBIAN_PYTHON} cannot import mininet: {probe.stderr.strip()[-200:]}"
+        last = (probe.stderr.strip().splitlines() or ["?"])[-1]
+        return f"{DEBIAN_PYTHON} cannot import mininet ({last}): apt-get install -y mininet"
     return None
 
 
@@ -245,4 +248,7 @@ def test_bench_clab_vs_native_vs_mininet(
         )
     if missing is not None:
         print(f"  mininet: skipped: {missing}")
-    print(f"  (python {sys.version.split()[0]}; mininet via {DEBIAN_PYTHON})")
+    from netlens_runtime import helper
+
+    spawner = "native" if helper.status()[0] else f"Python fallback ({helper.status()[1]})"
+    print(f"  (python {sys.version.split()[0]}; spawner {spawner}; mininet via {DEBIAN_PYTHON})")
