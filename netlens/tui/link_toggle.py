@@ -17,6 +17,7 @@ and asks the source for a fresh snapshot so every view shows the new state.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Protocol
 
 from textual.app import App, ComposeResult
@@ -103,6 +104,22 @@ class LinkToggler:
         self.ctx = ctx
         self.control = control
         self.busy: LinkChoice | None = None
+        # target -> (pulled now, ctx.generation when the runtime said so): what this
+        # key did, until a snapshot shows it (the next sample, or at most two later)
+        self._done: dict[str, tuple[bool, int]] = {}
+
+    def _as_done(self, choice: LinkChoice) -> LinkChoice:
+        """``choice`` corrected by what this key just did: a second press right after
+        a pull must plug the cable back, not ask to pull it again, although the
+        snapshot taken before the pull still shows it up."""
+        known = self._done.get(choice.target)
+        if known is None:
+            return choice
+        pulled, generation = known
+        if choice.down != pulled or self.ctx.generation - generation >= 2:
+            del self._done[choice.target]  # the snapshot caught up (or someone moved it)
+            return choice
+        return dataclasses.replace(choice, down=not pulled)
 
     def key_pressed(self, again: list[str]) -> None:
         """The link key: resolve the selection, ask before pulling, then run."""
@@ -120,7 +137,7 @@ class LinkToggler:
             )
             return
         try:
-            choice = choose(idx, selected_key(app, app.screen, idx.snapshot))
+            choice = self._as_done(choose(idx, selected_key(app, app.screen, idx.snapshot)))
         except UsageError as err:
             app.notify(terminal(str(err)), title="Link", severity="warning", markup=False)
             return
@@ -163,6 +180,7 @@ class LinkToggler:
         if msg.error is not None:
             app.notify(terminal(msg.error), title="Link", severity="error", markup=False)
         else:
+            self._done[msg.choice.target] = (msg.choice.down, self.ctx.generation)
             app.notify(terminal(msg.line or ""), title="Link", markup=False)
         rescan = getattr(self.ctx.source, "rescan", None)
         if callable(rescan):

@@ -153,3 +153,22 @@ async def test_a_failure_is_one_notification_and_the_app_lives_on(
         assert app.is_running and app.links.busy is None
         await pilot.press("x")  # and the key works again
         assert isinstance(app.screen, ConfirmLink)
+
+
+@run_async
+async def test_a_second_press_before_the_next_snapshot_plugs_back() -> None:
+    """The fixture's snapshot never shows the pull (no new sample comes): the key
+    must remember what it did rather than ask to pull the same cable again."""
+    rec = Recorder("pulled")
+    app = NetlensApp(FixtureSource(make_snapshot(), live=True), link_control=rec)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        name = await _select(pilot, "netlens")
+        await pilot.press("x", "x")
+        await _wait_calls(pilot, rec, 1)
+        await pilot.press("x")  # no question: plugged back
+        assert not isinstance(app.screen, ConfirmLink)
+        await _wait_calls(pilot, rec, 2)
+        await pilot.press("x")  # and the next press pulls again, asking first
+        assert isinstance(app.screen, ConfirmLink)
+        assert rec.calls == [(f"{name}:eth0", False), (f"{name}:eth0", True)]
