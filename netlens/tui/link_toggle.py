@@ -13,6 +13,8 @@ again); the runtime call runs in a thread worker (it enters namespaces and takes
 the runtime's state lock: never on the event loop) and comes back as
 :class:`LinkToggled`; the app shows the runtime's line or its one-line error,
 and asks the source for a fresh snapshot so every view shows the new state.
+Until that snapshot shows it, the key remembers what it did to the cable: a
+second press right after a pull plugs it back instead of asking to pull it again.
 """
 
 from __future__ import annotations
