@@ -48,9 +48,12 @@ def launch(source: Any, args: argparse.Namespace) -> int:
     """Run the app on ``source`` until the user quits; re-raise a fatal source error."""
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("the dashboard needs a terminal; for scripts use 'netlens dump'")
+    from netlens.commands.link_control import RuntimeLinks
     from netlens.tui.app import NetlensApp
 
-    app = NetlensApp(source, theme=getattr(args, "theme", None))
+    # the link key pulls cables of the runtime's labs: only on the live host
+    links = RuntimeLinks() if getattr(source, "live", False) else None
+    app = NetlensApp(source, theme=getattr(args, "theme", None), link_control=links)
     app.run()
     if app.fatal is not None:
         raise app.fatal

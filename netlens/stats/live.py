@@ -338,6 +338,12 @@ class LiveMonitor:
             self.history.record(frame)
             return new_snap, frame
 
+    def request_rescan(self) -> None:
+        """Rediscover at the next tick. For a change this process made itself (the
+        dashboard's link key pulling a cable): it must show at the next tick even
+        when the kernel sent no event the watcher could read."""
+        self._dirty = True
+
     def counters(self, key: str) -> Counters | None:
         """An interface's absolute counters as of the latest sample (None: not
         sampled). Snapshots are only taken when the structure changes, so their

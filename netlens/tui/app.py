@@ -41,8 +41,9 @@ from netlens.tui.findings_index import FindingsIndex
 from netlens.tui.gcpolicy import GcPolicy
 from netlens.tui.index import ViewIndex
 from netlens.tui.keymap import keymap_path, load_keymap
+from netlens.tui.link_toggle import LinkControl, LinkToggled, LinkToggler
 from netlens.tui.messages import FindingsReady, SourceFailed, SourceOpened, StatsTick
-from netlens.tui.registry import VIEWS, bindings, help_groups
+from netlens.tui.registry import VIEWS, active_keys, bindings, help_groups
 from netlens.tui.screens.detail import DetailScreen
 from netlens.tui.screens.help import HelpScreen
 from netlens.tui.screens.main import MainScreen
@@ -73,6 +74,7 @@ class NetlensApp(App[None]):
         theme: str | None = None,
         keymap_file: Path | None = None,
         theme_dirs: list[Path] | None = None,
+        link_control: LinkControl | None = None,
     ) -> None:
         super().__init__()
         # a dashboard repaints often; tab underline and scroll animations only add work
@@ -92,6 +94,8 @@ class NetlensApp(App[None]):
         self.gc_policy = GcPolicy()
         self._capture: BackgroundCapture | None = None  # the `w` capture, while it runs
         self._capture_timer: Timer | None = None
+        # the link key (x): the CLI passes the runtime's link verbs in; None: no cables
+        self.links = LinkToggler(self, self.ctx, link_control)
         themes = load_themes(theme_dirs)
         for t in themes.themes:
             self.register_theme(t)
@@ -323,6 +327,10 @@ class NetlensApp(App[None]):
         if self.ctx.age_ghosts():
             full = True
         self._refresh_view(full=full)
+        if msg.index is not None:  # a detail under a modal or another detail too
+            for stacked in self.screen_stack:
+                if isinstance(stacked, DetailScreen):
+                    stacked.structure_changed()
         screen = self.screen
         if isinstance(screen, DetailScreen):
             screen.refresh_frame()
@@ -384,6 +392,14 @@ class NetlensApp(App[None]):
         from netlens.tui.screens.trace import start_trace
 
         start_trace(self, self.ctx, self._trace_path)
+
+    def action_link_toggle(self) -> None:
+        """``x``: pull the selected lab cable out (asks first) or plug it back in
+        (netlens.tui.link_toggle); the runtime call runs in a thread worker."""
+        self.links.key_pressed(active_keys(self, "link.toggle", "x"))
+
+    def on_link_toggled(self, msg: LinkToggled) -> None:
+        self.links.done(msg)
 
     def _trace_path(self, nodes: frozenset[str]) -> None:
         main = self.main

@@ -240,7 +240,7 @@ class ViewIndex:
             out.add(att.bridge)
         for link in self.p2p:
             na, nb = link.a.split("/")[0], link.b.split("/")[0]
-            if key in (na, nb):
+            if key in (na, nb, link.a, link.b):  # an end: the cable (its wire is selectable)
                 out.update((na, nb))
         return out
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from rich.markup import escape
 from textual.app import App
@@ -88,6 +88,14 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("units", "b", "units", "Bits/bytes", "app"),
     KeySpec("capture", "w", "capture", "Capture to file", "app", show=False),
     KeySpec("trace", "t", "trace", "Trace from here (p probes)", "app", show=False),
+    KeySpec(
+        "link.toggle",
+        "x",
+        "link_toggle",
+        "Lab cable down/up (asks before down)",
+        "app",
+        show=False,
+    ),
     *_view_keys(),
     KeySpec("clear", "escape", "clear", "Clear filter", "main", show=False),
 )
@@ -152,7 +160,7 @@ def help_groups(detail: Iterable[BindingType]) -> dict[str, list[BindingType]]:
 _SHORT = {"enter": "Enter"}
 
 
-def active_keys(app: App[object], binding_id: str, default: str) -> list[str]:
+def active_keys(app: App[Any], binding_id: str, default: str) -> list[str]:
     """The keys bound to ``binding_id`` now: the user's keymap's, else the default."""
     keymap: Mapping[str, str] = getattr(app, "_keymap", {})  # Textual's, normalised
     return [k.strip() for k in keymap.get(binding_id, default).split(",") if k.strip()]

@@ -378,6 +378,12 @@ class LiveSource:
         elif hasattr(m, "interval"):
             m.interval = seconds
 
+    def rescan(self) -> None:
+        """Take a new snapshot at the next tick (after the link key changed a cable)."""
+        m = self._monitor
+        if m is not None and not self._stuck:
+            m.request_rescan()
+
     def counters(self, key: str) -> Counters | None:
         m = self._monitor
         if m is None or self._stuck:

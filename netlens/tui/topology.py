@@ -57,7 +57,7 @@ def badge_text(slot: str, mark: str) -> str:
 @dataclass(frozen=True, slots=True)
 class Region:
     node: str
-    kind: str  # server, uplink, bridge, vrf, vxlan
+    kind: str  # server, uplink, bridge, vrf, link (a point-to-point wire), vxlan
     y: int
     x: int
 
@@ -317,11 +317,17 @@ def build_layout(
             lb = _fit(f"{idx.iface_label(link.b)} {_cidrs(ib) if ib else ''}", 38)
             y = len(lay.lines)
             lay.regions.append(Region(a_ns, "vrf", y, INDENT))
+            # the wire is the cable itself, so a key can act on it (``x`` pulls it, ``w``
+            # captures it, Enter opens that end); named by its smaller end key, which
+            # stays the same when a new snapshot lists the pair the other way round
+            # (the selection would jump back to the server)
+            wire = min(link.a, link.b)
+            lay.regions.append(Region(wire, "link", y, INDENT + len(la) + 1))
             lay.regions.append(Region(b_ns, "vrf", y, INDENT + len(la) + 12))
             spans = [
                 Span(" " * INDENT, "role:muted"),
                 Span(la, "role:vrf", a_ns),
-                Span(" ──────── ", "wire", None, ("veth_pairs", link.pair, None)),
+                Span(" ──────── ", "wire", wire, ("veth_pairs", link.pair, None)),
                 Span("  ", "role:muted"),
                 Span(lb, "role:vrf", b_ns),
                 Span("  ", "role:muted"),

@@ -23,6 +23,7 @@ from netlens.stats.types import Rate
 from netlens.tui import fmt
 from netlens.tui.bridging import MAC_COLUMNS, mac_rows
 from netlens.tui.context import Context
+from netlens.tui.index import ViewIndex
 from netlens.tui.registry import view_bindings
 from netlens.tui.routing import (
     ROUTE_LEGEND,
@@ -49,6 +50,12 @@ def _table(columns: Sequence[tuple[str, str]], rows: Iterable[Sequence[Any]], ti
 
 
 COUNTER_COLUMNS = ("rx", "tx", "drops", "errors")
+
+
+def _state_text(idx: ViewIndex, itf: Interface) -> str:
+    """The Interfaces tab's State cell: operstate, and what shapes the link if anything."""
+    shaping = shaping_text(idx, itf) if itf.tc else ""
+    return f"{itf.operstate} ≈ {shaping}" if shaping else itf.operstate
 
 
 class DetailScreen(Screen[None]):
@@ -174,6 +181,43 @@ class DetailScreen(Screen[None]):
                 table = tables.first(NlTable)
                 table.update_columns(COUNTER_COLUMNS, cells)
 
+    def selected_interface(self) -> Interface | None:
+        """The interface this screen points at: its own (an interface's detail), else the
+        Interfaces tab's cursor row while that tab is shown (keys such as the link key
+        act on it); None on a VRF's other tabs."""
+        if self.iface is not None:
+            return self.iface
+        if self.ns is None:
+            return None
+        tabs = self.query("#detail-tabs")
+        if not tabs or tabs.first(TabbedContent).active != "tab-ifaces":
+            return None
+        key = self.query_one("#ifaces-table", NlTable).cursor_key()
+        n = int(key) if key is not None and key.isdigit() else -1
+        return self.ns.interfaces[n] if 0 <= n < len(self.ns.interfaces) else None
+
+    def structure_changed(self) -> None:
+        """A new snapshot: follow this node's interfaces into it (their state: a cable
+        pulled by the link key, or by anyone, shows here without reopening). Rows are
+        matched by ifindex; a namespace whose interfaces changed keeps its old rows."""
+        idx = self.ctx.index
+        if idx is None:
+            return
+        if self.iface is not None:
+            self.iface = idx.ifaces.get(self.iface.ref.key, self.iface)
+        if self.ns is None:
+            return
+        new = idx.ns.get(self.ns.id)
+        if new is None or [i.ifindex for i in new.interfaces] != [
+            i.ifindex for i in self.ns.interfaces
+        ]:
+            return
+        self.ns = new
+        tables = self.query("#ifaces-table")
+        if tables:
+            cells = {str(n): (Cell(_state_text(idx, i)),) for n, i in enumerate(new.interfaces)}
+            tables.first(NlTable).update_columns(("state",), cells)
+
     def on_data_table_row_selected(self, event: NlTable.RowSelected) -> None:
         """Enter on a row of the Interfaces tab opens that interface (its counters,
         rates, peer and bridge port); the other tables have nothing to open."""
@@ -209,9 +253,7 @@ class DetailScreen(Screen[None]):
                     [
                         i.name,
                         i.kind,
-                        f"{i.operstate} ≈ {shaping_text(idx, i)}"
-                        if i.tc and shaping_text(idx, i)
-                        else i.operstate,
+                        _state_text(idx, i),
                         Cell(str(i.mtu), i.mtu, right=True),
                         " ".join(a.cidr for a in i.addresses) or "-",
                         i.mac or "-",

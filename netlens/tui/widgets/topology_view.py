@@ -350,10 +350,15 @@ class TopologyView(StyledScrollView, can_focus=True):
         x = event.x + self.scroll_offset.x
         y = event.y + self.scroll_offset.y
         hit = None
-        for r in self._layout.regions:
+        # on one line the rightmost node starting left of the click: a point-to-point
+        # line holds three (its two VRFs and the wire between them) within 32 columns
+        same = [r for r in self._layout.regions if r.y == y and r.x <= x < r.x + 32]
+        if same:
+            hit = max(same, key=lambda r: r.x)
+        for r in self._layout.regions if hit is None else ():
             if r.y <= y <= r.y + 4 and r.x <= x < r.x + 32:
                 hit = r
-                if r.y == y or r.kind == "vrf":
+                if r.kind == "vrf":
                     break
         if hit is not None:
             self._select(hit)
