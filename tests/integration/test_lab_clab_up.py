@@ -428,6 +428,40 @@ def test_failing_exec_rolls_back(labstate: Path, tmp_path: Path) -> None:
     assert not (labstate / "labs" / f"{spec.name}.json").exists()
 
 
+def test_execs_run_in_order_per_node_and_nodes_side_by_side(labstate: Path, tmp_path: Path) -> None:
+    """A node's commands in order (the second needs the first's change); ten nodes'
+    commands side by side; the first failure in the file's order is named, and the
+    lab is rolled back after the commands still running have finished."""
+    from netlens_runtime import lab_ops
+
+    ok = "".join(
+        f"    n{i}: {{network-mode: none, exec: ['ip link set lo mtu {1400 + i}',"
+        f" \"sh -c 'test $(cat /sys/class/net/lo/mtu) = {1400 + i}'\"]}}\n"
+        for i in range(10)
+    )
+    path = tmp_path / "many.clab.yml"
+    path.write_text("name: x\ntopology:\n  nodes:\n" + ok)
+    spec = load_lab(str(path), name=f"cl{RUN_TAG}e")
+    lab_ops.lab_up(spec)
+    try:
+        mtus = sorted(
+            _ip(int(c["pid"]), "link", "show", "lo")[0]["mtu"] for c in api.list_containers()
+        )
+        assert mtus == [1400 + i for i in range(10)]
+    finally:
+        assert lab_ops.lab_down(spec.name) == []
+    bad = ok.replace(
+        "exec: ['ip link set lo mtu 1403'", "exec: ['false', 'ip link set lo mtu 1403'"
+    )
+    bad = bad.replace("exec: ['ip link set lo mtu 1407'", "exec: ['sh -c \"exit 3\"'")
+    path.write_text("name: x\ntopology:\n  nodes:\n" + bad)
+    spec = load_lab(str(path), name=f"cl{RUN_TAG}e")
+    with pytest.raises(RuntimeFailure, match="^node 'n3': exec 'false' exited with 1$"):
+        lab_ops.lab_up(spec)
+    assert api.list_containers() == []
+    assert not (labstate / "labs" / f"{spec.name}.json").exists()
+
+
 def test_refused_file_builds_nothing(labstate: Path, tmp_path: Path) -> None:
     path = tmp_path / "u.clab.yml"
     path.write_text(
