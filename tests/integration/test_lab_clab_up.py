@@ -456,7 +456,7 @@ def test_execs_run_in_order_per_node_and_nodes_side_by_side(labstate: Path, tmp_
     bad = bad.replace("exec: ['ip link set lo mtu 1407'", "exec: ['sh -c \"exit 3\"'")
     path.write_text("name: x\ntopology:\n  nodes:\n" + bad)
     spec = load_lab(str(path), name=f"cl{RUN_TAG}e")
-    with pytest.raises(RuntimeFailure, match="^node 'n3': exec 'false' exited with 1$"):
+    with pytest.raises(RuntimeFailure, match=r"^node 'n3': exec 'false' exited with 1$"):
         lab_ops.lab_up(spec)
     assert api.list_containers() == []
     assert not (labstate / "labs" / f"{spec.name}.json").exists()
