@@ -188,15 +188,28 @@ def run_probe(
         # Arming is not interruptible: a signal that came in the middle would leave
         # a table or a monitor the cleanup does not know about. It is acted on after.
         with _Deferred():
+            # The monitors first: each takes tens of milliseconds to join the trace
+            # group, time the tables' installation then runs in. A monitor traces
+            # nothing before its namespace's table marks packets.
+            failed: dict[int, OSError] = {}
+            for ns in path:
+                try:
+                    monitors[ns.inode] = q.run(ns.inode, ns_paths(ns), nfttrace.start_monitor_here)
+                except OSError as err:
+                    failed[ns.inode] = err
             for ns in path:
                 armed.append(ns)  # before: removing a table that never came is harmless
                 try:
+                    if ns.inode in failed:
+                        raise failed[ns.inode]
                     swept = q.run(ns.inode, ns_paths(ns), lambda: nfttrace.install_here(addrs))
                     if swept:
                         out.notes.append(f"removed stale trace table(s) in {ns.name}: "
                                          f"{', '.join(swept)}")  # fmt: skip
-                    monitors[ns.inode] = q.run(ns.inode, ns_paths(ns), nfttrace.start_monitor_here)
                 except OSError as err:
+                    mon = monitors.pop(ns.inode, None)
+                    if mon is not None:  # no table: its monitor would see nothing
+                        nfttrace.stop_monitor(mon)
                     out.notes.append(f"no nft trace in {ns.name}: {err.strerror or err}")
             six = ":" in dst.address
             if not drops.start((0x86DD,) if six else (0x0800,), ip_length(proto, six)):
@@ -257,7 +270,7 @@ def run_probe(
             out.answer = probe.answer(LAST_WAIT_S, watch)
         if out.answer is None and watch.reason is not None:
             out.notes.append(f"stopped waiting after {out.sent} sent: {watch.reason}")
-        nfttrace.settle(list(monitors.values()), QUIET_S, SETTLE_CAP_S)
+        watch.settle(QUIET_S, SETTLE_CAP_S)
         after = _read_counters(q, world, watched)
         for ns_id, ifindex, label in watched:
             b, a = before.get((ns_id, ifindex)), after.get((ns_id, ifindex))
@@ -300,14 +313,23 @@ def _disarm(
     if probe is not None:
         probe.close()
     texts = {inode: nfttrace.stop_monitor(mon) for inode, mon in monitors.items()}
-    left: list[str] = []
-    for ns in armed:
+    removed: dict[int, bool] = {}
+
+    def remove(ns: Netns) -> None:
         try:
-            if not q.run(ns.inode, ns_paths(ns), nfttrace.remove_here):
-                left.append(ns.name)
-        except OSError:
-            left.append(ns.name)
+            removed[ns.inode] = q.run(ns.inode, ns_paths(ns), nfttrace.remove_here)
+        except Exception:  # an nft that hangs past its timeout too: reported, not raised
+            removed[ns.inode] = False
+
+    # Each removal mostly waits (an nft process per table, the kernel tearing the
+    # tracefs instance's buffers down) and none depends on another: all at once.
+    workers = [threading.Thread(target=remove, args=(ns,), name="netlens-disarm") for ns in armed]
+    for w in workers:
+        w.start()
     drops.close()
+    for w in workers:
+        w.join()
+    left = [ns.name for ns in armed if not removed.get(ns.inode, False)]
     if left:
         out.notes.append(f"could not remove the trace table from {', '.join(left)}")
     if not drops.clean():

@@ -16,11 +16,18 @@ probe's socket (:meth:`netlens.kernel.probesock.ProbeSocket.answer`):
 
 The output read here stays in each monitor's buffer, so the verdict is still
 judged from the whole of it afterwards, exactly as without the watch.
+
+After the wait, :meth:`FateWatch.settle` reads the monitors until they are quiet
+(nft prints an event some time after the kernel sent it; one still unread when
+nft is stopped is lost), except that it stops as soon as every monitor has shown
+one of the probe's requests: then each namespace's part of the verdict (was the
+probe seen there) is in, and the quiet period would only wait for replies.
 """
 
 from __future__ import annotations
 
 import os
+import select
 import time
 from collections.abc import Mapping
 
@@ -48,6 +55,7 @@ class FateWatch:
         self._open = set(self._mon)
         self._parsed = dict.fromkeys(self._mon, 0)
         self._request: dict[int, dict[str, bool]] = {fd: {} for fd in self._mon}
+        self._seen: set[int] = set()  # monitors that showed one of the requests
         self._drops = drops
         self._pairs = pairs
         self._dst = dst
@@ -83,6 +91,8 @@ class FateWatch:
         for ev in nfttrace.parse(text):
             if ev.text.startswith("packet:"):
                 request[ev.trace] = is_request(ev.text, self._pairs, self._dst)
+                if request[ev.trace]:
+                    self._seen.add(fd)
             if (
                 self.reason is None
                 and request.get(ev.trace, False)
@@ -90,6 +100,21 @@ class FateWatch:
                 and ev.verdict == "drop"
             ):
                 self.reason = f"an nftables rule dropped it ({ev.where})"
+
+    def settle(self, quiet_s: float, cap_s: float) -> None:
+        """Read the monitors until none printed for ``quiet_s``, at most ``cap_s``,
+        or until every monitor has shown a request (see the module doc)."""
+        now = time.monotonic()
+        deadline, last = now + cap_s, now
+        while self._open and now < deadline and now - last < quiet_s:
+            if self._seen >= self._mon.keys():
+                quiet_s = 0.0  # all in: take what is ready now, wait for nothing more
+            ready, _w, _x = select.select(self.fds(), [], [], min(quiet_s, deadline - now))
+            for fd in ready:
+                self.feed(fd)
+            if ready:
+                last = time.monotonic()
+            now = time.monotonic()
 
     def decided(self) -> bool:
         if self.reason is not None:

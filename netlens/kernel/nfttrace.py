@@ -22,12 +22,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import select
 import shutil
 import struct
 import subprocess
-import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from netlens.kernel import consts
@@ -192,25 +189,6 @@ def start_monitor_here() -> Monitor:
         stderr=subprocess.DEVNULL,
     )
     return Monitor(proc)
-
-
-def settle(monitors: Sequence[Monitor], quiet_s: float, cap_s: float) -> None:
-    """Read what the monitors print until none has printed for ``quiet_s`` (at
-    most ``cap_s``): nft prints an event some time after the kernel sent it, and
-    one still unread when nft is stopped is lost; a busy host only waits longer."""
-    fds = {m.proc.stdout.fileno(): m for m in monitors if m.proc.stdout is not None}
-    now = time.monotonic()
-    deadline, last = now + cap_s, now
-    while fds and now < deadline and now - last < quiet_s:
-        ready, _w, _x = select.select(list(fds), [], [], min(quiet_s, deadline - now))
-        for fd in ready:
-            chunk = os.read(fd, 65536)
-            if chunk:
-                fds[fd].out += chunk
-                last = time.monotonic()
-            else:
-                del fds[fd]
-        now = time.monotonic()
 
 
 NFNLGRP_NFTRACE = 9

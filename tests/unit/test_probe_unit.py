@@ -218,3 +218,30 @@ def test_fate_watch_decides_on_the_kernels_drop_of_the_probes_skb_by_reason(
         finally:
             os.close(w)
             mon.proc.stdout.close()
+
+
+@pytest.mark.timeout(60)
+def test_settle_stops_once_every_monitor_showed_a_request(tmp_path: Path) -> None:
+    """With a quiet period and a cap far longer than the test's timeout, settle
+    returns only because both monitors have shown the request (what each one
+    printed is kept for the judge); while one has shown only a reply, it goes on
+    reading until the monitors are quiet."""
+    request = MONITOR.splitlines(keepends=True)[3]  # ip saddr 10.66.1.2 ip daddr 10.66.2.2
+    reply = 'trace id ee inet ntp in packet: iif "rb" ip saddr 10.66.2.2 ip daddr 10.66.1.2\n'
+    pipes = [os.pipe(), os.pipe()]
+    mons = {i: Monitor(cast(Any, _Proc(os.fdopen(r, "rb")))) for i, (r, _w) in enumerate(pipes)}
+    dw = DropWatch()
+    watch = FateWatch(mons, dw, {("10.66.1.2", "10.66.2.2")}, "10.66.2.2")
+    try:
+        os.write(pipes[0][1], request.encode())
+        os.write(pipes[1][1], reply.encode())
+        watch.settle(quiet_s=0.05, cap_s=3600)  # one shows only a reply: until quiet
+        assert bytes(mons[1].out).decode() == reply
+        os.write(pipes[1][1], request.encode())
+        watch.settle(quiet_s=3600, cap_s=3600)
+        assert bytes(mons[1].out).decode() == reply + request
+        assert bytes(mons[0].out).decode() == request
+    finally:
+        for i, (_r, w) in enumerate(pipes):
+            os.close(w)
+            mons[i].proc.stdout.close()
