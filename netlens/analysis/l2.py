@@ -92,6 +92,8 @@ def _port_from_owner(
             for itf in other.interfaces:
                 if itf.kind != "veth" or not ((mac and itf.mac == mac) or _owns(itf, nexthop)):
                     continue
+                if itf.peer is not None and itf.peer.netns != ns.id:
+                    continue  # its cable is known to end elsewhere: nothing to read
                 far = world.far_end(other, itf)
                 if far is not None and far[0].id == ns.id and far[1].master == bridge.ifindex:
                     return far[1]
