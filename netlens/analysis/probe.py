@@ -321,14 +321,16 @@ def _disarm(
         except Exception:  # an nft that hangs past its timeout too: reported, not raised
             removed[ns.inode] = False
 
-    # Each removal mostly waits (an nft process per table, the kernel tearing the
-    # tracefs instance's buffers down) and none depends on another: all at once.
+    # Each table's removal mostly waits for its nft process, and none depends on
+    # another: all at once. The tracefs instance only after them: a child forked
+    # meanwhile holds this process's open files until it execs, and one of them in
+    # tracefs would make the unmount fail.
     workers = [threading.Thread(target=remove, args=(ns,), name="netlens-disarm") for ns in armed]
     for w in workers:
         w.start()
-    drops.close()
     for w in workers:
         w.join()
+    drops.close()
     left = [ns.name for ns in armed if not removed.get(ns.inode, False)]
     if left:
         out.notes.append(f"could not remove the trace table from {', '.join(left)}")

@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import os
 import re
 import tempfile
+import time
 from dataclasses import dataclass
 
 _CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
@@ -75,8 +77,33 @@ def _mount_tracefs(point: str) -> bool:
     return bool(_libc.mount(b"nodev", point.encode(), b"tracefs", 0, None) == 0)
 
 
+BUSY_TRIES = 5
+
+
 def _umount(point: str) -> bool:
-    return bool(_libc.umount2(point.encode(), 0) == 0)
+    """Unmount ``point``; a busy mount is tried again for a little while (a child
+    process of another thread may hold one of our files there until it execs)."""
+    for attempt in range(BUSY_TRIES):
+        if _libc.umount2(point.encode(), 0) == 0:
+            return True
+        if ctypes.get_errno() != errno.EBUSY:
+            return False
+        time.sleep(0.01 * (attempt + 1))
+    return False
+
+
+def _rmdir_instance(path: str) -> bool:
+    """Remove a tracefs instance (its settings go with it); busy, as for
+    :func:`_umount`, it is tried again for a little while."""
+    for attempt in range(BUSY_TRIES):
+        try:
+            os.rmdir(path)
+            return True
+        except OSError as err:
+            if err.errno != errno.EBUSY:
+                return False
+        time.sleep(0.01 * (attempt + 1))
+    return False
 
 
 def _write(path: str, text: str) -> None:
@@ -220,11 +247,8 @@ class DropWatch:
             for event in (_EVENT, *_RX_EVENTS):
                 with contextlib.suppress(OSError):
                     _write(os.path.join(self.instance, event, "enable"), "0")
-            try:
-                os.rmdir(self.instance)
+            if _rmdir_instance(self.instance):
                 self.instance = None
-            except OSError:
-                pass
         if self.mounted is not None:
             _umount(self.mounted)
             try:
