@@ -95,25 +95,21 @@ def version_report() -> str:
     return "\n".join(lines)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the argparse tree: inspector commands plus the runtime's verbs."""
-    from netlens.commands import (
-        agent,
-        capture,
-        completion,
-        dashboard,
-        demo,
-        doctor,
-        dump,
-        exporter,
-        fleet,
-        stats,
-        trace,
-        view,
-    )
-    from netlens_runtime import cli as runtime_cli
+INSPECTOR_VERBS = (
+    "dump", "stats", "view", "trace", "capture", "doctor", "exporter", "fleet", "agent",
+    "demo", "completion",
+)  # fmt: skip
+"""The verbs of netlens.commands, each a module of that name with ``add_parser``."""
 
-    parser = OneLineParser(
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Build the argparse tree: inspector commands plus the runtime's verbs; with
+    ``only`` (one of :data:`INSPECTOR_VERBS`), the top level and that verb alone."""
+    import importlib
+
+    from netlens.commands import dashboard
+
+    parser = (OneLineParser if only is None else _OneVerbParser)(
         prog="netlens",
         description="See and measure what containers did to this host's network.",
     )
@@ -127,26 +123,51 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dashboard.add_arguments(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    dump.add_parser(sub)
-    stats.add_parser(sub)
-    view.add_parser(sub)
-    trace.add_parser(sub)
-    capture.add_parser(sub)
-    doctor.add_parser(sub)
-    exporter.add_parser(sub)
-    fleet.add_parser(sub)
-    agent.add_parser(sub)
-    demo.add_parser(sub)
-    runtime_cli.add_commands(sub)
-    completion.add_parser(sub)
+    if only is not None:
+        importlib.import_module(f"netlens.commands.{only}").add_parser(sub)
+    else:
+        from netlens_runtime import cli as runtime_cli
+
+        for verb in INSPECTOR_VERBS[:-1]:
+            importlib.import_module(f"netlens.commands.{verb}").add_parser(sub)
+        runtime_cli.add_commands(sub)
+        importlib.import_module("netlens.commands.completion").add_parser(sub)
     parser.set_defaults(func=dashboard.run)
     return parser
 
 
+class _NotThisWay(Exception):
+    """The one-verb parser met something it cannot judge alone: ask the whole tree."""
+
+
+class _OneVerbParser(OneLineParser):
+    """A parser of one verb (sub-parsers inherit the class): instead of reporting an
+    error it steps aside, so every error is the whole tree's, word for word."""
+
+    def exit(self, status: int = 0, message: str | None = None) -> typing.NoReturn:
+        if status:
+            raise _NotThisWay
+        super().exit(status, message)
+
+
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line parsed. A command names its verb first, so only that verb's
+    parser is built: building all of them (and importing the runtime's) cost a
+    ``netlens trace`` 15-20 ms of CPU it does not need. Anything else, and any error,
+    goes to the whole tree, so the answer is the same either way."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    verb = next((w for w in words if not w.startswith("-")), None)
+    if verb in INSPECTOR_VERBS:
+        try:
+            return build_parser(only=verb).parse_args(words)
+        except _NotThisWay:
+            pass
+    return build_parser().parse_args(words)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments, run one command, map errors to one line and an exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(argv)
     if os.environ.get("NETLENS_NO_LOG") != "1":
         from netlens.logsetup import setup_logging
 
@@ -167,9 +188,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         return 0
-    if argv is None and not rc and args.command == "dump":
-        _exit_now()
+    if argv is None and (rc or 0) in _EXIT_NOW.get(args.command, ()):
+        _exit_now(int(rc or 0))
     return int(rc or 0)
+
+
+_EXIT_NOW: dict[str | None, tuple[int, ...]] = {"dump": (0,), "trace": (0, 1), "doctor": (0, 1)}
+"""Commands that end without tearing the interpreter down, and the exit codes for
+which they do (a trace's and a doctor's 1 is an answer, not a failure)."""
 
 
 def _error_line(text: str) -> None:
@@ -180,14 +206,15 @@ def _error_line(text: str) -> None:
     print(f"netlens: {terminal(text)}", file=sys.stderr)
 
 
-def _exit_now() -> None:
-    """End a finished ``netlens dump`` without tearing the interpreter down.
+def _exit_now(rc: int = 0) -> None:
+    """End a finished command (:data:`_EXIT_NOW`) without tearing the interpreter down.
 
     A dump of 1000 namespaces leaves a few hundred thousand objects; freeing them
-    one by one at exit cost 30-35 ms of a 0.5 s budget, for nothing. Only when
-    :func:`main` is the process's entry point (``argv`` None: the console script,
-    ``python -m netlens``), never when called from Python. Output and log files
-    are flushed first; if flushing fails, the normal exit reports it.
+    one by one at exit cost 30-35 ms of a 0.5 s budget, for nothing (a trace's
+    teardown, 10 ms of its 0.3 s). Only when :func:`main` is the process's entry
+    point (``argv`` None: the console script, ``python -m netlens``), never when
+    called from Python. Output and log files are flushed first; if flushing
+    fails, the normal exit reports it.
     """
     try:
         sys.stdout.flush()
@@ -197,8 +224,4 @@ def _exit_now() -> None:
             logging.shutdown()
     except Exception:
         return
-    os._exit(0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    os._exit(rc)

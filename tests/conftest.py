@@ -82,6 +82,19 @@ def is_root() -> bool:
     return os.geteuid() == 0
 
 
+def compile_tree() -> None:
+    """Compile the tree's modules, as an installed package has them. With
+    PYTHONDONTWRITEBYTECODE set (it is on the CI machine) nothing else writes the
+    .pyc files, and every timed ``python -m netlens`` would compile what it imports
+    (a static trace: about 0.2 s of CPU becomes 0.7 s)."""
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", "netlens", "runtime/netlens_runtime"],
+        capture_output=True,
+        cwd=REPO,
+        check=False,
+    )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Skip root-only tests for non-root users; bench tests only with -m bench."""
     markexpr = config.getoption("-m") or ""

@@ -12,7 +12,7 @@ from collections import defaultdict
 
 from netlens.analysis.findings import if_ref, ip_cmd, ns_exec, ns_ref, shell
 from netlens.analysis.netfacts import ForwardFilter
-from netlens.analysis.topo import Segments, lookup
+from netlens.analysis.topo import lookup, segments
 from netlens.model.findings import Finding, Severity
 from netlens.model.types import Interface, Netns, Snapshot
 
@@ -164,7 +164,7 @@ def _vxlan_mtu(
 def duplicates(snapshot: Snapshot) -> list[Finding]:
     """Two interfaces on one L2 segment with the same IP (ARP answers flap, half the
     traffic goes astray) or the same MAC (the bridge's FDB flaps between ports)."""
-    seg = Segments(snapshot)
+    seg = segments(snapshot)
     ips: dict[tuple[str, str], list[tuple[Netns, Interface]]] = defaultdict(list)
     macs: dict[tuple[str, str], list[tuple[Netns, Interface]]] = defaultdict(list)
     for ns in snapshot.namespaces:

@@ -13,7 +13,6 @@ from collections import defaultdict
 from netlens.analysis.findings import if_ref, ip_cmd, ns_exec, ns_ref
 from netlens.analysis.topo import (
     IPNetwork,
-    Segments,
     address,
     connected,
     lookup,
@@ -22,6 +21,7 @@ from netlens.analysis.topo import (
     route_devices,
     route_gateways,
     route_net,
+    segments,
     within,
 )
 from netlens.model.findings import Finding, ObjectRef, Severity
@@ -81,7 +81,7 @@ def ip_forward_off(snapshot: Snapshot) -> list[Finding]:
     """A namespace other namespaces route through (their gateway is its address,
     for a destination beyond it) while it does not forward: the packets reach it
     and die there."""
-    seg = Segments(snapshot)
+    seg = segments(snapshot)
     owners: dict[tuple[str, str], tuple[Netns, Interface]] = {}
     for ns in snapshot.namespaces:
         for itf in ns.interfaces:
@@ -354,7 +354,7 @@ def rp_filter_asymmetric(
     this interface, and the route back to that sender's address leaves elsewhere.
     ``live`` holds per-interface values; without them only ``all`` is known (the
     kernel uses max(all, interface))."""
-    seg = Segments(snapshot)
+    seg = segments(snapshot)
     by_addr: dict[tuple[str, str], tuple[Netns, Interface]] = {}
     for ns in snapshot.namespaces:
         for itf in _v4_links(ns):
@@ -436,7 +436,7 @@ def overlapping_subnets(snapshot: Snapshot) -> list[Finding]:
     """Two links of one VRF (two bridges, typically) on overlapping subnets but
     different L2 segments: the route to the smaller one wins and hosts in the
     overlap on the other link become unreachable from here."""
-    seg = Segments(snapshot)
+    seg = segments(snapshot)
     out: list[Finding] = []
     for ns in snapshot.namespaces:
         nets: list[tuple[Interface, IPNetwork]] = []

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from netlens.analysis import checks_host, checks_l2, checks_l3
 from netlens.analysis.findings import Report
 from netlens.analysis.netfacts import NetFacts, NsTarget, read_facts
+from netlens.analysis.topo import shared_segments
 from netlens.model.findings import Finding, Severity, Skipped
 from netlens.model.types import Netns, Snapshot
 
@@ -99,10 +100,11 @@ def _own_inode() -> int | None:
 def diagnose(snapshot: Snapshot, facts: NetFacts | None, source: str = "live") -> Report:
     """Every check over ``snapshot``; ``facts`` None means a saved dump."""
     found: list[Finding] = []
-    for check in STATIC:
-        found += check(snapshot)
+    with shared_segments(snapshot):
+        for check in STATIC:
+            found += check(snapshot)
+        found += checks_l3.rp_filter_asymmetric(snapshot, facts.rp_filter if facts else None)
     skipped: list[Skipped] = []
-    found += checks_l3.rp_filter_asymmetric(snapshot, facts.rp_filter if facts else None)
     if facts is None:
         skipped += [Skipped(c, why) for c, why in LIVE_ONLY.items()]
         skipped.append(

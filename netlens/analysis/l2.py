@@ -56,6 +56,9 @@ def _port_of(
     Only namespaces already read are looked at, then (once) the owner of ``nexthop``."""
     if (mac and bridge.mac == mac) or _owns(bridge, nexthop):
         return bridge, "local"
+    port = _port_from_owner(world, ns, bridge, mac, nexthop)
+    if port is not None:
+        return port, "flooded"
     ns = world.full(ns)  # every port of the bridge (a thin namespace has a few)
     for attempt in range(2):
         for port in ns.interfaces:
@@ -71,6 +74,32 @@ def _port_of(
             break
         ns = fresh
     return None, "flooded"
+
+
+def _port_from_owner(
+    world: World, ns: Netns, bridge: Interface, mac: str | None, nexthop: str
+) -> Interface | None:
+    """The port of ``bridge`` whose far end has ``mac`` or owns ``nexthop``, found
+    from the other side: the owner's veth, whose peer the kernel names. On a bridge
+    with a thousand ports that is one question instead of reading every port and
+    every far end. Owners among the namespaces read so far, then (once) the ones
+    the host's address index names; None when no owner's cable ends on ``bridge``
+    (the caller then looks at every port)."""
+    for attempt in range(2):
+        for other in world.snap.namespaces:
+            if other.id == ns.id:
+                continue
+            for itf in other.interfaces:
+                if itf.kind != "veth" or not ((mac and itf.mac == mac) or _owns(itf, nexthop)):
+                    continue
+                if itf.peer is not None and itf.peer.netns != ns.id:
+                    continue  # its cable is known to end elsewhere: nothing to read
+                far = world.far_end(other, itf)
+                if far is not None and far[0].id == ns.id and far[1].master == bridge.ifindex:
+                    return far[1]
+        if attempt or not world.load_owner(nexthop):
+            break
+    return None
 
 
 def cross_bridge(

@@ -30,6 +30,7 @@ from typing import Any
 
 from netlens.analysis.endpoints import Endpoint
 from netlens.analysis.l2 import ns_paths
+from netlens.analysis.probe_watch import FateWatch, is_request
 from netlens.analysis.scope import World
 from netlens.analysis.tracetypes import DELIVERED, DROPPED, LEAVES, UNKNOWN, TraceResult
 from netlens.errors import UsageError
@@ -187,16 +188,28 @@ def run_probe(
         # Arming is not interruptible: a signal that came in the middle would leave
         # a table or a monitor the cleanup does not know about. It is acted on after.
         with _Deferred():
+            # The monitors first: each takes tens of milliseconds to join the trace
+            # group, time the tables' installation then runs in. A monitor traces
+            # nothing before its namespace's table marks packets.
+            failed: dict[int, OSError] = {}
+            for ns in path:
+                try:
+                    monitors[ns.inode] = q.run(ns.inode, ns_paths(ns), nfttrace.start_monitor_here)
+                except OSError as err:
+                    failed[ns.inode] = err
             for ns in path:
                 armed.append(ns)  # before: removing a table that never came is harmless
                 try:
-                    swept = q.run(ns.inode, ns_paths(ns), nfttrace.sweep_stale_here)
+                    if ns.inode in failed:
+                        raise failed[ns.inode]
+                    swept = q.run(ns.inode, ns_paths(ns), lambda: nfttrace.install_here(addrs))
                     if swept:
                         out.notes.append(f"removed stale trace table(s) in {ns.name}: "
                                          f"{', '.join(swept)}")  # fmt: skip
-                    q.run(ns.inode, ns_paths(ns), lambda: nfttrace.install_here(addrs))
-                    monitors[ns.inode] = q.run(ns.inode, ns_paths(ns), nfttrace.start_monitor_here)
                 except OSError as err:
+                    mon = monitors.pop(ns.inode, None)
+                    if mon is not None:  # no table: its monitor would see nothing
+                        nfttrace.stop_monitor(mon)
                     out.notes.append(f"no nft trace in {ns.name}: {err.strerror or err}")
             six = ":" in dst.address
             if not drops.start((0x86DD,) if six else (0x0800,), ip_length(proto, six)):
@@ -235,6 +248,8 @@ def run_probe(
             ),
         )
         sends = 1 if proto == "tcp" else count
+        # A probe the kernel already reported dropped is not waited for to the end.
+        watch = FateWatch(monitors, drops, _pairs(res, src, dst), dst.address or "")
         for seq in range(1, sends + 1):
             try:
                 probe.send(seq)
@@ -245,13 +260,17 @@ def run_probe(
                 out.refused_at_source = err.strerror or str(err)
                 break
             out.sent += 1
-            got = probe.answer(WAIT_S / sends)
+            got = probe.answer(WAIT_S / sends, watch)
             if got is not None:
                 out.answer = got
                 break
-        if out.answer is None and proto != "tcp":
-            out.answer = probe.answer(LAST_WAIT_S)
-        nfttrace.settle(list(monitors.values()), QUIET_S, SETTLE_CAP_S)
+            if watch.decided():
+                break
+        if out.answer is None and proto != "tcp" and not watch.decided():
+            out.answer = probe.answer(LAST_WAIT_S, watch)
+        if out.answer is None and watch.reason is not None:
+            out.notes.append(f"stopped waiting after {out.sent} sent: {watch.reason}")
+        watch.settle(QUIET_S, SETTLE_CAP_S)
         after = _read_counters(q, world, watched)
         for ns_id, ifindex, label in watched:
             b, a = before.get((ns_id, ifindex)), after.get((ns_id, ifindex))
@@ -294,14 +313,25 @@ def _disarm(
     if probe is not None:
         probe.close()
     texts = {inode: nfttrace.stop_monitor(mon) for inode, mon in monitors.items()}
-    left: list[str] = []
-    for ns in armed:
+    removed: dict[int, bool] = {}
+
+    def remove(ns: Netns) -> None:
         try:
-            if not q.run(ns.inode, ns_paths(ns), nfttrace.remove_here):
-                left.append(ns.name)
-        except OSError:
-            left.append(ns.name)
+            removed[ns.inode] = q.run(ns.inode, ns_paths(ns), nfttrace.remove_here)
+        except Exception:  # an nft that hangs past its timeout too: reported, not raised
+            removed[ns.inode] = False
+
+    # Each table's removal mostly waits for its nft process, and none depends on
+    # another: all at once. The tracefs instance only after them: a child forked
+    # meanwhile holds this process's open files until it execs, and one of them in
+    # tracefs would make the unmount fail.
+    workers = [threading.Thread(target=remove, args=(ns,), name="netlens-disarm") for ns in armed]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
     drops.close()
+    left = [ns.name for ns in armed if not removed.get(ns.inode, False)]
     if left:
         out.notes.append(f"could not remove the trace table from {', '.join(left)}")
     if not drops.clean():
@@ -345,21 +375,18 @@ def _judge(
     dst: Endpoint,
 ) -> None:
     """Where the probe died, from the kernels' own reports; then compare."""
-    # The probe's packets as each hop sees them (NAT rewrites them on the way)
-    pairs = {(h.packet.src, h.packet.dst) for h in res.hops}
-    if src.address and dst.address:
-        pairs.add((src.address, dst.address))
+    pairs = _pairs(res, src, dst)
     dropped_by: dict[str, str] = {}
     seen: set[str] = set()
     own = nfttrace.table_name()
     for ns in path:
         # The kernel reuses trace ids (a reply can get a request's id): each
         # "packet:" line says what the id's next lines are about.
-        is_request: dict[str, bool] = {}
+        requests: dict[str, bool] = {}
         for ev in nfttrace.parse(texts.get(ns.inode, "")):
             if ev.text.startswith("packet:"):
-                is_request[ev.trace] = _is_request(ev.text, pairs, dst.address or "")
-            if not is_request.get(ev.trace, False):
+                requests[ev.trace] = is_request(ev.text, pairs, dst.address or "")
+            if not requests.get(ev.trace, False):
                 continue
             seen.add(ns.id)
             if ev.table != own and ev.verdict in ("drop", "reject"):
@@ -422,22 +449,12 @@ def _name(path: list[Netns], ns_id: str) -> str:
     return next((ns.name for ns in path if ns.id == ns_id), ns_id)
 
 
-def _is_request(text: str, pairs: set[tuple[str, str]], dst: str) -> bool:
-    """Whether a traced packet is one of the probe's requests (not a reply, not
-    an ICMP error about it): addressed to DST, or as a hop on the path sees it."""
-    saddr = _field(text, "saddr")
-    daddr = _field(text, "daddr")
-    if saddr is None or daddr is None:
-        return False
-    return (dst != "" and daddr == dst) or (saddr, daddr) in pairs
-
-
-def _field(text: str, name: str) -> str | None:
-    parts = text.split()
-    for i, word in enumerate(parts[:-1]):
-        if word == name and i > 0 and parts[i - 1] in ("ip", "ip6"):
-            return parts[i + 1]
-    return None
+def _pairs(res: TraceResult, src: Endpoint, dst: Endpoint) -> set[tuple[str, str]]:
+    """The probe's packets as each hop sees them (NAT rewrites them on the way)."""
+    pairs = {(h.packet.src, h.packet.dst) for h in res.hops}
+    if src.address and dst.address:
+        pairs.add((src.address, dst.address))
+    return pairs
 
 
 def _compare(out: ProbeResult, res: TraceResult) -> None:

@@ -11,7 +11,9 @@ that depend on them say so in their evidence. ``netlens trace`` asks the kernel.
 from __future__ import annotations
 
 import ipaddress
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 
 from netlens.model.types import Interface, Netns, Route, Snapshot
@@ -136,3 +138,31 @@ class Segments:
 
     def of(self, key: str) -> str:
         return self.find(key)
+
+
+_shared = threading.local()
+
+
+@contextmanager
+def shared_segments(snapshot: Snapshot) -> Iterator[None]:
+    """While the block runs, :func:`segments` of ``snapshot`` is built once: four of
+    the doctor's checks join the same L2 segments, and at 1000 namespaces each
+    union-find cost about 9 ms. Per thread (the dashboard and the exporter run the
+    doctor in their own); nothing is kept after the block."""
+    _shared.entry = (snapshot, None)
+    try:
+        yield
+    finally:
+        _shared.entry = None
+
+
+def segments(snapshot: Snapshot) -> Segments:
+    """The L2 segments of ``snapshot``: shared inside :func:`shared_segments`,
+    else built for the caller."""
+    entry: tuple[Snapshot, Segments | None] | None = getattr(_shared, "entry", None)
+    if entry is None or entry[0] is not snapshot:
+        return Segments(snapshot)
+    if entry[1] is None:
+        entry = _shared.entry = (snapshot, Segments(snapshot))
+    assert entry[1] is not None
+    return entry[1]

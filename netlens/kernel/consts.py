@@ -142,6 +142,9 @@ NETCONFA_IFINDEX = 1
 
 # --- nf_tables (linux/netfilter/nfnetlink.h, linux/netfilter/nf_tables.h) ----------
 NFNL_SUBSYS_NFTABLES = 10
+NFT_MSG_NEWTABLE = 0
+NFT_MSG_GETTABLE = 1
+NFTA_TABLE_NAME = 1
 NFT_MSG_NEWCHAIN = 3
 NFT_MSG_GETCHAIN = 4
 NFTA_CHAIN_TABLE = 1

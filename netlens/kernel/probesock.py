@@ -21,6 +21,7 @@ import socket
 import struct
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 from netlens.kernel.consts import IFLA_STATS64, NLM_F_REQUEST, RTM_GETLINK, RTM_NEWLINK
 from netlens.kernel.wire import iter_messages, message
@@ -85,6 +86,28 @@ def _checksum(data: bytes) -> int:
     return int(~total & 0xFFFF)
 
 
+class Watcher(Protocol):
+    """Evidence about the probe's fate that comes in while its answer is awaited
+    (the nft trace monitors' output, the kernel's drop records): with it, a
+    probe the kernel already reported dropped is not waited for to the end."""
+
+    def fds(self) -> list[int]:
+        """Descriptors to read as soon as they are readable."""
+        ...
+
+    def feed(self, fd: int) -> None:
+        """Read what ``fd`` has now."""
+        ...
+
+    def decided(self) -> bool:
+        """Whether the probe's fate is known without an answer (it was dropped)."""
+        ...
+
+
+POLL_S = 0.05  # with a watcher: how often its evidence is looked at between reads
+RACE_S = 0.01  # after the watcher decided: a last look for an answer on its way
+
+
 @dataclass
 class ProbeSocket:
     """One probe's socket (opened in the source namespace by :func:`open_probe`)."""
@@ -115,32 +138,65 @@ class ProbeSocket:
             if err not in (0, errno.EINPROGRESS):
                 raise OSError(err, os.strerror(err))
 
-    def answer(self, timeout: float) -> str | None:
+    def answer(self, timeout: float, watch: Watcher | None = None) -> str | None:
         """What came back within ``timeout`` s: ``reply`` (echo reply, SYN-ACK),
         ``refused`` (RST, port unreachable), an ICMP error (``net unreachable``,
         ``host unreachable``, ``prohibited``, with ``from ADDR`` when the raw
-        ICMP socket shows who sent it), or None."""
+        ICMP socket shows who sent it), or None: nothing in time, or ``watch``
+        decided that nothing will come. The socket is always looked at first, and
+        once more after the watcher decided, so an answer that raced the
+        evidence is never lost."""
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
+            if watch is not None and watch.decided():
+                return self._ready(RACE_S)
+            mine = self.sock.fileno()
+            extra = watch.fds() if watch is not None else []
+            r, w, _x = select.select(
+                [mine, *extra],
+                [mine] if self.proto == "tcp" else [],
+                [],
+                min(left, POLL_S) if watch is not None else left,
+            )
+            for fd in r:
+                if fd != mine and watch is not None:
+                    watch.feed(fd)
+            if mine in r or w:
+                got = self._take()
+                if got is not None:
+                    return got
+
+    def _ready(self, timeout: float) -> str | None:
+        """An answer already waiting (or arriving within ``timeout``), else None."""
+        deadline = time.monotonic() + timeout
+        while True:
             want_write = self.proto == "tcp"
+            left = max(0.0, deadline - time.monotonic())
             r, w, _x = select.select([self.sock], [self.sock] if want_write else [], [], left)
             if not r and not w:
                 return None
-            if self.proto == "tcp":
-                err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                return _err_name(err) if err else "reply"
-            try:
-                data = self.sock.recv(65536)
-            except OSError as exc:
-                return _err_name(exc.errno or 0)
-            if self.proto == "udp":
-                return "reply"
-            got = _icmp_answer(data, self.ident, ":" in self.dst, self.dst)
+            got = self._take()
             if got is not None:
                 return got
+
+    def _take(self) -> str | None:
+        """The answer the readable (or, for TCP, writable) socket holds; None for
+        a packet that is not one (another program's echo reply)."""
+        if self.proto == "tcp":
+            err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            return _err_name(err) if err else "reply"
+        try:
+            data = self.sock.recv(65536)
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            return _err_name(exc.errno or 0)
+        if self.proto == "udp":
+            return "reply"
+        return _icmp_answer(data, self.ident, ":" in self.dst, self.dst)
 
     def close(self) -> None:
         self.sock.close()

@@ -455,7 +455,9 @@ class NetlensApp(App[None]):
         self._update_status()
 
     def action_help(self) -> None:
-        groups = help_groups(DetailScreen.OWN_BINDINGS)
+        from netlens.tui.screens.trace import help_bindings
+
+        groups = help_groups(DetailScreen.OWN_BINDINGS, help_bindings())
         self.push_screen(HelpScreen(groups, str(self._keymap_file)))
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:

@@ -141,9 +141,12 @@ def _detail_pane_keys() -> list[BindingType]:
     return out
 
 
-def help_groups(detail: Iterable[BindingType]) -> dict[str, list[BindingType]]:
+def help_groups(
+    detail: Iterable[BindingType], trace: Iterable[BindingType] = ()
+) -> dict[str, list[BindingType]]:
     """What the ``?`` screen lists, group by group (global keys in :data:`KEYS` order,
-    whichever class binds them); ``detail``: the detail screen's own keys."""
+    whichever class binds them); ``detail``: the detail screen's own keys; ``trace``:
+    the trace screens' (given by the caller: those screens import this module)."""
     return {
         "Global": [_binding(k) for k in KEYS],
         "Topology": list(TopologyView.BINDINGS),
@@ -153,6 +156,7 @@ def help_groups(detail: Iterable[BindingType]) -> dict[str, list[BindingType]]:
             *NlTable.BINDINGS,
             Binding("enter", "select_cursor", "Open the interface (Interfaces tab)"),
         ],
+        "Trace (t)": list(trace),
     }
 
 

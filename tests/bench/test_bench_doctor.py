@@ -26,6 +26,7 @@ import sys
 import time
 
 import pytest
+from conftest import compile_tree
 from test_bench_dump import PREFIX, REPEAT, N, namespaces  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.bench
@@ -55,6 +56,7 @@ def _measure(argv: list[str]) -> tuple[float, float]:
 
 @pytest.mark.timeout(1800)
 def test_bench_doctor(namespaces: list[str]) -> None:  # noqa: F811
+    compile_tree()
     doctor = [sys.executable, "-m", "netlens", "doctor", "--json"]
     res = subprocess.run(
         doctor, capture_output=True, text=True, env={**os.environ, "NETLENS_NO_LOG": "1"}

@@ -326,3 +326,57 @@ def test_cli_across_a_host_bridge_read_thin(lab: Lab, thin: bool) -> None:
     assert doc["hops"][0]["l2"]["fdb"] == "learned", doc["hops"][0]["l2"]
     assert doc["hops"][0]["l2"]["port"]["name"] == lab.name("hb")
     assert doc["hops"] == whole["hops"] and doc["verdict"] == whole["verdict"]
+
+
+def test_a_flooded_frame_finds_its_port_from_the_destinations_side(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No FDB entry for DST yet: the port is the one whose cable DST's veth ends on,
+    asked of the kernel from DST's side, so the host (read thin) is read only for
+    the path's interfaces, never for the decoy ports; the answer is a whole
+    discovery's. With DST's cable on another bridge, no port of this one leads
+    there, as a whole discovery says too."""
+    from netlens.analysis.scope import Scope
+    from netlens.discovery.nsfind import find_namespaces
+
+    a, b, c = lab.add_netns("a"), lab.add_netns("b"), lab.add_netns("c")
+    br, other = lab.add_bridge("br"), lab.add_bridge("bo")
+    decoys = [lab.add_netns(f"d{i}") for i in range(3)]
+    for ns, end, bridge in [
+        (a, "ha", br), (b, "hb", br), (c, "hc", other),
+        *((d, f"h{d[-2:]}", br) for d in decoys),
+    ]:  # fmt: skip
+        lab.add_veth(lab.name(end), f"{lab.name(end)}p", None, ns)
+        sh(f"ip link set {lab.name(end)} master {bridge}")
+        sh(f"ip -n {ns} link set {lab.name(end)}p name eth0")
+    addr(a, "eth0", "10.69.0.1/24")
+    addr(b, "eth0", "10.69.0.2/24")
+    addr(c, "eth0", "10.69.0.3/24")
+    for i, d in enumerate(decoys):
+        addr(d, "eth0", f"10.69.0.{10 + i}/24")
+    monkeypatch.setenv("NETLENS_TRACE_THIN_ABOVE", "0")
+
+    def scoped(dst: str) -> tuple[TraceResult, Scope]:
+        with NsQuery() as q:
+            scope = Scope(find_namespaces(), q)
+            scope.load([*scope.locate(a), *scope.locate(dst)])
+            src_ep = resolve(scope.snap, a, is_dst=False)
+            dst_ep = resolve(scope.snap, dst, is_dst=True)
+            return trace(scope, src_ep, dst_ep, q), scope
+
+    res, scope = scoped(b)
+    l2 = res.hops[0].l2
+    assert l2 is not None and l2.fdb == "flooded" and l2.port is not None
+    assert l2.port.name == lab.name("hb") and res.verdict.result == "delivered"
+    assert scope.host in scope.thin, "the host was read whole"
+    host = scope.snap.netns(f"netns:{scope.host}")
+    assert host is not None
+    read = {i.name for i in host.interfaces}
+    assert {lab.name("ha"), lab.name("hb"), br} <= read, read
+    assert not read & {lab.name(f"h{d[-2:]}") for d in decoys}, read
+    assert res.to_dict()["hops"] == run_trace(a, b).to_dict()["hops"]
+    # c's cable ends on the other bridge: no port of br leads to it
+    res, _scope = scoped(c)
+    whole = run_trace(a, c)
+    assert res.verdict == whole.verdict and res.verdict.result == "dropped", res.verdict
+    assert "no port of bridge" in res.verdict.reason

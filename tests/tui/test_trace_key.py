@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import io
+from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
+from textual.binding import Binding
 from textual.widgets import DataTable, Input, Static
 
 from netlens.analysis.trace_run import TraceOutcome, TraceRequest
@@ -22,6 +26,7 @@ from netlens.analysis.tracetypes import Hop, Iface, L2Step, Packet, TraceResult,
 from netlens.errors import UsageError
 from netlens.tui import trace_worker
 from netlens.tui.app import NetlensApp
+from netlens.tui.screens.help import HelpScreen
 from netlens.tui.screens.trace import TracePicker, TraceScreen
 from netlens.tui.widgets.topology_view import TopologyView
 
@@ -100,6 +105,12 @@ async def until(pilot: Any, cond: Any) -> None:
             return
         await pilot.pause(0.02)
     raise AssertionError("the trace screen never got its answer")
+
+
+def help_rows(screen: HelpScreen) -> list[str]:
+    console = Console(width=200, file=io.StringIO(), record=True)
+    console.print(screen._table())
+    return [" ".join(r.split()) for r in console.export_text().splitlines()]
 
 
 def cells(table: DataTable[Any]) -> list[list[str]]:
@@ -282,3 +293,54 @@ async def test_t_from_a_detail_screen_and_from_the_server_box(fake: Fake) -> Non
         await pilot.press("t", *"10.10.0.2", "enter")
         await until(pilot, lambda: len(fake.seen) == 2)
         assert [r.src for r in fake.seen] == [API, HOST]
+
+
+@run_async
+async def test_help_lists_every_trace_key_and_a_remapped_probe_key_works(
+    fake: Fake, _isolated_config: Path
+) -> None:
+    """``?`` from the trace screen lists the picker's, the trace screen's and the hop
+    table's keys with their ids; a probe key remapped in keymap.toml is what the help,
+    the trace screen's key line and the key itself use."""
+    kdir = _isolated_config / "netlens"
+    kdir.mkdir()
+    (kdir / "keymap.toml").write_text('[keymap]\ntrace.probe = "x"\n')
+    app = make_app(fixture_source(live=True, interval=5.0))
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        topo = app.query_one(TopologyView)
+        topo.selected = WEB
+        topo.focus()
+        await pilot.press("t", *"api-2", "enter")
+        screen = app.screen
+        assert isinstance(screen, TraceScreen)
+        await until(pilot, lambda: screen.outcome is not None)
+        bar = str(screen.query_one("#keybar", Static).render())
+        assert "x probe" in bar and "p probe" not in bar
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        rows = help_rows(app.screen)
+        assert "t Trace from here (p probes) trace" in rows  # the global key
+        group = rows[rows.index("Trace (t)") :]
+        declared = [
+            b for cls in (TracePicker, TraceScreen) for b in cls.BINDINGS if isinstance(b, Binding)
+        ]
+        assert {b.id for b in declared} == {"trace.cancel", "trace.back", "trace.probe"}
+        for b in declared:  # each on a row of its own, with its description and id
+            assert any(r.endswith(f"{b.description} {b.id}") for r in group), b.id
+        for want in (
+            "x Probe: send real packets along the path trace.probe",  # the remapped key
+            "esc ⌫ Back to the topology trace.back",
+            "esc Cancel the trace (picker) trace.cancel",
+            "⏎ Trace to the destination typed (picker)",
+            "← Scroll the hop table left",
+            "→ Scroll the hop table right",
+            "↑ Previous hop",
+            "↓ Next hop",
+        ):
+            assert want in group, (want, group)
+        await pilot.press("escape")
+        assert app.screen is screen
+        await pilot.press("x")
+        await until(pilot, lambda: screen.outcome is not None and screen.outcome.probe is not None)
+        assert fake.seen[-1].probe

@@ -3,16 +3,20 @@ the kernel's drop records are read (lines recorded on this machine's 6.18 kernel
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
 from netlens.analysis.probe import check_path, check_target
+from netlens.analysis.probe_watch import FateWatch
 from netlens.analysis.tracetypes import TraceResult, Verdict
 from netlens.errors import UsageError
 from netlens.kernel.dropwatch import DropWatch
+from netlens.kernel.nfttrace import Monitor
 from netlens.kernel.probesock import _icmp_answer, ip_length
 
 pytestmark = pytest.mark.unit
@@ -116,3 +120,128 @@ def test_monitor_lines_parse_into_where_and_verdict() -> None:
     assert [e.verdict for e in evs] == [None, "continue", "accept", None, "drop", "drop"]
     assert evs[4].where == "inet ntp fw" and evs[4].text.startswith("rule ip daddr")
     assert evs[3].text.startswith("packet:") and evs[5].where == "ip ntk fw2"
+
+
+# -- FateWatch: a dropped probe is not waited for to the end -------------------------------------
+class _Proc:
+    """What FateWatch reads of a monitor's process: its stdout (a real pipe here)."""
+
+    def __init__(self, stdout: Any) -> None:
+        self.stdout = stdout
+
+
+def _watch(tmp_path: Path, drops: str = "# tracer: nop\n") -> tuple[FateWatch, int, Monitor]:
+    r, w = os.pipe()
+    (tmp_path / "trace").write_text(drops)
+    dw = DropWatch()
+    dw.instance = str(tmp_path)
+    mon = Monitor(cast(Any, _Proc(os.fdopen(r, "rb"))))
+    watch = FateWatch({1: mon}, dw, {("10.66.1.2", "10.66.2.2")}, "10.66.2.2")
+    return watch, w, mon
+
+
+def _say(watch: FateWatch, w: int, text: str) -> None:
+    os.write(w, text.encode())
+    for fd in watch.fds():
+        watch.feed(fd)
+
+
+def test_fate_watch_decides_on_a_request_dropped_by_a_rule_even_across_reads(
+    tmp_path: Path,
+) -> None:
+    watch, w, mon = _watch(tmp_path)
+    try:
+        lines = MONITOR.splitlines(keepends=True)
+        _say(watch, w, "".join(lines[:3]))  # a trace table's lines: continue, accept
+        assert not watch.decided()
+        half = lines[4][:30]
+        _say(watch, w, lines[3] + half)  # a line cut in two by the pipe
+        assert not watch.decided()
+        _say(watch, w, lines[4][30:])
+        assert watch.decided() and watch.reason is not None and "inet ntp fw" in watch.reason
+        assert bytes(mon.out).decode() == "".join(lines[:5])  # kept for the judge
+    finally:
+        os.close(w)
+        mon.proc.stdout.close()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a reply (from DST back to SRC) dropped: not the request's fate
+        'trace id aa inet ntp in packet: iif "rb" ip saddr 10.66.2.2 ip daddr 10.66.1.2\n'
+        "trace id aa inet ntp in rule ip saddr 10.66.2.2 drop (verdict drop)\n",
+        # rejected: an ICMP error comes back, and that answer is worth waiting for
+        'trace id bb inet ntp fw packet: iif "ra" ip saddr 10.66.1.2 ip daddr 10.66.2.2\n'
+        "trace id bb inet ntp fw rule ip daddr 10.66.2.2 reject (verdict reject)\n",
+        # a verdict line whose trace id was never introduced by a packet line
+        "trace id cc inet ntp fw rule ip daddr 10.66.2.2 drop (verdict drop)\n",
+    ],
+)
+def test_fate_watch_does_not_decide_on_replies_rejects_or_unknown_ids(
+    tmp_path: Path, text: str
+) -> None:
+    watch, w, mon = _watch(tmp_path)
+    try:
+        _say(watch, w, text)
+        assert not watch.decided() and watch.reason is None
+    finally:
+        os.close(w)
+        mon.proc.stdout.close()
+
+
+def test_fate_watch_decides_on_the_kernels_drop_of_the_probes_skb_by_reason(
+    tmp_path: Path,
+) -> None:
+    """A filter's or rp_filter's drop of the probe's skb decides; OTHERHOST (a copy
+    flooded to a namespace that does not own the address) and other tasks' drops do
+    not."""
+    arrive = " python3-31613   [001] b.s1. 1.5: netif_rx: dev=ra skbaddr=0000000000000001 len=97\n"
+    head = "# tracer: nop\n" + arrive
+    free = (" python3-31613   [001] ..s1. 1.6: kfree_skb: skbaddr=0000000000000001 "
+            "rx_sk=0000000000000000 protocol=2048 location=x+0x1/0x2 reason: {}\n")  # fmt: skip
+    other = (
+        " n3-27762   [001] bNs.. 1.4: kfree_skb: skbaddr=0000000000000009 "
+        "rx_sk=0000000000000000 protocol=2048 location=y+0x1/0x2 reason: NETFILTER_DROP\n"
+    )
+    for drops, want in (
+        (head + free.format("OTHERHOST"), False),
+        ("# tracer: nop\n" + other, False),
+        (head + free.format("NETFILTER_DROP"), True),
+        (head + free.format("IP_RPFILTER"), True),
+    ):
+        watch, w, mon = _watch(tmp_path, drops)
+        try:
+            assert watch.decided() is want, drops
+            if want:
+                assert watch.reason is not None and "kernel dropped" in watch.reason
+        finally:
+            os.close(w)
+            mon.proc.stdout.close()
+
+
+@pytest.mark.timeout(60)
+def test_settle_stops_once_every_monitor_showed_a_request(tmp_path: Path) -> None:
+    """With a quiet period and a cap far longer than the test's timeout, settle
+    returns only because both monitors have shown the request (what each one
+    printed is kept for the judge); while one has shown only a reply, it goes on
+    reading until the monitors are quiet."""
+    request = MONITOR.splitlines(keepends=True)[3]  # ip saddr 10.66.1.2 ip daddr 10.66.2.2
+    reply = 'trace id ee inet ntp in packet: iif "rb" ip saddr 10.66.2.2 ip daddr 10.66.1.2\n'
+    pipes = [os.pipe(), os.pipe()]
+    mons = {i: Monitor(cast(Any, _Proc(os.fdopen(r, "rb")))) for i, (r, _w) in enumerate(pipes)}
+    dw = DropWatch()
+    watch = FateWatch(mons, dw, {("10.66.1.2", "10.66.2.2")}, "10.66.2.2")
+    try:
+        os.write(pipes[0][1], request.encode())
+        os.write(pipes[1][1], reply.encode())
+        watch.settle(quiet_s=0.05, cap_s=3600)  # one shows only a reply: until quiet
+        assert bytes(mons[1].out).decode() == reply
+        os.write(pipes[1][1], request.encode())
+        watch.settle(quiet_s=3600, cap_s=3600)
+        assert bytes(mons[1].out).decode() == reply + request
+        assert bytes(mons[0].out).decode() == request
+    finally:
+        for i, (_r, w) in enumerate(pipes):
+            os.close(w)
+            mons[i].proc.stdout.close()

@@ -32,6 +32,7 @@ from netlens.kernel.inert import terminal
 from netlens.tui import capture as tui_capture
 from netlens.tui import trace_worker
 from netlens.tui.context import Context
+from netlens.tui.registry import first_key
 
 
 def start_trace(app: App[None], ctx: Context, on_path: Callable[[frozenset[str]], None]) -> None:
@@ -57,6 +58,43 @@ def start_trace(app: App[None], ctx: Context, on_path: Callable[[frozenset[str]]
     app.push_screen(TracePicker(src, label), picked)
 
 
+# The hop table is Textual's DataTable: its keys, said for this screen.
+_TABLE_WORDS = {
+    "cursor_up": "Previous hop",
+    "cursor_down": "Next hop",
+    "cursor_left": "Scroll the hop table left",
+    "cursor_right": "Scroll the hop table right",
+    "page_up": "Page up (hop table)",
+    "page_down": "Page down (hop table)",
+}
+
+
+def help_bindings() -> list[BindingType]:
+    """Every key of the trace screens, for the ``?`` screen: the picker's, the
+    trace screen's own and the hop table's (read from the classes that bind them,
+    so the help follows a change there)."""
+    out: list[BindingType] = [
+        Binding("enter", "submit", "Trace to the destination typed (picker)"),
+        *TracePicker.BINDINGS,
+        *TraceScreen.BINDINGS,
+    ]
+    for b in DataTable.BINDINGS:
+        if isinstance(b, Binding) and b.action in _TABLE_WORDS:
+            out.append(Binding(b.key, b.action, _TABLE_WORDS[b.action], id=b.id))
+    return out
+
+
+def key_bar(app: App[object]) -> str:
+    """The trace screen's key line, from the live keymap (a key remapped in
+    keymap.toml is shown as the user set it)."""
+    back = first_key(app, "trace.back", "escape")
+    probe = first_key(app, "trace.probe", "p")
+    return (
+        f"{back} back (the path stays highlighted on the topology)  {probe} probe  "
+        "←/→ scroll the table  ? all keys"
+    )
+
+
 class TracePicker(ModalScreen[TraceRequest | None]):
     """DST and an optional ``proto port``; Enter traces, Escape cancels. Bad input
     stays in the picker with one line saying what is wrong."""
@@ -68,7 +106,7 @@ class TracePicker(ModalScreen[TraceRequest | None]):
     #trace-error { color: $error; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel", id="trace.cancel"),
+        Binding("escape", "cancel", "Cancel the trace (picker)", id="trace.cancel"),
     ]
 
     def __init__(self, src: str, label: str) -> None:
@@ -117,8 +155,8 @@ class TraceScreen(Screen[None]):
     #trace-probe { margin-top: 1; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,backspace", "app.pop_screen", "Back", id="trace.back"),
-        Binding("p", "probe", "Probe", id="trace.probe"),
+        Binding("escape,backspace", "app.pop_screen", "Back to the topology", id="trace.back"),
+        Binding("p", "probe", "Probe: send real packets along the path", id="trace.probe"),
     ]
 
     def __init__(
@@ -147,10 +185,7 @@ class TraceScreen(Screen[None]):
             yield Static("", id="trace-verdict", markup=False)
             yield Static("", id="trace-details", markup=False)
             yield Static("", id="trace-probe", markup=False)
-        yield Static(
-            "Esc back (the path stays highlighted on the topology)  p probe  ←/→ scroll the table",
-            id="keybar",
-        )
+        yield Static(key_bar(self.app), id="keybar", markup=False)
 
     def on_mount(self) -> None:
         self._start(self.req)
