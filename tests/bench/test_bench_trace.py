@@ -123,6 +123,12 @@ def test_bench_trace(namespaces: list[str]) -> None:
     # Nothing is sent, so every run finds no FDB entry for LAST: the flooded case.
     runs = [_timed(argv) for _ in range(REPEAT)]
     bare = [_timed([*argv, "--no-filters"]) for _ in range(REPEAT)]
+    # by address: which namespaces own SRC and DST is read from all of them
+    by_ip = [sys.executable, "-m", "netlens", "trace", address(0), dst]
+    _wall, text = _time([*by_ip, "--json"])
+    doc = json.loads(text)
+    assert [h["netns_name"] for h in doc["hops"]] == [first, last], doc["verdict"]
+    ips = [_timed(by_ip) for _ in range(REPEAT)]
     mac = json.loads(sh(f"ip -n {last} -j link show eth0").stdout)[0]["address"]
     typed = [
         f"ip -n {first} route get {dst}",
@@ -145,6 +151,7 @@ def test_bench_trace(namespaces: list[str]) -> None:
         f"load average {os.getloadavg()[0]:.2f}: {_figures(runs)} (target 0.3 s)"
     )
     print(f"[bench]   --no-filters: {_figures(bare)}")
+    print(f"[bench]   SRC and DST as addresses: {_figures(ips)}")
     print(f"[bench] baseline by hand (4 iproute2 commands for the same path): {by_hand:.3f} s")
     print(
         f"[bench] baseline `ip netns exec NS ip route get` over all {len(namespaces)}: "
