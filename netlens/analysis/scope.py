@@ -265,10 +265,15 @@ class Scope:
         """Inodes of the namespaces that have ``ip`` on a non-loopback interface."""
         if self._owners is None:
             self._owners = {}
-            for inode, res in _all_addresses(self.handles):
+            targets = [h.path for h in self.handles]
+            for h, res in zip(
+                self.handles, nsenter.run_in_netns(targets, addresses_here), strict=True
+            ):
+                if isinstance(res, OSError):
+                    continue
                 for ifindex, addr in res:
                     if ifindex != 1 and not ipaddress.ip_address(addr).is_loopback:
-                        self._owners.setdefault(addr, []).append(inode)
+                        self._owners.setdefault(addr, []).append(h.inode)
         return list(dict.fromkeys(self._owners.get(str(ipaddress.ip_address(ip)), [])))
 
     def load_owner(self, ip: str) -> bool:
@@ -408,71 +413,3 @@ class _ThinSource:
 
 def _paths(h: NsHandle) -> list[str]:
     return [h.path, *(f"/run/netns/{n}" for n in h.names), *h.mounts]
-
-
-WALK_MIN_NAMESPACES = 48
-"""From how many namespaces the owner of an address is looked up by the C walker."""
-
-
-def _all_addresses(handles: Sequence[NsHandle]) -> list[tuple[int, list[tuple[int, str]]]]:
-    """(inode, [(ifindex, address)]) of every namespace that could be read.
-
-    Finding which namespace owns an address (SRC or DST given as an IP) reads every
-    namespace's addresses: with a thousand of them that was half of a trace. The
-    C walker (netlens-walk, the discovery's) enters them and decodes the dumps in
-    one process while this one reads its frames; without it, or for a namespace
-    it did not serve, each is entered here."""
-    from netlens.kernel import walker
-
-    path = walker.find() if os.geteuid() == 0 and len(handles) >= WALK_MIN_NAMESPACES else None
-    out: list[tuple[int, list[tuple[int, str]]]] = []
-    left: list[NsHandle] = list(handles)
-    if path is not None:
-        left = []
-        fds: list[tuple[NsHandle, int]] = []
-        for h in handles:
-            fd = nsenter.open_netns(h.path)
-            if fd is None:
-                continue  # gone since it was found
-            if os.fstat(fd).st_ino != h.inode:  # the path names another namespace now
-                os.close(fd)
-                continue
-            fds.append((h, fd))
-        try:
-            out, left = _walk_addresses(path, fds)
-        finally:
-            for _h, fd in fds:
-                os.close(fd)
-    here = nsenter.run_in_netns([h.path for h in left], addresses_here)
-    for h, res in zip(left, here, strict=True):
-        if not isinstance(res, OSError):
-            out.append((h.inode, res))
-    return out
-
-
-def _walk_addresses(
-    path: str, fds: list[tuple[NsHandle, int]]
-) -> tuple[list[tuple[int, list[tuple[int, str]]]], list[NsHandle]]:
-    """The walker's answers, and the handles it did not answer for (read here)."""
-    from netlens.kernel.decode import decode_addrs
-    from netlens.kernel.pump import Pump
-    from netlens.kernel.wire import Decoded
-
-    out: list[tuple[int, list[tuple[int, str]]]] = []
-    left: list[NsHandle] = []
-    try:
-        pump = Pump(("addr",), [(h.inode, fd) for h, fd in fds], "enter", walker=path)
-    except OSError:
-        return out, [h for h, _fd in fds]
-    try:
-        for h, _fd in fds:
-            got = pump.take(h.inode)
-            reply = None if got is None else got.get("addr")
-            if reply is None:
-                left.append(h)  # the walker failed: read here
-            elif not isinstance(reply, OSError):
-                rows = reply if isinstance(reply, Decoded) else decode_addrs(reply)
-                out.append((h.inode, [(int(r[0]), str(r[2])) for r in rows]))
-    finally:
-        pump.close()
-    return out, left

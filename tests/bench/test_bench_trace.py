@@ -89,14 +89,20 @@ def _time(argv: list[str]) -> tuple[float, str]:
     return wall, out
 
 
-def _timed(argv: list[str]) -> tuple[float, float, str]:
+BASE = os.environ.get("NETLENS_BENCH_BASE", "")
+"""Another checkout (its C helpers built) to time beside this one, alternated, in
+the same run: ``NETLENS_BENCH_BASE=/path/to/tree`` (the by-address case)."""
+
+
+def _timed(argv: list[str], tree: str = "") -> tuple[float, float, str]:
     """Wall and CPU seconds (the process and its children: nft, the helpers) of one
-    run, and its output."""
+    run, and its output; ``tree``: run that checkout's netlens instead."""
+    env = {**os.environ, "NETLENS_NO_LOG": "1"}
+    if tree:
+        env["PYTHONPATH"] = f"{tree}:{tree}/runtime"
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    out = subprocess.run(
-        argv, capture_output=True, text=True, env={**os.environ, "NETLENS_NO_LOG": "1"}
-    )
+    out = subprocess.run(argv, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime), out.stdout
@@ -128,7 +134,12 @@ def test_bench_trace(namespaces: list[str]) -> None:
     _wall, text = _time([*by_ip, "--json"])
     doc = json.loads(text)
     assert [h["netns_name"] for h in doc["hops"]] == [first, last], doc["verdict"]
-    ips = [_timed(by_ip) for _ in range(REPEAT)]
+    ips: list[tuple[float, float, str]] = []
+    base: list[tuple[float, float, str]] = []
+    for _ in range(REPEAT):
+        if BASE:
+            base.append(_timed(by_ip, BASE))
+        ips.append(_timed(by_ip))
     mac = json.loads(sh(f"ip -n {last} -j link show eth0").stdout)[0]["address"]
     typed = [
         f"ip -n {first} route get {dst}",
@@ -152,6 +163,11 @@ def test_bench_trace(namespaces: list[str]) -> None:
     )
     print(f"[bench]   --no-filters: {_figures(bare)}")
     print(f"[bench]   SRC and DST as addresses: {_figures(ips)}")
+    if base:
+        ratio = statistics.median(w for w, _c, _o in ips) / statistics.median(
+            w for w, _c, _o in base
+        )
+        print(f"[bench]   the same, {BASE}: {_figures(base)}; this / base: {ratio:.2f}")
     print(f"[bench] baseline by hand (4 iproute2 commands for the same path): {by_hand:.3f} s")
     print(
         f"[bench] baseline `ip netns exec NS ip route get` over all {len(namespaces)}: "
