@@ -36,6 +36,9 @@ if TYPE_CHECKING:
     from netlens.model.types import Container, Interface, NatRule, Netns, Route, Snapshot
 
 
+_V6_LOOPBACK = bytes(15) + b"\x01"
+
+
 class World(Protocol):
     """What a trace asks of the host's model."""
 
@@ -115,7 +118,7 @@ class Scope:
         self.loaded: list[int] = []
         self._snap: Snapshot | None = None
         self._containers: list[Container] | None = None
-        self._owners: dict[str, list[int]] | None = None
+        self._owners: dict[bytes, list[int]] | None = None
         self._nat: dict[int, tuple[NatRule, ...]] = {}
         self._routes: dict[int, tuple[Route, ...]] = {}
         self.host = next((h.inode for h in self.handles if h.is_host), None)
@@ -271,10 +274,14 @@ class Scope:
             ):
                 if isinstance(res, OSError):
                     continue
-                for ifindex, addr in res:
-                    if ifindex != 1 and not ipaddress.ip_address(addr).is_loopback:
-                        self._owners.setdefault(addr, []).append(h.inode)
-        return list(dict.fromkeys(self._owners.get(str(ipaddress.ip_address(ip)), [])))
+                for ifindex, raw in res:
+                    if (
+                        ifindex != 1
+                        and not (len(raw) == 4 and raw[0] == 127)
+                        and raw != _V6_LOOPBACK
+                    ):
+                        self._owners.setdefault(raw, []).append(h.inode)
+        return list(dict.fromkeys(self._owners.get(ipaddress.ip_address(ip).packed, [])))
 
     def load_owner(self, ip: str) -> bool:
         """Read the namespaces owning ``ip``; True when that added any."""

@@ -15,7 +15,6 @@ Read-only: RTM_GETNSID never assigns an id (only RTM_NEWNSID would).
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import struct
 
@@ -87,10 +86,12 @@ def which_nsid(sock: socket.socket, nsid: int, fds: list[int]) -> int | None:
     return None
 
 
-def addresses_here(_target: object = None) -> list[tuple[int, str]]:
-    """(ifindex, address) of every address of the calling thread's namespace
-    (run inside it: the socket is opened there)."""
-    out: list[tuple[int, str]] = []
+def addresses_here(_target: object = None) -> list[tuple[int, bytes]]:
+    """(ifindex, packed address) of every IPv4 and IPv6 address of the calling
+    thread's namespace (run inside it: the socket is opened there). Packed, not
+    text: with a thousand namespaces, making text of every address was a third of
+    finding who owns one."""
+    out: list[tuple[int, bytes]] = []
     with netlink_socket(rcvbuf=1 << 18) as sock:
         sock.settimeout(5.0)
         data = dump(sock, "addr")
@@ -100,12 +101,9 @@ def addresses_here(_target: object = None) -> list[tuple[int, str]]:
         family, _plen, _fl, _scope, index = _IFADDR.unpack_from(data, start)
         attrs = _attrs(data, start + _IFADDR.size, end)
         raw = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
-        if raw is None or family not in (AF_INET, AF_INET6):
+        if raw is None or len(raw) != (4 if family == AF_INET else 16 if family == AF_INET6 else 0):
             continue
-        try:
-            out.append((index, str(ipaddress.ip_address(raw))))
-        except ValueError:
-            continue
+        out.append((index, bytes(raw)))
     return out
 
 

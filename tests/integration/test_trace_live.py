@@ -380,3 +380,33 @@ def test_a_flooded_frame_finds_its_port_from_the_destinations_side(
     whole = run_trace(a, c)
     assert res.verdict == whole.verdict and res.verdict.result == "dropped", res.verdict
     assert "no port of bridge" in res.verdict.reason
+
+
+def test_owners_of_an_address_in_any_spelling_never_on_loopback(
+    routed: tuple[Lab, str, str, str],
+) -> None:
+    """Who owns an address (SRC given as an IP): compared as the kernel's bytes, so
+    any spelling of an IPv6 address finds its owner; an address on loopback, or in
+    127/8, owns nothing (every namespace has one); two owners are both named."""
+    from netlens.analysis.scope import Scope
+    from netlens.discovery.nsfind import find_namespaces
+    from netlens.kernel.nsquery import NsQuery
+
+    _lab, a, r, b = routed
+    sh(f"ip -n {a} addr add fd79::1/64 dev eth0 nodad")
+    sh(f"ip -n {b} addr add 10.66.9.9/32 dev lo")
+    sh(f"ip -n {b} addr add 10.66.1.2/32 dev eth0")  # a's address, in b as well
+    handles = find_namespaces()
+    inode = {n: h.inode for h in handles for n in h.names}
+    with NsQuery() as q:
+        scope = Scope(handles, q)
+        assert scope.owners("fd79:0:0::1") == scope.owners("fd79::1") == [inode[a]]
+        assert scope.owners("10.66.2.1") == [inode[r]]
+        assert scope.owners("10.66.9.9") == [] and scope.owners("127.0.0.1") == []
+        assert sorted(scope.owners("10.66.1.2")) == sorted([inode[a], inode[b]])
+    doc = subprocess.run(
+        [sys.executable, "-m", "netlens", "trace", "10.66.2.1", b, "--json"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert doc.returncode == 0, doc.stderr
+    assert [h["netns_name"] for h in json.loads(doc.stdout)["hops"]] == [r, b]
