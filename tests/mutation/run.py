@@ -187,7 +187,7 @@ MUTMUT_SETTINGS = """
 [tool.mutmut]
 source_paths = ["netlens/", "netlens_runtime/"]
 only_mutate = ["{path}"]
-also_copy = ["runtime/"]
+also_copy = ["runtime/", "setup.py"]
 pytest_add_cli_args_test_selection = {tests}
 pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "--hypothesis-profile=mutation"]
 timeout_multiplier = 4.0
@@ -249,14 +249,18 @@ def prepare(name: str, mod: Module) -> Path:
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
-    ignore = shutil.ignore_patterns("__pycache__", "_bin", "*.egg-info", ".hypothesis")
+    # _bin is copied (mtimes kept): the walker's unit tests compare the C helpers,
+    # as the checkout built them, with the Python decoder being mutated; setup.py
+    # too, which tells them whether a helper is built and current.
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", ".hypothesis")
+    shutil.copy2(ROOT / "setup.py", work / "setup.py")
     for sub in ("netlens", "tests/unit", "tests/fixtures", "themes"):
         shutil.copytree(ROOT / sub, work / sub, symlinks=True, ignore=ignore)
     # The runtime's package at the top (see Module.mutated), and runtime/ beside it
     # pointing there, so tests that find it by path read the mutated files too.
     pkg = ROOT / "runtime" / "netlens_runtime"
     shutil.copytree(pkg, work / "netlens_runtime", symlinks=True, ignore=ignore)
-    skip_pkg = shutil.ignore_patterns("__pycache__", "_bin", "*.egg-info", "netlens_runtime")
+    skip_pkg = shutil.ignore_patterns("__pycache__", "*.egg-info", "netlens_runtime")
     shutil.copytree(ROOT / "runtime", work / "runtime", symlinks=True, ignore=skip_pkg)
     (work / "runtime" / "netlens_runtime").symlink_to(Path("..") / "netlens_runtime")
     for f in ("tests/conftest.py", "tests/runtime_host.py", "tests/nft_text.py"):
