@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 
 from netlens.discovery.nsfind import NsHandle
 from netlens.kernel import consts, nsenter
+from netlens.kernel.wire import attr_map
 
 _FAMILIES = {1: "inet", 2: "ip", 3: "arp", 5: "netdev", 7: "bridge", 10: "ip6"}
 _INET_HOOKS = ("prerouting", "input", "forward", "output", "postrouting")
@@ -78,19 +79,6 @@ class NsProbe:
         return "nat" in self.legacy_tables6
 
 
-def _attrs(data: bytes, start: int, end: int) -> dict[int, bytes]:
-    """Netlink attributes in ``data[start:end]`` by type (nested flag masked)."""
-    out: dict[int, bytes] = {}
-    off = start
-    while off + 4 <= end:
-        ln, typ = struct.unpack_from("=HH", data, off)
-        if ln < 4:
-            break
-        out[typ & 0x3FFF] = data[off + 4 : off + ln]
-        off += (ln + 3) & ~3
-    return out
-
-
 def _cstr(raw: bytes | None) -> str | None:
     return raw.split(b"\0", 1)[0].decode("utf-8", "replace") if raw is not None else None
 
@@ -116,11 +104,11 @@ def parse_chain_dump(data: bytes) -> tuple[list[NftChain], bool]:
             return chains, True
         if typ == (consts.NFNL_SUBSYS_NFTABLES << 8) | consts.NFT_MSG_NEWCHAIN and ln >= 20:
             family = _FAMILIES.get(data[off + 16], str(data[off + 16]))
-            at = _attrs(data, off + 20, off + ln)
+            at = attr_map(data, off + 20, off + ln)
             hook: str | None = None
             if consts.NFTA_CHAIN_HOOK in at:
                 nested = at[consts.NFTA_CHAIN_HOOK]
-                hk = _attrs(nested, 0, len(nested)).get(consts.NFTA_HOOK_HOOKNUM)
+                hk = attr_map(nested, 0, len(nested)).get(consts.NFTA_HOOK_HOOKNUM)
                 if hk is not None and len(hk) >= 4:
                     num = struct.unpack(">I", hk[:4])[0]
                     hook = _INET_HOOKS[num] if num < len(_INET_HOOKS) else str(num)

@@ -35,6 +35,7 @@ from netlens.kernel.nsenter import netlink_socket
 from netlens.kernel.wire import (
     NetlinkError,
     ask_nsids,
+    attr_map,
     dump,
     iter_messages,
     message,
@@ -42,20 +43,8 @@ from netlens.kernel.wire import (
 
 _IFINFO = struct.Struct("=BxHiII")
 _IFADDR = struct.Struct("=BBBBi")
-_NLA = struct.Struct("=HH")
 _I32 = struct.Struct("=i")
 _U32 = struct.Struct("=I")
-
-
-def _attrs(data: bytes, off: int, end: int) -> dict[int, bytes]:
-    out: dict[int, bytes] = {}
-    while off + 4 <= end:
-        alen, atype = _NLA.unpack_from(data, off)
-        if alen < 4:
-            break
-        out[atype & 0x3FFF] = data[off + 4 : off + alen]
-        off += (alen + 3) & ~3
-    return out
 
 
 def link_peer(sock: socket.socket, ifindex: int) -> tuple[int | None, int | None]:
@@ -66,7 +55,7 @@ def link_peer(sock: socket.socket, ifindex: int) -> tuple[int | None, int | None
     for typ, _flags, start, end in iter_messages(data):
         if typ != RTM_NEWLINK:
             break
-        attrs = _attrs(data, start + _IFINFO.size, end)
+        attrs = attr_map(data, start + _IFINFO.size, end)
         link = _U32.unpack(attrs[IFLA_LINK])[0] if IFLA_LINK in attrs else None
         nsid = _I32.unpack(attrs[IFLA_LINK_NETNSID])[0] if IFLA_LINK_NETNSID in attrs else None
         return (link or None), (nsid if nsid is None or nsid >= 0 else None)
@@ -99,7 +88,7 @@ def addresses_here(_target: object = None) -> list[tuple[int, bytes]]:
         if typ != RTM_NEWADDR:
             continue
         family, _plen, _fl, _scope, index = _IFADDR.unpack_from(data, start)
-        attrs = _attrs(data, start + _IFADDR.size, end)
+        attrs = attr_map(data, start + _IFADDR.size, end)
         raw = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
         if raw is None or len(raw) != (4 if family == AF_INET else 16 if family == AF_INET6 else 0):
             continue
@@ -120,7 +109,7 @@ def links_raw(sock: socket.socket, ifindexes: list[int]) -> tuple[bytes, set[int
             if typ != RTM_NEWLINK:
                 continue
             out.append(data[start - 16 : end])
-            attrs = _attrs(data, start + _IFINFO.size, end)
+            attrs = attr_map(data, start + _IFINFO.size, end)
             if IFLA_MASTER in attrs:
                 masters.add(_U32.unpack(attrs[IFLA_MASTER])[0])
     padded = [m + b"\0" * (-len(m) % 4) for m in out]

@@ -59,7 +59,7 @@ from netlens.kernel.consts import (
     RTM_NEWROUTE,
     nud_state,
 )
-from netlens.kernel.wire import NetlinkError, iter_messages, message, nla
+from netlens.kernel.wire import NetlinkError, attr_map, iter_messages, message, nla
 
 
 def _mac_text(raw: bytes) -> str:
@@ -70,7 +70,6 @@ IPPROTO = {"icmp": 1, "tcp": 6, "udp": 17, "icmpv6": 58}
 
 _RTMSG = struct.Struct("=BBBBBBBBI")
 _NDMSG = struct.Struct("=BxxxiHBB")
-_NLA = struct.Struct("=HH")
 _U16BE = struct.Struct(">H")
 _U32 = struct.Struct("=I")
 _I32 = struct.Struct("=i")
@@ -153,17 +152,6 @@ def _ask(sock: _socket.socket, request: bytes) -> bytes:
             return b""
 
 
-def _attrs(data: bytes, off: int, end: int) -> dict[int, bytes]:
-    out: dict[int, bytes] = {}
-    while off + 4 <= end:
-        alen, atype = _NLA.unpack_from(data, off)
-        if alen < 4:
-            break
-        out[atype & 0x3FFF] = data[off + 4 : off + alen]
-        off += (alen + 3) & ~3
-    return out
-
-
 def route_request(
     dst: str,
     *,
@@ -209,7 +197,7 @@ def parse_route_answer(data: bytes) -> RouteAnswer:
         if typ != RTM_NEWROUTE:
             continue
         fam, dst_len, _sl, _tos, table, _proto, _scope, rtype, _fl = _RTMSG.unpack_from(data, start)
-        a = _attrs(data, start + _RTMSG.size, end)
+        a = attr_map(data, start + _RTMSG.size, end)
         ipfam = _socket.AF_INET6 if fam == AF_INET6 else _socket.AF_INET
 
         def ip(key: int, a: dict[int, bytes] = a, ipfam: int = ipfam) -> str | None:
@@ -218,7 +206,7 @@ def parse_route_answer(data: bytes) -> RouteAnswer:
 
         mtu = None
         if RTA_METRICS in a:
-            metrics = _attrs(a[RTA_METRICS], 0, len(a[RTA_METRICS]))
+            metrics = attr_map(a[RTA_METRICS], 0, len(a[RTA_METRICS]))
             if RTAX_MTU in metrics:
                 mtu = _U32.unpack_from(metrics[RTAX_MTU])[0]
         gateway = ip(RTA_GATEWAY)
@@ -266,7 +254,7 @@ def neigh_get(sock: _socket.socket, ip: str, ifindex: int) -> NeighAnswer | None
         if typ != RTM_NEWNEIGH:
             continue
         _fam, idx, state, _nf, _t = _NDMSG.unpack_from(data, start)
-        a = _attrs(data, start + _NDMSG.size, end)
+        a = attr_map(data, start + _NDMSG.size, end)
         ll = a.get(NDA_LLADDR)
         return NeighAnswer(ip, idx, _mac_text(ll) if ll else None, nud_state(state))
     return None
@@ -293,7 +281,7 @@ def fdb_get(sock: _socket.socket, mac: str, bridge: int) -> FdbAnswer | None:
         if typ != RTM_NEWNEIGH:
             continue
         _fam, idx, state, _nf, _t = _NDMSG.unpack_from(data, start)
-        a = _attrs(data, start + _NDMSG.size, end)
+        a = attr_map(data, start + _NDMSG.size, end)
         master = _U32.unpack_from(a[NDA_MASTER])[0] if NDA_MASTER in a else None
         vlan = struct.unpack_from("=H", a[NDA_VLAN])[0] if NDA_VLAN in a else None
         return FdbAnswer(mac, idx, master, vlan, nud_state(state))
@@ -317,7 +305,7 @@ def netconf_get(sock: _socket.socket, ifindex: int, family: int = AF_INET) -> di
     for typ, _flags, start, end in iter_messages(data):
         if typ != RTM_NEWNETCONF:
             continue
-        a = _attrs(data, start + 4, end)
+        a = attr_map(data, start + 4, end)
         for key, name in ((NETCONFA_FORWARDING, "forwarding"), (NETCONFA_RP_FILTER, "rp_filter")):
             if key in a:
                 out[name] = _I32.unpack_from(a[key])[0]

@@ -179,6 +179,19 @@ def iter_replies(data: bytes) -> Iterator[tuple[int, int, int, int, int]]:
         off += (ln + 3) & ~3
 
 
+def attr_map(data: bytes, off: int, end: int) -> dict[int, bytes]:
+    """The netlink attributes in ``data[off:end]`` by type (nested flag masked):
+    one place for every reader that wants payloads rather than offsets."""
+    out: dict[int, bytes] = {}
+    while off + 4 <= end:
+        alen, atype = _NLA.unpack_from(data, off)
+        if alen < 4:
+            break
+        out[atype & 0x3FFF] = data[off + 4 : off + alen]
+        off += (alen + 3) & ~3
+    return out
+
+
 def ack_error(data: bytes, start: int) -> int:
     """The errno of the NLMSG_ERROR message whose header is at ``start`` (0: an ack)."""
     return -int(_I32.unpack_from(data, start + 16)[0])
