@@ -55,3 +55,29 @@ def run_async(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., Non
         asyncio.run(fn(*args, **kwargs))
 
     return wrapper
+
+
+async def select_live_vrf(pilot: Pilot[Any], name: str) -> str:
+    """On a live dashboard: wait until discovery shows the namespace called ``name``
+    (a busy host can take a while), open the VRFs view and put the cursor on it.
+    Returns its id."""
+    from netlens.tui.widgets.fast_table import FastTable
+
+    app = pilot.app
+    assert isinstance(app, NetlensApp)
+    ns_id = None
+    for _ in range(750):
+        idx = app.ctx.index
+        if idx is not None:
+            ns_id = next((n.id for n in idx.snapshot.namespaces if name in n.names), None)
+            if ns_id is not None:
+                break
+        await pilot.pause(0.1)
+    assert ns_id is not None, "the test's namespace never appeared"
+    await pilot.press("2")
+    vrfs = app.query_one("#vrf-table", FastTable)
+    vrfs.focus()
+    vrfs.restore_cursor(ns_id, 0)
+    await pilot.pause()
+    assert vrfs.cursor_key() == ns_id
+    return ns_id

@@ -21,9 +21,8 @@ from textual.widgets import Static
 
 from netlens.tui.app import NetlensApp
 from netlens.tui.sources import LiveSource
-from netlens.tui.widgets.fast_table import FastTable
 
-from .conftest import SIZE, loaded, make_app, run_async
+from .conftest import SIZE, loaded, make_app, run_async, select_live_vrf
 
 pytestmark = [pytest.mark.integration, pytest.mark.tui]
 
@@ -45,21 +44,7 @@ async def drive(lab: Lab, a: str, ia: str, peer: str) -> tuple[list[str], Path |
     app = NetlensApp(src)
     seen: list[str] = []
     async with app.run_test(size=SIZE) as pilot:
-        ns_a = None
-        for _ in range(750):  # discovery of a busy host can take a while
-            idx = app.ctx.index
-            if idx is not None:
-                ns_a = next((n.id for n in idx.snapshot.namespaces if a in n.names), None)
-                if ns_a is not None:
-                    break
-            await pilot.pause(0.1)
-        assert ns_a is not None, "the test's namespace never appeared"
-        await pilot.press("2")
-        vrfs = app.query_one("#vrf-table", FastTable)
-        vrfs.focus()
-        vrfs.restore_cursor(ns_a, 0)
-        await pilot.pause()
-        assert vrfs.cursor_key() == ns_a
+        await select_live_vrf(pilot, a)
         await pilot.press("w")
         assert app.ctx.capturing.startswith(f"● capturing {a}:{ia} → "), app.ctx.capturing
         status = app.query_one("#status", Static)
