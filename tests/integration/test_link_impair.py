@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from conftest import RUN_TAG
+from runtime_host import free_octet
 
 from netlens.cli import main
 from netlens_runtime import api, lab_ops, lab_record
@@ -29,22 +30,7 @@ from netlens_runtime.lab_spec import load_lab
 pytestmark = pytest.mark.integration
 
 
-def _free_octet() -> int:
-    """A second octet whose 10.X.0.0/16 no host route touches (the machine is shared)."""
-    import ipaddress
-
-    out = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True).stdout
-    used = [ipaddress.ip_network(w.split()[0]) for w in out.splitlines() if w[:1].isdigit()]
-    start = 100 + int(RUN_TAG, 16) % 100
-    for step in range(100):
-        octet = 100 + (start + step) % 150
-        mine = ipaddress.ip_network(f"10.{octet}.0.0/16")
-        if not any(mine.overlaps(net) for net in used if net.prefixlen):
-            return octet
-    raise AssertionError("no free 10.X.0.0/16 on this host")
-
-
-OCTET = _free_octet()
+OCTET = free_octet(100 + int(RUN_TAG, 16) % 100)
 PORT = 15201
 
 LAB = """

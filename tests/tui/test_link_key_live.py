@@ -18,7 +18,6 @@ back and checked the same way:
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import subprocess
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 
 import pytest
 from conftest import RUN_TAG
+from runtime_host import free_octet
 from textual.pilot import Pilot
 from textual.widgets import TabbedContent
 
@@ -41,19 +41,6 @@ from netlens.tui.widgets.topology_view import TopologyView
 from .conftest import SIZE
 
 pytestmark = [pytest.mark.integration, pytest.mark.tui]
-
-
-def _free_octet() -> int:
-    """A second octet whose 10.X.0.0/16 no host route touches (the machine is shared)."""
-    out = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True).stdout
-    used = [ipaddress.ip_network(w.split()[0]) for w in out.splitlines() if w[:1].isdigit()]
-    start = 100 + (int(RUN_TAG, 16) + 53) % 100
-    for step in range(100):
-        octet = 100 + (start + step) % 150
-        mine = ipaddress.ip_network(f"10.{octet}.0.0/16")
-        if not any(mine.overlaps(net) for net in used if net.prefixlen):
-            return octet
-    raise AssertionError("no free 10.X.0.0/16 on this host")
 
 
 LAB = """
@@ -259,7 +246,7 @@ def test_link_key_pulls_and_plugs_back_lab_cables(labstate: Path, tmp_path: Path
 
     LiveSource.check_available()
     path = tmp_path / "lkey.yaml"
-    path.write_text(LAB.format(o=_free_octet()))
+    path.write_text(LAB.format(o=free_octet(100 + (int(RUN_TAG, 16) + 53) % 100)))
     spec = load_lab(str(path), name=f"lkey{RUN_TAG}")
     lab_ops.lab_up(spec)
     names = {n: lab_record.node_name(spec.name, n) for n in ("a", "b")}
