@@ -107,6 +107,20 @@ async def until(pilot: Any, cond: Any) -> None:
     raise AssertionError("the trace screen never got its answer")
 
 
+async def traced(pilot: Any, src: str, dst: str) -> TraceScreen:
+    """Once the fixture is loaded: ``t`` from the topology node ``src`` to ``dst``,
+    until the trace screen has its answer."""
+    await loaded(pilot)
+    topo = pilot.app.query_one(TopologyView)
+    topo.selected = src
+    topo.focus()
+    await pilot.press("t", *dst, "enter")
+    screen = pilot.app.screen
+    assert isinstance(screen, TraceScreen)
+    await until(pilot, lambda: screen.outcome is not None)
+    return screen
+
+
 def help_rows(screen: HelpScreen) -> list[str]:
     console = Console(width=200, file=io.StringIO(), record=True)
     console.print(screen._table())
@@ -262,14 +276,7 @@ async def test_names_from_the_host_are_never_markup(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(trace_worker, "RUNNER", hostile)
     app = make_app(fixture_source(live=True, interval=5.0))
     async with app.run_test(size=SIZE) as pilot:
-        await loaded(pilot)
-        topo = app.query_one(TopologyView)
-        topo.selected = WEB
-        topo.focus()
-        await pilot.press("t", *"api-2", "enter")
-        screen = app.screen
-        assert isinstance(screen, TraceScreen)
-        await until(pilot, lambda: screen.outcome is not None)
+        await traced(pilot, WEB, "api-2")
         await pilot.pause()
         shown = html.unescape(app.export_screenshot()).replace("\xa0", " ")
         assert "[red]evil[/]" in shown and "to [b]evil[/b]" in shown
@@ -307,14 +314,7 @@ async def test_help_lists_every_trace_key_and_a_remapped_probe_key_works(
     (kdir / "keymap.toml").write_text('[keymap]\ntrace.probe = "x"\n')
     app = make_app(fixture_source(live=True, interval=5.0))
     async with app.run_test(size=SIZE) as pilot:
-        await loaded(pilot)
-        topo = app.query_one(TopologyView)
-        topo.selected = WEB
-        topo.focus()
-        await pilot.press("t", *"api-2", "enter")
-        screen = app.screen
-        assert isinstance(screen, TraceScreen)
-        await until(pilot, lambda: screen.outcome is not None)
+        screen = await traced(pilot, WEB, "api-2")
         bar = str(screen.query_one("#keybar", Static).render())
         assert "x probe" in bar and "p probe" not in bar
         await pilot.press("question_mark")
