@@ -337,6 +337,7 @@ def _run_execs(spec: LabSpec) -> None:
     order = {n.name: i for i, n in enumerate(spec.nodes)}
     running: dict[int, tuple[int, str, str, deque[str]]] = {}  # pidfd -> pid, node, cmd, rest
     failures: list[tuple[int, str]] = []
+    recs: dict[str, dict[str, Any]] = {}
     sel = selectors.DefaultSelector()
     try:
         while waiting or running:
@@ -345,7 +346,9 @@ def _run_execs(spec: LabSpec) -> None:
                 cmd = cmds.popleft()
                 real = lab_record.node_name(spec.name, node)
                 _step("exec", real)
-                pid = _fork_exec(get_container(real), shlex.split(cmd))
+                if node not in recs:  # read once per node, not per command
+                    recs[node] = get_container(real)
+                pid = _fork_exec(recs[node], shlex.split(cmd))
                 fd = os.pidfd_open(pid)
                 sel.register(fd, selectors.EVENT_READ)
                 running[fd] = (pid, node, cmd, cmds)
