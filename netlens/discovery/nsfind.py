@@ -130,11 +130,10 @@ def host_namespace(proc_root: str = "/proc") -> tuple[int, str] | None:
 
     Ours is the last resort because netlens may itself run inside a namespace
     (``ip netns exec X netlens``): that namespace is not the host."""
-    candidates = [f"{proc_root}/1/ns/net"]
-    if _is_kthreadd(proc_root, 2):
-        candidates.append(f"{proc_root}/2/ns/net")
-    candidates.append(f"{proc_root}/self/ns/net")
-    for path in candidates:
+    for pid in ("1", "2", "self"):
+        if pid == "2" and not _is_kthreadd(proc_root, 2):  # read only when init hides
+            continue
+        path = f"{proc_root}/{pid}/ns/net"
         inode = _readlink_inode(path)
         if inode is not None:
             return inode, path
